@@ -1,0 +1,112 @@
+# profd -- statistical profiler for fleets of Python processes.
+#
+#   make                  profd, profctl (bin/) and the agent for $(PYTHON)
+#   make agent PYTHON=/path/to/python3.X   agent into build/python3.X/
+#   make test [SANITIZE=1]  unit + end-to-end suites on every interpreter
+#   make demo             private profd + real workers + merged profile
+#   make bench            benchmark table (never fails on timing)
+#   make install [PREFIX=/usr/local] [DESTDIR=]
+
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/bin
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+PYTHON	?= python3
+DEPS	?= scripts/deps.sh
+
+CC	?= cc
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
+	   -Wstrict-prototypes -Wmissing-prototypes -D_GNU_SOURCE -Iproto
+PKGS	:= libevent msgpack libsystemd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
+
+ifeq ($(SANITIZE),1)
+SAN	:= -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=undefined
+CFLAGS	+= $(SAN)
+LDFLAGS	+= $(SAN)
+OBJDIR	:= build/obj-san
+else
+OBJDIR	:= build/obj
+endif
+
+PROTO_SRCS	:= proto/proto.c proto/rundir.c
+DAEMON_SRCS	:= $(wildcard daemon/*.c)
+CTL_SRCS	:= $(wildcard ctl/*.c)
+AGENT_SRCS	:= $(wildcard agent/*.c)
+AGENT_PY	:= $(wildcard agent/profagent/*.py agent/profagent/_boot/*.py)
+
+PROTO_OBJS	:= $(PROTO_SRCS:%.c=$(OBJDIR)/%.o)
+DAEMON_OBJS	:= $(DAEMON_SRCS:%.c=$(OBJDIR)/%.o)
+CTL_OBJS	:= $(CTL_SRCS:%.c=$(OBJDIR)/%.o)
+
+# The daemon's objects without main(), for unit tests.
+DAEMON_LIB_OBJS	:= $(filter-out $(OBJDIR)/daemon/profd.o,$(DAEMON_OBJS))
+CTL_LIB_OBJS	:= $(filter-out $(OBJDIR)/ctl/profctl.o,$(CTL_OBJS))
+
+UNIT_SRCS	:= $(wildcard tests/unit/test_*.c)
+UNIT_BINS	:= $(UNIT_SRCS:tests/unit/%.c=$(OBJDIR)/tests/%)
+
+# The agent is built per interpreter, into build/python3.X/ by default.
+PYVER	= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+AGENTDIR ?= build/python$(PYVER)
+
+.PHONY: all daemon ctl agent test unit e2e demo bench install clean deps
+
+all: daemon ctl agent
+
+daemon: bin/profd
+ctl: bin/profctl
+
+bin/profd: $(DAEMON_OBJS) $(PROTO_OBJS)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+bin/profctl: $(CTL_OBJS) $(PROTO_OBJS)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(OBJDIR)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Idaemon -Ictl -c -o $@ $<
+
+agent:
+	@test -n "$(PYVER)" || { echo "make agent: cannot run PYTHON=$(PYTHON)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory -f agent/agent.mk PYTHON="$(PYTHON)" \
+	    AGENTDIR="$(AGENTDIR)" SANITIZE="$(SANITIZE)" CC="$(CC)"
+
+$(OBJDIR)/tests/test_%: tests/unit/test_%.c $(DAEMON_LIB_OBJS) $(CTL_LIB_OBJS) $(PROTO_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Idaemon -Ictl -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS) $(LDFLAGS) -lm
+
+deps:
+	@sh $(DEPS)
+
+unit: $(UNIT_BINS)
+	@sh tests/run-unit.sh $(UNIT_BINS)
+
+e2e: daemon ctl
+	@SANITIZE="$(SANITIZE)" sh tests/run-e2e.sh
+
+test: deps
+	@$(MAKE) --no-print-directory daemon ctl
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory e2e
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory daemon ctl
+	@sh bench/run.sh
+
+install: daemon ctl
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
+	install -m 755 bin/profd bin/profctl $(DESTDIR)$(BINDIR)
+	install -m 644 systemd/profd.service systemd/profd.socket $(DESTDIR)$(UNITDIR)
+
+clean:
+	rm -rf bin build

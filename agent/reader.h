@@ -1,0 +1,72 @@
+/*
+ * reader.h -- one interface for the ways the agent reads Python stacks.
+ *
+ * reader_gil.c reads through the public C API while holding the GIL;
+ * reader_direct.c copies interpreter state without the GIL (safe copies,
+ * validated pointers).  The sampler does not know which one runs.
+ *
+ * All calls are made from the sampler thread only.
+ */
+#ifndef READER_H
+#define READER_H
+
+#include <stdint.h>
+
+#include "proto.h"
+
+/* One frame as the reader saw it: a code object address and a location,
+ * which is a line number (READER_LOC_LINE) or an instruction offset in
+ * bytes from the start of the code (READER_LOC_OFFSET), per reader. */
+struct reader_frame {
+	uintptr_t	code;
+	int32_t		loc;
+};
+
+struct reader_thread {
+	uint64_t	 native_id;	/* kernel tid */
+	uint64_t	 ident;		/* threading.get_ident() */
+	uint32_t	 depth;		/* frames filled, leaf first */
+	int		 truncated;	/* deeper than PROTO_MAX_DEPTH */
+	int		 gil;		/* held the GIL, -1 unknown */
+	struct reader_frame frames[PROTO_MAX_DEPTH];
+};
+
+#define READER_NAME_MAX	512
+
+/* What the interner needs to define a function, copied out. */
+struct reader_code {
+	char		qualname[READER_NAME_MAX];
+	char		filename[READER_NAME_MAX];
+	int32_t		firstline;
+	uint64_t	fingerprint;	/* changes if the address is reused */
+};
+
+enum reader_loc { READER_LOC_LINE, READER_LOC_OFFSET };
+
+struct reader {
+	const char	*name;		/* "gil" or "direct" */
+	enum proto_reader id;
+	enum reader_loc	 loc;
+	/* Returns 0 if this reader works on this interpreter, else -1. */
+	int		(*probe)(void);
+	/*
+	 * Fills up to max threads (every Python thread of the interpreter but
+	 * the sampler's own); returns how many, or -1.  *invalid is bumped for
+	 * each thread whose stack was torn or unreadable and left out.
+	 */
+	int		(*capture)(struct reader_thread *, int max,
+			    uint64_t *invalid);
+	/* Copies out what defines code; 0 or -1 if unreadable. */
+	int		(*code)(uintptr_t code, struct reader_code *);
+	/* Fingerprint of code now, to detect a reused address; 0 on error. */
+	uint64_t	(*fingerprint)(uintptr_t code);
+	/* Maps loc to a line number (identity for READER_LOC_LINE). */
+	int32_t		(*line)(uintptr_t code, int32_t loc);
+	/* Interner lets go of a code object it held (gil reader: decref). */
+	void		(*forget)(uintptr_t code);
+};
+
+extern const struct reader reader_gil;
+extern const struct reader reader_direct;
+
+#endif

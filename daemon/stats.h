@@ -1,0 +1,48 @@
+/*
+ * stats.h -- the daemon's counters, listed once: X(name, description).
+ * The list makes both the struct and the "daemon" map of `status`.
+ */
+#ifndef STATS_H
+#define STATS_H
+
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#define DAEMON_STATS(X)							\
+	X(agents_accepted, "agent connections accepted")		\
+	X(agents_rejected, "agent connections refused: max-agents")	\
+	X(agents_closed, "agent connections ended")			\
+	X(controls_accepted, "control connections accepted")		\
+	X(controls_rejected, "control connections refused: max-controls") \
+	X(accept_errors, "accept() failures")				\
+	X(accept_pauses, "times accepting paused for lack of fds")	\
+	X(bad_frames, "frames too long or not decodable")		\
+	X(protocol_errors, "valid frames breaking the protocol rules")	\
+	X(hello_timeouts, "agents closed for sending no hello")		\
+	X(output_overflows, "peers closed for not reading replies")	\
+	X(bytes_received, "bytes received from agents")			\
+	X(messages_received, "messages received from agents")		\
+	X(samples_received, "samples received from agents")		\
+	X(ids_unmapped, "agent ids past max-ids, their samples dropped") \
+	X(store_overflow, "samples dropped: store full")		\
+	X(store_refused, "definitions refused: store full")		\
+	X(store_stacks, "distinct stacks stored")			\
+	X(store_bytes, "bytes used by the store")			\
+	X(agents_forgotten, "disconnected agents dropped from status")	\
+	X(requests, "control requests answered")			\
+	X(request_errors, "control requests answered with an error")
+
+struct daemon_stats {
+#define DAEMON_STATS_FIELD(name, desc) uint64_t name;
+	DAEMON_STATS(DAEMON_STATS_FIELD)
+#undef DAEMON_STATS_FIELD
+};
+
+/* The counters: event loop thread only. */
+extern struct daemon_stats daemon_stats;
+
+/* Packs every counter as one map {name: uint}. */
+int	stats_pack(msgpack_packer *, const struct daemon_stats *);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * proto.h -- the profd wire protocol: the one contract between profagent,
+ * profd and profctl.
+ *
+ * !!! Any incompatible change to a message below MUST bump PROTO_VERSION. !!!
+ * Retired message types keep their number, marked unused; never reuse one.
+ *
+ * Framing: every message on every socket is a 4-byte big-endian payload
+ * length followed by that many bytes holding exactly one msgpack array whose
+ * first element is the message type:  [type, field, field, ...].
+ * A reader checks the length against its limit before it decodes anything.
+ *
+ * Ids: an agent numbers the strings, functions, frames, stacks and threads it
+ * defines on one connection densely from 1, each kind on its own counter, and
+ * defines each one before the first message that refers to it.  A new
+ * connection starts every counter again: definitions are sent once per
+ * connection, then only ids.
+ */
+#ifndef PROTO_H
+#define PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#define PROTO_VERSION 1
+
+/* Limits.  Every one is checked by the decoder; a peer over one is closed. */
+#define PROTO_HEADER_SIZE	4		/* length prefix */
+#define PROTO_MAX_MSG		(1u << 20)	/* agent/ctl -> daemon payload */
+#define PROTO_MAX_REPLY		(256u << 20)	/* daemon -> ctl payload */
+#define PROTO_MAX_STRING	4096		/* bytes in one string */
+#define PROTO_MAX_DEPTH		256		/* frames in one stack */
+#define PROTO_MAX_ARGV		64		/* argv entries in a hello */
+#define PROTO_MAX_BATCH		8192		/* samples in one batch */
+#define PROTO_MAX_ID		(1u << 24)	/* ids of any one kind */
+#define PROTO_RATE_MIN		1		/* Hz */
+#define PROTO_RATE_MAX		10000		/* Hz */
+#define PROTO_RATE_DEFAULT	100		/* Hz */
+
+/* A stack deeper than PROTO_MAX_DEPTH keeps its innermost frames and is
+ * marked truncated; viewers show a "[truncated]" root above it. */
+#define PROTO_TRUNCATED_NAME	"[truncated]"
+
+enum proto_type {
+	/* 100s: agent -> daemon. */
+	PROTO_HELLO = 100,	/* [100, {hello map}] */
+	PROTO_STRING = 101,	/* [101, id, str] */
+	PROTO_FUNC = 102,	/* [102, id, name sid, file sid, first line] */
+	PROTO_FRAME = 103,	/* [103, id, func id, line] */
+	PROTO_STACK = 104,	/* [104, id, truncated, [frame id leaf first...]] */
+	PROTO_THREAD = 105,	/* [105, id, native tid, name sid] */
+	PROTO_SAMPLES = 106,	/* [106, base_ns, [stack, thread, dt_us,
+				    weight_us, flags] * n, flattened] */
+	PROTO_STATS = 107,	/* [107, {counter name: uint}] */
+
+	/* 200s: daemon -> agent. */
+	PROTO_CONFIG = 200,	/* [200, profiling, rate_hz, mode, reader] */
+
+	/* 300s: profctl -> daemon. */
+	PROTO_REQUEST = 300,	/* [300, command str, {arg map}] */
+
+	/* 400s: daemon -> profctl. */
+	PROTO_REPLY = 400,	/* [400, ok bool, body (map, or error str)] */
+};
+
+/* Hello map keys: "version" uint, "pid" uint, "ppid" uint, "host" str,
+ * "service" str, "python" str, "start_ns" uint (CLOCK_REALTIME),
+ * "reader" str, "argv" [str...]. */
+
+/* Sample flags. */
+#define PROTO_SAMPLE_ONCPU	0x1u	/* thread was running, not waiting */
+#define PROTO_SAMPLE_GIL	0x2u	/* thread held the GIL */
+#define PROTO_SAMPLE_FLAGS	0x3u	/* every known flag */
+#define PROTO_SAMPLE_FIELDS	5	/* uints per sample in a batch */
+
+/* Sampling modes (CONFIG mode). */
+enum proto_mode {
+	PROTO_MODE_WALL = 0,	/* every thread, weight = wall time */
+	PROTO_MODE_CPU = 1,	/* threads that ran, weight = CPU time */
+	PROTO_MODE_GIL = 2,	/* the GIL holder only */
+};
+#define PROTO_MODE_LAST PROTO_MODE_GIL
+
+/* Stack readers (CONFIG reader). */
+enum proto_reader {
+	PROTO_READER_DEFAULT = 0,	/* the agent's own choice */
+	PROTO_READER_GIL = 1,		/* public C API under the GIL */
+	PROTO_READER_DIRECT = 2,	/* GIL-free copy of interpreter state */
+};
+#define PROTO_READER_LAST PROTO_READER_DIRECT
+
+/*
+ * Agent counters, reported in PROTO_STATS and shown by `profctl status`.
+ * Listed once here: X(name, description).
+ */
+#define PROTO_AGENT_STATS(X)						\
+	X(ticks, "sampler wake-ups while profiling")			\
+	X(samples, "thread stacks captured")				\
+	X(invalid, "stacks discarded as torn or unreadable")		\
+	X(dropped, "samples dropped: buffer full or connection lost")	\
+	X(truncated, "stacks cut at the maximum depth")			\
+	X(sampler_ns, "CPU time of the sampler thread, ns")		\
+	X(bytes_sent, "bytes written to the daemon")			\
+	X(sample_bytes, "bytes of sample records encoded")		\
+	X(connects, "connections made to the daemon")			\
+	X(rate_hz, "sampling rate asked, Hz")				\
+	X(achieved_mhz, "sampling rate achieved, milli-Hz")
+
+/* Decoded messages.  Pointers point into the msgpack zone of the decode. */
+struct proto_hello {
+	uint64_t	 version;
+	uint64_t	 pid;
+	uint64_t	 ppid;
+	uint64_t	 start_ns;
+	const char	*host;		uint32_t host_len;
+	const char	*service;	uint32_t service_len;
+	const char	*python;	uint32_t python_len;
+	const char	*reader;	uint32_t reader_len;
+	const msgpack_object *argv;	/* validated: array of str */
+	uint32_t	 argc;
+};
+
+struct proto_sample {
+	uint32_t	stack;
+	uint32_t	thread;
+	uint32_t	dt_us;
+	uint32_t	weight_us;
+	uint32_t	flags;
+};
+
+struct proto_msg {
+	enum proto_type	type;
+	union {
+		struct proto_hello hello;
+		struct { uint32_t id; const char *str; uint32_t len; } string;
+		struct { uint32_t id, name, file, line; } func;
+		struct { uint32_t id, func, line; } frame;
+		struct {
+			uint32_t id;
+			int truncated;
+			uint32_t depth;
+			const msgpack_object *frames;	/* leaf first */
+		} stack;
+		struct { uint32_t id; uint64_t tid; uint32_t name; } thread;
+		struct {
+			uint64_t base_ns;
+			uint32_t count;
+			const msgpack_object *fields;
+		} samples;
+		struct { const msgpack_object_map *map; } stats;
+		struct {
+			int profiling;
+			uint32_t rate_hz;
+			uint32_t mode;
+			uint32_t reader;
+		} config;
+		struct {
+			const char *command; uint32_t command_len;
+			const msgpack_object_map *args;
+		} request;
+		struct {
+			int ok;
+			const msgpack_object *body;
+		} reply;
+	};
+};
+
+/*
+ * A sink is a contiguous output buffer with a msgpack packer writing into
+ * it.  Encoders write whole frames into a sink and never know where the
+ * bytes go next (a socket, a test, a file).  A growable sink reallocs up to
+ * `max`; a fixed sink never allocates.  A frame that does not fit is rolled
+ * back whole and its encoder returns -1.
+ */
+struct proto_sink {
+	char		*data;
+	size_t		 len;
+	size_t		 cap;
+	size_t		 max;
+	int		 fixed;
+	int		 full;		/* a write did not fit */
+	msgpack_packer	 pk;
+};
+
+void	proto_sink_init(struct proto_sink *, size_t max);
+void	proto_sink_init_fixed(struct proto_sink *, char *buf, size_t cap);
+void	proto_sink_free(struct proto_sink *);
+/* Drops the first n bytes (sent ones). */
+void	proto_sink_consume(struct proto_sink *, size_t n);
+
+/* Starts a frame of `nfields` fields after the type; returns its offset. */
+size_t	proto_begin(struct proto_sink *, enum proto_type, size_t nfields);
+/* Ends the frame begun at `start`: 0, or -1 (rolled back) if it overflowed. */
+int	proto_end(struct proto_sink *, size_t start);
+
+/*
+ * Looks for one complete frame at buf[0..len).  Returns 1 and sets *payload,
+ * *payload_len and *frame_len when one is there, 0 when more bytes are
+ * needed, -1 when the announced length exceeds max (the peer is bad).
+ */
+int	proto_frame_peek(const char *buf, size_t len, size_t max,
+	    const char **payload, size_t *payload_len, size_t *frame_len);
+
+/*
+ * Decodes and validates one payload into *msg, using *up for storage (the
+ * caller owns *up: msgpack_unpacked_init before, msgpack_unpacked_destroy
+ * after).  Returns 0, or -1 with *err set to a short static reason.
+ */
+int	proto_decode(const char *payload, size_t len, msgpack_unpacked *up,
+	    struct proto_msg *msg, const char **err);
+
+/* Fetches sample i of a decoded PROTO_SAMPLES message. */
+void	proto_sample_get(const struct proto_msg *, uint32_t i,
+	    struct proto_sample *);
+
+/* Encoders: each writes one whole frame; 0, or -1 when it did not fit. */
+int	proto_send_hello(struct proto_sink *, const struct proto_hello *,
+	    const char *const *argv, uint32_t argc);
+int	proto_send_string(struct proto_sink *, uint32_t id, const char *,
+	    size_t);
+int	proto_send_func(struct proto_sink *, uint32_t id, uint32_t name,
+	    uint32_t file, uint32_t line);
+int	proto_send_frame(struct proto_sink *, uint32_t id, uint32_t func,
+	    uint32_t line);
+int	proto_send_stack(struct proto_sink *, uint32_t id, int truncated,
+	    const uint32_t *frames, uint32_t depth);
+int	proto_send_thread(struct proto_sink *, uint32_t id, uint64_t tid,
+	    uint32_t name);
+int	proto_send_samples(struct proto_sink *, uint64_t base_ns,
+	    const struct proto_sample *, uint32_t count);
+/* Stats: values in PROTO_AGENT_STATS order. */
+int	proto_send_stats(struct proto_sink *, const uint64_t *values);
+int	proto_send_config(struct proto_sink *, int profiling, uint32_t rate_hz,
+	    uint32_t mode, uint32_t reader);
+/* Requests and replies: begin the frame, then pack the map/body with
+ * sink->pk, then proto_end(). */
+size_t	proto_begin_request(struct proto_sink *, const char *command,
+	    size_t nargs);
+size_t	proto_begin_reply(struct proto_sink *, int ok);
+int	proto_send_error(struct proto_sink *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+/* Map helpers for maps decoded from the wire: NULL when absent. */
+const msgpack_object *proto_map_get(const msgpack_object_map *, const char *);
+int	proto_map_uint(const msgpack_object_map *, const char *, uint64_t *);
+int	proto_map_bool(const msgpack_object_map *, const char *, int *);
+/* Copies a str value into a NUL-terminated buffer, truncating. */
+int	proto_map_str(const msgpack_object_map *, const char *, char *, size_t);
+
+/* Names of modes and readers, and back; -1 when unknown. */
+const char *proto_mode_name(uint32_t);
+int	proto_mode_parse(const char *);
+const char *proto_reader_name(uint32_t);
+int	proto_reader_parse(const char *);
+
+/* Packs a NUL-terminated string. */
+int	proto_pack_cstr(msgpack_packer *, const char *);
+/* Counter names of PROTO_AGENT_STATS, in order, and their count. */
+extern const char *const proto_agent_stat_names[];
+extern const size_t proto_agent_stat_count;
+
+#endif

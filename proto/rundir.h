@@ -1,0 +1,25 @@
+/*
+ * rundir.h -- where profd's sockets live.  profd, profctl and the agent all
+ * use this one rule, so with no flags they find each other.
+ */
+#ifndef RUNDIR_H
+#define RUNDIR_H
+
+#include <stddef.h>
+
+#define RUNDIR_ENV		"PROFD_RUNTIME_DIR"
+#define RUNDIR_SYSTEM		"/run/profd"
+#define RUNDIR_AGENT_SOCK	"agent.sock"
+#define RUNDIR_CONTROL_SOCK	"control.sock"
+
+/*
+ * Resolves the runtime directory: `flag` if not NULL, else $PROFD_RUNTIME_DIR,
+ * else /run/profd for root, else $XDG_RUNTIME_DIR/profd, else /tmp/profd-UID.
+ * Returns 0, or -1 if it does not fit in len.
+ */
+int	rundir_resolve(const char *flag, char *buf, size_t len);
+
+/* Joins dir and a socket name; -1 if it does not fit a sun_path. */
+int	rundir_socket(const char *dir, const char *name, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,302 @@
+/* test_proto.c -- round trips and malformed input for proto.c. */
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+
+#include <string.h>
+
+#include "proto.h"
+
+static struct proto_sink	sink;
+static msgpack_unpacked		up;
+
+static void
+setup(void)
+{
+	proto_sink_init(&sink, PROTO_MAX_REPLY);
+	msgpack_unpacked_init(&up);
+}
+
+static void
+teardown(void)
+{
+	proto_sink_free(&sink);
+	msgpack_unpacked_destroy(&up);
+}
+
+TestSuite(proto, .init = setup, .fini = teardown);
+
+/* Decodes the only frame in the sink. */
+static int
+decode_one(struct proto_msg *msg, const char **err)
+{
+	const char	*payload;
+	size_t		 plen, flen;
+
+	cr_assert_eq(proto_frame_peek(sink.data, sink.len, PROTO_MAX_MSG,
+	    &payload, &plen, &flen), 1);
+	cr_assert_eq(flen, sink.len);
+	return (proto_decode(payload, plen, &up, msg, err));
+}
+
+Test(proto, round_trips_hello)
+{
+	struct proto_hello	 h = { 0 };
+	struct proto_msg	 m;
+	const char		*err, *argv[] = { "python3", "app.py" };
+
+	h.pid = 4242;
+	h.ppid = 1;
+	h.start_ns = 123456789;
+	h.host = "box";
+	h.service = "web";
+	h.python = "3.12.1";
+	h.reader = "direct";
+	cr_assert_eq(proto_send_hello(&sink, &h, argv, 2), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.type, PROTO_HELLO);
+	cr_assert_eq(m.hello.pid, 4242);
+	cr_assert_eq(m.hello.version, PROTO_VERSION);
+	cr_assert_eq(m.hello.service_len, 3);
+	cr_assert(memcmp(m.hello.service, "web", 3) == 0);
+	cr_assert_eq(m.hello.argc, 2);
+	cr_assert(memcmp(m.hello.argv[1].via.str.ptr, "app.py", 6) == 0);
+}
+
+Test(proto, round_trips_definitions)
+{
+	uint32_t		 frames[] = { 3, 2, 1 };
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_send_string(&sink, 7, "leaf_a", 6), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.string.id, 7);
+	cr_assert_eq(m.string.len, 6);
+	sink.len = 0;
+
+	cr_assert_eq(proto_send_func(&sink, 1, 2, 3, 40), 0);
+	cr_assert_eq(decode_one(&m, &err), 0);
+	cr_assert_eq(m.func.line, 40);
+	sink.len = 0;
+
+	cr_assert_eq(proto_send_stack(&sink, 9, 1, frames, 3), 0);
+	cr_assert_eq(decode_one(&m, &err), 0);
+	cr_assert_eq(m.stack.id, 9);
+	cr_assert_eq(m.stack.truncated, 1);
+	cr_assert_eq(m.stack.depth, 3);
+	cr_assert_eq(m.stack.frames[2].via.u64, 1);
+	sink.len = 0;
+
+	cr_assert_eq(proto_send_thread(&sink, 1, 99999, 5), 0);
+	cr_assert_eq(decode_one(&m, &err), 0);
+	cr_assert_eq(m.thread.tid, 99999);
+}
+
+Test(proto, round_trips_samples)
+{
+	struct proto_sample	 in[3] = {
+		{ 1, 1, 0, 1000, PROTO_SAMPLE_ONCPU },
+		{ 2, 1, 1000, 1000, 0 },
+		{ 1, 2, 0, 999, PROTO_SAMPLE_GIL },
+	}, out;
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_send_samples(&sink, 1ull << 40, in, 3), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.samples.count, 3);
+	cr_assert_eq(m.samples.base_ns, 1ull << 40);
+	proto_sample_get(&m, 2, &out);
+	cr_assert_eq(out.stack, 1);
+	cr_assert_eq(out.thread, 2);
+	cr_assert_eq(out.weight_us, 999);
+	cr_assert_eq(out.flags, PROTO_SAMPLE_GIL);
+}
+
+Test(proto, samples_cost_few_bytes_each)
+{
+	struct proto_sample	s[512];
+	uint32_t		i;
+
+	for (i = 0; i < 512; i++)
+		s[i] = (struct proto_sample){ 1 + i % 50, 1, 1000, 1000, 1 };
+	cr_assert_eq(proto_send_samples(&sink, 1ull << 60, s, 512), 0);
+	cr_assert_leq(sink.len / 512, 12);
+}
+
+Test(proto, round_trips_stats_and_config)
+{
+	uint64_t		 v[64];
+	uint64_t		 got;
+	struct proto_msg	 m;
+	const char		*err;
+	size_t			 i;
+
+	for (i = 0; i < proto_agent_stat_count; i++)
+		v[i] = i * 10;
+	cr_assert_eq(proto_send_stats(&sink, v), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(proto_map_uint(m.stats.map, "samples", &got), 0);
+	cr_assert_eq(got, 10);
+	sink.len = 0;
+
+	cr_assert_eq(proto_send_config(&sink, 1, 1000, PROTO_MODE_CPU,
+	    PROTO_READER_DIRECT), 0);
+	cr_assert_eq(decode_one(&m, &err), 0);
+	cr_assert_eq(m.config.profiling, 1);
+	cr_assert_eq(m.config.rate_hz, 1000);
+	cr_assert_eq(m.config.mode, PROTO_MODE_CPU);
+}
+
+Test(proto, round_trips_request_and_reply)
+{
+	struct proto_msg	 m;
+	const char		*err;
+	uint64_t		 rate;
+	size_t			 start;
+
+	start = proto_begin_request(&sink, "start", 1);
+	proto_pack_cstr(&sink.pk, "rate_hz");
+	msgpack_pack_uint32(&sink.pk, 250);
+	cr_assert_eq(proto_end(&sink, start), 0);
+	cr_assert_eq(decode_one(&m, &err), 0);
+	cr_assert_eq(m.request.command_len, 5);
+	cr_assert_eq(proto_map_uint(m.request.args, "rate_hz", &rate), 0);
+	cr_assert_eq(rate, 250);
+	sink.len = 0;
+
+	cr_assert_eq(proto_send_error(&sink, "no agent with pid %d", 7), 0);
+	cr_assert_eq(decode_one(&m, &err), 0);
+	cr_assert_eq(m.reply.ok, 0);
+	cr_assert(memcmp(m.reply.body->via.str.ptr, "no agent with pid 7",
+	    19) == 0);
+}
+
+Test(proto, fixed_sink_rolls_back_a_frame_that_does_not_fit)
+{
+	char			buf[64];
+	struct proto_sink	fixed;
+	char			big[100];
+
+	memset(big, 'x', sizeof big);
+	proto_sink_init_fixed(&fixed, buf, sizeof buf);
+	cr_assert_eq(proto_send_string(&fixed, 1, "ok", 2), 0);
+	cr_assert_eq(fixed.len, 4 + 6);
+	cr_assert_eq(proto_send_string(&fixed, 2, big, sizeof big), -1);
+	cr_assert_eq(fixed.len, 10, "a failed frame leaves nothing behind");
+	cr_assert_eq(proto_send_string(&fixed, 2, "next", 4), 0);
+	proto_sink_consume(&fixed, 10);
+	cr_assert_eq(fixed.len, 4 + 8);
+}
+
+Test(proto, peek_waits_for_whole_frame_and_rejects_oversize)
+{
+	const char	*p;
+	size_t		 pl, fl;
+	char		 hdr[8] = { 0, 0, 0, 3, (char)0x91, 0x01 };
+	char		 huge[4] = { 0x7f, 0, 0, 0 };
+	char		 empty[4] = { 0, 0, 0, 0 };
+
+	cr_assert_eq(proto_frame_peek(hdr, 2, PROTO_MAX_MSG, &p, &pl, &fl), 0);
+	cr_assert_eq(proto_frame_peek(hdr, 6, PROTO_MAX_MSG, &p, &pl, &fl), 0);
+	cr_assert_eq(proto_frame_peek(huge, 4, PROTO_MAX_MSG, &p, &pl, &fl),
+	    -1);
+	cr_assert_eq(proto_frame_peek(empty, 4, PROTO_MAX_MSG, &p, &pl, &fl),
+	    -1);
+}
+
+Test(proto, names_parse_both_ways)
+{
+	cr_assert_eq(proto_mode_parse("cpu"), PROTO_MODE_CPU);
+	cr_assert_eq(proto_mode_parse("bogus"), -1);
+	cr_assert_str_eq(proto_reader_name(PROTO_READER_GIL), "gil");
+	cr_assert_eq(proto_reader_parse("direct"), PROTO_READER_DIRECT);
+	cr_assert_str_eq(proto_mode_name(99), "?");
+}
+
+/* Malformed payloads: every one must be rejected with a reason. */
+struct bad_payload {
+	const char	*what;
+	unsigned char	 bytes[32];
+	size_t		 len;
+};
+
+static struct bad_payload bad_payloads[] = {
+	{ "not msgpack", { 0xc1 }, 1 },
+	{ "not an array", { 0x05 }, 1 },
+	{ "empty array", { 0x90 }, 1 },
+	{ "unknown type", { 0x91, 0xcd, 0x03, 0xe7 }, 4 },
+	{ "type is a string", { 0x92, 0xa1, 'x', 0x01 }, 4 },
+	{ "too few fields", { 0x92, 0x65, 0x01 }, 3 },
+	{ "too many fields", { 0x94, 0x65, 0x01, 0xa1, 'x', 0x01 }, 6 },
+	{ "string id zero", { 0x93, 0x65, 0x00, 0xa1, 'x' }, 5 },
+	{ "string id negative", { 0x93, 0x65, 0xff, 0xa1, 'x' }, 5 },
+	{ "string id too large", { 0x93, 0x65, 0xce, 0x7f, 0, 0, 0, 0xa1,
+	    'x' }, 9 },
+	{ "string is an int", { 0x93, 0x65, 0x01, 0x02 }, 4 },
+	{ "truncated string", { 0x93, 0x65, 0x01, 0xa5, 'x' }, 5 },
+	{ "array bomb", { 0x93, 0x68, 0x01, 0xdd, 0xff, 0xff, 0xff, 0xff },
+	    8 },
+	{ "map bomb", { 0x92, 0x64, 0xdf, 0x7f, 0xff, 0xff, 0xff }, 7 },
+	{ "samples not multiple of five", { 0x93, 0x6a, 0x00, 0x93, 1, 1, 1 },
+	    7 },
+	{ "sample with stack zero", { 0x93, 0x6a, 0x00, 0x95, 0, 1, 1, 1, 0 },
+	    9 },
+	{ "sample with unknown flag", { 0x93, 0x6a, 0x00, 0x95, 1, 1, 1, 1,
+	    0x40 }, 9 },
+	{ "stack frame id zero", { 0x94, 0x68, 0x01, 0xc2, 0x91, 0x00 }, 6 },
+	{ "stack truncated not bool", { 0x94, 0x68, 0x01, 0x01, 0x90 }, 5 },
+	{ "hello not a map", { 0x92, 0x64, 0x01 }, 3 },
+	{ "hello without pid", { 0x92, 0x64, 0x81, 0xa7, 'v', 'e', 'r', 's',
+	    'i', 'o', 'n', 0x01 }, 12 },
+	{ "hello with wrong version", { 0x92, 0x64, 0x82, 0xa7, 'v', 'e', 'r',
+	    's', 'i', 'o', 'n', 0x63, 0xa3, 'p', 'i', 'd', 0x05 }, 17 },
+	{ "config rate zero", { 0x95, 0xcc, 0xc8, 0xc3, 0x00, 0x00, 0x00 },
+	    7 },
+	{ "config rate too high", { 0x95, 0xcc, 0xc8, 0xc3, 0xcd, 0x4e, 0x21,
+	    0x00, 0x00 }, 9 },
+	{ "config unknown mode", { 0x95, 0xcc, 0xc8, 0xc3, 0x01, 0x09, 0x00 },
+	    7 },
+	{ "stats value negative", { 0x92, 0x6b, 0x81, 0xa1, 'x', 0xff }, 6 },
+	{ "trailing bytes", { 0x93, 0x65, 0x01, 0xa1, 'x', 0x00 }, 6 },
+	{ "deep nesting", { 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91,
+	    0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91,
+	    0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91,
+	    0x91, 0x91 }, 32 },
+	{ "reserved byte", { 0x92, 0x65, 0xc1 }, 3 },
+};
+
+ParameterizedTestParameters(proto, rejects_malformed_payload)
+{
+	return (cr_make_param_array(struct bad_payload, bad_payloads,
+	    sizeof bad_payloads / sizeof bad_payloads[0]));
+}
+
+ParameterizedTest(struct bad_payload *bad, proto, rejects_malformed_payload)
+{
+	struct proto_msg	 m;
+	const char		*err = NULL;
+
+	cr_assert_eq(proto_decode((const char *)bad->bytes, bad->len, &up, &m,
+	    &err), -1, "accepted: %s", bad->what);
+	cr_assert_not_null(err, "no reason for: %s", bad->what);
+}
+
+Test(proto, decoder_survives_every_truncation)
+{
+	struct proto_hello	 h = { 0 };
+	struct proto_msg	 m;
+	const char		*err, *argv[] = { "a" };
+	size_t			 n;
+
+	h.pid = 1;
+	h.host = h.service = h.python = h.reader = "x";
+	proto_send_hello(&sink, &h, argv, 1);
+	for (n = 0; n + PROTO_HEADER_SIZE < sink.len; n++) {
+		msgpack_unpacked_destroy(&up);
+		msgpack_unpacked_init(&up);
+		cr_assert_eq(proto_decode(sink.data + PROTO_HEADER_SIZE, n,
+		    &up, &m, &err), -1);
+	}
+}
