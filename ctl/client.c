@@ -121,11 +121,16 @@ static int
 client_connect(const struct client *c)
 {
 	struct sockaddr_un	sun;
+	size_t			len = strlen(c->path);
 	int			fd, error;
 
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
-	strncpy(sun.sun_path, c->path, sizeof sun.sun_path - 1);
+	if (len >= sizeof sun.sun_path) {	/* rundir_socket checked */
+		fprintf(stderr, "profctl: %s: path too long\n", c->path);
+		return (-1);
+	}
+	memcpy(sun.sun_path, c->path, len);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		fprintf(stderr, "profctl: socket: %s\n", strerror(errno));
@@ -229,11 +234,11 @@ client_read(struct client *c, int fd, long long deadline,
 
 /*
  * Sends the request begun by client_begin and waits for the reply.  Returns
- * 0 with *body set to the reply map (valid until client_free), or -1 after
+ * 0 with *body set to the reply, a map (valid until client_free), or -1 after
  * printing why: unreachable, timed out, malformed, or profd's error text.
  */
 int
-client_call(struct client *c, const msgpack_object_map **body)
+client_call(struct client *c, const msgpack_object **body)
 {
 	struct proto_msg	 msg;
 	const char		*payload, *err;
@@ -279,7 +284,7 @@ client_call(struct client *c, const msgpack_object_map **body)
 		    "map\n");
 		goto fail;
 	}
-	*body = &msg.reply.body->via.map;
+	*body = msg.reply.body;
 	return (0);
 
 fail:

@@ -29,6 +29,6 @@ int	client_init(struct client *, const char *rundir);
 void	client_free(struct client *);
 msgpack_packer *client_begin(struct client *, const char *command,
 	    size_t nargs);
-int	client_call(struct client *, const msgpack_object_map **body);
+int	client_call(struct client *, const msgpack_object **body);
 
 #endif

@@ -1,7 +1,6 @@
 /* cmd.c -- the command table and what commands share: help, options. */
 
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,20 +67,28 @@ cmd_print_help(const struct cmd_entry *e, FILE *f)
 	fprintf(f, "  -h, --help         print this help\n");
 }
 
+/* Prints the command's usage line to stderr; returns the usage status. */
+int
+cmd_usage(const struct cmd_entry *e)
+{
+	fprintf(stderr, "usage: profctl [-r DIR] %s%s%s "
+	    "(see 'profctl %s --help')\n", e->name,
+	    *e->usage != '\0' ? " " : "", e->usage, e->name);
+	return (CMD_EXIT_USAGE);
+}
+
 /* Prints a usage error and the command's usage line; returns the status. */
 int
 cmd_usage_error(const struct cmd_entry *e, const char *fmt, ...)
 {
 	va_list	ap;
 
-	fputs("profctl: ", stderr);
+	fprintf(stderr, "profctl %s: ", e->name);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nusage: profctl [-r DIR] %s%s%s\n"
-	    "(see 'profctl %s --help')\n", e->name,
-	    *e->usage != '\0' ? " " : "", e->usage, e->name);
-	return (CMD_EXIT_USAGE);
+	fputc('\n', stderr);
+	return (cmd_usage(e));
 }
 
 /* Parses a decimal unsigned integer in [min, max]; 0 or -1. */
@@ -124,7 +131,7 @@ cmd_pids_add(struct cmd_pids *p, const char *s, const char **err)
 	uint32_t	*nv;
 	size_t		 cap;
 
-	if (cmd_parse_uint(s, 1, INT_MAX, &v) != 0) {
+	if (cmd_parse_uint(s, 1, INT32_MAX, &v) != 0) {
 		*err = "not a process id";
 		return (-1);
 	}

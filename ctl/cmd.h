@@ -54,6 +54,7 @@ extern const struct cmd_entry *const cmd_table[];
 const struct cmd_entry *cmd_find(const char *name, const char **err);
 void	cmd_print_list(FILE *);
 void	cmd_print_help(const struct cmd_entry *, FILE *);
+int	cmd_usage(const struct cmd_entry *);
 int	cmd_usage_error(const struct cmd_entry *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	cmd_parse_uint(const char *, uint64_t min, uint64_t max, uint64_t *);

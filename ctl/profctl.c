@@ -3,6 +3,7 @@
  * from the table in cmd.c.
  */
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,7 +90,8 @@ main(int argc, char **argv)
 	};
 	struct cmd_ctx			 ctx = { NULL };
 	const struct cmd_entry		*e;
-	int				 ch;
+	char				 prog[64];
+	int				 ch, ret;
 
 	while ((ch = getopt_long(argc, argv, "+r:hV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -121,6 +123,15 @@ main(int argc, char **argv)
 	if ((e = profctl_find(argv[0])) == NULL)
 		return (CMD_EXIT_USAGE);
 
+	/* getopt names argv[0] in its messages: make it "profctl CMD". */
+	snprintf(prog, sizeof prog, "profctl %s", e->name);
+	argv[0] = prog;
 	optind = 0;	/* glibc: start a fresh scan of the command's argv */
-	return (e->exec(e, &ctx, argc, argv));
+	ret = e->exec(e, &ctx, argc, argv);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "profctl: writing output: %s\n",
+		    strerror(errno));
+		return (CMD_EXIT_ERROR);
+	}
+	return (ret);
 }

@@ -1,0 +1,186 @@
+/*
+ * agent.h -- profagent's internal interfaces: the sampler thread, the
+ * interner, the daemon connection and the state they share.
+ *
+ * Threads: Python threads call the module functions (module.c) holding the
+ * GIL; the one sampler thread (sampler.c) does everything else.  Shared
+ * state is either atomic (config, counters) or handed over at thread start
+ * and join.
+ */
+#ifndef AGENT_H
+#define AGENT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "reader.h"
+
+/* Limits and settings, each with its default. */
+#define AGENT_MAX_THREADS	256		/* threads captured per tick */
+#define AGENT_BUFFER_DEFAULT	(4u << 20)	/* outgoing bytes buffered */
+#define AGENT_BUFFER_MIN	(64u << 10)
+#define AGENT_BUFFER_MAX	(256u << 20)
+#define AGENT_BUFFER_ENV	"PROFAGENT_BUFFER_BYTES"
+#define AGENT_FLUSH_NS		50000000ull	/* flush samples every 50 ms */
+#define AGENT_FLUSH_SAMPLES	512		/* ... or at this many */
+#define AGENT_PENDING_MAX	(AGENT_FLUSH_SAMPLES + AGENT_MAX_THREADS)
+#define AGENT_STATS_NS		1000000000ull	/* PROTO_STATS period */
+#define AGENT_IDLE_POLL_MS	100		/* poll while not profiling */
+#define AGENT_BACKOFF_MIN_NS	100000000ull	/* reconnect backoff 100 ms */
+#define AGENT_BACKOFF_MAX_NS	5000000000ull	/* ... doubling up to 5 s */
+#define AGENT_EXIT_FLUSH_NS	100000000ull	/* last flush at exit */
+#define AGENT_INBUF		4096		/* bytes of daemon input */
+#define AGENT_MAX_WEIGHT_US	1000000u	/* one sample weighs <= 1 s */
+#define AGENT_TIMER_SLACK_NS	1000		/* sampler's timer slack */
+#define AGENT_RATE_WINDOW	8		/* achieved rate: 8 slots... */
+#define AGENT_RATE_SLOT_NS	250000000ull	/* ... of 250 ms */
+#define AGENT_NAME_SLOTS	4096		/* thread names remembered */
+#define AGENT_NAME_MAX		128		/* bytes of a thread name */
+#define AGENT_READER_ENV	"PROFAGENT_READER"
+
+/* Interner limits: past one, every table is cleared (see intern.c). */
+#define INTERN_MAX_STRINGS	(1u << 17)
+#define INTERN_MAX_STRBYTES	(16u << 20)
+#define INTERN_MAX_FUNCS	(1u << 16)
+#define INTERN_MAX_LOCS		(1u << 20)
+#define INTERN_MAX_FRAMES	(1u << 20)
+#define INTERN_MAX_STACKS	(1u << 20)
+#define INTERN_MAX_STACKWORDS	(16u << 20)	/* frame ids of all stacks */
+#define INTERN_MAX_THREADS	(1u << 16)
+/* A connection is renewed before any wire id gets near PROTO_MAX_ID. */
+#define INTERN_WIRE_ID_LIMIT	(PROTO_MAX_ID - (1u << 20))
+
+/* Counters: written by the sampler only, read by anyone (relaxed). */
+struct agent_stats {
+#define AGENT_STAT_FIELD(name, desc) uint64_t name;
+	PROTO_AGENT_STATS(AGENT_STAT_FIELD)
+#undef AGENT_STAT_FIELD
+	uint64_t	missed;		/* ticks skipped, late by > 1 period */
+};
+
+#define AGENT_LOAD(x)		__atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define AGENT_STORE(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define AGENT_STAT_ADD(name, n)	AGENT_STORE(agent_stats.name,		\
+				    AGENT_LOAD(agent_stats.name) + (n))
+
+/* What the sampler is asked to do; atomics, set by module.c and conn.c. */
+struct agent_config {
+	int		profiling;
+	uint32_t	rate_hz;
+	uint32_t	mode;		/* enum proto_mode */
+	uint32_t	reader;		/* enum proto_reader asked */
+};
+
+/* Who this process is, for the hello.  Set by module.c before the sampler
+ * starts (and refreshed in a fork child before it restarts). */
+struct agent_ident {
+	char		 sock_path[108];
+	char		 service[PROTO_MAX_STRING];
+	char		 host[256];
+	char		 python[32];
+	uint64_t	 start_ns;
+	char		**argv;
+	uint32_t	 argc;
+};
+
+extern struct agent_stats	agent_stats;
+extern struct agent_config	agent_config;
+extern struct agent_ident	agent_ident;
+/* Active reader's enum proto_reader, for stats(); atomic. */
+extern uint32_t			agent_reader_active;
+/* 1 while the sampler has a connection; atomic. */
+extern int			agent_connected;
+
+uint64_t	agent_now_ns(void);		/* CLOCK_MONOTONIC */
+uint64_t	agent_realtime_ns(void);	/* CLOCK_REALTIME */
+
+/* sampler.c */
+int	sampler_start(void);
+/* Stops and joins the sampler; call without the GIL. */
+void	sampler_stop(int last_flush);
+int	sampler_running(void);
+/* Wakes the sampler (config changed, stop asked). */
+void	sampler_wake(void);
+/* Marks the process exiting: stop without touching Python. */
+void	sampler_exit_flag(void);
+/* Fork handlers (pthread_atfork). */
+void	sampler_fork_prepare(void);
+void	sampler_fork_parent(void);
+void	sampler_fork_child(void);
+
+/* intern.c: the sampler's tables; sampler thread only. */
+struct intern_sample {
+	uint32_t	stack;		/* intern indices, not wire ids */
+	uint32_t	thread;
+	uint64_t	t_ns;		/* CLOCK_MONOTONIC */
+	uint32_t	weight_us;
+	uint32_t	flags;
+};
+
+/* Per-thread sampling state, kept with the thread's entry. */
+struct intern_thread_state {
+	uint64_t	last_ns;	/* time of its previous sample */
+	uint64_t	last_cpu_ns;	/* its CPU time then */
+	uint64_t	cpu_carry_ns;	/* CPU time already reported */
+	uint64_t	seen_gen;	/* profiling generation of last_ns */
+};
+
+int	intern_init(void);
+void	intern_free(void);
+/* Clears every table (the reader forgets its code objects). */
+void	intern_reset(const struct reader *);
+/* Starts a new tick (fingerprints are checked once per tick). */
+void	intern_tick(void);
+/* Interns a captured stack: its index, or 0 if unreadable (*full set when
+ * a table is full). */
+uint32_t intern_stack(const struct reader *, const struct reader_thread *,
+	    int *full);
+/* Interns a thread by native id (or ident when 0): its index, or 0. */
+uint32_t intern_thread(uint64_t native_id, uint64_t ident, int *full);
+struct intern_thread_state *intern_thread_state(uint32_t thread);
+/* Starts a connection epoch: every entry must be defined again. */
+void	intern_new_epoch(void);
+/* 1 when wire ids got too big for this connection. */
+int	intern_wire_exhausted(void);
+/* Writes the definitions a sample needs and its wire ids; -1 if the sink
+ * is full.  Inside a transaction. */
+int	intern_emit(struct proto_sink *, const struct intern_sample *,
+	    struct proto_sample *);
+void	intern_txn_begin(void);
+void	intern_txn_commit(void);
+void	intern_txn_abort(void);
+/* Thread names, set from Python (any thread, GIL held). */
+void	intern_set_thread_name(uint64_t native_id, uint64_t ident,
+	    const char *, size_t);
+/* The native id recorded for a threading ident, or 0. */
+uint64_t intern_native_of_ident(uint64_t ident);
+void	intern_names_clear(void);
+void	intern_fork_child(void);
+
+/* conn.c: the daemon connection; sampler thread only (but conn_init). */
+int	conn_init(size_t buffer_bytes);
+void	conn_free(void);
+/* The fd to poll for input, or -1. */
+int	conn_fd(void);
+/* Whether output is waiting to be sent. */
+int	conn_want_write(void);
+/* Connects when due, sends what the socket takes, reads CONFIG. */
+void	conn_io(uint64_t now);
+/* Commits one batch with its definitions, atomically; -1 if dropped. */
+int	conn_commit(const struct intern_sample *, uint32_t n);
+/* Appends a PROTO_STATS frame if connected. */
+void	conn_stats(void);
+/* Closes the connection, drops buffered samples, starts a new epoch. */
+void	conn_drop(uint64_t now, const char *why);
+/* Starts a new epoch with a fresh hello (after fork, after attach). */
+void	conn_restart(void);
+void	conn_fork_child(void);
+
+/* reader_gil.c extras (not part of struct reader). */
+/* Lets go of the sampler's thread state; at sampler exit, Python alive. */
+void	reader_gil_thread_exit(void);
+void	reader_gil_fork_child(void);
+
+#endif

@@ -1,0 +1,279 @@
+/* cmd-status.c -- `profctl status`: profd, its agents, rates and drops. */
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "cmd.h"
+#include "json.h"
+#include "proto.h"
+#include "render.h"
+
+#define CMD_STATUS_FIELD	128	/* bytes of one short text field */
+
+static int	cmd_status_exec(const struct cmd_entry *,
+		    const struct cmd_ctx *, int, char **);
+
+const struct cmd_entry cmd_status_entry = {
+	.name = "status",
+	.usage = "[--format table|json]",
+	.summary = "show profd and its agents: rates, samples, drops",
+	.help =
+	    "  -f, --format FMT   table (default): a summary line and one row "
+	    "per agent:\n"
+	    "                     RATE is asked/achieved Hz, CPU/SAMPLE the "
+	    "sampler\n"
+	    "                     thread's CPU time per captured stack, STATE "
+	    "gone for\n"
+	    "                     processes that exited or lost their "
+	    "connection;\n"
+	    "                     json: the full status reply as one JSON "
+	    "object\n",
+	.exec = cmd_status_exec,
+};
+
+static const char *const cmd_status_headers[] = {
+	"PID", "SERVICE", "PYTHON", "STATE", "PROFILING", "RATE", "SAMPLES",
+	"DROPPED", "INVALID", "CPU/SAMPLE", "CMD"
+};
+#define CMD_STATUS_NCOLS \
+	(sizeof cmd_status_headers / sizeof cmd_status_headers[0])
+static const char cmd_status_align[] = "rlllllrrrrl";
+
+/* Gets an uint from a map, 0 when absent. */
+static uint64_t
+cmd_status_uint(const msgpack_object_map *m, const char *key)
+{
+	uint64_t	v;
+
+	if (m == NULL || proto_map_uint(m, key, &v) != 0)
+		return (0);
+	return (v);
+}
+
+/* Gets a bool from a map, 0 when absent. */
+static int
+cmd_status_bool(const msgpack_object_map *m, const char *key)
+{
+	int	v;
+
+	if (m == NULL || proto_map_bool(m, key, &v) != 0)
+		return (0);
+	return (v);
+}
+
+/* Copies a str from a map, `dflt` when absent or empty. */
+static void
+cmd_status_str(const msgpack_object_map *m, const char *key, char *buf,
+    size_t len, const char *dflt)
+{
+	if (proto_map_str(m, key, buf, len) != 0 || *buf == '\0')
+		snprintf(buf, len, "%s", dflt);
+	render_clean(buf, 0);
+}
+
+/* Joins the str items of an argv array with spaces; a new string. */
+static char *
+cmd_status_argv(const msgpack_object *argv)
+{
+	const msgpack_object	*a;
+	char			*out = NULL;
+	size_t			 len = 0;
+	uint32_t		 i;
+	FILE			*f;
+
+	if ((f = open_memstream(&out, &len)) == NULL)
+		return (NULL);
+	if (argv != NULL && argv->type == MSGPACK_OBJECT_ARRAY) {
+		for (i = 0; i < argv->via.array.size; i++) {
+			a = &argv->via.array.ptr[i];
+			if (a->type != MSGPACK_OBJECT_STR)
+				continue;
+			if (i > 0)
+				fputc(' ', f);
+			fwrite(a->via.str.ptr, 1, a->via.str.size, f);
+		}
+	}
+	if (fclose(f) != 0) {
+		free(out);
+		return (NULL);
+	}
+	render_clean(out, 0);
+	return (out);
+}
+
+/* Adds one agent's row to the table. */
+static int
+cmd_status_agent(struct render_table *t, const msgpack_object *o)
+{
+	const msgpack_object_map	*m, *stats = NULL;
+	const msgpack_object		*so;
+	char				 pid[24], service[CMD_STATUS_FIELD];
+	char				 python[CMD_STATUS_FIELD], rate[48];
+	char				 samples[24], dropped[24], invalid[24];
+	char				 cpu[32], *cmd, *sp;
+	const char			*cells[CMD_STATUS_NCOLS];
+	uint64_t			 n, ns;
+	int				 connected, profiling, r;
+
+	if (o->type != MSGPACK_OBJECT_MAP)
+		return (0);
+	m = &o->via.map;
+	so = proto_map_get(m, "stats");
+	if (so != NULL && so->type == MSGPACK_OBJECT_MAP)
+		stats = &so->via.map;
+	connected = cmd_status_bool(m, "connected");
+	profiling = cmd_status_bool(m, "profiling");
+
+	snprintf(pid, sizeof pid, "%" PRIu64, cmd_status_uint(m, "pid"));
+	cmd_status_str(m, "service", service, sizeof service, "-");
+	cmd_status_str(m, "python", python, sizeof python, "-");
+	if ((sp = strchr(python, ' ')) != NULL)
+		*sp = '\0';	/* "3.11.7 (main, ...)" -> "3.11.7" */
+	if (profiling)
+		snprintf(rate, sizeof rate, "%" PRIu64 "/%.1f Hz",
+		    cmd_status_uint(m, "rate_hz"),
+		    cmd_status_uint(stats, "achieved_mhz") / 1000.0);
+	else
+		snprintf(rate, sizeof rate, "-");
+	snprintf(samples, sizeof samples, "%" PRIu64,
+	    cmd_status_uint(m, "samples"));
+	snprintf(dropped, sizeof dropped, "%" PRIu64,
+	    cmd_status_uint(m, "dropped"));
+	snprintf(invalid, sizeof invalid, "%" PRIu64,
+	    cmd_status_uint(stats, "invalid"));
+	n = cmd_status_uint(stats, "samples");
+	ns = cmd_status_uint(stats, "sampler_ns");
+	if (n == 0)
+		snprintf(cpu, sizeof cpu, "-");
+	else
+		snprintf(cpu, sizeof cpu, "%.1f us", (double)ns / n / 1000.0);
+	if ((cmd = cmd_status_argv(proto_map_get(m, "argv"))) == NULL)
+		return (-1);
+
+	cells[0] = pid;
+	cells[1] = service;
+	cells[2] = python;
+	cells[3] = connected ? "connected" : "gone";
+	cells[4] = profiling ? "on" : "off";
+	cells[5] = rate;
+	cells[6] = samples;
+	cells[7] = dropped;
+	cells[8] = invalid;
+	cells[9] = cpu;
+	cells[10] = cmd;
+	r = render_table_add(t, cells);
+	free(cmd);
+	return (r);
+}
+
+/* Prints the status reply as a summary line and a table of agents. */
+static int
+cmd_status_table(const msgpack_object *body, const char *dir)
+{
+	const msgpack_object_map	*m = &body->via.map;
+	const msgpack_object		*agents;
+	struct render_table		*t;
+	char				 mode[32], reader[32], version[64];
+	char				 up[32];
+	uint64_t			 total = 0, connected = 0;
+	uint32_t			 i;
+
+	agents = proto_map_get(m, "agents");
+	if (agents != NULL && agents->type != MSGPACK_OBJECT_ARRAY)
+		agents = NULL;
+	if (agents != NULL) {
+		total = agents->via.array.size;
+		for (i = 0; i < total; i++) {
+			if (agents->via.array.ptr[i].type ==
+			    MSGPACK_OBJECT_MAP && cmd_status_bool(
+			    &agents->via.array.ptr[i].via.map, "connected"))
+				connected++;
+		}
+	}
+	cmd_status_str(m, "mode", mode, sizeof mode, "?");
+	cmd_status_str(m, "reader", reader, sizeof reader, "default");
+	cmd_status_str(m, "version", version, sizeof version, "?");
+	render_duration(up, sizeof up, cmd_status_uint(m, "uptime_s"));
+
+	printf("profiling %s, rate %" PRIu64 " Hz, mode %s, reader %s; profd "
+	    "%s up %s; %" PRIu64 " of %" PRIu64 " %s connected\n",
+	    cmd_status_bool(m, "profiling") ? "on" : "off",
+	    cmd_status_uint(m, "rate_hz"), mode, reader, version, up,
+	    connected, total, cmd_plural(total, "agent", "agents"));
+	if (total == 0) {
+		printf("no processes attached: run one with "
+		    "'PROFD_RUNTIME_DIR=%s python3 -m profagent run -- CMD'\n",
+		    dir);
+		return (0);
+	}
+
+	t = render_table_create(CMD_STATUS_NCOLS, cmd_status_headers,
+	    cmd_status_align);
+	if (t == NULL)
+		goto fail;
+	for (i = 0; i < total; i++) {
+		if (cmd_status_agent(t, &agents->via.array.ptr[i]) != 0)
+			goto fail;
+	}
+	render_table_print(t, stdout, render_width(stdout));
+	render_table_free(t);
+	return (0);
+
+fail:
+	render_table_free(t);
+	fprintf(stderr, "profctl: out of memory\n");
+	return (-1);
+}
+
+/* Asks profd for its status and prints it. */
+static int
+cmd_status_exec(const struct cmd_entry *self, const struct cmd_ctx *ctx,
+    int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "format",	required_argument,	NULL, 'f' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ NULL,		0,			NULL, 0 }
+	};
+	enum cmd_format			 format = CMD_FORMAT_TABLE;
+	struct client			 c;
+	const msgpack_object		*body;
+	int				 ch, ret = CMD_EXIT_ERROR;
+
+	while ((ch = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			if (cmd_parse_format(optarg, 0, &format) != 0)
+				return (cmd_usage_error(self, "--format '%s': "
+				    "use table or json", optarg));
+			break;
+		case 'h':
+			cmd_print_help(self, stdout);
+			return (CMD_EXIT_OK);
+		default:
+			return (cmd_usage(self));
+		}
+	}
+	if (optind < argc)
+		return (cmd_usage_error(self, "unexpected argument '%s'",
+		    argv[optind]));
+
+	if (client_init(&c, ctx->rundir) != 0)
+		goto out;
+	client_begin(&c, "status", 0);
+	if (client_call(&c, &body) != 0)
+		goto out;
+	if (format == CMD_FORMAT_JSON) {
+		json_write(stdout, body, 1);
+		putchar('\n');
+	} else if (cmd_status_table(body, c.dir) != 0)
+		goto out;
+	ret = CMD_EXIT_OK;
+out:
+	client_free(&c);
+	return (ret);
+}

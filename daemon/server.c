@@ -1,0 +1,370 @@
+/*
+ * server.c -- the listeners: agent.sock and control.sock, inherited from
+ * systemd or bound here, and the accept loop with its limits.
+ */
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/listener.h>
+#include <systemd/sd-daemon.h>
+
+#include "limits.h"
+#include "log.h"
+#include "proto.h"
+#include "registry.h"
+#include "rundir.h"
+#include "server-agent.h"
+#include "server-control.h"
+#include "server.h"
+#include "stats.h"
+#include "store.h"
+
+/* All of these: event loop thread only. */
+struct event_base	*server_base;
+struct server_limits	 server_limits;
+struct server_profile	 server_profile;
+struct store		*server_store;
+struct registry		*server_registry;
+char			 server_rundir[SERVER_RUNDIR_MAX];
+
+static struct timespec	 server_started;
+
+struct server_listener {
+	const char		*kind;		/* "agent" or "control" */
+	const char		*file;		/* socket file name */
+	mode_t			 mode;		/* of a socket we bind */
+	void			(*accept)(int);
+	char			 path[sizeof ((struct sockaddr_un *)0)->sun_path];
+	int			 fd;
+	int			 bound;		/* ours: unlink at exit */
+	struct evconnlistener	*lev;
+	struct event		*pause;		/* EMFILE back-off */
+};
+
+static struct server_listener server_listeners[] = {
+	{ "agent", RUNDIR_AGENT_SOCK, 0666, server_agent_accept,
+	  "", -1, 0, NULL, NULL },
+	{ "control", RUNDIR_CONTROL_SOCK, 0600, server_control_accept,
+	  "", -1, 0, NULL, NULL },
+};
+#define SERVER_NLISTENERS \
+	(sizeof server_listeners / sizeof server_listeners[0])
+
+/* Fills in the default limits. */
+void
+server_limits_default(struct server_limits *lim)
+{
+	lim->max_agents = DEFAULT_MAX_AGENTS;
+	lim->max_controls = DEFAULT_MAX_CONTROLS;
+	lim->max_ids = DEFAULT_MAX_IDS;
+	lim->max_gone = DEFAULT_MAX_GONE;
+	lim->max_stacks = DEFAULT_MAX_STACKS;
+	lim->max_store_bytes = (size_t)DEFAULT_MAX_STORE_MB << 20;
+}
+
+/* Creates the shared state. */
+int
+server_init(struct event_base *base, const struct server_limits *lim,
+    const char *rundir)
+{
+	size_t	i;
+
+	server_base = base;
+	server_limits = *lim;
+	if (server_limits.max_ids > PROTO_MAX_ID)
+		server_limits.max_ids = PROTO_MAX_ID;
+	server_profile.profiling = 0;
+	server_profile.rate_hz = PROTO_RATE_DEFAULT;
+	server_profile.mode = PROTO_MODE_WALL;
+	server_profile.reader = PROTO_READER_DEFAULT;
+	snprintf(server_rundir, sizeof server_rundir, "%s", rundir);
+	clock_gettime(CLOCK_MONOTONIC, &server_started);
+	memset(&daemon_stats, 0, sizeof daemon_stats);
+
+	for (i = 0; i < SERVER_NLISTENERS; i++) {
+		if (rundir_socket(rundir, server_listeners[i].file,
+		    server_listeners[i].path,
+		    sizeof server_listeners[i].path) != 0)
+			return (-1);
+		server_listeners[i].fd = -1;
+		server_listeners[i].bound = 0;
+	}
+	server_store = store_new(server_limits.max_stacks,
+	    server_limits.max_store_bytes);
+	server_registry = registry_new(server_limits.max_gone);
+	if (server_store == NULL || server_registry == NULL)
+		return (-1);
+	return (0);
+}
+
+/* Seconds since server_init. */
+uint64_t
+server_uptime(void)
+{
+	struct timespec	now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return ((uint64_t)(now.tv_sec - server_started.tv_sec));
+}
+
+/* Turns accepting back on after an EMFILE pause. */
+static void
+server_resume(evutil_socket_t fd, short events, void *arg)
+{
+	struct server_listener	*l = arg;
+
+	log_info("accepting %s connections again", l->kind);
+	evconnlistener_enable(l->lev);
+}
+
+/* Hands an accepted connection to its kind. */
+static void
+server_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct server_listener	*l = arg;
+
+	l->accept(fd);
+}
+
+/* accept() failed: pause a second when out of descriptors (as tmux). */
+static void
+server_accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct server_listener	*l = arg;
+	struct timeval		 tv = { SERVER_ACCEPT_PAUSE_MS / 1000,
+				    (SERVER_ACCEPT_PAUSE_MS % 1000) * 1000 };
+	int			 error = EVUTIL_SOCKET_ERROR();
+
+	daemon_stats.accept_errors++;
+	if (error == EMFILE || error == ENFILE || error == ENOBUFS ||
+	    error == ENOMEM) {
+		daemon_stats.accept_pauses++;
+		log_warn("accept on %s: %s; pausing for %d ms", l->path,
+		    strerror(error), SERVER_ACCEPT_PAUSE_MS);
+		evconnlistener_disable(lev);
+		evtimer_add(l->pause, &tv);
+		return;
+	}
+	log_warn("accept on %s: %s", l->path, strerror(error));
+}
+
+/*
+ * Binds a listening socket at path.  A socket file left by a dead profd is
+ * removed; a live one (it accepts a connection) is never taken over.
+ */
+static int
+server_bind(const char *path, mode_t mode, char *err, size_t errlen)
+{
+	struct sockaddr_un	sun;
+	struct stat		sb;
+	int			fd = -1, saved;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+
+	if (lstat(path, &sb) == 0) {
+		if (!S_ISSOCK(sb.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket",
+			    path);
+			errno = EEXIST;
+			return (-1);
+		}
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd == -1)
+			goto fail;
+		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0) {
+			snprintf(err, errlen, "another profd is already "
+			    "listening on %s (stop it, or use -r DIR)", path);
+			close(fd);
+			errno = EADDRINUSE;
+			return (-1);
+		}
+		if (errno != ECONNREFUSED) {
+			saved = errno;
+			snprintf(err, errlen, "cannot check %s: %s", path,
+			    strerror(saved));
+			close(fd);
+			errno = saved;
+			return (-1);
+		}
+		close(fd);
+		log_info("removing stale socket %s", path);
+		if (unlink(path) != 0 && errno != ENOENT)
+			goto fail;
+	}
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd == -1)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0)
+		goto fail;
+	if (chmod(path, mode) != 0 || listen(fd, SERVER_BACKLOG) != 0) {
+		saved = errno;
+		unlink(path);
+		errno = saved;
+		goto fail;
+	}
+	return (fd);
+
+fail:
+	saved = errno;
+	snprintf(err, errlen, "cannot listen on %s: %s", path,
+	    strerror(saved));
+	if (fd != -1)
+		close(fd);
+	errno = saved;
+	return (-1);
+}
+
+/* Sorts the sockets systemd passed to their listeners, by name or path. */
+static void
+server_inherit(void)
+{
+	struct server_listener	*l;
+	char			**names = NULL;
+	int			 n, i, fd, flags;
+	size_t			 j;
+
+	n = sd_listen_fds_with_names(1, &names);
+	if (n < 0)
+		log_warn("sd_listen_fds: %s", strerror(-n));
+	for (i = 0; i < n; i++) {
+		fd = SD_LISTEN_FDS_START + i;
+		l = NULL;
+		for (j = 0; j < SERVER_NLISTENERS && l == NULL; j++) {
+			if (server_listeners[j].fd != -1)
+				continue;
+			if ((names != NULL && names[i] != NULL &&
+			    strcmp(names[i], server_listeners[j].kind) == 0) ||
+			    sd_is_socket_unix(fd, SOCK_STREAM, 1,
+			    server_listeners[j].path, 0) > 0)
+				l = &server_listeners[j];
+		}
+		if (l == NULL) {
+			log_warn("ignoring socket %d from systemd (%s)", fd,
+			    names != NULL && names[i] != NULL ? names[i] :
+			    "unnamed");
+			close(fd);
+			continue;
+		}
+		flags = fcntl(fd, F_GETFL);
+		if (flags != -1)
+			fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		l->fd = fd;
+		log_info("%s socket %d from systemd", l->kind, fd);
+	}
+	if (names != NULL) {
+		for (i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+	}
+}
+
+/* Takes the listeners from systemd or binds them. */
+int
+server_listen(char *err, size_t errlen)
+{
+	struct server_listener	*l;
+	size_t			 i;
+
+	server_inherit();
+	for (i = 0; i < SERVER_NLISTENERS; i++) {
+		l = &server_listeners[i];
+		if (l->fd == -1) {
+			l->fd = server_bind(l->path, l->mode, err, errlen);
+			if (l->fd == -1)
+				return (-1);
+			l->bound = 1;
+		}
+		l->pause = evtimer_new(server_base, server_resume, l);
+		l->lev = evconnlistener_new(server_base, server_accept_cb, l,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, l->fd);
+		if (l->pause == NULL || l->lev == NULL) {
+			snprintf(err, errlen, "cannot listen on %s", l->path);
+			return (-1);
+		}
+		evconnlistener_set_error_cb(l->lev, server_accept_error_cb);
+		log_info("listening for %ss on %s", l->kind, l->path);
+	}
+	return (0);
+}
+
+/* Closes listeners and connections and frees the shared state. */
+void
+server_free(void)
+{
+	struct server_listener	*l;
+	size_t			 i;
+
+	for (i = 0; i < SERVER_NLISTENERS; i++) {
+		l = &server_listeners[i];
+		if (l->lev != NULL)
+			evconnlistener_free(l->lev);
+		else if (l->fd != -1)
+			close(l->fd);
+		if (l->pause != NULL)
+			event_free(l->pause);
+		if (l->bound && unlink(l->path) != 0)
+			log_warn("unlink %s: %s", l->path, strerror(errno));
+		l->lev = NULL;
+		l->pause = NULL;
+		l->fd = -1;
+		l->bound = 0;
+	}
+	server_control_free_all();
+	server_agent_free_all();
+	registry_free(server_registry);
+	server_registry = NULL;
+	store_free(server_store);
+	server_store = NULL;
+}
+
+/* Reads the next frame of a connection, if it is all there. */
+int
+server_read_frame(struct bufferevent *bev, size_t max, size_t max_buffer,
+    const char **payload, size_t *payload_len, size_t *frame_len)
+{
+	struct evbuffer	*in = bufferevent_get_input(bev);
+	unsigned char	 hdr[PROTO_HEADER_SIZE];
+	size_t		 len, need;
+	uint32_t	 n;
+	const char	*data;
+
+	len = evbuffer_get_length(in);
+	if (len < PROTO_HEADER_SIZE) {
+		bufferevent_setwatermark(bev, EV_READ, PROTO_HEADER_SIZE,
+		    max_buffer);
+		return (0);
+	}
+	evbuffer_copyout(in, hdr, sizeof hdr);
+	n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+	    (uint32_t)hdr[2] << 8 | hdr[3];
+	if (n > max)
+		return (-1);
+	need = PROTO_HEADER_SIZE + (size_t)n;
+	if (len < need) {
+		bufferevent_setwatermark(bev, EV_READ, need,
+		    need > max_buffer ? need : max_buffer);
+		return (0);
+	}
+	if ((data = (const char *)evbuffer_pullup(in, need)) == NULL)
+		return (-1);
+	if (proto_frame_peek(data, need, max, payload, payload_len,
+	    frame_len) != 1)
+		return (-1);
+	return (1);
+}

@@ -1,0 +1,65 @@
+/*
+ * server.h -- profd's listeners and the state every connection shares.
+ * Everything here is used by the event loop thread only: profd has one.
+ */
+#ifndef SERVER_H
+#define SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+struct store;
+struct registry;
+
+/* Limits settable on the command line (defaults in limits.h). */
+struct server_limits {
+	size_t	max_agents;
+	size_t	max_controls;
+	size_t	max_ids;
+	size_t	max_gone;
+	size_t	max_stacks;
+	size_t	max_store_bytes;
+};
+
+/* The global profiling switch: what every agent that attaches is told. */
+struct server_profile {
+	int		profiling;
+	uint32_t	rate_hz;
+	uint32_t	mode;
+	uint32_t	reader;
+};
+
+/* Shared state: event loop thread only.  Set by server_init. */
+extern struct event_base	*server_base;
+extern struct server_limits	 server_limits;
+extern struct server_profile	 server_profile;
+extern struct store		*server_store;
+extern struct registry		*server_registry;
+#define SERVER_RUNDIR_MAX 4096
+extern char			 server_rundir[SERVER_RUNDIR_MAX];
+
+void	server_limits_default(struct server_limits *);
+/* Creates the store and registry; base may be NULL (tests). */
+int	server_init(struct event_base *, const struct server_limits *,
+	    const char *rundir);
+/* Takes the listeners from systemd or binds them; -1 with *err set. */
+int	server_listen(char *err, size_t errlen);
+/* Closes listeners (unlinking sockets it bound) and every connection,
+ * then frees the shared state. */
+void	server_free(void);
+/* Seconds since server_init. */
+uint64_t server_uptime(void);
+
+/*
+ * Frame reading shared by both kinds of connection.  Returns 1 with the
+ * frame's payload pulled up (drain *frame_len after use), 0 when more bytes
+ * are needed (the read low-watermark is set to the frame's size), -1 when
+ * the announced length exceeds max.
+ */
+int	server_read_frame(struct bufferevent *, size_t max, size_t max_buffer,
+	    const char **payload, size_t *payload_len, size_t *frame_len);
+
+#endif

@@ -1,0 +1,43 @@
+#!/bin/sh
+# demo.sh -- the showcase behind `make demo`: a private profd, a pre-fork
+# style parent with 4 real worker processes under the agent, profiling
+# switched on from profctl, and the merged profile printed.
+set -eu
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+ver=$($PYTHON -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+agent="build/python$ver"
+rt=$(mktemp -d /tmp/profd-demo.XXXXXX)
+trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$rt"' EXIT INT TERM
+
+echo "== profd -r $rt"
+bin/profd -r "$rt" 2>"$rt/profd.log" &
+daemon=$!
+i=0
+while [ ! -S "$rt/control.sock" ]; do
+	i=$((i + 1)); [ $i -lt 100 ] || { cat "$rt/profd.log"; exit 1; }
+	sleep 0.1
+done
+
+echo "== profctl start --rate 200"
+bin/profctl -r "$rt" start --rate 200
+
+echo "== python -m profagent run -- $PYTHON tests/workloads/fleet.py --workers 4"
+echo "   (leaf_a and leaf_b do the same work, 70% and 30% of it)"
+PYTHONPATH="$agent" PROFD_RUNTIME_DIR="$rt" \
+    $PYTHON -m profagent run --service demo -- \
+    $PYTHON tests/workloads/fleet.py --workers 4 --seconds 5 >"$rt/fleet.log" 2>&1
+
+echo "== profctl status"
+bin/profctl -r "$rt" status
+echo
+echo "== profctl show --top 12"
+bin/profctl -r "$rt" show --top 12
+echo
+echo "== profctl show --format folded (heaviest 3 stacks)"
+bin/profctl -r "$rt" show --format folded | sort -t' ' -k2 -nr 2>/dev/null |
+    awk '{ print $NF, substr($0, 1, length($0) - length($NF) - 1) }' |
+    sort -nr | head -3 | cut -c1-200
+echo
+echo "== profctl stop"
+bin/profctl -r "$rt" stop

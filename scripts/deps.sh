@@ -1,0 +1,25 @@
+#!/bin/sh
+# deps.sh -- installs the Debian packages profd needs to build and test, if
+# any is missing.  Needs root (or sudo) only when something is missing.
+set -e
+PKGS="gcc make pkg-config libevent-dev libmsgpack-dev libcriterion-dev
+libsystemd-dev uthash-dev python3 python3-dev systemd"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing:$missing"
+if [ "$(id -u)" = 0 ]; then
+	SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO="sudo"
+else
+	echo "deps: missing packages:$missing; install them as root:" >&2
+	echo "  apt-get install -y$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq || true
+$SUDO apt-get install -y -qq $missing >/dev/null

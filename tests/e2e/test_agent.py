@@ -1,0 +1,107 @@
+"""The agent in a real interpreter: attach, run, survive."""
+import os
+import subprocess
+import time
+
+from harness import WORKLOADS, check, wait_until
+
+
+def test_run_exits_with_the_commands_code(ctx):
+    r = subprocess.run([ctx.python, "-m", "profagent", "run", "--",
+                        ctx.python, "-c", "import sys; sys.exit(3)"],
+                       env=ctx.agent_env(), timeout=60)
+    check(r.returncode == 3, "exit code %d, want 3" % r.returncode)
+
+
+def test_run_reports_a_missing_command(ctx):
+    r = subprocess.run([ctx.python, "-m", "profagent", "run", "--",
+                        "/nonexistent/cmd"], env=ctx.agent_env(),
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    check(r.returncode == 127, "exit code %d, want 127" % r.returncode)
+    check("/nonexistent/cmd" in r.stderr, "no useful error: %r" % r.stderr)
+
+
+def test_host_runs_normally_without_daemon(ctx):
+    p = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--rounds", "300"])
+    rc = p.wait(120)
+    out = ctx.output(p)
+    check(rc == 0 and "checksum=" in out, "workload failed (%d): %s" % (rc, out))
+    check("Traceback" not in out, out)
+
+
+def test_late_process_joins_running_profile(ctx):
+    ctx.start_daemon()
+    ctx.ctl("start", "--rate", "250")
+    p = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--seconds", "8"])
+
+    def sampled():
+        show = ctx.ctl_json("show")
+        return [x for x in show["processes"] if x["pid"] == p.pid and x["samples"] > 50]
+    wait_until(sampled, 20, "the late process's samples")
+    st = ctx.ctl_json("status")
+    agent = [a for a in st["agents"] if a["pid"] == p.pid]
+    check(agent and agent[0]["connected"] and agent[0]["samples"] > 0,
+          "status lacks the agent: %r" % st["agents"])
+    for key in ("pid", "connected", "samples", "dropped"):
+        check(key in agent[0], "status agent has no %r" % key)
+    p.kill()
+
+
+def test_start_by_pid_samples_only_that_process(ctx):
+    ctx.start_daemon()
+    a = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--seconds", "8"])
+    b = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--seconds", "8"])
+
+    def both():
+        st = ctx.ctl_json("status")
+        return {a.pid, b.pid} <= {x["pid"] for x in st["agents"] if x["connected"]}
+    wait_until(both, 20, "two agents")
+    ctx.ctl("start", "--pid", a.pid, "--rate", "200")
+    time.sleep(2)
+    show = ctx.ctl_json("show", "--pid", a.pid, "--pid", b.pid)
+    got = {x["pid"]: x["samples"] for x in show["processes"]}
+    check(got.get(a.pid, 0) > 0, "no samples from the started pid: %r" % got)
+    check(got.get(b.pid, 0) == 0, "samples from the other pid: %r" % got)
+    only_b = ctx.ctl_json("show", "--pid", b.pid)
+    check(only_b["samples"] == 0, "--pid filter leaks: %r" % only_b["samples"])
+    r = ctx.ctl("start", "--pid", "999999", ok=False)
+    check(r.returncode != 0 and "999999" in r.stderr,
+          "unknown pid accepted: %r" % r.stderr)
+
+
+def test_attach_in_code(ctx):
+    ctx.start_daemon()
+    ctx.ctl("start", "--rate", "200")
+    code = ("import sys; sys.path.insert(0, %r); import profagent, workload; "
+            "profagent.attach(service='incode'); workload.work(0, 20, 70, 3)"
+            % WORKLOADS)
+    p = ctx.spawn([ctx.python, "-c", code])
+
+    def seen():
+        show = ctx.ctl_json("show")
+        return [x for x in show["processes"] if x["pid"] == p.pid and x["samples"] > 20]
+    wait_until(seen, 20, "samples from profagent.attach()")
+    st = ctx.ctl_json("status")
+    svc = [x.get("service") for x in st["agents"] if x["pid"] == p.pid]
+    check(svc == ["incode"], "service not reported: %r" % svc)
+    check(p.wait(60) == 0, "process failed: %s" % ctx.output(p))
+
+
+def test_folded_and_table_output(ctx):
+    ctx.start_daemon()
+    ctx.ctl("start", "--rate", "300")
+    p = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--seconds", "3"])
+    wait_until(lambda: ctx.ctl_json("show")["samples"] > 100, 20, "samples")
+    folded = ctx.ctl("show", "--format", "folded").stdout
+    lines = [l for l in folded.splitlines() if l]
+    check(lines, "no folded output")
+    total = 0
+    for l in lines:
+        stack, _, count = l.rpartition(" ")
+        check(stack and count.isdigit(), "bad folded line %r" % l)
+        total += int(count)
+    check(any("leaf_a" in l and "descend" in l for l in lines),
+          "no descend;...;leaf_a stack in folded output")
+    table = ctx.ctl("show", "--top", "5").stdout
+    check("leaf_a" in table and "%" in table, "table lacks leaf_a:\n" + table)
+    p.wait(60)

@@ -1,0 +1,88 @@
+"""The required end-to-end case: a parent and 4 workers, merged."""
+import os
+import signal
+import time
+
+from harness import WORKLOADS, check, wait_until
+
+
+def read_pids(path):
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return [int(x) for x in f.read().split()]
+
+
+def proc_samples(show):
+    return {p["pid"]: p["samples"] for p in show.get("processes", [])}
+
+
+def leaf_split(show):
+    self_ = {f["function"]: f["self"] for f in show["functions"]}
+    a, b = self_.get("leaf_a", 0), self_.get("leaf_b", 0)
+    check(a + b > 0, "no samples in leaf_a or leaf_b: %s" % show["functions"][:5])
+    return 100.0 * a / (a + b), a + b
+
+
+def fleet_case(ctx, start):
+    ctx.start_daemon()
+    pidfile = os.path.join(ctx.tmp, "pids")
+    fleet = ctx.run_agent([os.path.join(WORKLOADS, "fleet.py"), "--workers", "4",
+                           "--start", start, "--seconds", "12",
+                           "--pidfile", pidfile], service="fleet")
+    pids = wait_until(lambda: read_pids(pidfile), 30, "the workers to start")
+    check(len(pids) == 4, "expected 4 worker pids, got %r" % pids)
+
+    def attached():
+        st = ctx.ctl_json("status")
+        live = {a["pid"] for a in st["agents"] if a["connected"]}
+        return set(pids) <= live
+    wait_until(attached, 20, "4 workers to attach")
+
+    ctx.ctl("start", "--rate", "200")
+    time.sleep(4)
+    show = ctx.ctl_json("show", "--top", "0")
+    got = proc_samples(show)
+    missing = [p for p in pids if got.get(p, 0) == 0]
+    check(not missing, "workers without samples: %r (have %r)" % (missing, got))
+    check(show["samples"] == sum(got.values()),
+          "total %d != sum over processes %d" % (show["samples"], sum(got.values())))
+    split, n = leaf_split(show)
+    check(abs(split - 70) <= 5, "leaf_a share %.1f%% of %d samples, want 70+-5"
+          % (split, n))
+    for f in show["functions"]:
+        check(f["self"] <= f["total"] <= show["samples"],
+              "bad counts for %r" % f)
+    descend = [f for f in show["functions"] if f["function"] == "descend"]
+    check(descend and descend[0]["total"] <= show["samples"],
+          "recursion must count once per sample: %r" % descend)
+
+    st = ctx.ctl_json("status")
+    check(st["profiling"] is True, "status says not profiling")
+
+    ctx.ctl("stop")
+    time.sleep(0.6)
+    s1 = ctx.ctl_json("show")["samples"]
+    time.sleep(1.5)
+    s2 = ctx.ctl_json("show")["samples"]
+    check(s2 == s1, "samples still flow after stop: %d -> %d" % (s1, s2))
+    st = ctx.ctl_json("status")
+    check(st["profiling"] is False, "status still says profiling")
+
+    ctx.ctl("start", "--rate", "200")
+    time.sleep(0.5)
+    ctx.daemon.kill()
+    ctx.daemon.wait(5)
+    rc = fleet.wait(90)
+    out = ctx.output(fleet)
+    check(rc == 0, "fleet exited %d after profd was killed:\n%s" % (rc, out[-2000:]))
+    check(out.count("checksum=") == 4, "not every worker finished:\n%s" % out[-2000:])
+    check("Traceback" not in out, "a traceback in the workers:\n%s" % out[-2000:])
+
+
+def test_fork_workers_merge_with_true_split(ctx):
+    fleet_case(ctx, "fork")
+
+
+def test_spawn_workers_merge_with_true_split(ctx):
+    fleet_case(ctx, "spawn")
