@@ -89,8 +89,8 @@ registry_proc_describe(struct registry_proc *p, const struct proto_hello *h)
 	    p->reader == NULL)
 		return (-1);
 
-	argc = h->argv != NULL && h->argv->type == MSGPACK_OBJECT_ARRAY ?
-	    h->argv->via.array.size : 0;
+	/* h->argv points at the first element of a validated array. */
+	argc = h->argv != NULL ? h->argc : 0;
 	if (argc > PROTO_MAX_ARGV)
 		argc = PROTO_MAX_ARGV;
 	if (argc == 0)
@@ -98,7 +98,7 @@ registry_proc_describe(struct registry_proc *p, const struct proto_hello *h)
 	if ((p->argv = calloc(argc, sizeof *p->argv)) == NULL)
 		return (-1);
 	for (i = 0; i < argc; i++) {
-		o = &h->argv->via.array.ptr[i];
+		o = &h->argv[i];
 		if (o->type != MSGPACK_OBJECT_STR)
 			break;
 		len = o->via.str.size;

@@ -1,0 +1,297 @@
+/*
+ * compat.h -- the one place that knows CPython's private memory layouts.
+ *
+ * reader_direct.c reads thread states, frames and code objects by copying
+ * bytes out of the interpreter without the GIL, so it needs the offsets of
+ * the fields it follows.  They are taken here, per minor version, with
+ * offsetof() on the real structs of the headers the agent is compiled
+ * against (agent.mk builds the agent once per interpreter, with
+ * -I<include>/internal).  Nothing outside this file may depend on
+ * PY_VERSION_HEX for a layout.
+ *
+ * Include this file first, before Python.h: the internal headers need
+ * Py_BUILD_CORE, which must be seen by Python.h too.
+ */
+#ifndef COMPAT_H
+#define COMPAT_H
+
+#ifdef Py_PYTHON_H
+#error "include compat.h before Python.h"
+#endif
+
+#define Py_BUILD_CORE 1
+#include <Python.h>
+#include <frameobject.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal/pycore_code.h"
+#include "internal/pycore_interp.h"
+#include "internal/pycore_pystate.h"
+#include "internal/pycore_runtime.h"
+#if PY_VERSION_HEX >= 0x030b0000
+#include "internal/pycore_frame.h"
+#endif
+
+#if PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030e0000
+#error "profagent's direct reader supports CPython 3.9 to 3.13"
+#endif
+
+/* How a frame says where it is. */
+enum compat_instr {
+	COMPAT_LASTI_BYTES,	/* 3.9: int f_lasti, bytes */
+	COMPAT_LASTI_UNITS,	/* 3.10: int f_lasti, code units */
+	COMPAT_PREV_INSTR,	/* 3.11, 3.12: pointer to the last unit run */
+	COMPAT_INSTR_PTR,	/* 3.13: pointer to the current unit */
+};
+
+/* How a code object maps offsets to lines. */
+enum compat_lines {
+	COMPAT_LNOTAB,		/* 3.9: co_lnotab */
+	COMPAT_LINETABLE,	/* 3.10: co_linetable, PEP 626 */
+	COMPAT_LOCATIONS,	/* 3.11+: co_linetable, PEP 657 */
+};
+
+#define COMPAT_NONE	((size_t)-1)
+
+/* Offsets of every field the direct reader follows. */
+struct compat_layout {
+	/* PyInterpreterState */
+	size_t	interp_head;		/* first thread state */
+	size_t	interp_gil;		/* 3.12+: struct _gil_runtime_state * */
+
+	/* PyThreadState */
+	size_t	ts_next;
+	size_t	ts_interp;
+	size_t	ts_thread_id;		/* pthread_t as unsigned long */
+	size_t	ts_native_id;		/* kernel tid, or NONE (< 3.11) */
+	size_t	ts_frame;		/* current frame, or NONE */
+	size_t	ts_cframe;		/* 3.11/3.12: _PyCFrame *, or NONE */
+	size_t	cframe_frame;		/* _PyCFrame.current_frame */
+	size_t	ts_chunk;		/* datastack_chunk, or NONE */
+	size_t	ts_top;			/* datastack_top */
+	size_t	ts_limit;		/* datastack_limit */
+	size_t	ts_read;		/* bytes to copy to see all of these */
+
+	/* _PyStackChunk */
+	size_t	chunk_data;
+
+	/* Frame: PyFrameObject (< 3.11) or _PyInterpreterFrame. */
+	int	frame_is_object;	/* has ob_type == &PyFrame_Type */
+	size_t	frame_code;
+	size_t	frame_previous;
+	size_t	frame_instr;
+	size_t	frame_owner;		/* or NONE */
+	size_t	frame_read;
+	enum compat_instr instr;
+	int	owner_generator;	/* FRAME_OWNED_BY_GENERATOR, or -1 */
+	int	owner_cstack;		/* FRAME_OWNED_BY_CSTACK, or -1 */
+	int	owner_max;		/* highest valid owner value */
+
+	/* PyCodeObject */
+	size_t	code_name;		/* co_qualname (3.11+) or co_name */
+	size_t	code_filename;
+	size_t	code_firstlineno;
+	size_t	code_lines;		/* bytes object of the line table */
+	size_t	code_bytes;		/* 3.9/3.10: co_code bytes, or NONE */
+	size_t	code_units;		/* 3.11+: ob_size in code units */
+	size_t	code_adaptive;		/* 3.11+: start of the bytecode */
+	size_t	code_firsttraceable;	/* 3.11+: int, or NONE */
+	size_t	code_read;
+	enum compat_lines lines;
+
+	/* PyBytesObject */
+	size_t	bytes_size;
+	size_t	bytes_data;
+
+	/* struct _gil_runtime_state */
+	size_t	gil_holder;
+	size_t	gil_locked;
+	size_t	gil_read;
+};
+
+#define COMPAT_MAX2(a, b)	((a) > (b) ? (a) : (b))
+#define COMPAT_MAX3(a, b, c)	COMPAT_MAX2(COMPAT_MAX2(a, b), c)
+#define COMPAT_END(T, f)	(offsetof(T, f) + sizeof(((T *)0)->f))
+
+#if PY_VERSION_HEX >= 0x030b0000
+#define COMPAT_TS_READ	COMPAT_MAX3(COMPAT_END(PyThreadState, next),	\
+	COMPAT_MAX3(COMPAT_END(PyThreadState, interp),			\
+	    COMPAT_END(PyThreadState, thread_id),			\
+	    COMPAT_END(PyThreadState, native_thread_id)),		\
+	COMPAT_END(PyThreadState, datastack_limit))
+#else
+#define COMPAT_TS_READ	COMPAT_MAX3(COMPAT_END(PyThreadState, next),	\
+	COMPAT_END(PyThreadState, interp),				\
+	COMPAT_MAX2(COMPAT_END(PyThreadState, thread_id),		\
+	    COMPAT_END(PyThreadState, frame)))
+#endif
+
+static const struct compat_layout compat = {
+#if PY_VERSION_HEX >= 0x030b0000
+	.interp_head = offsetof(PyInterpreterState, threads.head),
+#else
+	.interp_head = offsetof(PyInterpreterState, tstate_head),
+#endif
+#if PY_VERSION_HEX >= 0x030c0000
+	.interp_gil = offsetof(PyInterpreterState, ceval.gil),
+#else
+	.interp_gil = COMPAT_NONE,
+#endif
+
+	.ts_next = offsetof(PyThreadState, next),
+	.ts_interp = offsetof(PyThreadState, interp),
+	.ts_thread_id = offsetof(PyThreadState, thread_id),
+#if PY_VERSION_HEX >= 0x030b0000
+	.ts_native_id = offsetof(PyThreadState, native_thread_id),
+	.ts_chunk = offsetof(PyThreadState, datastack_chunk),
+	.ts_top = offsetof(PyThreadState, datastack_top),
+	.ts_limit = offsetof(PyThreadState, datastack_limit),
+	.chunk_data = offsetof(_PyStackChunk, data),
+#else
+	.ts_native_id = COMPAT_NONE,
+	.ts_chunk = COMPAT_NONE,
+	.ts_top = COMPAT_NONE,
+	.ts_limit = COMPAT_NONE,
+	.chunk_data = 0,
+#endif
+#if PY_VERSION_HEX >= 0x030d0000
+	.ts_frame = offsetof(PyThreadState, current_frame),
+	.ts_cframe = COMPAT_NONE,
+	.cframe_frame = 0,
+#elif PY_VERSION_HEX >= 0x030b0000
+	.ts_frame = COMPAT_NONE,
+	.ts_cframe = offsetof(PyThreadState, cframe),
+	.cframe_frame = offsetof(_PyCFrame, current_frame),
+#else
+	.ts_frame = offsetof(PyThreadState, frame),
+	.ts_cframe = COMPAT_NONE,
+	.cframe_frame = 0,
+#endif
+	.ts_read = COMPAT_TS_READ,
+
+#if PY_VERSION_HEX >= 0x030b0000
+	.frame_is_object = 0,
+#if PY_VERSION_HEX >= 0x030d0000
+	.frame_code = offsetof(_PyInterpreterFrame, f_executable),
+	.frame_instr = offsetof(_PyInterpreterFrame, instr_ptr),
+	.instr = COMPAT_INSTR_PTR,
+#else
+	.frame_code = offsetof(_PyInterpreterFrame, f_code),
+	.frame_instr = offsetof(_PyInterpreterFrame, prev_instr),
+	.instr = COMPAT_PREV_INSTR,
+#endif
+	.frame_previous = offsetof(_PyInterpreterFrame, previous),
+	.frame_owner = offsetof(_PyInterpreterFrame, owner),
+	.frame_read = COMPAT_END(_PyInterpreterFrame, owner),
+	.owner_generator = FRAME_OWNED_BY_GENERATOR,
+#if PY_VERSION_HEX >= 0x030c0000
+	.owner_cstack = FRAME_OWNED_BY_CSTACK,
+	.owner_max = FRAME_OWNED_BY_CSTACK,
+#else
+	.owner_cstack = -1,
+	.owner_max = FRAME_OWNED_BY_FRAME_OBJECT,
+#endif
+#else
+	.frame_is_object = 1,
+	.frame_code = offsetof(PyFrameObject, f_code),
+	.frame_previous = offsetof(PyFrameObject, f_back),
+	.frame_instr = offsetof(PyFrameObject, f_lasti),
+	.frame_owner = COMPAT_NONE,
+	.frame_read = COMPAT_END(PyFrameObject, f_lasti),
+#if PY_VERSION_HEX >= 0x030a0000
+	.instr = COMPAT_LASTI_UNITS,
+#else
+	.instr = COMPAT_LASTI_BYTES,
+#endif
+	.owner_generator = -1,
+	.owner_cstack = -1,
+	.owner_max = 0,
+#endif
+
+#if PY_VERSION_HEX >= 0x030b0000
+	.code_name = offsetof(PyCodeObject, co_qualname),
+	.code_lines = offsetof(PyCodeObject, co_linetable),
+	.code_bytes = COMPAT_NONE,
+	.code_units = offsetof(PyVarObject, ob_size),
+	.code_adaptive = offsetof(PyCodeObject, co_code_adaptive),
+	.code_firsttraceable = offsetof(PyCodeObject, _co_firsttraceable),
+	.code_read = offsetof(PyCodeObject, co_code_adaptive),
+	.lines = COMPAT_LOCATIONS,
+#else
+	.code_name = offsetof(PyCodeObject, co_name),
+#if PY_VERSION_HEX >= 0x030a0000
+	.code_lines = offsetof(PyCodeObject, co_linetable),
+	.lines = COMPAT_LINETABLE,
+#else
+	.code_lines = offsetof(PyCodeObject, co_lnotab),
+	.lines = COMPAT_LNOTAB,
+#endif
+	.code_bytes = offsetof(PyCodeObject, co_code),
+	.code_units = COMPAT_NONE,
+	.code_adaptive = COMPAT_NONE,
+	.code_firsttraceable = COMPAT_NONE,
+	.code_read = COMPAT_MAX3(COMPAT_END(PyCodeObject, co_name),
+	    COMPAT_END(PyCodeObject, co_filename),
+	    COMPAT_MAX3(COMPAT_END(PyCodeObject, co_code),
+		COMPAT_END(PyCodeObject, co_firstlineno),
+		COMPAT_END(PyCodeObject, co_linetable_field))),
+#endif
+	.code_filename = offsetof(PyCodeObject, co_filename),
+	.code_firstlineno = offsetof(PyCodeObject, co_firstlineno),
+
+	.bytes_size = offsetof(PyVarObject, ob_size),
+	.bytes_data = offsetof(PyBytesObject, ob_sval),
+
+	.gil_holder = offsetof(struct _gil_runtime_state, last_holder),
+	.gil_locked = offsetof(struct _gil_runtime_state, locked),
+	.gil_read = COMPAT_MAX2(
+	    COMPAT_END(struct _gil_runtime_state, last_holder),
+	    COMPAT_END(struct _gil_runtime_state, locked)),
+};
+
+/* Address of the GIL when it is one per runtime (< 3.12), else 0. */
+static inline uintptr_t
+compat_gil_static(void)
+{
+#if PY_VERSION_HEX < 0x030c0000
+	return (uintptr_t)&_PyRuntime.ceval.gil;
+#else
+	return 0;
+#endif
+}
+
+/*
+ * Checks the layout against the interpreter's own _Py_DebugOffsets (3.13+),
+ * which the running binary filled in: catches headers that do not match
+ * the build (a free-threaded or debug interpreter).  0 when they agree or
+ * the table does not exist.
+ */
+static inline int
+compat_check_runtime(void)
+{
+#if PY_VERSION_HEX >= 0x030d0000
+	const _Py_DebugOffsets *d = &_PyRuntime.debug_offsets;
+
+	if (memcmp(d->cookie, _Py_Debug_Cookie, sizeof(d->cookie)) != 0)
+		return -1;
+	if (d->thread_state.next != compat.ts_next ||
+	    d->thread_state.interp != compat.ts_interp ||
+	    d->thread_state.current_frame != compat.ts_frame ||
+	    d->thread_state.native_thread_id != compat.ts_native_id ||
+	    d->interpreter_state.threads_head != compat.interp_head ||
+	    d->interpreter_frame.previous != compat.frame_previous ||
+	    d->interpreter_frame.executable != compat.frame_code ||
+	    d->interpreter_frame.instr_ptr != compat.frame_instr ||
+	    d->interpreter_frame.owner != compat.frame_owner ||
+	    d->code_object.filename != compat.code_filename ||
+	    d->code_object.qualname != compat.code_name ||
+	    d->code_object.linetable != compat.code_lines ||
+	    d->code_object.firstlineno != compat.code_firstlineno ||
+	    d->code_object.co_code_adaptive != compat.code_adaptive)
+		return -1;
+#endif
+	return 0;
+}
+
+#endif

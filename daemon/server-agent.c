@@ -1,0 +1,538 @@
+/*
+ * server-agent.c -- agent connections: hello, definitions, samples, stats.
+ *
+ * An agent defines each string, function, frame, stack and thread once per
+ * connection, numbered densely from 1 per kind, before it refers to it.  The
+ * connection maps those ids to the store's global ids.  Anything out of
+ * order or undefined is a protocol error: one log line, a counter, and that
+ * agent alone is closed.
+ */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <utlist.h>
+
+#include "limits.h"
+#include "log.h"
+#include "proto.h"
+#include "registry.h"
+#include "server-agent.h"
+#include "server.h"
+#include "stats.h"
+#include "store.h"
+
+/* Connected agents: event loop thread only. */
+static struct agent_conn	*server_agent_list;
+size_t				 server_agent_count;
+
+static const char *const server_agent_kind_names[AGENT_NKINDS] = {
+	"string", "function", "frame", "stack", "thread"
+};
+
+static void	server_agent_close(struct agent_conn *);
+
+/* Records why a connection is being closed; returns -1. */
+static int __attribute__((format(printf, 2, 3)))
+server_agent_fail(struct agent_conn *c, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->error, sizeof c->error, fmt, ap);
+	va_end(ap);
+	return (-1);
+}
+
+/* Names a connection for the log: its pid once known. */
+static const char *
+server_agent_name(const struct agent_conn *c, char *buf, size_t len)
+{
+	if (c->proc != NULL)
+		snprintf(buf, len, "agent pid %u", c->pid);
+	else
+		snprintf(buf, len, "agent (before hello)");
+	return (buf);
+}
+
+/* Closes a connection from a callback that may not free it yet. */
+static void
+server_agent_close_cb(evutil_socket_t fd, short events, void *arg)
+{
+	server_agent_close(arg);
+}
+
+/* Schedules a close for after the current callback. */
+static void
+server_agent_close_later(struct agent_conn *c)
+{
+	c->closing = 1;
+	if (c->close_ev != NULL)
+		event_active(c->close_ev, EV_TIMEOUT, 1);
+}
+
+/* Creates a connection on bev, or a socket-less one when bev is NULL. */
+struct agent_conn *
+server_agent_create(struct bufferevent *bev)
+{
+	struct agent_conn	*c;
+
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return (NULL);
+	c->bev = bev;
+	if (bev != NULL) {
+		c->out = bufferevent_get_output(bev);
+		c->close_ev = event_new(bufferevent_get_base(bev), -1, 0,
+		    server_agent_close_cb, c);
+		if (c->close_ev == NULL) {
+			free(c);
+			return (NULL);
+		}
+	} else if ((c->out = evbuffer_new()) == NULL) {
+		free(c);
+		return (NULL);
+	}
+	DL_APPEND(server_agent_list, c);
+	server_agent_count++;
+	return (c);
+}
+
+/* Frees a connection, marking its process disconnected. */
+void
+server_agent_free(struct agent_conn *c)
+{
+	int	i;
+
+	if (c == NULL)
+		return;
+	DL_DELETE(server_agent_list, c);
+	server_agent_count--;
+	daemon_stats.agents_closed++;
+	if (c->proc != NULL && server_registry != NULL)
+		registry_detach(server_registry, c->proc);
+	if (c->close_ev != NULL)
+		event_free(c->close_ev);
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	else
+		evbuffer_free(c->out);
+	for (i = 0; i < AGENT_NKINDS; i++)
+		free(c->ids[i].map);
+	free(c);
+}
+
+/* Frees every agent connection (shutdown). */
+void
+server_agent_free_all(void)
+{
+	struct agent_conn	*c, *c1;
+
+	DL_FOREACH_SAFE(server_agent_list, c, c1)
+		server_agent_free(c);
+}
+
+/* Logs the end of a connection and frees it. */
+static void
+server_agent_close(struct agent_conn *c)
+{
+	char	name[64];
+
+	server_agent_name(c, name, sizeof name);
+	if (c->error[0] != '\0')
+		log_warn("%s: %s; closing", name, c->error);
+	else if (c->proc != NULL)
+		log_info("%s detached (%llu samples)", name,
+		    (unsigned long long)c->proc->samples);
+	else
+		log_debug("%s closed", name);
+	server_agent_free(c);
+}
+
+/* Defines the next id of a kind, mapped to store id gid. */
+static int
+server_agent_define(struct agent_conn *c, enum agent_kind kind, uint32_t id,
+    uint32_t gid)
+{
+	struct agent_ids	*t = &c->ids[kind];
+	uint32_t		*map, cap;
+
+	if (id != t->count + 1)
+		return (server_agent_fail(c, "%s id %u out of order "
+		    "(expected %u)", server_agent_kind_names[kind], id,
+		    t->count + 1));
+	if (t->count >= PROTO_MAX_ID)
+		return (server_agent_fail(c, "too many %s ids",
+		    server_agent_kind_names[kind]));
+	if (kind != AGENT_THREAD && t->count < server_limits.max_ids) {
+		if (t->count == t->cap) {
+			cap = t->cap == 0 ? 256 : t->cap * 2;
+			if (cap > server_limits.max_ids)
+				cap = (uint32_t)server_limits.max_ids;
+			map = realloc(t->map, (size_t)cap * sizeof *map);
+			if (map == NULL)
+				return (server_agent_fail(c,
+				    "out of memory for %s ids",
+				    server_agent_kind_names[kind]));
+			t->map = map;
+			t->cap = cap;
+		}
+		t->map[t->count] = gid;
+	} else if (kind != AGENT_THREAD)
+		daemon_stats.ids_unmapped++;
+	t->count++;
+	return (0);
+}
+
+/* Maps a defined id to its store id (0: not stored); -1 if undefined. */
+static int
+server_agent_lookup(struct agent_conn *c, enum agent_kind kind, uint32_t id,
+    uint32_t *gid)
+{
+	struct agent_ids	*t = &c->ids[kind];
+
+	if (id == 0 || id > t->count)
+		return (server_agent_fail(c, "undefined %s id %u",
+		    server_agent_kind_names[kind], id));
+	*gid = id <= t->cap && t->map != NULL ? t->map[id - 1] : 0;
+	return (0);
+}
+
+/* Maps a string reference, where 0 means the empty string. */
+static int
+server_agent_string_ref(struct agent_conn *c, uint32_t id, uint32_t *gid)
+{
+	if (id == 0) {
+		*gid = store_string(server_store, "", 0);
+		return (0);
+	}
+	return (server_agent_lookup(c, AGENT_STRING, id, gid));
+}
+
+/* Tells an agent what to do (PROTO_CONFIG) and records it. */
+int
+server_agent_configure(struct agent_conn *c, int profiling, uint32_t rate_hz,
+    uint32_t mode, uint32_t reader)
+{
+	struct proto_sink	sink;
+	char			buf[128], name[64];
+
+	if (c->closing || c->proc == NULL)
+		return (-1);
+	proto_sink_init_fixed(&sink, buf, sizeof buf);
+	if (proto_send_config(&sink, profiling, rate_hz, mode, reader) != 0)
+		return (-1);
+	if (evbuffer_get_length(c->out) + sink.len > AGENT_MAX_OUTPUT) {
+		/* It does not read what we send: let it go. */
+		daemon_stats.output_overflows++;
+		server_agent_fail(c, "not reading its configuration");
+		server_agent_close_later(c);
+		return (-1);
+	}
+	if (evbuffer_add(c->out, sink.data, sink.len) != 0)
+		return (-1);
+	c->proc->profiling = profiling;
+	c->proc->rate_hz = rate_hz;
+	c->proc->mode = mode;
+	c->proc->reader_cfg = reader;
+	log_debug("%s: profiling %s, %u Hz, mode %s, reader %s",
+	    server_agent_name(c, name, sizeof name), profiling ? "on" : "off",
+	    rate_hz, proto_mode_name(mode), proto_reader_name(reader));
+	return (0);
+}
+
+/* Handles the hello: registers the process and sends it the config. */
+static int
+server_agent_hello(struct agent_conn *c, const struct proto_hello *h)
+{
+	char	name[64];
+
+	if (c->proc != NULL)
+		return (server_agent_fail(c, "second hello"));
+	if (h->version != PROTO_VERSION)
+		return (server_agent_fail(c, "protocol version %llu, profd "
+		    "speaks %d", (unsigned long long)h->version,
+		    PROTO_VERSION));
+	if (h->pid == 0 || h->pid > UINT32_MAX)
+		return (server_agent_fail(c, "bad pid %llu",
+		    (unsigned long long)h->pid));
+	c->pid = (uint32_t)h->pid;
+	c->proc = registry_attach(server_registry, h, c);
+	if (c->proc == NULL)
+		return (server_agent_fail(c, "out of memory for hello"));
+	if (c->bev != NULL)
+		bufferevent_set_timeouts(c->bev, NULL, NULL);
+	log_info("%s attached (ppid %u, service '%s', python %s, %u args)",
+	    server_agent_name(c, name, sizeof name), c->proc->ppid,
+	    c->proc->service, c->proc->python, c->proc->argc);
+	/* Joins a running profile at once. */
+	server_agent_configure(c, server_profile.profiling,
+	    server_profile.rate_hz, server_profile.mode,
+	    server_profile.reader);
+	return (0);
+}
+
+/* Defines a function. */
+static int
+server_agent_func(struct agent_conn *c, const struct proto_msg *m)
+{
+	uint32_t	name, file, gid = 0;
+
+	if (server_agent_string_ref(c, m->func.name, &name) != 0 ||
+	    server_agent_string_ref(c, m->func.file, &file) != 0)
+		return (-1);
+	if (name != 0 && file != 0)
+		gid = store_func(server_store, name, file, m->func.line);
+	return (server_agent_define(c, AGENT_FUNC, m->func.id, gid));
+}
+
+/* Defines a frame. */
+static int
+server_agent_frame(struct agent_conn *c, const struct proto_msg *m)
+{
+	uint32_t	func, gid = 0;
+
+	if (server_agent_lookup(c, AGENT_FUNC, m->frame.func, &func) != 0)
+		return (-1);
+	if (func != 0)
+		gid = store_frame(server_store, func, m->frame.line);
+	return (server_agent_define(c, AGENT_FRAME, m->frame.id, gid));
+}
+
+/* Defines a stack. */
+static int
+server_agent_stack(struct agent_conn *c, const struct proto_msg *m)
+{
+	const msgpack_object	*o;
+	uint32_t		 frames[PROTO_MAX_DEPTH], depth, i, gid = 0;
+	int			 stored = 1;
+
+	depth = m->stack.depth;
+	if (depth > PROTO_MAX_DEPTH)
+		return (server_agent_fail(c, "stack of depth %u", depth));
+	if (depth > 0 && m->stack.frames == NULL)
+		return (server_agent_fail(c, "malformed stack"));
+	/* m->stack.frames points at the first element of the array. */
+	for (i = 0; i < depth; i++) {
+		o = &m->stack.frames[i];
+		if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    o->via.u64 > UINT32_MAX)
+			return (server_agent_fail(c, "malformed stack frame"));
+		if (server_agent_lookup(c, AGENT_FRAME, (uint32_t)o->via.u64,
+		    &frames[i]) != 0)
+			return (-1);
+		if (frames[i] == 0)
+			stored = 0;
+	}
+	if (stored)
+		gid = store_stack(server_store, frames, depth,
+		    m->stack.truncated);
+	return (server_agent_define(c, AGENT_STACK, m->stack.id, gid));
+}
+
+/* Counts a batch of samples; the whole batch is checked first. */
+static int
+server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
+{
+	struct proto_sample	s;
+	uint32_t		i, gid;
+
+	if (m->samples.count > PROTO_MAX_BATCH)
+		return (server_agent_fail(c, "batch of %u samples",
+		    m->samples.count));
+	for (i = 0; i < m->samples.count; i++) {
+		proto_sample_get(m, i, &s);
+		if (server_agent_lookup(c, AGENT_STACK, s.stack, &gid) != 0 ||
+		    server_agent_lookup(c, AGENT_THREAD, s.thread, &gid) != 0)
+			return (-1);
+	}
+	for (i = 0; i < m->samples.count; i++) {
+		proto_sample_get(m, i, &s);
+		server_agent_lookup(c, AGENT_STACK, s.stack, &gid);
+		store_add(server_store, c->pid, gid, 1, s.weight_us);
+	}
+	c->proc->samples += m->samples.count;
+	daemon_stats.samples_received += m->samples.count;
+	return (0);
+}
+
+/* Handles one decoded message. */
+static int
+server_agent_dispatch(struct agent_conn *c, const struct proto_msg *m)
+{
+	uint32_t	gid, name;
+
+	if (m->type == PROTO_HELLO)
+		return (server_agent_hello(c, &m->hello));
+	if (c->proc == NULL)
+		return (server_agent_fail(c, "message %d before hello",
+		    (int)m->type));
+
+	switch (m->type) {
+	case PROTO_STRING:
+		if (m->string.len > PROTO_MAX_STRING)
+			return (server_agent_fail(c, "string too long"));
+		gid = store_string(server_store, m->string.str,
+		    m->string.len);
+		return (server_agent_define(c, AGENT_STRING, m->string.id,
+		    gid));
+	case PROTO_FUNC:
+		return (server_agent_func(c, m));
+	case PROTO_FRAME:
+		return (server_agent_frame(c, m));
+	case PROTO_STACK:
+		return (server_agent_stack(c, m));
+	case PROTO_THREAD:
+		if (server_agent_string_ref(c, m->thread.name, &name) != 0)
+			return (-1);
+		return (server_agent_define(c, AGENT_THREAD, m->thread.id, 0));
+	case PROTO_SAMPLES:
+		return (server_agent_samples(c, m));
+	case PROTO_STATS:
+		if (m->stats.map != NULL)
+			registry_set_stats(c->proc, m->stats.map);
+		return (0);
+	default:
+		return (server_agent_fail(c, "unexpected message type %d",
+		    (int)m->type));
+	}
+}
+
+/* Handles one frame payload. */
+int
+server_agent_message(struct agent_conn *c, const char *payload, size_t len)
+{
+	msgpack_unpacked	 up;
+	struct proto_msg	 msg;
+	const char		*err = NULL;
+	int			 rc;
+
+	daemon_stats.messages_received++;
+	msgpack_unpacked_init(&up);
+	memset(&msg, 0, sizeof msg);
+	if (proto_decode(payload, len, &up, &msg, &err) != 0) {
+		daemon_stats.bad_frames++;
+		rc = server_agent_fail(c, "bad frame: %s",
+		    err != NULL ? err : "undecodable");
+	} else if ((rc = server_agent_dispatch(c, &msg)) != 0)
+		daemon_stats.protocol_errors++;
+	msgpack_unpacked_destroy(&up);
+	return (rc);
+}
+
+/* Handles every complete frame in buf. */
+int
+server_agent_input(struct agent_conn *c, const char *buf, size_t len,
+    size_t *used)
+{
+	const char	*payload;
+	size_t		 payload_len, frame_len, off = 0;
+	int		 rc;
+
+	for (;;) {
+		rc = proto_frame_peek(buf + off, len - off, PROTO_MAX_MSG,
+		    &payload, &payload_len, &frame_len);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			daemon_stats.bad_frames++;
+			*used = off;
+			return (server_agent_fail(c, "frame longer than %u "
+			    "bytes", PROTO_MAX_MSG));
+		}
+		daemon_stats.bytes_received += frame_len;
+		if (server_agent_message(c, payload, payload_len) != 0) {
+			*used = off;
+			return (-1);
+		}
+		off += frame_len;
+	}
+	*used = off;
+	return (0);
+}
+
+/* Reads frames as they arrive. */
+static void
+server_agent_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct agent_conn	*c = arg;
+	const char		*payload;
+	size_t			 payload_len, frame_len;
+	int			 rc;
+
+	while (!c->closing) {
+		rc = server_read_frame(bev, PROTO_MAX_MSG, AGENT_MAX_INPUT,
+		    &payload, &payload_len, &frame_len);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			daemon_stats.bad_frames++;
+			server_agent_fail(c, "frame longer than %u bytes",
+			    PROTO_MAX_MSG);
+			server_agent_close(c);
+			return;
+		}
+		daemon_stats.bytes_received += frame_len;
+		if (server_agent_message(c, payload, payload_len) != 0) {
+			server_agent_close(c);
+			return;
+		}
+		evbuffer_drain(bufferevent_get_input(bev), frame_len);
+	}
+}
+
+/* Handles end of file, errors and the hello timeout. */
+static void
+server_agent_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct agent_conn	*c = arg;
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		daemon_stats.hello_timeouts++;
+		server_agent_fail(c, "no hello within %d s",
+		    AGENT_HELLO_TIMEOUT_S);
+	} else if ((what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() != 0 &&
+	    EVUTIL_SOCKET_ERROR() != ECONNRESET)
+		log_debug("agent pid %u: %s", c->pid,
+		    strerror(EVUTIL_SOCKET_ERROR()));
+	server_agent_close(c);
+}
+
+/* Accepts an agent connection, within max-agents. */
+void
+server_agent_accept(int fd)
+{
+	struct bufferevent	*bev;
+	struct agent_conn	*c;
+	struct timeval		 tv = { AGENT_HELLO_TIMEOUT_S, 0 };
+
+	if (server_agent_count >= server_limits.max_agents) {
+		daemon_stats.agents_rejected++;
+		log_warn("refusing an agent: %zu connected (max-agents)",
+		    server_agent_count);
+		close(fd);
+		return;
+	}
+	bev = bufferevent_socket_new(server_base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		close(fd);
+		return;
+	}
+	if ((c = server_agent_create(bev)) == NULL) {
+		bufferevent_free(bev);
+		return;
+	}
+	daemon_stats.agents_accepted++;
+	bufferevent_setcb(bev, server_agent_read_cb, NULL,
+	    server_agent_event_cb, c);
+	bufferevent_setwatermark(bev, EV_READ, PROTO_HEADER_SIZE,
+	    AGENT_MAX_INPUT);
+	bufferevent_set_timeouts(bev, &tv, NULL);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}

@@ -1,0 +1,165 @@
+"""Hard cases for the sampler, one per sub-command; each exits 0 when the
+host itself behaved.  Run: hard.py CASE [--seconds S]
+
+  recursion     recurse 2000 deep and spin there (stack over the depth cap)
+  churn         start and end threads as fast as possible
+  many          120 threads at once, all running Python
+  forkstorm     fork 40 children in quick succession; each works, then exits
+  forkthread    os.fork() from a non-main thread; the child works 1.5 s
+  exit          threads still running while the interpreter exits
+  async         generators, coroutines and asyncio tasks doing the work
+  codereuse     100 freshly compiled functions, each run then freed
+"""
+import argparse
+import asyncio
+import gc
+import os
+import sys
+import threading
+import time
+
+
+def spin(seconds):
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        x += 1
+    return x
+
+
+def deep(n, seconds):
+    if n == 0:
+        return spin(seconds)
+    return deep(n - 1, seconds)
+
+
+def case_recursion(a):
+    sys.setrecursionlimit(10000)
+    deep(2000, a.seconds)
+
+
+def churn_body():
+    sum(range(100))
+
+
+def case_churn(a):
+    end = time.monotonic() + a.seconds
+    n = 0
+    while time.monotonic() < end:
+        ts = [threading.Thread(target=churn_body) for _ in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        n += len(ts)
+    print("threads=%d" % n)
+
+
+def many_body(stop):
+    while not stop.is_set():
+        spin(0.001)
+        time.sleep(0.001)
+
+
+def case_many(a):
+    stop = threading.Event()
+    ts = [threading.Thread(target=many_body, args=(stop,), name="many-%d" % i)
+          for i in range(120)]
+    for t in ts:
+        t.start()
+    time.sleep(a.seconds)
+    stop.set()
+    for t in ts:
+        t.join()
+
+
+def case_forkstorm(a):
+    kids = []
+    for _ in range(40):
+        pid = os.fork()
+        if pid == 0:
+            spin(0.3)
+            os._exit(0)
+        kids.append(pid)
+        time.sleep(0.01)
+    bad = 0
+    for pid in kids:
+        _, st = os.waitpid(pid, 0)
+        bad += st != 0
+    print("children=%d bad=%d" % (len(kids), bad))
+    sys.exit(1 if bad else 0)
+
+
+def case_forkthread(a):
+    res = {}
+
+    def forker():
+        pid = os.fork()
+        if pid == 0:
+            spin(1.5)
+            os._exit(0)
+        res["pid"] = pid
+    t = threading.Thread(target=forker)
+    t.start()
+    t.join()
+    print("child=%d" % res["pid"], flush=True)
+    _, st = os.waitpid(res["pid"], 0)
+    sys.exit(1 if st else 0)
+
+
+def case_exit(a):
+    for i in range(4):
+        threading.Thread(target=spin, args=(60,), daemon=True).start()
+    spin(a.seconds)
+    # exits with daemon threads still running Python code
+
+
+def gen_leaf(n):
+    for i in range(n):
+        spin(0.0002)
+        yield i
+
+
+async def coro_leaf(seconds):
+    spin(seconds)
+    await asyncio.sleep(0)
+
+
+async def outer_coro(seconds, rounds):
+    for _ in range(rounds):
+        await coro_leaf(seconds)
+        await asyncio.sleep(0)
+
+
+async def async_main(seconds):
+    rounds = int(seconds / 0.01 / 2)
+    await asyncio.gather(*(outer_coro(0.005, rounds) for _ in range(4)))
+
+
+def case_async(a):
+    for _ in gen_leaf(int(a.seconds / 2 / 0.0002)):
+        pass
+    asyncio.run(async_main(a.seconds))
+
+
+def case_codereuse(a):
+    per = a.seconds / 100
+    for i in range(100):
+        src = ("def fn_%d(spin, s):\n    return spin(s)\n" % i)
+        ns = {}
+        exec(compile(src, "dyn_%d.py" % i, "exec"), ns)
+        ns["fn_%d" % i](spin, per)
+        del ns
+        gc.collect()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("case")
+    p.add_argument("--seconds", type=float, default=2.0)
+    a = p.parse_args()
+    globals()["case_" + a.case](a)
+
+
+if __name__ == "__main__":
+    main()
