@@ -70,7 +70,7 @@ bin/profctl: $(CTL_OBJS) $(PROTO_OBJS)
 
 $(OBJDIR)/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Idaemon -Ictl -c -o $@ $<
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -iquote daemon -iquote ctl -c -o $@ $<
 
 agent:
 	@test -n "$(PYVER)" || { echo "make agent: cannot run PYTHON=$(PYTHON)" >&2; exit 1; }
@@ -79,7 +79,7 @@ agent:
 
 $(OBJDIR)/tests/test_%: tests/unit/test_%.c $(DAEMON_LIB_OBJS) $(CTL_LIB_OBJS) $(PROTO_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Idaemon -Ictl -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS) $(LDFLAGS) -lm
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -iquote daemon -iquote ctl -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS) $(LDFLAGS) -lm
 
 deps:
 	@sh $(DEPS)

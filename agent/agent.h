@@ -45,12 +45,14 @@
 #define INTERN_MAX_STRBYTES	(16u << 20)
 #define INTERN_MAX_FUNCS	(1u << 16)
 #define INTERN_MAX_LOCS		(1u << 20)
-#define INTERN_MAX_FRAMES	(1u << 20)
-#define INTERN_MAX_STACKS	(1u << 20)
+#define INTERN_MAX_FRAMES	(1u << 19)
+#define INTERN_MAX_STACKS	(1u << 19)
 #define INTERN_MAX_STACKWORDS	(16u << 20)	/* frame ids of all stacks */
 #define INTERN_MAX_THREADS	(1u << 16)
-/* A connection is renewed before any wire id gets near PROTO_MAX_ID. */
-#define INTERN_WIRE_ID_LIMIT	(PROTO_MAX_ID - (1u << 20))
+/* A connection is renewed before a batch could take any kind of wire id
+ * past profd's default --max-ids (1M per kind per connection); one batch
+ * defines at most AGENT_PENDING_MAX * PROTO_MAX_DEPTH ids of a kind. */
+#define INTERN_WIRE_ID_LIMIT	((1u << 20) - (1u << 18))
 
 /* Counters: written by the sampler only, read by anyone (relaxed). */
 struct agent_stats {
@@ -71,6 +73,7 @@ struct agent_config {
 	uint32_t	rate_hz;
 	uint32_t	mode;		/* enum proto_mode */
 	uint32_t	reader;		/* enum proto_reader asked */
+	uint32_t	reader_default;	/* what "default" means here */
 };
 
 /* Who this process is, for the hello.  Set by module.c before the sampler
@@ -94,6 +97,8 @@ extern uint32_t			agent_reader_active;
 extern int			agent_connected;
 
 uint64_t	agent_now_ns(void);		/* CLOCK_MONOTONIC */
+/* One line to stderr when PROFAGENT_DEBUG is set; silent otherwise. */
+void		agent_log(const char *, ...) __attribute__((format(printf, 1, 2)));
 uint64_t	agent_realtime_ns(void);	/* CLOCK_REALTIME */
 
 /* sampler.c */

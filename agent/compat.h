@@ -114,6 +114,12 @@ struct compat_layout {
 #define COMPAT_MAX3(a, b, c)	COMPAT_MAX2(COMPAT_MAX2(a, b), c)
 #define COMPAT_END(T, f)	(offsetof(T, f) + sizeof(((T *)0)->f))
 
+#if PY_VERSION_HEX >= 0x030a0000
+#define COMPAT_LINES_FIELD	co_linetable
+#else
+#define COMPAT_LINES_FIELD	co_lnotab
+#endif
+
 #if PY_VERSION_HEX >= 0x030b0000
 #define COMPAT_TS_READ	COMPAT_MAX3(COMPAT_END(PyThreadState, next),	\
 	COMPAT_MAX3(COMPAT_END(PyThreadState, interp),			\
@@ -220,11 +226,10 @@ static const struct compat_layout compat = {
 	.lines = COMPAT_LOCATIONS,
 #else
 	.code_name = offsetof(PyCodeObject, co_name),
+	.code_lines = offsetof(PyCodeObject, COMPAT_LINES_FIELD),
 #if PY_VERSION_HEX >= 0x030a0000
-	.code_lines = offsetof(PyCodeObject, co_linetable),
 	.lines = COMPAT_LINETABLE,
 #else
-	.code_lines = offsetof(PyCodeObject, co_lnotab),
 	.lines = COMPAT_LNOTAB,
 #endif
 	.code_bytes = offsetof(PyCodeObject, co_code),
@@ -235,7 +240,7 @@ static const struct compat_layout compat = {
 	    COMPAT_END(PyCodeObject, co_filename),
 	    COMPAT_MAX3(COMPAT_END(PyCodeObject, co_code),
 		COMPAT_END(PyCodeObject, co_firstlineno),
-		COMPAT_END(PyCodeObject, co_linetable_field))),
+		COMPAT_END(PyCodeObject, COMPAT_LINES_FIELD))),
 #endif
 	.code_filename = offsetof(PyCodeObject, co_filename),
 	.code_firstlineno = offsetof(PyCodeObject, co_firstlineno),
@@ -259,6 +264,13 @@ compat_gil_static(void)
 #else
 	return 0;
 #endif
+}
+
+/* pthread_t of the main thread, as CPython recorded it. */
+static inline unsigned long
+compat_main_thread(void)
+{
+	return _PyRuntime.main_thread;
 }
 
 /*

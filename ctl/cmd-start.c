@@ -1,4 +1,4 @@
-/* cmd-start.c -- `profctl start`: start sampling, everywhere or in some pids. */
+/* cmd-start.c -- `profctl start`: start sampling, everywhere or in pids. */
 
 #include <getopt.h>
 #include <stdio.h>

@@ -200,10 +200,13 @@ cmd_status_table(const msgpack_object *body, const char *dir)
 	render_duration(up, sizeof up, cmd_status_uint(m, "uptime_s"));
 
 	printf("profiling %s, rate %" PRIu64 " Hz, mode %s, reader %s; profd "
-	    "%s up %s; %" PRIu64 " of %" PRIu64 " %s connected\n",
-	    cmd_status_bool(m, "profiling") ? "on" : "off",
-	    cmd_status_uint(m, "rate_hz"), mode, reader, version, up,
-	    connected, total, cmd_plural(total, "agent", "agents"));
+	    "%s up %s; ", cmd_status_bool(m, "profiling") ? "on" : "off",
+	    cmd_status_uint(m, "rate_hz"), mode, reader, version, up);
+	if (total == 0)
+		printf("no agents\n");
+	else
+		printf("%" PRIu64 " of %" PRIu64 " %s connected\n", connected,
+		    total, cmd_plural(total, "agent", "agents"));
 	if (total == 0) {
 		printf("no processes attached: run one with "
 		    "'PROFD_RUNTIME_DIR=%s python3 -m profagent run -- CMD'\n",

@@ -22,7 +22,7 @@
 
 /* What every command gets from the global options. */
 struct cmd_ctx {
-	const char	*rundir;	/* -r DIR, or NULL for the default rule */
+	const char	*rundir;	/* -r DIR, or NULL: the default rule */
 };
 
 struct cmd_entry {
@@ -31,8 +31,8 @@ struct cmd_entry {
 	const char	*summary;	/* one line, for the command list */
 	const char	*help;		/* every option, one per line */
 	/* Runs with argv[0] = the command name; returns a CMD_EXIT_*. */
-	int		(*exec)(const struct cmd_entry *, const struct cmd_ctx *,
-			    int argc, char **argv);
+	int		(*exec)(const struct cmd_entry *,
+			    const struct cmd_ctx *, int argc, char **argv);
 };
 
 /* Output formats of status and show. */

@@ -93,6 +93,8 @@ main(int argc, char **argv)
 	char				 prog[64];
 	int				 ch, ret;
 
+	snprintf(prog, sizeof prog, "profctl");
+	argv[0] = prog;		/* getopt's messages say "profctl: ..." */
 	while ((ch = getopt_long(argc, argv, "+r:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'r':

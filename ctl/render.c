@@ -305,7 +305,8 @@ render_frame_fields(const msgpack_object *o, const msgpack_object_str **name,
 	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 3)
 		return (-1);
 	a = o->via.array.ptr;
-	if (a[0].type != MSGPACK_OBJECT_STR || a[1].type != MSGPACK_OBJECT_STR ||
+	if (a[0].type != MSGPACK_OBJECT_STR ||
+	    a[1].type != MSGPACK_OBJECT_STR ||
 	    a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
 		return (-1);
 	*name = &a[0].via.str;

@@ -12,8 +12,8 @@
 #include <msgpack.h>
 
 #define RENDER_COLUMN_GAP	2	/* spaces between table columns */
-#define RENDER_LAST_MIN		16	/* last column is never cut below this */
-#define RENDER_ELLIPSIS		"..."	/* marks a cut in the middle of a cell */
+#define RENDER_LAST_MIN		16	/* never cut the last column below */
+#define RENDER_ELLIPSIS		"..."	/* marks a cut inside a cell */
 
 struct render_table;
 

@@ -25,6 +25,8 @@ log_info(const char *fmt, ...)
 {
 	va_list	ap;
 
+	if (log_verbose < 0)
+		return;
 	va_start(ap, fmt);
 	log_vwrite("", fmt, ap);
 	va_end(ap);
@@ -47,7 +49,7 @@ log_debug(const char *fmt, ...)
 {
 	va_list	ap;
 
-	if (!log_verbose)
+	if (log_verbose < 1)
 		return;
 	va_start(ap, fmt);
 	log_vwrite("", fmt, ap);

@@ -2,7 +2,8 @@
 #ifndef LOG_H
 #define LOG_H
 
-/* Verbosity: 0 info and warnings, 1 also debug.  Set once at start-up. */
+/* Verbosity: -1 warnings only (tests), 0 info and warnings, 1 also debug.
+ * Set once at start-up. */
 extern int log_verbose;
 
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));

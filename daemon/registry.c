@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "settings.h"
 #include "registry.h"
 
 /* Creates an empty registry. */
@@ -54,6 +54,7 @@ static char *
 registry_strndup(const char *s, size_t len, size_t max)
 {
 	char	*copy;
+	size_t	 i;
 
 	if (s == NULL)
 		len = 0;
@@ -64,6 +65,11 @@ registry_strndup(const char *s, size_t len, size_t max)
 	if (len > 0)
 		memcpy(copy, s, len);
 	copy[len] = '\0';
+	/* Control bytes would forge log lines and cut C strings. */
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)copy[i] < 0x20 || copy[i] == 0x7f)
+			copy[i] = '?';
+	}
 	return (copy);
 }
 
@@ -140,8 +146,8 @@ registry_attach(struct registry *reg, const struct proto_hello *h,
 	struct registry_proc	*p;
 
 	DL_FOREACH(reg->procs, p) {
-		if (!p->connected && p->pid == h->pid &&
-		    p->start_ns == h->start_ns)
+		if (!p->connected && h->start_ns != 0 &&
+		    p->pid == h->pid && p->start_ns == h->start_ns)
 			break;
 	}
 	if (p != NULL) {

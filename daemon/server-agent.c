@@ -20,7 +20,7 @@
 #include <event2/event.h>
 #include <utlist.h>
 
-#include "limits.h"
+#include "settings.h"
 #include "log.h"
 #include "proto.h"
 #include "registry.h"
@@ -420,8 +420,10 @@ server_agent_message(struct agent_conn *c, const char *payload, size_t len)
 		daemon_stats.bad_frames++;
 		rc = server_agent_fail(c, "bad frame: %s",
 		    err != NULL ? err : "undecodable");
-	} else if ((rc = server_agent_dispatch(c, &msg)) != 0)
+	} else if ((rc = server_agent_dispatch(c, &msg)) != 0) {
+		daemon_stats.bad_frames++;
 		daemon_stats.protocol_errors++;
+	}
 	msgpack_unpacked_destroy(&up);
 	return (rc);
 }
@@ -443,8 +445,8 @@ server_agent_input(struct agent_conn *c, const char *buf, size_t len,
 		if (rc < 0) {
 			daemon_stats.bad_frames++;
 			*used = off;
-			return (server_agent_fail(c, "frame longer than %u "
-			    "bytes", PROTO_MAX_MSG));
+			return (server_agent_fail(c, "frame length 0 or over "
+			    "%u bytes", PROTO_MAX_MSG));
 		}
 		daemon_stats.bytes_received += frame_len;
 		if (server_agent_message(c, payload, payload_len) != 0) {
@@ -473,7 +475,7 @@ server_agent_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		if (rc < 0) {
 			daemon_stats.bad_frames++;
-			server_agent_fail(c, "frame longer than %u bytes",
+			server_agent_fail(c, "frame length 0 or over %u bytes",
 			    PROTO_MAX_MSG);
 			server_agent_close(c);
 			return;

@@ -19,7 +19,7 @@
 #include <event2/listener.h>
 #include <systemd/sd-daemon.h>
 
-#include "limits.h"
+#include "settings.h"
 #include "log.h"
 #include "proto.h"
 #include "registry.h"
@@ -229,6 +229,21 @@ fail:
 	return (-1);
 }
 
+/* Notes the real path of an inherited socket, for the log. */
+static void
+server_inherit_path(struct server_listener *l, int fd)
+{
+	struct sockaddr_un	sun;
+	socklen_t		len = sizeof sun;
+
+	memset(&sun, 0, sizeof sun);
+	if (getsockname(fd, (struct sockaddr *)&sun, &len) != 0 ||
+	    sun.sun_family != AF_UNIX || sun.sun_path[0] == '\0')
+		return;
+	snprintf(l->path, sizeof l->path, "%.*s",
+	    (int)(sizeof sun.sun_path), sun.sun_path);
+}
+
 /* Sorts the sockets systemd passed to their listeners, by name or path. */
 static void
 server_inherit(void)
@@ -260,6 +275,7 @@ server_inherit(void)
 			close(fd);
 			continue;
 		}
+		server_inherit_path(l, fd);
 		flags = fcntl(fd, F_GETFL);
 		if (flags != -1)
 			fcntl(fd, F_SETFL, flags | O_NONBLOCK);

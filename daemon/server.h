@@ -14,7 +14,7 @@
 struct store;
 struct registry;
 
-/* Limits settable on the command line (defaults in limits.h). */
+/* Limits settable on the command line (defaults in settings.h). */
 struct server_limits {
 	size_t	max_agents;
 	size_t	max_controls;

@@ -17,8 +17,8 @@
 	X(controls_rejected, "control connections refused: max-controls") \
 	X(accept_errors, "accept() failures")				\
 	X(accept_pauses, "times accepting paused for lack of fds")	\
-	X(bad_frames, "frames too long or not decodable")		\
-	X(protocol_errors, "valid frames breaking the protocol rules")	\
+	X(bad_frames, "frames that closed their sender")		\
+	X(protocol_errors, "of those, decodable but against the protocol")	\
 	X(hello_timeouts, "agents closed for sending no hello")		\
 	X(output_overflows, "peers closed for not reading replies")	\
 	X(bytes_received, "bytes received from agents")			\

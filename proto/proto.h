@@ -19,6 +19,7 @@
 #ifndef PROTO_H
 #define PROTO_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -102,7 +102,8 @@ Test(json, escapes_quote_and_backslash)
 Test(json, escapes_control_characters)
 {
 	cr_assert_str_eq(escape("\n\r\t\b\f", 5), "\"\\n\\r\\t\\b\\f\"");
-	cr_assert_str_eq(escape("\x01\x1f\x7f", 3), "\"\\u0001\\u001f\\u007f\"");
+	cr_assert_str_eq(escape("\x01\x1f\x7f", 3),
+	    "\"\\u0001\\u001f\\u007f\"");
 }
 
 Test(json, escapes_embedded_nul)

@@ -1,10 +1,10 @@
 /*
- * limits.h -- every limit of profd, each a named setting with its default.
+ * settings.h -- every limit of profd, each a named setting with its default.
  * The values here are defaults; profd.c lets the command line change the
  * ones that are worth changing (see `profd --help`).
  */
-#ifndef LIMITS_H
-#define LIMITS_H
+#ifndef SETTINGS_H
+#define SETTINGS_H
 
 #define PROFD_VERSION		"0.1.0"
 
@@ -23,6 +23,8 @@
 
 /* Per control connection. */
 #define CONTROL_TIMEOUT_S	60		/* idle or stalled write */
+#define CONTROL_MAX_PIDS	65536		/* pids in one request */
+#define CONTROL_MAX_INPUT	(PROTO_HEADER_SIZE + PROTO_MAX_MSG)
 
 /* Agents registry: disconnected processes kept for `status`. */
 #define DEFAULT_MAX_GONE	256

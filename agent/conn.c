@@ -1,0 +1,407 @@
+/*
+ * conn.c -- the agent's connection to profd: a non-blocking Unix stream
+ * socket, a bounded outgoing buffer (a fixed proto_sink) and the CONFIG
+ * messages coming back.
+ *
+ * The buffer always holds the stream for the current (or next) connection,
+ * starting with its HELLO, so while the daemon is away samples keep being
+ * buffered up to the bound, then dropped (counted).  A lost connection
+ * drops what is buffered (counted) and starts a new epoch: a fresh HELLO,
+ * and every definition sent again as needed.
+ *
+ * Everything here belongs to the sampler thread, except conn_init/conn_free
+ * (module.c, sampler not running) and conn_fork_child (fork child).
+ */
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+/* A committed batch: its end in the stream, and its samples, so samples
+ * still buffered are known (and counted as dropped if the link is lost). */
+struct conn_mark {
+	uint64_t	end;
+	uint32_t	n;
+};
+#define CONN_MARKS	1024
+
+/* Sampler thread only (see above). */
+static int			 conn_sock = -1;
+static struct proto_sink	 conn_out;
+static char			*conn_buf;
+static uint64_t			 conn_base;	/* stream offset of out[0] */
+static struct conn_mark		 conn_marks[CONN_MARKS];
+static uint32_t			 conn_mark_head, conn_mark_count;
+static uint64_t			 conn_buffered;	/* samples in conn_out */
+static char			 conn_in[AGENT_INBUF];
+static size_t			 conn_in_len;
+static uint64_t			 conn_next_try;
+static uint64_t			 conn_backoff = AGENT_BACKOFF_MIN_NS;
+static struct proto_sample	 conn_wire[AGENT_PENDING_MAX];
+
+/* Allocates the outgoing buffer. */
+int
+conn_init(size_t bytes)
+{
+	if (conn_buf != NULL)
+		return (0);
+	if ((conn_buf = malloc(bytes)) == NULL)
+		return (-1);
+	proto_sink_init_fixed(&conn_out, conn_buf, bytes);
+	conn_restart();
+	return (0);
+}
+
+/* Frees the buffer and closes the socket. */
+void
+conn_free(void)
+{
+	if (conn_sock != -1)
+		close(conn_sock);
+	conn_sock = -1;
+	AGENT_STORE(agent_connected, 0);
+	free(conn_buf);
+	conn_buf = NULL;
+	memset(&conn_out, 0, sizeof conn_out);
+}
+
+/* The socket, or -1. */
+int
+conn_fd(void)
+{
+	return (conn_sock);
+}
+
+/* Whether bytes wait to be sent. */
+int
+conn_want_write(void)
+{
+	return (conn_out.len > 0);
+}
+
+/* Forgets buffered output, counting its samples as dropped. */
+static void
+conn_clear(void)
+{
+	if (conn_buffered > 0)
+		AGENT_STAT_ADD(dropped, conn_buffered);
+	conn_buffered = 0;
+	conn_mark_head = conn_mark_count = 0;
+	conn_base += conn_out.len;
+	conn_out.len = 0;
+	conn_out.full = 0;
+}
+
+/* Starts a new epoch: empty buffer, then this process's hello. */
+void
+conn_restart(void)
+{
+	struct proto_hello	 h;
+
+	if (conn_buf == NULL)
+		return;
+	conn_clear();
+	intern_new_epoch();
+	memset(&h, 0, sizeof h);
+	h.version = PROTO_VERSION;
+	h.pid = (uint64_t)getpid();
+	h.ppid = (uint64_t)getppid();
+	h.start_ns = agent_ident.start_ns;
+	h.host = agent_ident.host;
+	h.host_len = (uint32_t)strlen(agent_ident.host);
+	h.service = agent_ident.service;
+	h.service_len = (uint32_t)strlen(agent_ident.service);
+	h.python = agent_ident.python;
+	h.python_len = (uint32_t)strlen(agent_ident.python);
+	h.reader = proto_reader_name(AGENT_LOAD(agent_reader_active));
+	if (h.reader == NULL)
+		h.reader = "default";
+	h.reader_len = (uint32_t)strlen(h.reader);
+	if (proto_send_hello(&conn_out, &h,
+	    (const char *const *)agent_ident.argv, agent_ident.argc) != 0)
+		agent_log("hello does not fit the buffer");
+}
+
+/* Closes the connection and starts over with a new epoch. */
+void
+conn_drop(uint64_t now, const char *why)
+{
+	if (conn_sock != -1) {
+		agent_log("connection to %s lost: %s", agent_ident.sock_path,
+		    why);
+		close(conn_sock);
+		conn_sock = -1;
+		AGENT_STORE(agent_connected, 0);
+	}
+	conn_in_len = 0;
+	conn_restart();
+	conn_next_try = now + conn_backoff;
+	conn_backoff *= 2;
+	if (conn_backoff > AGENT_BACKOFF_MAX_NS)
+		conn_backoff = AGENT_BACKOFF_MAX_NS;
+}
+
+/* Tries to connect once. */
+static void
+conn_connect(uint64_t now)
+{
+	struct sockaddr_un	 sun;
+	int			 fd;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s",
+	    agent_ident.sock_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0 &&
+	    errno != EINPROGRESS)
+		goto fail;
+	conn_sock = fd;
+	conn_in_len = 0;
+	AGENT_STORE(agent_connected, 1);
+	AGENT_STAT_ADD(connects, 1);
+	agent_log("connected to %s", agent_ident.sock_path);
+	return;
+fail:
+	if (fd != -1)
+		close(fd);
+	conn_next_try = now + conn_backoff;
+	conn_backoff *= 2;
+	if (conn_backoff > AGENT_BACKOFF_MAX_NS)
+		conn_backoff = AGENT_BACKOFF_MAX_NS;
+}
+
+/* Marks n bytes as sent: batches wholly out no longer count as buffered. */
+static void
+conn_sent(size_t n)
+{
+	struct conn_mark	*m;
+
+	proto_sink_consume(&conn_out, n);
+	conn_base += n;
+	AGENT_STAT_ADD(bytes_sent, n);
+	while (conn_mark_count > 0) {
+		m = &conn_marks[conn_mark_head];
+		if (m->end > conn_base)
+			break;
+		conn_buffered -= m->n;
+		conn_mark_head = (conn_mark_head + 1) % CONN_MARKS;
+		conn_mark_count--;
+	}
+}
+
+/* Applies one message from the daemon; -1 if it is not a CONFIG. */
+static int
+conn_handle(const char *payload, size_t len)
+{
+	msgpack_unpacked	 up;
+	struct proto_msg	 msg;
+	const char		*err = NULL;
+	int			 rc = -1;
+	uint32_t		 rate;
+
+	msgpack_unpacked_init(&up);
+	if (proto_decode(payload, len, &up, &msg, &err) != 0) {
+		agent_log("bad message from the daemon: %s", err ? err : "?");
+		goto out;
+	}
+	if (msg.type != PROTO_CONFIG) {
+		agent_log("unexpected message %d from the daemon", msg.type);
+		goto out;
+	}
+	rate = msg.config.rate_hz;
+	if (rate < PROTO_RATE_MIN)
+		rate = PROTO_RATE_MIN;
+	if (rate > PROTO_RATE_MAX)
+		rate = PROTO_RATE_MAX;
+	if (msg.config.mode <= PROTO_MODE_LAST)
+		AGENT_STORE(agent_config.mode, msg.config.mode);
+	if (msg.config.reader <= PROTO_READER_LAST)
+		AGENT_STORE(agent_config.reader, msg.config.reader);
+	AGENT_STORE(agent_config.rate_hz, rate);
+	AGENT_STORE(agent_config.profiling, msg.config.profiling ? 1 : 0);
+	conn_backoff = AGENT_BACKOFF_MIN_NS;
+	rc = 0;
+out:
+	msgpack_unpacked_destroy(&up);
+	return (rc);
+}
+
+/* Reads and applies what the daemon sent; -1 if the link must go. */
+static int
+conn_read(uint64_t now)
+{
+	const char	*payload;
+	size_t		 plen, flen;
+	ssize_t		 n;
+	int		 rc;
+
+	for (;;) {
+		n = recv(conn_sock, conn_in + conn_in_len,
+		    sizeof conn_in - conn_in_len, MSG_DONTWAIT);
+		if (n == 0) {
+			conn_drop(now, "closed by the daemon");
+			return (-1);
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR)
+				return (0);
+			conn_drop(now, strerror(errno));
+			return (-1);
+		}
+		conn_in_len += (size_t)n;
+		while ((rc = proto_frame_peek(conn_in, conn_in_len,
+		    sizeof conn_in - PROTO_HEADER_SIZE, &payload, &plen,
+		    &flen)) == 1) {
+			if (conn_handle(payload, plen) != 0) {
+				conn_drop(now, "malformed input");
+				return (-1);
+			}
+			memmove(conn_in, conn_in + flen, conn_in_len - flen);
+			conn_in_len -= flen;
+		}
+		if (rc < 0) {
+			conn_drop(now, "oversized message");
+			return (-1);
+		}
+	}
+}
+
+/* Connects when due, sends what the socket takes, reads CONFIG. */
+void
+conn_io(uint64_t now)
+{
+	ssize_t	n;
+
+	if (conn_buf == NULL)
+		return;
+	if (conn_sock == -1) {
+		if (now < conn_next_try)
+			return;
+		conn_connect(now);
+		if (conn_sock == -1)
+			return;
+	}
+	while (conn_out.len > 0) {
+		n = send(conn_sock, conn_out.data, conn_out.len,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0) {
+			conn_sent((size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == ENOTCONN))
+			break;
+		conn_drop(now, n < 0 ? strerror(errno) : "send failed");
+		return;
+	}
+	conn_read(now);
+}
+
+/* Commits one batch with the definitions it needs, all or nothing. */
+int
+conn_commit(const struct intern_sample *s, uint32_t n)
+{
+	struct conn_mark	*m;
+	size_t			 start, before;
+	uint64_t		 base_ns, prev_us, t_us;
+	uint32_t		 i;
+
+	if (n == 0 || conn_buf == NULL)
+		return (0);
+	if (intern_wire_exhausted()) {
+		if (conn_sock != -1)
+			conn_drop(agent_now_ns(), "ids exhausted");
+		else
+			conn_restart();
+	}
+	base_ns = agent_realtime_ns() - (agent_now_ns() - s[0].t_ns);
+	start = conn_out.len;
+	intern_txn_begin();
+	prev_us = 0;
+	for (i = 0; i < n; i++) {
+		if (intern_emit(&conn_out, &s[i], &conn_wire[i]) != 0)
+			goto fail;
+		/* dt_us: microseconds since the previous sample of the batch
+		 * (the first: since base_ns), from rounded cumulative times. */
+		t_us = s[i].t_ns > s[0].t_ns ? (s[i].t_ns - s[0].t_ns) / 1000 :
+		    0;
+		if (t_us < prev_us)
+			t_us = prev_us;
+		conn_wire[i].dt_us = (uint32_t)(t_us - prev_us);
+		prev_us = t_us;
+	}
+	before = conn_out.len;
+	if (proto_send_samples(&conn_out, base_ns, conn_wire, n) != 0)
+		goto fail;
+	intern_txn_commit();
+	AGENT_STAT_ADD(sample_bytes, conn_out.len - before);
+	conn_buffered += n;
+	if (conn_mark_count == CONN_MARKS) {
+		m = &conn_marks[(conn_mark_head + conn_mark_count - 1) %
+		    CONN_MARKS];
+		m->end = conn_base + conn_out.len;
+		m->n += n;
+	} else {
+		m = &conn_marks[(conn_mark_head + conn_mark_count) %
+		    CONN_MARKS];
+		m->end = conn_base + conn_out.len;
+		m->n = n;
+		conn_mark_count++;
+	}
+	return (0);
+fail:
+	conn_out.len = start;
+	conn_out.full = 0;
+	intern_txn_abort();
+	AGENT_STAT_ADD(dropped, n);
+	return (-1);
+}
+
+/* Appends this agent's counters, when connected. */
+void
+conn_stats(void)
+{
+#define CONN_STAT_ONE(name, desc) + 1
+	uint64_t	v[0 PROTO_AGENT_STATS(CONN_STAT_ONE)];
+#undef CONN_STAT_ONE
+	size_t		i = 0;
+
+	if (conn_sock == -1 || conn_buf == NULL)
+		return;
+#define CONN_STAT_VALUE(name, desc) v[i++] = AGENT_LOAD(agent_stats.name);
+	PROTO_AGENT_STATS(CONN_STAT_VALUE)
+#undef CONN_STAT_VALUE
+	(void)proto_send_stats(&conn_out, v);
+}
+
+/* In a fork child: the parent's socket is not ours to use. */
+void
+conn_fork_child(void)
+{
+	if (conn_sock != -1)
+		close(conn_sock);
+	conn_sock = -1;
+	AGENT_STORE(agent_connected, 0);
+	conn_in_len = 0;
+	conn_next_try = 0;
+	conn_backoff = AGENT_BACKOFF_MIN_NS;
+	/* The parent's buffered samples are the parent's: not dropped by us. */
+	conn_buffered = 0;
+	conn_mark_head = conn_mark_count = 0;
+	conn_out.len = 0;
+	conn_out.full = 0;
+}

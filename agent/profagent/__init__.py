@@ -1,0 +1,133 @@
+"""profagent: the in-process agent of profd.
+
+    import profagent
+    profagent.attach(service="web")     # connect to profd, sample when told
+
+The native sampler thread (profagent._profagent) captures the stacks of every
+Python thread and streams them to profd over its Unix socket.  It never
+blocks, crashes or raises into the host: with no daemon it buffers within a
+bound, counts what it drops and reconnects.
+
+Environment:
+  PROFAGENT_SERVICE       service name (default: the script's name)
+  PROFD_RUNTIME_DIR       profd's runtime directory (agent.sock)
+  PROFAGENT_READER        gil | direct (default: direct where it works)
+  PROFAGENT_RATE          local default rate in Hz, until profd says otherwise
+  PROFAGENT_BUFFER_BYTES  outgoing buffer bound (default 4 MiB)
+  PROFAGENT_DEBUG         1: log connection events to stderr
+"""
+
+import os
+import sys
+import threading
+
+from . import _profagent
+
+__all__ = ["attach", "detach", "stats", "configure"]
+
+_hooks_installed = False
+
+
+def _default_service():
+    argv0 = sys.argv[0] if getattr(sys, "argv", None) else ""
+    if argv0 in ("", "-c", "-m"):
+        return "python"
+    name = os.path.basename(argv0)
+    if name.endswith(".py"):
+        name = name[:-3]
+    return name or "python"
+
+
+def _name_thread(thread):
+    try:
+        native = getattr(thread, "native_id", None)
+        if native is None:
+            return
+        _profagent._set_thread_name(native, thread.name, thread.ident or 0)
+    except Exception:
+        pass
+
+
+def _name_current():
+    try:
+        _profagent._set_thread_name(threading.get_native_id(),
+                                    threading.current_thread().name,
+                                    threading.get_ident())
+    except Exception:
+        pass
+
+
+def _after_fork_child():
+    _name_current()
+    _profagent._after_fork_child()
+
+
+def _install_hooks():
+    """Names threads as they start; restarts the sampler in fork children."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    original = threading.Thread._bootstrap_inner
+
+    def _bootstrap_inner(self):
+        try:
+            _profagent._set_thread_name(threading.get_native_id(),
+                                        self.name, threading.get_ident())
+        except Exception:
+            pass
+        return original(self)
+
+    threading.Thread._bootstrap_inner = _bootstrap_inner
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_child)
+
+
+def _configure_from_env():
+    reader = os.environ.get("PROFAGENT_READER", "").strip().lower()
+    if reader:
+        try:
+            _profagent.configure(default_reader=reader)
+        except ValueError as e:
+            print("profagent: ignoring PROFAGENT_READER: %s" % e,
+                  file=sys.stderr)
+    rate = os.environ.get("PROFAGENT_RATE", "").strip()
+    if rate:
+        try:
+            _profagent.configure(rate=int(rate))
+        except ValueError as e:
+            print("profagent: ignoring PROFAGENT_RATE=%s: %s" % (rate, e),
+                  file=sys.stderr)
+
+
+def attach(service=None, runtime_dir=None):
+    """Starts the agent (idempotent).  A missing daemon is not an error."""
+    service = service or os.environ.get("PROFAGENT_SERVICE") or \
+        _default_service()
+    runtime_dir = runtime_dir or os.environ.get("PROFD_RUNTIME_DIR") or None
+    _configure_from_env()
+    _install_hooks()
+    main = threading.main_thread()
+    if main.native_id is not None:
+        _profagent._set_thread_name(main.native_id, "MainThread",
+                                    main.ident or 0)
+    for t in threading.enumerate():
+        if t is not main:
+            _name_thread(t)
+    _profagent.attach(runtime_dir, service)
+
+
+def detach():
+    """Stops the agent and closes the connection to profd."""
+    _profagent.detach()
+
+
+def stats():
+    """The agent's counters and state, as a dict."""
+    return _profagent.stats()
+
+
+def configure(rate=None, mode=None, reader=None, profiling=None):
+    """Local settings (tests, no daemon); profd's CONFIG overrides them."""
+    _profagent.configure(rate=rate, mode=mode, reader=reader,
+                         profiling=profiling)

@@ -1,0 +1,1504 @@
+/*
+ * reader_direct.c -- reads Python stacks without the GIL.
+ *
+ * The sampler thread copies thread states, frames and code objects out of
+ * the interpreter with a safe copy (process_vm_readv on our own pid, or a
+ * pipe, or /proc/self/mem: whichever works and is cheapest, chosen once at
+ * probe), so a pointer that went stale under us gives an error, never a
+ * fault.  Every copied pointer is checked before it is followed; a stack
+ * that does not hold together is dropped and counted invalid.  Layouts come
+ * from compat.h only.
+ *
+ * Cost: one safe copy costs about a microsecond whatever its size, so a
+ * capture makes as few as it can.  Each capture remembers which regions it
+ * had to copy (thread states, the used part of each thread's stack chunk,
+ * frames living elsewhere) and the next capture copies all of them again
+ * in a single vectored call before walking; only what moved since costs an
+ * extra copy.  Code objects are checked once and then again every
+ * DIRECT_CODE_RECHECK captures, batched per thread.
+ *
+ * Every function here runs on the sampler thread, except direct_atfork_child
+ * (the one thread of a new child).  Globals need no lock for that reason.
+ */
+#include "compat.h"	/* first: sets Py_BUILD_CORE for Python.h */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "reader.h"
+
+/* Limits. */
+#define DIRECT_SNAP_BYTES	(512u * 1024)	/* bytes copied per capture */
+#define DIRECT_SNAP_REGIONS	2048		/* regions copied per capture */
+#define DIRECT_SNAP_HASH	8192		/* region index slots, 2^n */
+#define DIRECT_SNAP_WIDE	64		/* regions looked into, per capture */
+#define DIRECT_CHUNK_SLACK	256		/* read past a chunk's top */
+#define DIRECT_CHUNK_MAX	(64u * 1024)	/* biggest chunk span copied */
+#define DIRECT_BACK_MAX		1024		/* read below a missed frame */
+#define DIRECT_WALK_MAX		(PROTO_MAX_DEPTH + 64)	/* frames followed */
+#define DIRECT_THREADS_MAX	4096		/* thread states followed */
+#define DIRECT_CODE_CACHE	4096		/* checked code objects, 2^n */
+#define DIRECT_CODE_RECHECK	128		/* captures between checks */
+#define DIRECT_LINE_CACHE	256		/* line tables kept, 2^n */
+#define DIRECT_LINES_MAX	(256u * 1024)	/* biggest line table read */
+#define DIRECT_PIPE_SIZE	(256 * 1024)	/* pipe capacity asked for */
+#define DIRECT_IOV_MAX		1024		/* iovecs per system call */
+#define DIRECT_ADDR_MIN		((uintptr_t)4096)
+#define DIRECT_ADDR_MAX		((uintptr_t)1 << 48)
+#define DIRECT_STR_HEAD		sizeof(PyCompactUnicodeObject)
+
+/* Ways to copy memory safely, in order of preference when equally fast. */
+enum direct_how { DIRECT_PVR, DIRECT_PIPE, DIRECT_MEM, DIRECT_NONE };
+static const char *const direct_how_names[] = { "pvr", "pipe", "mem" };
+
+/* The copy mechanism (sampler thread; reset in a forked child). */
+static struct {
+	int	how;
+	pid_t	pid;
+	int	memfd;
+	int	pipe[2];
+	int	pipe_size;
+	int	atfork;		/* handler registered */
+	int	forked;		/* in a child: set up again */
+	int	verified;	/* pipe checked during this capture */
+} direct_io = { DIRECT_NONE, 0, -1, { -1, -1 }, 0, 0, 0, 0 };
+
+/* What the probe found (sampler thread). */
+static struct {
+	int		ready;
+	uintptr_t	interp;
+	uintptr_t	gil;		/* struct _gil_runtime_state, or 0 */
+	uintptr_t	code_type;
+	uintptr_t	frame_type;
+	uintptr_t	str_type;
+	long		tid_off;	/* tid in glibc's struct pthread, or -1 */
+} direct = { 0, 0, 0, 0, 0, 0, -1 };
+
+/* One region of interpreter memory copied into the snapshot. */
+enum direct_kind {
+	DK_HEAD, DK_GIL, DK_TSTATE, DK_TID,
+	DK_CHUNK,	/* used part of a thread's stack chunk */
+	DK_STRETCH,	/* memory below a frame missed in an older chunk */
+	DK_OTHER,
+};
+
+struct direct_region {
+	uintptr_t	addr;
+	uint32_t	len;		/* 0 when the copy failed */
+	uint32_t	off;		/* in direct_snap.buf */
+	uint32_t	need;		/* DK_CHUNK: bytes the walk needed */
+	uint8_t		kind;
+	uint8_t		used;
+	uint8_t		done;		/* copy attempted */
+};
+
+/* This capture's copies, and the plan for the next (sampler thread). */
+static struct {
+	char			buf[DIRECT_SNAP_BYTES] __attribute__((aligned(64)));
+	size_t			used;
+	struct direct_region	r[DIRECT_SNAP_REGIONS];
+	int			n;
+	int			last;	/* last region hit */
+	/* Regions by start address (stamped with the capture), and the few
+	 * big ones (stack chunks) that lookups land inside. */
+	struct { uintptr_t addr; uint32_t stamp; int idx; }
+				hash[DIRECT_SNAP_HASH];
+	int			wide[DIRECT_SNAP_WIDE];
+	int			nwide;
+	uint32_t		stamp;
+	struct { uintptr_t addr; uint32_t len; uint8_t kind; }
+				plan[DIRECT_SNAP_REGIONS];
+	int			nplan;
+	uint32_t		capture;	/* counter */
+} direct_snap;
+
+/* A code object seen in a stack, checked at `checked`. */
+struct direct_code {
+	uintptr_t	addr;
+	uint32_t	checked;
+	int32_t		units;		/* bytecode size, code units; -1 n/a */
+	int32_t		firsttraceable;
+	uint8_t		ok;
+};
+static struct direct_code direct_codes[DIRECT_CODE_CACHE];	/* sampler */
+
+/* A copied line table, keyed by code address and fingerprint. */
+struct direct_lines {
+	uintptr_t	addr;
+	uint64_t	fingerprint;
+	int32_t		firstline;
+	uint32_t	len;
+	unsigned char	*table;
+};
+static struct direct_lines direct_lines[DIRECT_LINE_CACHE];	/* sampler */
+
+/* A frame as walked, before its code object is checked. */
+struct direct_raw {
+	uintptr_t	code;
+	int64_t		loc;	/* bytes from the bytecode start */
+	int		gen;	/* owned by a generator */
+	int32_t		units;	/* from the code object, once checked */
+	int32_t		firsttraceable;
+};
+
+static int	direct_copy(void *, uintptr_t, size_t);
+
+/* Says whether p could point to an object of alignment a. */
+static inline int
+direct_ptr_ok(uintptr_t p, uintptr_t align)
+{
+	return p >= DIRECT_ADDR_MIN && p < DIRECT_ADDR_MAX &&
+	    (p & (align - 1)) == 0;
+}
+
+/*
+ * Says whether a copied object header looks alive: freed memory keeps its
+ * old type pointer, but the allocator reuses the refcount word (a free-list
+ * link or 0).  Immortal objects stay well below the limit.
+ */
+static inline int
+direct_alive(const void *obj)
+{
+	Py_ssize_t refcnt;
+
+	memcpy(&refcnt, (const char *)obj + offsetof(PyObject, ob_refcnt),
+	    sizeof refcnt);
+	return refcnt > 0 && refcnt < ((Py_ssize_t)1 << 40);
+}
+
+/* Reads a field of a copied struct. */
+static inline uintptr_t
+direct_word(const void *base, size_t off)
+{
+	uintptr_t v;
+
+	memcpy(&v, (const char *)base + off, sizeof v);
+	return v;
+}
+
+static inline int32_t
+direct_int(const void *base, size_t off)
+{
+	int32_t v;
+
+	memcpy(&v, (const char *)base + off, sizeof v);
+	return v;
+}
+
+/*
+ * The copies call the kernel directly: a library interposing on writev()
+ * or pread() (a sanitizer, a tracer) would otherwise touch the very memory
+ * the kernel is there to check for us.
+ */
+static inline ssize_t
+direct_sys_writev(int fd, const struct iovec *v, int n)
+{
+	return syscall(SYS_writev, fd, v, n);
+}
+
+static inline ssize_t
+direct_sys_write(int fd, const void *src, size_t n)
+{
+	return syscall(SYS_write, fd, src, n);
+}
+
+static inline ssize_t
+direct_sys_pread(int fd, void *dst, size_t n, off_t off)
+{
+	return syscall(SYS_pread64, fd, dst, n, off);
+}
+
+static inline ssize_t
+direct_sys_pvr(pid_t pid, const struct iovec *l, unsigned long nl,
+    const struct iovec *r, unsigned long nr)
+{
+	return syscall(SYS_process_vm_readv, pid, l, nl, r, nr, 0UL);
+}
+
+/* Kernel thread id of the caller, asked once per thread. */
+static __thread pid_t direct_self_tid;
+
+static pid_t
+direct_gettid(void)
+{
+	if (direct_self_tid == 0)
+		direct_self_tid = (pid_t)syscall(SYS_gettid);
+	return direct_self_tid;
+}
+
+/* Forgets the parent's descriptors in a forked child: they copy the parent. */
+static void
+direct_atfork_child(void)
+{
+	direct_io.pid = getpid();
+	if (direct_io.memfd != -1)
+		close(direct_io.memfd);
+	direct_io.memfd = -1;
+	if (direct_io.pipe[0] != -1) {
+		close(direct_io.pipe[0]);
+		close(direct_io.pipe[1]);
+	}
+	direct_io.pipe[0] = direct_io.pipe[1] = -1;
+	direct_io.forked = 1;
+	direct_snap.nplan = 0;
+	direct_self_tid = 0;
+}
+
+/* Opens the pipe used to copy memory; 0 or -1. */
+static int
+direct_pipe_open(void)
+{
+	int	p[2], size;
+
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1)
+		return -1;
+	fcntl(p[1], F_SETPIPE_SZ, DIRECT_PIPE_SIZE);
+	size = fcntl(p[1], F_GETPIPE_SZ);
+	if (size < 4096) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	direct_io.pipe[0] = p[0];
+	direct_io.pipe[1] = p[1];
+	direct_io.pipe_size = size;
+	return 0;
+}
+
+/*
+ * Checks the pipe is still ours.  The host may close descriptors it does not
+ * own (daemonizing code does) and reuse the number; writing memory into a
+ * foreign descriptor must never happen, so a changed write end is dropped
+ * (not closed: the number is someone else's now) and a new pipe opened.  A
+ * closed read end shows as EPIPE on write (SIGPIPE is blocked on this
+ * thread, see direct_probe).
+ */
+static int
+direct_pipe_check(void)
+{
+	if (direct_io.pipe[1] != -1 &&
+	    fcntl(direct_io.pipe[1], F_GETPIPE_SZ) == direct_io.pipe_size)
+		return 0;
+	direct_io.pipe[0] = direct_io.pipe[1] = -1;
+	return direct_pipe_open();
+}
+
+/*
+ * Gives up a pipe whose read end someone closed (EPIPE): the write end is
+ * still ours to close; the read end's number may be someone else's now.
+ */
+static void
+direct_pipe_lost(void)
+{
+	close(direct_io.pipe[1]);
+	direct_io.pipe[0] = direct_io.pipe[1] = -1;
+}
+
+/* Empties the pipe after a failed copy left bytes in it. */
+static void
+direct_pipe_drain(void)
+{
+	char	junk[4096];
+
+	while (read(direct_io.pipe[0], junk, sizeof junk) > 0)
+		;
+}
+
+/* Reads exactly n bytes the pipe holds; 0 or -1. */
+static int
+direct_pipe_take(char *dst, size_t n)
+{
+	ssize_t	r;
+
+	while (n > 0) {
+		r = read(direct_io.pipe[0], dst, n);
+		if (r <= 0) {
+			if (r == -1 && errno == EINTR)
+				continue;
+			return -1;
+		}
+		dst += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Copies one region through the pipe; 0 or -1. */
+static int
+direct_pipe_one(char *dst, uintptr_t src, size_t n)
+{
+	ssize_t	w;
+	size_t	part;
+
+	while (n > 0) {
+		part = n < (size_t)direct_io.pipe_size ?
+		    n : (size_t)direct_io.pipe_size;
+		w = direct_sys_write(direct_io.pipe[1], (const void *)src, part);
+		if (w != (ssize_t)part) {
+			if (w == -1 && errno == EPIPE)
+				direct_pipe_lost();
+			direct_pipe_drain();
+			return -1;
+		}
+		if (direct_pipe_take(dst, part) == -1) {
+			direct_pipe_drain();
+			return -1;
+		}
+		dst += part;
+		src += part;
+		n -= part;
+	}
+	return 0;
+}
+
+/*
+ * Copies n regions back to back into dst; ok[i] says which arrived.  Returns
+ * how many did.  A region that crosses into unmapped memory fails whole.
+ */
+static int
+direct_readv(char *dst, const struct iovec *src, int n, uint8_t *ok)
+{
+	struct iovec	 local;
+	size_t		 total, got;
+	ssize_t		 r;
+	int		 i, j, m, good = 0;
+
+	memset(ok, 0, (size_t)n);
+	switch (direct_io.how) {
+	case DIRECT_PVR:
+		for (i = 0; i < n; ) {
+			m = n - i < DIRECT_IOV_MAX ? n - i : DIRECT_IOV_MAX;
+			for (total = 0, j = i; j < i + m; j++)
+				total += src[j].iov_len;
+			local.iov_base = dst;
+			local.iov_len = total;
+			r = direct_sys_pvr(direct_io.pid, &local, 1, src + i,
+			    (unsigned long)m);
+			if (r == -1 && errno != EFAULT)
+				return good;
+			got = r > 0 ? (size_t)r : 0;
+			/* Regions fully copied, then skip the one that failed. */
+			for (j = i; j < i + m && got >= src[j].iov_len; j++) {
+				got -= src[j].iov_len;
+				dst += src[j].iov_len;
+				ok[j] = 1;
+				good++;
+			}
+			if (j < i + m) {
+				dst += src[j].iov_len;
+				j++;
+			}
+			i = j;
+		}
+		return good;
+	case DIRECT_PIPE:
+		if (!direct_io.verified && direct_pipe_check() == -1)
+			return 0;
+		for (i = 0; i < n; ) {
+			/* As many regions as the pipe holds in one writev. */
+			for (total = 0, j = i; j < n && j - i < DIRECT_IOV_MAX &&
+			    total + src[j].iov_len <= (size_t)direct_io.pipe_size;
+			    j++)
+				total += src[j].iov_len;
+			if (j == i) {	/* one region bigger than the pipe */
+				ok[i] = direct_pipe_one(dst, (uintptr_t)
+				    src[i].iov_base, src[i].iov_len) == 0;
+				good += ok[i];
+				dst += src[i].iov_len;
+				i++;
+				continue;
+			}
+			r = direct_sys_writev(direct_io.pipe[1], src + i, j - i);
+			if (r == (ssize_t)total &&
+			    direct_pipe_take(dst, total) == 0) {
+				for (; i < j; i++) {
+					ok[i] = 1;
+					good++;
+					dst += src[i].iov_len;
+				}
+				continue;
+			}
+			/* Something faulted: retry one by one to find it. */
+			if (r == -1 && errno == EPIPE)
+				direct_pipe_lost();
+			direct_pipe_drain();
+			if (direct_pipe_check() == -1)
+				return good;
+			for (; i < j; i++) {
+				ok[i] = direct_pipe_one(dst, (uintptr_t)
+				    src[i].iov_base, src[i].iov_len) == 0;
+				good += ok[i];
+				dst += src[i].iov_len;
+			}
+		}
+		return good;
+	case DIRECT_MEM:
+		for (i = 0; i < n; i++) {
+			r = direct_sys_pread(direct_io.memfd, dst,
+			    src[i].iov_len, (off_t)(uintptr_t)src[i].iov_base);
+			ok[i] = r == (ssize_t)src[i].iov_len;
+			good += ok[i];
+			dst += src[i].iov_len;
+		}
+		return good;
+	}
+	return 0;
+}
+
+/* Copies n bytes at src into dst; 0, or -1 if any of it is unreadable. */
+static int
+direct_copy(void *dst, uintptr_t src, size_t n)
+{
+	struct iovec	v;
+	uint8_t		ok;
+
+	if (n == 0)
+		return 0;
+	if (!direct_ptr_ok(src, 1) || src + n > DIRECT_ADDR_MAX)
+		return -1;
+	v.iov_base = (void *)src;
+	v.iov_len = n;
+	return direct_readv(dst, &v, 1, &ok) == 1 ? 0 : -1;
+}
+
+/* Says whether a copy mechanism works: copies a known buffer. */
+static int
+direct_try(int how)
+{
+	static const char probe[64] = "profagent direct reader probe";
+	char	got[sizeof probe];
+
+	direct_io.how = how;
+	memset(got, 0, sizeof got);
+	if (direct_copy(got, (uintptr_t)probe, sizeof probe) == -1 ||
+	    memcmp(got, probe, sizeof probe) != 0)
+		return -1;
+	/* Unmapped memory must fail, not fault. */
+	if (direct_copy(got, DIRECT_ADDR_MIN, 8) == 0)
+		return -1;
+	return 0;
+}
+
+/* CPU time of a few representative copies with the current mechanism. */
+static int64_t
+direct_time(void)
+{
+	static char	area[4][4096];
+	struct iovec	v[4];
+	uint8_t		ok[4];
+	struct timespec	a, b;
+	int64_t		t, best = INT64_MAX;
+	int		i, round;
+
+	for (i = 0; i < 4; i++) {
+		v[i].iov_base = area[i] + 64;
+		v[i].iov_len = 512;
+	}
+	/* Best of a few rounds: a preempted round says nothing. */
+	for (round = 0; round < 8; round++) {
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+		for (i = 0; i < 16; i++)
+			direct_readv(direct_snap.buf, v, 4, ok);
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+		t = (b.tv_sec - a.tv_sec) * 1000000000LL +
+		    (b.tv_nsec - a.tv_nsec);
+		if (t < best)
+			best = t;
+	}
+	return best;
+}
+
+/*
+ * Picks the copy mechanism: PROFAGENT_DIRECT_COPY=pvr|pipe|mem forces one;
+ * otherwise the cheapest of those that work.  0 or -1 (none works).
+ */
+static int
+direct_io_setup(void)
+{
+	const char	*force = getenv("PROFAGENT_DIRECT_COPY");
+	int64_t		 cost, best_cost = INT64_MAX;
+	int		 how, best = DIRECT_NONE;
+
+	direct_io.pid = getpid();
+	if (direct_io.memfd == -1)
+		direct_io.memfd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	if (direct_io.pipe[1] == -1)
+		direct_pipe_open();
+	for (how = DIRECT_PVR; how < DIRECT_NONE; how++) {
+		if (force != NULL && strcmp(force, direct_how_names[how]) != 0)
+			continue;
+		if (how == DIRECT_MEM && direct_io.memfd == -1)
+			continue;
+		if (how == DIRECT_PIPE && direct_io.pipe[1] == -1)
+			continue;
+		if (direct_try(how) == -1)
+			continue;
+		cost = direct_time();
+		/* pvr pins each page it reads: it must win clearly. */
+		if (how == DIRECT_PVR)
+			cost += cost / 4;
+		if (cost < best_cost) {
+			best_cost = cost;
+			best = how;
+		}
+	}
+	direct_io.how = best;
+	if (best != DIRECT_MEM && direct_io.memfd != -1) {
+		close(direct_io.memfd);
+		direct_io.memfd = -1;
+	}
+	if (best != DIRECT_PIPE && direct_io.pipe[1] != -1) {
+		close(direct_io.pipe[0]);
+		close(direct_io.pipe[1]);
+		direct_io.pipe[0] = direct_io.pipe[1] = -1;
+	}
+	return best == DIRECT_NONE ? -1 : 0;
+}
+
+/*
+ * Finds where glibc keeps the kernel tid in its struct pthread (pthread_t
+ * is its address), for interpreters whose thread states lack
+ * native_thread_id.  The offset must give our own tid and the main thread's
+ * (its tid is the pid).  -1 when not found.
+ */
+static long
+direct_tid_offset(void)
+{
+	const char	*self = (const char *)pthread_self();
+	unsigned long	 main_thread = compat_main_thread();
+	pid_t		 tid = direct_gettid(), v;
+	long		 off;
+
+	if (tid == getpid() || main_thread == 0)
+		return -1;
+	for (off = 0; off < 2048; off += sizeof(pid_t)) {
+		memcpy(&v, self + off, sizeof v);
+		if (v != tid)
+			continue;
+		if (direct_copy(&v, main_thread + (uintptr_t)off, sizeof v) == 0 &&
+		    v == getpid())
+			return off;
+	}
+	return -1;
+}
+
+/* Probes: finds the interpreter and a way to copy its memory; 0 or -1. */
+static int
+direct_probe(void)
+{
+	sigset_t	set;
+	uintptr_t	head;
+
+	if (compat_check_runtime() == -1)
+		return -1;
+	/* A write to a pipe whose reader went away must not kill the host. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (!direct_io.atfork) {
+		if (pthread_atfork(NULL, NULL, direct_atfork_child) != 0)
+			return -1;
+		direct_io.atfork = 1;
+	}
+	if (direct_io_setup() == -1)
+		return -1;
+
+	direct.interp = (uintptr_t)PyInterpreterState_Main();
+	direct.code_type = (uintptr_t)&PyCode_Type;
+	direct.frame_type = (uintptr_t)&PyFrame_Type;
+	direct.str_type = (uintptr_t)&PyUnicode_Type;
+	if (!direct_ptr_ok(direct.interp, sizeof(void *)) ||
+	    direct_copy(&head, direct.interp + compat.interp_head,
+	    sizeof head) == -1)
+		return -1;
+	direct.gil = compat_gil_static();
+	if (compat.interp_gil != COMPAT_NONE &&
+	    direct_copy(&direct.gil, direct.interp + compat.interp_gil,
+	    sizeof direct.gil) == -1)
+		direct.gil = 0;
+	if (direct.gil != 0 && !direct_ptr_ok(direct.gil, sizeof(void *)))
+		direct.gil = 0;
+	direct.tid_off = compat.ts_native_id == COMPAT_NONE ?
+	    direct_tid_offset() : -1;
+	direct_snap.nplan = 0;
+	direct.ready = 1;
+	return 0;
+}
+
+/* Starts an empty snapshot. */
+static void
+direct_snap_reset(void)
+{
+	direct_snap.used = 0;
+	direct_snap.n = 0;
+	direct_snap.last = 0;
+	direct_snap.nwide = 0;
+	direct_snap.stamp++;
+}
+
+/* Hash slot for a region starting at addr. */
+static inline unsigned
+direct_snap_slot(uintptr_t addr)
+{
+	return (unsigned)(((uint64_t)addr * 0x9e3779b97f4a7c15ULL) >> 40) &
+	    (DIRECT_SNAP_HASH - 1);
+}
+
+/* Adds a region to copy later; its index, or -1 when the snapshot is full. */
+static int
+direct_snap_add(uintptr_t addr, size_t len, int kind)
+{
+	struct direct_region	*r;
+	size_t			 off = direct_snap.used;
+	unsigned		 h, probe;
+
+	if (direct_snap.n == DIRECT_SNAP_REGIONS || len == 0 ||
+	    len > DIRECT_SNAP_BYTES - off || !direct_ptr_ok(addr, 1) ||
+	    addr + len > DIRECT_ADDR_MAX)
+		return -1;
+	r = &direct_snap.r[direct_snap.n];
+	r->addr = addr;
+	r->len = (uint32_t)len;
+	r->off = (uint32_t)off;
+	r->kind = (uint8_t)kind;
+	r->used = 0;
+	r->done = 0;
+	r->need = 0;
+	direct_snap.used = off + len;
+	/* Index it: by start address, and as wide if lookups land inside. */
+	h = direct_snap_slot(addr);
+	for (probe = 0; probe < 8; probe++, h = (h + 1) & (DIRECT_SNAP_HASH - 1))
+		if (direct_snap.hash[h].stamp != direct_snap.stamp)
+			break;
+	if (probe < 8) {
+		direct_snap.hash[h].addr = addr;
+		direct_snap.hash[h].stamp = direct_snap.stamp;
+		direct_snap.hash[h].idx = direct_snap.n;
+	}
+	if ((probe == 8 || kind == DK_CHUNK || kind == DK_STRETCH) &&
+	    direct_snap.nwide < DIRECT_SNAP_WIDE)
+		direct_snap.wide[direct_snap.nwide++] = direct_snap.n;
+	return direct_snap.n++;
+}
+
+/* Copies the regions [from, n) not yet copied, in one vectored call. */
+static void
+direct_snap_fetch(int from)
+{
+	static struct iovec	v[DIRECT_SNAP_REGIONS];
+	static uint8_t		ok[DIRECT_SNAP_REGIONS];
+	struct direct_region	*r;
+	int			 i, n = direct_snap.n - from;
+
+	if (n <= 0)
+		return;
+	/* Regions are added back to back, as direct_readv writes them. */
+	for (i = 0; i < n; i++) {
+		r = &direct_snap.r[from + i];
+		v[i].iov_base = (void *)r->addr;
+		v[i].iov_len = r->len;
+	}
+	direct_readv(direct_snap.buf + direct_snap.r[from].off, v, n, ok);
+	for (i = 0; i < n; i++) {
+		r = &direct_snap.r[from + i];
+		r->done = 1;
+		if (!ok[i])
+			r->len = 0;
+	}
+}
+
+/* Says whether region i holds [addr, addr+len); marks it used. */
+static inline const char *
+direct_snap_in(int i, uintptr_t addr, size_t len)
+{
+	struct direct_region	*r = &direct_snap.r[i];
+
+	if (i < 0 || i >= direct_snap.n || !r->done || addr < r->addr ||
+	    addr + len < addr || addr + len > r->addr + r->len)
+		return NULL;
+	r->used = 1;
+	direct_snap.last = i;
+	return direct_snap.buf + r->off + (addr - r->addr);
+}
+
+/*
+ * Finds a copy of [addr, addr+len) in the snapshot, or NULL: in the region
+ * last hit or the next (walks go in order), in a region starting there, or
+ * in a wide one.  A region that would hold it but is neither is missed,
+ * which costs a copy, never a wrong answer.
+ */
+static const char *
+direct_snap_find(uintptr_t addr, size_t len)
+{
+	const char	*p;
+	unsigned	 h, probe;
+	int		 i;
+
+	if ((p = direct_snap_in(direct_snap.last, addr, len)) != NULL ||
+	    (p = direct_snap_in(direct_snap.last + 1, addr, len)) != NULL)
+		return p;
+	h = direct_snap_slot(addr);
+	for (probe = 0; probe < 8; probe++, h = (h + 1) & (DIRECT_SNAP_HASH - 1)) {
+		if (direct_snap.hash[h].stamp != direct_snap.stamp)
+			break;
+		if (direct_snap.hash[h].addr == addr &&
+		    (p = direct_snap_in(direct_snap.hash[h].idx, addr, len)) !=
+		    NULL)
+			return p;
+	}
+	for (i = direct_snap.nwide - 1; i >= 0; i--)
+		if ((p = direct_snap_in(direct_snap.wide[i], addr, len)) != NULL)
+			return p;
+	return NULL;
+}
+
+/*
+ * Returns a copy of [addr, addr+len): from the snapshot, else copies the
+ * region [addr-back, addr+len+ahead) (or just [addr, addr+len) if that
+ * fails) into it now.  NULL when unreadable.
+ */
+static const char *
+direct_snap_get(uintptr_t addr, size_t len, size_t back, size_t ahead,
+    int kind)
+{
+	const char	*p;
+	int		 i;
+
+	if (!direct_ptr_ok(addr, 1))
+		return NULL;
+	if ((p = direct_snap_find(addr, len)) != NULL)
+		return p;
+	if (back > 0 || ahead > 0) {
+		if ((i = direct_snap_add(addr - back, back + len + ahead,
+		    back > 0 ? DK_STRETCH : kind)) != -1) {
+			direct_snap_fetch(i);
+			if ((p = direct_snap_in(i, addr, len)) != NULL)
+				return p;
+		}
+	}
+	if ((i = direct_snap_add(addr, len, kind)) == -1)
+		return NULL;
+	direct_snap_fetch(i);
+	return direct_snap_in(i, addr, len);
+}
+
+/* Keeps the regions this capture used, to copy them first next time. */
+static void
+direct_snap_plan(void)
+{
+	struct direct_region	*r;
+	int			 i;
+
+	direct_snap.nplan = 0;
+	for (i = 0; i < direct_snap.n; i++) {
+		r = &direct_snap.r[i];
+		if (!r->used || r->len == 0)
+			continue;
+		direct_snap.plan[direct_snap.nplan].addr = r->addr;
+		direct_snap.plan[direct_snap.nplan].len = r->len;
+		/* A chunk's copy shrinks back slowly after a deep stack. */
+		if (r->kind == DK_CHUNK && r->need + DIRECT_CHUNK_SLACK < r->len)
+			direct_snap.plan[direct_snap.nplan].len = r->len -
+			    (r->len - r->need - DIRECT_CHUNK_SLACK + 7) / 8;
+		direct_snap.plan[direct_snap.nplan].kind = r->kind;
+		direct_snap.nplan++;
+	}
+}
+
+/* Copies what the last capture used, in one call. */
+static void
+direct_snap_prefetch(void)
+{
+	int	i;
+
+	direct_snap_reset();
+	for (i = 0; i < direct_snap.nplan; i++)
+		direct_snap_add(direct_snap.plan[i].addr,
+		    direct_snap.plan[i].len, direct_snap.plan[i].kind);
+	direct_snap_fetch(0);
+}
+
+/* Slot of a code object in the checked-code cache. */
+static struct direct_code *
+direct_code_slot(uintptr_t code)
+{
+	uint64_t	h = (uint64_t)code * 0x9e3779b97f4a7c15ULL;
+
+	return &direct_codes[(h >> 32) & (DIRECT_CODE_CACHE - 1)];
+}
+
+/* Fingerprint of a copied code object header. */
+static uint64_t
+direct_code_hash(const char *c)
+{
+	uint64_t	h = 0xcbf29ce484222325ULL;
+	uint64_t	f[4];
+	int		i;
+
+	f[0] = (uint64_t)(uint32_t)direct_int(c, compat.code_firstlineno);
+	f[1] = direct_word(c, compat.code_name);
+	f[2] = direct_word(c, compat.code_filename);
+	f[3] = compat.code_units != COMPAT_NONE ?
+	    direct_word(c, compat.code_units) :
+	    direct_word(c, compat.code_bytes);
+	for (i = 0; i < 4; i++) {
+		h ^= f[i];
+		h *= 0x100000001b3ULL;
+		h ^= h >> 29;
+	}
+	return h | 1;
+}
+
+/* Says whether a copied header is a code object; fills the cache entry. */
+static int
+direct_code_fill(struct direct_code *e, uintptr_t code, const char *c)
+{
+	e->addr = code;
+	e->checked = direct_snap.capture;
+	e->ok = 0;
+	e->units = -1;
+	e->firsttraceable = 0;
+	if (direct_word(c, offsetof(PyObject, ob_type)) != direct.code_type ||
+	    !direct_alive(c))
+		return -1;
+	if (compat.code_units != COMPAT_NONE) {
+		intptr_t units = (intptr_t)direct_word(c, compat.code_units);
+
+		if (units <= 0 || units > INT32_MAX / 2)
+			return -1;
+		e->units = (int32_t)units;
+		e->firsttraceable = direct_int(c, compat.code_firsttraceable);
+		if (e->firsttraceable < 0 || e->firsttraceable > e->units)
+			return -1;
+	}
+	e->ok = 1;
+	return 0;
+}
+
+/*
+ * Makes sure every code object of a walked stack is a code object, checked
+ * recently, copying the headers of those due in one call, and notes in
+ * raw[] what the frames need of it.  0, or -1 if one is not a code object.
+ */
+static int
+direct_codes_check(struct direct_raw *raw, int n)
+{
+	static struct iovec	v[DIRECT_WALK_MAX];
+	static uint8_t		ok[DIRECT_WALK_MAX];
+	static uintptr_t	due[DIRECT_WALK_MAX];
+	static struct direct_code fresh[DIRECT_WALK_MAX];
+	static char		heads[DIRECT_WALK_MAX][256];
+	const struct direct_code *e;
+	int			 i, k, ndue = 0;
+
+	if (compat.code_read > sizeof heads[0])
+		return -1;
+	for (i = 0; i < n; i++) {
+		e = direct_code_slot(raw[i].code);
+		if (e->addr == raw[i].code &&
+		    direct_snap.capture - e->checked < DIRECT_CODE_RECHECK) {
+			if (!e->ok)
+				return -1;
+			continue;
+		}
+		for (k = 0; k < ndue && due[k] != raw[i].code; k++)
+			;
+		if (k < ndue)
+			continue;
+		due[ndue] = raw[i].code;
+		v[ndue].iov_base = (void *)raw[i].code;
+		v[ndue].iov_len = compat.code_read;
+		ndue++;
+	}
+	if (ndue > 0) {
+		direct_readv(heads[0], v, ndue, ok);
+		for (k = 0; k < ndue; k++) {
+			if (!ok[k] || direct_code_fill(&fresh[k], due[k],
+			    heads[0] + (size_t)k * compat.code_read) == -1) {
+				fresh[k].addr = due[k];
+				fresh[k].ok = 0;
+				fresh[k].checked = direct_snap.capture;
+				*direct_code_slot(due[k]) = fresh[k];
+				return -1;
+			}
+		}
+	}
+	/* The cache is direct-mapped: codes of one stack may share a slot,
+	 * so take each frame's answer before storing the fresh ones. */
+	for (i = 0; i < n; i++) {
+		e = direct_code_slot(raw[i].code);
+		if (e->addr != raw[i].code ||
+		    direct_snap.capture - e->checked >= DIRECT_CODE_RECHECK) {
+			for (k = 0; k < ndue && due[k] != raw[i].code; k++)
+				;
+			if (k == ndue)
+				return -1;
+			e = &fresh[k];
+		}
+		raw[i].units = e->units;
+		raw[i].firsttraceable = e->firsttraceable;
+	}
+	for (k = 0; k < ndue; k++)
+		*direct_code_slot(due[k]) = fresh[k];
+	return 0;
+}
+
+/*
+ * Walks one thread's frame chain from frame, leaf first, into raw[].
+ * Returns the count, or -1 if the chain is torn; *more is set when the walk
+ * stopped with frames left.
+ */
+static int
+direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
+{
+	const char	*f;
+	uintptr_t	 code, instr;
+	size_t		 back;
+	int		 n = 0, owner, steps, missed = 0, nregions;
+
+	*more = 0;
+	for (steps = 0; frame != 0; steps++) {
+		if (steps == DIRECT_WALK_MAX || n == DIRECT_WALK_MAX) {
+			*more = 1;
+			break;
+		}
+		if (!direct_ptr_ok(frame, sizeof(void *)))
+			return -1;
+		/*
+		 * Past the copied chunk, a lone miss is usually a shim frame
+		 * on the C stack or a generator's frame: copy just it.  A
+		 * second miss in a row means an older chunk, whose frames sit
+		 * just below: copy a stretch of it.
+		 */
+		back = 0;
+		if (missed && !compat.frame_is_object) {
+			back = frame & 4095;
+			if (back > DIRECT_BACK_MAX)
+				back = DIRECT_BACK_MAX;
+		}
+		nregions = direct_snap.n;
+		f = direct_snap_get(frame, compat.frame_read, back, 0, DK_OTHER);
+		if (f == NULL)
+			return -1;
+		missed = direct_snap.n != nregions;
+		code = direct_word(f, compat.frame_code);
+		owner = 0;
+		if (compat.frame_owner != COMPAT_NONE) {
+			owner = *(const signed char *)(f + compat.frame_owner);
+			if (owner < 0 || owner > compat.owner_max)
+				return -1;
+		}
+		if (compat.frame_is_object &&
+		    direct_word(f, offsetof(PyObject, ob_type)) !=
+		    direct.frame_type)
+			return -1;
+		frame = direct_word(f, compat.frame_previous);
+		if (owner == compat.owner_cstack)
+			continue;	/* the C stack's own shim frame */
+		if (!direct_ptr_ok(code, sizeof(void *)))
+			return -1;
+		raw[n].code = code;
+		raw[n].gen = owner == compat.owner_generator;
+		switch (compat.instr) {
+		case COMPAT_LASTI_BYTES:
+			raw[n].loc = direct_int(f, compat.frame_instr);
+			break;
+		case COMPAT_LASTI_UNITS:
+			raw[n].loc = (int64_t)direct_int(f, compat.frame_instr)
+			    * 2;
+			break;
+		case COMPAT_PREV_INSTR:
+		case COMPAT_INSTR_PTR:
+			instr = direct_word(f, compat.frame_instr);
+			raw[n].loc = (int64_t)(instr -
+			    (code + compat.code_adaptive));
+			break;
+		}
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Turns a walked chain into the thread's frames: checks code objects and
+ * offsets, drops frames not started yet (what CPython's own frame walk
+ * hides), keeps the innermost PROTO_MAX_DEPTH.  0, or -1 if torn.
+ */
+static int
+direct_finish(struct reader_thread *t, struct direct_raw *raw, int n,
+    int more)
+{
+	int	i;
+
+	if (direct_codes_check(raw, n) == -1)
+		return -1;
+	t->depth = 0;
+	t->truncated = more;
+	for (i = 0; i < n; i++) {
+		if (raw[i].units >= 0) {
+			/* 3.11+: prev_instr may sit one unit before the code. */
+			if (raw[i].loc < -2 ||
+			    raw[i].loc > (int64_t)raw[i].units * 2)
+				return -1;
+			/* Not started yet (_PyFrame_IsIncomplete). */
+			if (!raw[i].gen &&
+			    raw[i].loc < (int64_t)raw[i].firsttraceable * 2)
+				continue;
+		} else if (raw[i].loc < -2 || raw[i].loc > INT32_MAX) {
+			return -1;
+		}
+		if (t->depth == PROTO_MAX_DEPTH) {
+			t->truncated = 1;
+			break;
+		}
+		t->frames[t->depth].code = raw[i].code;
+		t->frames[t->depth].loc = (int32_t)(raw[i].loc < 0 ?
+		    -1 : raw[i].loc);
+		t->depth++;
+	}
+	return 0;
+}
+
+/*
+ * Captures one thread state: its ids, GIL, frames.  Returns 1 when t is
+ * filled, 0 when the thread is skipped (ours, or no Python frames), -1 when
+ * torn.  *next gets the next thread state.
+ */
+static int
+direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
+    pid_t self_tid, unsigned long self_id, uintptr_t holder)
+{
+	static struct direct_raw raw[DIRECT_WALK_MAX];
+	const char	*s, *p;
+	uintptr_t	 frame = 0, chunk, top, limit, cframe;
+	size_t		 span, ahead;
+	int		 n, more;
+
+	if (!direct_ptr_ok(ts, sizeof(void *)))
+		return -1;
+	if ((s = direct_snap_get(ts, compat.ts_read, 0, 0, DK_TSTATE)) == NULL)
+		return -1;
+	*next = direct_word(s, compat.ts_next);
+	if (direct_word(s, compat.ts_interp) != direct.interp)
+		return -1;
+	t->ident = direct_word(s, compat.ts_thread_id);
+	t->native_id = 0;
+	if (compat.ts_native_id != COMPAT_NONE)
+		t->native_id = direct_word(s, compat.ts_native_id);
+	if (t->ident == self_id ||
+	    (t->native_id != 0 && t->native_id == (uint64_t)self_tid))
+		return 0;
+	if (compat.ts_native_id == COMPAT_NONE && direct.tid_off >= 0 &&
+	    (p = direct_snap_get(t->ident + (uintptr_t)direct.tid_off,
+	    sizeof(pid_t), 0, 0, DK_TID)) != NULL) {
+		pid_t tid;
+
+		memcpy(&tid, p, sizeof tid);
+		t->native_id = tid > 0 ? (uint64_t)tid : 0;
+	}
+	t->gil = holder == 1 ? -1 : holder == ts;
+
+	if (compat.ts_frame != COMPAT_NONE) {
+		frame = direct_word(s, compat.ts_frame);
+	} else {
+		cframe = direct_word(s, compat.ts_cframe);
+		if (cframe == 0)
+			return 0;
+		if (!direct_ptr_ok(cframe, sizeof(void *)) ||
+		    (p = direct_snap_get(cframe + compat.cframe_frame,
+		    sizeof(uintptr_t), 0, 0, DK_OTHER)) == NULL)
+			return -1;
+		frame = direct_word(p, 0);
+	}
+	if (frame == 0)
+		return 0;
+
+	/* Copy the used part of the stack chunk at once: most frames live
+	 * there. */
+	if (compat.ts_chunk != COMPAT_NONE) {
+		chunk = direct_word(s, compat.ts_chunk);
+		top = direct_word(s, compat.ts_top);
+		limit = direct_word(s, compat.ts_limit);
+		if (chunk != 0 && top > chunk && limit >= top &&
+		    (span = top - chunk) <= DIRECT_CHUNK_MAX &&
+		    direct_ptr_ok(chunk, sizeof(void *))) {
+			ahead = limit - top < DIRECT_CHUNK_SLACK ?
+			    limit - top : DIRECT_CHUNK_SLACK;
+			if (direct_snap_get(chunk, span, 0, ahead,
+			    DK_CHUNK) != NULL) {
+				struct direct_region *r =
+				    &direct_snap.r[direct_snap.last];
+
+				if (r->need < span + (chunk - r->addr))
+					r->need = (uint32_t)(span +
+					    (chunk - r->addr));
+			}
+		}
+	}
+	n = direct_walk(frame, raw, &more);
+	if (n == -1)
+		return -1;
+	if (direct_finish(t, raw, n, more) == -1)
+		return -1;
+	return t->depth > 0 ? 1 : 0;
+}
+
+/* Captures every Python thread but ours (see direct_capture). */
+static int
+direct_capture_all(struct reader_thread *out, int max, uint64_t *invalid)
+{
+	const char	*p;
+	uintptr_t	 ts, next, holder = 1;	/* 1: unknown */
+	pid_t		 self_tid = direct_gettid();
+	unsigned long	 self_id = (unsigned long)pthread_self();
+	int		 n = 0, steps, r;
+
+	if (!direct.ready || direct_io.how == DIRECT_NONE)
+		return -1;
+	/* Forked: the child's descriptors were dropped, set up again. */
+	if (direct_io.forked) {
+		direct_io.forked = 0;
+		if (direct_io_setup() == -1) {
+			direct_io.how = DIRECT_NONE;
+			return -1;
+		}
+	}
+	direct_snap.capture++;
+	direct_snap_prefetch();
+
+	if ((p = direct_snap_get(direct.interp + compat.interp_head,
+	    sizeof(uintptr_t), 0, 0, DK_HEAD)) == NULL)
+		return -1;
+	ts = direct_word(p, 0);
+	if (direct.gil != 0 && (p = direct_snap_get(direct.gil,
+	    compat.gil_read, 0, 0, DK_GIL)) != NULL) {
+		int locked = direct_int(p, compat.gil_locked);
+
+		holder = locked ? direct_word(p, compat.gil_holder) : 0;
+		if (holder == 1)
+			holder = 0;
+	}
+	for (steps = 0; ts != 0 && n < max && steps < DIRECT_THREADS_MAX;
+	    steps++) {
+		r = direct_thread(ts, &out[n], &next, self_tid, self_id, holder);
+		if (r == -1) {
+			(*invalid)++;
+			/* A torn thread state may still give its successor. */
+			if ((p = direct_snap_find(ts, compat.ts_read)) == NULL ||
+			    direct_word(p, compat.ts_interp) != direct.interp)
+				break;
+			next = direct_word(p, compat.ts_next);
+		}
+		if (r == 1)
+			n++;
+		if (next != 0 && !direct_ptr_ok(next, sizeof(void *))) {
+			(*invalid)++;
+			break;
+		}
+		ts = next;
+	}
+	direct_snap_plan();
+	return n;
+}
+
+/* Captures every Python thread but ours. */
+static int
+direct_capture(struct reader_thread *out, int max, uint64_t *invalid)
+{
+	int	n;
+
+	if (!direct.ready || direct_io.how == DIRECT_NONE)
+		return -1;
+	/*
+	 * The pipe is checked once per capture, not before each call: the
+	 * host may close and reuse the number on another thread at any time,
+	 * so a check only narrows the window, from one capture (a few
+	 * microseconds) to one call.
+	 */
+	if (direct_io.how == DIRECT_PIPE && !direct_io.forked) {
+		if (direct_pipe_check() == -1)
+			return -1;
+		direct_io.verified = 1;
+	}
+	n = direct_capture_all(out, max, invalid);
+	direct_io.verified = 0;
+	return n;
+}
+
+/* Reads a str object into out as UTF-8, truncated; 0 or -1. */
+static int
+direct_str(uintptr_t addr, char *out, size_t cap)
+{
+	union {
+		PyCompactUnicodeObject	u;
+		char			b[DIRECT_STR_HEAD];
+	} h;
+	static unsigned char	 data[(READER_NAME_MAX) * 4];
+	const PyASCIIObject	*a = &h.u._base;
+	size_t			 len, i, o = 0, head;
+	unsigned		 kind;
+	uint32_t		 c;
+
+	if (cap == 0 || !direct_ptr_ok(addr, sizeof(void *)) ||
+	    direct_copy(&h, addr, sizeof(PyASCIIObject)) == -1)
+		return -1;
+	if ((uintptr_t)a->ob_base.ob_type != direct.str_type ||
+	    !direct_alive(a) || !a->state.compact || a->length < 0)
+		return -1;
+	kind = a->state.kind;
+	if (kind != 1 && kind != 2 && kind != 4)
+		return -1;
+	head = a->state.ascii ? sizeof(PyASCIIObject) :
+	    sizeof(PyCompactUnicodeObject);
+	len = (size_t)a->length;
+	if (len > cap - 1)
+		len = cap - 1;
+	if (len > 0 && direct_copy(data, addr + head, len * kind) == -1)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (kind == 1)
+			c = data[i];
+		else if (kind == 2)
+			c = ((const uint16_t *)data)[i];
+		else
+			c = ((const uint32_t *)data)[i];
+		if (c >= 0xd800 && c < 0xe000)
+			c = '?';
+		if (c < 0x80) {
+			if (o + 1 >= cap)
+				break;
+			out[o++] = (char)c;
+		} else if (c < 0x800) {
+			if (o + 2 >= cap)
+				break;
+			out[o++] = (char)(0xc0 | (c >> 6));
+			out[o++] = (char)(0x80 | (c & 0x3f));
+		} else if (c < 0x10000) {
+			if (o + 3 >= cap)
+				break;
+			out[o++] = (char)(0xe0 | (c >> 12));
+			out[o++] = (char)(0x80 | ((c >> 6) & 0x3f));
+			out[o++] = (char)(0x80 | (c & 0x3f));
+		} else if (c < 0x110000) {
+			if (o + 4 >= cap)
+				break;
+			out[o++] = (char)(0xf0 | (c >> 18));
+			out[o++] = (char)(0x80 | ((c >> 12) & 0x3f));
+			out[o++] = (char)(0x80 | ((c >> 6) & 0x3f));
+			out[o++] = (char)(0x80 | (c & 0x3f));
+		} else {
+			return -1;
+		}
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* Copies a code object's header and checks its type; 0 or -1. */
+static int
+direct_code_head(uintptr_t code, char *c)
+{
+	if (!direct_ptr_ok(code, sizeof(void *)) ||
+	    direct_copy(c, code, compat.code_read) == -1)
+		return -1;
+	if (direct_word(c, offsetof(PyObject, ob_type)) != direct.code_type ||
+	    !direct_alive(c))
+		return -1;
+	return 0;
+}
+
+/* Copies out the name, file and first line of a code object. */
+static int
+direct_code(uintptr_t code, struct reader_code *rc)
+{
+	char	c[512];
+
+	if (compat.code_read > sizeof c || direct_code_head(code, c) == -1)
+		return -1;
+	if (direct_str(direct_word(c, compat.code_name), rc->qualname,
+	    sizeof rc->qualname) == -1 ||
+	    direct_str(direct_word(c, compat.code_filename), rc->filename,
+	    sizeof rc->filename) == -1)
+		return -1;
+	rc->firstline = direct_int(c, compat.code_firstlineno);
+	rc->fingerprint = direct_code_hash(c);
+	/* Freed and reused while we read its strings? */
+	if (direct_code_head(code, c) == -1 ||
+	    direct_code_hash(c) != rc->fingerprint)
+		return -1;
+	return 0;
+}
+
+/* Fingerprint of a code object now; 0 if it is not one. */
+static uint64_t
+direct_fingerprint(uintptr_t code)
+{
+	char	c[512];
+
+	if (compat.code_read > sizeof c || direct_code_head(code, c) == -1)
+		return 0;
+	return direct_code_hash(c);
+}
+
+/* Reads a signed/unsigned varint of the 3.11+ location table. */
+static unsigned
+direct_varint(const unsigned char *t, uint32_t len, uint32_t *i)
+{
+	unsigned	v = 0, shift = 0, b;
+
+	do {
+		if (*i >= len || shift > 28)
+			return 0;
+		b = t[(*i)++];
+		v |= (b & 63) << shift;
+		shift += 6;
+	} while (b & 64);
+	return v;
+}
+
+/*
+ * Line of the byte offset addr in a line table: the same walk as CPython's
+ * PyCode_Addr2Line for each format.  -1 when the offset has no line.
+ */
+static int32_t
+direct_addr2line(const struct direct_lines *l, int32_t addr)
+{
+	const unsigned char	*t = l->table;
+	uint32_t		 i = 0, len = l->len;
+	int32_t			 line = l->firstline, start, end = 0, at;
+	unsigned		 code, v;
+
+	if (addr < 0)
+		return l->firstline;
+	switch (compat.lines) {
+	case COMPAT_LNOTAB:
+		for (i = 0; i + 1 < len; i += 2) {
+			end += t[i];
+			if (end > addr)
+				break;
+			line += (signed char)t[i + 1];
+		}
+		return line;
+	case COMPAT_LINETABLE:
+		for (i = 0; i + 1 < len; i += 2) {
+			start = end;
+			end += t[i];
+			if ((signed char)t[i + 1] != -128)
+				line += (signed char)t[i + 1];
+			at = (signed char)t[i + 1] == -128 ? -1 : line;
+			if (start <= addr && addr < end)
+				return at;
+		}
+		return -1;
+	case COMPAT_LOCATIONS:
+		while (i < len) {
+			if (!(t[i] & 0x80))
+				return -1;	/* not at an entry start */
+			code = (t[i] >> 3) & 15;
+			start = end;
+			end += ((t[i] & 7) + 1) * 2;
+			i++;
+			at = line;
+			if (code == 15) {	/* no location */
+				at = -1;
+			} else if (code == 13 || code == 14) {
+				v = direct_varint(t, len, &i);
+				line += (v & 1) ? -(int32_t)(v >> 1) :
+				    (int32_t)(v >> 1);
+				at = line;
+			} else if (code >= 10) {
+				line += (int32_t)code - 10;
+				at = line;
+			}
+			/* Skip to the next entry. */
+			while (i < len && !(t[i] & 0x80))
+				i++;
+			if (start <= addr && addr < end)
+				return at;
+		}
+		return -1;
+	}
+	return -1;
+}
+
+/* Line of an offset in code, from its (cached) line table. */
+static int32_t
+direct_line(uintptr_t code, int32_t loc)
+{
+	char			 c[512];
+	struct direct_lines	*l;
+	uint64_t		 fp, h;
+	uintptr_t		 tab;
+	char			 bh[64];
+	intptr_t		 size;
+
+	if (compat.code_read > sizeof c || direct_code_head(code, c) == -1)
+		return -1;
+	fp = direct_code_hash(c);
+	h = (uint64_t)code * 0x9e3779b97f4a7c15ULL;
+	l = &direct_lines[(h >> 32) & (DIRECT_LINE_CACHE - 1)];
+	if (l->table == NULL || l->addr != code || l->fingerprint != fp) {
+		free(l->table);
+		memset(l, 0, sizeof *l);
+		tab = direct_word(c, compat.code_lines);
+		if (compat.bytes_data > sizeof bh ||
+		    !direct_ptr_ok(tab, sizeof(void *)) ||
+		    direct_copy(bh, tab, compat.bytes_data) == -1 ||
+		    direct_word(bh, offsetof(PyObject, ob_type)) !=
+		    (uintptr_t)&PyBytes_Type || !direct_alive(bh))
+			return direct_int(c, compat.code_firstlineno);
+		size = (intptr_t)direct_word(bh, compat.bytes_size);
+		if (size < 0 || size > (intptr_t)DIRECT_LINES_MAX)
+			return direct_int(c, compat.code_firstlineno);
+		if ((l->table = malloc((size_t)size + 1)) == NULL)
+			return direct_int(c, compat.code_firstlineno);
+		if (direct_copy(l->table, tab + compat.bytes_data,
+		    (size_t)size) == -1) {
+			free(l->table);
+			l->table = NULL;
+			return direct_int(c, compat.code_firstlineno);
+		}
+		l->addr = code;
+		l->fingerprint = fp;
+		l->len = (uint32_t)size;
+		l->firstline = direct_int(c, compat.code_firstlineno);
+	}
+	return direct_addr2line(l, loc);
+}
+
+/* Drops what is cached about a code object the interner let go. */
+static void
+direct_forget(uintptr_t code)
+{
+	struct direct_lines	*l;
+	struct direct_code	*e = direct_code_slot(code);
+	uint64_t		 h = (uint64_t)code * 0x9e3779b97f4a7c15ULL;
+
+	if (e->addr == code)
+		memset(e, 0, sizeof *e);
+	l = &direct_lines[(h >> 32) & (DIRECT_LINE_CACHE - 1)];
+	if (l->addr == code) {
+		free(l->table);
+		memset(l, 0, sizeof *l);
+	}
+}
+
+const struct reader reader_direct = {
+	.name = "direct",
+	.id = PROTO_READER_DIRECT,
+	.loc = READER_LOC_OFFSET,
+	.probe = direct_probe,
+	.capture = direct_capture,
+	.code = direct_code,
+	.fingerprint = direct_fingerprint,
+	.line = direct_line,
+	.forget = direct_forget,
+};

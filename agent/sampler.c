@@ -1,0 +1,590 @@
+/*
+ * sampler.c -- the agent's one native thread: wakes at absolute deadlines,
+ * captures every Python thread's stack through the active reader, interns
+ * them, batches samples, and does all the socket I/O.
+ *
+ * Locks: the sampler holds sampler_lock for everything it does except
+ * waiting and taking the GIL, and never waits for the GIL while holding it.
+ * The fork prepare handler takes sampler_lock, so a fork never copies the
+ * sampler's tables or buffer half-updated.
+ */
+
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+/* Absent until reader_direct.c is linked in. */
+extern const struct reader reader_direct __attribute__((weak));
+
+/* Thread lifecycle: changed by Python threads holding the GIL, or in a fork
+ * child; sampler_stop_flag is atomic. */
+static pthread_t		 sampler_thread;
+static int			 sampler_alive;
+static int			 sampler_stop_flag;
+static int			 sampler_exiting;	/* interpreter gone */
+static int			 sampler_last_flush;
+static int			 sampler_wake_fd = -1;
+
+/* Serialises the sampler's work with fork (see above). */
+static pthread_mutex_t		 sampler_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The sampler's own state.  Sampler thread only. */
+static struct reader_thread	*sampler_threads;
+static struct intern_sample	 sampler_pending[AGENT_PENDING_MAX];
+static uint32_t			 sampler_npending;
+static uint64_t			 sampler_last_flush_ns;
+static uint64_t			 sampler_last_stats_ns;
+static uint64_t			 sampler_last_tick_ns;
+static uint64_t			 sampler_profile_gen;
+static const struct reader	*sampler_reader;
+static int			 sampler_direct_ok = 0;	/* 1 ok, -1 no */
+static struct {
+	uint64_t	t;
+	uint64_t	ticks;
+} sampler_window[AGENT_RATE_WINDOW];
+static uint32_t			 sampler_window_pos;
+
+/* CLOCK_MONOTONIC in ns. */
+uint64_t
+agent_now_ns(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+}
+
+/* CLOCK_REALTIME in ns. */
+uint64_t
+agent_realtime_ns(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+}
+
+/* CPU time of a thread by kernel tid; -1 if it is gone.  The clock id is
+ * the kernel's per-thread CPU clock encoding (as glibc builds it). */
+static int
+sampler_thread_cpu(uint64_t tid, uint64_t *ns)
+{
+	struct timespec	ts;
+	clockid_t	clk;
+
+	if (tid == 0 || tid > INT32_MAX)
+		return (-1);
+	clk = (clockid_t)((~(unsigned int)tid) << 3) | 6;
+	if (clock_gettime(clk, &ts) != 0)
+		return (-1);
+	*ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return (0);
+}
+
+/* The reader to use for what is asked. */
+static const struct reader *
+sampler_pick(uint32_t want)
+{
+	if (want == PROTO_READER_DEFAULT)
+		want = AGENT_LOAD(agent_config.reader_default);
+	if (want != PROTO_READER_GIL && &reader_direct != NULL) {
+		if (sampler_direct_ok == 0) {
+			sampler_direct_ok = reader_direct.probe() == 0 ? 1 : -1;
+			if (sampler_direct_ok < 0)
+				agent_log("direct reader unavailable here");
+		}
+		if (sampler_direct_ok > 0)
+			return (&reader_direct);
+	}
+	return (&reader_gil);
+}
+
+static void	sampler_account(void);
+
+/* Writes pending samples as one batch. */
+static void
+sampler_flush(uint64_t now)
+{
+	sampler_account();
+	if (sampler_npending > 0)
+		conn_commit(sampler_pending, sampler_npending);
+	sampler_npending = 0;
+	sampler_last_flush_ns = now;
+}
+
+/* Updates the sampler's own CPU time counter. */
+static void
+sampler_account(void)
+{
+	struct timespec	 ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+		AGENT_STORE(agent_stats.sampler_ns,
+		    (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+}
+
+/* Updates the achieved rate over the last AGENT_RATE_WINDOW slots. */
+static void
+sampler_rate(uint64_t now)
+{
+	uint64_t	 ticks = AGENT_LOAD(agent_stats.ticks);
+	uint32_t	 pos = sampler_window_pos, w = AGENT_RATE_WINDOW;
+	uint64_t	 t0, k0;
+
+	if (pos == 0 || now - sampler_window[(pos - 1) % w].t >=
+	    AGENT_RATE_SLOT_NS) {
+		sampler_window[pos % w].t = now;
+		sampler_window[pos % w].ticks = ticks;
+		sampler_window_pos = ++pos;
+	}
+	t0 = sampler_window[pos <= w ? 0 : pos % w].t;
+	k0 = sampler_window[pos <= w ? 0 : pos % w].ticks;
+	if (now > t0 + AGENT_RATE_SLOT_NS / 2 && ticks >= k0)
+		AGENT_STORE(agent_stats.achieved_mhz,
+		    (ticks - k0) * 1000000000000ull / (now - t0));
+}
+
+/* Forgets the achieved rate (profiling stopped or restarted). */
+static void
+sampler_account_reset(void)
+{
+	memset(sampler_window, 0, sizeof sampler_window);
+	sampler_window_pos = 0;
+	AGENT_STORE(agent_stats.achieved_mhz, 0);
+}
+
+/*
+ * Decides whether a thread is sampled this tick in `mode`, and with which
+ * weight and flags; updates its state.  1 to sample it, 0 to skip.
+ */
+static int
+sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
+    uint32_t mode, uint64_t now, uint64_t period_ns, uint64_t *weight_us,
+    uint32_t *flags)
+{
+	uint64_t	cpu = 0, w;
+	int		cpu_ok, first, oncpu, take;
+
+	cpu_ok = sampler_thread_cpu(t->native_id, &cpu) == 0;
+	first = st->seen_gen != sampler_profile_gen;
+	oncpu = cpu_ok && !first && cpu > st->last_cpu_ns;
+	*flags = oncpu ? PROTO_SAMPLE_ONCPU : 0;
+	if (t->gil == 1)
+		*flags |= PROTO_SAMPLE_GIL;
+	switch (mode) {
+	case PROTO_MODE_CPU:
+		take = oncpu;
+		w = take ? (cpu - st->cpu_carry_ns) / 1000 : 0;
+		break;
+	case PROTO_MODE_GIL:
+		/* Without a GIL flag from the reader, the threads that ran
+		 * are the best guess of who held it. */
+		take = t->gil == 1 || (t->gil < 0 && oncpu);
+		w = (now - sampler_last_tick_ns) / 1000;
+		if (sampler_last_tick_ns == 0 || first)
+			w = period_ns / 1000;
+		break;
+	default:
+		take = 1;
+		w = first ? period_ns / 1000 : (now - st->last_ns) / 1000;
+		break;
+	}
+	if (mode == PROTO_MODE_CPU && take) {
+		/* Whole microseconds are reported; the rest carries over. */
+		if (w == 0)
+			take = 0;
+		else if (w > AGENT_MAX_WEIGHT_US) {
+			w = AGENT_MAX_WEIGHT_US;
+			st->cpu_carry_ns = cpu;
+		} else
+			st->cpu_carry_ns += w * 1000;
+	} else
+		st->cpu_carry_ns = cpu;
+	st->seen_gen = sampler_profile_gen;
+	st->last_ns = now;
+	st->last_cpu_ns = cpu;
+	if (w > AGENT_MAX_WEIGHT_US)
+		w = AGENT_MAX_WEIGHT_US;
+	if (w == 0)
+		w = 1;
+	*weight_us = w;
+	return (take);
+}
+
+/* Interns one captured thread into a pending sample; 0, or -1 if a table
+ * is full (nothing pending was added). */
+static int
+sampler_take(const struct reader_thread *t, uint32_t mode, uint64_t now,
+    uint64_t period_ns)
+{
+	struct intern_sample	*s;
+	uint64_t		 w;
+	uint32_t		 thread, stack, flags;
+	int			 full = 0;
+
+	if ((thread = intern_thread(t->native_id, t->ident, &full)) == 0)
+		return (full ? -1 : 0);
+	if (!sampler_weigh(t, intern_thread_state(thread), mode, now,
+	    period_ns, &w, &flags))
+		return (0);
+	if ((stack = intern_stack(sampler_reader, t, &full)) == 0) {
+		if (full)
+			return (-1);
+		AGENT_STAT_ADD(invalid, 1);
+		return (0);
+	}
+	s = &sampler_pending[sampler_npending++];
+	s->stack = stack;
+	s->thread = thread;
+	s->t_ns = now;
+	s->weight_us = (uint32_t)w;
+	s->flags = flags;
+	AGENT_STAT_ADD(samples, 1);
+	if (t->truncated)
+		AGENT_STAT_ADD(truncated, 1);
+	return (0);
+}
+
+/* One tick: capture, intern, batch.  Called with sampler_lock held. */
+static void
+sampler_tick(int n, uint64_t now, uint64_t period_ns, uint32_t mode)
+{
+	int	i;
+
+	intern_tick();
+	if (sampler_npending + (uint32_t)n > AGENT_PENDING_MAX)
+		sampler_flush(now);
+	for (i = 0; i < n; i++) {
+		if (sampler_take(&sampler_threads[i], mode, now,
+		    period_ns) == 0)
+			continue;
+		/* A table is full: send what refers to the old tables, clear
+		 * them, and try this thread again once. */
+		sampler_flush(now);
+		intern_reset(sampler_reader);
+		intern_tick();
+		if (sampler_take(&sampler_threads[i], mode, now,
+		    period_ns) != 0)
+			AGENT_STAT_ADD(dropped, 1);
+	}
+	sampler_last_tick_ns = now;
+	if (sampler_npending >= AGENT_FLUSH_SAMPLES ||
+	    now - sampler_last_flush_ns >= AGENT_FLUSH_NS)
+		sampler_flush(now);
+}
+
+/* Work due whatever the state: reader switch, I/O, stats. */
+static void
+sampler_housekeep(uint64_t now)
+{
+	if (now - sampler_last_stats_ns >= AGENT_STATS_NS) {
+		sampler_account();
+		conn_stats();
+		sampler_last_stats_ns = now;
+	}
+	conn_io(now);
+}
+
+/* Switches reader if the config asks for another one. */
+static void
+sampler_select_reader(uint64_t now)
+{
+	const struct reader	*r;
+
+	r = sampler_pick(AGENT_LOAD(agent_config.reader));
+	if (r == sampler_reader)
+		return;
+	if (sampler_reader != NULL) {
+		/* Pending samples refer to the old reader's entries. */
+		sampler_flush(now);
+		intern_reset(sampler_reader);
+	}
+	sampler_reader = r;
+	AGENT_STORE(agent_reader_active, (uint32_t)r->id);
+	agent_log("using the %s reader", r->name);
+}
+
+/* Waits until `deadline` or a wake-up; wakes early on daemon input. */
+static void
+sampler_wait(uint64_t deadline)
+{
+	struct pollfd	 pfd[2];
+	struct timespec	 ts;
+	uint64_t	 now = agent_now_ns(), v;
+	int		 nfd = 1, ms;
+
+	if (deadline > now + 2000000) {
+		ms = (int)((deadline - now - 1000000) / 1000000);
+		pfd[0].fd = sampler_wake_fd;
+		pfd[0].events = POLLIN;
+		if (conn_fd() != -1) {
+			pfd[1].fd = conn_fd();
+			pfd[1].events = POLLIN |
+			    (conn_want_write() ? POLLOUT : 0);
+			nfd = 2;
+		}
+		if (poll(pfd, (nfds_t)nfd, ms) > 0) {
+			if (pfd[0].revents & POLLIN)
+				(void)read(sampler_wake_fd, &v, sizeof v);
+			return;
+		}
+	}
+	if (deadline > agent_now_ns()) {
+		ts.tv_sec = (time_t)(deadline / 1000000000ull);
+		ts.tv_nsec = (long)(deadline % 1000000000ull);
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
+		    NULL) == EINTR)
+			;
+	}
+}
+
+/* The last flush at exit: send what is pending, for a bounded time. */
+static void
+sampler_drain(void)
+{
+	struct pollfd	 pfd;
+	uint64_t	 now = agent_now_ns(), end = now + AGENT_EXIT_FLUSH_NS;
+
+	pthread_mutex_lock(&sampler_lock);
+	sampler_flush(now);
+	conn_stats();
+	conn_io(now);
+	while (conn_fd() != -1 && conn_want_write() &&
+	    (now = agent_now_ns()) < end) {
+		pfd.fd = conn_fd();
+		pfd.events = POLLOUT;
+		pthread_mutex_unlock(&sampler_lock);
+		(void)poll(&pfd, 1, (int)((end - now) / 1000000) + 1);
+		pthread_mutex_lock(&sampler_lock);
+		conn_io(agent_now_ns());
+	}
+	pthread_mutex_unlock(&sampler_lock);
+}
+
+/*
+ * The sampler thread.  Profiling: ticks at absolute deadlines one period
+ * apart; a tick late by more than a period skips the missed ones instead of
+ * bursting.  Not profiling: waits in poll() for config or a wake-up.
+ */
+static void *
+sampler_main(void *arg)
+{
+	uint64_t	 now, next = 0, period = 0, late;
+	uint32_t	 rate, mode;
+	int		 n, profiling, was_profiling = 0;
+
+	(void)prctl(PR_SET_TIMERSLACK, AGENT_TIMER_SLACK_NS, 0, 0, 0);
+	(void)pthread_setname_np(pthread_self(), "profagent");
+	/* The hello names the reader: pick it before anything is sent. */
+	pthread_mutex_lock(&sampler_lock);
+	sampler_select_reader(agent_now_ns());
+	conn_restart();
+	pthread_mutex_unlock(&sampler_lock);
+
+	while (!__atomic_load_n(&sampler_stop_flag, __ATOMIC_ACQUIRE)) {
+		now = agent_now_ns();
+		profiling = AGENT_LOAD(agent_config.profiling);
+		rate = AGENT_LOAD(agent_config.rate_hz);
+		mode = AGENT_LOAD(agent_config.mode);
+		if (rate < PROTO_RATE_MIN || rate > PROTO_RATE_MAX)
+			rate = PROTO_RATE_DEFAULT;
+		AGENT_STORE(agent_stats.rate_hz, rate);
+
+		pthread_mutex_lock(&sampler_lock);
+		sampler_select_reader(now);
+		if (profiling && !was_profiling) {
+			sampler_profile_gen++;
+			sampler_account_reset();
+			next = now;
+		}
+		if (!profiling && was_profiling) {
+			sampler_flush(now);
+			sampler_account_reset();
+		}
+		was_profiling = profiling;
+		if (!profiling) {
+			sampler_housekeep(now);
+			pthread_mutex_unlock(&sampler_lock);
+			sampler_wait(now + AGENT_IDLE_POLL_MS * 1000000ull);
+			continue;
+		}
+		if (sampler_threads == NULL) {
+			sampler_threads = malloc(AGENT_MAX_THREADS *
+			    sizeof *sampler_threads);
+			if (sampler_threads == NULL) {
+				pthread_mutex_unlock(&sampler_lock);
+				sampler_wait(now + AGENT_IDLE_POLL_MS *
+				    1000000ull);
+				continue;
+			}
+		}
+		period = 1000000000ull / rate;
+		if (next > now + period)	/* the rate went up */
+			next = now + period;
+		if (now < next) {
+			/* Input or a wake-up may change the plan: loop. */
+			sampler_housekeep(now);
+			pthread_mutex_unlock(&sampler_lock);
+			sampler_wait(next);
+			if (agent_now_ns() < next)
+				continue;
+			pthread_mutex_lock(&sampler_lock);
+			now = agent_now_ns();
+		}
+		late = now - next;
+		if (late > period) {
+			AGENT_STAT_ADD(missed, late / period);
+			next = now;
+		}
+		next += period;
+		AGENT_STAT_ADD(ticks, 1);
+		sampler_rate(now);
+
+		if (sampler_reader->id == PROTO_READER_GIL) {
+			/* Never wait for the GIL holding sampler_lock. */
+			pthread_mutex_unlock(&sampler_lock);
+			n = sampler_reader->capture(sampler_threads,
+			    AGENT_MAX_THREADS, &agent_stats.invalid);
+			pthread_mutex_lock(&sampler_lock);
+			now = agent_now_ns();
+		} else
+			n = sampler_reader->capture(sampler_threads,
+			    AGENT_MAX_THREADS, &agent_stats.invalid);
+		if (n > 0)
+			sampler_tick(n, now, period, mode);
+		else if (now - sampler_last_flush_ns >= AGENT_FLUSH_NS)
+			sampler_flush(now);
+		sampler_housekeep(now);
+		pthread_mutex_unlock(&sampler_lock);
+	}
+
+	if (!__atomic_load_n(&sampler_exiting, __ATOMIC_ACQUIRE)) {
+		if (sampler_last_flush)
+			sampler_drain();
+		reader_gil_thread_exit();
+	}
+	return (NULL);
+}
+
+/* Starts the sampler thread. */
+int
+sampler_start(void)
+{
+	pthread_attr_t	 attr;
+	sigset_t	 all, old;
+	int		 rc;
+
+	if (sampler_alive)
+		return (0);
+	if (sampler_wake_fd == -1 &&
+	    (sampler_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		return (-1);
+	__atomic_store_n(&sampler_stop_flag, 0, __ATOMIC_RELEASE);
+	sampler_last_flush = 0;
+	sampler_npending = 0;
+	sampler_last_stats_ns = 0;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 1u << 20);
+	/* The sampler takes no signals: the host's handlers run elsewhere. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	/* sampler: captures stacks and does all socket I/O; never takes locks
+	 * the host holds except the GIL in the gil reader. */
+	rc = pthread_create(&sampler_thread, &attr, sampler_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		errno = rc;
+		return (-1);
+	}
+	sampler_alive = 1;
+	return (0);
+}
+
+/* Wakes the sampler. */
+void
+sampler_wake(void)
+{
+	uint64_t	one = 1;
+
+	if (sampler_wake_fd != -1)
+		(void)write(sampler_wake_fd, &one, sizeof one);
+}
+
+/* Stops and joins the sampler (caller has released the GIL). */
+void
+sampler_stop(int last_flush)
+{
+	if (!sampler_alive)
+		return;
+	sampler_last_flush = last_flush;
+	__atomic_store_n(&sampler_stop_flag, 1, __ATOMIC_RELEASE);
+	sampler_wake();
+	pthread_join(sampler_thread, NULL);
+	sampler_alive = 0;
+}
+
+/* Whether the sampler thread runs. */
+int
+sampler_running(void)
+{
+	return (sampler_alive);
+}
+
+/* The interpreter is gone: the sampler must stop without Python. */
+void
+sampler_exit_flag(void)
+{
+	__atomic_store_n(&sampler_exiting, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&sampler_stop_flag, 1, __ATOMIC_RELEASE);
+	sampler_wake();
+}
+
+/* Before fork: wait for the sampler to be between steps. */
+void
+sampler_fork_prepare(void)
+{
+	pthread_mutex_lock(&sampler_lock);
+}
+
+/* After fork, in the parent. */
+void
+sampler_fork_parent(void)
+{
+	pthread_mutex_unlock(&sampler_lock);
+}
+
+/* After fork, in the child: no sampler thread, no connection; state for a
+ * new agent.  Only async-signal-safe work here; the restart comes from
+ * Python (module.c). */
+void
+sampler_fork_child(void)
+{
+	pthread_mutex_t	fresh = PTHREAD_MUTEX_INITIALIZER;
+
+	memcpy(&sampler_lock, &fresh, sizeof fresh);
+	sampler_alive = 0;
+	__atomic_store_n(&sampler_stop_flag, 0, __ATOMIC_RELEASE);
+	if (sampler_wake_fd != -1)
+		close(sampler_wake_fd);
+	sampler_wake_fd = -1;
+	sampler_npending = 0;
+	sampler_last_tick_ns = 0;
+	sampler_account_reset();
+	conn_fork_child();
+	intern_fork_child();
+	reader_gil_fork_child();
+	memset(&agent_stats, 0, sizeof agent_stats);
+	AGENT_STORE(agent_connected, 0);
+}

@@ -1,0 +1,821 @@
+/*
+ * server-control.c -- control connections: read a request, run its
+ * command's handler, write the reply; requests on one connection are
+ * answered in order, the next one read only once the reply is sent.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <utlist.h>
+
+#include "settings.h"
+#include "log.h"
+#include "proto.h"
+#include "registry.h"
+#include "server-agent.h"
+#include "server-control.h"
+#include "server.h"
+#include "stats.h"
+#include "store.h"
+
+struct control_conn {
+	struct bufferevent	*bev;
+	int			 closing;	/* close once output is sent */
+	struct control_conn	*prev, *next;
+};
+
+/* Open control connections: event loop thread only. */
+static struct control_conn	*server_control_list;
+size_t				 server_control_count;
+
+/* Parsed arguments of a request. */
+struct control_args {
+	const msgpack_object_map *map;
+	uint32_t		*pids;
+	size_t			 npids;
+	int			 have_pids;
+	char			 error[256];
+};
+
+typedef int (*control_exec)(struct control_args *, struct proto_sink *);
+
+struct control_cmd {
+	const char		*name;
+	const char *const	*args;		/* allowed keys */
+	control_exec		 exec;
+};
+
+static int	server_control_status(struct control_args *,
+		    struct proto_sink *);
+static int	server_control_start(struct control_args *,
+		    struct proto_sink *);
+static int	server_control_stop(struct control_args *,
+		    struct proto_sink *);
+static int	server_control_show(struct control_args *,
+		    struct proto_sink *);
+static int	server_control_reset(struct control_args *,
+		    struct proto_sink *);
+
+static const char *const server_control_no_args[] = { NULL };
+static const char *const server_control_start_args[] = {
+	"rate_hz", "pids", "mode", "reader", NULL
+};
+static const char *const server_control_stop_args[] = { "pids", NULL };
+static const char *const server_control_show_args[] = {
+	"pids", "top", "stacks", NULL
+};
+
+static const struct control_cmd server_control_cmds[] = {
+	{ "status", server_control_no_args, server_control_status },
+	{ "start", server_control_start_args, server_control_start },
+	{ "stop", server_control_stop_args, server_control_stop },
+	{ "show", server_control_show_args, server_control_show },
+	{ "reset", server_control_no_args, server_control_reset },
+};
+
+/* Packs a string of known length. */
+static void
+server_control_pack_str(msgpack_packer *pk, const char *s, size_t len)
+{
+	msgpack_pack_str(pk, len);
+	msgpack_pack_str_body(pk, s, len);
+}
+
+/* Packs a store string by id. */
+static void
+server_control_pack_sid(msgpack_packer *pk, uint32_t sid)
+{
+	const char	*s;
+	uint32_t	 len = 0;
+
+	if ((s = store_string_get(server_store, sid, &len)) == NULL)
+		s = "";
+	server_control_pack_str(pk, s, len);
+}
+
+/* Packs an argv list. */
+static void
+server_control_pack_argv(msgpack_packer *pk, const struct registry_proc *p)
+{
+	uint32_t	i;
+
+	msgpack_pack_array(pk, p != NULL ? p->argc : 0);
+	for (i = 0; p != NULL && i < p->argc; i++)
+		proto_pack_cstr(pk, p->argv[i]);
+}
+
+/* Packs a bool. */
+static void
+server_control_pack_bool(msgpack_packer *pk, int v)
+{
+	if (v)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
+/* Reads an optional uint argument: 0 (absent: *present = 0), or -1. */
+static int
+server_control_arg_uint(struct control_args *a, const char *key,
+    uint64_t *v, int *present)
+{
+	const msgpack_object	*o = proto_map_get(a->map, key);
+
+	*present = o != NULL;
+	if (o == NULL)
+		return (0);
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		snprintf(a->error, sizeof a->error,
+		    "'%s' must be an unsigned integer", key);
+		return (-1);
+	}
+	*v = o->via.u64;
+	return (0);
+}
+
+/* Reads an optional bool argument. */
+static int
+server_control_arg_bool(struct control_args *a, const char *key, int *v)
+{
+	const msgpack_object	*o = proto_map_get(a->map, key);
+
+	if (o == NULL)
+		return (0);
+	if (o->type != MSGPACK_OBJECT_BOOLEAN) {
+		snprintf(a->error, sizeof a->error, "'%s' must be a boolean",
+		    key);
+		return (-1);
+	}
+	*v = o->via.boolean;
+	return (0);
+}
+
+/* Reads an optional name argument and parses it; -1 on error. */
+static int
+server_control_arg_name(struct control_args *a, const char *key,
+    int (*parse)(const char *), const char *choices, uint32_t *v)
+{
+	const msgpack_object	*o = proto_map_get(a->map, key);
+	char			 buf[32];
+	int			 n;
+
+	if (o == NULL)
+		return (0);
+	if (o->type != MSGPACK_OBJECT_STR) {
+		snprintf(a->error, sizeof a->error, "'%s' must be a string",
+		    key);
+		return (-1);
+	}
+	if (o->via.str.size >= sizeof buf ||
+	    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+		n = -1;
+	else {
+		memcpy(buf, o->via.str.ptr, o->via.str.size);
+		buf[o->via.str.size] = '\0';
+		n = parse(buf);
+	}
+	if (n < 0) {
+		snprintf(a->error, sizeof a->error,
+		    "unknown %s '%.*s' (use %s)", key,
+		    (int)(o->via.str.size > 32 ? 32 : o->via.str.size),
+		    o->via.str.ptr, choices);
+		return (-1);
+	}
+	*v = (uint32_t)n;
+	return (0);
+}
+
+/* Reads the optional "pids" argument into a->pids. */
+static int
+server_control_arg_pids(struct control_args *a)
+{
+	const msgpack_object	*o = proto_map_get(a->map, "pids"), *e;
+	uint32_t		 i;
+
+	if (o == NULL)
+		return (0);
+	if (o->type != MSGPACK_OBJECT_ARRAY) {
+		snprintf(a->error, sizeof a->error,
+		    "'pids' must be a list of process ids");
+		return (-1);
+	}
+	if (o->via.array.size > CONTROL_MAX_PIDS) {
+		snprintf(a->error, sizeof a->error,
+		    "too many pids (at most %d)", CONTROL_MAX_PIDS);
+		return (-1);
+	}
+	a->have_pids = o->via.array.size > 0;
+	if (o->via.array.size == 0)
+		return (0);
+	a->pids = calloc(o->via.array.size, sizeof *a->pids);
+	if (a->pids == NULL) {
+		snprintf(a->error, sizeof a->error, "out of memory");
+		return (-1);
+	}
+	for (i = 0; i < o->via.array.size; i++) {
+		e = &o->via.array.ptr[i];
+		if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    e->via.u64 == 0 || e->via.u64 > UINT32_MAX) {
+			snprintf(a->error, sizeof a->error,
+			    "'pids' must be a list of process ids");
+			return (-1);
+		}
+		a->pids[a->npids++] = (uint32_t)e->via.u64;
+	}
+	return (0);
+}
+
+/* Checks every pid has a connected agent. */
+static int
+server_control_check_pids(struct control_args *a)
+{
+	size_t	i;
+
+	for (i = 0; i < a->npids; i++) {
+		if (registry_find_connected(server_registry,
+		    a->pids[i]) == NULL) {
+			snprintf(a->error, sizeof a->error,
+			    "no agent with pid %u attached", a->pids[i]);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/* Ends a success reply, or replaces it with an error if it overflowed. */
+static int
+server_control_end(struct proto_sink *sink, size_t start)
+{
+	if (proto_end(sink, start) == 0)
+		return (0);
+	proto_send_error(sink, "reply larger than %u MiB; narrow it with "
+	    "--top or --pid", PROTO_MAX_REPLY >> 20);
+	return (-1);
+}
+
+/* "status": the global switch, counters, and every known agent. */
+static int
+server_control_status(struct control_args *a, struct proto_sink *sink)
+{
+	struct registry_proc	*p;
+	struct store_counts	 sc;
+	msgpack_packer		*pk = &sink->pk;
+	size_t			 start, i;
+
+	store_get_counts(server_store, &sc);
+	daemon_stats.store_overflow = sc.overflow;
+	daemon_stats.store_refused = sc.refused;
+	daemon_stats.store_stacks = sc.stacks;
+	daemon_stats.store_bytes = sc.bytes;
+	daemon_stats.agents_forgotten = server_registry->forgotten;
+
+	start = proto_begin_reply(sink, 1);
+	msgpack_pack_map(pk, 9);
+	proto_pack_cstr(pk, "profiling");
+	server_control_pack_bool(pk, server_profile.profiling);
+	proto_pack_cstr(pk, "rate_hz");
+	msgpack_pack_uint32(pk, server_profile.rate_hz);
+	proto_pack_cstr(pk, "mode");
+	proto_pack_cstr(pk, proto_mode_name(server_profile.mode));
+	proto_pack_cstr(pk, "reader");
+	proto_pack_cstr(pk, proto_reader_name(server_profile.reader));
+	proto_pack_cstr(pk, "runtime_dir");
+	proto_pack_cstr(pk, server_rundir);
+	proto_pack_cstr(pk, "uptime_s");
+	msgpack_pack_uint64(pk, server_uptime());
+	proto_pack_cstr(pk, "version");
+	proto_pack_cstr(pk, PROFD_VERSION);
+	proto_pack_cstr(pk, "daemon");
+	stats_pack(pk, &daemon_stats);
+
+	proto_pack_cstr(pk, "agents");
+	msgpack_pack_array(pk, server_registry->nprocs);
+	DL_FOREACH(server_registry->procs, p) {
+		msgpack_pack_map(pk, 16);
+		proto_pack_cstr(pk, "pid");
+		msgpack_pack_uint32(pk, p->pid);
+		proto_pack_cstr(pk, "ppid");
+		msgpack_pack_uint32(pk, p->ppid);
+		proto_pack_cstr(pk, "service");
+		proto_pack_cstr(pk, p->service);
+		proto_pack_cstr(pk, "host");
+		proto_pack_cstr(pk, p->host);
+		proto_pack_cstr(pk, "python");
+		proto_pack_cstr(pk, p->python);
+		proto_pack_cstr(pk, "argv");
+		server_control_pack_argv(pk, p);
+		proto_pack_cstr(pk, "reader");
+		proto_pack_cstr(pk, p->reader);
+		proto_pack_cstr(pk, "start_ns");
+		msgpack_pack_uint64(pk, p->start_ns);
+		proto_pack_cstr(pk, "connected");
+		server_control_pack_bool(pk, p->connected);
+		proto_pack_cstr(pk, "profiling");
+		server_control_pack_bool(pk, p->profiling);
+		proto_pack_cstr(pk, "rate_hz");
+		msgpack_pack_uint32(pk, p->rate_hz);
+		proto_pack_cstr(pk, "mode");
+		proto_pack_cstr(pk, proto_mode_name(p->mode));
+		proto_pack_cstr(pk, "reader_asked");
+		proto_pack_cstr(pk, proto_reader_name(p->reader_cfg));
+		proto_pack_cstr(pk, "samples");
+		msgpack_pack_uint64(pk, p->samples);
+		proto_pack_cstr(pk, "dropped");
+		msgpack_pack_uint64(pk, registry_stat(p, "dropped"));
+		proto_pack_cstr(pk, "stats");
+		msgpack_pack_map(pk, REGISTRY_NSTATS);
+		for (i = 0; i < REGISTRY_NSTATS; i++) {
+			proto_pack_cstr(pk, proto_agent_stat_names[i]);
+			msgpack_pack_uint64(pk, p->stats[i]);
+		}
+	}
+	return (server_control_end(sink, start));
+}
+
+/* Reads start's rate, mode and reader, defaulting to the global ones. */
+static int
+server_control_start_args_parse(struct control_args *a,
+    struct server_profile *to)
+{
+	uint64_t	rate = server_profile.rate_hz;
+	int		present;
+
+	*to = server_profile;
+	to->profiling = 1;
+	if (server_control_arg_uint(a, "rate_hz", &rate, &present) != 0)
+		return (-1);
+	if (present && (rate < PROTO_RATE_MIN || rate > PROTO_RATE_MAX)) {
+		snprintf(a->error, sizeof a->error,
+		    "rate %llu Hz is out of range (%d to %d Hz)",
+		    (unsigned long long)rate, PROTO_RATE_MIN,
+		    PROTO_RATE_MAX);
+		return (-1);
+	}
+	to->rate_hz = (uint32_t)rate;
+	if (server_control_arg_name(a, "mode", proto_mode_parse,
+	    "wall, cpu or gil", &to->mode) != 0 ||
+	    server_control_arg_name(a, "reader", proto_reader_parse,
+	    "default, gil or direct", &to->reader) != 0)
+		return (-1);
+	return (0);
+}
+
+/* Applies a setting to the agents named by pids, or to every one. */
+static uint64_t
+server_control_apply(struct control_args *a, const struct server_profile *sp,
+    int keep_rate)
+{
+	struct registry_proc	*p, *p1;
+	uint64_t		 n = 0;
+	size_t			 i;
+
+	/* Configuring may schedule a close; it never frees p here. */
+	DL_FOREACH_SAFE(server_registry->procs, p, p1) {
+		if (!p->connected || p->conn == NULL)
+			continue;
+		if (a->have_pids) {
+			for (i = 0; i < a->npids; i++) {
+				if (a->pids[i] == p->pid)
+					break;
+			}
+			if (i == a->npids)
+				continue;
+		}
+		if (keep_rate)
+			server_agent_configure(p->conn, sp->profiling,
+			    p->rate_hz != 0 ? p->rate_hz : sp->rate_hz,
+			    p->mode, p->reader_cfg);
+		else
+			server_agent_configure(p->conn, sp->profiling,
+			    sp->rate_hz, sp->mode, sp->reader);
+		n++;
+	}
+	return (n);
+}
+
+/* "start": profiling on, globally or for some pids. */
+static int
+server_control_start(struct control_args *a, struct proto_sink *sink)
+{
+	struct server_profile	sp;
+	uint64_t		n;
+	size_t			start;
+
+	if (server_control_start_args_parse(a, &sp) != 0 ||
+	    server_control_check_pids(a) != 0)
+		return (-1);
+	if (!a->have_pids) {
+		server_profile = sp;
+		log_info("profiling on: %u Hz, mode %s, reader %s",
+		    sp.rate_hz, proto_mode_name(sp.mode),
+		    proto_reader_name(sp.reader));
+	}
+	n = server_control_apply(a, &sp, 0);
+	start = proto_begin_reply(sink, 1);
+	msgpack_pack_map(&sink->pk, 1);
+	proto_pack_cstr(&sink->pk, "agents");
+	msgpack_pack_uint64(&sink->pk, n);
+	return (server_control_end(sink, start));
+}
+
+/* "stop": profiling off, globally or for some pids. */
+static int
+server_control_stop(struct control_args *a, struct proto_sink *sink)
+{
+	struct server_profile	sp = server_profile;
+	uint64_t		n;
+	size_t			start;
+
+	if (server_control_check_pids(a) != 0)
+		return (-1);
+	sp.profiling = 0;
+	if (!a->have_pids) {
+		server_profile.profiling = 0;
+		log_info("profiling off");
+	}
+	n = server_control_apply(a, &sp, 1);
+	start = proto_begin_reply(sink, 1);
+	msgpack_pack_map(&sink->pk, 1);
+	proto_pack_cstr(&sink->pk, "agents");
+	msgpack_pack_uint64(&sink->pk, n);
+	return (server_control_end(sink, start));
+}
+
+/* Packs one function row. */
+static void
+server_control_pack_func(msgpack_packer *pk, const struct store_func_row *r)
+{
+	uint32_t	name = 0, file = 0, line = 0;
+
+	store_func_get(server_store, r->func, &name, &file, &line);
+	msgpack_pack_map(pk, 7);
+	proto_pack_cstr(pk, "function");
+	server_control_pack_sid(pk, name);
+	proto_pack_cstr(pk, "file");
+	server_control_pack_sid(pk, file);
+	proto_pack_cstr(pk, "line");
+	msgpack_pack_uint32(pk, line);
+	proto_pack_cstr(pk, "self");
+	msgpack_pack_uint64(pk, r->self);
+	proto_pack_cstr(pk, "total");
+	msgpack_pack_uint64(pk, r->total);
+	proto_pack_cstr(pk, "self_us");
+	msgpack_pack_uint64(pk, r->self_us);
+	proto_pack_cstr(pk, "total_us");
+	msgpack_pack_uint64(pk, r->total_us);
+}
+
+/* Packs one stack row: count and frames root first. */
+static void
+server_control_pack_stack(msgpack_packer *pk, const struct store_stack_row *r)
+{
+	const uint32_t	*frames;
+	uint32_t	 depth = 0, func = 0, line = 0, name, file, fline, i;
+
+	frames = store_stack_get(server_store, r->stack, &depth);
+	msgpack_pack_map(pk, 3);
+	proto_pack_cstr(pk, "count");
+	msgpack_pack_uint64(pk, r->count);
+	proto_pack_cstr(pk, "weight_us");
+	msgpack_pack_uint64(pk, r->weight_us);
+	proto_pack_cstr(pk, "frames");
+	msgpack_pack_array(pk, depth);
+	for (i = depth; i > 0; i--) {
+		name = file = fline = 0;
+		store_frame_get(server_store, frames[i - 1], &func, &line);
+		store_func_get(server_store, func, &name, &file, &fline);
+		msgpack_pack_array(pk, 3);
+		server_control_pack_sid(pk, name);
+		server_control_pack_sid(pk, file);
+		msgpack_pack_uint32(pk, line);
+	}
+}
+
+/* "show": the merged profile over some or all processes. */
+static int
+server_control_show(struct control_args *a, struct proto_sink *sink)
+{
+	struct store_result	 res;
+	struct registry_proc	*p;
+	msgpack_packer		*pk = &sink->pk;
+	uint64_t		 top = 0;
+	size_t			 start, i, nfuncs;
+	int			 stacks = 0, present;
+
+	if (server_control_arg_uint(a, "top", &top, &present) != 0 ||
+	    server_control_arg_bool(a, "stacks", &stacks) != 0)
+		return (-1);
+	if (store_query(server_store, a->pids, a->npids, stacks, &res) != 0) {
+		snprintf(a->error, sizeof a->error,
+		    "out of memory for the query");
+		return (-1);
+	}
+	nfuncs = res.nfuncs;
+	if (top != 0 && top < nfuncs)
+		nfuncs = (size_t)top;
+
+	start = proto_begin_reply(sink, 1);
+	msgpack_pack_map(pk, stacks ? 5 : 4);
+	proto_pack_cstr(pk, "samples");
+	msgpack_pack_uint64(pk, res.samples);
+	proto_pack_cstr(pk, "weight_us");
+	msgpack_pack_uint64(pk, res.weight_us);
+	proto_pack_cstr(pk, "processes");
+	msgpack_pack_array(pk, res.nprocs);
+	for (i = 0; i < res.nprocs; i++) {
+		p = registry_find(server_registry, res.procs[i].pid);
+		msgpack_pack_map(pk, 5);
+		proto_pack_cstr(pk, "pid");
+		msgpack_pack_uint32(pk, res.procs[i].pid);
+		proto_pack_cstr(pk, "samples");
+		msgpack_pack_uint64(pk, res.procs[i].samples);
+		proto_pack_cstr(pk, "weight_us");
+		msgpack_pack_uint64(pk, res.procs[i].weight_us);
+		proto_pack_cstr(pk, "service");
+		proto_pack_cstr(pk, p != NULL ? p->service : "");
+		proto_pack_cstr(pk, "argv");
+		server_control_pack_argv(pk, p);
+	}
+	proto_pack_cstr(pk, "functions");
+	msgpack_pack_array(pk, nfuncs);
+	for (i = 0; i < nfuncs; i++)
+		server_control_pack_func(pk, &res.funcs[i]);
+	if (stacks) {
+		proto_pack_cstr(pk, "stacks");
+		msgpack_pack_array(pk, res.nstacks);
+		for (i = 0; i < res.nstacks && !sink->full; i++)
+			server_control_pack_stack(pk, &res.stacks[i]);
+	}
+	store_result_free(&res);
+	return (server_control_end(sink, start));
+}
+
+/* "reset": forgets every sample. */
+static int
+server_control_reset(struct control_args *a, struct proto_sink *sink)
+{
+	struct registry_proc	*p;
+	size_t			 start;
+
+	store_reset(server_store);
+	DL_FOREACH(server_registry->procs, p)
+		p->samples = 0;
+	log_info("samples reset");
+	start = proto_begin_reply(sink, 1);
+	msgpack_pack_map(&sink->pk, 0);
+	return (server_control_end(sink, start));
+}
+
+/* Checks every key of the argument map is one the command takes. */
+static int
+server_control_check_keys(const struct control_cmd *cmd,
+    struct control_args *a)
+{
+	const msgpack_object	*k;
+	uint32_t		 i;
+	size_t			 j;
+
+	for (i = 0; a->map != NULL && i < a->map->size; i++) {
+		k = &a->map->ptr[i].key;
+		if (k->type != MSGPACK_OBJECT_STR) {
+			snprintf(a->error, sizeof a->error,
+			    "argument names must be strings");
+			return (-1);
+		}
+		for (j = 0; cmd->args[j] != NULL; j++) {
+			if (strlen(cmd->args[j]) == k->via.str.size &&
+			    memcmp(cmd->args[j], k->via.str.ptr,
+			    k->via.str.size) == 0)
+				break;
+		}
+		if (cmd->args[j] == NULL) {
+			snprintf(a->error, sizeof a->error,
+			    "unknown argument '%.*s' for '%s'",
+			    (int)(k->via.str.size > 64 ? 64 : k->via.str.size),
+			    k->via.str.ptr, cmd->name);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/* Runs one request and writes one whole reply frame into sink. */
+int
+server_control_request(const char *command, size_t command_len,
+    const msgpack_object_map *args, struct proto_sink *sink)
+{
+	const struct control_cmd	*cmd = NULL;
+	struct control_args		 a;
+	size_t				 i;
+	int				 rc = -1;
+
+	memset(&a, 0, sizeof a);
+	a.map = args;
+	daemon_stats.requests++;
+	for (i = 0; i < sizeof server_control_cmds /
+	    sizeof server_control_cmds[0]; i++) {
+		if (strlen(server_control_cmds[i].name) == command_len &&
+		    memcmp(server_control_cmds[i].name, command,
+		    command_len) == 0) {
+			cmd = &server_control_cmds[i];
+			break;
+		}
+	}
+	if (cmd == NULL) {
+		snprintf(a.error, sizeof a.error, "unknown command '%.*s'",
+		    (int)(command_len > 64 ? 64 : command_len), command);
+		goto fail;
+	}
+	if (server_control_check_keys(cmd, &a) != 0 ||
+	    server_control_arg_pids(&a) != 0)
+		goto fail;
+	if (cmd->exec(&a, sink) != 0) {
+		if (a.error[0] == '\0')
+			goto done;	/* the reply is already an error */
+		goto fail;
+	}
+	rc = 0;
+	goto done;
+
+fail:
+	proto_send_error(sink, "%s", a.error);
+done:
+	if (rc != 0)
+		daemon_stats.request_errors++;
+	free(a.pids);
+	return (rc);
+}
+
+/* Frees a control connection. */
+static void
+server_control_free(struct control_conn *cc)
+{
+	DL_DELETE(server_control_list, cc);
+	server_control_count--;
+	bufferevent_free(cc->bev);
+	free(cc);
+}
+
+/* Frees every control connection (shutdown). */
+void
+server_control_free_all(void)
+{
+	struct control_conn	*cc, *cc1;
+
+	DL_FOREACH_SAFE(server_control_list, cc, cc1)
+		server_control_free(cc);
+}
+
+/* Frees a reply buffer once libevent has sent it. */
+static void
+server_control_sent(const void *data, size_t len, void *arg)
+{
+	free(arg);
+}
+
+/* Queues a reply frame without copying it; stops reading until it is
+ * sent.  The sink's buffer now belongs to the connection's output. */
+static void
+server_control_send(struct control_conn *cc, struct proto_sink *sink)
+{
+	struct evbuffer	*out = bufferevent_get_output(cc->bev);
+
+	bufferevent_disable(cc->bev, EV_READ);
+	if (sink->len == 0 || evbuffer_add_reference(out, sink->data,
+	    sink->len, server_control_sent, sink->data) != 0) {
+		cc->closing = 1;
+		if (evbuffer_get_length(out) == 0)
+			bufferevent_trigger(cc->bev, EV_WRITE, 0);
+		return;
+	}
+	sink->data = NULL;
+	sink->len = sink->cap = 0;
+}
+
+/* Reads a request and answers it. */
+static void
+server_control_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct control_conn	*cc = arg;
+	struct proto_sink	 sink;
+	struct proto_msg	 msg;
+	msgpack_unpacked	 up;
+	const char		*payload, *err = NULL;
+	size_t			 payload_len, frame_len;
+	int			 rc;
+
+	if (cc->closing || evbuffer_get_length(bufferevent_get_output(bev)))
+		return;
+	rc = server_read_frame(bev, PROTO_MAX_MSG, CONTROL_MAX_INPUT,
+	    &payload, &payload_len, &frame_len);
+	if (rc == 0)
+		return;
+
+	proto_sink_init(&sink, PROTO_HEADER_SIZE + PROTO_MAX_REPLY);
+	if (rc < 0) {
+		daemon_stats.bad_frames++;
+		log_warn("control: request length 0 or over %u bytes; "
+		    "closing", PROTO_MAX_MSG);
+		proto_send_error(&sink, "bad request: length 0 or over %u "
+		    "bytes", PROTO_MAX_MSG);
+		cc->closing = 1;
+		goto send;
+	}
+	msgpack_unpacked_init(&up);
+	if (proto_decode(payload, payload_len, &up, &msg, &err) != 0 ||
+	    msg.type != PROTO_REQUEST) {
+		if (err == NULL)
+			err = "not a request";
+		daemon_stats.bad_frames++;
+		log_warn("control: bad request: %s; closing", err);
+		proto_send_error(&sink, "bad request: %s", err);
+		cc->closing = 1;
+	} else {
+		log_debug("control: %.*s", (int)msg.request.command_len,
+		    msg.request.command);
+		server_control_request(msg.request.command,
+		    msg.request.command_len, msg.request.args, &sink);
+	}
+	msgpack_unpacked_destroy(&up);
+	evbuffer_drain(bufferevent_get_input(bev), frame_len);
+send:
+	server_control_send(cc, &sink);
+	proto_sink_free(&sink);
+}
+
+/* The reply is sent: close, or read the next request. */
+static void
+server_control_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct control_conn	*cc = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	if (cc->closing) {
+		server_control_free(cc);
+		return;
+	}
+	bufferevent_enable(bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		server_control_read_cb(bev, cc);
+}
+
+/* Handles end of file, errors and timeouts. */
+static void
+server_control_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct control_conn	*cc = arg;
+
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_WRITING) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) != 0) {
+		/* Half-closed: send what is pending, then close. */
+		cc->closing = 1;
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		log_debug("control: timed out");
+	server_control_free(cc);
+}
+
+/* Accepts a control connection, within max-controls. */
+void
+server_control_accept(int fd)
+{
+	struct bufferevent	*bev;
+	struct control_conn	*cc;
+	struct timeval		 tv = { CONTROL_TIMEOUT_S, 0 };
+
+	if (server_control_count >= server_limits.max_controls) {
+		daemon_stats.controls_rejected++;
+		log_warn("refusing a control connection: %zu open "
+		    "(max-controls)", server_control_count);
+		close(fd);
+		return;
+	}
+	bev = bufferevent_socket_new(server_base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		close(fd);
+		return;
+	}
+	if ((cc = calloc(1, sizeof *cc)) == NULL) {
+		bufferevent_free(bev);
+		return;
+	}
+	cc->bev = bev;
+	DL_APPEND(server_control_list, cc);
+	server_control_count++;
+	daemon_stats.controls_accepted++;
+	bufferevent_setcb(bev, server_control_read_cb,
+	    server_control_write_cb, server_control_event_cb, cc);
+	bufferevent_setwatermark(bev, EV_READ, PROTO_HEADER_SIZE,
+	    CONTROL_MAX_INPUT);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}

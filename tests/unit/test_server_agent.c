@@ -1,0 +1,366 @@
+/* test_server_agent.c -- agent connection decoding, fed frames directly. */
+
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "log.h"
+#include "proto.h"
+#include "registry.h"
+#include "server-agent.h"
+#include "server.h"
+#include "stats.h"
+#include "store.h"
+
+static struct agent_conn	*conn;
+static struct proto_sink	 in;
+
+static void
+setup(void)
+{
+	struct server_limits	lim;
+
+	log_verbose = -1;
+	server_limits_default(&lim);
+	lim.max_ids = 8;
+	cr_assert_eq(server_init(NULL, &lim, "/tmp/profd-test"), 0);
+	conn = server_agent_create(NULL);
+	cr_assert_not_null(conn);
+	proto_sink_init(&in, 1u << 24);
+}
+
+static void
+teardown(void)
+{
+	proto_sink_free(&in);
+	server_free();
+}
+
+TestSuite(server_agent, .init = setup, .fini = teardown);
+
+/* Feeds everything in the input sink; returns server_agent_input's rc. */
+static int
+feed(void)
+{
+	size_t	used = 0;
+	int	rc;
+
+	rc = server_agent_input(conn, in.data, in.len, &used);
+	proto_sink_consume(&in, used);
+	return (rc);
+}
+
+static void
+hello(uint32_t pid)
+{
+	struct proto_hello	h;
+	const char		*argv[] = { "python3", "app.py" };
+
+	memset(&h, 0, sizeof h);
+	h.version = PROTO_VERSION;
+	h.pid = pid;
+	h.ppid = 1;
+	h.start_ns = 42;
+	h.host = "box";
+	h.service = "web";
+	h.python = "3.11.2";
+	h.reader = "gil";
+	cr_assert_eq(proto_send_hello(&in, &h, argv, 2), 0);
+}
+
+/* Defines strings 1-2, function 1, frame 1, stack 1 and thread 1. */
+static void
+definitions(void)
+{
+	uint32_t	frame = 1;
+
+	proto_send_string(&in, 1, "work", 4);
+	proto_send_string(&in, 2, "app.py", 6);
+	proto_send_func(&in, 1, 1, 2, 10);
+	proto_send_frame(&in, 1, 1, 12);
+	proto_send_stack(&in, 1, 0, &frame, 1);
+	proto_send_thread(&in, 1, 1234, 1);
+}
+
+static void
+samples(uint32_t stack, uint32_t thread, uint32_t n)
+{
+	struct proto_sample	s[16];
+	uint32_t		i;
+
+	for (i = 0; i < n; i++) {
+		s[i].stack = stack;
+		s[i].thread = thread;
+		s[i].dt_us = 10000;
+		s[i].weight_us = 10000;
+		s[i].flags = PROTO_SAMPLE_ONCPU;
+	}
+	cr_assert_eq(proto_send_samples(&in, 1, s, n), 0);
+}
+
+/* Decodes the first frame the daemon sent the agent. */
+static void
+sent_config(struct proto_msg *msg, msgpack_unpacked *up)
+{
+	const char	*payload, *err;
+	size_t		 plen, flen, len = evbuffer_get_length(conn->out);
+	char		*data = (char *)evbuffer_pullup(conn->out, -1);
+
+	cr_assert_eq(proto_frame_peek(data, len, PROTO_MAX_MSG, &payload,
+	    &plen, &flen), 1);
+	cr_assert_eq(proto_decode(payload, plen, up, msg, &err), 0);
+	cr_assert_eq(msg->type, PROTO_CONFIG);
+}
+
+Test(server_agent, accepts_a_well_formed_session)
+{
+	struct store_result	res;
+	msgpack_unpacked	up;
+	struct proto_msg	msg;
+
+	hello(4242);
+	definitions();
+	samples(1, 1, 3);
+	cr_assert_eq(feed(), 0, "error: %s", conn->error);
+	cr_assert_eq(in.len, 0);
+	cr_assert_not_null(conn->proc);
+	cr_assert_eq(conn->proc->pid, 4242);
+	cr_assert_str_eq(conn->proc->service, "web");
+	cr_assert_eq(conn->proc->argc, 2);
+	cr_assert_str_eq(conn->proc->argv[1], "app.py");
+	cr_assert_eq(conn->proc->samples, 3);
+	cr_assert_eq(store_query(server_store, NULL, 0, 1, &res), 0);
+	cr_assert_eq(res.samples, 3);
+	cr_assert_eq(res.nprocs, 1);
+	cr_assert_eq(res.procs[0].pid, 4242);
+	cr_assert_eq(res.nfuncs, 1);
+	cr_assert_eq(res.funcs[0].self, 3);
+	store_result_free(&res);
+
+	msgpack_unpacked_init(&up);
+	sent_config(&msg, &up);
+	cr_assert_eq(msg.config.profiling, 0);
+	cr_assert_eq(msg.config.rate_hz, PROTO_RATE_DEFAULT);
+	msgpack_unpacked_destroy(&up);
+}
+
+Test(server_agent, joins_a_running_profile_on_hello)
+{
+	msgpack_unpacked	up;
+	struct proto_msg	msg;
+
+	server_profile.profiling = 1;
+	server_profile.rate_hz = 250;
+	server_profile.mode = PROTO_MODE_CPU;
+	hello(7);
+	cr_assert_eq(feed(), 0);
+	msgpack_unpacked_init(&up);
+	sent_config(&msg, &up);
+	cr_assert_eq(msg.config.profiling, 1);
+	cr_assert_eq(msg.config.rate_hz, 250);
+	cr_assert_eq(msg.config.mode, PROTO_MODE_CPU);
+	msgpack_unpacked_destroy(&up);
+	cr_assert_eq(conn->proc->profiling, 1);
+}
+
+Test(server_agent, waits_for_the_rest_of_a_partial_frame)
+{
+	size_t	used = 99, full;
+
+	hello(5);
+	full = in.len;
+	cr_assert_eq(server_agent_input(conn, in.data, full - 1, &used), 0);
+	cr_assert_eq(used, 0);
+	cr_assert_null(conn->proc);
+	cr_assert_eq(server_agent_input(conn, in.data, full, &used), 0);
+	cr_assert_eq(used, full);
+	cr_assert_not_null(conn->proc);
+}
+
+Test(server_agent, rejects_message_before_hello)
+{
+	uint64_t before = daemon_stats.protocol_errors;
+
+	proto_send_string(&in, 1, "x", 1);
+	cr_assert_eq(feed(), -1);
+	cr_assert(strstr(conn->error, "before hello") != NULL, "%s",
+	    conn->error);
+	cr_assert_eq(daemon_stats.protocol_errors, before + 1);
+}
+
+Test(server_agent, rejects_second_hello)
+{
+	hello(5);
+	hello(5);
+	cr_assert_eq(feed(), -1);
+	cr_assert(strstr(conn->error, "second hello") != NULL);
+}
+
+Test(server_agent, rejects_out_of_order_id)
+{
+	hello(5);
+	proto_send_string(&in, 2, "x", 1);
+	cr_assert_eq(feed(), -1);
+	cr_assert(strstr(conn->error, "out of order") != NULL, "%s",
+	    conn->error);
+}
+
+Test(server_agent, rejects_redefined_id)
+{
+	hello(5);
+	proto_send_string(&in, 1, "x", 1);
+	proto_send_string(&in, 1, "y", 1);
+	cr_assert_eq(feed(), -1);
+}
+
+Test(server_agent, rejects_undefined_function_in_frame)
+{
+	hello(5);
+	proto_send_frame(&in, 1, 3, 1);
+	cr_assert_eq(feed(), -1);
+	cr_assert(strstr(conn->error, "undefined function id 3") != NULL,
+	    "%s", conn->error);
+}
+
+Test(server_agent, rejects_undefined_frame_in_stack)
+{
+	uint32_t	frames[] = { 1, 2 };
+
+	hello(5);
+	definitions();
+	proto_send_stack(&in, 2, 0, frames, 2);
+	cr_assert_eq(feed(), -1);
+	cr_assert(strstr(conn->error, "undefined frame id 2") != NULL);
+}
+
+Test(server_agent, rejects_a_batch_with_an_undefined_stack_whole)
+{
+	struct proto_sample	s[2] = {
+		{ 1, 1, 1, 1, 0 }, { 9, 1, 1, 1, 0 }
+	};
+
+	hello(5);
+	definitions();
+	proto_send_samples(&in, 1, s, 2);
+	cr_assert_eq(feed(), -1);
+	cr_assert(strstr(conn->error, "undefined stack id 9") != NULL);
+	cr_assert_eq(conn->proc->samples, 0);
+}
+
+Test(server_agent, rejects_undefined_thread)
+{
+	hello(5);
+	definitions();
+	samples(1, 2, 1);
+	cr_assert_eq(feed(), -1);
+	cr_assert(strstr(conn->error, "undefined thread id 2") != NULL);
+}
+
+Test(server_agent, rejects_oversized_frame)
+{
+	const unsigned char	hdr[] = { 0x7f, 0xff, 0xff, 0xff };
+	uint64_t		before = daemon_stats.bad_frames;
+	size_t			used;
+
+	cr_assert_eq(server_agent_input(conn, (const char *)hdr, 4, &used),
+	    -1);
+	cr_assert_eq(daemon_stats.bad_frames, before + 1);
+}
+
+Test(server_agent, rejects_undecodable_payload)
+{
+	const char	frame[] = { 0, 0, 0, 3, (char)0xc1, 0, 0 };
+	uint64_t	before = daemon_stats.bad_frames;
+	size_t		used;
+
+	cr_assert_eq(server_agent_input(conn, frame, sizeof frame, &used),
+	    -1);
+	cr_assert_eq(daemon_stats.bad_frames, before + 1);
+	cr_assert(strstr(conn->error, "bad frame") != NULL);
+}
+
+Test(server_agent, rejects_daemon_messages_from_an_agent)
+{
+	hello(5);
+	proto_send_config(&in, 1, 100, 0, 0);
+	cr_assert_eq(feed(), -1);
+	cr_assert(strstr(conn->error, "unexpected message") != NULL);
+}
+
+Test(server_agent, drops_samples_of_ids_past_max_ids)
+{
+	struct store_counts	c;
+	char			name[16];
+	uint32_t		i, frame = 1;
+
+	/* max_ids is 8: strings 9 and 10 are counted but not stored. */
+	hello(5);
+	for (i = 1; i <= 10; i++) {
+		snprintf(name, sizeof name, "s%u", i);
+		proto_send_string(&in, i, name, strlen(name));
+	}
+	proto_send_func(&in, 1, 9, 10, 1);
+	proto_send_frame(&in, 1, 1, 1);
+	proto_send_stack(&in, 1, 0, &frame, 1);
+	proto_send_thread(&in, 1, 1, 1);
+	samples(1, 1, 4);
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	store_get_counts(server_store, &c);
+	cr_assert_eq(c.overflow, 4);
+	cr_assert_eq(conn->proc->samples, 4);
+}
+
+Test(server_agent, keeps_the_agents_stats)
+{
+	uint64_t	values[REGISTRY_NSTATS];
+	size_t		i;
+
+	for (i = 0; i < REGISTRY_NSTATS; i++)
+		values[i] = i + 100;
+	hello(5);
+	proto_send_stats(&in, values);
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	cr_assert_eq(registry_stat(conn->proc, "dropped"),
+	    100 + 3);
+}
+
+Test(server_agent, marks_the_process_gone_on_free)
+{
+	struct registry_proc	*p;
+
+	hello(5);
+	cr_assert_eq(feed(), 0);
+	p = conn->proc;
+	server_agent_free(conn);
+	conn = NULL;
+	cr_assert_eq(p->connected, 0);
+	cr_assert_eq(registry_find(server_registry, 5), p);
+	cr_assert_null(registry_find_connected(server_registry, 5));
+}
+
+Test(server_agent, survives_mutated_sessions)
+{
+	struct proto_sink	 good;
+	struct agent_conn	*c;
+	char			*buf;
+	size_t			 used, i, k;
+	unsigned int		 seed = 12345;
+
+	hello(5);
+	definitions();
+	samples(1, 1, 4);
+	good = in;
+	buf = malloc(good.len);
+	cr_assert_not_null(buf);
+	for (i = 0; i < 3000; i++) {
+		memcpy(buf, good.data, good.len);
+		for (k = 0; k < 1 + i % 4; k++)
+			buf[rand_r(&seed) % good.len] = (char)rand_r(&seed);
+		c = server_agent_create(NULL);
+		cr_assert_not_null(c);
+		server_agent_input(c, buf, good.len - (i % 7), &used);
+		cr_assert_leq(used, good.len);
+		server_agent_free(c);
+	}
+	free(buf);
+}
