@@ -34,10 +34,17 @@ echo
 echo "== profctl show --top 12"
 bin/profctl -r "$rt" show --top 12
 echo
-echo "== profctl show --format folded (heaviest 3 stacks)"
-bin/profctl -r "$rt" show --format folded | sort -t' ' -k2 -nr 2>/dev/null |
-    awk '{ print $NF, substr($0, 1, length($0) - length($NF) - 1) }' |
-    sort -nr | head -3 | cut -c1-200
+echo "== profctl show --format json: leaf_a vs leaf_b (true split 70:30)"
+bin/profctl -r "$rt" show --top 0 --format json | $PYTHON -c '
+import json, sys
+fn = {f["function"]: f["self"] for f in json.load(sys.stdin)["functions"]}
+a, b = fn.get("leaf_a", 0), fn.get("leaf_b", 0)
+print("   leaf_a:leaf_b = %.1f:%.1f over %d samples" % (100.0 * a / max(1, a + b), 100.0 * b / max(1, a + b), a + b))'
+echo
+echo "== profctl show --format folded: the heaviest stack, last 3 frames"
+bin/profctl -r "$rt" show --format folded | sort -k2 -t"$(printf '\t')" |
+    awk '{ n = $NF; if (n > max) { max = n; line = $0 } } END { print line }' |
+    awk -F';' '{ printf "   ...;%s;%s;%s\n", $(NF-2), $(NF-1), $NF }'
 echo
 echo "== profctl stop"
 bin/profctl -r "$rt" stop
