@@ -28,6 +28,7 @@
 #define AGENT_PENDING_MAX	(AGENT_FLUSH_SAMPLES + AGENT_MAX_THREADS)
 #define AGENT_STATS_NS		1000000000ull	/* PROTO_STATS period */
 #define AGENT_IDLE_POLL_MS	100		/* poll while not profiling */
+#define AGENT_ALONE_CHECK_NS	50000000ull	/* is the sampler alone? */
 #define AGENT_BACKOFF_MIN_NS	100000000ull	/* reconnect backoff 100 ms */
 #define AGENT_BACKOFF_MAX_NS	5000000000ull	/* ... doubling up to 5 s */
 #define AGENT_EXIT_FLUSH_NS	100000000ull	/* last flush at exit */
@@ -40,19 +41,38 @@
 #define AGENT_NAME_MAX		128		/* bytes of a thread name */
 #define AGENT_READER_ENV	"PROFAGENT_READER"
 
-/* Interner limits: past one, every table is cleared (see intern.c). */
+/* Interner limits: past one, every table is cleared (see intern.c).
+ * Overridable with -D for tests. */
+#ifndef INTERN_MAX_STRINGS
 #define INTERN_MAX_STRINGS	(1u << 17)
+#endif
+#ifndef INTERN_MAX_STRBYTES
 #define INTERN_MAX_STRBYTES	(16u << 20)
+#endif
+#ifndef INTERN_MAX_FUNCS
 #define INTERN_MAX_FUNCS	(1u << 16)
-#define INTERN_MAX_LOCS		(1u << 20)
-#define INTERN_MAX_FRAMES	(1u << 19)
-#define INTERN_MAX_STACKS	(1u << 19)
-#define INTERN_MAX_STACKWORDS	(16u << 20)	/* frame ids of all stacks */
+#endif
+#ifndef INTERN_MAX_LOCS
+#define INTERN_MAX_LOCS		(1u << 19)
+#endif
+#ifndef INTERN_MAX_FRAMES
+#define INTERN_MAX_FRAMES	(1u << 18)
+#endif
+#ifndef INTERN_MAX_STACKS
+#define INTERN_MAX_STACKS	(1u << 18)
+#endif
+#ifndef INTERN_MAX_STACKWORDS
+#define INTERN_MAX_STACKWORDS	(4u << 20)	/* frame ids of all stacks */
+#endif
+#ifndef INTERN_MAX_THREADS
 #define INTERN_MAX_THREADS	(1u << 16)
+#endif
 /* A connection is renewed before a batch could take any kind of wire id
  * past profd's default --max-ids (1M per kind per connection); one batch
  * defines at most AGENT_PENDING_MAX * PROTO_MAX_DEPTH ids of a kind. */
+#ifndef INTERN_WIRE_ID_LIMIT
 #define INTERN_WIRE_ID_LIMIT	((1u << 20) - (1u << 18))
+#endif
 
 /* Counters: written by the sampler only, read by anyone (relaxed). */
 struct agent_stats {

@@ -19,11 +19,27 @@
 #error "include compat.h before Python.h"
 #endif
 
+#include <patchlevel.h>	/* PY_VERSION_HEX */
+#include <pyconfig.h>	/* build options; no Py_BUILD_CORE in it */
+
+/*
+ * Versions whose layouts are known here.  Elsewhere the direct reader is
+ * built as a stub whose probe fails, and the agent uses the GIL reader.
+ */
+#if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030e0000 && \
+    !defined(Py_GIL_DISABLED) && !defined(Py_TRACE_REFS)
+#define COMPAT_SUPPORTED 1
 #define Py_BUILD_CORE 1
+#else
+#define COMPAT_SUPPORTED 0
+#endif
+
 #include <Python.h>
-#include <frameobject.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#if COMPAT_SUPPORTED
+#include <frameobject.h>
 
 #include "internal/pycore_code.h"
 #include "internal/pycore_interp.h"
@@ -31,10 +47,6 @@
 #include "internal/pycore_runtime.h"
 #if PY_VERSION_HEX >= 0x030b0000
 #include "internal/pycore_frame.h"
-#endif
-
-#if PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030e0000
-#error "profagent's direct reader supports CPython 3.9 to 3.13"
 #endif
 
 /* How a frame says where it is. */
@@ -222,7 +234,11 @@ static const struct compat_layout compat = {
 	.code_units = offsetof(PyVarObject, ob_size),
 	.code_adaptive = offsetof(PyCodeObject, co_code_adaptive),
 	.code_firsttraceable = offsetof(PyCodeObject, _co_firsttraceable),
-	.code_read = offsetof(PyCodeObject, co_code_adaptive),
+	.code_read = COMPAT_MAX3(COMPAT_END(PyCodeObject, co_qualname),
+	    COMPAT_END(PyCodeObject, co_filename),
+	    COMPAT_MAX3(COMPAT_END(PyCodeObject, co_linetable),
+		COMPAT_END(PyCodeObject, co_firstlineno),
+		COMPAT_END(PyCodeObject, _co_firsttraceable))),
 	.lines = COMPAT_LOCATIONS,
 #else
 	.code_name = offsetof(PyCodeObject, co_name),
@@ -305,5 +321,7 @@ compat_check_runtime(void)
 #endif
 	return 0;
 }
+
+#endif /* COMPAT_SUPPORTED */
 
 #endif

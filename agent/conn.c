@@ -45,6 +45,7 @@ static char			 conn_in[AGENT_INBUF];
 static size_t			 conn_in_len;
 static uint64_t			 conn_next_try;
 static uint64_t			 conn_backoff = AGENT_BACKOFF_MIN_NS;
+static int			 conn_renewing;	/* wire ids ran out */
 static struct proto_sample	 conn_wire[AGENT_PENDING_MAX];
 
 /* Allocates the outgoing buffer. */
@@ -142,11 +143,29 @@ conn_drop(uint64_t now, const char *why)
 		AGENT_STORE(agent_connected, 0);
 	}
 	conn_in_len = 0;
+	conn_renewing = 0;
 	conn_restart();
 	conn_next_try = now + conn_backoff;
 	conn_backoff *= 2;
 	if (conn_backoff > AGENT_BACKOFF_MAX_NS)
 		conn_backoff = AGENT_BACKOFF_MAX_NS;
+}
+
+/* Hangs up cleanly once everything buffered is sent, and reconnects at
+ * once: a new connection numbers its ids from 1 again. */
+static void
+conn_renew(uint64_t now)
+{
+	agent_log("renewing the connection: ids of this one ran out");
+	if (conn_sock != -1) {
+		close(conn_sock);
+		conn_sock = -1;
+		AGENT_STORE(agent_connected, 0);
+	}
+	conn_in_len = 0;
+	conn_renewing = 0;
+	conn_restart();
+	conn_next_try = now;
 }
 
 /* Tries to connect once. */
@@ -308,7 +327,8 @@ conn_io(uint64_t now)
 		conn_drop(now, n < 0 ? strerror(errno) : "send failed");
 		return;
 	}
-	conn_read(now);
+	if (conn_read(now) == 0 && conn_renewing && conn_out.len == 0)
+		conn_renew(now);
 }
 
 /* Commits one batch with the definitions it needs, all or nothing. */
@@ -323,10 +343,17 @@ conn_commit(const struct intern_sample *s, uint32_t n)
 	if (n == 0 || conn_buf == NULL)
 		return (0);
 	if (intern_wire_exhausted()) {
-		if (conn_sock != -1)
-			conn_drop(agent_now_ns(), "ids exhausted");
-		else
+		/* Connected: let the buffer drain first (batches meanwhile are
+		 * dropped), then renew.  Not connected: start over now. */
+		if (conn_sock == -1)
 			conn_restart();
+		else if (conn_out.len == 0)
+			conn_renew(agent_now_ns());
+		else {
+			conn_renewing = 1;
+			AGENT_STAT_ADD(dropped, n);
+			return (-1);
+		}
 	}
 	base_ns = agent_realtime_ns() - (agent_now_ns() - s[0].t_ns);
 	start = conn_out.len;
@@ -397,6 +424,7 @@ conn_fork_child(void)
 	conn_sock = -1;
 	AGENT_STORE(agent_connected, 0);
 	conn_in_len = 0;
+	conn_renewing = 0;
 	conn_next_try = 0;
 	conn_backoff = AGENT_BACKOFF_MIN_NS;
 	/* The parent's buffered samples are the parent's: not dropped by us. */

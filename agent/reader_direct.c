@@ -9,13 +9,15 @@
  * that does not hold together is dropped and counted invalid.  Layouts come
  * from compat.h only.
  *
- * Cost: one safe copy costs about a microsecond whatever its size, so a
- * capture makes as few as it can.  Each capture remembers which regions it
+ * Cost: a safe copy is a system call or two (about a microsecond), plus
+ * the bytes (the pipe works in pages, process_vm_readv pins each page), so
+ * a capture makes as few copies of as few bytes as it can.  Each capture remembers which regions it
  * had to copy (thread states, the used part of each thread's stack chunk,
  * frames living elsewhere) and the next capture copies all of them again
  * in a single vectored call before walking; only what moved since costs an
- * extra copy.  Code objects are checked once and then again every
- * DIRECT_CODE_RECHECK captures, batched per thread.
+ * extra copy.  The headers of the code objects on the stacks are part of
+ * that copy, so each capture checks them fresh, and the interner's
+ * fingerprint() and line() calls for the capture cost no copy.
  *
  * Every function here runs on the sampler thread, except direct_atfork_child
  * (the one thread of a new child).  Globals need no lock for that reason.
@@ -35,6 +37,8 @@
 
 #include "reader.h"
 
+#if COMPAT_SUPPORTED
+
 /* Limits. */
 #define DIRECT_SNAP_BYTES	(512u * 1024)	/* bytes copied per capture */
 #define DIRECT_SNAP_REGIONS	2048		/* regions copied per capture */
@@ -46,7 +50,6 @@
 #define DIRECT_WALK_MAX		(PROTO_MAX_DEPTH + 64)	/* frames followed */
 #define DIRECT_THREADS_MAX	4096		/* thread states followed */
 #define DIRECT_CODE_CACHE	4096		/* checked code objects, 2^n */
-#define DIRECT_CODE_RECHECK	128		/* captures between checks */
 #define DIRECT_LINE_CACHE	256		/* line tables kept, 2^n */
 #define DIRECT_LINES_MAX	(256u * 1024)	/* biggest line table read */
 #define DIRECT_PIPE_SIZE	(256 * 1024)	/* pipe capacity asked for */
@@ -87,6 +90,7 @@ enum direct_kind {
 	DK_HEAD, DK_GIL, DK_TSTATE, DK_TID,
 	DK_CHUNK,	/* used part of a thread's stack chunk */
 	DK_STRETCH,	/* memory below a frame missed in an older chunk */
+	DK_CODE,	/* a code object's header */
 	DK_OTHER,
 };
 
@@ -120,9 +124,14 @@ static struct {
 	uint32_t		capture;	/* counter */
 } direct_snap;
 
-/* A code object seen in a stack, checked at `checked`. */
+/*
+ * A code object seen in a stack, as its header read during capture number
+ * `checked` showed it.  Lets fingerprint() and line() answer for the
+ * capture just made without copying again.
+ */
 struct direct_code {
 	uintptr_t	addr;
+	uint64_t	fingerprint;
 	uint32_t	checked;
 	int32_t		units;		/* bytecode size, code units; -1 n/a */
 	int32_t		firsttraceable;
@@ -292,6 +301,26 @@ direct_pipe_check(void)
 }
 
 /*
+ * Blocks SIGPIPE on the calling thread, once: a write to our pipe after
+ * someone closed its read end must fail with EPIPE, not kill the host
+ * (which may not ignore SIGPIPE).  Blocked, a thread-directed SIGPIPE stays
+ * pending on this thread and is never delivered.
+ */
+static void
+direct_sigpipe_block(void)
+{
+	static __thread int	done;
+	sigset_t		set;
+
+	if (done)
+		return;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	done = 1;
+}
+
+/*
  * Gives up a pipe whose read end someone closed (EPIPE): the write end is
  * still ours to close; the read end's number may be someone else's now.
  */
@@ -400,6 +429,7 @@ direct_readv(char *dst, const struct iovec *src, int n, uint8_t *ok)
 		}
 		return good;
 	case DIRECT_PIPE:
+		direct_sigpipe_block();
 		if (!direct_io.verified && direct_pipe_check() == -1)
 			return 0;
 		for (i = 0; i < n; ) {
@@ -594,15 +624,11 @@ direct_tid_offset(void)
 static int
 direct_probe(void)
 {
-	sigset_t	set;
 	uintptr_t	head;
 
 	if (compat_check_runtime() == -1)
 		return -1;
-	/* A write to a pipe whose reader went away must not kill the host. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	direct_sigpipe_block();
 	if (!direct_io.atfork) {
 		if (pthread_atfork(NULL, NULL, direct_atfork_child) != 0)
 			return -1;
@@ -866,6 +892,7 @@ direct_code_fill(struct direct_code *e, uintptr_t code, const char *c)
 	e->ok = 0;
 	e->units = -1;
 	e->firsttraceable = 0;
+	e->fingerprint = direct_code_hash(c);
 	if (direct_word(c, offsetof(PyObject, ob_type)) != direct.code_type ||
 	    !direct_alive(c))
 		return -1;
@@ -884,70 +911,51 @@ direct_code_fill(struct direct_code *e, uintptr_t code, const char *c)
 }
 
 /*
- * Makes sure every code object of a walked stack is a code object, checked
- * recently, copying the headers of those due in one call, and notes in
- * raw[] what the frames need of it.  0, or -1 if one is not a code object.
+ * Checks the code object of every frame of a walked stack against its
+ * header as copied in this capture (prefetched, or copied now for the new
+ * ones, in one call), and notes in raw[] what the frames need of it.  0, or
+ * -1 if one is unreadable or not a code object.
  */
 static int
 direct_codes_check(struct direct_raw *raw, int n)
 {
-	static struct iovec	v[DIRECT_WALK_MAX];
-	static uint8_t		ok[DIRECT_WALK_MAX];
-	static uintptr_t	due[DIRECT_WALK_MAX];
-	static struct direct_code fresh[DIRECT_WALK_MAX];
-	static char		heads[DIRECT_WALK_MAX][256];
-	const struct direct_code *e;
-	int			 i, k, ndue = 0;
+	static uintptr_t	 due[DIRECT_WALK_MAX];
+	struct direct_code	*e;
+	const char		*c;
+	int			 i, k, ndue = 0, from = direct_snap.n;
 
-	if (compat.code_read > sizeof heads[0])
-		return -1;
 	for (i = 0; i < n; i++) {
 		e = direct_code_slot(raw[i].code);
-		if (e->addr == raw[i].code &&
-		    direct_snap.capture - e->checked < DIRECT_CODE_RECHECK) {
-			if (!e->ok)
-				return -1;
+		if (e->addr == raw[i].code && e->checked == direct_snap.capture)
 			continue;
-		}
+		if (direct_snap_find(raw[i].code, compat.code_read) != NULL)
+			continue;
 		for (k = 0; k < ndue && due[k] != raw[i].code; k++)
 			;
 		if (k < ndue)
 			continue;
-		due[ndue] = raw[i].code;
-		v[ndue].iov_base = (void *)raw[i].code;
-		v[ndue].iov_len = compat.code_read;
-		ndue++;
+		if (direct_snap_add(raw[i].code, compat.code_read,
+		    DK_CODE) == -1)
+			return -1;
+		due[ndue++] = raw[i].code;
 	}
-	if (ndue > 0) {
-		direct_readv(heads[0], v, ndue, ok);
-		for (k = 0; k < ndue; k++) {
-			if (!ok[k] || direct_code_fill(&fresh[k], due[k],
-			    heads[0] + (size_t)k * compat.code_read) == -1) {
-				fresh[k].addr = due[k];
-				fresh[k].ok = 0;
-				fresh[k].checked = direct_snap.capture;
-				*direct_code_slot(due[k]) = fresh[k];
-				return -1;
-			}
-		}
-	}
-	/* The cache is direct-mapped: codes of one stack may share a slot,
-	 * so take each frame's answer before storing the fresh ones. */
+	if (ndue > 0)
+		direct_snap_fetch(from);
 	for (i = 0; i < n; i++) {
 		e = direct_code_slot(raw[i].code);
-		if (e->addr != raw[i].code ||
-		    direct_snap.capture - e->checked >= DIRECT_CODE_RECHECK) {
-			for (k = 0; k < ndue && due[k] != raw[i].code; k++)
-				;
-			if (k == ndue)
+		if (e->addr != raw[i].code || e->checked != direct_snap.capture) {
+			/* Direct-mapped: a slot may have gone to another code
+			 * of this stack; refilling it from the copy is cheap. */
+			if ((c = direct_snap_find(raw[i].code,
+			    compat.code_read)) == NULL ||
+			    direct_code_fill(e, raw[i].code, c) == -1)
 				return -1;
-			e = &fresh[k];
 		}
+		if (!e->ok)
+			return -1;
 		raw[i].units = e->units;
 		raw[i].firsttraceable = e->firsttraceable;
 	}
-	for (k = 0; k < ndue; k++)
-		*direct_code_slot(due[k]) = fresh[k];
 	return 0;
 }
 
@@ -1337,11 +1345,28 @@ direct_code(uintptr_t code, struct reader_code *rc)
 	return 0;
 }
 
-/* Fingerprint of a code object now; 0 if it is not one. */
+/* The cache entry of code if the last capture checked it, else NULL. */
+static const struct direct_code *
+direct_code_fresh(uintptr_t code)
+{
+	const struct direct_code *e = direct_code_slot(code);
+
+	if (e->addr == code && e->ok && e->checked == direct_snap.capture &&
+	    direct_snap.capture != 0)
+		return e;
+	return NULL;
+}
+
+/* Fingerprint of a code object now; 0 if it is not one.  "Now" is the
+ * last capture for code on its stacks. */
 static uint64_t
 direct_fingerprint(uintptr_t code)
 {
+	const struct direct_code *e;
 	char	c[512];
+
+	if ((e = direct_code_fresh(code)) != NULL)
+		return e->fingerprint;
 
 	if (compat.code_read > sizeof c || direct_code_head(code, c) == -1)
 		return 0;
@@ -1434,17 +1459,21 @@ static int32_t
 direct_line(uintptr_t code, int32_t loc)
 {
 	char			 c[512];
+	const struct direct_code *e;
 	struct direct_lines	*l;
 	uint64_t		 fp, h;
 	uintptr_t		 tab;
 	char			 bh[64];
 	intptr_t		 size;
 
+	h = (uint64_t)code * 0x9e3779b97f4a7c15ULL;
+	l = &direct_lines[(h >> 32) & (DIRECT_LINE_CACHE - 1)];
+	if ((e = direct_code_fresh(code)) != NULL && l->table != NULL &&
+	    l->addr == code && l->fingerprint == e->fingerprint)
+		return direct_addr2line(l, loc);
 	if (compat.code_read > sizeof c || direct_code_head(code, c) == -1)
 		return -1;
 	fp = direct_code_hash(c);
-	h = (uint64_t)code * 0x9e3779b97f4a7c15ULL;
-	l = &direct_lines[(h >> 32) & (DIRECT_LINE_CACHE - 1)];
 	if (l->table == NULL || l->addr != code || l->fingerprint != fp) {
 		free(l->table);
 		memset(l, 0, sizeof *l);
@@ -1490,6 +1519,46 @@ direct_forget(uintptr_t code)
 		memset(l, 0, sizeof *l);
 	}
 }
+
+#else /* !COMPAT_SUPPORTED */
+
+/* An interpreter whose layouts compat.h does not know: never usable. */
+static int
+direct_probe(void)
+{
+	return -1;
+}
+
+static int
+direct_capture(struct reader_thread *out, int max, uint64_t *invalid)
+{
+	return -1;
+}
+
+static int
+direct_code(uintptr_t code, struct reader_code *rc)
+{
+	return -1;
+}
+
+static uint64_t
+direct_fingerprint(uintptr_t code)
+{
+	return 0;
+}
+
+static int32_t
+direct_line(uintptr_t code, int32_t loc)
+{
+	return -1;
+}
+
+static void
+direct_forget(uintptr_t code)
+{
+}
+
+#endif /* COMPAT_SUPPORTED */
 
 const struct reader reader_direct = {
 	.name = "direct",

@@ -255,6 +255,12 @@ reader_gil_capture(struct reader_thread *out, int max, uint64_t *invalid)
 		return (-1);
 	holder = reader_gil_holder();
 	if (reader_gil_ts == NULL) {
+		/* No thread state left (a fork child whose one thread ended):
+		 * making one now would reuse the interpreter's first one. */
+		interp = PyInterpreterState_Main();
+		if (interp == NULL ||
+		    PyInterpreterState_ThreadHead(interp) == NULL)
+			return (0);
 		reader_gil_gstate = PyGILState_Ensure();
 		reader_gil_ts = PyThreadState_Get();
 	} else

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,6 +47,7 @@ static uint32_t			 sampler_npending;
 static uint64_t			 sampler_last_flush_ns;
 static uint64_t			 sampler_last_stats_ns;
 static uint64_t			 sampler_last_tick_ns;
+static uint64_t			 sampler_last_alone_ns;
 static uint64_t			 sampler_profile_gen;
 static const struct reader	*sampler_reader;
 static int			 sampler_direct_ok = 0;	/* 1 ok, -1 no */
@@ -90,6 +92,39 @@ sampler_thread_cpu(uint64_t tid, uint64_t *ns)
 		return (-1);
 	*ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	return (0);
+}
+
+/*
+ * Whether the sampler is the last thread of the process.  That happens in
+ * a child forked from a thread other than the main one: when that thread
+ * ends (pthread_exit of the leader, which stays a zombie task), the process
+ * would end, unless the sampler keeps it alive.
+ */
+static int
+sampler_alone(void)
+{
+	char		 buf[1024], *p, state;
+	ssize_t		 n;
+	long		 nthreads;
+	int		 fd, field;
+
+	if ((fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)) == -1)
+		return (0);
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return (0);
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+		return (0);
+	state = p[2];
+	/* Field 3 (state) follows ") "; num_threads is field 20. */
+	for (field = 2; field < 20 && p != NULL; field++)
+		p = strchr(p + 1, ' ');
+	if (p == NULL)
+		return (0);
+	nthreads = strtol(p + 1, NULL, 10);
+	return (nthreads == 1 || (nthreads == 2 && state == 'Z'));
 }
 
 /* The reader to use for what is asked. */
@@ -382,7 +417,7 @@ sampler_main(void *arg)
 {
 	uint64_t	 now, next = 0, period = 0, late;
 	uint32_t	 rate, mode;
-	int		 n, profiling, was_profiling = 0;
+	int		 n, profiling, was_profiling = 0, alone = 0;
 
 	(void)prctl(PR_SET_TIMERSLACK, AGENT_TIMER_SLACK_NS, 0, 0, 0);
 	(void)pthread_setname_np(pthread_self(), "profagent");
@@ -400,6 +435,14 @@ sampler_main(void *arg)
 		if (rate < PROTO_RATE_MIN || rate > PROTO_RATE_MAX)
 			rate = PROTO_RATE_DEFAULT;
 		AGENT_STORE(agent_stats.rate_hz, rate);
+
+		if (now - sampler_last_alone_ns >= AGENT_ALONE_CHECK_NS) {
+			sampler_last_alone_ns = now;
+			if ((alone = sampler_alone()) != 0) {
+				agent_log("last thread of the process: exiting");
+				break;
+			}
+		}
 
 		pthread_mutex_lock(&sampler_lock);
 		sampler_select_reader(now);
@@ -469,6 +512,11 @@ sampler_main(void *arg)
 		pthread_mutex_unlock(&sampler_lock);
 	}
 
+	if (alone) {
+		/* Python is gone with its last thread: no Python calls. */
+		sampler_drain();
+		return (NULL);
+	}
 	if (!__atomic_load_n(&sampler_exiting, __ATOMIC_ACQUIRE)) {
 		if (sampler_last_flush)
 			sampler_drain();

@@ -21,7 +21,14 @@ import os
 import sys
 import threading
 
-from . import _profagent
+try:
+    from . import _profagent
+except ImportError as _e:
+    raise ImportError("profagent has no native module for Python %d.%d in %s "
+                      "(build it: make agent PYTHON=python%d.%d)"
+                      % (sys.version_info[0], sys.version_info[1],
+                         os.path.dirname(os.path.abspath(__file__)),
+                         sys.version_info[0], sys.version_info[1])) from _e
 
 __all__ = ["attach", "detach", "stats", "configure"]
 
@@ -57,9 +64,49 @@ def _name_current():
         pass
 
 
+def _thread_ending():
+    """A thread started by threading ends.  If it is the process's first
+    thread (a fork child made by a thread other than the main one), the
+    process ends with it unless other threads run: stop the sampler now,
+    with its last flush, rather than let it notice later."""
+    try:
+        if threading.get_native_id() != os.getpid():
+            return
+        me = threading.current_thread()
+        if any(t is not me and t.is_alive() for t in threading.enumerate()):
+            return
+        _profagent._atexit()
+    except Exception:
+        pass
+
+
+class _Token(object):
+    """Keeps multiprocessing's after-fork registration alive."""
+
+
+_mp_token = _Token()
+
+
+def _mp_finalize(_token):
+    """In a multiprocessing fork worker: its exit (os._exit after running
+    multiprocessing's finalizers) skips atexit, so flush from a finalizer."""
+    try:
+        util = sys.modules["multiprocessing.util"]
+        util.Finalize(None, _profagent._atexit, exitpriority=-1000)
+    except Exception:
+        pass
+
+
 def _after_fork_child():
     _name_current()
     _profagent._after_fork_child()
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        # Runs after the worker clears its inherited finalizers.
+        try:
+            util.register_after_fork(_mp_token, _mp_finalize)
+        except Exception:
+            pass
 
 
 def _install_hooks():
@@ -76,7 +123,10 @@ def _install_hooks():
                                         self.name, threading.get_ident())
         except Exception:
             pass
-        return original(self)
+        try:
+            return original(self)
+        finally:
+            _thread_ending()
 
     threading.Thread._bootstrap_inner = _bootstrap_inner
     if hasattr(os, "register_at_fork"):

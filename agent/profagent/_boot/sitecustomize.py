@@ -6,15 +6,39 @@ import os
 import sys
 
 
+def _profagent_import():
+    """Imports profagent; if the one on the path was built for another
+    Python, tries its sibling build directory for this one (build/python3.X
+    next to build/python3.Y), so one `run` covers mixed interpreters."""
+    try:
+        import profagent
+        return profagent
+    except ImportError as e:
+        err = e
+    want = "python%d.%d" % sys.version_info[:2]
+    for p in list(sys.path):
+        top = os.path.abspath(p or os.curdir)
+        if not os.path.isfile(os.path.join(top, "profagent", "__init__.py")):
+            continue
+        cand = os.path.join(os.path.dirname(top), want)
+        if cand != top and os.path.isdir(os.path.join(cand, "profagent")):
+            for name in [m for m in sys.modules
+                         if m == "profagent" or m.startswith("profagent.")]:
+                del sys.modules[name]
+            sys.path.insert(sys.path.index(p), cand)
+            import profagent
+            return profagent
+        break
+    raise err
+
+
 def _profagent_attach():
     if os.environ.get("PROFAGENT_AUTO") != "1":
         return
     try:
-        import profagent
+        profagent = _profagent_import()
     except ImportError as e:
-        sys.stderr.write("profagent: not attached (no agent built for Python "
-                         "%d.%d: %s)\n" % (sys.version_info[0],
-                                           sys.version_info[1], e))
+        sys.stderr.write("profagent: not attached: %s\n" % (e,))
         return
     try:
         profagent.attach()
