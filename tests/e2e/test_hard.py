@@ -72,13 +72,20 @@ def test_thread_churn(ctx):
 def test_many_threads_are_all_sampled(ctx):
     for reader in READERS:
         fresh(ctx, rate=200)
-        p = ctx.run_agent([HARD, "many", "--seconds", "3"],
+        p = ctx.run_agent([HARD, "many", "--seconds", "5"],
                           env=ctx.agent_env(PROFAGENT_READER=reader))
+
+        def stats():
+            a = [x for x in ctx.ctl_json("status")["agents"] if x["pid"] == p.pid]
+            check(a, "%s: agent not attached" % reader)
+            return a[0]["stats"]
         time.sleep(2)
-        a = [x for x in ctx.ctl_json("status")["agents"] if x["pid"] == p.pid]
-        check(a, "%s: agent not attached" % reader)
-        st = a[0]["stats"]
-        per_tick = st["samples"] / max(1, st["ticks"])
+        s0 = stats()
+        time.sleep(2)
+        s1 = stats()
+        ticks = s1["ticks"] - s0["ticks"]
+        check(ticks > 0, "%s: no ticks between two stats reports" % reader)
+        per_tick = (s1["samples"] - s0["samples"]) / ticks
         check(per_tick >= 100, "%s: %.1f threads a tick, want >= 100" % (reader, per_tick))
         check(p.wait(60) == 0, "%s: host failed" % reader)
 

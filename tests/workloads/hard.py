@@ -55,18 +55,24 @@ def case_churn(a):
     print("threads=%d" % n)
 
 
-def many_body(stop):
+def many_body(stop, go=None):
+    if go is not None:
+        go.wait()
     while not stop.is_set():
         spin(0.001)
         time.sleep(0.001)
 
 
 def case_many(a):
-    stop = threading.Event()
-    ts = [threading.Thread(target=many_body, args=(stop,), name="many-%d" % i)
+    stop, go = threading.Event(), threading.Event()
+    ts = [threading.Thread(target=many_body, args=(stop, go), name="many-%d" % i)
           for i in range(120)]
+    # All start before any spins: a start waits for the GIL behind every
+    # spinning thread, so starting them busy takes seconds.
     for t in ts:
         t.start()
+    go.set()
+    print("threads=%d" % threading.active_count(), flush=True)
     time.sleep(a.seconds)
     stop.set()
     for t in ts:
