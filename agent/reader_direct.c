@@ -902,8 +902,15 @@ direct_code_fill(struct direct_code *e, uintptr_t code, const char *c)
 		if (units <= 0 || units > INT32_MAX / 2)
 			return -1;
 		e->units = (int32_t)units;
+		/*
+		 * One past the end is valid: a shim code object whose frame
+		 * must never show sets it there (3.13's _Py_InitCleanup, the
+		 * frame under an __init__ called by a specialized CALL, has 3
+		 * units and firsttraceable 4); direct_finish then hides the
+		 * frame, as CPython's own frame walk does.
+		 */
 		e->firsttraceable = direct_int(c, compat.code_firsttraceable);
-		if (e->firsttraceable < 0 || e->firsttraceable > e->units)
+		if (e->firsttraceable < 0 || e->firsttraceable > e->units + 1)
 			return -1;
 	}
 	e->ok = 1;

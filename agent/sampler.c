@@ -46,6 +46,7 @@ static struct intern_sample	 sampler_pending[AGENT_PENDING_MAX];
 static uint32_t			 sampler_npending;
 static uint64_t			 sampler_last_flush_ns;
 static uint64_t			 sampler_last_stats_ns;
+static uint64_t			 sampler_last_io_ns;
 static uint64_t			 sampler_last_tick_ns;
 static uint64_t			 sampler_last_alone_ns;
 static uint64_t			 sampler_profile_gen;
@@ -158,15 +159,22 @@ sampler_flush(uint64_t now)
 	sampler_last_flush_ns = now;
 }
 
+/* The sampler thread's CPU time, ns (never 0). */
+static uint64_t
+sampler_cpu_now(void)
+{
+	struct timespec	 ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return (1);
+	return ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + 1);
+}
+
 /* Updates the sampler's own CPU time counter. */
 static void
 sampler_account(void)
 {
-	struct timespec	 ts;
-
-	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
-		AGENT_STORE(agent_stats.sampler_ns,
-		    (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+	AGENT_STORE(agent_stats.sampler_ns, sampler_cpu_now() - 1);
 }
 
 /* Updates the achieved rate over the last AGENT_RATE_WINDOW slots. */
@@ -319,15 +327,22 @@ sampler_tick(int n, uint64_t now, uint64_t period_ns, uint32_t mode)
 		sampler_flush(now);
 }
 
-/* Work due whatever the state: reader switch, I/O, stats. */
+/*
+ * Work due whatever the state: stats and socket I/O.  While sampling, the
+ * socket is served every AGENT_IO_NS rather than every tick: a recv() that
+ * finds nothing costs as much as reading a thread's stack.
+ */
 static void
-sampler_housekeep(uint64_t now)
+sampler_housekeep(uint64_t now, int sampling)
 {
 	if (now - sampler_last_stats_ns >= AGENT_STATS_NS) {
 		sampler_account();
 		conn_stats();
 		sampler_last_stats_ns = now;
 	}
+	if (sampling && now - sampler_last_io_ns < AGENT_IO_NS)
+		return;
+	sampler_last_io_ns = now;
 	conn_io(now);
 }
 
@@ -415,7 +430,7 @@ sampler_drain(void)
 static void *
 sampler_main(void *arg)
 {
-	uint64_t	 now, next = 0, period = 0, late;
+	uint64_t	 now, next = 0, period = 0, late, work0;
 	uint32_t	 rate, mode;
 	int		 n, profiling, was_profiling = 0, alone = 0;
 
@@ -457,7 +472,7 @@ sampler_main(void *arg)
 		}
 		was_profiling = profiling;
 		if (!profiling) {
-			sampler_housekeep(now);
+			sampler_housekeep(now, 0);
 			pthread_mutex_unlock(&sampler_lock);
 			sampler_wait(now + AGENT_IDLE_POLL_MS * 1000000ull);
 			continue;
@@ -477,7 +492,7 @@ sampler_main(void *arg)
 			next = now + period;
 		if (now < next) {
 			/* Input or a wake-up may change the plan: loop. */
-			sampler_housekeep(now);
+			sampler_housekeep(now, 1);
 			pthread_mutex_unlock(&sampler_lock);
 			sampler_wait(next);
 			if (agent_now_ns() < next)
@@ -493,6 +508,11 @@ sampler_main(void *arg)
 		next += period;
 		AGENT_STAT_ADD(ticks, 1);
 		sampler_rate(now);
+		/* One tick in AGENT_WORK_EVERY has its work timed: the thread
+		 * CPU clock costs a system call, too much to read every tick. */
+		work0 = 0;
+		if (AGENT_LOAD(agent_stats.ticks) % AGENT_WORK_EVERY == 0)
+			work0 = sampler_cpu_now();
 
 		if (sampler_reader->id == PROTO_READER_GIL) {
 			/* Never wait for the GIL holding sampler_lock. */
@@ -508,7 +528,10 @@ sampler_main(void *arg)
 			sampler_tick(n, now, period, mode);
 		else if (now - sampler_last_flush_ns >= AGENT_FLUSH_NS)
 			sampler_flush(now);
-		sampler_housekeep(now);
+		if (work0 != 0)
+			AGENT_STAT_ADD(work_ns, (sampler_cpu_now() - work0) *
+			    AGENT_WORK_EVERY);
+		sampler_housekeep(now, 1);
 		pthread_mutex_unlock(&sampler_lock);
 	}
 

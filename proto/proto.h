@@ -103,6 +103,7 @@ enum proto_reader {
 	X(dropped, "samples dropped: buffer full or connection lost")	\
 	X(truncated, "stacks cut at the maximum depth")			\
 	X(sampler_ns, "CPU time of the sampler thread, ns")		\
+	X(work_ns, "of that, capturing, interning and encoding, ns")	\
 	X(bytes_sent, "bytes written to the daemon")			\
 	X(sample_bytes, "bytes of sample records encoded")		\
 	X(connects, "connections made to the daemon")			\
