@@ -54,6 +54,7 @@
 #define DIRECT_LINES_MAX	(256u * 1024)	/* biggest line table read */
 #define DIRECT_PIPE_SIZE	(256 * 1024)	/* pipe capacity asked for */
 #define DIRECT_IOV_MAX		1024		/* iovecs per system call */
+#define DIRECT_TID_SCAN		2048		/* struct pthread bytes searched */
 #define DIRECT_ADDR_MIN		((uintptr_t)4096)
 #define DIRECT_ADDR_MAX		((uintptr_t)1 << 48)
 #define DIRECT_STR_HEAD		sizeof(PyCompactUnicodeObject)
@@ -205,12 +206,22 @@ direct_int(const void *base, size_t off)
 /*
  * The copies call the kernel directly: a library interposing on writev()
  * or pread() (a sanitizer, a tracer) would otherwise touch the very memory
- * the kernel is there to check for us.
+ * the kernel is there to check for us.  AddressSanitizer intercepts the
+ * libc wrappers, not syscall(): through them, copying a thread state freed
+ * under us is a (false) use-after-free report.  No code here reads host
+ * memory in user space: every read of it goes through direct_copy or
+ * direct_readv, so no function needs no_sanitize("address").
  */
 static inline ssize_t
 direct_sys_writev(int fd, const struct iovec *v, int n)
 {
 	return syscall(SYS_writev, fd, v, n);
+}
+
+static inline ssize_t
+direct_sys_read(int fd, void *dst, size_t n)
+{
+	return syscall(SYS_read, fd, dst, n);
 }
 
 static inline ssize_t
@@ -337,7 +348,7 @@ direct_pipe_drain(void)
 {
 	char	junk[4096];
 
-	while (read(direct_io.pipe[0], junk, sizeof junk) > 0)
+	while (direct_sys_read(direct_io.pipe[0], junk, sizeof junk) > 0)
 		;
 }
 
@@ -348,7 +359,7 @@ direct_pipe_take(char *dst, size_t n)
 	ssize_t	r;
 
 	while (n > 0) {
-		r = read(direct_io.pipe[0], dst, n);
+		r = direct_sys_read(direct_io.pipe[0], dst, n);
 		if (r <= 0) {
 			if (r == -1 && errno == EINTR)
 				continue;
@@ -597,19 +608,21 @@ direct_io_setup(void)
  * Finds where glibc keeps the kernel tid in its struct pthread (pthread_t
  * is its address), for interpreters whose thread states lack
  * native_thread_id.  The offset must give our own tid and the main thread's
- * (its tid is the pid).  -1 when not found.
+ * (its tid is the pid).  -1 when not found.  Our own struct pthread is
+ * copied too, not read in place: the scan may run past its end.
  */
 static long
 direct_tid_offset(void)
 {
-	const char	*self = (const char *)pthread_self();
+	static char	 self[DIRECT_TID_SCAN];
 	unsigned long	 main_thread = compat_main_thread();
 	pid_t		 tid = direct_gettid(), v;
 	long		 off;
 
-	if (tid == getpid() || main_thread == 0)
+	if (tid == getpid() || main_thread == 0 ||
+	    direct_copy(self, (uintptr_t)pthread_self(), sizeof self) == -1)
 		return -1;
-	for (off = 0; off < 2048; off += sizeof(pid_t)) {
+	for (off = 0; off < DIRECT_TID_SCAN; off += sizeof(pid_t)) {
 		memcpy(&v, self + off, sizeof v);
 		if (v != tid)
 			continue;

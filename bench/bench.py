@@ -3,10 +3,13 @@
 For each interpreter (tests/pythons.sh) and each reader (gil, direct), with a
 real profd and the real agent:
   rate      achieved / asked sampling rate with a CPU-bound host thread
-  cpu/smp   sampler thread CPU time per sample (agent counter sampler_ns)
+  cpu/smp   sampler thread CPU time per sample (agent counter sampler_ns),
+            including the kernel's timer wake-up of the thread
+  work/smp  of that, capture + intern + encode (agent counter work_ns)
   B/smp     wire bytes per sample in steady state (bytes_sent delta / samples)
   70/30     |measured leaf_a share - true share| at 1 kHz over 5 s, in points
   50/50     wall mode on a thread half CPU, half sleep: |error| in points
+            (time-weighted: each sample weighs the real time since the last)
   slowdown  host run time with the agent at 1 kHz vs none, median of
             interleaved pairs (A B A B ...), with min/max
 Prints a table; never fails on timing.
@@ -54,8 +57,8 @@ def rate_run(ctx, reader, rate, seconds):
     ctx.ctl("reset")
     ctx.ctl("start", "--rate", rate, "--mode", "wall")
     env = ctx.agent_env(PROFAGENT_READER=reader)
-    p = ctx.spawn([ctx.python, os.path.join(WL, "workload.py"), "--seconds",
-                   str(seconds)], env=env)
+    p = ctx.run_agent([os.path.join(WL, "workload.py"), "--seconds",
+                       str(seconds)], env=env)
     time.sleep(min(1.5, seconds / 3))
     a0, t0 = agent_of(ctx, p.pid), time.monotonic()
     time.sleep(seconds * 0.6)
@@ -71,6 +74,7 @@ def rate_run(ctx, reader, rate, seconds):
         res["achieved"] = s1.get("achieved_mhz", 0) / 1000.0
         if dsamples > 0:
             res["cpu_us"] = (s1["sampler_ns"] - s0["sampler_ns"]) / dsamples / 1000
+            res["work_us"] = (s1.get("work_ns", 0) - s0.get("work_ns", 0)) / dsamples / 1000
             res["bytes"] = (s1["bytes_sent"] - s0["bytes_sent"]) / dsamples
         res["dropped"] = s1["dropped"]
         res["invalid"] = s1["invalid"]
@@ -86,17 +90,18 @@ def rate_run(ctx, reader, rate, seconds):
 def mixed_run(ctx, reader, rate, seconds):
     ctx.ctl("reset")
     ctx.ctl("start", "--rate", rate, "--mode", "wall")
-    p = ctx.spawn([ctx.python, os.path.join(WL, "mixed.py"), "--seconds",
-                   str(seconds)], env=ctx.agent_env(PROFAGENT_READER=reader))
+    p = ctx.run_agent([os.path.join(WL, "mixed.py"), "--seconds",
+                       str(seconds)], env=ctx.agent_env(PROFAGENT_READER=reader))
     p.wait(seconds * 10 + 60)
     out = ctx.output(p)
     time.sleep(0.3)
     truth = float(out.split("cpu_share=")[1].split()[0])
     show = ctx.ctl_json("show", "--pid", p.pid, "--top", "0")
-    fn = {f["function"]: f["self"] for f in show["functions"]}
+    # Wall mode weighs each sample by the real time since that thread's
+    # previous one, so a late tick does not shrink its phase.
+    fn = {f["function"]: f.get("self_us", f["self"]) for f in show["functions"]}
     c = fn.get("cpu_part", 0)
-    # sleep_part's leaf is time.sleep (a C function): count it by total
-    tot = {f["function"]: f["total"] for f in show["functions"]}
+    tot = {f["function"]: f.get("total_us", f["total"]) for f in show["functions"]}
     s = tot.get("sleep_part", 0)
     if c + s == 0:
         return None
@@ -108,6 +113,7 @@ def slowdown(ctx, reader, rate, pairs, rounds):
     base_env = dict(os.environ)
     base_env.pop("PYTHONPATH", None)
     args = [ctx.python, os.path.join(WL, "workload.py"), "--rounds", str(rounds)]
+    agent_args = [ctx.python, "-m", "profagent", "run", "--"] + args
     ratios = []
     for i in range(pairs):
         times = {}
@@ -115,7 +121,8 @@ def slowdown(ctx, reader, rate, pairs, rounds):
         for which in order:
             env = base_env if which == "base" else ctx.agent_env(PROFAGENT_READER=reader)
             t0 = time.perf_counter()
-            subprocess.run(args, env=env, stdout=subprocess.DEVNULL, check=True)
+            subprocess.run(args if which == "base" else agent_args, env=env,
+                           stdout=subprocess.DEVNULL, check=True)
             times[which] = time.perf_counter() - t0
         ratios.append(times["agent"] / times["base"] - 1)
     return (statistics.median(ratios) * 100, min(ratios) * 100,
@@ -159,7 +166,8 @@ def main():
             rows.append([
                 label, reader,
                 "%s/%s" % (fmt(r1.get("achieved"), ".0f"), fmt(r10.get("achieved"), ".0f")),
-                "%s/%s" % (fmt(r1.get("cpu_us"), ".2f"), fmt(r10.get("cpu_us"), ".2f")),
+                "%s/%s" % (fmt(r1.get("cpu_us"), ".1f"), fmt(r10.get("cpu_us"), ".1f")),
+                "%s/%s" % (fmt(r1.get("work_us"), ".2f"), fmt(r10.get("work_us"), ".2f")),
                 "%s/%s" % (fmt(r1.get("bytes"), ".1f"), fmt(r10.get("bytes"), ".1f")),
                 fmt(r1.get("split_err"), ".2f"),
                 fmt(mixed, ".2f"),
@@ -167,7 +175,8 @@ def main():
                 str(r1.get("invalid", "-")),
             ])
             print("bench: %s %s done" % (label, reader), file=sys.stderr, flush=True)
-    head = ["python", "reader", "Hz @1k/@10k", "cpu us/smp 1k/10k",
+    head = ["python", "reader", "Hz @1k/@10k", "thread cpu us/smp 1k/10k",
+            "work us/smp 1k/10k",
             "B/smp 1k/10k", "70/30 err pp", "50/50 err pp",
             "slowdown @1k med [min,max]", "invalid"]
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
