@@ -26,6 +26,13 @@ out_open(struct out *o)
 	cr_assert_not_null(o->f);
 }
 
+/* Asserts that a malloc'd string equals want, then frees it. */
+#define assert_str_free(expr, want) do {				\
+	char *got_ = (expr);						\
+	cr_assert_str_eq(got_, (want));					\
+	free(got_);							\
+} while (0)
+
 static char *
 out_close(struct out *o)
 {
@@ -165,15 +172,15 @@ Test(render, rejects_malformed_stacks_printing_nothing)
 
 Test(render, labels_frames_by_what_is_known)
 {
-	cr_assert_str_eq(render_frame_label("f", 1, "a.py", 4, 12),
+	assert_str_free(render_frame_label("f", 1, "a.py", 4, 12),
 	    "f (a.py:12)");
-	cr_assert_str_eq(render_frame_label("f", 1, "a.py", 4, 0), "f (a.py)");
-	cr_assert_str_eq(render_frame_label("[truncated]", 11, "", 0, 0),
+	assert_str_free(render_frame_label("f", 1, "a.py", 4, 0), "f (a.py)");
+	assert_str_free(render_frame_label("[truncated]", 11, "", 0, 0),
 	    "[truncated]");
-	cr_assert_str_eq(render_frame_label("", 0, "a.py", 4, 1),
+	assert_str_free(render_frame_label("", 0, "a.py", 4, 1),
 	    "? (a.py:1)");
 	/* lengths, not NULs, bound the strings */
-	cr_assert_str_eq(render_frame_label("fxx", 1, "a.pyxx", 4, 2),
+	assert_str_free(render_frame_label("fxx", 1, "a.pyxx", 4, 2),
 	    "f (a.py:2)");
 }
 
@@ -228,11 +235,11 @@ Test(render, counts_width_in_characters_not_bytes)
 
 Test(render, cuts_in_the_middle_keeping_both_ends)
 {
-	cr_assert_str_eq(render_cut("short", 10), "short");
-	cr_assert_str_eq(render_cut("leaf (/a/very/long/path/x.py:12)", 20),
+	assert_str_free(render_cut("short", 10), "short");
+	assert_str_free(render_cut("leaf (/a/very/long/path/x.py:12)", 20),
 	    "leaf (/a/...x.py:12)");
-	cr_assert_str_eq(render_cut("0123456789", 7), "01...89");
-	cr_assert_str_eq(render_cut("0123456789", 2), "01");
+	assert_str_free(render_cut("0123456789", 7), "01...89");
+	assert_str_free(render_cut("0123456789", 2), "01");
 }
 
 Test(render, cuts_utf8_on_character_boundaries)
