@@ -28,9 +28,13 @@ SAN	:= -fsanitize=address,undefined -fno-omit-frame-pointer \
 CFLAGS	+= $(SAN)
 LDFLAGS	+= $(SAN)
 OBJDIR	:= build/obj-san
+FLAVOR	:= san
 else
 OBJDIR	:= build/obj
+FLAVOR	:= plain
 endif
+# bin/ holds one flavour at a time; switching SANITIZE relinks.
+STAMP	:= bin/.flavor-$(FLAVOR)
 
 PROTO_SRCS	:= proto/proto.c proto/rundir.c
 DAEMON_SRCS	:= $(wildcard daemon/*.c)
@@ -60,13 +64,16 @@ all: daemon ctl agent
 daemon: bin/profd
 ctl: bin/profctl
 
-bin/profd: $(DAEMON_OBJS) $(PROTO_OBJS)
-	@mkdir -p bin
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+bin/profd: $(DAEMON_OBJS) $(PROTO_OBJS) $(STAMP)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm
 
-bin/profctl: $(CTL_OBJS) $(PROTO_OBJS)
+bin/profctl: $(CTL_OBJS) $(PROTO_OBJS) $(STAMP)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm
+
+$(STAMP):
 	@mkdir -p bin
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	@rm -f bin/.flavor-*
+	@touch $@
 
 $(OBJDIR)/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
