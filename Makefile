@@ -53,11 +53,24 @@ CTL_LIB_OBJS	:= $(filter-out $(OBJDIR)/ctl/profctl.o,$(CTL_OBJS))
 UNIT_SRCS	:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS	:= $(UNIT_SRCS:tests/unit/%.c=$(OBJDIR)/tests/%)
 
+# Agent unit suites: every agent object, built for $(PYTHON) with
+# agent/agent.mk's flags but visible symbols, linked with that libpython
+# (never initialised by the tests); tests/unit/agent/fixture.c holds their
+# table reader and wire checker.
+AGENT_UNIT_SRCS	:= $(wildcard tests/unit/agent/test_*.c)
+AGENT_UNIT_BINS	:= $(AGENT_UNIT_SRCS:tests/unit/agent/%.c=$(OBJDIR)/tests/agent/%)
+AGENT_UNIT_OBJS	:= $(AGENT_SRCS:%.c=$(OBJDIR)/tests/agent/obj/%.o)
+AGENT_UNIT_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
+	   -Wno-missing-field-initializers -D_GNU_SOURCE -Iproto -Iagent \
+	   -I$(PYINC) -I$(PYINC)/internal
+PYINC	= $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+PYLIBS	= $(shell $(PYTHON)-config --embed --ldflags)
+
 # The agent is built per interpreter, into build/python3.X/ by default.
 PYVER	= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 AGENTDIR ?= build/python$(PYVER)
 
-.PHONY: all daemon ctl agent test unit e2e demo bench install clean deps
+.PHONY: all daemon ctl agent test unit unit-agent e2e demo bench install clean deps
 
 all: daemon ctl agent
 
@@ -88,11 +101,25 @@ $(OBJDIR)/tests/test_%: tests/unit/test_%.c $(DAEMON_LIB_OBJS) $(CTL_LIB_OBJS) $
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -iquote daemon -iquote ctl -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS) $(LDFLAGS) -lm
 
+$(OBJDIR)/tests/agent/obj/%.o: %.c $(wildcard agent/*.h proto/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter -O% -g -fsanitize% -fno-%,$(CFLAGS)) $(AGENT_UNIT_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(OBJDIR)/tests/agent/test_%: tests/unit/agent/test_%.c tests/unit/agent/fixture.c tests/unit/agent/fixture.h $(AGENT_UNIT_OBJS) $(PROTO_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter -O% -g -fsanitize% -fno-%,$(CFLAGS)) $(AGENT_UNIT_CFLAGS) $(PKG_CFLAGS) -o $@ $(filter %.c %.o,$^) $(PYLIBS) $(PKG_LIBS) $(CRIT_LIBS) $(LDFLAGS) -lpthread -lm
+
+# Kept between runs (make would delete them as intermediate).
+.SECONDARY: $(AGENT_UNIT_OBJS)
+
+unit-agent: $(AGENT_UNIT_BINS)
+	@sh tests/run-unit.sh $(AGENT_UNIT_BINS)
+
 deps:
 	@sh $(DEPS)
 
-unit: $(UNIT_BINS)
-	@sh tests/run-unit.sh $(UNIT_BINS)
+unit: $(UNIT_BINS) $(AGENT_UNIT_BINS)
+	@sh tests/run-unit.sh $(UNIT_BINS) $(AGENT_UNIT_BINS)
 
 e2e: daemon ctl
 	@SANITIZE="$(SANITIZE)" sh tests/run-e2e.sh

@@ -1,0 +1,508 @@
+/*
+ * test_conn.c -- agent/conn.c: the agent's bounded outgoing stream to a
+ * daemon socket, read back here by a listening Unix socket standing in
+ * for profd and decoded with the real proto decoder.
+ */
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fixture.h"
+
+#define SEC	1000000000ull
+
+static char		 dir[64];
+static int		 lfd = -1;	/* the "daemon"'s listening socket */
+static int		 sfd = -1;	/* its end of the agent's connection */
+static char		*rx;		/* bytes received, not yet decoded */
+static size_t		 rx_len, rx_cap;
+static char		*argv0[] = { "app.py", "--flag" };
+static uint32_t		 thread1, stack1;
+
+/* Starts listening at the agent's socket path. */
+static void
+daemon_listen(void)
+{
+	struct sockaddr_un	sun;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s",
+	    agent_ident.sock_path);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	cr_assert_neq(lfd, -1);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sun, sizeof sun), 0,
+	    "bind %s: %s", sun.sun_path, strerror(errno));
+	cr_assert_eq(listen(lfd, 8), 0);
+}
+
+/* Identity, tables, an interned stack and thread; no buffer yet. */
+static void
+setup(void)
+{
+	static const uintptr_t	codes[] = { 0x200, 0x100 };
+	struct reader_thread	t;
+	int			full = 0;
+
+	snprintf(dir, sizeof dir, "/tmp/profd-conn-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	memset(&agent_ident, 0, sizeof agent_ident);
+	snprintf(agent_ident.sock_path, sizeof agent_ident.sock_path,
+	    "%s/agent.sock", dir);
+	snprintf(agent_ident.service, sizeof agent_ident.service, "svc");
+	snprintf(agent_ident.host, sizeof agent_ident.host, "host1");
+	snprintf(agent_ident.python, sizeof agent_ident.python, "3.11.7");
+	agent_ident.argv = argv0;
+	agent_ident.argc = 2;
+	agent_ident.start_ns = 1;
+	memset(&agent_stats, 0, sizeof agent_stats);
+
+	fx_reader_reset();
+	fx_wire_reset(1);
+	fx_code_add(0x100, "main", "app.py", 1);
+	fx_code_add(0x200, "work", "app.py", 20);
+	cr_assert_eq(intern_init(), 0);
+	fx_thread(&t, 77, codes, NULL, 2);
+	stack1 = intern_stack(&fx_reader, &t, &full);
+	thread1 = intern_thread(77, 0, &full);
+	cr_assert(stack1 != 0 && thread1 != 0);
+}
+
+/* Closes both ends and removes the socket. */
+static void
+teardown(void)
+{
+	char	path[128];
+
+	conn_free();
+	intern_free();
+	if (sfd != -1)
+		close(sfd);
+	if (lfd != -1)
+		close(lfd);
+	snprintf(path, sizeof path, "%s/agent.sock", dir);
+	unlink(path);
+	rmdir(dir);
+	free(rx);
+}
+
+TestSuite(conn, .init = setup, .fini = teardown);
+
+/* Commits a batch of n samples of stack on thread; conn_commit's result. */
+static int
+commit(uint32_t stack, uint32_t thread, uint32_t n)
+{
+	struct intern_sample	s[AGENT_PENDING_MAX];
+	uint64_t		now = agent_now_ns();
+	uint32_t		i;
+
+	cr_assert_leq(n, AGENT_PENDING_MAX);
+	for (i = 0; i < n; i++) {
+		s[i].stack = stack;
+		s[i].thread = thread;
+		s[i].t_ns = now + i * 1000;
+		s[i].weight_us = 10;
+		s[i].flags = 0;
+	}
+	return (conn_commit(s, n));
+}
+
+/* Interns a new one-frame stack (a new function each time). */
+static uint32_t
+new_stack(void)
+{
+	static uintptr_t	next = FX_GEN_BASE;
+	struct reader_thread	t;
+	uintptr_t		code = next++;
+	int			full = 0;
+	uint32_t		s;
+
+	fx_thread(&t, 77, &code, NULL, 1);
+	s = intern_stack(&fx_reader, &t, &full);
+	cr_assert_neq(s, 0);
+	return (s);
+}
+
+/* Takes a pending connection, if any; a new one starts a new stream. */
+static int
+daemon_accept(void)
+{
+	int	fd;
+
+	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) == -1)
+		return (0);
+	if (sfd != -1)
+		close(sfd);
+	sfd = fd;
+	rx_len = 0;
+	return (1);
+}
+
+/* Reads what the agent sent and decodes the whole frames; 1 on EOF. */
+static int
+daemon_read(void)
+{
+	ssize_t	n;
+	size_t	used;
+	int	eof = 0;
+
+	if (sfd == -1)
+		return (0);
+	for (;;) {
+		if (rx_cap - rx_len < 65536) {
+			rx_cap = rx_cap ? rx_cap * 2 : 1u << 20;
+			cr_assert_not_null(rx = realloc(rx, rx_cap));
+		}
+		n = recv(sfd, rx + rx_len, rx_cap - rx_len, 0);
+		if (n > 0) {
+			rx_len += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			eof = 1;
+		break;
+	}
+	used = fx_wire_feed(rx, rx_len);
+	memmove(rx, rx + used, rx_len - used);
+	rx_len -= used;
+	cr_assert_null(fx_wire.error, "wire: %s", fx_wire.error);
+	return (eof);
+}
+
+/* One round of agent I/O at time now, then the daemon takes it all. */
+static void
+pump_at(uint64_t now)
+{
+	int	i;
+
+	for (i = 0; i < 1000; i++) {
+		conn_io(now);
+		daemon_accept();
+		daemon_read();
+		if (!conn_want_write() || conn_fd() == -1)
+			break;
+	}
+}
+
+static void
+pump(void)
+{
+	pump_at(agent_now_ns());
+}
+
+/* Sends the agent one frame's bytes as the daemon. */
+static void
+daemon_send(const char *buf, size_t len)
+{
+	cr_assert_eq(send(sfd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* Sends the agent a CONFIG. */
+static void
+daemon_config(int profiling, uint32_t rate, uint32_t mode, uint32_t reader)
+{
+	struct proto_sink	sk;
+
+	proto_sink_init(&sk, 1u << 16);
+	cr_assert_eq(proto_send_config(&sk, profiling, rate, mode, reader), 0);
+	daemon_send(sk.data, sk.len);
+	proto_sink_free(&sk);
+}
+
+Test(conn, hello_comes_first)
+{
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	cr_assert_eq(commit(stack1, thread1, 3), 0);
+	pump();
+	cr_assert_neq(conn_fd(), -1);
+	cr_assert_eq(agent_connected, 1);
+	cr_assert_eq(agent_stats.connects, 1);
+	cr_assert_eq(fx_wire.nhellos, 1);
+	cr_assert_eq(fx_wire.hello_pid, (uint64_t)getpid());
+	cr_assert_eq(fx_wire.nsamples, 3);
+	cr_assert_str_eq(fx_wire_frame_name(fx_wire.stacks[1].frames[0]),
+	    "work");
+	cr_assert_str_eq(fx_wire_thread_name(1), "Thread-77");
+	cr_assert_gt(agent_stats.bytes_sent, 0);
+	cr_assert_gt(agent_stats.sample_bytes, 0);
+	cr_assert_eq(agent_stats.dropped, 0);
+	cr_assert_eq(conn_want_write(), 0);
+}
+
+Test(conn, samples_buffered_while_the_daemon_is_away_are_sent_later)
+{
+	int	i;
+
+	cr_assert_eq(conn_init(1u << 20), 0);
+	conn_io(agent_now_ns());		/* nobody listens */
+	cr_assert_eq(conn_fd(), -1);
+	for (i = 0; i < 10; i++)
+		cr_assert_eq(commit(i % 2 ? stack1 : new_stack(), thread1, 50),
+		    0);
+	daemon_listen();
+	pump_at(agent_now_ns() + 10 * SEC);	/* past the backoff */
+	cr_assert_neq(conn_fd(), -1);
+	cr_assert_eq(fx_wire.nhellos, 1);
+	cr_assert_eq(fx_wire.nsamples, 500);
+	cr_assert_eq(fx_wire.nstacks, 6);
+	cr_assert_eq(agent_stats.dropped, 0);
+}
+
+Test(conn, batch_that_does_not_fit_is_rolled_back_and_counted_as_dropped)
+{
+	uint32_t	ok = 0, s = 0;
+	int		i;
+
+	cr_assert_eq(conn_init(4096), 0);
+	for (i = 0; i < 1000; i++) {
+		s = new_stack();
+		if (commit(s, thread1, 10) != 0)
+			break;
+		ok++;
+	}
+	cr_assert_lt(i, 1000, "a 4 KiB buffer never filled");
+	cr_assert_gt(ok, 0);
+	cr_assert_eq(agent_stats.dropped, 10);
+	/* What is buffered is whole batches with all their definitions. */
+	daemon_listen();
+	pump_at(agent_now_ns() + 10 * SEC);
+	cr_assert_eq(fx_wire.nhellos, 1);
+	cr_assert_eq(fx_wire.nsamples, ok * 10);
+	cr_assert_eq(fx_wire.nstacks, ok, "the dropped batch's stack leaked");
+	/* Its definitions were taken back: sending it now defines them. */
+	cr_assert_eq(commit(s, thread1, 10), 0);
+	pump();
+	cr_assert_eq(fx_wire.nsamples, ok * 10 + 10);
+	cr_assert_eq(fx_wire.nstacks, ok + 1);
+	cr_assert_eq(agent_stats.dropped, 10);
+}
+
+Test(conn, hello_comes_first_after_restart)
+{
+	uint64_t	now;
+
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	cr_assert_eq(commit(stack1, thread1, 3), 0);
+	pump();
+	cr_assert_eq(fx_wire.nstacks, 1);
+
+	now = agent_now_ns();
+	conn_drop(now, "test");
+	cr_assert_eq(conn_fd(), -1);
+	cr_assert_eq(agent_connected, 0);
+	cr_assert_eq(agent_stats.dropped, 0, "sent samples counted dropped");
+	cr_assert_eq(commit(stack1, thread1, 4), 0);
+	pump_at(now);				/* backing off */
+	cr_assert_eq(conn_fd(), -1);
+	pump_at(now + 10 * SEC);
+	cr_assert_neq(conn_fd(), -1);
+	/* The checker forgets ids at each HELLO: the stack and thread must
+	 * have been defined again, from id 1. */
+	cr_assert_eq(fx_wire.nhellos, 2);
+	cr_assert_eq(fx_wire.nstacks, 1);
+	cr_assert_eq(fx_wire.nthreads, 1);
+	cr_assert_eq(fx_wire.nsamples, 7);
+	cr_assert_eq(agent_stats.connects, 2);
+}
+
+Test(conn, restart_while_disconnected_drops_buffered_samples)
+{
+	cr_assert_eq(conn_init(1u << 20), 0);
+	cr_assert_eq(commit(stack1, thread1, 5), 0);
+	cr_assert_eq(commit(new_stack(), thread1, 7), 0);
+	conn_drop(agent_now_ns(), "test");
+	cr_assert_eq(agent_stats.dropped, 12);
+	cr_assert_eq(commit(stack1, thread1, 2), 0);
+	daemon_listen();
+	pump_at(agent_now_ns() + 10 * SEC);
+	cr_assert_eq(fx_wire.nhellos, 1);
+	cr_assert_eq(fx_wire.nsamples, 2);
+	cr_assert_eq(fx_wire.nstacks, 1);
+}
+
+Test(conn, samples_sent_plus_dropped_equal_committed_when_the_link_breaks)
+{
+	uint32_t	committed = 0;
+	int		i;
+
+	daemon_listen();
+	cr_assert_eq(conn_init(16u << 20), 0);
+	conn_io(agent_now_ns());
+	cr_assert(daemon_accept());
+	/* The daemon stops reading: the socket fills mid-stream. */
+	for (i = 0; i < 400; i++) {
+		cr_assert_eq(commit(i % 3 ? stack1 : new_stack(), thread1,
+		    AGENT_FLUSH_SAMPLES), 0);
+		committed += AGENT_FLUSH_SAMPLES;
+		conn_io(agent_now_ns());
+	}
+	cr_assert(conn_want_write(), "the socket took everything");
+	conn_drop(agent_now_ns(), "test");
+	cr_assert_eq(daemon_read(), 1, "the agent did not hang up");
+	cr_assert_gt(fx_wire.nsamples, 0);
+	cr_assert_gt(agent_stats.dropped, 0);
+	cr_assert_eq(fx_wire.nsamples + agent_stats.dropped, committed,
+	    "%u received + %lu dropped != %u committed", fx_wire.nsamples,
+	    (unsigned long)agent_stats.dropped, committed);
+}
+
+Test(conn, config_from_the_daemon_sets_agent_config)
+{
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	daemon_config(1, 250, PROTO_MODE_CPU, PROTO_READER_GIL);
+	pump();
+	cr_assert_eq(agent_config.profiling, 1);
+	cr_assert_eq(agent_config.rate_hz, 250);
+	cr_assert_eq(agent_config.mode, PROTO_MODE_CPU);
+	cr_assert_eq(agent_config.reader, PROTO_READER_GIL);
+
+	daemon_config(1, PROTO_RATE_MIN, PROTO_MODE_WALL, PROTO_READER_DEFAULT);
+	pump();
+	cr_assert_eq(agent_config.rate_hz, PROTO_RATE_MIN);
+	cr_assert_eq(agent_config.mode, PROTO_MODE_WALL);
+	cr_assert_neq(conn_fd(), -1);
+}
+
+Test(conn, config_out_of_range_drops_the_connection_and_changes_nothing)
+{
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	daemon_config(1, PROTO_RATE_MAX + 1, PROTO_MODE_CPU, PROTO_READER_GIL);
+	pump();
+	cr_assert_eq(conn_fd(), -1);
+	cr_assert_eq(agent_config.profiling, 0);
+	cr_assert_eq(agent_config.rate_hz, PROTO_RATE_DEFAULT);
+	cr_assert_eq(agent_config.mode, PROTO_MODE_WALL);
+}
+
+Test(conn, config_split_across_reads_is_applied_once_whole)
+{
+	struct proto_sink	sk;
+
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	proto_sink_init(&sk, 1u << 16);
+	cr_assert_eq(proto_send_config(&sk, 1, 333, PROTO_MODE_GIL,
+	    PROTO_READER_DIRECT), 0);
+	daemon_send(sk.data, 3);
+	pump();
+	cr_assert_eq(agent_config.rate_hz, PROTO_RATE_DEFAULT);
+	daemon_send(sk.data + 3, sk.len - 3);
+	pump();
+	proto_sink_free(&sk);
+	cr_assert_eq(agent_config.rate_hz, 333);
+	cr_assert_eq(agent_config.mode, PROTO_MODE_GIL);
+}
+
+Test(conn, malformed_input_drops_the_connection)
+{
+	static const char	bad[] = { 0, 0, 0, 2, (char)0xc1, 0 };
+
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	cr_assert_neq(conn_fd(), -1);
+	daemon_send(bad, sizeof bad);
+	pump();
+	cr_assert_eq(conn_fd(), -1);
+	cr_assert_eq(agent_connected, 0);
+}
+
+Test(conn, message_other_than_config_drops_the_connection)
+{
+	struct proto_sink	sk;
+
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	proto_sink_init(&sk, 1u << 16);
+	cr_assert_eq(proto_send_string(&sk, 1, "x", 1), 0);
+	daemon_send(sk.data, sk.len);
+	proto_sink_free(&sk);
+	pump();
+	cr_assert_eq(conn_fd(), -1);
+}
+
+Test(conn, oversized_input_drops_the_connection)
+{
+	static const char	big[] = { 0, 0, 0x10, 0 };	/* 4 KiB */
+
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	daemon_send(big, sizeof big);
+	pump();
+	cr_assert_eq(conn_fd(), -1);
+}
+
+Test(conn, daemon_hanging_up_makes_the_agent_back_off_and_reconnect)
+{
+	uint64_t	now;
+
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	cr_assert_neq(conn_fd(), -1);
+	close(sfd);
+	sfd = -1;
+	now = agent_now_ns();
+	conn_io(now);
+	cr_assert_eq(conn_fd(), -1);
+	conn_io(now + AGENT_BACKOFF_MIN_NS / 2);
+	cr_assert_eq(conn_fd(), -1, "reconnected before the backoff");
+	pump_at(now + AGENT_BACKOFF_MIN_NS);
+	cr_assert_neq(conn_fd(), -1);
+	cr_assert_eq(fx_wire.nhellos, 2, "the new stream has its HELLO");
+	cr_assert_eq(agent_stats.connects, 2);
+}
+
+Test(conn, stats_are_sent_only_while_connected)
+{
+	cr_assert_eq(conn_init(1u << 20), 0);
+	conn_stats();
+	cr_assert_eq(conn_want_write(), 1, "only the hello");
+	daemon_listen();
+	pump_at(agent_now_ns() + 10 * SEC);
+	cr_assert_eq(fx_wire.nstats, 0);
+	conn_stats();
+	pump();
+	cr_assert_eq(fx_wire.nstats, 1);
+}
+
+Test(conn, fork_child_does_not_count_the_parents_samples_as_dropped)
+{
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	cr_assert_eq(commit(stack1, thread1, 5), 0);
+	conn_fork_child();
+	intern_fork_child();
+	conn_restart();
+	cr_assert_eq(conn_fd(), -1);
+	cr_assert_eq(agent_stats.dropped, 0);
+	cr_assert_eq(commit(stack1, thread1, 2), 0);
+	pump();
+	cr_assert_eq(fx_wire.nhellos, 1);
+	cr_assert_eq(fx_wire.nsamples, 2);
+}
+
+Test(conn, nothing_is_buffered_before_init)
+{
+	cr_assert_eq(commit(stack1, thread1, 3), 0);
+	cr_assert_eq(conn_want_write(), 0);
+	conn_io(agent_now_ns());
+	cr_assert_eq(conn_fd(), -1);
+}
