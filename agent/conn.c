@@ -106,6 +106,7 @@ void
 conn_restart(void)
 {
 	struct proto_hello	 h;
+	uint32_t		 argc;
 
 	if (conn_buf == NULL)
 		return;
@@ -126,9 +127,21 @@ conn_restart(void)
 	if (h.reader == NULL)
 		h.reader = "default";
 	h.reader_len = (uint32_t)strlen(h.reader);
-	if (proto_send_hello(&conn_out, &h,
-	    (const char *const *)agent_ident.argv, agent_ident.argc) != 0)
-		agent_log("hello does not fit the buffer");
+	/*
+	 * The hello must open every stream.  A huge argv may not fit a small
+	 * buffer: send fewer arguments until it does (with none it is a few
+	 * hundred bytes, far below AGENT_BUFFER_MIN).
+	 */
+	for (argc = agent_ident.argc;; argc /= 2) {
+		if (proto_send_hello(&conn_out, &h,
+		    (const char *const *)agent_ident.argv, argc) == 0)
+			break;
+		if (argc == 0) {
+			agent_log("hello does not fit the buffer");
+			break;
+		}
+		agent_log("hello: argv cut to %u entries to fit", argc / 2);
+	}
 }
 
 /* Closes the connection and starts over with a new epoch. */

@@ -238,6 +238,26 @@ Test(conn, hello_comes_first)
 	cr_assert_eq(conn_want_write(), 0);
 }
 
+Test(conn, huge_argv_is_cut_so_the_hello_still_comes_first)
+{
+	static char	 big[PROTO_MAX_STRING];
+	static char	*argv[PROTO_MAX_ARGV];
+	int		 i;
+
+	memset(big, 'x', sizeof big - 1);
+	for (i = 0; i < PROTO_MAX_ARGV; i++)
+		argv[i] = big;			/* a whole hello: ~256 KiB */
+	agent_ident.argv = argv;
+	agent_ident.argc = PROTO_MAX_ARGV;
+	daemon_listen();
+	cr_assert_eq(conn_init(AGENT_BUFFER_MIN), 0);	/* 64 KiB */
+	cr_assert_eq(commit(stack1, thread1, 3), 0);
+	pump();
+	cr_assert_eq(fx_wire.nhellos, 1);
+	cr_assert_eq(fx_wire.nsamples, 3);
+	cr_assert_eq(agent_stats.dropped, 0);
+}
+
 Test(conn, samples_buffered_while_the_daemon_is_away_are_sent_later)
 {
 	int	i;
