@@ -96,6 +96,7 @@ struct agent_config {
 	uint32_t	mode;		/* enum proto_mode */
 	uint32_t	reader;		/* enum proto_reader asked */
 	uint32_t	reader_default;	/* what "default" means here */
+	uint32_t	jitter_pct;	/* +- percent of a period */
 };
 
 /* Who this process is, for the hello.  Set by module.c before the sampler

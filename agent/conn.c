@@ -261,6 +261,7 @@ conn_handle(const char *payload, size_t len)
 	if (msg.config.reader <= PROTO_READER_LAST)
 		AGENT_STORE(agent_config.reader, msg.config.reader);
 	AGENT_STORE(agent_config.rate_hz, rate);
+	AGENT_STORE(agent_config.jitter_pct, msg.config.jitter_pct);
 	AGENT_STORE(agent_config.profiling, msg.config.profiling ? 1 : 0);
 	conn_backoff = AGENT_BACKOFF_MIN_NS;
 	rc = 0;

@@ -50,6 +50,7 @@ static uint64_t			 sampler_last_io_ns;
 static uint64_t			 sampler_last_tick_ns;
 static uint64_t			 sampler_last_alone_ns;
 static uint64_t			 sampler_profile_gen;
+static uint64_t			 sampler_rng = 0x9e3779b97f4a7c15ull;
 static const struct reader	*sampler_reader;
 static int			 sampler_direct_ok = 0;	/* 1 ok, -1 no */
 static struct {
@@ -168,6 +169,27 @@ sampler_cpu_now(void)
 	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
 		return (1);
 	return ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + 1);
+}
+
+/*
+ * The next tick's offset from the period grid, uniform in +-jitter% of a
+ * period (xorshift64: no locks, no libc state shared with the host).
+ * Jitter keeps the sampler from locking in phase with periodic work;
+ * wall-mode weights use real elapsed time, so it adds no bias.
+ */
+static int64_t
+sampler_jitter(uint64_t period, uint32_t pct)
+{
+	uint64_t	x = sampler_rng, span;
+
+	if (pct == 0)
+		return (0);
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	sampler_rng = x;
+	span = period * pct / 100;
+	return ((int64_t)(x % (2 * span + 1)) - (int64_t)span);
 }
 
 /* Updates the sampler's own CPU time counter. */
@@ -488,7 +510,9 @@ sampler_main(void *arg)
 			}
 		}
 		period = 1000000000ull / rate;
-		if (next > now + period)	/* the rate went up */
+		/* The rate went up (a jittered deadline may lie up to
+		 * PROTO_JITTER_MAX% of a period past the grid). */
+		if (next > now + period + period * PROTO_JITTER_MAX / 100)
 			next = now + period;
 		if (now < next) {
 			/* Input or a wake-up may change the plan: loop. */
@@ -505,7 +529,8 @@ sampler_main(void *arg)
 			AGENT_STAT_ADD(missed, late / period);
 			next = now;
 		}
-		next += period;
+		next += period + sampler_jitter(period,
+		    AGENT_LOAD(agent_config.jitter_pct));
 		AGENT_STAT_ADD(ticks, 1);
 		sampler_rate(now);
 		/* One tick in AGENT_WORK_EVERY has its work timed: the thread

@@ -17,7 +17,7 @@ static int	cmd_start_exec(const struct cmd_entry *,
 const struct cmd_entry cmd_start_entry = {
 	.name = "start",
 	.usage = "[--rate HZ] [--pid PID]... [--mode wall|cpu|gil] "
-	    "[--reader gil|direct]",
+	    "[--reader gil|direct] [--jitter PCT]",
 	.summary = "start sampling in all attached processes, or in "
 	    "--pid ones",
 	.help =
@@ -36,7 +36,12 @@ const struct cmd_entry cmd_start_entry = {
 	    "      --reader R     how agents read stacks: gil (public C API "
 	    "under the\n"
 	    "                     GIL), direct (GIL-free copy), default "
-	    "(agent's choice)\n",
+	    "(agent's choice)\n"
+	    "      --jitter PCT   move each tick by a random amount up to PCT% "
+	    "of a\n"
+	    "                     period (0.." CMD_START_XSTR(PROTO_JITTER_MAX)
+	    ", default 0), so sampling never locks in\n"
+	    "                     phase with periodic work\n",
 	.exec = cmd_start_exec,
 };
 
@@ -45,6 +50,8 @@ struct cmd_start_args {
 	uint64_t	 rate;		/* 0: not given */
 	const char	*mode;		/* NULL: not given */
 	const char	*reader;	/* NULL: not given */
+	int		 have_jitter;
+	uint64_t	 jitter;
 	struct cmd_pids	 pids;
 };
 
@@ -78,7 +85,7 @@ cmd_start_send(const struct cmd_ctx *ctx, const struct cmd_start_args *a,
 	int			 ret = -1;
 
 	nargs = (a->rate != 0) + (a->mode != NULL) + (a->reader != NULL) +
-	    (a->pids.n > 0);
+	    (a->pids.n > 0) + (a->have_jitter != 0);
 	if (client_init(&c, ctx->rundir) != 0)
 		goto out;
 	pk = client_begin(&c, "start", nargs);
@@ -93,6 +100,10 @@ cmd_start_send(const struct cmd_ctx *ctx, const struct cmd_start_args *a,
 	if (a->reader != NULL) {
 		proto_pack_cstr(pk, "reader");
 		proto_pack_cstr(pk, a->reader);
+	}
+	if (a->have_jitter) {
+		proto_pack_cstr(pk, "jitter_pct");
+		msgpack_pack_uint64(pk, a->jitter);
 	}
 	if (a->pids.n > 0)
 		cmd_pack_pids(pk, &a->pids);
@@ -116,6 +127,7 @@ cmd_start_exec(const struct cmd_entry *self, const struct cmd_ctx *ctx,
 		{ "pid",	required_argument,	NULL, 'p' },
 		{ "mode",	required_argument,	NULL, 'm' },
 		{ "reader",	required_argument,	NULL, 'D' },
+		{ "jitter",	required_argument,	NULL, 'J' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL,		0,			NULL, 0 }
 	};
@@ -160,6 +172,16 @@ cmd_start_exec(const struct cmd_entry *self, const struct cmd_ctx *ctx,
 				goto done;
 			}
 			a.reader = optarg;
+			break;
+		case 'J':
+			if (cmd_parse_uint(optarg, 0, PROTO_JITTER_MAX,
+			    &a.jitter) != 0) {
+				cmd_usage_error(self, "--jitter '%s': a whole "
+				    "percent from 0 to %d", optarg,
+				    PROTO_JITTER_MAX);
+				goto done;
+			}
+			a.have_jitter = 1;
 			break;
 		case 'h':
 			cmd_print_help(self, stdout);

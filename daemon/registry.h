@@ -35,6 +35,7 @@ struct registry_proc {
 	/* What this agent was last told to do. */
 	int			 profiling;
 	uint32_t		 rate_hz;
+	uint32_t		 jitter_pct;
 	uint32_t		 mode;
 	uint32_t		 reader_cfg;
 

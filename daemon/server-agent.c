@@ -218,7 +218,7 @@ server_agent_string_ref(struct agent_conn *c, uint32_t id, uint32_t *gid)
 /* Tells an agent what to do (PROTO_CONFIG) and records it. */
 int
 server_agent_configure(struct agent_conn *c, int profiling, uint32_t rate_hz,
-    uint32_t mode, uint32_t reader)
+    uint32_t mode, uint32_t reader, uint32_t jitter_pct)
 {
 	struct proto_sink	sink;
 	char			buf[128], name[64];
@@ -226,7 +226,8 @@ server_agent_configure(struct agent_conn *c, int profiling, uint32_t rate_hz,
 	if (c->closing || c->proc == NULL)
 		return (-1);
 	proto_sink_init_fixed(&sink, buf, sizeof buf);
-	if (proto_send_config(&sink, profiling, rate_hz, mode, reader) != 0)
+	if (proto_send_config(&sink, profiling, rate_hz, mode, reader,
+	    jitter_pct) != 0)
 		return (-1);
 	if (evbuffer_get_length(c->out) + sink.len > AGENT_MAX_OUTPUT) {
 		/* It does not read what we send: let it go. */
@@ -241,6 +242,7 @@ server_agent_configure(struct agent_conn *c, int profiling, uint32_t rate_hz,
 	c->proc->rate_hz = rate_hz;
 	c->proc->mode = mode;
 	c->proc->reader_cfg = reader;
+	c->proc->jitter_pct = jitter_pct;
 	log_debug("%s: profiling %s, %u Hz, mode %s, reader %s",
 	    server_agent_name(c, name, sizeof name), profiling ? "on" : "off",
 	    rate_hz, proto_mode_name(mode), proto_reader_name(reader));
@@ -274,7 +276,7 @@ server_agent_hello(struct agent_conn *c, const struct proto_hello *h)
 	/* Joins a running profile at once. */
 	server_agent_configure(c, server_profile.profiling,
 	    server_profile.rate_hz, server_profile.mode,
-	    server_profile.reader);
+	    server_profile.reader, server_profile.jitter_pct);
 	return (0);
 }
 

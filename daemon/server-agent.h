@@ -64,6 +64,6 @@ int	server_agent_message(struct agent_conn *, const char *payload,
 	    size_t len);
 /* Tells an agent what to do (PROTO_CONFIG) and records it. */
 int	server_agent_configure(struct agent_conn *, int profiling,
-	    uint32_t rate_hz, uint32_t mode, uint32_t reader);
+	    uint32_t rate_hz, uint32_t mode, uint32_t reader, uint32_t jitter_pct);
 
 #endif

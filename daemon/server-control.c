@@ -65,7 +65,7 @@ static int	server_control_reset(struct control_args *,
 
 static const char *const server_control_no_args[] = { NULL };
 static const char *const server_control_start_args[] = {
-	"rate_hz", "pids", "mode", "reader", NULL
+	"rate_hz", "pids", "mode", "reader", "jitter_pct", NULL
 };
 static const char *const server_control_stop_args[] = { "pids", NULL };
 static const char *const server_control_show_args[] = {
@@ -277,11 +277,13 @@ server_control_status(struct control_args *a, struct proto_sink *sink)
 	daemon_stats.agents_forgotten = server_registry->forgotten;
 
 	start = proto_begin_reply(sink, 1);
-	msgpack_pack_map(pk, 9);
+	msgpack_pack_map(pk, 10);
 	proto_pack_cstr(pk, "profiling");
 	server_control_pack_bool(pk, server_profile.profiling);
 	proto_pack_cstr(pk, "rate_hz");
 	msgpack_pack_uint32(pk, server_profile.rate_hz);
+	proto_pack_cstr(pk, "jitter_pct");
+	msgpack_pack_uint32(pk, server_profile.jitter_pct);
 	proto_pack_cstr(pk, "mode");
 	proto_pack_cstr(pk, proto_mode_name(server_profile.mode));
 	proto_pack_cstr(pk, "reader");
@@ -345,6 +347,7 @@ server_control_start_args_parse(struct control_args *a,
     struct server_profile *to)
 {
 	uint64_t	rate = server_profile.rate_hz;
+	uint64_t	jitter = server_profile.jitter_pct;
 	int		present;
 
 	*to = server_profile;
@@ -359,6 +362,15 @@ server_control_start_args_parse(struct control_args *a,
 		return (-1);
 	}
 	to->rate_hz = (uint32_t)rate;
+	if (server_control_arg_uint(a, "jitter_pct", &jitter, &present) != 0)
+		return (-1);
+	if (present && jitter > PROTO_JITTER_MAX) {
+		snprintf(a->error, sizeof a->error,
+		    "jitter %llu%% is out of range (0 to %d%%)",
+		    (unsigned long long)jitter, PROTO_JITTER_MAX);
+		return (-1);
+	}
+	to->jitter_pct = (uint32_t)jitter;
 	if (server_control_arg_name(a, "mode", proto_mode_parse,
 	    "wall, cpu or gil", &to->mode) != 0 ||
 	    server_control_arg_name(a, "reader", proto_reader_parse,
@@ -391,10 +403,10 @@ server_control_apply(struct control_args *a, const struct server_profile *sp,
 		if (keep_rate)
 			server_agent_configure(p->conn, sp->profiling,
 			    p->rate_hz != 0 ? p->rate_hz : sp->rate_hz,
-			    p->mode, p->reader_cfg);
+			    p->mode, p->reader_cfg, p->jitter_pct);
 		else
 			server_agent_configure(p->conn, sp->profiling,
-			    sp->rate_hz, sp->mode, sp->reader);
+			    sp->rate_hz, sp->mode, sp->reader, sp->jitter_pct);
 		n++;
 	}
 	return (n);

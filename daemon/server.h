@@ -30,6 +30,7 @@ struct server_profile {
 	uint32_t	rate_hz;
 	uint32_t	mode;
 	uint32_t	reader;
+	uint32_t	jitter_pct;	/* +- percent of a period */
 };
 
 /* Shared state: event loop thread only.  Set by server_init. */

@@ -338,11 +338,11 @@ proto_send_stats(struct proto_sink *sink, const uint64_t *values)
 /* Encodes a daemon -> agent configuration. */
 int
 proto_send_config(struct proto_sink *sink, int profiling, uint32_t rate_hz,
-    uint32_t mode, uint32_t reader)
+    uint32_t mode, uint32_t reader, uint32_t jitter_pct)
 {
 	size_t	start;
 
-	start = proto_begin(sink, PROTO_CONFIG, 4);
+	start = proto_begin(sink, PROTO_CONFIG, 5);
 	if (profiling)
 		msgpack_pack_true(&sink->pk);
 	else
@@ -350,6 +350,7 @@ proto_send_config(struct proto_sink *sink, int profiling, uint32_t rate_hz,
 	msgpack_pack_uint32(&sink->pk, rate_hz);
 	msgpack_pack_uint32(&sink->pk, mode);
 	msgpack_pack_uint32(&sink->pk, reader);
+	msgpack_pack_uint32(&sink->pk, jitter_pct);
 	return (proto_end(sink, start));
 }
 
@@ -686,7 +687,7 @@ proto_nfields(uint64_t type)
 	case PROTO_THREAD:	return (3);
 	case PROTO_SAMPLES:	return (2);
 	case PROTO_STATS:	return (1);
-	case PROTO_CONFIG:	return (4);
+	case PROTO_CONFIG:	return (5);
 	case PROTO_REQUEST:	return (2);
 	case PROTO_REPLY:	return (2);
 	}
@@ -878,7 +879,9 @@ proto_decode(const char *payload, size_t len, msgpack_unpacked *up,
 		    proto_get_u32(&f[2], PROTO_MODE_LAST, &msg->config.mode)
 		    != 0 ||
 		    proto_get_u32(&f[3], PROTO_READER_LAST,
-		    &msg->config.reader) != 0)
+		    &msg->config.reader) != 0 ||
+		    proto_get_u32(&f[4], PROTO_JITTER_MAX,
+		    &msg->config.jitter_pct) != 0)
 			goto bad;
 		return (0);
 	case PROTO_REQUEST:

@@ -39,6 +39,7 @@
 #define PROTO_RATE_MIN		1		/* Hz */
 #define PROTO_RATE_MAX		10000		/* Hz */
 #define PROTO_RATE_DEFAULT	100		/* Hz */
+#define PROTO_JITTER_MAX	50		/* +- percent of a period */
 
 /* A stack deeper than PROTO_MAX_DEPTH keeps its innermost frames and is
  * marked truncated; viewers show a "[truncated]" root above it. */
@@ -57,7 +58,8 @@ enum proto_type {
 	PROTO_STATS = 107,	/* [107, {counter name: uint}] */
 
 	/* 200s: daemon -> agent. */
-	PROTO_CONFIG = 200,	/* [200, profiling, rate_hz, mode, reader] */
+	PROTO_CONFIG = 200,	/* [200, profiling, rate_hz, mode, reader,
+				    jitter_pct] */
 
 	/* 300s: profctl -> daemon. */
 	PROTO_REQUEST = 300,	/* [300, command str, {arg map}] */
@@ -157,6 +159,7 @@ struct proto_msg {
 			uint32_t rate_hz;
 			uint32_t mode;
 			uint32_t reader;
+			uint32_t jitter_pct;
 		} config;
 		struct {
 			const char *command; uint32_t command_len;
@@ -235,7 +238,7 @@ int	proto_send_samples(struct proto_sink *, uint64_t base_ns,
 /* Stats: values in PROTO_AGENT_STATS order. */
 int	proto_send_stats(struct proto_sink *, const uint64_t *values);
 int	proto_send_config(struct proto_sink *, int profiling, uint32_t rate_hz,
-	    uint32_t mode, uint32_t reader);
+	    uint32_t mode, uint32_t reader, uint32_t jitter_pct);
 /* Requests and replies: begin the frame, then pack the map/body with
  * sink->pk, then proto_end(). */
 size_t	proto_begin_request(struct proto_sink *, const char *command,

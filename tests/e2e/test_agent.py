@@ -105,3 +105,20 @@ def test_folded_and_table_output(ctx):
     table = ctx.ctl("show", "--top", "5").stdout
     check("leaf_a" in table and "%" in table, "table lacks leaf_a:\n" + table)
     p.wait(60)
+
+
+def test_jitter_keeps_the_mean_rate(ctx):
+    ctx.start_daemon()
+    ctx.ctl("start", "--rate", "500", "--jitter", "40")
+    check(ctx.ctl_json("status")["jitter_pct"] == 40, "status lacks jitter_pct 40")
+    p = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--seconds", "4"])
+
+    def rate():
+        a = [x for x in ctx.ctl_json("status")["agents"] if x["pid"] == p.pid]
+        return a and a[0]["stats"]["achieved_mhz"] > 0 and a[0]["stats"]["achieved_mhz"]
+    time.sleep(2.5)
+    hz = wait_until(rate, 10, "an achieved rate") / 1000.0
+    check(400 <= hz <= 520, "achieved %.0f Hz with 40%% jitter at 500 Hz" % hz)
+    r = ctx.ctl("start", "--jitter", "60", ok=False)
+    check(r.returncode != 0, "jitter 60% accepted")
+    p.wait(60)

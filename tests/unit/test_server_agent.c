@@ -282,7 +282,7 @@ Test(server_agent, rejects_undecodable_payload)
 Test(server_agent, rejects_daemon_messages_from_an_agent)
 {
 	hello(5);
-	proto_send_config(&in, 1, 100, 0, 0);
+	proto_send_config(&in, 1, 100, 0, 0, 0);
 	cr_assert_eq(feed(), -1);
 	cr_assert(strstr(conn->error, "unexpected message") != NULL);
 }

@@ -212,7 +212,8 @@ daemon_config(int profiling, uint32_t rate, uint32_t mode, uint32_t reader)
 	struct proto_sink	sk;
 
 	proto_sink_init(&sk, 1u << 16);
-	cr_assert_eq(proto_send_config(&sk, profiling, rate, mode, reader), 0);
+	cr_assert_eq(proto_send_config(&sk, profiling, rate, mode, reader, 0),
+	    0);
 	daemon_send(sk.data, sk.len);
 	proto_sink_free(&sk);
 }
@@ -417,7 +418,7 @@ Test(conn, config_split_across_reads_is_applied_once_whole)
 	pump();
 	proto_sink_init(&sk, 1u << 16);
 	cr_assert_eq(proto_send_config(&sk, 1, 333, PROTO_MODE_GIL,
-	    PROTO_READER_DIRECT), 0);
+	    PROTO_READER_DIRECT, 0), 0);
 	daemon_send(sk.data, 3);
 	pump();
 	cr_assert_eq(agent_config.rate_hz, PROTO_RATE_DEFAULT);
