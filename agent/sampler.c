@@ -51,6 +51,7 @@ static uint64_t			 sampler_last_tick_ns;
 static uint64_t			 sampler_last_alone_ns;
 static uint64_t			 sampler_profile_gen;
 static uint64_t			 sampler_rng = 0x9e3779b97f4a7c15ull;
+static uint64_t			 sampler_clock_cost;	/* ns per CPU-clock read */
 static const struct reader	*sampler_reader;
 static int			 sampler_direct_ok = 0;	/* 1 ok, -1 no */
 static struct {
@@ -190,6 +191,22 @@ sampler_jitter(uint64_t period, uint32_t pct)
 	sampler_rng = x;
 	span = period * pct / 100;
 	return ((int64_t)(x % (2 * span + 1)) - (int64_t)span);
+}
+
+/* Measures what reading our own CPU clock costs, to take it out of work_ns. */
+static void
+sampler_clock_calibrate(void)
+{
+	uint64_t	a, b, best = UINT64_MAX;
+	int		i;
+
+	for (i = 0; i < 16; i++) {
+		a = sampler_cpu_now();
+		b = sampler_cpu_now();
+		if (b - a < best)
+			best = b - a;
+	}
+	sampler_clock_cost = best;
 }
 
 /* Updates the sampler's own CPU time counter. */
@@ -452,12 +469,13 @@ sampler_drain(void)
 static void *
 sampler_main(void *arg)
 {
-	uint64_t	 now, next = 0, period = 0, late, work0;
+	uint64_t	 now, next = 0, period = 0, late, work0, work1;
 	uint32_t	 rate, mode;
 	int		 n, profiling, was_profiling = 0, alone = 0;
 
 	(void)prctl(PR_SET_TIMERSLACK, AGENT_TIMER_SLACK_NS, 0, 0, 0);
 	(void)pthread_setname_np(pthread_self(), "profagent");
+	sampler_clock_calibrate();
 	/* The hello names the reader: pick it before anything is sent. */
 	pthread_mutex_lock(&sampler_lock);
 	sampler_select_reader(agent_now_ns());
@@ -553,9 +571,10 @@ sampler_main(void *arg)
 			sampler_tick(n, now, period, mode);
 		else if (now - sampler_last_flush_ns >= AGENT_FLUSH_NS)
 			sampler_flush(now);
-		if (work0 != 0)
-			AGENT_STAT_ADD(work_ns, (sampler_cpu_now() - work0) *
-			    AGENT_WORK_EVERY);
+		if (work0 != 0 && (work1 = sampler_cpu_now()) > work0 +
+		    sampler_clock_cost)
+			AGENT_STAT_ADD(work_ns, (work1 - work0 -
+			    sampler_clock_cost) * AGENT_WORK_EVERY);
 		sampler_housekeep(now, 1);
 		pthread_mutex_unlock(&sampler_lock);
 	}
