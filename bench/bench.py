@@ -13,7 +13,11 @@ real profd and the real agent:
   slowdown  the host's own time for a fixed amount of work with the agent
             sampling at 1 kHz vs no agent, median of interleaved pairs
             (A B B A ...), with min/max
-Prints a table; never fails on timing.
+  host cpu  the same for the host thread's CPU time (time.thread_time),
+            which a busy neighbour on the machine disturbs less
+A row with reader "none" runs both sides of each pair without the agent:
+its slowdown is the machine's noise floor.  Prints a table; never fails on
+timing.
 
   bench.py [--pythons LABEL,...] [--pairs N] [--seconds S] [--readers gil,direct]
 """
@@ -115,21 +119,31 @@ def slowdown(ctx, reader, rate, pairs, rounds):
     base_env.pop("PYTHONPATH", None)
     args = [ctx.python, os.path.join(WL, "workload.py"), "--rounds", str(rounds)]
     agent_args = [ctx.python, "-m", "profagent", "run", "--"] + args
-    ratios = []
+    ratios, cpu_ratios = [], []
     for i in range(pairs):
         times = {}
         order = ("base", "agent") if i % 2 == 0 else ("agent", "base")
         for which in order:
-            env = base_env if which == "base" else ctx.agent_env(PROFAGENT_READER=reader)
+            # reader "none": both sides run without the agent (A/A), the
+            # noise floor any other row must be read against.
+            if reader == "none":
+                which_env, run = base_env, args
+            else:
+                which_env = base_env if which == "base" else ctx.agent_env(PROFAGENT_READER=reader)
+                run = args if which == "base" else agent_args
+            env = which_env
             # The host's own time for its work (elapsed= from the
             # workload), so start-up of the wrapper is not counted.
-            out = subprocess.run(args if which == "base" else agent_args, env=env,
+            out = subprocess.run(run, env=env,
                                  stdout=subprocess.PIPE, universal_newlines=True,
                                  check=True).stdout
-            times[which] = float(out.split("elapsed=")[1].split()[0])
-        ratios.append(times["agent"] / times["base"] - 1)
-    return (statistics.median(ratios) * 100, min(ratios) * 100,
-            max(ratios) * 100)
+            times[which] = (float(out.split("elapsed=")[1].split()[0]),
+                            float(out.split("cpu=")[1].split()[0]))
+        ratios.append(times["agent"][0] / times["base"][0] - 1)
+        cpu_ratios.append(times["agent"][1] / times["base"][1] - 1)
+    return tuple(x * 100 for x in (
+        statistics.median(ratios), min(ratios), max(ratios),
+        statistics.median(cpu_ratios), min(cpu_ratios), max(cpu_ratios)))
 
 
 def fmt(v, spec, missing="-"):
@@ -139,7 +153,8 @@ def fmt(v, spec, missing="-"):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pythons", default="")
-    ap.add_argument("--readers", default="gil,direct")
+    ap.add_argument("--readers", default="none,gil,direct",
+                    help="none = no agent on either side (A/A noise floor)")
     ap.add_argument("--pairs", type=int, default=15)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=2000)
@@ -155,9 +170,12 @@ def main():
             ctx = harness.Ctx(py, agent)
             try:
                 ctx.start_daemon()
-                r1 = rate_run(ctx, reader, 1000, a.seconds)
-                r10 = rate_run(ctx, reader, 10000, a.seconds)
-                mixed = mixed_run(ctx, reader, 1000, a.seconds)
+                if reader == "none":
+                    r1, r10, mixed = {}, {}, None
+                else:
+                    r1 = rate_run(ctx, reader, 1000, a.seconds)
+                    r10 = rate_run(ctx, reader, 10000, a.seconds)
+                    mixed = mixed_run(ctx, reader, 1000, a.seconds)
                 slow = slowdown(ctx, reader, 1000, a.pairs, a.rounds) if a.pairs else None
             except Exception as e:  # a bench reports, it does not fail
                 print("bench: %s %s: %s" % (label, reader, e), file=sys.stderr)
@@ -174,14 +192,16 @@ def main():
                 "%s/%s" % (fmt(r1.get("bytes"), ".1f"), fmt(r10.get("bytes"), ".1f")),
                 fmt(r1.get("split_err"), ".2f"),
                 fmt(mixed, ".2f"),
-                "-" if not slow else "%+.1f%% [%+.1f, %+.1f]" % slow,
+                "-" if not slow else "%+.1f%% [%+.1f, %+.1f]" % slow[:3],
+                "-" if not slow else "%+.1f%% [%+.1f, %+.1f]" % slow[3:],
                 str(r1.get("invalid", "-")),
             ])
             print("bench: %s %s done" % (label, reader), file=sys.stderr, flush=True)
     head = ["python", "reader", "Hz @1k/@10k", "thread cpu us/smp 1k/10k",
             "work us/smp 1k/10k",
             "B/smp 1k/10k", "70/30 err pp", "50/50 err pp",
-            "slowdown @1k med [min,max]", "invalid"]
+            "slowdown @1k med [min,max]", "host cpu @1k med [min,max]",
+            "invalid"]
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
     print(line(head))

@@ -6,7 +6,7 @@ Each leaf is reached through DEPTH nested calls.
   --threads N    the same work in N threads (GIL contention)
   --idle         one more thread that only sleeps (wall vs cpu mode)
   --split A      percent of iterations in leaf_a (default 70)
-Prints: elapsed=<seconds> checksum=<n> rounds=<n>
+Prints: elapsed=<seconds> cpu=<main thread CPU seconds> checksum=<n> rounds=<n>
 """
 import argparse
 import threading
@@ -67,6 +67,7 @@ def main(argv=None):
         threading.Thread(target=sleeper, args=(stop,), daemon=True,
                          name="idle").start()
     t0 = time.perf_counter()
+    c0 = time.thread_time()
     if a.threads == 1:
         chk, done = work(a.rounds, a.depth, a.split, a.seconds)
     else:
@@ -82,8 +83,10 @@ def main(argv=None):
         chk = sum(r[0] for r in res)
         done = sum(r[1] for r in res)
     dt = time.perf_counter() - t0
+    cpu = time.thread_time() - c0
     stop.set()
-    print("elapsed=%.4f checksum=%d rounds=%d" % (dt, chk, done), flush=True)
+    print("elapsed=%.4f cpu=%.4f checksum=%d rounds=%d" % (dt, cpu, chk, done),
+          flush=True)
 
 
 if __name__ == "__main__":
