@@ -79,6 +79,43 @@ profctl_help(int argc, char **argv)
 	return (CMD_EXIT_OK);
 }
 
+/*
+ * Takes -r DIR / --runtime-dir[=]DIR out of a command's arguments, so that
+ * `profctl show -r DIR` works as `profctl -r DIR show` does.  Returns the
+ * new argc, or -1 when -r has no value.
+ */
+static int
+profctl_take_rundir(int argc, char **argv, const char **rundir)
+{
+	int	i, j, skip;
+
+	for (i = 1, j = 1; i < argc; i++) {
+		skip = 0;
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				argv[j++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "-r") == 0 ||
+		    strcmp(argv[i], "--runtime-dir") == 0) {
+			if (i + 1 == argc)
+				return (-1);
+			*rundir = argv[++i];
+			skip = 1;
+		} else if (strncmp(argv[i], "--runtime-dir=", 14) == 0) {
+			*rundir = argv[i] + 14;
+			skip = 1;
+		} else if (strncmp(argv[i], "-r", 2) == 0) {
+			*rundir = argv[i] + 2;
+			skip = 1;
+		}
+		if (!skip)
+			argv[j++] = argv[i];
+	}
+	argv[j] = NULL;
+	return (j);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -124,6 +161,11 @@ main(int argc, char **argv)
 		return (profctl_help(argc, argv));
 	if ((e = profctl_find(argv[0])) == NULL)
 		return (CMD_EXIT_USAGE);
+
+	if ((argc = profctl_take_rundir(argc, argv, &ctx.rundir)) == -1) {
+		fprintf(stderr, "profctl %s: -r needs a directory\n", e->name);
+		return (CMD_EXIT_USAGE);
+	}
 
 	/* getopt names argv[0] in its messages: make it "profctl CMD". */
 	snprintf(prog, sizeof prog, "profctl %s", e->name);

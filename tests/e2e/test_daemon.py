@@ -140,3 +140,14 @@ def test_socket_activation_serves_agents(ctx):
     wait_until(lambda: ctx.ctl_json("show")["samples"] > 50, 20,
                "samples through the passed socket")
     p.wait(60)
+
+
+@once
+def test_runtime_dir_flag_may_follow_the_command(ctx):
+    ctx.start_daemon()
+    for args in (["status", "-r", ctx.rt], ["status", "--runtime-dir=" + ctx.rt],
+                 ["show", "--top", "3", "-r", ctx.rt]):
+        r = subprocess.run([os.path.join(BIN, "profctl")] + args,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=10)
+        check(r.returncode == 0, "profctl %s: %s" % (" ".join(args), r.stderr))
