@@ -137,6 +137,35 @@ bench: deps
 	@$(MAKE) --no-print-directory daemon ctl
 	@sh bench/run.sh
 
+# Fuzzers (libFuzzer, clang): one per decoder, seeded from the real encoders.
+FUZZ_CC		?= clang
+FUZZ_SECONDS	?= 30
+FUZZ_FLAGS	:= -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 \
+		   -D_GNU_SOURCE -Iproto -iquote daemon $(PKG_CFLAGS)
+FUZZERS		:= build/fuzz/fuzz-proto build/fuzz/fuzz-agent-input
+
+build/fuzz/fuzz-proto: fuzz/fuzz-proto.c $(PROTO_SRCS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+build/fuzz/fuzz-agent-input: fuzz/fuzz-agent-input.c \
+    $(filter-out daemon/profd.c,$(DAEMON_SRCS)) $(PROTO_SRCS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+build/fuzz/seeds: fuzz/seeds.c $(PROTO_SRCS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -Iproto $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+fuzz: $(FUZZERS) build/fuzz/seeds
+	@for f in $(FUZZERS); do \
+		c=build/fuzz/corpus-$$(basename $$f); mkdir -p $$c; \
+		build/fuzz/seeds $$c; \
+		echo "== $$f for $(FUZZ_SECONDS) s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -dict=fuzz/proto.dict \
+		    -print_final_stats=1 $$c 2>&1 | tail -n 12 || exit 1; \
+	done
+
 install: daemon ctl
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
 	install -m 755 bin/profd bin/profctl $(DESTDIR)$(BINDIR)

@@ -1,0 +1,87 @@
+/*
+ * seeds.c -- writes the fuzzers' seed corpus: valid agent streams and
+ * single messages made with the real encoders, one file each, into DIR.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "proto.h"
+
+/* Writes a sink's bytes to DIR/name. */
+static void
+seeds_write(const char *dir, const char *name, const struct proto_sink *sk)
+{
+	char	 path[4096];
+	FILE	*f;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	if ((f = fopen(path, "wb")) == NULL) {
+		perror(path);
+		return;
+	}
+	fwrite(sk->data, 1, sk->len, f);
+	fclose(f);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct proto_sink	 sk;
+	struct proto_hello	 h;
+	struct proto_sample	 s[3] = {
+		{ 1, 1, 0, 1000, PROTO_SAMPLE_ONCPU },
+		{ 2, 1, 1000, 1000, 0 },
+		{ 1, 1, 1000, 1000, PROTO_SAMPLE_GIL },
+	};
+	const char		*av[] = { "python3", "app.py" };
+	uint32_t		 f1[] = { 2, 1 }, f2[] = { 1 };
+	uint64_t		 stats[64] = { 0 };
+	size_t			 start;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: seeds DIR\n");
+		return (2);
+	}
+	memset(&h, 0, sizeof h);
+	h.version = PROTO_VERSION;
+	h.pid = 4242;
+	h.ppid = 1;
+	h.host = "host";
+	h.service = "svc";
+	h.python = "3.12.1";
+	h.reader = "direct";
+
+	proto_sink_init(&sk, 1u << 20);
+	proto_send_hello(&sk, &h, av, 2);
+	proto_send_string(&sk, 1, "main", 4);
+	proto_send_string(&sk, 2, "app.py", 6);
+	proto_send_string(&sk, 3, "leaf", 4);
+	proto_send_string(&sk, 4, "MainThread", 10);
+	proto_send_func(&sk, 1, 1, 2, 1);
+	proto_send_func(&sk, 2, 3, 2, 10);
+	proto_send_frame(&sk, 1, 1, 5);
+	proto_send_frame(&sk, 2, 2, 11);
+	proto_send_stack(&sk, 1, 0, f1, 2);
+	proto_send_stack(&sk, 2, 1, f2, 1);
+	proto_send_thread(&sk, 1, 4242, 4);
+	proto_send_samples(&sk, 1ull << 60, s, 3);
+	proto_send_stats(&sk, stats);
+	seeds_write(argv[1], "session", &sk);
+
+	sk.len = 0;
+	proto_send_config(&sk, 1, 1000, PROTO_MODE_CPU, PROTO_READER_DIRECT, 10);
+	seeds_write(argv[1], "config", &sk);
+
+	sk.len = 0;
+	start = proto_begin_request(&sk, "show", 1);
+	proto_pack_cstr(&sk.pk, "top");
+	msgpack_pack_uint32(&sk.pk, 5);
+	proto_end(&sk, start);
+	seeds_write(argv[1], "request", &sk);
+
+	sk.len = 0;
+	proto_send_error(&sk, "no agent with pid %d attached", 7);
+	seeds_write(argv[1], "reply", &sk);
+	proto_sink_free(&sk);
+	return (0);
+}
