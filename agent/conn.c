@@ -144,13 +144,11 @@ conn_restart(void)
 	}
 }
 
-/* Closes the connection and starts over with a new epoch. */
-void
-conn_drop(uint64_t now, const char *why)
+/* Closes the socket, if any, and starts a new epoch (hello first). */
+static void
+conn_close(void)
 {
 	if (conn_sock != -1) {
-		agent_log("connection to %s lost: %s", agent_ident.sock_path,
-		    why);
 		close(conn_sock);
 		conn_sock = -1;
 		AGENT_STORE(agent_connected, 0);
@@ -158,10 +156,27 @@ conn_drop(uint64_t now, const char *why)
 	conn_in_len = 0;
 	conn_renewing = 0;
 	conn_restart();
+}
+
+/* Schedules the next connection attempt and doubles the backoff. */
+static void
+conn_back_off(uint64_t now)
+{
 	conn_next_try = now + conn_backoff;
 	conn_backoff *= 2;
 	if (conn_backoff > AGENT_BACKOFF_MAX_NS)
 		conn_backoff = AGENT_BACKOFF_MAX_NS;
+}
+
+/* Closes the connection and starts over with a new epoch. */
+void
+conn_drop(uint64_t now, const char *why)
+{
+	if (conn_sock != -1)
+		agent_log("connection to %s lost: %s", agent_ident.sock_path,
+		    why);
+	conn_close();
+	conn_back_off(now);
 }
 
 /* Hangs up cleanly once everything buffered is sent, and reconnects at
@@ -170,14 +185,7 @@ static void
 conn_renew(uint64_t now)
 {
 	agent_log("renewing the connection: ids of this one ran out");
-	if (conn_sock != -1) {
-		close(conn_sock);
-		conn_sock = -1;
-		AGENT_STORE(agent_connected, 0);
-	}
-	conn_in_len = 0;
-	conn_renewing = 0;
-	conn_restart();
+	conn_close();
 	conn_next_try = now;
 }
 
@@ -207,10 +215,7 @@ conn_connect(uint64_t now)
 fail:
 	if (fd != -1)
 		close(fd);
-	conn_next_try = now + conn_backoff;
-	conn_backoff *= 2;
-	if (conn_backoff > AGENT_BACKOFF_MAX_NS)
-		conn_backoff = AGENT_BACKOFF_MAX_NS;
+	conn_back_off(now);
 }
 
 /* Marks n bytes as sent: batches wholly out no longer count as buffered. */
