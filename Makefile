@@ -18,6 +18,8 @@ CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
 	   -Wstrict-prototypes -Wmissing-prototypes -D_GNU_SOURCE -Iproto
 PKGS	:= libevent msgpack libsystemd
+# Optional pieces add their packages, sources and rules in mk/*.mk.
+-include $(sort $(wildcard mk/*.mk))
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)

@@ -3,7 +3,8 @@
 # any is missing.  Needs root (or sudo) only when something is missing.
 set -e
 PKGS="gcc make pkg-config libevent-dev libmsgpack-dev libcriterion-dev
-libsystemd-dev uthash-dev python3 python3-dev systemd"
+libsystemd-dev uthash-dev python3 python3-dev systemd libsqlite3-dev
+libprotobuf-c-dev protobuf-c-compiler zlib1g-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
