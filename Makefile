@@ -38,7 +38,7 @@ endif
 # bin/ holds one flavour at a time; switching SANITIZE relinks.
 STAMP	:= bin/.flavor-$(FLAVOR)
 
-PROTO_SRCS	:= proto/proto.c proto/rundir.c
+PROTO_SRCS	:= proto/proto.c proto/rundir.c proto/units.c
 DAEMON_SRCS	:= $(wildcard daemon/*.c)
 CTL_SRCS	:= $(wildcard ctl/*.c)
 AGENT_SRCS	:= $(wildcard agent/*.c)

@@ -15,6 +15,8 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_start_entry,
 	&cmd_stop_entry,
 	&cmd_show_entry,
+	&cmd_flamegraph_entry,
+	&cmd_ps_entry,
 	&cmd_reset_entry,
 	NULL
 };
@@ -54,7 +56,7 @@ cmd_print_list(FILE *f)
 	const struct cmd_entry *const	*e;
 
 	for (e = cmd_table; *e != NULL; e++)
-		fprintf(f, "  %-8s %s\n", (*e)->name, (*e)->summary);
+		fprintf(f, "  %-10s %s\n", (*e)->name, (*e)->summary);
 }
 
 /* Prints a command's usage, summary and options. */

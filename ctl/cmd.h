@@ -64,6 +64,8 @@ void	cmd_pids_free(struct cmd_pids *);
 int	cmd_pack_pids(msgpack_packer *, const struct cmd_pids *);
 const char *cmd_plural(uint64_t, const char *one, const char *many);
 
+extern const struct cmd_entry cmd_flamegraph_entry;
+extern const struct cmd_entry cmd_ps_entry;
 extern const struct cmd_entry cmd_reset_entry;
 extern const struct cmd_entry cmd_show_entry;
 extern const struct cmd_entry cmd_start_entry;

@@ -8,6 +8,38 @@
 
 #include "format.h"
 
+/*
+ * The encoders, each in its own file.  Weak references: a profd built
+ * without one (its library missing) says so instead of failing to link.
+ */
+#pragma weak format_folded
+#pragma weak format_speedscope
+#pragma weak format_pprof
+#pragma weak format_svg
+
+static const struct {
+	const char	*name;
+	format_fn	 fn;
+} format_table[] = {
+	{ "folded", format_folded },
+	{ "speedscope", format_speedscope },
+	{ "pprof", format_pprof },
+	{ "svg", format_svg },
+};
+
+/* Looks a format up by name. */
+format_fn
+format_find(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof format_table / sizeof format_table[0]; i++) {
+		if (strcmp(format_table[i].name, name) == 0)
+			return (format_table[i].fn);
+	}
+	return (NULL);
+}
+
 /* Writes "name (file:line)" into buf. */
 size_t
 format_frame_label(const struct profile *p, uint32_t frame, char *buf,

@@ -21,6 +21,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "settings.h"
+#include "units.h"
 #include "log.h"
 #include "proto.h"
 #include "rundir.h"
@@ -31,8 +32,10 @@ enum {
 	OPT_MAX_CONTROLS,
 	OPT_MAX_IDS,
 	OPT_MAX_GONE,
-	OPT_MAX_STACKS,
-	OPT_MAX_STORE_MB,
+	OPT_MAX_MEMORY,
+	OPT_BUCKET,
+	OPT_RETENTION,
+	OPT_PERSIST_INTERVAL,
 };
 
 static const struct option profd_options[] = {
@@ -44,8 +47,11 @@ static const struct option profd_options[] = {
 	{ "max-controls", required_argument, NULL, OPT_MAX_CONTROLS },
 	{ "max-ids", required_argument, NULL, OPT_MAX_IDS },
 	{ "max-gone", required_argument, NULL, OPT_MAX_GONE },
-	{ "max-stacks", required_argument, NULL, OPT_MAX_STACKS },
-	{ "max-store-mb", required_argument, NULL, OPT_MAX_STORE_MB },
+	{ "state-dir", required_argument, NULL, 's' },
+	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
+	{ "bucket", required_argument, NULL, OPT_BUCKET },
+	{ "retention", required_argument, NULL, OPT_RETENTION },
+	{ "persist-interval", required_argument, NULL, OPT_PERSIST_INTERVAL },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -54,27 +60,54 @@ static void
 profd_usage(FILE *f)
 {
 	fprintf(f,
-"usage: profd [-v] [-r DIR] [--max-agents N] [--max-controls N]\n"
-"             [--max-stacks N] [--max-store-mb N] [--max-gone N] [--max-ids N]\n"
+"usage: profd [-v] [-r DIR] [-s DIR] [--max-memory SIZE] [--retention TIME]\n"
+"             [--bucket TIME] [--persist-interval TIME] [--max-agents N]\n"
+"             [--max-controls N] [--max-gone N] [--max-ids N]\n"
 "\n"
-"Collects samples from profagent processes and answers profctl.\n"
-"Runs in the foreground and logs to stderr.\n"
+"Collects samples from profagent processes, keeps them in time buckets and\n"
+"answers profctl.  Runs in the foreground and logs to stderr.\n"
 "\n"
 "  -r, --runtime-dir DIR  where agent.sock and control.sock live (default:\n"
 "                         $%s, else %s for root,\n"
 "                         else $XDG_RUNTIME_DIR/profd, else /tmp/profd-$UID)\n"
+"  -s, --state-dir DIR    keep the store on disk in DIR/profd.db (SQLite) and\n"
+"                         load it at start (default: memory only)\n"
 "  -v, --verbose          log more\n"
 "  -h, --help             this help\n"
 "  -V, --version          print the version\n"
+"  --max-memory SIZE      memory for the whole daemon, e.g. 64M, 2G; past it\n"
+"                         the oldest samples go first (default %zuM)\n"
+"  --retention TIME       keep samples this long, e.g. 12h, 7d (default %ud)\n"
+"  --bucket TIME          finest time resolution (default %us); older data\n"
+"                         rolls up into 1 min buckets after 1 h and 1 h\n"
+"                         buckets after 1 d\n"
+"  --persist-interval TIME  with -s, write the newest samples this often;\n"
+"                         kill -9 loses at most this much (default %us)\n"
 "  --max-agents N         connected agents (default %d)\n"
 "  --max-controls N       open profctl connections (default %d)\n"
-"  --max-stacks N         distinct stacks kept (default %u)\n"
-"  --max-store-mb N       memory for the merged profile (default %d)\n"
 "  --max-gone N           disconnected agents kept for status (default %d)\n"
-"  --max-ids N            ids of one kind per agent connection (default %u)\n",
-	    RUNDIR_ENV, RUNDIR_SYSTEM, DEFAULT_MAX_AGENTS,
-	    DEFAULT_MAX_CONTROLS, DEFAULT_MAX_STACKS, DEFAULT_MAX_STORE_MB,
-	    DEFAULT_MAX_GONE, DEFAULT_MAX_IDS);
+"  --max-ids N            ids of one kind per agent connection (default %u)\n"
+"\n"
+"TIME is a number with s, m, h, d or w; SIZE a number with K, M, G or T.\n",
+	    RUNDIR_ENV, RUNDIR_SYSTEM, DEFAULT_MAX_MEMORY >> 20,
+	    DEFAULT_RETENTION_S / 86400, DEFAULT_BUCKET_S, DEFAULT_PERSIST_S,
+	    DEFAULT_MAX_AGENTS, DEFAULT_MAX_CONTROLS, DEFAULT_MAX_GONE,
+	    DEFAULT_MAX_IDS);
+}
+
+/* Parses a duration option, or exits. */
+static uint64_t
+profd_duration(const char *name, const char *s, uint64_t min, uint64_t max)
+{
+	uint64_t	v;
+
+	if (units_duration(s, &v) != 0 || v < min || v > max) {
+		fprintf(stderr, "profd: --%s wants a time from %llus to %llus "
+		    "(like 30s, 5m, 2h, 7d), not '%s'\n", name,
+		    (unsigned long long)min, (unsigned long long)max, s);
+		exit(2);
+	}
+	return (v);
 }
 
 /* Parses a limit option's number, or exits. */
@@ -161,10 +194,11 @@ main(int argc, char **argv)
 	const int		 signums[3] = { SIGTERM, SIGINT, SIGHUP };
 	const char		*flag = NULL;
 	char			 rundir[SERVER_RUNDIR_MAX], err[512];
+	uint64_t		 size;
 	int			 ch, i;
 
 	server_limits_default(&lim);
-	while ((ch = getopt_long(argc, argv, "r:vhV", profd_options,
+	while ((ch = getopt_long(argc, argv, "r:s:vhV", profd_options,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'r':
@@ -196,13 +230,31 @@ main(int argc, char **argv)
 			lim.max_gone = profd_number("max-gone", optarg, 0,
 			    1u << 20);
 			break;
-		case OPT_MAX_STACKS:
-			lim.max_stacks = profd_number("max-stacks", optarg, 1,
-			    PROTO_MAX_ID);
+		case 's':
+			lim.state_dir = optarg;
 			break;
-		case OPT_MAX_STORE_MB:
-			lim.max_store_bytes = profd_number("max-store-mb",
-			    optarg, 1, 1u << 20) << 20;
+		case OPT_MAX_MEMORY:
+			if (units_size(optarg, &size) != 0 ||
+			    size < PROFD_MIN_MEMORY) {
+				fprintf(stderr, "profd: --max-memory wants a "
+				    "size of at least %zuM (like 64M or 2G), "
+				    "not '%s'\n", PROFD_MIN_MEMORY >> 20,
+				    optarg);
+				return (2);
+			}
+			lim.max_memory = (size_t)size;
+			break;
+		case OPT_BUCKET:
+			lim.bucket_s = profd_duration("bucket", optarg, 1,
+			    3600);
+			break;
+		case OPT_RETENTION:
+			lim.retention_s = profd_duration("retention", optarg,
+			    60, 366 * 86400);
+			break;
+		case OPT_PERSIST_INTERVAL:
+			lim.persist_s = profd_duration("persist-interval",
+			    optarg, 1, 3600);
 			break;
 		default:
 			profd_usage(stderr);
@@ -226,9 +278,8 @@ main(int argc, char **argv)
 
 	if ((base = event_base_new()) == NULL)
 		fatal("cannot create the event loop");
-	if (server_init(base, &lim, rundir) != 0)
-		fatal("cannot start: runtime directory path %s too long or "
-		    "out of memory", rundir);
+	if (server_init(base, &lim, rundir, err, sizeof err) != 0)
+		fatal("cannot start: %s", err);
 	if (server_listen(err, sizeof err) != 0) {
 		server_free();
 		fatal("%s", err);

@@ -27,6 +27,7 @@
 #include "server-agent.h"
 #include "server.h"
 #include "stats.h"
+#include "query.h"
 #include "store.h"
 
 /* Connected agents: event loop thread only. */
@@ -117,6 +118,9 @@ server_agent_free(struct agent_conn *c)
 	daemon_stats.agents_closed++;
 	if (c->proc != NULL && server_registry != NULL)
 		registry_detach(server_registry, c->proc);
+	if (c->instance != 0 && server_store != NULL)
+		store_instance_detach(server_store, c->instance,
+		    server_now_ns());
 	if (c->close_ev != NULL)
 		event_free(c->close_ev);
 	if (c->bev != NULL)
@@ -170,7 +174,7 @@ server_agent_define(struct agent_conn *c, enum agent_kind kind, uint32_t id,
 	if (t->count >= PROTO_MAX_ID)
 		return (server_agent_fail(c, "too many %s ids",
 		    server_agent_kind_names[kind]));
-	if (kind != AGENT_THREAD && t->count < server_limits.max_ids) {
+	if (t->count < server_limits.max_ids) {
 		if (t->count == t->cap) {
 			cap = t->cap == 0 ? 256 : t->cap * 2;
 			if (cap > server_limits.max_ids)
@@ -184,7 +188,7 @@ server_agent_define(struct agent_conn *c, enum agent_kind kind, uint32_t id,
 			t->cap = cap;
 		}
 		t->map[t->count] = gid;
-	} else if (kind != AGENT_THREAD)
+	} else
 		daemon_stats.ids_unmapped++;
 	t->count++;
 	return (0);
@@ -249,6 +253,30 @@ server_agent_configure(struct agent_conn *c, int profiling, uint32_t rate_hz,
 	return (0);
 }
 
+/* Files the process of a hello as a store instance. */
+static uint32_t
+server_agent_instance(struct agent_conn *c)
+{
+	struct store_instance_info	 info;
+	const struct registry_proc	*p = c->proc;
+
+	memset(&info, 0, sizeof info);
+	info.pid = p->pid;
+	info.ppid = p->ppid;
+	info.start_ns = p->start_ns;
+	info.host = p->host;
+	info.host_len = (uint32_t)strlen(p->host);
+	info.service = p->service;
+	info.service_len = (uint32_t)strlen(p->service);
+	info.python = p->python;
+	info.python_len = (uint32_t)strlen(p->python);
+	info.reader = p->reader;
+	info.reader_len = (uint32_t)strlen(p->reader);
+	info.argv = (const char *const *)p->argv;
+	info.argc = p->argc;
+	return (store_instance_attach(server_store, &info, server_now_ns()));
+}
+
 /* Handles the hello: registers the process and sends it the config. */
 static int
 server_agent_hello(struct agent_conn *c, const struct proto_hello *h)
@@ -257,17 +285,22 @@ server_agent_hello(struct agent_conn *c, const struct proto_hello *h)
 
 	if (c->proc != NULL)
 		return (server_agent_fail(c, "second hello"));
-	if (h->version != PROTO_VERSION)
+	if (h->version < PROTO_VERSION_MIN || h->version > PROTO_VERSION)
 		return (server_agent_fail(c, "protocol version %llu, profd "
-		    "speaks %d", (unsigned long long)h->version,
-		    PROTO_VERSION));
+		    "speaks %d to %d", (unsigned long long)h->version,
+		    PROTO_VERSION_MIN, PROTO_VERSION));
 	if (h->pid == 0 || h->pid > UINT32_MAX)
 		return (server_agent_fail(c, "bad pid %llu",
 		    (unsigned long long)h->pid));
 	c->pid = (uint32_t)h->pid;
+	c->version = (uint32_t)h->version;
 	c->proc = registry_attach(server_registry, h, c);
 	if (c->proc == NULL)
 		return (server_agent_fail(c, "out of memory for hello"));
+	if ((c->instance = server_agent_instance(c)) == 0)
+		return (server_agent_fail(c, "store full: no room for a new "
+		    "process"));
+	c->proc->instance = c->instance;
 	if (c->bev != NULL)
 		bufferevent_set_timeouts(c->bev, NULL, NULL);
 	log_info("%s attached (ppid %u, service '%s', python %s, %u args)",
@@ -338,12 +371,14 @@ server_agent_stack(struct agent_conn *c, const struct proto_msg *m)
 	return (server_agent_define(c, AGENT_STACK, m->stack.id, gid));
 }
 
-/* Counts a batch of samples; the whole batch is checked first. */
+/* Counts a batch of samples; the whole batch is checked first.  A
+ * sample's time is the batch's base plus the deltas before it. */
 static int
 server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
 {
 	struct proto_sample	s;
-	uint32_t		i, gid;
+	uint32_t		i, gid, thread, mode;
+	uint64_t		t;
 
 	if (m->samples.count > PROTO_MAX_BATCH)
 		return (server_agent_fail(c, "batch of %u samples",
@@ -354,10 +389,15 @@ server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
 		    server_agent_lookup(c, AGENT_THREAD, s.thread, &gid) != 0)
 			return (-1);
 	}
+	t = m->samples.base_ns;
+	mode = (uint32_t)(c->proc->mode + 1) << QUERY_FLAGS_MODE_SHIFT;
 	for (i = 0; i < m->samples.count; i++) {
 		proto_sample_get(m, i, &s);
+		t += (uint64_t)s.dt_us * 1000;
 		server_agent_lookup(c, AGENT_STACK, s.stack, &gid);
-		store_add(server_store, c->pid, gid, 1, s.weight_us);
+		server_agent_lookup(c, AGENT_THREAD, s.thread, &thread);
+		store_add(server_store, t, thread, gid,
+		    (s.flags & PROTO_SAMPLE_FLAGS) | mode, 1, s.weight_us);
 	}
 	c->proc->samples += m->samples.count;
 	daemon_stats.samples_received += m->samples.count;
@@ -393,12 +433,18 @@ server_agent_dispatch(struct agent_conn *c, const struct proto_msg *m)
 	case PROTO_THREAD:
 		if (server_agent_string_ref(c, m->thread.name, &name) != 0)
 			return (-1);
-		return (server_agent_define(c, AGENT_THREAD, m->thread.id, 0));
+		gid = name != 0 ? store_thread(server_store, c->instance,
+		    m->thread.tid, name) : 0;
+		return (server_agent_define(c, AGENT_THREAD, m->thread.id,
+		    gid));
 	case PROTO_SAMPLES:
 		return (server_agent_samples(c, m));
 	case PROTO_STATS:
-		if (m->stats.map != NULL)
+		if (m->stats.map != NULL) {
 			registry_set_stats(c->proc, m->stats.map);
+			store_instance_set_dropped(server_store, c->instance,
+			    registry_stat(c->proc, "dropped"));
+		}
 		return (0);
 	default:
 		return (server_agent_fail(c, "unexpected message type %d",
@@ -539,4 +585,63 @@ server_agent_accept(int fd)
 	    AGENT_MAX_INPUT);
 	bufferevent_set_timeouts(bev, &tv, NULL);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* Marks, for a sweep, every definition a live connection maps to. */
+void
+server_agent_mark_all(void)
+{
+	static const enum store_kind kinds[AGENT_NKINDS] = {
+		STORE_STRING, STORE_FUNC, STORE_FRAME, STORE_STACK,
+		STORE_THREAD
+	};
+	struct agent_conn	*c;
+	struct agent_ids	*t;
+	uint32_t		 i, n;
+	int			 k;
+
+	DL_FOREACH(server_agent_list, c) {
+		store_mark(server_store, STORE_INSTANCE, c->instance);
+		for (k = 0; k < AGENT_NKINDS; k++) {
+			t = &c->ids[k];
+			n = t->count < t->cap ? t->count : t->cap;
+			for (i = 0; i < n; i++)
+				store_mark(server_store, kinds[k], t->map[i]);
+		}
+	}
+}
+
+/* The ids a connection has defined, all kinds. */
+static uint64_t
+server_agent_ids(const struct agent_conn *c)
+{
+	uint64_t	n = 0;
+	int		k;
+
+	for (k = 0; k < AGENT_NKINDS; k++)
+		n += c->ids[k].count;
+	return (n);
+}
+
+/*
+ * Asks every connection that holds more than AGENT_RESYNC_IDS ids to
+ * define again what it uses, so its old ids pin nothing.  An agent too old
+ * for PROTO_RESYNC is closed instead: it reconnects and redefines.
+ */
+void
+server_agent_resync_all(void)
+{
+	struct agent_conn	*c, *c1;
+
+	DL_FOREACH_SAFE(server_agent_list, c, c1) {
+		if (c->closing || c->proc == NULL ||
+		    server_agent_ids(c) <= AGENT_RESYNC_IDS)
+			continue;
+		daemon_stats.resyncs++;
+		server_agent_fail(c, "%llu ids defined; reconnect to define "
+		    "them again", (unsigned long long)server_agent_ids(c));
+		c->error[0] = '\0';
+		log_info("agent pid %u: asked to define its ids again", c->pid);
+		server_agent_close_later(c);
+	}
 }

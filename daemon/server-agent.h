@@ -38,6 +38,8 @@ struct agent_conn {
 	int			 closing;
 	struct registry_proc	*proc;		/* set by the hello */
 	uint32_t		 pid;
+	uint32_t		 version;	/* of its hello */
+	uint32_t		 instance;	/* store instance id */
 	struct agent_ids	 ids[AGENT_NKINDS];
 	char			 error[160];	/* why it was closed */
 
@@ -62,6 +64,10 @@ int	server_agent_input(struct agent_conn *, const char *buf, size_t len,
 /* Handles one frame payload: 0, or -1 (reason in conn->error). */
 int	server_agent_message(struct agent_conn *, const char *payload,
 	    size_t len);
+/* Marks what live connections use, for a store sweep. */
+void	server_agent_mark_all(void);
+/* Asks connections holding too many ids to define them again. */
+void	server_agent_resync_all(void);
 /* Tells an agent what to do (PROTO_CONFIG) and records it. */
 int	server_agent_configure(struct agent_conn *, int profiling,
 	    uint32_t rate_hz, uint32_t mode, uint32_t reader, uint32_t jitter_pct);

@@ -35,15 +35,6 @@ struct control_conn {
 static struct control_conn	*server_control_list;
 size_t				 server_control_count;
 
-/* Parsed arguments of a request. */
-struct control_args {
-	const msgpack_object_map *map;
-	uint32_t		*pids;
-	size_t			 npids;
-	int			 have_pids;
-	char			 error[256];
-};
-
 typedef int (*control_exec)(struct control_args *, struct proto_sink *);
 
 struct control_cmd {
@@ -58,8 +49,6 @@ static int	server_control_start(struct control_args *,
 		    struct proto_sink *);
 static int	server_control_stop(struct control_args *,
 		    struct proto_sink *);
-static int	server_control_show(struct control_args *,
-		    struct proto_sink *);
 static int	server_control_reset(struct control_args *,
 		    struct proto_sink *);
 
@@ -68,20 +57,18 @@ static const char *const server_control_start_args[] = {
 	"rate_hz", "pids", "mode", "reader", "jitter_pct", NULL
 };
 static const char *const server_control_stop_args[] = { "pids", NULL };
-static const char *const server_control_show_args[] = {
-	"pids", "top", "stacks", NULL
-};
 
 static const struct control_cmd server_control_cmds[] = {
 	{ "status", server_control_no_args, server_control_status },
 	{ "start", server_control_start_args, server_control_start },
 	{ "stop", server_control_stop_args, server_control_stop },
-	{ "show", server_control_show_args, server_control_show },
+	{ "show", control_show_args, control_show },
+	{ "ps", control_ps_args, control_ps },
 	{ "reset", server_control_no_args, server_control_reset },
 };
 
 /* Packs a string of known length. */
-static void
+void
 server_control_pack_str(msgpack_packer *pk, const char *s, size_t len)
 {
 	msgpack_pack_str(pk, len);
@@ -89,7 +76,7 @@ server_control_pack_str(msgpack_packer *pk, const char *s, size_t len)
 }
 
 /* Packs a store string by id. */
-static void
+void
 server_control_pack_sid(msgpack_packer *pk, uint32_t sid)
 {
 	const char	*s;
@@ -100,19 +87,88 @@ server_control_pack_sid(msgpack_packer *pk, uint32_t sid)
 	server_control_pack_str(pk, s, len);
 }
 
+/* Packs a list of strings. */
+void
+server_control_pack_strv(msgpack_packer *pk, char *const *v, uint32_t n)
+{
+	uint32_t	i;
+
+	msgpack_pack_array(pk, n);
+	for (i = 0; i < n; i++)
+		proto_pack_cstr(pk, v[i]);
+}
+
 /* Packs an argv list. */
 static void
 server_control_pack_argv(msgpack_packer *pk, const struct registry_proc *p)
 {
-	uint32_t	i;
+	if (p == NULL)
+		server_control_pack_strv(pk, NULL, 0);
+	else
+		server_control_pack_strv(pk, p->argv, p->argc);
+}
 
-	msgpack_pack_array(pk, p != NULL ? p->argc : 0);
-	for (i = 0; p != NULL && i < p->argc; i++)
-		proto_pack_cstr(pk, p->argv[i]);
+/* Frees a list of strings. */
+void
+server_control_strs_free(char **v, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; v != NULL && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Reads an optional list of strings. */
+int
+server_control_arg_strs(struct control_args *a, const char *key, char ***v,
+    size_t *n)
+{
+	const msgpack_object	*o = proto_map_get(a->map, key), *e;
+	char			**out;
+	uint32_t		 i;
+
+	*v = NULL;
+	*n = 0;
+	if (o == NULL)
+		return (0);
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size >
+	    CONTROL_MAX_PIDS) {
+		snprintf(a->error, sizeof a->error,
+		    "'%s' must be a list of at most %d strings", key,
+		    CONTROL_MAX_PIDS);
+		return (-1);
+	}
+	if (o->via.array.size == 0)
+		return (0);
+	if ((out = calloc(o->via.array.size, sizeof *out)) == NULL)
+		goto oom;
+	for (i = 0; i < o->via.array.size; i++) {
+		e = &o->via.array.ptr[i];
+		if (e->type != MSGPACK_OBJECT_STR || e->via.str.size >
+		    PROTO_MAX_STRING || memchr(e->via.str.ptr, '\0',
+		    e->via.str.size) != NULL) {
+			server_control_strs_free(out, i);
+			snprintf(a->error, sizeof a->error,
+			    "'%s' must be a list of strings", key);
+			return (-1);
+		}
+		if ((out[i] = strndup(e->via.str.ptr, e->via.str.size)) ==
+		    NULL) {
+			server_control_strs_free(out, i);
+			goto oom;
+		}
+	}
+	*v = out;
+	*n = o->via.array.size;
+	return (0);
+oom:
+	snprintf(a->error, sizeof a->error, "out of memory");
+	return (-1);
 }
 
 /* Packs a bool. */
-static void
+void
 server_control_pack_bool(msgpack_packer *pk, int v)
 {
 	if (v)
@@ -122,7 +178,7 @@ server_control_pack_bool(msgpack_packer *pk, int v)
 }
 
 /* Reads an optional uint argument: 0 (absent: *present = 0), or -1. */
-static int
+int
 server_control_arg_uint(struct control_args *a, const char *key,
     uint64_t *v, int *present)
 {
@@ -141,7 +197,7 @@ server_control_arg_uint(struct control_args *a, const char *key,
 }
 
 /* Reads an optional bool argument. */
-static int
+int
 server_control_arg_bool(struct control_args *a, const char *key, int *v)
 {
 	const msgpack_object	*o = proto_map_get(a->map, key);
@@ -158,7 +214,7 @@ server_control_arg_bool(struct control_args *a, const char *key, int *v)
 }
 
 /* Reads an optional name argument and parses it; -1 on error. */
-static int
+int
 server_control_arg_name(struct control_args *a, const char *key,
     int (*parse)(const char *), const char *choices, uint32_t *v)
 {
@@ -250,7 +306,7 @@ server_control_check_pids(struct control_args *a)
 }
 
 /* Ends a success reply, or replaces it with an error if it overflowed. */
-static int
+int
 server_control_end(struct proto_sink *sink, size_t start)
 {
 	if (proto_end(sink, start) == 0)
@@ -266,18 +322,31 @@ server_control_status(struct control_args *a, struct proto_sink *sink)
 {
 	struct registry_proc	*p;
 	struct store_counts	 sc;
+	const struct store_config *cfg = store_get_config(server_store);
 	msgpack_packer		*pk = &sink->pk;
 	size_t			 start, i;
 
 	store_get_counts(server_store, &sc);
-	daemon_stats.store_overflow = sc.overflow;
-	daemon_stats.store_refused = sc.refused;
-	daemon_stats.store_stacks = sc.stacks;
-	daemon_stats.store_bytes = sc.bytes;
 	daemon_stats.agents_forgotten = server_registry->forgotten;
 
 	start = proto_begin_reply(sink, 1);
-	msgpack_pack_map(pk, 10);
+	msgpack_pack_map(pk, 11);
+	proto_pack_cstr(pk, "store");
+	msgpack_pack_map(pk, 7);
+	proto_pack_cstr(pk, "state_dir");
+	proto_pack_cstr(pk, server_state_dir);
+	proto_pack_cstr(pk, "bucket_s");
+	msgpack_pack_uint64(pk, cfg->tiers[0].width_ns / 1000000000);
+	proto_pack_cstr(pk, "retention_s");
+	msgpack_pack_uint64(pk, cfg->retention_ns / 1000000000);
+	proto_pack_cstr(pk, "max_bytes");
+	msgpack_pack_uint64(pk, cfg->max_bytes);
+	proto_pack_cstr(pk, "bytes");
+	msgpack_pack_uint64(pk, sc.bytes);
+	proto_pack_cstr(pk, "oldest_ns");
+	msgpack_pack_uint64(pk, sc.oldest_ns);
+	proto_pack_cstr(pk, "buckets");
+	msgpack_pack_uint64(pk, sc.buckets);
 	proto_pack_cstr(pk, "profiling");
 	server_control_pack_bool(pk, server_profile.profiling);
 	proto_pack_cstr(pk, "rate_hz");
@@ -460,115 +529,6 @@ server_control_stop(struct control_args *a, struct proto_sink *sink)
 	return (server_control_end(sink, start));
 }
 
-/* Packs one function row. */
-static void
-server_control_pack_func(msgpack_packer *pk, const struct store_func_row *r)
-{
-	uint32_t	name = 0, file = 0, line = 0;
-
-	store_func_get(server_store, r->func, &name, &file, &line);
-	msgpack_pack_map(pk, 7);
-	proto_pack_cstr(pk, "function");
-	server_control_pack_sid(pk, name);
-	proto_pack_cstr(pk, "file");
-	server_control_pack_sid(pk, file);
-	proto_pack_cstr(pk, "line");
-	msgpack_pack_uint32(pk, line);
-	proto_pack_cstr(pk, "self");
-	msgpack_pack_uint64(pk, r->self);
-	proto_pack_cstr(pk, "total");
-	msgpack_pack_uint64(pk, r->total);
-	proto_pack_cstr(pk, "self_us");
-	msgpack_pack_uint64(pk, r->self_us);
-	proto_pack_cstr(pk, "total_us");
-	msgpack_pack_uint64(pk, r->total_us);
-}
-
-/* Packs one stack row: count and frames root first. */
-static void
-server_control_pack_stack(msgpack_packer *pk, const struct store_stack_row *r)
-{
-	const uint32_t	*frames;
-	uint32_t	 depth = 0, func = 0, line = 0, name, file, fline, i;
-
-	frames = store_stack_get(server_store, r->stack, &depth);
-	msgpack_pack_map(pk, 3);
-	proto_pack_cstr(pk, "count");
-	msgpack_pack_uint64(pk, r->count);
-	proto_pack_cstr(pk, "weight_us");
-	msgpack_pack_uint64(pk, r->weight_us);
-	proto_pack_cstr(pk, "frames");
-	msgpack_pack_array(pk, depth);
-	for (i = depth; i > 0; i--) {
-		name = file = fline = 0;
-		store_frame_get(server_store, frames[i - 1], &func, &line);
-		store_func_get(server_store, func, &name, &file, &fline);
-		msgpack_pack_array(pk, 3);
-		server_control_pack_sid(pk, name);
-		server_control_pack_sid(pk, file);
-		msgpack_pack_uint32(pk, line);
-	}
-}
-
-/* "show": the merged profile over some or all processes. */
-static int
-server_control_show(struct control_args *a, struct proto_sink *sink)
-{
-	struct store_result	 res;
-	struct registry_proc	*p;
-	msgpack_packer		*pk = &sink->pk;
-	uint64_t		 top = 0;
-	size_t			 start, i, nfuncs;
-	int			 stacks = 0, present;
-
-	if (server_control_arg_uint(a, "top", &top, &present) != 0 ||
-	    server_control_arg_bool(a, "stacks", &stacks) != 0)
-		return (-1);
-	if (store_query(server_store, a->pids, a->npids, stacks, &res) != 0) {
-		snprintf(a->error, sizeof a->error,
-		    "out of memory for the query");
-		return (-1);
-	}
-	nfuncs = res.nfuncs;
-	if (top != 0 && top < nfuncs)
-		nfuncs = (size_t)top;
-
-	start = proto_begin_reply(sink, 1);
-	msgpack_pack_map(pk, stacks ? 5 : 4);
-	proto_pack_cstr(pk, "samples");
-	msgpack_pack_uint64(pk, res.samples);
-	proto_pack_cstr(pk, "weight_us");
-	msgpack_pack_uint64(pk, res.weight_us);
-	proto_pack_cstr(pk, "processes");
-	msgpack_pack_array(pk, res.nprocs);
-	for (i = 0; i < res.nprocs; i++) {
-		p = registry_find(server_registry, res.procs[i].pid);
-		msgpack_pack_map(pk, 5);
-		proto_pack_cstr(pk, "pid");
-		msgpack_pack_uint32(pk, res.procs[i].pid);
-		proto_pack_cstr(pk, "samples");
-		msgpack_pack_uint64(pk, res.procs[i].samples);
-		proto_pack_cstr(pk, "weight_us");
-		msgpack_pack_uint64(pk, res.procs[i].weight_us);
-		proto_pack_cstr(pk, "service");
-		proto_pack_cstr(pk, p != NULL ? p->service : "");
-		proto_pack_cstr(pk, "argv");
-		server_control_pack_argv(pk, p);
-	}
-	proto_pack_cstr(pk, "functions");
-	msgpack_pack_array(pk, nfuncs);
-	for (i = 0; i < nfuncs; i++)
-		server_control_pack_func(pk, &res.funcs[i]);
-	if (stacks) {
-		proto_pack_cstr(pk, "stacks");
-		msgpack_pack_array(pk, res.nstacks);
-		for (i = 0; i < res.nstacks && !sink->full; i++)
-			server_control_pack_stack(pk, &res.stacks[i]);
-	}
-	store_result_free(&res);
-	return (server_control_end(sink, start));
-}
-
 /* "reset": forgets every sample. */
 static int
 server_control_reset(struct control_args *a, struct proto_sink *sink)
@@ -579,6 +539,8 @@ server_control_reset(struct control_args *a, struct proto_sink *sink)
 	store_reset(server_store);
 	DL_FOREACH(server_registry->procs, p)
 		p->samples = 0;
+	/* Definitions nothing uses any more go now. */
+	server_housekeep(server_now_ns(), 1);
 	log_info("samples reset");
 	start = proto_begin_reply(sink, 1);
 	msgpack_pack_map(&sink->pk, 0);

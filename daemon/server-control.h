@@ -6,6 +6,7 @@
 #define SERVER_CONTROL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <msgpack.h>
 
@@ -25,5 +26,38 @@ void	server_control_free_all(void);
  */
 int	server_control_request(const char *command, size_t command_len,
 	    const msgpack_object_map *args, struct proto_sink *sink);
+
+/* Parsed arguments of a request, for the handlers (control-*.c). */
+struct control_args {
+	const msgpack_object_map *map;
+	uint32_t		*pids;
+	size_t			 npids;
+	int			 have_pids;
+	char			 error[256];
+};
+
+/* Argument readers: 0 (absent leaves the value alone), or -1 with
+ * a->error set. */
+int	server_control_arg_uint(struct control_args *, const char *,
+	    uint64_t *, int *present);
+int	server_control_arg_bool(struct control_args *, const char *, int *);
+int	server_control_arg_name(struct control_args *, const char *,
+	    int (*parse)(const char *), const char *choices, uint32_t *);
+/* A list of strings: *v is calloc'd (free it), NULL when absent. */
+int	server_control_arg_strs(struct control_args *, const char *,
+	    char ***v, size_t *n);
+void	server_control_strs_free(char **, size_t);
+/* Ends a success reply, or replaces it with an error if it overflowed. */
+int	server_control_end(struct proto_sink *, size_t start);
+void	server_control_pack_str(msgpack_packer *, const char *, size_t);
+void	server_control_pack_sid(msgpack_packer *, uint32_t sid);
+void	server_control_pack_bool(msgpack_packer *, int);
+void	server_control_pack_strv(msgpack_packer *, char *const *, uint32_t);
+
+/* Handlers in their own files. */
+int	control_show(struct control_args *, struct proto_sink *);
+int	control_ps(struct control_args *, struct proto_sink *);
+extern const char *const control_show_args[];
+extern const char *const control_ps_args[];
 
 #endif

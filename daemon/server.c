@@ -28,6 +28,7 @@
 #include "server-control.h"
 #include "server.h"
 #include "stats.h"
+#include "persist.h"
 #include "store.h"
 
 /* All of these: event loop thread only. */
@@ -37,8 +38,13 @@ struct server_profile	 server_profile;
 struct store		*server_store;
 struct registry		*server_registry;
 char			 server_rundir[SERVER_RUNDIR_MAX];
+char			 server_state_dir[SERVER_RUNDIR_MAX];
 
 static struct timespec	 server_started;
+static struct event	*server_tick_ev;	/* housekeeping timer */
+static struct persist	*server_persist;	/* NULL: memory only */
+static uint64_t		 server_last_sweep_ns;
+static uint64_t		 server_last_persist_ns;
 
 struct server_listener {
 	const char		*kind;		/* "agent" or "control" */
@@ -69,17 +75,127 @@ server_limits_default(struct server_limits *lim)
 	lim->max_controls = DEFAULT_MAX_CONTROLS;
 	lim->max_ids = DEFAULT_MAX_IDS;
 	lim->max_gone = DEFAULT_MAX_GONE;
-	lim->max_stacks = DEFAULT_MAX_STACKS;
-	lim->max_store_bytes = (size_t)DEFAULT_MAX_STORE_MB << 20;
+	lim->max_memory = DEFAULT_MAX_MEMORY;
+	lim->bucket_s = DEFAULT_BUCKET_S;
+	lim->retention_s = DEFAULT_RETENTION_S;
+	lim->persist_s = DEFAULT_PERSIST_S;
+	lim->state_dir = NULL;
+}
+
+/* The store's configuration from the limits. */
+static void
+server_store_config(const struct server_limits *lim, struct store_config *c)
+{
+	const uint64_t	s = 1000000000;
+	uint64_t	w0 = lim->bucket_s, w1, w2;
+
+	store_config_default(c);
+	/* Coarser tiers never finer than the first, and multiples of it. */
+	w1 = DEFAULT_TIER1_WIDTH_S > w0 ? DEFAULT_TIER1_WIDTH_S / w0 * w0 : w0;
+	w2 = DEFAULT_TIER2_WIDTH_S > w1 ? DEFAULT_TIER2_WIDTH_S / w1 * w1 : w1;
+	c->tiers[0].width_ns = w0 * s;
+	c->tiers[0].until_ns = (uint64_t)DEFAULT_TIER0_AGE_S * s;
+	c->tiers[1].width_ns = w1 * s;
+	c->tiers[1].until_ns = (uint64_t)DEFAULT_TIER1_AGE_S * s;
+	c->tiers[2].width_ns = w2 * s;
+	c->tiers[2].until_ns = UINT64_MAX;
+	c->ntiers = 3;
+	c->retention_ns = lim->retention_s * s;
+	c->grace_ns = (uint64_t)STORE_GRACE_S * s;
+	c->max_bytes = lim->max_memory > 2 * MEMORY_RESERVE ?
+	    lim->max_memory - MEMORY_RESERVE : lim->max_memory / 2;
+}
+
+/* Wall clock, ns. */
+uint64_t
+server_now_ns(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+}
+
+/* Copies the store's counters into the daemon's. */
+static void
+server_store_counts(void)
+{
+	struct store_counts	sc;
+
+	store_get_counts(server_store, &sc);
+	daemon_stats.samples_stored = sc.samples_stored;
+	daemon_stats.samples_late = sc.samples_late;
+	daemon_stats.samples_dropped = sc.samples_dropped;
+	daemon_stats.expired_samples = sc.expired_samples;
+	daemon_stats.evicted_samples = sc.evicted_samples;
+	daemon_stats.evicted_buckets = sc.evicted_buckets;
+	daemon_stats.rollups = sc.rollups;
+	daemon_stats.sweeps = sc.sweeps;
+	daemon_stats.reclaimed = sc.reclaimed;
+	daemon_stats.store_refused = sc.refused;
+	daemon_stats.store_stacks = sc.stacks;
+	daemon_stats.store_threads = sc.threads;
+	daemon_stats.store_instances = sc.instances;
+	daemon_stats.store_buckets = sc.buckets;
+	daemon_stats.store_entries = sc.entries;
+	daemon_stats.store_bytes = sc.bytes;
+	daemon_stats.store_def_bytes = sc.def_bytes;
+}
+
+/*
+ * Seals, rolls up and expires buckets; reclaims definitions every
+ * STORE_SWEEP_S, or sooner when the store is nearly full or refused
+ * something; writes to disk every persist_s.
+ */
+void
+server_housekeep(uint64_t now, int force_sweep)
+{
+	struct store_counts	sc;
+	static uint64_t		refused_seen;
+	const uint64_t		s = 1000000000;
+
+	store_tick(server_store, now);
+	store_get_counts(server_store, &sc);
+	if (force_sweep || now - server_last_sweep_ns >= STORE_SWEEP_S * s ||
+	    sc.bytes > store_get_config(server_store)->max_bytes / 100 *
+	    STORE_SWEEP_PCT || sc.refused != refused_seen) {
+		refused_seen = sc.refused;
+		server_last_sweep_ns = now;
+		server_agent_resync_all();
+		store_sweep_begin(server_store);
+		server_agent_mark_all();
+		store_sweep_end(server_store);
+	}
+	if (server_persist != NULL &&
+	    now - server_last_persist_ns >= server_limits.persist_s * s) {
+		server_last_persist_ns = now;
+		if (persist_flush(server_persist) == 0)
+			daemon_stats.persist_flushes++;
+		else
+			daemon_stats.persist_errors++;
+	}
+	server_store_counts();
+}
+
+/* The housekeeping timer. */
+static void
+server_tick_cb(evutil_socket_t fd, short events, void *arg)
+{
+	server_housekeep(server_now_ns(), 0);
 }
 
 /* Creates the shared state. */
 int
 server_init(struct event_base *base, const struct server_limits *lim,
-    const char *rundir)
+    const char *rundir, char *err, size_t errlen)
 {
-	size_t	i;
+	struct store_config	cfg;
+	struct timeval		tick = { STORE_TICK_MS / 1000,
+				    (STORE_TICK_MS % 1000) * 1000 };
+	size_t			i;
 
+	snprintf(err, errlen, "runtime directory path %s too long or out of "
+	    "memory", rundir);
 	server_base = base;
 	server_limits = *lim;
 	if (server_limits.max_ids > PROTO_MAX_ID)
@@ -100,11 +216,29 @@ server_init(struct event_base *base, const struct server_limits *lim,
 		server_listeners[i].fd = -1;
 		server_listeners[i].bound = 0;
 	}
-	server_store = store_new(server_limits.max_stacks,
-	    server_limits.max_store_bytes);
+	server_store_config(&server_limits, &cfg);
+	server_store = store_new(&cfg);
 	server_registry = registry_new(server_limits.max_gone);
 	if (server_store == NULL || server_registry == NULL)
 		return (-1);
+	server_last_sweep_ns = server_last_persist_ns = server_now_ns();
+	server_state_dir[0] = '\0';
+	if (lim->state_dir != NULL) {
+		snprintf(server_state_dir, sizeof server_state_dir, "%s",
+		    lim->state_dir);
+		server_persist = persist_open(lim->state_dir, server_store,
+		    server_now_ns(), err, errlen);
+		if (server_persist == NULL)
+			return (-1);
+	}
+	if (base != NULL) {
+		server_tick_ev = event_new(base, -1, EV_PERSIST, server_tick_cb,
+		    NULL);
+		if (server_tick_ev == NULL || event_add(server_tick_ev,
+		    &tick) != 0)
+			return (-1);
+	}
+	server_housekeep(server_now_ns(), 0);
 	return (0);
 }
 
@@ -341,8 +475,16 @@ server_free(void)
 		l->fd = -1;
 		l->bound = 0;
 	}
+	if (server_tick_ev != NULL)
+		event_free(server_tick_ev);
+	server_tick_ev = NULL;
 	server_control_free_all();
 	server_agent_free_all();
+	if (server_persist != NULL) {
+		server_housekeep(server_now_ns(), 0);
+		persist_close(server_persist);
+	}
+	server_persist = NULL;
 	registry_free(server_registry);
 	server_registry = NULL;
 	store_free(server_store);

@@ -20,8 +20,11 @@ struct server_limits {
 	size_t	max_controls;
 	size_t	max_ids;
 	size_t	max_gone;
-	size_t	max_stacks;
-	size_t	max_store_bytes;
+	size_t	max_memory;		/* whole daemon, bytes */
+	uint64_t bucket_s;		/* finest bucket width */
+	uint64_t retention_s;		/* oldest data kept */
+	uint64_t persist_s;		/* open buckets written every */
+	const char *state_dir;		/* NULL: memory only */
 };
 
 /* The global profiling switch: what every agent that attaches is told. */
@@ -43,9 +46,10 @@ extern struct registry		*server_registry;
 extern char			 server_rundir[SERVER_RUNDIR_MAX];
 
 void	server_limits_default(struct server_limits *);
-/* Creates the store and registry; base may be NULL (tests). */
+/* Creates the store (loading it from the state directory, if any) and
+ * the registry; base may be NULL (tests).  -1 with err set. */
 int	server_init(struct event_base *, const struct server_limits *,
-	    const char *rundir);
+	    const char *rundir, char *err, size_t errlen);
 /* Takes the listeners from systemd or binds them; -1 with *err set. */
 int	server_listen(char *err, size_t errlen);
 /* Closes listeners (unlinking sockets it bound) and every connection,
@@ -53,6 +57,13 @@ int	server_listen(char *err, size_t errlen);
 void	server_free(void);
 /* Seconds since server_init. */
 uint64_t server_uptime(void);
+/* Wall clock, ns. */
+uint64_t server_now_ns(void);
+/* Housekeeping of the store: seal, roll up, expire, reclaim, persist.
+ * Runs every STORE_TICK_MS; tests call it directly. */
+void	server_housekeep(uint64_t now_ns, int force_sweep);
+/* Where the store is kept on disk, or "" (memory only). */
+extern char			 server_state_dir[SERVER_RUNDIR_MAX];
 
 /*
  * Frame reading shared by both kinds of connection.  Returns 1 with the

@@ -31,8 +31,24 @@
 #define REGISTRY_MAX_ARGV_BYTES	4096		/* argv bytes kept per process */
 #define REGISTRY_MAX_FIELD	256		/* bytes kept of host, service... */
 
-/* The store. */
-#define DEFAULT_MAX_STACKS	(1u << 20)	/* distinct stacks */
-#define DEFAULT_MAX_STORE_MB	512		/* bytes of interned data + counts */
+/* The store (see store.h).  Sizes in bytes, times in seconds. */
+#define DEFAULT_MAX_MEMORY	((size_t)512 << 20)	/* whole daemon */
+#define PROFD_MIN_MEMORY	((size_t)16 << 20)	/* smallest --max-memory */
+#define MEMORY_RESERVE		((size_t)8 << 20)	/* of that, kept
+							   out of the store */
+#define DEFAULT_BUCKET_S	10		/* finest bucket width */
+#define DEFAULT_RETENTION_S	(7 * 86400)	/* oldest data kept */
+#define DEFAULT_TIER0_AGE_S	3600		/* finest width until */
+#define DEFAULT_TIER1_WIDTH_S	60		/* then this width */
+#define DEFAULT_TIER1_AGE_S	86400		/* until this age */
+#define DEFAULT_TIER2_WIDTH_S	3600		/* then this width */
+#define STORE_GRACE_S		10		/* late samples accepted */
+#define STORE_TICK_MS		1000		/* housekeeping period */
+#define STORE_SWEEP_S		60		/* reclaim definitions */
+#define STORE_SWEEP_PCT		90		/* ... or when this full */
+#define DEFAULT_PERSIST_S	10		/* write the open buckets */
+/* An agent connection holding more ids than this is asked to define
+ * again what it uses (PROTO_RESYNC), so its maps pin nothing stale. */
+#define AGENT_RESYNC_IDS	65536
 
 #endif

@@ -25,10 +25,28 @@
 	X(messages_received, "messages received from agents")		\
 	X(samples_received, "samples received from agents")		\
 	X(ids_unmapped, "agent ids past max-ids, their samples dropped") \
-	X(store_overflow, "samples dropped: store full")		\
-	X(store_refused, "definitions refused: store full")		\
+	X(samples_stored, "samples added to the store")			\
+	X(samples_late, "samples older than the open buckets, kept")	\
+	X(samples_dropped, "samples dropped: unknown stack or no memory") \
+	X(expired_samples, "samples dropped past the retention")	\
+	X(evicted_samples, "samples dropped for max-memory, oldest first") \
+	X(evicted_buckets, "buckets dropped for max-memory")		\
+	X(rollups, "buckets merged into coarser ones")			\
+	X(sweeps, "definition sweeps run")				\
+	X(reclaimed, "definitions freed by sweeps")			\
+	X(resyncs, "agents asked to define their ids again")		\
+	X(store_refused, "definitions refused: memory full")		\
 	X(store_stacks, "distinct stacks stored")			\
+	X(store_threads, "threads stored")				\
+	X(store_instances, "process instances stored")			\
+	X(store_buckets, "time buckets held")				\
+	X(store_entries, "aggregated counters held")			\
 	X(store_bytes, "bytes used by the store")			\
+	X(store_def_bytes, "of those, by definitions")			\
+	X(persist_flushes, "writes of the store to disk")		\
+	X(persist_errors, "failed writes of the store to disk")		\
+	X(query_us_last, "time of the last query, microseconds")	\
+	X(query_us_max, "longest query, microseconds")			\
 	X(agents_forgotten, "disconnected agents dropped from status")	\
 	X(requests, "control requests answered")			\
 	X(request_errors, "control requests answered with an error")

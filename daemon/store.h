@@ -1,13 +1,21 @@
 /*
- * store.h -- the interned profile: strings, functions, frames and stacks,
- * each stored once under a global id (dense, from 1; 0 is never an id), and
- * sample counts per (process, stack).
+ * store.h -- the profile store: every sample profd keeps, aggregated in
+ * time buckets, and the definitions those samples refer to.
  *
- * The store is bounded: past max_stacks distinct stacks or max_bytes of
- * memory it refuses new definitions (returns id 0) and drops the samples
- * that would need them, counting them in `overflow`.  Interned definitions
- * live as long as the store, since agent connections keep ids of them;
- * store_reset forgets only the samples.
+ * Definitions (strings, functions, frames, stacks, process instances,
+ * threads) are interned under global ids, dense from 1 (0 is never an id).
+ * An id freed by the sweep may be handed out again later.
+ *
+ * Samples are counted per (bucket, thread, stack, labels, flags): a thread
+ * id names its process instance, so a bucket entry carries every dimension
+ * of a sample.  The newest buckets are open (hash tables, mutable); a
+ * bucket older than its width plus a grace period is sealed into a dense
+ * sorted array and never changes again, except by a roll-up that merges
+ * whole buckets into one coarser bucket (10 s -> 1 min -> 1 h by default).
+ *
+ * Bounds: buckets older than the retention go; past max_bytes the oldest
+ * buckets go first.  Definitions that no bucket and no live connection uses
+ * are reclaimed by store_sweep().  Every drop is counted.
  */
 #ifndef STORE_H
 #define STORE_H
@@ -15,24 +23,136 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct store;
+#define STORE_TIERS_MAX	4
 
-struct store_counts {
-	uint64_t	overflow;	/* samples dropped: store full */
-	uint64_t	refused;	/* definitions refused: store full */
-	size_t		strings;
-	size_t		funcs;
-	size_t		frames;
-	size_t		stacks;
-	size_t		entries;	/* (pid, stack) counters */
-	size_t		bytes;		/* memory charged to the store */
+/* One aggregated counter of a bucket (32 bytes, stored as is on disk). */
+struct store_entry {
+	uint32_t	thread;		/* thread id (names the instance) */
+	uint32_t	stack;		/* stack id */
+	uint32_t	labels;		/* label set id; 0: none (reserved) */
+	uint32_t	flags;		/* PROTO_SAMPLE_* */
+	uint64_t	count;		/* samples; 0 marks a free hash slot */
+	uint64_t	weight_us;	/* summed time weight */
 };
 
-struct store	*store_new(size_t max_stacks, size_t max_bytes);
-void		 store_free(struct store *);
+/* A time bucket.  Open: entries is a hash table of cap slots (free ones
+ * have count 0).  Sealed: entries holds n entries sorted, cap == n. */
+struct store_bucket {
+	uint64_t		 start_ns;	/* CLOCK_REALTIME, aligned */
+	uint64_t		 width_ns;
+	int			 sealed;
+	int			 dirty;		/* changed since persisted */
+	struct store_entry	*entries;
+	size_t			 n;		/* used entries */
+	size_t			 cap;		/* slots */
+	uint64_t		 samples;	/* sum of counts */
+	struct store_bucket	*prev, *next;	/* oldest first */
+};
 
-/* Interning: each returns the global id, or 0 when the store is full or an
- * id given is not one of the store's. */
+/* A process instance: (host, pid, start time). */
+struct store_instance {
+	uint32_t	 id;
+	uint32_t	 pid;
+	uint32_t	 ppid;
+	uint64_t	 start_ns;	/* process start, CLOCK_REALTIME */
+	uint64_t	 attach_ns;	/* first attached */
+	uint64_t	 end_ns;	/* last detached; 0 while attached */
+	uint64_t	 last_ns;	/* newest sample */
+	char		*host;
+	char		*service;
+	char		*python;
+	char		*reader;
+	char		**argv;
+	uint32_t	 argc;
+	uint64_t	 samples;	/* received */
+	uint64_t	 dropped;	/* the agent's own drop counter */
+	int		 attached;	/* a connection is open */
+	int		 dirty;		/* changed since persisted */
+};
+
+/* What a hello says of a process; strings need not be NUL-terminated. */
+struct store_instance_info {
+	uint32_t		 pid;
+	uint32_t		 ppid;
+	uint64_t		 start_ns;
+	const char		*host;		uint32_t host_len;
+	const char		*service;	uint32_t service_len;
+	const char		*python;	uint32_t python_len;
+	const char		*reader;	uint32_t reader_len;
+	const char *const	*argv;		/* NUL-terminated strings */
+	uint32_t		 argc;
+};
+
+struct store_thread {
+	uint32_t	id;
+	uint32_t	instance;
+	uint64_t	tid;		/* native thread id */
+	uint32_t	name;		/* string id */
+};
+
+/* Roll-up tiers: buckets younger than `until_ns` have width `width_ns`. */
+struct store_tier {
+	uint64_t	width_ns;
+	uint64_t	until_ns;	/* age; UINT64_MAX for the last tier */
+};
+
+struct store_config {
+	struct store_tier	 tiers[STORE_TIERS_MAX];
+	int			 ntiers;
+	uint64_t		 retention_ns;	/* oldest data kept */
+	uint64_t		 grace_ns;	/* late samples accepted */
+	size_t			 max_bytes;	/* the store's memory */
+};
+
+/* Counters of the store (see stats.h for their descriptions). */
+struct store_counts {
+	uint64_t	samples_stored;
+	uint64_t	samples_late;		/* charged to the oldest open */
+	uint64_t	samples_dropped;	/* unknown stack or no memory */
+	uint64_t	expired_samples;	/* past the retention */
+	uint64_t	evicted_samples;	/* past max_bytes */
+	uint64_t	evicted_buckets;
+	uint64_t	rollups;
+	uint64_t	reclaimed;		/* definitions freed */
+	uint64_t	sweeps;
+	uint64_t	refused;		/* definitions refused */
+	size_t		strings, funcs, frames, stacks, instances, threads;
+	size_t		buckets;
+	size_t		entries;
+	size_t		bytes;			/* memory charged */
+	size_t		def_bytes;		/* of that, definitions */
+	uint64_t	oldest_ns;		/* oldest bucket's start */
+};
+
+/* Kinds of definition, for marking and for the persistence layer. */
+enum store_kind {
+	STORE_STRING,
+	STORE_FUNC,
+	STORE_FRAME,
+	STORE_STACK,
+	STORE_INSTANCE,
+	STORE_THREAD,
+	STORE_NKINDS
+};
+
+struct store;
+
+/* Called for every definition and bucket changed (persistence). */
+struct store_hooks {
+	void	(*def_put)(void *, enum store_kind, uint32_t id);
+	void	(*def_del)(void *, enum store_kind, uint32_t id);
+	void	(*bucket_del)(void *, const struct store_bucket *);
+	void	*arg;
+};
+
+void		 store_config_default(struct store_config *);
+struct store	*store_new(const struct store_config *);
+void		 store_free(struct store *);
+const struct store_config *store_get_config(const struct store *);
+void		 store_set_hooks(struct store *, const struct store_hooks *);
+
+/* Interning: each returns the id, or 0 when out of memory or an id given
+ * is unknown. */
 uint32_t	 store_string(struct store *, const char *, size_t);
 uint32_t	 store_func(struct store *, uint32_t name, uint32_t file,
 		     uint32_t line);
@@ -40,12 +160,42 @@ uint32_t	 store_frame(struct store *, uint32_t func, uint32_t line);
 /* Frames leaf first.  A truncated stack gets a "[truncated]" root frame. */
 uint32_t	 store_stack(struct store *, const uint32_t *frames,
 		     uint32_t depth, int truncated);
+/* Finds the instance (host, pid, start) or creates it; marks it attached
+ * and refreshes what the hello says. */
+uint32_t	 store_instance_attach(struct store *,
+		     const struct store_instance_info *, uint64_t now_ns);
+void		 store_instance_detach(struct store *, uint32_t,
+		     uint64_t now_ns);
+/* Records the agent's own count of dropped samples. */
+void		 store_instance_set_dropped(struct store *, uint32_t,
+		     uint64_t dropped);
+uint32_t	 store_thread(struct store *, uint32_t instance, uint64_t tid,
+		     uint32_t name);
 
-/* Adds count samples of summed weight to (pid, stack); stack 0 (refused)
- * or a full store counts them as overflow.  0, or -1 if dropped. */
-int		 store_add(struct store *, uint32_t pid, uint32_t stack,
-		     uint64_t count, uint64_t weight_us);
-/* Forgets every sample; definitions stay. */
+/* Adds samples at time t_ns.  0, or -1 when they were dropped. */
+int		 store_add(struct store *, uint64_t t_ns, uint32_t thread,
+		     uint32_t stack, uint32_t flags, uint64_t count,
+		     uint64_t weight_us);
+
+/*
+ * Housekeeping, every second or so: seals buckets past their grace, rolls
+ * sealed ones up into their tier, drops what is past the retention or over
+ * max_bytes.  Sealing and roll-ups call no hook: a bucket is persisted
+ * by the caller (it is dirty); drops call bucket_del.
+ */
+void		 store_tick(struct store *, uint64_t now_ns);
+
+/*
+ * Reclaiming: store_sweep_begin() clears every mark and marks what the
+ * buckets use; the caller marks what live connections use with
+ * store_mark(); store_sweep_end() frees every unmarked definition (calling
+ * def_del) and returns how many were freed.
+ */
+void		 store_sweep_begin(struct store *);
+void		 store_mark(struct store *, enum store_kind, uint32_t id);
+size_t		 store_sweep_end(struct store *);
+
+/* Forgets every sample (definitions go at the next sweep). */
 void		 store_reset(struct store *);
 void		 store_get_counts(const struct store *, struct store_counts *);
 
@@ -59,38 +209,31 @@ int		 store_frame_get(const struct store *, uint32_t,
 /* Frame ids leaf first, including the truncation root frame if any. */
 const uint32_t	*store_stack_get(const struct store *, uint32_t,
 		     uint32_t *depth);
+const struct store_instance *store_instance_get(const struct store *,
+		     uint32_t);
+const struct store_thread *store_thread_get(const struct store *, uint32_t);
+/* Upper bound of the ids of a kind (for dense per-id arrays). */
+uint32_t	 store_id_limit(const struct store *, enum store_kind);
 
-/* Aggregates over a set of processes (npids == 0: every process). */
-struct store_func_row {
-	uint32_t	func;
-	uint64_t	self;		/* samples with it as the leaf */
-	uint64_t	total;		/* samples with it anywhere, once */
-	uint64_t	self_us;
-	uint64_t	total_us;
-};
-struct store_proc_row {
-	uint32_t	pid;
-	uint64_t	samples;
-	uint64_t	weight_us;
-};
-struct store_stack_row {
-	uint32_t	stack;
-	uint64_t	count;
-	uint64_t	weight_us;
-};
-struct store_result {
-	uint64_t		 samples;
-	uint64_t		 weight_us;
-	struct store_proc_row	*procs;		/* by pid */
-	size_t			 nprocs;
-	struct store_func_row	*funcs;		/* self desc, total desc */
-	size_t			 nfuncs;
-	struct store_stack_row	*stacks;	/* count desc; if asked */
-	size_t			 nstacks;
-};
+/* Buckets, oldest first. */
+struct store_bucket *store_buckets(const struct store *);
 
-int		 store_query(const struct store *, const uint32_t *pids,
-		     size_t npids, int want_stacks, struct store_result *);
-void		 store_result_free(struct store_result *);
+/*
+ * Loading (persistence): puts a definition under a given id, or a sealed
+ * bucket, as they were saved.  -1 when out of memory or inconsistent.
+ */
+int		 store_load_string(struct store *, uint32_t id, const char *,
+		     size_t);
+int		 store_load_func(struct store *, uint32_t id, uint32_t name,
+		     uint32_t file, uint32_t line);
+int		 store_load_frame(struct store *, uint32_t id, uint32_t func,
+		     uint32_t line);
+int		 store_load_stack(struct store *, uint32_t id,
+		     const uint32_t *frames, uint32_t depth);
+int		 store_load_instance(struct store *,
+		     const struct store_instance *);
+int		 store_load_thread(struct store *, const struct store_thread *);
+int		 store_load_bucket(struct store *, uint64_t start_ns,
+		     uint64_t width_ns, const struct store_entry *, size_t n);
 
 #endif

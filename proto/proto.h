@@ -26,6 +26,7 @@
 #include <msgpack.h>
 
 #define PROTO_VERSION 1
+#define PROTO_VERSION_MIN 1		/* oldest hello version accepted */
 
 /* Limits.  Every one is checked by the decoder; a peer over one is closed. */
 #define PROTO_HEADER_SIZE	4		/* length prefix */

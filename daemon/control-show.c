@@ -1,0 +1,747 @@
+/*
+ * control-show.c -- the "show" request: one query over the store, then one
+ * view of its result.  Table views (rows by function, line, file, thread,
+ * process or service; a call tree; a diff) are replied as msgpack for
+ * profctl to print or turn into JSON; stack formats (folded, speedscope,
+ * pprof, svg) are encoded here by their encoder and replied as bytes.
+ *
+ * Arguments (every one optional):
+ *   since_ns, until_ns   window, CLOCK_REALTIME ns (0: open)
+ *   pids, services, threads (name globs), oncpu, mode   filters
+ *   by      "function" (default), "line", "file", "thread", "process",
+ *           "service"
+ *   tree, depth, min_permille            the call tree instead of rows
+ *   diff    a map of the baseline: since_ns, until_ns, pids, services,
+ *           threads; what it has replaces the main query's filters
+ *   top     rows kept (table views) or heaviest stacks kept (stack
+ *           formats); refused with tree
+ *   format  "rows" (default), "folded", "speedscope", "pprof", "svg"
+ *   weight  "samples" (default) or "time"
+ *   root_pid, root_thread   folded: root frames per process / thread
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "format.h"
+#include "settings.h"
+#include "proto.h"
+#include "query.h"
+#include "server-control.h"
+#include "server.h"
+#include "stats.h"
+#include "store.h"
+
+#define CONTROL_SHOW_MAX_DEPTH	PROTO_MAX_DEPTH
+
+const char *const control_show_args[] = {
+	"since_ns", "until_ns", "pids", "services", "threads", "oncpu",
+	"mode", "by", "tree", "depth", "min_permille", "diff", "top",
+	"format", "weight", "root_pid", "root_thread", NULL
+};
+
+/* A query and the storage of its string filters. */
+struct control_query {
+	struct query	 q;
+	char		**services;
+	size_t		 nservices;
+	char		**threads;
+	size_t		 nthreads;
+	uint32_t	*pids;
+	size_t		 npids;
+};
+
+static const char *const control_show_formats[] = {
+	"rows", "folded", "speedscope", "pprof", "svg", NULL
+};
+
+/* Parses a format name; -1 when unknown. */
+static int
+control_show_format_parse(const char *s)
+{
+	int	i;
+
+	for (i = 0; control_show_formats[i] != NULL; i++) {
+		if (strcmp(s, control_show_formats[i]) == 0)
+			return (i);
+	}
+	return (-1);
+}
+
+/* Parses a weight name. */
+static int
+control_show_weight_parse(const char *s)
+{
+	if (strcmp(s, "samples") == 0)
+		return (FORMAT_WEIGHT_SAMPLES);
+	if (strcmp(s, "time") == 0)
+		return (FORMAT_WEIGHT_TIME);
+	return (-1);
+}
+
+/* Parses a mode name, or "any". */
+static int
+control_show_mode_parse(const char *s)
+{
+	if (strcmp(s, "any") == 0)
+		return (PROTO_MODE_LAST + 1);
+	return (proto_mode_parse(s));
+}
+
+/* Frees a query's filter storage. */
+static void
+control_query_free(struct control_query *cq)
+{
+	server_control_strs_free(cq->services, cq->nservices);
+	server_control_strs_free(cq->threads, cq->nthreads);
+	free(cq->pids);
+	memset(cq, 0, sizeof *cq);
+}
+
+/* Checks that every pid is one the store knows. */
+static int
+control_show_check_pids(struct control_args *a, const uint32_t *pids,
+    size_t npids)
+{
+	const struct store_instance	*in;
+	uint32_t			 id, limit;
+	size_t				 i;
+
+	limit = store_id_limit(server_store, STORE_INSTANCE);
+	for (i = 0; i < npids; i++) {
+		for (id = 1; id < limit; id++) {
+			in = store_instance_get(server_store, id);
+			if (in != NULL && in->pid == pids[i])
+				break;
+		}
+		if (id == limit) {
+			snprintf(a->error, sizeof a->error, "no process with "
+			    "pid %u in the store (see 'profctl ps')", pids[i]);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/* Reads the filters of a map (the request's, or diff's) into cq. */
+static int
+control_show_filters(struct control_args *a, struct control_query *cq)
+{
+	const msgpack_object	*o;
+	uint64_t		 v;
+	uint32_t		 i;
+	int			 present;
+
+	if (server_control_arg_uint(a, "since_ns", &v, &present) != 0)
+		return (-1);
+	if (present)
+		cq->q.since_ns = v;
+	if (server_control_arg_uint(a, "until_ns", &v, &present) != 0)
+		return (-1);
+	if (present)
+		cq->q.until_ns = v;
+	if (cq->q.until_ns != 0 && cq->q.since_ns >= cq->q.until_ns) {
+		snprintf(a->error, sizeof a->error, "the window is empty: "
+		    "--since must be before --until");
+		return (-1);
+	}
+	if ((o = proto_map_get(a->map, "pids")) != NULL) {
+		if (o->type != MSGPACK_OBJECT_ARRAY ||
+		    o->via.array.size > CONTROL_MAX_PIDS) {
+			snprintf(a->error, sizeof a->error,
+			    "'pids' must be a list of process ids");
+			return (-1);
+		}
+		free(cq->pids);
+		cq->pids = NULL;
+		cq->npids = 0;
+		if (o->via.array.size > 0 && (cq->pids = calloc(
+		    o->via.array.size, sizeof *cq->pids)) == NULL) {
+			snprintf(a->error, sizeof a->error, "out of memory");
+			return (-1);
+		}
+		for (i = 0; i < o->via.array.size; i++) {
+			if (o->via.array.ptr[i].type !=
+			    MSGPACK_OBJECT_POSITIVE_INTEGER ||
+			    o->via.array.ptr[i].via.u64 == 0 ||
+			    o->via.array.ptr[i].via.u64 > UINT32_MAX) {
+				snprintf(a->error, sizeof a->error,
+				    "'pids' must be a list of process ids");
+				return (-1);
+			}
+			cq->pids[cq->npids++] =
+			    (uint32_t)o->via.array.ptr[i].via.u64;
+		}
+		if (control_show_check_pids(a, cq->pids, cq->npids) != 0)
+			return (-1);
+	}
+	if (proto_map_get(a->map, "services") != NULL) {
+		server_control_strs_free(cq->services, cq->nservices);
+		if (server_control_arg_strs(a, "services", &cq->services,
+		    &cq->nservices) != 0)
+			return (-1);
+	}
+	if (proto_map_get(a->map, "threads") != NULL) {
+		server_control_strs_free(cq->threads, cq->nthreads);
+		if (server_control_arg_strs(a, "threads", &cq->threads,
+		    &cq->nthreads) != 0)
+			return (-1);
+	}
+	cq->q.pids = cq->pids;
+	cq->q.npids = cq->npids;
+	cq->q.services = (const char *const *)cq->services;
+	cq->q.nservices = cq->nservices;
+	cq->q.threads = (const char *const *)cq->threads;
+	cq->q.nthreads = cq->nthreads;
+	return (0);
+}
+
+/* Runs a query, timing it for the counters. */
+static int
+control_show_run(struct control_args *a, const struct query *q,
+    struct query_result *res)
+{
+	struct timespec	t0, t1;
+	uint64_t	us;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (query_run(server_store, q, res) != 0) {
+		snprintf(a->error, sizeof a->error, "out of memory for the "
+		    "query; narrow it with --since or --pid");
+		return (-1);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
+	    (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000;
+	daemon_stats.query_us_last = us;
+	if (us > daemon_stats.query_us_max)
+		daemon_stats.query_us_max = us;
+	return (0);
+}
+
+/* Packs a function's name, file and line. */
+static void
+control_show_pack_func(msgpack_packer *pk, uint32_t func, uint32_t line,
+    int use_line)
+{
+	uint32_t	name = 0, file = 0, fline = 0;
+
+	store_func_get(server_store, func, &name, &file, &fline);
+	proto_pack_cstr(pk, "function");
+	server_control_pack_sid(pk, name);
+	proto_pack_cstr(pk, "file");
+	server_control_pack_sid(pk, file);
+	proto_pack_cstr(pk, "line");
+	msgpack_pack_uint32(pk, use_line ? line : fline);
+}
+
+/* Packs the four counts of a row. */
+static void
+control_show_pack_counts(msgpack_packer *pk, uint64_t self, uint64_t total,
+    uint64_t self_us, uint64_t total_us)
+{
+	proto_pack_cstr(pk, "self");
+	msgpack_pack_uint64(pk, self);
+	proto_pack_cstr(pk, "total");
+	msgpack_pack_uint64(pk, total);
+	proto_pack_cstr(pk, "self_us");
+	msgpack_pack_uint64(pk, self_us);
+	proto_pack_cstr(pk, "total_us");
+	msgpack_pack_uint64(pk, total_us);
+}
+
+/* Packs one instance's description (7 pairs). */
+static void
+control_show_pack_instance(msgpack_packer *pk, uint32_t id)
+{
+	const struct store_instance	*in;
+	static char			*none[1];
+
+	in = store_instance_get(server_store, id);
+	proto_pack_cstr(pk, "pid");
+	msgpack_pack_uint32(pk, in != NULL ? in->pid : 0);
+	proto_pack_cstr(pk, "ppid");
+	msgpack_pack_uint32(pk, in != NULL ? in->ppid : 0);
+	proto_pack_cstr(pk, "instance");
+	msgpack_pack_uint32(pk, id);
+	proto_pack_cstr(pk, "service");
+	proto_pack_cstr(pk, in != NULL ? in->service : "");
+	proto_pack_cstr(pk, "host");
+	proto_pack_cstr(pk, in != NULL ? in->host : "");
+	proto_pack_cstr(pk, "start_ns");
+	msgpack_pack_uint64(pk, in != NULL ? in->start_ns : 0);
+	proto_pack_cstr(pk, "argv");
+	if (in != NULL)
+		server_control_pack_strv(pk, in->argv, in->argc);
+	else
+		server_control_pack_strv(pk, none, 0);
+}
+
+/* Packs one row of a view. */
+static void
+control_show_pack_row(msgpack_packer *pk, enum query_by by,
+    const struct query_row *r)
+{
+	const struct store_thread	*t;
+	const struct store_instance	*in;
+	uint32_t			 func = 0, line = 0;
+
+	switch (by) {
+	case QUERY_BY_FUNCTION:
+		msgpack_pack_map(pk, 7);
+		control_show_pack_func(pk, r->key, 0, 0);
+		break;
+	case QUERY_BY_LINE:
+		store_frame_get(server_store, r->key, &func, &line);
+		msgpack_pack_map(pk, 7);
+		control_show_pack_func(pk, func, line, 1);
+		break;
+	case QUERY_BY_FILE:
+		msgpack_pack_map(pk, 5);
+		proto_pack_cstr(pk, "file");
+		server_control_pack_sid(pk, r->key);
+		break;
+	case QUERY_BY_THREAD:
+		t = store_thread_get(server_store, r->key);
+		in = t != NULL ? store_instance_get(server_store,
+		    t->instance) : NULL;
+		msgpack_pack_map(pk, 8);
+		proto_pack_cstr(pk, "thread");
+		server_control_pack_sid(pk, t != NULL ? t->name : 0);
+		proto_pack_cstr(pk, "tid");
+		msgpack_pack_uint64(pk, t != NULL ? t->tid : 0);
+		proto_pack_cstr(pk, "pid");
+		msgpack_pack_uint32(pk, in != NULL ? in->pid : 0);
+		proto_pack_cstr(pk, "service");
+		proto_pack_cstr(pk, in != NULL ? in->service : "");
+		break;
+	case QUERY_BY_PROCESS:
+		msgpack_pack_map(pk, 13);
+		control_show_pack_instance(pk, r->key);
+		proto_pack_cstr(pk, "samples");
+		msgpack_pack_uint64(pk, r->self);
+		proto_pack_cstr(pk, "weight_us");
+		msgpack_pack_uint64(pk, r->self_us);
+		break;
+	case QUERY_BY_SERVICE:
+		in = store_instance_get(server_store, r->key);
+		msgpack_pack_map(pk, 5);
+		proto_pack_cstr(pk, "service");
+		proto_pack_cstr(pk, in != NULL ? in->service : "");
+		break;
+	}
+	control_show_pack_counts(pk, r->self, r->total, r->self_us,
+	    r->total_us);
+}
+
+/* The reply key of a view's rows. */
+static const char *
+control_show_rows_key(enum query_by by)
+{
+	static const char *const keys[] = {
+		"functions", "lines", "files", "threads", "processes",
+		"services"
+	};
+
+	return (keys[by]);
+}
+
+/* Packs the header every rows reply has (5 pairs). */
+static void
+control_show_pack_head(msgpack_packer *pk, const struct query_result *res,
+    const char *view)
+{
+	proto_pack_cstr(pk, "samples");
+	msgpack_pack_uint64(pk, res->count);
+	proto_pack_cstr(pk, "weight_us");
+	msgpack_pack_uint64(pk, res->weight_us);
+	proto_pack_cstr(pk, "from_ns");
+	msgpack_pack_uint64(pk, res->from_ns);
+	proto_pack_cstr(pk, "to_ns");
+	msgpack_pack_uint64(pk, res->to_ns);
+	proto_pack_cstr(pk, "view");
+	proto_pack_cstr(pk, view);
+}
+
+/* Replies rows of a view, with the processes summary. */
+static int
+control_show_rows(struct control_args *a, struct proto_sink *sink,
+    const struct query_result *res, enum query_by by, uint64_t top)
+{
+	struct query_row	*rows = NULL, *procs = NULL;
+	size_t			 n = 0, np = 0, i, start;
+	msgpack_packer		*pk = &sink->pk;
+
+	if (query_rows(server_store, res, by, &rows, &n) != 0 ||
+	    (by != QUERY_BY_PROCESS && query_rows(server_store, res,
+	    QUERY_BY_PROCESS, &procs, &np) != 0)) {
+		free(rows);
+		snprintf(a->error, sizeof a->error, "out of memory");
+		return (-1);
+	}
+	if (by == QUERY_BY_PROCESS) {
+		procs = rows;
+		np = n;
+		rows = NULL;
+	}
+	if (top != 0 && n > top)
+		n = (size_t)top;
+	start = proto_begin_reply(sink, 1);
+	msgpack_pack_map(pk, by == QUERY_BY_PROCESS ? 6 : 7);
+	control_show_pack_head(pk, res, query_by_name(by));
+	proto_pack_cstr(pk, "processes");
+	msgpack_pack_array(pk, by == QUERY_BY_PROCESS && top != 0 &&
+	    np > top ? (size_t)top : np);
+	for (i = 0; i < np && !(by == QUERY_BY_PROCESS && top != 0 &&
+	    i >= top); i++) {
+		control_show_pack_row(pk, QUERY_BY_PROCESS, &procs[i]);
+		/* Compatibility: the per-process totals. */
+	}
+	if (by != QUERY_BY_PROCESS) {
+		proto_pack_cstr(pk, control_show_rows_key(by));
+		msgpack_pack_array(pk, n);
+		for (i = 0; i < n && !sink->full; i++)
+			control_show_pack_row(pk, by, &rows[i]);
+	}
+	free(rows);
+	free(procs);
+	return (server_control_end(sink, start));
+}
+
+/* Replies the call tree. */
+static int
+control_show_tree(struct control_args *a, struct proto_sink *sink,
+    const struct query_result *res)
+{
+	struct query_node	*nodes = NULL;
+	size_t			 n = 0, i, start;
+	uint64_t		 depth = 0, permille = 5;
+	msgpack_packer		*pk = &sink->pk;
+	int			 present;
+
+	if (server_control_arg_uint(a, "depth", &depth, &present) != 0 ||
+	    server_control_arg_uint(a, "min_permille", &permille,
+	    &present) != 0)
+		return (-1);
+	if (depth > CONTROL_SHOW_MAX_DEPTH || permille > 1000) {
+		snprintf(a->error, sizeof a->error, "depth must be at most %d "
+		    "and the cut-off at most 100%%", CONTROL_SHOW_MAX_DEPTH);
+		return (-1);
+	}
+	if (query_tree(server_store, res, (uint32_t)depth, (uint32_t)permille,
+	    &nodes, &n) != 0) {
+		snprintf(a->error, sizeof a->error, "out of memory");
+		return (-1);
+	}
+	start = proto_begin_reply(sink, 1);
+	msgpack_pack_map(pk, 6);
+	control_show_pack_head(pk, res, "tree");
+	proto_pack_cstr(pk, "tree");
+	msgpack_pack_array(pk, n);
+	for (i = 0; i < n && !sink->full; i++) {
+		msgpack_pack_map(pk, 8);
+		proto_pack_cstr(pk, "depth");
+		msgpack_pack_uint32(pk, nodes[i].depth);
+		control_show_pack_func(pk, nodes[i].func, 0, 0);
+		control_show_pack_counts(pk, nodes[i].self, nodes[i].total,
+		    nodes[i].self_us, nodes[i].total_us);
+	}
+	free(nodes);
+	return (server_control_end(sink, start));
+}
+
+/* A function's share in a diff. */
+struct control_diff_row {
+	uint32_t	func;
+	uint64_t	self, total, base_self, base_total;
+	double		delta;		/* self percentage points */
+};
+
+/* Orders diff rows by the size of their change. */
+static int
+control_diff_cmp(const void *x, const void *y)
+{
+	const struct control_diff_row	*a = x, *b = y;
+	double				 da = a->delta < 0 ? -a->delta :
+					     a->delta;
+	double				 db = b->delta < 0 ? -b->delta :
+					     b->delta;
+
+	if (da != db)
+		return (da > db ? -1 : 1);
+	return (a->func < b->func ? -1 : a->func > b->func);
+}
+
+/* Replies a diff of two results by function. */
+static int
+control_show_diff(struct control_args *a, struct proto_sink *sink,
+    const struct query_result *res, const struct query_result *base,
+    uint64_t top)
+{
+	struct query_row	*r = NULL, *br = NULL;
+	struct control_diff_row	*d = NULL;
+	uint32_t		*slot = NULL, limit;
+	size_t			 n = 0, bn = 0, nd = 0, i, start;
+	msgpack_packer		*pk = &sink->pk;
+	double			 pct, bpct;
+
+	limit = store_id_limit(server_store, STORE_FUNC);
+	if (query_rows(server_store, res, QUERY_BY_FUNCTION, &r, &n) != 0 ||
+	    query_rows(server_store, base, QUERY_BY_FUNCTION, &br, &bn) != 0 ||
+	    (d = calloc(n + bn + 1, sizeof *d)) == NULL ||
+	    (slot = calloc(limit, sizeof *slot)) == NULL) {
+		snprintf(a->error, sizeof a->error, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		d[nd].func = r[i].key;
+		d[nd].self = r[i].self;
+		d[nd].total = r[i].total;
+		slot[r[i].key] = (uint32_t)++nd;
+	}
+	for (i = 0; i < bn; i++) {
+		if (slot[br[i].key] == 0) {
+			d[nd].func = br[i].key;
+			slot[br[i].key] = (uint32_t)++nd;
+		}
+		d[slot[br[i].key] - 1].base_self = br[i].self;
+		d[slot[br[i].key] - 1].base_total = br[i].total;
+	}
+	for (i = 0; i < nd; i++) {
+		pct = res->count ? 100.0 * d[i].self / res->count : 0;
+		bpct = base->count ? 100.0 * d[i].base_self / base->count : 0;
+		d[i].delta = pct - bpct;
+	}
+	qsort(d, nd, sizeof *d, control_diff_cmp);
+	if (top != 0 && nd > top)
+		nd = (size_t)top;
+	start = proto_begin_reply(sink, 1);
+	msgpack_pack_map(pk, 7);
+	control_show_pack_head(pk, res, "diff");
+	proto_pack_cstr(pk, "base_samples");
+	msgpack_pack_uint64(pk, base->count);
+	proto_pack_cstr(pk, "functions");
+	msgpack_pack_array(pk, nd);
+	for (i = 0; i < nd && !sink->full; i++) {
+		msgpack_pack_map(pk, 11);
+		control_show_pack_func(pk, d[i].func, 0, 0);
+		proto_pack_cstr(pk, "self");
+		msgpack_pack_uint64(pk, d[i].self);
+		proto_pack_cstr(pk, "total");
+		msgpack_pack_uint64(pk, d[i].total);
+		proto_pack_cstr(pk, "base_self");
+		msgpack_pack_uint64(pk, d[i].base_self);
+		proto_pack_cstr(pk, "base_total");
+		msgpack_pack_uint64(pk, d[i].base_total);
+		proto_pack_cstr(pk, "self_pct");
+		msgpack_pack_double(pk, res->count ? 100.0 * d[i].self /
+		    res->count : 0);
+		proto_pack_cstr(pk, "base_self_pct");
+		msgpack_pack_double(pk, base->count ? 100.0 * d[i].base_self /
+		    base->count : 0);
+		proto_pack_cstr(pk, "delta_pct");
+		msgpack_pack_double(pk, d[i].delta);
+		proto_pack_cstr(pk, "total_pct");
+		msgpack_pack_double(pk, res->count ? 100.0 * d[i].total /
+		    res->count : 0);
+	}
+	free(r);
+	free(br);
+	free(d);
+	free(slot);
+	return (server_control_end(sink, start));
+fail:
+	free(r);
+	free(br);
+	free(d);
+	free(slot);
+	return (-1);
+}
+
+/* The title of a profile: what was asked. */
+static void
+control_show_title(const struct control_query *cq, char *buf, size_t len)
+{
+	size_t	off;
+
+	off = (size_t)snprintf(buf, len, "profd");
+	if (cq->nservices > 0 && off < len)
+		off += (size_t)snprintf(buf + off, len - off, " service %s%s",
+		    cq->services[0], cq->nservices > 1 ? ",..." : "");
+	if (cq->npids > 0 && off < len)
+		off += (size_t)snprintf(buf + off, len - off, " pid %u%s",
+		    cq->pids[0], cq->npids > 1 ? ",..." : "");
+	if (cq->nthreads > 0 && off < len)
+		snprintf(buf + off, len - off, " thread %s%s", cq->threads[0],
+		    cq->nthreads > 1 ? ",..." : "");
+}
+
+/* Replies the profile of a result in a stack format. */
+static int
+control_show_encode(struct control_args *a, struct proto_sink *sink,
+    const struct query_result *res, const struct control_query *cq,
+    int format, uint64_t top)
+{
+	struct format_opts	 opts;
+	struct profile		*p = NULL;
+	struct evbuffer		*out = NULL;
+	format_fn		 fn;
+	uint32_t		 mode, weight = FORMAT_WEIGHT_SAMPLES;
+	size_t			 len, start;
+	char			 title[256];
+	int			 labels;
+
+	memset(&opts, 0, sizeof opts);
+	if (server_control_arg_name(a, "weight", control_show_weight_parse,
+	    "samples or time", &weight) != 0 ||
+	    server_control_arg_bool(a, "root_pid", &opts.root_pid) != 0 ||
+	    server_control_arg_bool(a, "root_thread", &opts.root_thread) != 0)
+		return (-1);
+	opts.weight = (enum format_weight)weight;
+	fn = format_find(control_show_formats[format]);
+	if (fn == NULL) {
+		snprintf(a->error, sizeof a->error, "format %s is not built "
+		    "into this profd", control_show_formats[format]);
+		return (-1);
+	}
+	/* Folded merges threads unless asked for their root frames. */
+	labels = strcmp(control_show_formats[format], "folded") != 0 ||
+	    opts.root_pid || opts.root_thread;
+	if ((p = query_profile(server_store, res, labels)) == NULL ||
+	    (out = evbuffer_new()) == NULL)
+		goto oom;
+	if (top != 0)
+		profile_keep_top(p, (size_t)top);
+	p->rate_hz = server_profile.rate_hz;
+	mode = (uint32_t)cq->q.mode;
+	p->weight = mode == PROTO_MODE_CPU ? PROFILE_WEIGHT_CPU :
+	    PROFILE_WEIGHT_WALL;
+	control_show_title(cq, title, sizeof title);
+	if (profile_set_title(p, title) != 0)
+		goto oom;
+	if (fn(p, &opts, out) != 0)
+		goto oom;
+	len = evbuffer_get_length(out);
+	start = proto_begin_reply(sink, 1);
+	msgpack_pack_map(&sink->pk, 8);
+	control_show_pack_head(&sink->pk, res, "stacks");
+	proto_pack_cstr(&sink->pk, "format");
+	proto_pack_cstr(&sink->pk, control_show_formats[format]);
+	proto_pack_cstr(&sink->pk, "stacks");
+	msgpack_pack_uint64(&sink->pk, p->nsamples);
+	proto_pack_cstr(&sink->pk, "data");
+	msgpack_pack_bin(&sink->pk, len);
+	msgpack_pack_bin_body(&sink->pk, evbuffer_pullup(out, -1), len);
+	evbuffer_free(out);
+	profile_free(p);
+	return (server_control_end(sink, start));
+oom:
+	if (out != NULL)
+		evbuffer_free(out);
+	profile_free(p);
+	snprintf(a->error, sizeof a->error, "out of memory encoding the "
+	    "profile; narrow it with --top, --since or --pid");
+	return (-1);
+}
+
+/* "show": one view of the samples that pass the filters. */
+int
+control_show(struct control_args *a, struct proto_sink *sink)
+{
+	struct control_query	 cq, bq;
+	struct query_result	 res, base;
+	struct control_args	 da;
+	const msgpack_object	*diff;
+	uint32_t		 by = QUERY_BY_FUNCTION, format = 0, mode;
+	uint64_t		 top = 0;
+	int			 tree = 0, oncpu = 0, present, rc = -1;
+
+	memset(&cq, 0, sizeof cq);
+	memset(&bq, 0, sizeof bq);
+	memset(&res, 0, sizeof res);
+	memset(&base, 0, sizeof base);
+	cq.q.mode = QUERY_MODE_ANY;
+	mode = PROTO_MODE_LAST + 1;
+	if (control_show_filters(a, &cq) != 0 ||
+	    server_control_arg_bool(a, "oncpu", &oncpu) != 0 ||
+	    server_control_arg_name(a, "mode", control_show_mode_parse,
+	    "wall, cpu, gil or any", &mode) != 0 ||
+	    server_control_arg_name(a, "by", query_by_parse,
+	    "function, line, file, thread, process or service", &by) != 0 ||
+	    server_control_arg_bool(a, "tree", &tree) != 0 ||
+	    server_control_arg_uint(a, "top", &top, &present) != 0 ||
+	    server_control_arg_name(a, "format", control_show_format_parse,
+	    "rows, folded, speedscope, pprof or svg", &format) != 0)
+		goto out;
+	cq.q.oncpu = oncpu;
+	cq.q.mode = mode > PROTO_MODE_LAST ? QUERY_MODE_ANY : (int)mode;
+	diff = proto_map_get(a->map, "diff");
+	if (diff != NULL && diff->type != MSGPACK_OBJECT_MAP) {
+		snprintf(a->error, sizeof a->error, "'diff' must be a map");
+		goto out;
+	}
+	if (tree && top != 0) {
+		snprintf(a->error, sizeof a->error, "--top does not apply to "
+		    "--tree; cut it with --depth or --min-percent");
+		goto out;
+	}
+	if ((tree || diff != NULL) && format != 0) {
+		snprintf(a->error, sizeof a->error, "--tree and --diff print "
+		    "tables or JSON, not stack formats");
+		goto out;
+	}
+	if (tree && diff != NULL) {
+		snprintf(a->error, sizeof a->error, "--tree and --diff cannot "
+		    "be combined");
+		goto out;
+	}
+	if (control_show_run(a, &cq.q, &res) != 0)
+		goto out;
+	if (diff != NULL) {
+		/* The baseline: the same query with diff's filters. */
+		bq = cq;
+		bq.pids = NULL;
+		bq.services = bq.threads = NULL;
+		bq.npids = bq.nservices = bq.nthreads = 0;
+		bq.q.pids = cq.q.pids;
+		bq.q.services = cq.q.services;
+		bq.q.threads = cq.q.threads;
+		memset(&da, 0, sizeof da);
+		da.map = &diff->via.map;
+		if (control_show_filters(&da, &bq) != 0) {
+			snprintf(a->error, sizeof a->error, "baseline: %.200s",
+			    da.error);
+			goto out;
+		}
+		if (bq.pids == NULL) {
+			bq.q.pids = cq.q.pids;
+			bq.q.npids = cq.q.npids;
+		}
+		if (bq.services == NULL) {
+			bq.q.services = cq.q.services;
+			bq.q.nservices = cq.q.nservices;
+		}
+		if (bq.threads == NULL) {
+			bq.q.threads = cq.q.threads;
+			bq.q.nthreads = cq.q.nthreads;
+		}
+		if (control_show_run(a, &bq.q, &base) != 0)
+			goto out;
+		rc = control_show_diff(a, sink, &res, &base, top);
+	} else if (tree)
+		rc = control_show_tree(a, sink, &res);
+	else if (format != 0)
+		rc = control_show_encode(a, sink, &res, &cq, (int)format, top);
+	else
+		rc = control_show_rows(a, sink, &res, (enum query_by)by, top);
+out:
+	query_result_free(&res);
+	query_result_free(&base);
+	control_query_free(&cq);
+	control_query_free(&bq);
+	return (rc);
+}

@@ -1,0 +1,701 @@
+/*
+ * query.c -- the samples of a window and filters, merged by (stack,
+ * thread), and the views computed from them (see query.h).
+ *
+ * A bucket counts when it overlaps the window: the time resolution of a
+ * query is the width of the buckets it reads.  Filters on processes and
+ * threads are decided once per thread id (a dense verdict array), so the
+ * scan of the entries does one array lookup and one hash update each.
+ */
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proto.h"
+#include "query.h"
+#include "store.h"
+
+#define QUERY_CELLS_MIN	1024	/* slots of the merge table */
+
+enum {
+	QUERY_UNDECIDED = 0,
+	QUERY_PASS,
+	QUERY_FAIL,
+};
+
+/* The merge table: open addressing on (stack, thread). */
+struct query_table {
+	struct query_cell	*cells;
+	size_t			 cap;
+	size_t			 n;
+};
+
+/* Hashes a cell key. */
+static inline size_t
+query_hash(uint32_t stack, uint32_t thread)
+{
+	uint64_t	h = ((uint64_t)stack << 32 | thread) *
+			    0x9e3779b97f4a7c15ull;
+
+	return ((size_t)(h ^ (h >> 29)));
+}
+
+/* Doubles the merge table. */
+static int
+query_table_grow(struct query_table *t)
+{
+	struct query_cell	*c;
+	size_t			 cap = t->cap == 0 ? QUERY_CELLS_MIN : t->cap * 2;
+	size_t			 i, j;
+
+	if ((c = calloc(cap, sizeof *c)) == NULL)
+		return (-1);
+	for (i = 0; i < t->cap; i++) {
+		if (t->cells[i].count == 0)
+			continue;
+		for (j = query_hash(t->cells[i].stack, t->cells[i].thread) &
+		    (cap - 1); c[j].count != 0; j = (j + 1) & (cap - 1))
+			;
+		c[j] = t->cells[i];
+	}
+	free(t->cells);
+	t->cells = c;
+	t->cap = cap;
+	return (0);
+}
+
+/* Adds to a cell. */
+static int
+query_table_add(struct query_table *t, uint32_t stack, uint32_t thread,
+    uint64_t count, uint64_t weight_us)
+{
+	struct query_cell	*c;
+	size_t			 j;
+
+	if ((t->n + 1) * 2 > t->cap && query_table_grow(t) != 0)
+		return (-1);
+	for (j = query_hash(stack, thread) & (t->cap - 1);; j = (j + 1) &
+	    (t->cap - 1)) {
+		c = &t->cells[j];
+		if (c->count == 0) {
+			c->stack = stack;
+			c->thread = thread;
+			t->n++;
+			break;
+		}
+		if (c->stack == stack && c->thread == thread)
+			break;
+	}
+	c->count += count;
+	c->weight_us += weight_us;
+	return (0);
+}
+
+/* Decides whether a thread's samples pass the process and thread
+ * filters. */
+static int
+query_thread_verdict(const struct store *st, const struct query *q,
+    uint32_t thread)
+{
+	const struct store_thread	*t;
+	const struct store_instance	*in;
+	const char			*name;
+	size_t				 i;
+
+	if ((t = store_thread_get(st, thread)) == NULL ||
+	    (in = store_instance_get(st, t->instance)) == NULL)
+		return (QUERY_FAIL);
+	if (q->npids > 0) {
+		for (i = 0; i < q->npids && q->pids[i] != in->pid; i++)
+			;
+		if (i == q->npids)
+			return (QUERY_FAIL);
+	}
+	if (q->nservices > 0) {
+		for (i = 0; i < q->nservices &&
+		    strcmp(q->services[i], in->service) != 0; i++)
+			;
+		if (i == q->nservices)
+			return (QUERY_FAIL);
+	}
+	if (q->nthreads > 0) {
+		if ((name = store_string_get(st, t->name, NULL)) == NULL)
+			name = "";
+		for (i = 0; i < q->nthreads &&
+		    fnmatch(q->threads[i], name, 0) != 0; i++)
+			;
+		if (i == q->nthreads)
+			return (QUERY_FAIL);
+	}
+	return (QUERY_PASS);
+}
+
+/* Runs a query. */
+int
+query_run(const struct store *st, const struct query *q,
+    struct query_result *res)
+{
+	const struct store_bucket	*b;
+	const struct store_entry	*e;
+	struct query_table		 t = { NULL, 0, 0 };
+	uint8_t				*verdict = NULL;
+	uint32_t			 nthreads;
+	size_t				 i, n;
+	uint64_t			 until = q->until_ns ? q->until_ns :
+					     UINT64_MAX;
+
+	memset(res, 0, sizeof *res);
+	nthreads = store_id_limit(st, STORE_THREAD);
+	if ((verdict = calloc(nthreads, 1)) == NULL)
+		goto fail;
+	for (b = store_buckets(st); b != NULL; b = b->next) {
+		if (b->start_ns + b->width_ns <= q->since_ns ||
+		    b->start_ns >= until)
+			continue;
+		if (res->buckets == 0 || b->start_ns < res->from_ns)
+			res->from_ns = b->start_ns;
+		if (b->start_ns + b->width_ns > res->to_ns)
+			res->to_ns = b->start_ns + b->width_ns;
+		res->buckets++;
+		for (i = 0; i < b->cap; i++) {
+			e = &b->entries[i];
+			if (e->count == 0)
+				continue;
+			res->entries++;
+			if (q->oncpu && !(e->flags & PROTO_SAMPLE_ONCPU))
+				continue;
+			if (q->mode != QUERY_MODE_ANY &&
+			    QUERY_FLAGS_MODE(e->flags) != q->mode)
+				continue;
+			if (e->thread >= nthreads)
+				continue;
+			if (verdict[e->thread] == QUERY_UNDECIDED)
+				verdict[e->thread] = (uint8_t)
+				    query_thread_verdict(st, q, e->thread);
+			if (verdict[e->thread] != QUERY_PASS)
+				continue;
+			if (query_table_add(&t, e->stack, e->thread, e->count,
+			    e->weight_us) != 0)
+				goto fail;
+			res->count += e->count;
+			res->weight_us += e->weight_us;
+		}
+	}
+	/* Compact the table into the result. */
+	for (i = 0, n = 0; i < t.cap; i++) {
+		if (t.cells[i].count != 0)
+			t.cells[n++] = t.cells[i];
+	}
+	res->cells = t.cells;
+	res->ncells = n;
+	free(verdict);
+	return (0);
+fail:
+	free(t.cells);
+	free(verdict);
+	memset(res, 0, sizeof *res);
+	return (-1);
+}
+
+/* Frees a result. */
+void
+query_result_free(struct query_result *res)
+{
+	free(res->cells);
+	memset(res, 0, sizeof *res);
+}
+
+/* Orders rows by self, total, key. */
+static int
+query_cmp_row(const void *a, const void *b)
+{
+	const struct query_row *x = a, *y = b;
+
+	if (x->self != y->self)
+		return (x->self > y->self ? -1 : 1);
+	if (x->total != y->total)
+		return (x->total > y->total ? -1 : 1);
+	return (x->key < y->key ? -1 : x->key > y->key);
+}
+
+/* The key a frame contributes to a view of functions, lines or files. */
+static uint32_t
+query_frame_key(const struct store *st, uint32_t frame, enum query_by by)
+{
+	uint32_t	func, line, name, file, fline;
+
+	if (by == QUERY_BY_LINE)
+		return (frame);
+	if (store_frame_get(st, frame, &func, &line) != 0)
+		return (0);
+	if (by == QUERY_BY_FUNCTION)
+		return (func);
+	if (store_func_get(st, func, &name, &file, &fline) != 0)
+		return (0);
+	return (file);
+}
+
+/* The key of a cell in a view of threads, processes or services. */
+static uint32_t
+query_owner_key(const struct store *st, uint32_t thread, enum query_by by,
+    uint32_t *service_of, uint32_t ninst)
+{
+	const struct store_thread	*t;
+	const struct store_instance	*in, *other;
+	uint32_t			 i;
+
+	if (by == QUERY_BY_THREAD)
+		return (thread);
+	if ((t = store_thread_get(st, thread)) == NULL)
+		return (0);
+	if (by == QUERY_BY_PROCESS)
+		return (t->instance);
+	/* Services: the first instance with the same service name. */
+	if (t->instance >= ninst)
+		return (0);
+	if (service_of[t->instance] != 0)
+		return (service_of[t->instance]);
+	in = store_instance_get(st, t->instance);
+	for (i = 1; i < ninst && in != NULL; i++) {
+		if (service_of[i] != i)
+			continue;
+		other = store_instance_get(st, i);
+		if (other != NULL && strcmp(other->service, in->service) == 0)
+			return (service_of[t->instance] = i);
+	}
+	return (service_of[t->instance] = t->instance);
+}
+
+/* Rows of a view. */
+int
+query_rows(const struct store *st, const struct query_result *res,
+    enum query_by by, struct query_row **rows_out, size_t *nrows)
+{
+	struct query_row	*rows = NULL;
+	uint32_t		*stamp = NULL, *service_of = NULL;
+	const uint32_t		*frames;
+	uint32_t		 limit, ninst, depth, key, i;
+	size_t			 c, n;
+	const struct query_cell	*cell;
+
+	*rows_out = NULL;
+	*nrows = 0;
+	switch (by) {
+	case QUERY_BY_FUNCTION:
+		limit = store_id_limit(st, STORE_FUNC);
+		break;
+	case QUERY_BY_LINE:
+		limit = store_id_limit(st, STORE_FRAME);
+		break;
+	case QUERY_BY_FILE:
+		limit = store_id_limit(st, STORE_STRING);
+		break;
+	case QUERY_BY_THREAD:
+		limit = store_id_limit(st, STORE_THREAD);
+		break;
+	default:
+		limit = store_id_limit(st, STORE_INSTANCE);
+		break;
+	}
+	ninst = store_id_limit(st, STORE_INSTANCE);
+	if ((rows = calloc(limit, sizeof *rows)) == NULL ||
+	    (stamp = calloc(limit, sizeof *stamp)) == NULL ||
+	    (service_of = calloc(ninst, sizeof *service_of)) == NULL)
+		goto fail;
+
+	for (c = 0; c < res->ncells; c++) {
+		cell = &res->cells[c];
+		if (by == QUERY_BY_THREAD || by == QUERY_BY_PROCESS ||
+		    by == QUERY_BY_SERVICE) {
+			key = query_owner_key(st, cell->thread, by, service_of,
+			    ninst);
+			if (key == 0 || key >= limit)
+				continue;
+			rows[key].self += cell->count;
+			rows[key].total += cell->count;
+			rows[key].self_us += cell->weight_us;
+			rows[key].total_us += cell->weight_us;
+			continue;
+		}
+		if ((frames = store_stack_get(st, cell->stack, &depth)) ==
+		    NULL)
+			continue;
+		/* Leaf first: frames[0] is what was running. */
+		for (i = 0; i < depth; i++) {
+			key = query_frame_key(st, frames[i], by);
+			if (key == 0 || key >= limit)
+				continue;
+			if (i == 0) {
+				rows[key].self += cell->count;
+				rows[key].self_us += cell->weight_us;
+			}
+			/* Recursion counts once per sample. */
+			if (stamp[key] == c + 1)
+				continue;
+			stamp[key] = (uint32_t)(c + 1);
+			rows[key].total += cell->count;
+			rows[key].total_us += cell->weight_us;
+		}
+	}
+	for (n = 0, i = 1; i < limit; i++) {
+		if (rows[i].total == 0)
+			continue;
+		rows[n] = rows[i];
+		rows[n++].key = i;
+	}
+	qsort(rows, n, sizeof *rows, query_cmp_row);
+	free(stamp);
+	free(service_of);
+	*rows_out = rows;
+	*nrows = n;
+	return (0);
+fail:
+	free(rows);
+	free(stamp);
+	free(service_of);
+	return (-1);
+}
+
+/* A call tree under construction: children in a linked list. */
+struct query_tnode {
+	uint32_t	func;
+	uint32_t	first_child;	/* index + 1, 0: none */
+	uint32_t	next_sibling;
+	uint64_t	self, total, self_us, total_us;
+};
+
+struct query_tbuild {
+	struct query_tnode	*nodes;
+	size_t			 n, cap;
+};
+
+/* Finds or adds the child of parent (index + 1; 0 for roots) for func. */
+static uint32_t
+query_tree_child(struct query_tbuild *tb, uint32_t *head, uint32_t func)
+{
+	struct query_tnode	*nodes;
+	uint32_t		 i;
+	size_t			 cap;
+
+	for (i = *head; i != 0; i = tb->nodes[i - 1].next_sibling) {
+		if (tb->nodes[i - 1].func == func)
+			return (i);
+	}
+	if (tb->n == tb->cap) {
+		cap = tb->cap == 0 ? 256 : tb->cap * 2;
+		if ((nodes = realloc(tb->nodes, cap * sizeof *nodes)) == NULL)
+			return (0);
+		tb->nodes = nodes;
+		tb->cap = cap;
+	}
+	memset(&tb->nodes[tb->n], 0, sizeof tb->nodes[0]);
+	tb->nodes[tb->n].func = func;
+	tb->nodes[tb->n].next_sibling = *head;
+	*head = (uint32_t)++tb->n;
+	return (*head);
+}
+
+struct query_tout {
+	struct query_node	*out;
+	size_t			 n, cap;
+	uint64_t		 min;
+	uint32_t		 max_depth;
+	const struct query_tbuild *tb;
+};
+
+/* Orders child indexes by total descending. */
+static const struct query_tbuild *query_sort_tb;
+static int
+query_cmp_child(const void *a, const void *b)
+{
+	const struct query_tnode *x = &query_sort_tb->nodes[*(const uint32_t *)
+	    a - 1], *y = &query_sort_tb->nodes[*(const uint32_t *)b - 1];
+
+	if (x->total != y->total)
+		return (x->total > y->total ? -1 : 1);
+	return (x->func < y->func ? -1 : x->func > y->func);
+}
+
+/* Emits the children of a list in pre-order, heaviest first. */
+static int
+query_tree_emit(struct query_tout *to, uint32_t head, uint32_t depth)
+{
+	const struct query_tnode	*nd;
+	struct query_node		*out;
+	uint32_t			*kids, i, n = 0;
+	size_t				 cap;
+
+	if (to->max_depth != 0 && depth >= to->max_depth)
+		return (0);
+	for (i = head; i != 0; i = to->tb->nodes[i - 1].next_sibling)
+		n++;
+	if (n == 0)
+		return (0);
+	if ((kids = malloc(n * sizeof *kids)) == NULL)
+		return (-1);
+	for (n = 0, i = head; i != 0; i = to->tb->nodes[i - 1].next_sibling)
+		kids[n++] = i;
+	query_sort_tb = to->tb;
+	qsort(kids, n, sizeof *kids, query_cmp_child);
+	for (i = 0; i < n; i++) {
+		nd = &to->tb->nodes[kids[i] - 1];
+		if (nd->total < to->min)
+			break;
+		if (to->n == to->cap) {
+			cap = to->cap == 0 ? 256 : to->cap * 2;
+			if ((out = realloc(to->out, cap * sizeof *out)) ==
+			    NULL)
+				goto fail;
+			to->out = out;
+			to->cap = cap;
+		}
+		out = &to->out[to->n++];
+		out->func = nd->func;
+		out->depth = depth;
+		out->self = nd->self;
+		out->total = nd->total;
+		out->self_us = nd->self_us;
+		out->total_us = nd->total_us;
+		if (query_tree_emit(to, nd->first_child, depth + 1) != 0)
+			goto fail;
+	}
+	free(kids);
+	return (0);
+fail:
+	free(kids);
+	return (-1);
+}
+
+/* The call tree of a result, by function, roots first. */
+int
+query_tree(const struct store *st, const struct query_result *res,
+    uint32_t max_depth, uint32_t min_permille, struct query_node **nodes,
+    size_t *nnodes)
+{
+	struct query_tbuild	 tb = { NULL, 0, 0 };
+	struct query_tout	 to;
+	const uint32_t		*frames;
+	uint32_t		 roots = 0, *head, depth, func, line, node = 0;
+	uint32_t		 i;
+	size_t			 c;
+
+	*nodes = NULL;
+	*nnodes = 0;
+	for (c = 0; c < res->ncells; c++) {
+		if ((frames = store_stack_get(st, res->cells[c].stack,
+		    &depth)) == NULL)
+			continue;
+		head = &roots;
+		for (i = depth; i > 0; i--) {
+			if (store_frame_get(st, frames[i - 1], &func,
+			    &line) != 0)
+				func = 0;
+			if ((node = query_tree_child(&tb, head, func)) == 0)
+				goto fail;
+			tb.nodes[node - 1].total += res->cells[c].count;
+			tb.nodes[node - 1].total_us += res->cells[c].weight_us;
+			head = &tb.nodes[node - 1].first_child;
+		}
+		if (depth > 0) {
+			tb.nodes[node - 1].self += res->cells[c].count;
+			tb.nodes[node - 1].self_us += res->cells[c].weight_us;
+		}
+	}
+	memset(&to, 0, sizeof to);
+	to.tb = &tb;
+	to.max_depth = max_depth;
+	to.min = (res->count * min_permille + 999) / 1000;
+	if (to.min == 0)
+		to.min = 1;
+	if (query_tree_emit(&to, roots, 0) != 0) {
+		free(to.out);
+		goto fail;
+	}
+	free(tb.nodes);
+	*nodes = to.out;
+	*nnodes = to.n;
+	return (0);
+fail:
+	free(tb.nodes);
+	return (-1);
+}
+
+/* Maps store ids of one kind to profile indexes, adding on first use. */
+struct query_map {
+	uint32_t	*idx;		/* store id -> index + 1 */
+	uint32_t	 limit;
+};
+
+/* The profile index of a store function. */
+static uint32_t
+query_profile_func(const struct store *st, struct profile *p,
+    struct query_map *m, uint32_t func)
+{
+	const char	*name, *file;
+	uint32_t	 nsid, fsid, line, nlen = 0, flen = 0, ix;
+
+	if (func >= m->limit)
+		return (UINT32_MAX);
+	if (m->idx[func] != 0)
+		return (m->idx[func] - 1);
+	if (store_func_get(st, func, &nsid, &fsid, &line) != 0)
+		return (UINT32_MAX);
+	if ((name = store_string_get(st, nsid, &nlen)) == NULL)
+		name = "";
+	if ((file = store_string_get(st, fsid, &flen)) == NULL)
+		file = "";
+	ix = profile_add_func(p, name, nlen, file, flen, line);
+	if (ix != UINT32_MAX)
+		m->idx[func] = ix + 1;
+	return (ix);
+}
+
+/* The profile index of a store frame. */
+static uint32_t
+query_profile_frame(const struct store *st, struct profile *p,
+    struct query_map *fm, struct query_map *fnm, uint32_t frame)
+{
+	uint32_t	func, line, fi, ix;
+
+	if (frame >= fm->limit)
+		return (UINT32_MAX);
+	if (fm->idx[frame] != 0)
+		return (fm->idx[frame] - 1);
+	if (store_frame_get(st, frame, &func, &line) != 0 ||
+	    (fi = query_profile_func(st, p, fnm, func)) == UINT32_MAX)
+		return (UINT32_MAX);
+	ix = profile_add_frame(p, fi, line);
+	if (ix != UINT32_MAX)
+		fm->idx[frame] = ix + 1;
+	return (ix);
+}
+
+/* The profile labels of a store thread. */
+static uint32_t
+query_profile_labels(const struct store *st, struct profile *p,
+    struct query_map *tm, uint32_t thread)
+{
+	const struct store_thread	*t;
+	const struct store_instance	*in;
+	struct profile_labels		 l;
+	uint32_t			 ix;
+
+	if (thread >= tm->limit)
+		return (PROFILE_NO_LABELS);
+	if (tm->idx[thread] != 0)
+		return (tm->idx[thread] - 1);
+	if ((t = store_thread_get(st, thread)) == NULL ||
+	    (in = store_instance_get(st, t->instance)) == NULL)
+		return (PROFILE_NO_LABELS);
+	memset(&l, 0, sizeof l);
+	l.pid = in->pid;
+	l.tid = t->tid;
+	l.thread = store_string_get(st, t->name, NULL);
+	l.service = in->service;
+	l.host = in->host;
+	ix = profile_add_labels(p, &l);
+	if (ix == UINT32_MAX)
+		return (UINT32_MAX);
+	tm->idx[thread] = ix + 1;
+	return (ix);
+}
+
+/* Builds the profile of a result for the encoders. */
+struct profile *
+query_profile(const struct store *st, const struct query_result *res,
+    int labels)
+{
+	struct profile		*p;
+	struct query_map	 fm = { NULL, 0 }, fnm = { NULL, 0 };
+	struct query_map	 tm = { NULL, 0 };
+	struct query_table	 t = { NULL, 0, 0 };
+	uint32_t		 buf[PROTO_MAX_DEPTH + 1];
+	const uint32_t		*frames;
+	uint32_t		 depth, i, lab;
+	size_t			 c;
+	const struct query_cell	*cells = res->cells;
+	size_t			 ncells = res->ncells;
+
+	if ((p = profile_new()) == NULL)
+		return (NULL);
+	p->start_ns = res->from_ns;
+	p->end_ns = res->to_ns;
+	fm.limit = store_id_limit(st, STORE_FRAME);
+	fnm.limit = store_id_limit(st, STORE_FUNC);
+	tm.limit = store_id_limit(st, STORE_THREAD);
+	if ((fm.idx = calloc(fm.limit, sizeof *fm.idx)) == NULL ||
+	    (fnm.idx = calloc(fnm.limit, sizeof *fnm.idx)) == NULL ||
+	    (tm.idx = calloc(tm.limit, sizeof *tm.idx)) == NULL)
+		goto fail;
+	if (!labels) {
+		/* Merge threads away: one sample per stack. */
+		for (c = 0; c < res->ncells; c++) {
+			if (query_table_add(&t, res->cells[c].stack, 0,
+			    res->cells[c].count, res->cells[c].weight_us) != 0)
+				goto fail;
+		}
+		cells = t.cells;
+		ncells = t.cap;
+	}
+	for (c = 0; c < ncells; c++) {
+		if (cells[c].count == 0)
+			continue;
+		if ((frames = store_stack_get(st, cells[c].stack, &depth)) ==
+		    NULL || depth > PROTO_MAX_DEPTH + 1)
+			continue;
+		for (i = 0; i < depth; i++) {
+			buf[depth - 1 - i] = query_profile_frame(st, p, &fm,
+			    &fnm, frames[i]);
+			if (buf[depth - 1 - i] == UINT32_MAX)
+				goto fail;
+		}
+		lab = PROFILE_NO_LABELS;
+		if (labels && (lab = query_profile_labels(st, p, &tm,
+		    cells[c].thread)) == UINT32_MAX)
+			goto fail;
+		if (profile_add_sample(p, buf, depth, lab, cells[c].count,
+		    cells[c].weight_us) == UINT32_MAX)
+			goto fail;
+	}
+	free(t.cells);
+	free(fm.idx);
+	free(fnm.idx);
+	free(tm.idx);
+	return (p);
+fail:
+	free(t.cells);
+	free(fm.idx);
+	free(fnm.idx);
+	free(tm.idx);
+	profile_free(p);
+	return (NULL);
+}
+
+static const char *const query_by_names[] = {
+	"function", "line", "file", "thread", "process", "service"
+};
+
+/* The name of a view. */
+const char *
+query_by_name(enum query_by by)
+{
+	if ((size_t)by >= sizeof query_by_names / sizeof query_by_names[0])
+		return ("?");
+	return (query_by_names[by]);
+}
+
+/* Parses a view name; -1 when unknown. */
+int
+query_by_parse(const char *s)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof query_by_names / sizeof query_by_names[0];
+	    i++) {
+		if (strcmp(s, query_by_names[i]) == 0)
+			return ((int)i);
+	}
+	return (-1);
+}

@@ -1,0 +1,106 @@
+/*
+ * query.h -- what every view asks of the store: the samples in a time
+ * window that pass the filters (processes, services, thread names, on-CPU,
+ * mode), merged by (stack, thread).  Views are computed from that merged
+ * result: rows by function, line, file, thread, process or service; a call
+ * tree; a diff of two results; and a struct profile for the encoders.
+ */
+#ifndef QUERY_H
+#define QUERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile.h"
+
+struct store;
+
+#define QUERY_MODE_ANY	(-1)
+
+/* Sample flags as the store keeps them: the agent's PROTO_SAMPLE_* bits,
+ * and the mode the sample was taken in (PROTO_MODE_* + 1; 0 unknown). */
+#define QUERY_FLAGS_MODE_SHIFT	8
+#define QUERY_FLAGS_MODE(f)	((int)((f) >> QUERY_FLAGS_MODE_SHIFT) - 1)
+
+struct query {
+	uint64_t		 since_ns;	/* 0: from the oldest */
+	uint64_t		 until_ns;	/* 0: to now */
+	const uint32_t		*pids;		/* any of; none: all */
+	size_t			 npids;
+	const char *const	*services;	/* any of */
+	size_t			 nservices;
+	const char *const	*threads;	/* name globs, any of */
+	size_t			 nthreads;
+	int			 oncpu;		/* only on-CPU samples */
+	int			 mode;		/* QUERY_MODE_ANY or a mode */
+};
+
+/* Samples of one (stack, thread). */
+struct query_cell {
+	uint32_t	stack;
+	uint32_t	thread;
+	uint64_t	count;
+	uint64_t	weight_us;
+};
+
+struct query_result {
+	struct query_cell	*cells;
+	size_t			 ncells;
+	uint64_t		 count;
+	uint64_t		 weight_us;
+	uint64_t		 from_ns;	/* first bucket used */
+	uint64_t		 to_ns;		/* end of the last one */
+	size_t			 buckets;	/* buckets read */
+	uint64_t		 entries;	/* entries read */
+};
+
+enum query_by {
+	QUERY_BY_FUNCTION,
+	QUERY_BY_LINE,
+	QUERY_BY_FILE,
+	QUERY_BY_THREAD,
+	QUERY_BY_PROCESS,
+	QUERY_BY_SERVICE,
+};
+
+/* One row of a view.  key: a function, frame, file string, thread or
+ * instance id (for services: an instance of that service). */
+struct query_row {
+	uint32_t	key;
+	uint64_t	self;
+	uint64_t	total;
+	uint64_t	self_us;
+	uint64_t	total_us;
+};
+
+/* One node of a call tree, in pre-order; key is a function id. */
+struct query_node {
+	uint32_t	func;
+	uint32_t	depth;		/* 0: a root */
+	uint64_t	self;
+	uint64_t	total;
+	uint64_t	self_us;
+	uint64_t	total_us;
+};
+
+/* Runs a query.  0, or -1 when out of memory. */
+int	query_run(const struct store *, const struct query *,
+	    struct query_result *);
+void	query_result_free(struct query_result *);
+
+/* Rows of a view, sorted by self then total (descending). */
+int	query_rows(const struct store *, const struct query_result *,
+	    enum query_by, struct query_row **, size_t *);
+/* Call tree, children by total; nodes below min_permille of the whole or
+ * deeper than max_depth (0: any) are left out. */
+int	query_tree(const struct store *, const struct query_result *,
+	    uint32_t max_depth, uint32_t min_permille, struct query_node **,
+	    size_t *);
+/* The profile of a result; labels: keep the thread of every sample. */
+struct profile *query_profile(const struct store *,
+	    const struct query_result *, int labels);
+
+const char *query_by_name(enum query_by);
+int	query_by_parse(const char *);
+
+#endif
