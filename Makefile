@@ -39,7 +39,8 @@ endif
 STAMP	:= bin/.flavor-$(FLAVOR)
 
 PROTO_SRCS	:= proto/proto.c proto/rundir.c proto/units.c
-DAEMON_SRCS	:= $(wildcard daemon/*.c)
+# mk/*.mk may add generated daemon sources (under build/) to DAEMON_GEN_SRCS.
+DAEMON_SRCS	:= $(wildcard daemon/*.c) $(DAEMON_GEN_SRCS)
 CTL_SRCS	:= $(wildcard ctl/*.c)
 AGENT_SRCS	:= $(wildcard agent/*.c)
 AGENT_PY	:= $(wildcard agent/profagent/*.py agent/profagent/_boot/*.py)
