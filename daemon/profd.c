@@ -36,6 +36,8 @@ enum {
 	OPT_BUCKET,
 	OPT_RETENTION,
 	OPT_PERSIST_INTERVAL,
+	OPT_SWEEP_INTERVAL,
+	OPT_RESYNC_IDS,
 };
 
 static const struct option profd_options[] = {
@@ -52,6 +54,8 @@ static const struct option profd_options[] = {
 	{ "bucket", required_argument, NULL, OPT_BUCKET },
 	{ "retention", required_argument, NULL, OPT_RETENTION },
 	{ "persist-interval", required_argument, NULL, OPT_PERSIST_INTERVAL },
+	{ "sweep-interval", required_argument, NULL, OPT_SWEEP_INTERVAL },
+	{ "resync-ids", required_argument, NULL, OPT_RESYNC_IDS },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -83,6 +87,10 @@ profd_usage(FILE *f)
 "                         buckets after 1 d\n"
 "  --persist-interval TIME  with -s, write the newest samples this often;\n"
 "                         kill -9 loses at most this much (default %us)\n"
+"  --sweep-interval TIME  free definitions no sample uses this often\n"
+"                         (default %us; sooner when memory is short)\n"
+"  --resync-ids N         ask an agent to redefine its ids when it holds\n"
+"                         this many that no sample uses (default %u)\n"
 "  --max-agents N         connected agents (default %d)\n"
 "  --max-controls N       open profctl connections (default %d)\n"
 "  --max-gone N           disconnected agents kept for status (default %d)\n"
@@ -91,7 +99,7 @@ profd_usage(FILE *f)
 "TIME is a number with s, m, h, d or w; SIZE a number with K, M, G or T.\n",
 	    RUNDIR_ENV, RUNDIR_SYSTEM, DEFAULT_MAX_MEMORY >> 20,
 	    DEFAULT_RETENTION_S / 86400, DEFAULT_BUCKET_S, DEFAULT_PERSIST_S,
-	    DEFAULT_MAX_AGENTS, DEFAULT_MAX_CONTROLS, DEFAULT_MAX_GONE,
+	    DEFAULT_SWEEP_S, DEFAULT_RESYNC_IDS, DEFAULT_MAX_AGENTS, DEFAULT_MAX_CONTROLS, DEFAULT_MAX_GONE,
 	    DEFAULT_MAX_IDS);
 }
 
@@ -251,6 +259,14 @@ main(int argc, char **argv)
 		case OPT_RETENTION:
 			lim.retention_s = profd_duration("retention", optarg,
 			    60, 366 * 86400);
+			break;
+		case OPT_SWEEP_INTERVAL:
+			lim.sweep_s = profd_duration("sweep-interval", optarg,
+			    1, 86400);
+			break;
+		case OPT_RESYNC_IDS:
+			lim.resync_ids = profd_number("resync-ids", optarg, 16,
+			    PROTO_MAX_ID);
 			break;
 		case OPT_PERSIST_INTERVAL:
 			lim.persist_s = profd_duration("persist-interval",

@@ -611,37 +611,55 @@ server_agent_mark_all(void)
 	}
 }
 
-/* The ids a connection has defined, all kinds. */
+/* The ids a connection maps that nothing but connections use (between
+ * store_sweep_begin and the marking of connections). */
 static uint64_t
-server_agent_ids(const struct agent_conn *c)
+server_agent_stale(const struct agent_conn *c)
 {
-	uint64_t	n = 0;
-	int		k;
+	static const enum store_kind kinds[AGENT_NKINDS] = {
+		STORE_STRING, STORE_FUNC, STORE_FRAME, STORE_STACK,
+		STORE_THREAD
+	};
+	const struct agent_ids	*t;
+	uint64_t		 n = 0;
+	uint32_t		 i, m;
+	int			 k;
 
-	for (k = 0; k < AGENT_NKINDS; k++)
-		n += c->ids[k].count;
+	for (k = 0; k < AGENT_NKINDS; k++) {
+		t = &c->ids[k];
+		m = t->count < t->cap ? t->count : t->cap;
+		for (i = 0; i < m; i++) {
+			if (t->map[i] != 0 &&
+			    !store_marked(server_store, kinds[k], t->map[i]))
+				n++;
+		}
+	}
 	return (n);
 }
 
 /*
- * Asks every connection that holds more than AGENT_RESYNC_IDS ids to
- * define again what it uses, so its old ids pin nothing.  An agent too old
- * for PROTO_RESYNC is closed instead: it reconnects and redefines.
+ * Asks every connection that pins many definitions no bucket uses any more
+ * (a thread per request, long-gone stacks) to define again what it uses,
+ * so the next sweep can free the rest.  Runs between store_sweep_begin()
+ * and server_agent_mark_all().  An agent too old for PROTO_RESYNC is closed
+ * instead: it reconnects and redefines.
  */
 void
 server_agent_resync_all(void)
 {
 	struct agent_conn	*c, *c1;
+	uint64_t		 stale;
 
 	DL_FOREACH_SAFE(server_agent_list, c, c1) {
-		if (c->closing || c->proc == NULL ||
-		    server_agent_ids(c) <= AGENT_RESYNC_IDS)
+		if (c->closing || c->proc == NULL)
+			continue;
+		stale = server_agent_stale(c);
+		if (stale < server_limits.resync_ids)
 			continue;
 		daemon_stats.resyncs++;
-		server_agent_fail(c, "%llu ids defined; reconnect to define "
-		    "them again", (unsigned long long)server_agent_ids(c));
-		c->error[0] = '\0';
-		log_info("agent pid %u: asked to define its ids again", c->pid);
+		log_info("agent pid %u: %llu ids no sample uses; asking it to "
+		    "define again what it uses", c->pid,
+		    (unsigned long long)stale);
 		server_agent_close_later(c);
 	}
 }

@@ -79,6 +79,8 @@ server_limits_default(struct server_limits *lim)
 	lim->bucket_s = DEFAULT_BUCKET_S;
 	lim->retention_s = DEFAULT_RETENTION_S;
 	lim->persist_s = DEFAULT_PERSIST_S;
+	lim->sweep_s = DEFAULT_SWEEP_S;
+	lim->resync_ids = DEFAULT_RESYNC_IDS;
 	lim->state_dir = NULL;
 }
 
@@ -101,7 +103,8 @@ server_store_config(const struct server_limits *lim, struct store_config *c)
 	c->tiers[2].until_ns = UINT64_MAX;
 	c->ntiers = 3;
 	c->retention_ns = lim->retention_s * s;
-	c->grace_ns = (uint64_t)STORE_GRACE_S * s;
+	/* Late samples: up to a bucket's width, at most STORE_GRACE_S. */
+	c->grace_ns = (w0 < STORE_GRACE_S ? w0 : STORE_GRACE_S) * s;
 	c->max_bytes = lim->max_memory > 2 * MEMORY_RESERVE ?
 	    lim->max_memory - MEMORY_RESERVE : lim->max_memory / 2;
 }
@@ -156,13 +159,15 @@ server_housekeep(uint64_t now, int force_sweep)
 
 	store_tick(server_store, now);
 	store_get_counts(server_store, &sc);
-	if (force_sweep || now - server_last_sweep_ns >= STORE_SWEEP_S * s ||
-	    sc.bytes > store_get_config(server_store)->max_bytes / 100 *
-	    STORE_SWEEP_PCT || sc.refused != refused_seen) {
+	if (force_sweep ||
+	    now - server_last_sweep_ns >= server_limits.sweep_s * s ||
+	    ((sc.bytes > store_get_config(server_store)->max_bytes / 100 *
+	    STORE_SWEEP_PCT || sc.refused != refused_seen) &&
+	    now - server_last_sweep_ns >= STORE_SWEEP_MIN_S * s)) {
 		refused_seen = sc.refused;
 		server_last_sweep_ns = now;
-		server_agent_resync_all();
 		store_sweep_begin(server_store);
+		server_agent_resync_all();
 		server_agent_mark_all();
 		store_sweep_end(server_store);
 	}
@@ -175,6 +180,16 @@ server_housekeep(uint64_t now, int force_sweep)
 			daemon_stats.persist_errors++;
 	}
 	server_store_counts();
+}
+
+/* Sweeps at once: a definition needs the room (store_set_room_hook). */
+static void
+server_need_room(void *arg)
+{
+	server_last_sweep_ns = server_now_ns();
+	store_sweep_begin(server_store);
+	server_agent_mark_all();
+	store_sweep_end(server_store);
 }
 
 /* The housekeeping timer. */
@@ -221,6 +236,7 @@ server_init(struct event_base *base, const struct server_limits *lim,
 	server_registry = registry_new(server_limits.max_gone);
 	if (server_store == NULL || server_registry == NULL)
 		return (-1);
+	store_set_room_hook(server_store, server_need_room, NULL);
 	server_last_sweep_ns = server_last_persist_ns = server_now_ns();
 	server_state_dir[0] = '\0';
 	if (lim->state_dir != NULL) {

@@ -44,11 +44,12 @@
 #define DEFAULT_TIER2_WIDTH_S	3600		/* then this width */
 #define STORE_GRACE_S		10		/* late samples accepted */
 #define STORE_TICK_MS		1000		/* housekeeping period */
-#define STORE_SWEEP_S		60		/* reclaim definitions */
-#define STORE_SWEEP_PCT		90		/* ... or when this full */
+#define DEFAULT_SWEEP_S		60		/* reclaim definitions */
+#define STORE_SWEEP_PCT		90		/* ... or when this full, */
+#define STORE_SWEEP_MIN_S	5		/* at most this often */
 #define DEFAULT_PERSIST_S	10		/* write the open buckets */
-/* An agent connection holding more ids than this is asked to define
- * again what it uses (PROTO_RESYNC), so its maps pin nothing stale. */
-#define AGENT_RESYNC_IDS	65536
+/* An agent connection whose maps pin more ids than this that no bucket
+ * uses is asked to define again what it uses (PROTO_RESYNC). */
+#define DEFAULT_RESYNC_IDS	4096
 
 #endif

@@ -94,6 +94,9 @@ struct store {
 	uint32_t		 truncated_frame;
 	uint32_t		 empty_string;
 	int			 sweeping;
+	int			 making_room;	/* in need_room */
+	void			(*need_room)(void *);
+	void			*need_room_arg;
 	struct store_counts	 counts;
 };
 
@@ -150,13 +153,37 @@ store_hash4(const struct store *st, uint64_t a, uint64_t b, uint64_t c,
 	return ((uint32_t)h);
 }
 
-/* Reserves n bytes of the budget; -1 if over the cap. */
+static int	store_evict_one(struct store *, const struct store_bucket *);
+static int	store_evict_sealed(struct store *);
+static int	store_has_sealed(const struct store *);
+
+/* store_charge's third argument: bucket memory, a definition (may evict
+ * old buckets), a definition being loaded (never evicts). */
+#define STORE_CHARGE_LOAD	2
+
+/* Reserves n bytes of the budget; -1 if over the cap.  A definition
+ * makes room by evicting the oldest buckets. */
 static int
 store_charge(struct store *st, size_t n, int def)
 {
 	n += STORE_MALLOC_OVERHEAD;
-	if (st->bytes + n > st->cfg.max_bytes)
-		return (-1);
+	while (st->bytes + n > st->cfg.max_bytes) {
+		if (def != 1 || st->sweeping || st->making_room)
+			return (-1);
+		/* Buckets hold definitions: evicting one frees them only
+		 * once swept, so sweep after each. */
+		if (store_evict_sealed(st) != 0 &&
+		    st->need_room == NULL)
+			return (-1);
+		if (st->need_room == NULL)
+			continue;
+		st->making_room = 1;
+		st->need_room(st->need_room_arg);
+		st->making_room = 0;
+		if (st->bytes + n > st->cfg.max_bytes &&
+		    !store_has_sealed(st))
+			return (-1);
+	}
 	st->bytes += n;
 	if (def)
 		st->def_bytes += n;
@@ -820,28 +847,61 @@ store_bucket_drop(struct store *st, struct store_bucket *b)
 	store_bucket_free(st, b);
 }
 
-/* Evicts the oldest sealed bucket to make room; -1 if there is none. */
+/*
+ * Evicts the oldest sealed bucket to make room; when none is sealed, seals
+ * the oldest open one that holds samples and evicts that (the cap cannot
+ * even hold the newest buckets).  -1 if there is nothing to evict.
+ */
 static int
-store_evict_one(struct store *st)
+store_evict_one(struct store *st, const struct store_bucket *keep)
 {
 	struct store_bucket	*b;
 
 	for (b = st->buckets; b != NULL && !b->sealed; b = b->next)
 		;
-	if (b == NULL)
-		return (-1);
+	if (b == NULL) {
+		for (b = st->buckets; b != NULL && (b->n == 0 || b == keep);
+		    b = b->next)
+			;
+		if (b == NULL)
+			return (-1);
+	}
 	st->counts.evicted_samples += b->samples;
 	st->counts.evicted_buckets++;
 	store_bucket_drop(st, b);
 	return (0);
 }
 
-/* Charges bucket memory, evicting old buckets when over the cap. */
+/* Whether any bucket is sealed. */
 static int
-store_charge_bucket(struct store *st, size_t n)
+store_has_sealed(const struct store *st)
+{
+	const struct store_bucket	*b;
+
+	for (b = st->buckets; b != NULL; b = b->next) {
+		if (b->sealed)
+			return (1);
+	}
+	return (0);
+}
+
+/* Evicts the oldest sealed bucket; -1 if none is sealed. */
+static int
+store_evict_sealed(struct store *st)
+{
+	if (!store_has_sealed(st))
+		return (-1);
+	return (store_evict_one(st, NULL));
+}
+
+/* Charges bucket memory, evicting old buckets (never `keep`) when over
+ * the cap. */
+static int
+store_charge_bucket(struct store *st, size_t n,
+    const struct store_bucket *keep)
 {
 	while (store_charge(st, n, 0) != 0) {
-		if (store_evict_one(st) != 0)
+		if (store_evict_one(st, keep) != 0)
 			return (-1);
 	}
 	return (0);
@@ -854,8 +914,8 @@ store_bucket_new(struct store *st, uint64_t start_ns, uint64_t width_ns,
 {
 	struct store_bucket	*b;
 
-	if (store_charge_bucket(st, sizeof *b + slots * sizeof *b->entries) !=
-	    0)
+	if (store_charge_bucket(st, sizeof *b + slots * sizeof *b->entries,
+	    NULL) != 0)
 		return (NULL);
 	if ((b = calloc(1, sizeof *b)) == NULL ||
 	    (slots > 0 && (b->entries = calloc(slots, sizeof *b->entries)) ==
@@ -878,7 +938,7 @@ store_bucket_grow(struct store *st, struct store_bucket *b)
 	struct store_entry	*e, *old = b->entries;
 	size_t			 n = b->cap * 2, i, j;
 
-	if (store_charge_bucket(st, n * sizeof *e) != 0)
+	if (store_charge_bucket(st, n * sizeof *e, b) != 0)
 		return (-1);
 	if ((e = calloc(n, sizeof *e)) == NULL) {
 		store_uncharge(st, n * sizeof *e, 0);
@@ -1200,7 +1260,7 @@ store_tick(struct store *st, uint64_t now)
 			;
 	}
 	/* Enforce the cap. */
-	while (st->bytes > st->cfg.max_bytes && store_evict_one(st) == 0)
+	while (st->bytes > st->cfg.max_bytes && store_evict_one(st, NULL) == 0)
 		;
 }
 
@@ -1246,6 +1306,17 @@ store_mark(struct store *st, enum store_kind k, uint32_t id)
 	default:
 		break;
 	}
+}
+
+/* Whether an id is marked. */
+int
+store_marked(const struct store *st, enum store_kind k, uint32_t id)
+{
+	const struct store_defs	*d = &st->defs[k];
+
+	if (!st->sweeping || id == 0 || id > d->len || d->marks == NULL)
+		return (1);
+	return (d->marks[id - 1]);
 }
 
 /* Clears the marks and marks what the buckets and the store itself use. */
@@ -1511,6 +1582,14 @@ store_get_config(const struct store *st)
 	return (&st->cfg);
 }
 
+/* Sets the hook that sweeps when definitions find no room. */
+void
+store_set_room_hook(struct store *st, void (*fn)(void *), void *arg)
+{
+	st->need_room = fn;
+	st->need_room_arg = arg;
+}
+
 /* Sets the persistence hooks. */
 void
 store_set_hooks(struct store *st, const struct store_hooks *h)
@@ -1673,7 +1752,7 @@ store_load_string(struct store *st, uint32_t id, const char *str, size_t len)
 	if ((s = store_defs_ptr(d, id)) != NULL)
 		return (s->len == len && memcmp(s->data, str, len) == 0 ?
 		    0 : -1);
-	if (store_charge(st, sizeof *s + len + 1, 1) != 0)
+	if (store_charge(st, sizeof *s + len + 1, STORE_CHARGE_LOAD) != 0)
 		return (-1);
 	if ((s = malloc(sizeof *s + len + 1)) == NULL ||
 	    store_load_id(st, STORE_STRING, id) != 0) {
@@ -1749,7 +1828,7 @@ store_load_stack(struct store *st, uint32_t id, const uint32_t *frames,
 		if (!store_defs_live(st, STORE_FRAME, frames[i]))
 			return (-1);
 	}
-	if (store_charge(st, sizeof *sk + keylen, 1) != 0)
+	if (store_charge(st, sizeof *sk + keylen, STORE_CHARGE_LOAD) != 0)
 		return (-1);
 	if ((sk = malloc(sizeof *sk + keylen)) == NULL ||
 	    store_load_id(st, STORE_STACK, id) != 0) {
@@ -1794,7 +1873,7 @@ store_load_instance(struct store *st, const struct store_instance *src)
 	if (store_instance_fill(in, &info) != 0)
 		goto fail;
 	charged = store_instance_size(in) - STORE_MALLOC_OVERHEAD;
-	if (store_charge(st, charged, 1) != 0)
+	if (store_charge(st, charged, STORE_CHARGE_LOAD) != 0)
 		goto fail;
 	if (store_load_id(st, STORE_INSTANCE, src->id) != 0) {
 		store_uncharge(st, charged, 1);

@@ -150,6 +150,9 @@ struct store	*store_new(const struct store_config *);
 void		 store_free(struct store *);
 const struct store_config *store_get_config(const struct store *);
 void		 store_set_hooks(struct store *, const struct store_hooks *);
+/* Called when a definition finds no room even after evicting a bucket:
+ * sweep now (store_sweep_begin ... store_sweep_end). */
+void		 store_set_room_hook(struct store *, void (*)(void *), void *);
 
 /* Interning: each returns the id, or 0 when out of memory or an id given
  * is unknown. */
@@ -193,6 +196,9 @@ void		 store_tick(struct store *, uint64_t now_ns);
  */
 void		 store_sweep_begin(struct store *);
 void		 store_mark(struct store *, enum store_kind, uint32_t id);
+/* Whether an id is marked (during a sweep). */
+int		 store_marked(const struct store *, enum store_kind,
+		     uint32_t id);
 size_t		 store_sweep_end(struct store *);
 
 /* Forgets every sample (definitions go at the next sweep). */
