@@ -73,7 +73,7 @@ class Profd:
         self.proc = None
 
     def argv(self):
-        return [PROFD, "-r", self.dir] + self.extra
+        return [PROFD, "-r", self.dir] + [str(x) for x in self.extra]
 
     def start(self, wait=True):
         """Starts profd; False if it exited (say on an unknown flag)."""
@@ -263,7 +263,9 @@ class Bench:
     # b ------------------------------------------------------------------
     def fleet(self):
         a = self.a
-        p = self.fresh("b-fleet")
+        # profd's default --max-agents is 1024.
+        p = self.fresh("b-fleet", ["--max-agents", a.fleet_conns + 16]
+                       if a.fleet_conns > 1000 else [])
         warm = min(0.5, a.seconds / 5)
         try:
             args = ["fleet", "-c", a.fleet_conns, "-t", a.seconds,
