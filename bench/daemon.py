@@ -154,7 +154,8 @@ class Loadgen:
 
     def __init__(self, profd, args):
         self.argv = [LOADGEN, "-r", profd.dir] + [str(a) for a in args]
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
                                      universal_newlines=True)
         self.seen = {}
 
@@ -172,6 +173,7 @@ class Loadgen:
         return self.seen[word]
 
     def finish(self):
+        self.proc.stdin.close()     # ends a --hold-stdin
         end = self.until("end") if "end" not in self.seen else self.seen["end"]
         if self.proc.wait() != 0:
             raise Broke("loadgen %s failed" % cmdline(self.argv[3:]))
@@ -269,7 +271,7 @@ class Bench:
         warm = min(0.5, a.seconds / 5)
         try:
             args = ["fleet", "-c", a.fleet_conns, "-t", a.seconds,
-                    "--rate", 100, "--period-ms", 100, "--hold", 3]
+                    "--rate", 100, "--period-ms", 100, "--hold-stdin"]
             lg = Loadgen(p, args)
             self.cmd("b", lg.argv)
             # "ready": profd has handled every connection's definitions.

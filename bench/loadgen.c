@@ -88,6 +88,7 @@ struct loadgen_opts {
 	unsigned		 conns;
 	double			 seconds;
 	double			 hold;		/* s kept open after "done" */
+	int			 hold_stdin;	/* and until stdin ends */
 	uint32_t		 stacks;
 	uint32_t		 depth;
 	uint32_t		 threads;
@@ -558,6 +559,18 @@ loadgen_ready(unsigned nconns, unsigned open, uint64_t base_msgs)
 	return (now);
 }
 
+/* Whether stdin has ended (never blocks). */
+static int
+loadgen_stdin_ended(void)
+{
+	struct pollfd	pfd = { .fd = 0, .events = POLLIN };
+	char		buf[256];
+
+	if (poll(&pfd, 1, 0) <= 0)
+		return (0);
+	return (read(0, buf, sizeof buf) <= 0);
+}
+
 /*
  * Runs the connections until every one has sent all it has and, after
  * "done" and the hold, until profd has hung up on each one after our
@@ -635,7 +648,8 @@ loadgen_pump(unsigned nconns, uint64_t base_msgs)
 			fflush(stdout);
 		}
 		if (done_at != 0 && close_by == 0 &&
-		    now >= done_at + (uint64_t)(loadgen_opts.hold * 1e9)) {
+		    now >= done_at + (uint64_t)(loadgen_opts.hold * 1e9) &&
+		    (!loadgen_opts.hold_stdin || loadgen_stdin_ended())) {
 			for (i = 0; i < nconns; i++) {
 				c = &loadgen_conns[i];
 				if (!c->closed && shutdown(c->fd, SHUT_WR) == 0)
@@ -923,6 +937,7 @@ loadgen_usage(FILE *f)
 "  --per-bucket N    week: samples per bucket and process (20); each\n"
 "                    weighs bucket/N so weights add up to 100 Hz\n"
 "  --hold S          keep connections open S seconds after 'done'\n"
+"  --hold-stdin      and until stdin ends\n"
 "  --pid-base P      fake pid of the first connection\n");
 }
 
@@ -1053,6 +1068,7 @@ main(int argc, char **argv)
 		{ "per-bucket", required_argument, NULL, 'M' },
 		{ "hold", required_argument, NULL, 'H' },
 		{ "pid-base", required_argument, NULL, 'I' },
+		{ "hold-stdin", no_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -1164,6 +1180,9 @@ main(int argc, char **argv)
 		case 'I':
 			o->pid_base = (uint32_t)loadgen_number("--pid-base",
 			    optarg, 1, 4e9);
+			break;
+		case 'W':
+			o->hold_stdin = 1;
 			break;
 		case 'h':
 			loadgen_usage(stdout);
