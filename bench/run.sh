@@ -1,10 +1,19 @@
 #!/bin/sh
-# run.sh -- `make bench`: the timer wake-up floor of this machine, then the
-# benchmark table (bench/bench.py).  Extra arguments go to bench.py:
-# BENCH_ARGS="--pythons python3.12 --pairs 5" make bench.
+# run.sh -- `make bench`: the timer wake-up floor of this machine, the
+# agent's benchmark table (bench/bench.py), then the daemon's
+# (bench/daemon.py, fake agents from build/bench/loadgen).  Extra arguments:
+# BENCH_ARGS="--pythons python3.12 --pairs 5" for bench.py,
+# BENCH_DAEMON_ARGS="--quick" or "--only a,e" for daemon.py;
+# BENCH_ONLY=agent or BENCH_ONLY=daemon runs one half.
 set -e
 cd "$(dirname "$0")/.."
 mkdir -p build/bench
-cc -O2 -Wall -Wextra -o build/bench/wakeup bench/wakeup.c
-build/bench/wakeup
-exec python3 bench/bench.py $BENCH_ARGS
+if [ "${BENCH_ONLY:-agent}" = agent ]; then
+	cc -O2 -Wall -Wextra -o build/bench/wakeup bench/wakeup.c
+	build/bench/wakeup
+	python3 bench/bench.py $BENCH_ARGS
+fi
+if [ "${BENCH_ONLY:-daemon}" = daemon ]; then
+	make --no-print-directory -s build/bench/loadgen
+	python3 bench/daemon.py $BENCH_DAEMON_ARGS
+fi

@@ -1,0 +1,15 @@
+# bench.mk -- the daemon benchmark: build/bench/loadgen (fake agents that
+# speak the real protocol) and `make bench-daemon`, the daemon half of
+# `make bench` (bench/run.sh runs both halves).
+
+LOADGEN	:= build/bench/loadgen
+
+$(LOADGEN): bench/loadgen.c proto/proto.c proto/rundir.c proto/proto.h \
+    proto/rundir.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(filter %.c,$^) $(LDFLAGS) \
+	    $(PKG_LIBS) -lm
+
+.PHONY: bench-daemon
+bench-daemon: daemon ctl $(LOADGEN)
+	@python3 bench/daemon.py $(BENCH_DAEMON_ARGS)
