@@ -1,10 +1,13 @@
 #!/bin/sh
 # deps.sh -- installs the Debian packages profd needs to build and test, if
-# any is missing.  Needs root (or sudo) only when something is missing.
+# any is missing (the test ones: golang-go for go tool pprof, chromium,
+# nodejs and npm for speedscope's app and the flame graph in a browser,
+# libxml2-utils for xmllint).  Needs root (or sudo) only when something is missing.
 set -e
 PKGS="gcc make pkg-config libevent-dev libmsgpack-dev libcriterion-dev
 libsystemd-dev uthash-dev python3 python3-dev systemd libsqlite3-dev
-libprotobuf-c-dev protobuf-c-compiler zlib1g-dev"
+libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
+golang-go chromium nodejs npm libxml2-utils"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
