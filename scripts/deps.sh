@@ -7,12 +7,14 @@ set -e
 PKGS="gcc make pkg-config libevent-dev libmsgpack-dev libcriterion-dev
 libsystemd-dev uthash-dev python3 python3-dev systemd libsqlite3-dev
 libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
-golang-go chromium nodejs npm libxml2-utils"
+golang-go chromium nodejs libxml2-utils"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done
+# npm may come with nodejs (NodeSource) or as Debian's own package.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 echo "deps: installing:$missing"
 if [ "$(id -u)" = 0 ]; then
