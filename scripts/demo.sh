@@ -1,7 +1,8 @@
 #!/bin/sh
 # demo.sh -- the showcase behind `make demo`: a private profd, a pre-fork
 # style parent with 4 real worker processes under the agent, profiling
-# switched on from profctl, and the merged profile printed.
+# switched on from profctl, the merged profile printed, and a flame graph
+# (SVG) and a pprof file of the run written to build/demo/.
 set -eu
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -45,6 +46,24 @@ echo "== profctl show --format folded: the heaviest stack, last 3 frames"
 bin/profctl -r "$rt" show --format folded | sort -k2 -t"$(printf '\t')" |
     awk '{ n = $NF; if (n > max) { max = n; line = $0 } } END { print line }' |
     awk -F';' '{ printf "   ...;%s;%s;%s\n", $(NF-2), $(NF-1), $NF }'
+echo
+echo "== profctl ps: the master and its workers"
+bin/profctl -r "$rt" ps
+echo
+echo "== profctl show --tree --depth 4"
+bin/profctl -r "$rt" show --tree --depth 4
+echo
+out=build/demo
+mkdir -p "$out"
+echo "== profctl flamegraph -o $out/flamegraph.svg"
+bin/profctl -r "$rt" flamegraph -o "$out/flamegraph.svg"
+echo "== profctl show --format pprof -o $out/profile.pb.gz"
+bin/profctl -r "$rt" show --format pprof -o "$out/profile.pb.gz"
+bin/profctl -r "$rt" show --format speedscope -o "$out/profile.speedscope.json"
+echo
+echo "   flame graph: $(pwd)/$out/flamegraph.svg (open it in a browser)"
+echo "   pprof:       $(pwd)/$out/profile.pb.gz (go tool pprof -top $out/profile.pb.gz)"
+echo "   speedscope:  $(pwd)/$out/profile.speedscope.json (open at speedscope.app)"
 echo
 echo "== profctl stop"
 bin/profctl -r "$rt" stop
