@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -197,29 +196,6 @@ control_show_filters(struct control_args *a, struct control_query *cq)
 	cq->q.nservices = cq->nservices;
 	cq->q.threads = (const char *const *)cq->threads;
 	cq->q.nthreads = cq->nthreads;
-	return (0);
-}
-
-/* Runs a query, timing it for the counters. */
-static int
-control_show_run(struct control_args *a, const struct query *q,
-    struct query_result *res)
-{
-	struct timespec	t0, t1;
-	uint64_t	us;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (query_run(server_store, q, res) != 0) {
-		snprintf(a->error, sizeof a->error, "out of memory for the "
-		    "query; narrow it with --since or --pid");
-		return (-1);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
-	    (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000;
-	daemon_stats.query_us_last = us;
-	if (us > daemon_stats.query_us_max)
-		daemon_stats.query_us_max = us;
 	return (0);
 }
 
@@ -415,23 +391,12 @@ control_show_rows(struct control_args *a, struct proto_sink *sink,
 /* Replies the call tree. */
 static int
 control_show_tree(struct control_args *a, struct proto_sink *sink,
-    const struct query_result *res)
+    const struct query_result *res, uint64_t depth, uint64_t permille)
 {
 	struct query_node	*nodes = NULL;
 	size_t			 n = 0, i, start;
-	uint64_t		 depth = 0, permille = 5;
 	msgpack_packer		*pk = &sink->pk;
-	int			 present;
 
-	if (server_control_arg_uint(a, "depth", &depth, &present) != 0 ||
-	    server_control_arg_uint(a, "min_permille", &permille,
-	    &present) != 0)
-		return (-1);
-	if (depth > CONTROL_SHOW_MAX_DEPTH || permille > 1000) {
-		snprintf(a->error, sizeof a->error, "depth must be at most %d "
-		    "and the cut-off at most 100%%", CONTROL_SHOW_MAX_DEPTH);
-		return (-1);
-	}
 	if (query_tree(server_store, res, (uint32_t)depth, (uint32_t)permille,
 	    &nodes, &n) != 0) {
 		snprintf(a->error, sizeof a->error, "out of memory");
@@ -584,33 +549,24 @@ control_show_title(const struct control_query *cq, char *buf, size_t len)
 static int
 control_show_encode(struct control_args *a, struct proto_sink *sink,
     const struct query_result *res, const struct control_query *cq,
-    int format, uint64_t top)
+    int format, uint64_t top, const struct format_opts *optsp)
 {
-	struct format_opts	 opts;
+	struct format_opts	 opts = *optsp;
 	struct profile		*p = NULL;
 	struct evbuffer		*out = NULL;
 	format_fn		 fn;
-	uint32_t		 mode, weight = FORMAT_WEIGHT_SAMPLES;
+	uint32_t		 mode;
 	size_t			 len, start;
 	char			 title[256];
 	int			 labels;
 
-	memset(&opts, 0, sizeof opts);
-	if (server_control_arg_name(a, "weight", control_show_weight_parse,
-	    "samples or time", &weight) != 0 ||
-	    server_control_arg_bool(a, "root_pid", &opts.root_pid) != 0 ||
-	    server_control_arg_bool(a, "root_thread", &opts.root_thread) != 0)
-		return (-1);
-	opts.weight = (enum format_weight)weight;
 	fn = format_find(control_show_formats[format]);
 	if (fn == NULL) {
 		snprintf(a->error, sizeof a->error, "format %s is not built "
 		    "into this profd", control_show_formats[format]);
 		return (-1);
 	}
-	/* Folded merges threads unless asked for their root frames. */
-	labels = strcmp(control_show_formats[format], "folded") != 0 ||
-	    opts.root_pid || opts.root_thread;
+	labels = cq->q.by_thread;
 	if ((p = query_profile(server_store, res, labels)) == NULL ||
 	    (out = evbuffer_new()) == NULL)
 		goto oom;
@@ -648,100 +604,220 @@ oom:
 	return (-1);
 }
 
-/* "show": one view of the samples that pass the filters. */
-int
-control_show(struct control_args *a, struct proto_sink *sink)
-{
+/* A show request between its query's steps. */
+struct control_show_job {
 	struct control_query	 cq, bq;
+	int			 diff;
+	struct query_scan	*scan;
+	int			 phase;		/* 0 main, 1 baseline, 2 done */
 	struct query_result	 res, base;
+	uint32_t		 by, format;
+	uint64_t		 top, depth, permille;
+	int			 tree;
+	struct format_opts	 opts;
+	int			 reading;	/* counted in store_readers */
+};
+
+/* Frees a job, ending its read of the store. */
+void
+control_show_free(struct control_show_job *j)
+{
+	if (j == NULL)
+		return;
+	query_scan_free(j->scan);
+	query_result_free(&j->res);
+	query_result_free(&j->base);
+	control_query_free(&j->cq);
+	control_query_free(&j->bq);
+	if (j->reading)
+		store_readers(server_store, -1);
+	free(j);
+}
+
+/* Parses a show request and starts its query. */
+struct control_show_job *
+control_show_begin(struct control_args *a)
+{
+	struct control_show_job	*j;
 	struct control_args	 da;
 	const msgpack_object	*diff;
-	uint32_t		 by = QUERY_BY_FUNCTION, format = 0, mode;
-	uint64_t		 top = 0;
-	int			 tree = 0, oncpu = 0, present, rc = -1;
+	uint32_t		 mode = PROTO_MODE_LAST + 1, weight = 0;
+	int			 oncpu = 0, present, stackfmt;
 
-	memset(&cq, 0, sizeof cq);
-	memset(&bq, 0, sizeof bq);
-	memset(&res, 0, sizeof res);
-	memset(&base, 0, sizeof base);
-	cq.q.mode = QUERY_MODE_ANY;
-	mode = PROTO_MODE_LAST + 1;
-	if (control_show_filters(a, &cq) != 0 ||
+	if ((j = calloc(1, sizeof *j)) == NULL) {
+		snprintf(a->error, sizeof a->error, "out of memory");
+		return (NULL);
+	}
+	j->by = QUERY_BY_FUNCTION;
+	j->permille = 5;
+	j->cq.q.mode = QUERY_MODE_ANY;
+	if (control_show_filters(a, &j->cq) != 0 ||
 	    server_control_arg_bool(a, "oncpu", &oncpu) != 0 ||
 	    server_control_arg_name(a, "mode", control_show_mode_parse,
 	    "wall, cpu, gil or any", &mode) != 0 ||
 	    server_control_arg_name(a, "by", query_by_parse,
-	    "function, line, file, thread, process or service", &by) != 0 ||
-	    server_control_arg_bool(a, "tree", &tree) != 0 ||
-	    server_control_arg_uint(a, "top", &top, &present) != 0 ||
+	    "function, line, file, thread, process or service", &j->by) != 0 ||
+	    server_control_arg_bool(a, "tree", &j->tree) != 0 ||
+	    server_control_arg_uint(a, "top", &j->top, &present) != 0 ||
+	    server_control_arg_uint(a, "depth", &j->depth, &present) != 0 ||
+	    server_control_arg_uint(a, "min_permille", &j->permille,
+	    &present) != 0 ||
 	    server_control_arg_name(a, "format", control_show_format_parse,
-	    "rows, folded, speedscope, pprof or svg", &format) != 0)
-		goto out;
-	cq.q.oncpu = oncpu;
-	cq.q.mode = mode > PROTO_MODE_LAST ? QUERY_MODE_ANY : (int)mode;
+	    "rows, folded, speedscope, pprof or svg", &j->format) != 0 ||
+	    server_control_arg_name(a, "weight", control_show_weight_parse,
+	    "samples or time", &weight) != 0 ||
+	    server_control_arg_bool(a, "root_pid", &j->opts.root_pid) != 0 ||
+	    server_control_arg_bool(a, "root_thread",
+	    &j->opts.root_thread) != 0)
+		goto fail;
+	j->opts.weight = (enum format_weight)weight;
+	j->cq.q.oncpu = oncpu;
+	j->cq.q.mode = mode > PROTO_MODE_LAST ? QUERY_MODE_ANY : (int)mode;
+	stackfmt = j->format != 0;
+	/* Labels need the threads kept apart: pprof, speedscope, and
+	 * folded with root frames. */
+	j->cq.q.by_thread = stackfmt && (strcmp(control_show_formats[
+	    j->format], "folded") != 0 || j->opts.root_pid ||
+	    j->opts.root_thread);
+	if (j->depth > CONTROL_SHOW_MAX_DEPTH || j->permille > 1000) {
+		snprintf(a->error, sizeof a->error, "depth must be at most %d "
+		    "and the cut-off at most 100%%", CONTROL_SHOW_MAX_DEPTH);
+		goto fail;
+	}
 	diff = proto_map_get(a->map, "diff");
 	if (diff != NULL && diff->type != MSGPACK_OBJECT_MAP) {
 		snprintf(a->error, sizeof a->error, "'diff' must be a map");
-		goto out;
+		goto fail;
 	}
-	if (tree && top != 0) {
+	if (j->tree && j->top != 0) {
 		snprintf(a->error, sizeof a->error, "--top does not apply to "
 		    "--tree; cut it with --depth or --min-percent");
-		goto out;
+		goto fail;
 	}
-	if ((tree || diff != NULL) && format != 0) {
+	if ((j->tree || diff != NULL) && stackfmt) {
 		snprintf(a->error, sizeof a->error, "--tree and --diff print "
 		    "tables or JSON, not stack formats");
-		goto out;
+		goto fail;
 	}
-	if (tree && diff != NULL) {
+	if (j->tree && diff != NULL) {
 		snprintf(a->error, sizeof a->error, "--tree and --diff cannot "
 		    "be combined");
-		goto out;
+		goto fail;
 	}
-	if (control_show_run(a, &cq.q, &res) != 0)
-		goto out;
+	if (stackfmt && format_find(control_show_formats[j->format]) ==
+	    NULL) {
+		snprintf(a->error, sizeof a->error, "format %s is not built "
+		    "into this profd", control_show_formats[j->format]);
+		goto fail;
+	}
 	if (diff != NULL) {
 		/* The baseline: the same query with diff's filters. */
-		bq = cq;
-		bq.pids = NULL;
-		bq.services = bq.threads = NULL;
-		bq.npids = bq.nservices = bq.nthreads = 0;
-		bq.q.pids = cq.q.pids;
-		bq.q.services = cq.q.services;
-		bq.q.threads = cq.q.threads;
+		j->diff = 1;
+		j->bq.q = j->cq.q;
 		memset(&da, 0, sizeof da);
 		da.map = &diff->via.map;
-		if (control_show_filters(&da, &bq) != 0) {
+		if (control_show_filters(&da, &j->bq) != 0) {
 			snprintf(a->error, sizeof a->error, "baseline: %.200s",
 			    da.error);
-			goto out;
+			goto fail;
 		}
-		if (bq.pids == NULL) {
-			bq.q.pids = cq.q.pids;
-			bq.q.npids = cq.q.npids;
+		if (j->bq.pids == NULL) {
+			j->bq.q.pids = j->cq.q.pids;
+			j->bq.q.npids = j->cq.q.npids;
 		}
-		if (bq.services == NULL) {
-			bq.q.services = cq.q.services;
-			bq.q.nservices = cq.q.nservices;
+		if (j->bq.services == NULL) {
+			j->bq.q.services = j->cq.q.services;
+			j->bq.q.nservices = j->cq.q.nservices;
 		}
-		if (bq.threads == NULL) {
-			bq.q.threads = cq.q.threads;
-			bq.q.nthreads = cq.q.nthreads;
+		if (j->bq.threads == NULL) {
+			j->bq.q.threads = j->cq.q.threads;
+			j->bq.q.nthreads = j->cq.q.nthreads;
 		}
-		if (control_show_run(a, &bq.q, &base) != 0)
-			goto out;
-		rc = control_show_diff(a, sink, &res, &base, top);
-	} else if (tree)
-		rc = control_show_tree(a, sink, &res);
-	else if (format != 0)
-		rc = control_show_encode(a, sink, &res, &cq, (int)format, top);
+	}
+	store_readers(server_store, 1);
+	j->reading = 1;
+	if ((j->scan = query_begin(server_store, &j->cq.q)) == NULL) {
+		snprintf(a->error, sizeof a->error, "out of memory for the "
+		    "query; narrow it with --since or --pid");
+		goto fail;
+	}
+	return (j);
+fail:
+	control_show_free(j);
+	return (NULL);
+}
+
+/* Reads up to budget more entries: 1 when the queries are done, 0 when
+ * more steps are needed, -1 when out of memory. */
+int
+control_show_step(struct control_show_job *j, size_t budget)
+{
+	struct query_result	*res;
+	int			 rc;
+
+	if (j->phase == 2)
+		return (1);
+	if ((rc = query_step(j->scan, budget)) <= 0)
+		return (rc);
+	res = j->phase == 0 ? &j->res : &j->base;
+	rc = query_end(j->scan, res);
+	j->scan = NULL;
+	if (rc != 0)
+		return (-1);
+	if (j->phase == 0 && j->diff) {
+		j->phase = 1;
+		if ((j->scan = query_begin(server_store, &j->bq.q)) == NULL)
+			return (-1);
+		return (0);
+	}
+	j->phase = 2;
+	return (1);
+}
+
+/* Writes the reply of a finished job: 0, or -1 (an error reply). */
+int
+control_show_finish(struct control_show_job *j, struct proto_sink *sink)
+{
+	struct control_args	a;
+	int			rc;
+
+	memset(&a, 0, sizeof a);
+	if (j->phase != 2) {
+		proto_send_error(sink, "out of memory for the query; narrow it "
+		    "with --since or --pid");
+		return (-1);
+	}
+	if (j->diff)
+		rc = control_show_diff(&a, sink, &j->res, &j->base, j->top);
+	else if (j->tree)
+		rc = control_show_tree(&a, sink, &j->res, j->depth,
+		    j->permille);
+	else if (j->format != 0)
+		rc = control_show_encode(&a, sink, &j->res, &j->cq,
+		    (int)j->format, j->top, &j->opts);
 	else
-		rc = control_show_rows(a, sink, &res, (enum query_by)by, top);
-out:
-	query_result_free(&res);
-	query_result_free(&base);
-	control_query_free(&cq);
-	control_query_free(&bq);
+		rc = control_show_rows(&a, sink, &j->res, (enum query_by)j->by,
+		    j->top);
+	if (rc != 0 && a.error[0] != '\0') {
+		sink->len = 0;
+		sink->full = 0;
+		proto_send_error(sink, "%s", a.error);
+	}
 	return (rc);
+}
+
+/* "show", all at once (tests, and profd without a loop). */
+int
+control_show(struct control_args *a, struct proto_sink *sink)
+{
+	struct control_show_job	*j;
+	int			 rc;
+
+	if ((j = control_show_begin(a)) == NULL)
+		return (-1);
+	while ((rc = control_show_step(j, SIZE_MAX)) == 0)
+		;
+	rc = control_show_finish(j, sink);
+	control_show_free(j);
+	return (rc == 0 ? 0 : -1);
 }

@@ -132,71 +132,257 @@ query_thread_verdict(const struct store *st, const struct query *q,
 	return (QUERY_PASS);
 }
 
-/* Runs a query. */
+/* A scan in progress. */
+struct query_scan {
+	const struct store		 *st;
+	struct query			  q;
+	uint8_t				 *verdict;	/* per thread */
+	uint32_t			  nthreads;
+	uint32_t			  nstacks;
+	/* Dense sums per stack (unless by_thread) and per thread. */
+	uint64_t			 *stack_count, *stack_us;
+	uint64_t			 *thread_count, *thread_us;
+	struct query_table		  t;		/* by_thread cells */
+	const struct store_bucket	**sealed;	/* left to read */
+	size_t				  nsealed, next;
+	size_t				  entry;	/* in sealed[next] */
+	uint64_t			  until;
+	struct query_result		  res;
+	int				  failed;
+};
+
+/* Whether a bucket overlaps the query's window. */
+static int
+query_overlaps(const struct query_scan *sc, const struct store_bucket *b)
+{
+	return (b->start_ns + b->width_ns > sc->q.since_ns &&
+	    b->start_ns < sc->until);
+}
+
+/* Notes a bucket as read. */
+static void
+query_note_bucket(struct query_scan *sc, const struct store_bucket *b)
+{
+	struct query_result	*res = &sc->res;
+
+	if (res->buckets == 0 || b->start_ns < res->from_ns)
+		res->from_ns = b->start_ns;
+	if (b->start_ns + b->width_ns > res->to_ns)
+		res->to_ns = b->start_ns + b->width_ns;
+	res->buckets++;
+}
+
+/* Reads entries [from, to) of a bucket. */
+static int
+query_read(struct query_scan *sc, const struct store_bucket *b, size_t from,
+    size_t to)
+{
+	const struct store_entry	*e;
+	size_t				 i;
+	uint32_t			 last_thread = 0;
+	int				 pass = 0;
+
+	for (i = from; i < to; i++) {
+		e = &b->entries[i];
+		if (e->count == 0)
+			continue;
+		sc->res.entries++;
+		if (sc->q.oncpu && !(e->flags & PROTO_SAMPLE_ONCPU))
+			continue;
+		if (sc->q.mode != QUERY_MODE_ANY &&
+		    QUERY_FLAGS_MODE(e->flags) != sc->q.mode)
+			continue;
+		/* Sealed entries are sorted by thread: one verdict a run. */
+		if (e->thread != last_thread || i == from) {
+			last_thread = e->thread;
+			if (e->thread >= sc->nthreads) {
+				pass = 0;
+				continue;
+			}
+			if (sc->verdict[e->thread] == QUERY_UNDECIDED)
+				sc->verdict[e->thread] = (uint8_t)
+				    query_thread_verdict(sc->st, &sc->q,
+				    e->thread);
+			pass = sc->verdict[e->thread] == QUERY_PASS;
+		}
+		if (!pass || e->stack >= sc->nstacks)
+			continue;
+		if (sc->q.by_thread) {
+			if (query_table_add(&sc->t, e->stack, e->thread,
+			    e->count, e->weight_us) != 0)
+				return (-1);
+		} else {
+			sc->stack_count[e->stack] += e->count;
+			sc->stack_us[e->stack] += e->weight_us;
+		}
+		sc->thread_count[e->thread] += e->count;
+		sc->thread_us[e->thread] += e->weight_us;
+		sc->res.count += e->count;
+		sc->res.weight_us += e->weight_us;
+	}
+	return (0);
+}
+
+/* Frees a scan. */
+void
+query_scan_free(struct query_scan *sc)
+{
+	if (sc == NULL)
+		return;
+	free(sc->verdict);
+	free(sc->stack_count);
+	free(sc->stack_us);
+	free(sc->thread_count);
+	free(sc->thread_us);
+	free(sc->t.cells);
+	free(sc->sealed);
+	query_result_free(&sc->res);
+	free(sc);
+}
+
+/* Starts a scan: reads the open buckets, lists the sealed ones. */
+struct query_scan *
+query_begin(const struct store *st, const struct query *q)
+{
+	struct query_scan		*sc;
+	const struct store_bucket	*b;
+	size_t				 n = 0;
+
+	if ((sc = calloc(1, sizeof *sc)) == NULL)
+		return (NULL);
+	sc->st = st;
+	sc->q = *q;
+	sc->until = q->until_ns ? q->until_ns : UINT64_MAX;
+	sc->nthreads = store_id_limit(st, STORE_THREAD);
+	sc->nstacks = store_id_limit(st, STORE_STACK);
+	if ((sc->verdict = calloc(sc->nthreads, 1)) == NULL ||
+	    (sc->thread_count = calloc(sc->nthreads, 8)) == NULL ||
+	    (sc->thread_us = calloc(sc->nthreads, 8)) == NULL)
+		goto fail;
+	if (!q->by_thread &&
+	    ((sc->stack_count = calloc(sc->nstacks, 8)) == NULL ||
+	    (sc->stack_us = calloc(sc->nstacks, 8)) == NULL))
+		goto fail;
+	for (b = store_buckets(st); b != NULL; b = b->next)
+		n += b->sealed && query_overlaps(sc, b);
+	if (n > 0 && (sc->sealed = calloc(n, sizeof *sc->sealed)) == NULL)
+		goto fail;
+	for (b = store_buckets(st); b != NULL; b = b->next) {
+		if (!query_overlaps(sc, b))
+			continue;
+		query_note_bucket(sc, b);
+		if (b->sealed)
+			sc->sealed[sc->nsealed++] = b;
+		else if (query_read(sc, b, 0, b->cap) != 0)
+			goto fail;
+	}
+	return (sc);
+fail:
+	query_scan_free(sc);
+	return (NULL);
+}
+
+/* Reads up to budget entries of the sealed buckets. */
+int
+query_step(struct query_scan *sc, size_t budget)
+{
+	const struct store_bucket	*b;
+	size_t				 take;
+
+	if (sc->failed)
+		return (-1);
+	while (sc->next < sc->nsealed && budget > 0) {
+		b = sc->sealed[sc->next];
+		take = b->n - sc->entry;
+		if (take > budget)
+			take = budget;
+		if (query_read(sc, b, sc->entry, sc->entry + take) != 0) {
+			sc->failed = 1;
+			return (-1);
+		}
+		sc->entry += take;
+		budget -= take;
+		if (sc->entry == b->n) {
+			sc->next++;
+			sc->entry = 0;
+		}
+	}
+	return (sc->next == sc->nsealed);
+}
+
+/* Collects the sums into cells. */
+int
+query_end(struct query_scan *sc, struct query_result *res)
+{
+	struct query_cell	*c;
+	size_t			 i, n;
+
+	if (sc->failed || sc->next < sc->nsealed)
+		goto fail;
+	if (sc->q.by_thread) {
+		for (i = 0, n = 0; i < sc->t.cap; i++) {
+			if (sc->t.cells[i].count != 0)
+				sc->t.cells[n++] = sc->t.cells[i];
+		}
+		sc->res.cells = sc->t.cells;
+		sc->res.ncells = n;
+		sc->t.cells = NULL;
+	} else {
+		for (i = 1, n = 0; i < sc->nstacks; i++)
+			n += sc->stack_count[i] != 0;
+		if ((c = calloc(n + 1, sizeof *c)) == NULL)
+			goto fail;
+		for (i = 1, n = 0; i < sc->nstacks; i++) {
+			if (sc->stack_count[i] == 0)
+				continue;
+			c[n].stack = (uint32_t)i;
+			c[n].count = sc->stack_count[i];
+			c[n++].weight_us = sc->stack_us[i];
+		}
+		sc->res.cells = c;
+		sc->res.ncells = n;
+	}
+	for (i = 1, n = 0; i < sc->nthreads; i++)
+		n += sc->thread_count[i] != 0;
+	if ((c = calloc(n + 1, sizeof *c)) == NULL)
+		goto fail;
+	for (i = 1, n = 0; i < sc->nthreads; i++) {
+		if (sc->thread_count[i] == 0)
+			continue;
+		c[n].thread = (uint32_t)i;
+		c[n].count = sc->thread_count[i];
+		c[n++].weight_us = sc->thread_us[i];
+	}
+	sc->res.owners = c;
+	sc->res.nowners = n;
+	*res = sc->res;
+	memset(&sc->res, 0, sizeof sc->res);
+	query_scan_free(sc);
+	return (0);
+fail:
+	query_scan_free(sc);
+	memset(res, 0, sizeof *res);
+	return (-1);
+}
+
+/* Runs a whole query at once. */
 int
 query_run(const struct store *st, const struct query *q,
     struct query_result *res)
 {
-	const struct store_bucket	*b;
-	const struct store_entry	*e;
-	struct query_table		 t = { NULL, 0, 0 };
-	uint8_t				*verdict = NULL;
-	uint32_t			 nthreads;
-	size_t				 i, n;
-	uint64_t			 until = q->until_ns ? q->until_ns :
-					     UINT64_MAX;
+	struct query_scan	*sc;
+	int			 rc;
 
 	memset(res, 0, sizeof *res);
-	nthreads = store_id_limit(st, STORE_THREAD);
-	if ((verdict = calloc(nthreads, 1)) == NULL)
-		goto fail;
-	for (b = store_buckets(st); b != NULL; b = b->next) {
-		if (b->start_ns + b->width_ns <= q->since_ns ||
-		    b->start_ns >= until)
-			continue;
-		if (res->buckets == 0 || b->start_ns < res->from_ns)
-			res->from_ns = b->start_ns;
-		if (b->start_ns + b->width_ns > res->to_ns)
-			res->to_ns = b->start_ns + b->width_ns;
-		res->buckets++;
-		for (i = 0; i < b->cap; i++) {
-			e = &b->entries[i];
-			if (e->count == 0)
-				continue;
-			res->entries++;
-			if (q->oncpu && !(e->flags & PROTO_SAMPLE_ONCPU))
-				continue;
-			if (q->mode != QUERY_MODE_ANY &&
-			    QUERY_FLAGS_MODE(e->flags) != q->mode)
-				continue;
-			if (e->thread >= nthreads)
-				continue;
-			if (verdict[e->thread] == QUERY_UNDECIDED)
-				verdict[e->thread] = (uint8_t)
-				    query_thread_verdict(st, q, e->thread);
-			if (verdict[e->thread] != QUERY_PASS)
-				continue;
-			if (query_table_add(&t, e->stack, e->thread, e->count,
-			    e->weight_us) != 0)
-				goto fail;
-			res->count += e->count;
-			res->weight_us += e->weight_us;
-		}
+	if ((sc = query_begin(st, q)) == NULL)
+		return (-1);
+	while ((rc = query_step(sc, SIZE_MAX)) == 0)
+		;
+	if (rc < 0) {
+		query_scan_free(sc);
+		return (-1);
 	}
-	/* Compact the table into the result. */
-	for (i = 0, n = 0; i < t.cap; i++) {
-		if (t.cells[i].count != 0)
-			t.cells[n++] = t.cells[i];
-	}
-	res->cells = t.cells;
-	res->ncells = n;
-	free(verdict);
-	return (0);
-fail:
-	free(t.cells);
-	free(verdict);
-	memset(res, 0, sizeof *res);
-	return (-1);
+	return (query_end(sc, res));
 }
 
 /* Frees a result. */
@@ -204,6 +390,7 @@ void
 query_result_free(struct query_result *res)
 {
 	free(res->cells);
+	free(res->owners);
 	memset(res, 0, sizeof *res);
 }
 
@@ -305,20 +492,22 @@ query_rows(const struct store *st, const struct query_result *res,
 	    (service_of = calloc(ninst, sizeof *service_of)) == NULL)
 		goto fail;
 
+	for (c = 0; c < res->nowners && (by == QUERY_BY_THREAD ||
+	    by == QUERY_BY_PROCESS || by == QUERY_BY_SERVICE); c++) {
+		cell = &res->owners[c];
+		key = query_owner_key(st, cell->thread, by, service_of, ninst);
+		if (key == 0 || key >= limit)
+			continue;
+		rows[key].self += cell->count;
+		rows[key].total += cell->count;
+		rows[key].self_us += cell->weight_us;
+		rows[key].total_us += cell->weight_us;
+	}
 	for (c = 0; c < res->ncells; c++) {
 		cell = &res->cells[c];
 		if (by == QUERY_BY_THREAD || by == QUERY_BY_PROCESS ||
-		    by == QUERY_BY_SERVICE) {
-			key = query_owner_key(st, cell->thread, by, service_of,
-			    ninst);
-			if (key == 0 || key >= limit)
-				continue;
-			rows[key].self += cell->count;
-			rows[key].total += cell->count;
-			rows[key].self_us += cell->weight_us;
-			rows[key].total_us += cell->weight_us;
-			continue;
-		}
+		    by == QUERY_BY_SERVICE)
+			break;
 		if ((frames = store_stack_get(st, cell->stack, &depth)) ==
 		    NULL)
 			continue;
@@ -572,23 +761,27 @@ query_profile_frame(const struct store *st, struct profile *p,
 	return (ix);
 }
 
-/* The profile labels of a store thread. */
-static uint32_t
+/* The profile labels of a store thread: 0 with *out set (maybe to
+ * PROFILE_NO_LABELS), or -1 when out of memory. */
+static int
 query_profile_labels(const struct store *st, struct profile *p,
-    struct query_map *tm, uint32_t thread)
+    struct query_map *tm, uint32_t thread, uint32_t *out)
 {
 	const struct store_thread	*t;
 	const struct store_instance	*in;
 	struct profile_labels		 l;
 	uint32_t			 ix;
 
+	*out = PROFILE_NO_LABELS;
 	if (thread >= tm->limit)
-		return (PROFILE_NO_LABELS);
-	if (tm->idx[thread] != 0)
-		return (tm->idx[thread] - 1);
+		return (0);
+	if (tm->idx[thread] != 0) {
+		*out = tm->idx[thread] - 1;
+		return (0);
+	}
 	if ((t = store_thread_get(st, thread)) == NULL ||
 	    (in = store_instance_get(st, t->instance)) == NULL)
-		return (PROFILE_NO_LABELS);
+		return (0);
 	memset(&l, 0, sizeof l);
 	l.pid = in->pid;
 	l.tid = t->tid;
@@ -597,9 +790,10 @@ query_profile_labels(const struct store *st, struct profile *p,
 	l.host = in->host;
 	ix = profile_add_labels(p, &l);
 	if (ix == UINT32_MAX)
-		return (UINT32_MAX);
+		return (-1);
 	tm->idx[thread] = ix + 1;
-	return (ix);
+	*out = ix;
+	return (0);
 }
 
 /* Builds the profile of a result for the encoders. */
@@ -652,8 +846,8 @@ query_profile(const struct store *st, const struct query_result *res,
 				goto fail;
 		}
 		lab = PROFILE_NO_LABELS;
-		if (labels && (lab = query_profile_labels(st, p, &tm,
-		    cells[c].thread)) == UINT32_MAX)
+		if (labels && query_profile_labels(st, p, &tm,
+		    cells[c].thread, &lab) != 0)
 			goto fail;
 		if (profile_add_sample(p, buf, depth, lab, cells[c].count,
 		    cells[c].weight_us) == UINT32_MAX)

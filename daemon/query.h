@@ -33,6 +33,7 @@ struct query {
 	size_t			 nthreads;
 	int			 oncpu;		/* only on-CPU samples */
 	int			 mode;		/* QUERY_MODE_ANY or a mode */
+	int			 by_thread;	/* keep threads apart in cells */
 };
 
 /* Samples of one (stack, thread). */
@@ -44,8 +45,10 @@ struct query_cell {
 };
 
 struct query_result {
-	struct query_cell	*cells;
+	struct query_cell	*cells;		/* thread 0 unless by_thread */
 	size_t			 ncells;
+	struct query_cell	*owners;	/* per thread, stack 0 */
+	size_t			 nowners;
 	uint64_t		 count;
 	uint64_t		 weight_us;
 	uint64_t		 from_ns;	/* first bucket used */
@@ -83,7 +86,21 @@ struct query_node {
 	uint64_t	total_us;
 };
 
-/* Runs a query.  0, or -1 when out of memory. */
+/*
+ * Runs a query in bounded steps, so the event loop can serve agents in
+ * between: query_begin() reads the open buckets at once and lists the
+ * sealed ones; each query_step() reads at most `budget` entries of them
+ * and returns 1 when the result is complete, 0 when more steps are needed,
+ * -1 when out of memory.  Between begin and end the store must not drop,
+ * seal, roll up or sweep anything (store_readers).  query_run() does all
+ * steps at once.
+ */
+struct query_scan;
+struct query_scan *query_begin(const struct store *, const struct query *);
+int	query_step(struct query_scan *, size_t budget);
+/* Moves the result out (after the last step) and frees the scan. */
+int	query_end(struct query_scan *, struct query_result *);
+void	query_scan_free(struct query_scan *);
 int	query_run(const struct store *, const struct query *,
 	    struct query_result *);
 void	query_result_free(struct query_result *);

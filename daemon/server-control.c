@@ -28,6 +28,9 @@
 struct control_conn {
 	struct bufferevent	*bev;
 	int			 closing;	/* close once output is sent */
+	struct control_show_job	*job;		/* a show in steps */
+	struct event		*step_ev;	/* its next step */
+	struct timespec		 job_start;
 	struct control_conn	*prev, *next;
 };
 
@@ -631,6 +634,9 @@ done:
 static void
 server_control_free(struct control_conn *cc)
 {
+	control_show_free(cc->job);
+	if (cc->step_ev != NULL)
+		event_free(cc->step_ev);
 	DL_DELETE(server_control_list, cc);
 	server_control_count--;
 	bufferevent_free(cc->bev);
@@ -673,6 +679,79 @@ server_control_send(struct control_conn *cc, struct proto_sink *sink)
 	sink->len = sink->cap = 0;
 }
 
+/* Runs the next step of a connection's show; answers when it is done. */
+static void
+server_control_step_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct control_conn	*cc = arg;
+	struct proto_sink	 sink;
+	struct timespec		 now;
+	struct timeval		 zero = { 0, 0 };
+	uint64_t		 us;
+	int			 rc;
+
+	rc = control_show_step(cc->job, CONTROL_SHOW_STEP_ENTRIES);
+	if (rc == 0) {
+		/* A timer, not event_active: agents' I/O runs first. */
+		evtimer_add(cc->step_ev, &zero);
+		return;
+	}
+	proto_sink_init(&sink, PROTO_HEADER_SIZE + PROTO_MAX_REPLY);
+	if (control_show_finish(cc->job, &sink) != 0)
+		daemon_stats.request_errors++;
+	control_show_free(cc->job);
+	cc->job = NULL;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	us = (uint64_t)(now.tv_sec - cc->job_start.tv_sec) * 1000000 +
+	    (uint64_t)(now.tv_nsec - cc->job_start.tv_nsec) / 1000;
+	daemon_stats.query_us_last = us;
+	if (us > daemon_stats.query_us_max)
+		daemon_stats.query_us_max = us;
+	server_control_send(cc, &sink);
+	proto_sink_free(&sink);
+}
+
+/*
+ * Starts a show in steps.  0: started (answered later); -1: not started,
+ * and sink holds the error reply if there was one (else the caller runs
+ * the request the usual way).
+ */
+static int
+server_control_show_async(struct control_conn *cc,
+    const msgpack_object_map *args, struct proto_sink *sink)
+{
+	const struct control_cmd	*cmd = NULL;
+	struct control_args		 a;
+	struct timeval			 zero = { 0, 0 };
+	size_t				 i;
+
+	if (server_base == NULL)
+		return (-1);
+	for (i = 0; i < sizeof server_control_cmds /
+	    sizeof server_control_cmds[0]; i++) {
+		if (strcmp(server_control_cmds[i].name, "show") == 0)
+			cmd = &server_control_cmds[i];
+	}
+	memset(&a, 0, sizeof a);
+	a.map = args;
+	daemon_stats.requests++;
+	if (cc->step_ev == NULL && (cc->step_ev = evtimer_new(server_base,
+	    server_control_step_cb, cc)) == NULL)
+		snprintf(a.error, sizeof a.error, "out of memory");
+	else if (server_control_check_keys(cmd, &a) == 0)
+		cc->job = control_show_begin(&a);
+	if (cc->job == NULL) {
+		daemon_stats.request_errors++;
+		proto_send_error(sink, "%s", a.error[0] != '\0' ? a.error :
+		    "out of memory");
+		return (-1);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &cc->job_start);
+	bufferevent_disable(cc->bev, EV_READ);
+	evtimer_add(cc->step_ev, &zero);
+	return (0);
+}
+
 /* Reads a request and answers it. */
 static void
 server_control_read_cb(struct bufferevent *bev, void *arg)
@@ -685,7 +764,8 @@ server_control_read_cb(struct bufferevent *bev, void *arg)
 	size_t			 payload_len, frame_len;
 	int			 rc;
 
-	if (cc->closing || evbuffer_get_length(bufferevent_get_output(bev)))
+	if (cc->closing || cc->job != NULL ||
+	    evbuffer_get_length(bufferevent_get_output(bev)))
 		return;
 	rc = server_read_frame(bev, PROTO_MAX_MSG, CONTROL_MAX_INPUT,
 	    &payload, &payload_len, &frame_len);
@@ -714,8 +794,19 @@ server_control_read_cb(struct bufferevent *bev, void *arg)
 	} else {
 		log_debug("control: %.*s", (int)msg.request.command_len,
 		    msg.request.command);
-		server_control_request(msg.request.command,
-		    msg.request.command_len, msg.request.args, &sink);
+		if (msg.request.command_len == 4 &&
+		    memcmp(msg.request.command, "show", 4) == 0 &&
+		    server_control_show_async(cc, msg.request.args, &sink) ==
+		    0) {
+			/* Answered when its query is done. */
+			msgpack_unpacked_destroy(&up);
+			evbuffer_drain(bufferevent_get_input(bev), frame_len);
+			proto_sink_free(&sink);
+			return;
+		}
+		if (sink.len == 0)
+			server_control_request(msg.request.command,
+			    msg.request.command_len, msg.request.args, &sink);
 	}
 	msgpack_unpacked_destroy(&up);
 	evbuffer_drain(bufferevent_get_input(bev), frame_len);

@@ -54,6 +54,18 @@ void	server_control_pack_sid(msgpack_packer *, uint32_t sid);
 void	server_control_pack_bool(msgpack_packer *, int);
 void	server_control_pack_strv(msgpack_packer *, char *const *, uint32_t);
 
+/*
+ * "show" runs in steps so that agents are served while a big query reads
+ * the store: begin parses and starts it (NULL with a->error set), each
+ * step reads up to `budget` entries (1: done, 0: more, -1: out of memory),
+ * finish writes the reply.  control_show() does it all at once.
+ */
+struct control_show_job;
+struct control_show_job *control_show_begin(struct control_args *);
+int	control_show_step(struct control_show_job *, size_t budget);
+int	control_show_finish(struct control_show_job *, struct proto_sink *);
+void	control_show_free(struct control_show_job *);
+
 /* Handlers in their own files. */
 int	control_show(struct control_args *, struct proto_sink *);
 int	control_ps(struct control_args *, struct proto_sink *);

@@ -24,6 +24,8 @@
 /* Per control connection. */
 #define CONTROL_TIMEOUT_S	60		/* idle or stalled write */
 #define CONTROL_MAX_PIDS	65536		/* pids in one request */
+#define CONTROL_SHOW_STEP_ENTRIES 262144	/* store entries a show reads per
+					   loop turn */
 #define CONTROL_MAX_INPUT	(PROTO_HEADER_SIZE + PROTO_MAX_MSG)
 
 /* Agents registry: disconnected processes kept for `status`. */

@@ -95,6 +95,7 @@ struct store {
 	uint32_t		 empty_string;
 	int			 sweeping;
 	int			 making_room;	/* in need_room */
+	int			 readers;	/* queries reading buckets */
 	void			(*need_room)(void *);
 	void			*need_room_arg;
 	struct store_counts	 counts;
@@ -167,7 +168,8 @@ static int
 store_charge(struct store *st, size_t n, int def)
 {
 	n += STORE_MALLOC_OVERHEAD;
-	while (st->bytes + n > st->cfg.max_bytes) {
+	/* While a query reads the buckets nothing may go: overshoot. */
+	while (st->readers == 0 && st->bytes + n > st->cfg.max_bytes) {
 		if (def != 1 || st->sweeping || st->making_room)
 			return (-1);
 		/* Buckets hold definitions: evicting one frees them only
@@ -901,7 +903,7 @@ store_charge_bucket(struct store *st, size_t n,
     const struct store_bucket *keep)
 {
 	while (store_charge(st, n, 0) != 0) {
-		if (store_evict_one(st, keep) != 0)
+		if (st->readers > 0 || store_evict_one(st, keep) != 0)
 			return (-1);
 	}
 	return (0);
@@ -1227,6 +1229,8 @@ store_tick(struct store *st, uint64_t now)
 	uint64_t			 cut, start;
 
 	st->now_ns = now;
+	if (st->readers > 0)
+		return;		/* a query reads the buckets */
 	/* Expire by age. */
 	cut = now > st->cfg.retention_ns ? now - st->cfg.retention_ns : 0;
 	for (b = st->buckets; b != NULL; b = b1) {
@@ -1329,6 +1333,8 @@ store_sweep_begin(struct store *st)
 	size_t			 i;
 	int			 k;
 
+	if (st->readers > 0)
+		return;		/* a query uses the definitions */
 	for (k = 0; k < STORE_NKINDS; k++) {
 		free(st->defs[k].marks);
 		st->defs[k].marks = calloc(st->defs[k].len + 1, 1);
@@ -1598,6 +1604,21 @@ store_set_hooks(struct store *st, const struct store_hooks *h)
 		memset(&st->hooks, 0, sizeof st->hooks);
 	else
 		st->hooks = *h;
+}
+
+/* Counts a query that reads the buckets: nothing is dropped, sealed,
+ * rolled up or swept until it is done. */
+void
+store_readers(struct store *st, int delta)
+{
+	st->readers += delta;
+}
+
+/* Whether a query is reading. */
+int
+store_busy(const struct store *st)
+{
+	return (st->readers > 0);
 }
 
 /* Forgets every sample. */

@@ -201,7 +201,13 @@ int		 store_marked(const struct store *, enum store_kind,
 		     uint32_t id);
 size_t		 store_sweep_end(struct store *);
 
-/* Forgets every sample (definitions go at the next sweep). */
+/* A query starts (+1) or ends (-1) reading: while any reads, nothing is
+ * dropped, sealed, rolled up or swept, and the memory cap may be exceeded
+ * by what arrives meanwhile. */
+void		 store_readers(struct store *, int delta);
+int		 store_busy(const struct store *);
+/* Forgets every sample (definitions go at the next sweep).  Not while
+ * busy. */
 void		 store_reset(struct store *);
 void		 store_get_counts(const struct store *, struct store_counts *);
 
