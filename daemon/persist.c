@@ -85,8 +85,8 @@ static const char *persist_stmt_sql[PS_COUNT] = {
 	"INSERT OR REPLACE INTO funcs VALUES(?1, ?2, ?3, ?4)",
 	"INSERT OR REPLACE INTO frames VALUES(?1, ?2, ?3)",
 	"INSERT OR REPLACE INTO stacks VALUES(?1, ?2)",
-	"INSERT OR REPLACE INTO instances VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-	    "?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	("INSERT OR REPLACE INTO instances VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
+	    "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
 	"INSERT OR REPLACE INTO threads VALUES(?1, ?2, ?3, ?4)",
 	"DELETE FROM strings WHERE id = ?1",
 	"DELETE FROM funcs WHERE id = ?1",
@@ -858,6 +858,7 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 {
 	struct store_counts		 c;
 	const struct store_bucket	*b;
+	const struct store_entry	*e;
 	const void			*blob;
 	uint64_t			 start, width;
 	int64_t				 row = sqlite3_column_int64(s, 0);
@@ -878,21 +879,23 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	store_get_counts(p->st, &c);
 	if (c.bytes + (size_t)bytes > store_get_config(p->st)->max_bytes)
 		return (PERSIST_NOFIT);
-	if (persist_scratch(p, len) != 0)
-		return (PERSIST_NOFIT);
-	if (len > 0)
-		memcpy(p->scratch, blob, bytes);	/* aligned copy */
+	/* SQLite's blob is malloc'd, so aligned; copy it if not. */
+	e = blob;
+	if ((uintptr_t)blob % _Alignof(struct store_entry) != 0) {
+		if (persist_scratch(p, len) != 0)
+			return (PERSIST_NOFIT);
+		memcpy(p->scratch, blob, bytes);
+		e = p->scratch;
+	}
 	for (i = 0; i < len; i++) {
-		if (p->scratch[i].count == 0 ||
-		    store_thread_get(p->st, p->scratch[i].thread) == NULL ||
-		    store_stack_get(p->st, p->scratch[i].stack, &depth) ==
-		    NULL)
+		if (e[i].count == 0 ||
+		    store_thread_get(p->st, e[i].thread) == NULL ||
+		    store_stack_get(p->st, e[i].stack, &depth) == NULL)
 			return (PERSIST_BAD);
-		if (i > 0 && persist_cmp_entry(&p->scratch[i - 1],
-		    &p->scratch[i]) >= 0)
+		if (i > 0 && persist_cmp_entry(&e[i - 1], &e[i]) >= 0)
 			return (PERSIST_BAD);
 	}
-	if (store_load_bucket(p->st, start, width, p->scratch, len) != 0)
+	if (store_load_bucket(p->st, start, width, e, len) != 0)
 		return (PERSIST_NOFIT);
 	if ((b = persist_loaded_bucket(p, start, width)) == NULL ||
 	    persist_map_put(p, b, row) != 0)
@@ -1064,8 +1067,11 @@ persist_open(const char *dir, struct store *st, uint64_t now_ns, char *err,
 
 	for (tries = 0; tries < 3; tries++) {
 		if ((r = persist_db_open(p, &why)) == PERSIST_OK &&
-		    (r = persist_prepare(p) == 0 ? PERSIST_OK : PERSIST_FAIL) ==
-		    PERSIST_OK) {
+		    persist_prepare(p) != 0) {
+			r = persist_rc_of(sqlite3_errcode(p->db));
+			why = sqlite3_errmsg(p->db);
+		}
+		if (r == PERSIST_OK) {
 			if (fresh)
 				break;
 			why = "inconsistent (a row refers to a missing "
