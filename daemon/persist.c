@@ -1,26 +1,1438 @@
-/* persist.c -- interim: the on-disk store is not built in yet. */
+/*
+ * persist.c -- the profile store on disk (see persist.h).
+ *
+ * One SQLite file in WAL mode (synchronous=NORMAL: a crash loses at most
+ * the last flush, never the file).  Definitions are rows keyed by their
+ * store id.  A bucket is one row keyed by a row id of ours, because two
+ * buckets with the same start and width can live at once (a back-fill
+ * next to a sealed one); a bucket's row id is remembered by the bucket's
+ * address, which stays valid until the store's bucket_del hook.
+ *
+ * Blobs are memory images on a little-endian host: a stack's frames are
+ * uint32 LE, a bucket's entries are struct store_entry (32 bytes: four
+ * uint32 then two uint64, LE), sorted as the store sorts them.
+ *
+ * The store calls the hooks, which only queue (an id, a row id), so a
+ * hook never does I/O; persist_flush() reads the current content through
+ * the store's getters and writes everything in one transaction.  Nothing
+ * is marked clean before the commit succeeds, so a failed flush is simply
+ * retried by the next one.
+ */
 
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "persist.h"
+#include "proto.h"
+#include "store.h"
 
-/* Says the state directory cannot be used yet. */
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "persist.c writes memory images as little-endian blobs"
+#endif
+
+#define PERSIST_MAX_ROW		(256 << 20)	/* SQLITE_LIMIT_LENGTH */
+#define PERSIST_BAD_TRIES	100		/* .bad-<time>.<n> names */
+#define PERSIST_STATE_MIN	1024		/* ids of a new pending map */
+#define PERSIST_MAP_MIN		64		/* slots of the bucket map */
+#define PERSIST_PATH_MAX	4096		/* DIR/profd.db.bad-<t>.<n> */
+#define PERSIST_SUFFIX_MAX	64		/* what we append to it */
+
+/* What opening or loading found. */
+enum persist_rc {
+	PERSIST_OK = 0,
+	PERSIST_FAIL = -1,	/* cannot use the directory or the file */
+	PERSIST_BAD = -2,	/* not a usable store: set it aside */
+	PERSIST_NOFIT = -3	/* definitions over the store's memory */
+};
+
+/* Pending definition changes of one kind, each id once. */
+#define PERSIST_PUT	0x1
+#define PERSIST_DEL	0x2
+struct persist_pending {
+	uint32_t	*ids;
+	size_t		 n, cap;
+	uint8_t		*state;		/* PERSIST_PUT|DEL by id */
+	size_t		 state_len;
+};
+
+/* A bucket's address to its row id. */
+struct persist_slot {
+	const struct store_bucket	*b;	/* NULL: empty */
+	int64_t				 row;
+};
+
+enum persist_stmt {
+	PS_PUT_STRING, PS_PUT_FUNC, PS_PUT_FRAME, PS_PUT_STACK,
+	PS_PUT_INSTANCE, PS_PUT_THREAD,
+	PS_DEL_STRING, PS_DEL_FUNC, PS_DEL_FRAME, PS_DEL_STACK,
+	PS_DEL_INSTANCE, PS_DEL_THREAD,
+	PS_PUT_BUCKET, PS_DEL_BUCKET,
+	PS_BEGIN, PS_COMMIT, PS_ROLLBACK,
+	PS_COUNT
+};
+
+static const char *persist_stmt_sql[PS_COUNT] = {
+	"INSERT OR REPLACE INTO strings VALUES(?1, ?2)",
+	"INSERT OR REPLACE INTO funcs VALUES(?1, ?2, ?3, ?4)",
+	"INSERT OR REPLACE INTO frames VALUES(?1, ?2, ?3)",
+	"INSERT OR REPLACE INTO stacks VALUES(?1, ?2)",
+	("INSERT OR REPLACE INTO instances VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
+	    "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+	"INSERT OR REPLACE INTO threads VALUES(?1, ?2, ?3, ?4)",
+	"DELETE FROM strings WHERE id = ?1",
+	"DELETE FROM funcs WHERE id = ?1",
+	"DELETE FROM frames WHERE id = ?1",
+	"DELETE FROM stacks WHERE id = ?1",
+	"DELETE FROM instances WHERE id = ?1",
+	"DELETE FROM threads WHERE id = ?1",
+	"INSERT OR REPLACE INTO buckets VALUES(?1, ?2, ?3, ?4, ?5)",
+	"DELETE FROM buckets WHERE id = ?1",
+	"BEGIN IMMEDIATE",
+	"COMMIT",
+	"ROLLBACK",
+};
+
+/* The schema, exactly as sqlite_schema must hold it. */
+static const struct {
+	const char	*type, *name, *sql;
+} persist_schema[] = {
+	{ "table", "meta", "CREATE TABLE meta(magic TEXT NOT NULL, "
+	    "version INTEGER NOT NULL)" },
+	{ "table", "strings", "CREATE TABLE strings(id INTEGER PRIMARY KEY, "
+	    "text BLOB NOT NULL)" },
+	{ "table", "funcs", "CREATE TABLE funcs(id INTEGER PRIMARY KEY, "
+	    "name INTEGER NOT NULL, file INTEGER NOT NULL, "
+	    "line INTEGER NOT NULL)" },
+	{ "table", "frames", "CREATE TABLE frames(id INTEGER PRIMARY KEY, "
+	    "func INTEGER NOT NULL, line INTEGER NOT NULL)" },
+	{ "table", "stacks", "CREATE TABLE stacks(id INTEGER PRIMARY KEY, "
+	    "frames BLOB NOT NULL)" },
+	{ "table", "instances", "CREATE TABLE instances("
+	    "id INTEGER PRIMARY KEY, pid INTEGER, ppid INTEGER, "
+	    "start_ns INTEGER, attach_ns INTEGER, end_ns INTEGER, "
+	    "last_ns INTEGER, host TEXT, service TEXT, python TEXT, "
+	    "reader TEXT, argv BLOB, samples INTEGER, dropped INTEGER)" },
+	{ "table", "threads", "CREATE TABLE threads(id INTEGER PRIMARY KEY, "
+	    "instance INTEGER NOT NULL, tid INTEGER NOT NULL, "
+	    "name INTEGER NOT NULL)" },
+	{ "table", "buckets", "CREATE TABLE buckets(id INTEGER PRIMARY KEY, "
+	    "start_ns INTEGER NOT NULL, width_ns INTEGER NOT NULL, "
+	    "n INTEGER NOT NULL, entries BLOB NOT NULL)" },
+	{ "index", "buckets_start",
+	    "CREATE INDEX buckets_start ON buckets(start_ns)" },
+};
+#define PERSIST_NSCHEMA	(sizeof persist_schema / sizeof persist_schema[0])
+
+struct persist {
+	char			*path;
+	sqlite3			*db;
+	sqlite3_stmt		*stmt[PS_COUNT];
+	struct store		*st;
+	struct persist_pending	 pending[STORE_NKINDS];
+	int			 resync_defs;	/* a queue lost an id */
+	struct persist_slot	*map;		/* bucket -> row id */
+	size_t			 map_mask, map_used;
+	int64_t			*dels;		/* row ids to delete */
+	size_t			 ndels, dels_cap;	/* cap >= ndels +
+						 * map_used */
+	int64_t			 next_row;
+	struct store_entry	*scratch;	/* an open bucket, sorted */
+	size_t			 scratch_cap;
+	int			 failing;	/* logged; quiet until ok */
+	struct persist_counts	 counts;
+};
+
+/* Monotonic milliseconds. */
+static uint64_t
+persist_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
+/* Logs a failure once per run of failures, and counts it. */
+static void
+persist_fail(struct persist *p, const char *what)
+{
+	p->counts.failures++;
+	if (p->failing)
+		return;
+	p->failing = 1;
+	log_warn("%s: %s: %s (kept in memory, retried at the next flush)",
+	    p->path, what, p->db != NULL ? sqlite3_errmsg(p->db) : "no db");
+}
+
+/* Whether a definition is live in the store. */
+static int
+persist_live(const struct store *st, enum store_kind k, uint32_t id)
+{
+	uint32_t	a, b, c;
+
+	switch (k) {
+	case STORE_STRING:
+		return (store_string_get(st, id, NULL) != NULL);
+	case STORE_FUNC:
+		return (store_func_get(st, id, &a, &b, &c) == 0);
+	case STORE_FRAME:
+		return (store_frame_get(st, id, &a, &b) == 0);
+	case STORE_STACK:
+		return (store_stack_get(st, id, &a) != NULL);
+	case STORE_INSTANCE:
+		return (store_instance_get(st, id) != NULL);
+	default:
+		return (store_thread_get(st, id) != NULL);
+	}
+}
+
+/* -- the pending queues and the bucket map ------------------------------- */
+
+/* Queues a definition change; on no memory, asks for a full rewrite. */
+static void
+persist_pend(struct persist *p, enum store_kind k, uint32_t id, int bit)
+{
+	struct persist_pending	*q = &p->pending[k];
+	uint8_t			*state;
+	uint32_t		*ids;
+	size_t			 len, cap;
+
+	if (id >= q->state_len) {
+		len = q->state_len == 0 ? PERSIST_STATE_MIN : q->state_len;
+		while (len <= id)
+			len *= 2;
+		if ((state = realloc(q->state, len)) == NULL)
+			goto fail;
+		memset(state + q->state_len, 0, len - q->state_len);
+		q->state = state;
+		q->state_len = len;
+	}
+	if (q->state[id] == 0) {
+		if (q->n == q->cap) {
+			cap = q->cap == 0 ? PERSIST_STATE_MIN : q->cap * 2;
+			if ((ids = realloc(q->ids, cap * sizeof *ids)) == NULL)
+				goto fail;
+			q->ids = ids;
+			q->cap = cap;
+		}
+		q->ids[q->n++] = id;
+	}
+	q->state[id] |= bit;
+	return;
+fail:
+	p->resync_defs = 1;
+	persist_fail(p, "out of memory queueing a change");
+}
+
+/* Empties the queues (after a commit). */
+static void
+persist_pend_clear(struct persist *p)
+{
+	struct persist_pending	*q;
+	size_t			 i;
+	int			 k;
+
+	for (k = 0; k < STORE_NKINDS; k++) {
+		q = &p->pending[k];
+		for (i = 0; i < q->n; i++)
+			q->state[q->ids[i]] = 0;
+		q->n = 0;
+	}
+}
+
+/* The slot of a bucket in the map (its own or the empty one to use). */
+static size_t
+persist_map_find(const struct persist *p, const struct store_bucket *b)
+{
+	size_t	j;
+
+	j = (size_t)(((uintptr_t)b >> 4) * 0x9e3779b97f4a7c15ull) &
+	    p->map_mask;
+	while (p->map[j].b != NULL && p->map[j].b != b)
+		j = (j + 1) & p->map_mask;
+	return (j);
+}
+
+/* The row id of a bucket, or 0. */
+static int64_t
+persist_map_get(const struct persist *p, const struct store_bucket *b)
+{
+	size_t	j;
+
+	if (p->map == NULL)
+		return (0);
+	j = persist_map_find(p, b);
+	return (p->map[j].b == b ? p->map[j].row : 0);
+}
+
+/*
+ * Remembers a bucket's row id, reserving room for its later deletion so
+ * that the bucket_del hook never allocates.
+ */
+static int
+persist_map_put(struct persist *p, const struct store_bucket *b, int64_t row)
+{
+	struct persist_slot	*old = p->map, *slots;
+	size_t			 n, oldn = old != NULL ? p->map_mask + 1 : 0, i;
+	int64_t			*dels;
+
+	if (p->dels_cap < p->ndels + p->map_used + 1) {
+		n = p->dels_cap == 0 ? PERSIST_MAP_MIN : p->dels_cap * 2;
+		if ((dels = realloc(p->dels, n * sizeof *dels)) == NULL)
+			return (-1);
+		p->dels = dels;
+		p->dels_cap = n;
+	}
+	if (old == NULL || (p->map_used + 1) * 2 > oldn) {
+		n = oldn == 0 ? PERSIST_MAP_MIN : oldn * 2;
+		if ((slots = calloc(n, sizeof *slots)) == NULL)
+			return (-1);
+		p->map = slots;
+		p->map_mask = n - 1;
+		for (i = 0; i < oldn; i++) {
+			if (old[i].b != NULL)
+				p->map[persist_map_find(p, old[i].b)] = old[i];
+		}
+		free(old);
+	}
+	i = persist_map_find(p, b);
+	if (p->map[i].b == NULL)
+		p->map_used++;
+	p->map[i].b = b;
+	p->map[i].row = row;
+	return (0);
+}
+
+/* Forgets a bucket (backward-shift deletion); its row id, or 0. */
+static int64_t
+persist_map_del(struct persist *p, const struct store_bucket *b)
+{
+	size_t	i, j, home;
+	int64_t	row;
+
+	if (p->map == NULL)
+		return (0);
+	i = persist_map_find(p, b);
+	if (p->map[i].b != b)
+		return (0);
+	row = p->map[i].row;
+	for (j = (i + 1) & p->map_mask; p->map[j].b != NULL;
+	    j = (j + 1) & p->map_mask) {
+		home = (size_t)(((uintptr_t)p->map[j].b >> 4) *
+		    0x9e3779b97f4a7c15ull) & p->map_mask;
+		/* Move j back to i unless its home lies in (i, j]. */
+		if (((j - home) & p->map_mask) >= ((j - i) & p->map_mask)) {
+			p->map[i] = p->map[j];
+			i = j;
+		}
+	}
+	p->map[i].b = NULL;
+	p->map_used--;
+	return (row);
+}
+
+/* Forgets every bucket. */
+static void
+persist_map_clear(struct persist *p)
+{
+	if (p->map != NULL)
+		memset(p->map, 0, (p->map_mask + 1) * sizeof *p->map);
+	p->map_used = 0;
+	p->ndels = 0;
+}
+
+/* -- hooks --------------------------------------------------------------- */
+
+static void
+persist_hook_put(void *arg, enum store_kind k, uint32_t id)
+{
+	persist_pend(arg, k, id, PERSIST_PUT);
+}
+
+static void
+persist_hook_del(void *arg, enum store_kind k, uint32_t id)
+{
+	persist_pend(arg, k, id, PERSIST_DEL);
+}
+
+static void
+persist_hook_bucket_del(void *arg, const struct store_bucket *b)
+{
+	struct persist	*p = arg;
+	int64_t		 row;
+
+	if ((row = persist_map_del(p, b)) != 0)
+		p->dels[p->ndels++] = row;	/* room reserved at put */
+}
+
+/* -- opening ------------------------------------------------------------- */
+
+/* Runs SQL without results; the SQLite code. */
+static int
+persist_exec(struct persist *p, const char *sql)
+{
+	return (sqlite3_exec(p->db, sql, NULL, NULL, NULL));
+}
+
+/* Maps a SQLite error met while reading the file. */
+static enum persist_rc
+persist_rc_of(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_CANTOPEN:
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_NOMEM:
+		return (PERSIST_FAIL);
+	default:
+		return (PERSIST_BAD);
+	}
+}
+
+/* Creates the tables in an empty file. */
+static enum persist_rc
+persist_create(struct persist *p)
+{
+	sqlite3_stmt	*s = NULL;
+	size_t		 i;
+	int		 rc;
+
+	if ((rc = persist_exec(p, "BEGIN")) != SQLITE_OK)
+		return (persist_rc_of(rc));
+	for (i = 0; i < PERSIST_NSCHEMA; i++) {
+		if ((rc = persist_exec(p, persist_schema[i].sql)) != SQLITE_OK)
+			goto fail;
+	}
+	if ((rc = sqlite3_prepare_v2(p->db, "INSERT INTO meta VALUES(?1, ?2)",
+	    -1, &s, NULL)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(s, 1, PERSIST_MAGIC, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, PERSIST_SCHEMA);
+	if ((rc = sqlite3_step(s)) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(s);
+	if ((rc = persist_exec(p, "COMMIT")) != SQLITE_OK)
+		goto fail;
+	return (PERSIST_OK);
+fail:
+	sqlite3_finalize(s);
+	persist_exec(p, "ROLLBACK");
+	return (PERSIST_FAIL);
+}
+
+/* Checks the schema and the meta row; creates them in an empty file. */
+static enum persist_rc
+persist_check(struct persist *p, const char **why)
+{
+	sqlite3_stmt	*s = NULL;
+	const char	*type, *name, *sql;
+	size_t		 i, seen = 0;
+	int		 rc, found;
+
+	*why = "not a profd store";
+	if ((rc = sqlite3_prepare_v2(p->db,
+	    "SELECT type, name, sql FROM sqlite_schema", -1, &s, NULL)) !=
+	    SQLITE_OK)
+		goto fail;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		type = (const char *)sqlite3_column_text(s, 0);
+		name = (const char *)sqlite3_column_text(s, 1);
+		sql = (const char *)sqlite3_column_text(s, 2);
+		found = 0;
+		for (i = 0; i < PERSIST_NSCHEMA; i++) {
+			if (type != NULL && name != NULL && sql != NULL &&
+			    strcmp(type, persist_schema[i].type) == 0 &&
+			    strcmp(name, persist_schema[i].name) == 0 &&
+			    strcmp(sql, persist_schema[i].sql) == 0)
+				found = 1;
+		}
+		if (!found) {
+			sqlite3_finalize(s);
+			return (PERSIST_BAD);
+		}
+		seen++;
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(s);
+	s = NULL;
+	if (seen == 0)
+		return (persist_create(p));
+	if (seen != PERSIST_NSCHEMA)
+		return (PERSIST_BAD);
+	if ((rc = sqlite3_prepare_v2(p->db, "SELECT magic, version FROM meta",
+	    -1, &s, NULL)) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_step(s) != SQLITE_ROW || (name = (const char *)
+	    sqlite3_column_text(s, 0)) == NULL ||
+	    strcmp(name, PERSIST_MAGIC) != 0) {
+		sqlite3_finalize(s);
+		return (PERSIST_BAD);
+	}
+	if (sqlite3_column_int64(s, 1) != PERSIST_SCHEMA) {
+		*why = "another schema version";
+		sqlite3_finalize(s);
+		return (PERSIST_BAD);
+	}
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return (rc == SQLITE_DONE ? PERSIST_OK : PERSIST_BAD);
+fail:
+	sqlite3_finalize(s);
+	*why = sqlite3_errmsg(p->db);
+	return (persist_rc_of(rc));
+}
+
+/* Opens the file and checks it is a healthy store of this schema. */
+static enum persist_rc
+persist_db_open(struct persist *p, const char **why)
+{
+	sqlite3_stmt	*s = NULL;
+	const char	*r;
+	int		 rc;
+
+	*why = "cannot open";
+	rc = sqlite3_open_v2(p->path, &p->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	/* A hostile file must not run code or grow rows without bound. */
+	sqlite3_db_config(p->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(p->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	sqlite3_limit(p->db, SQLITE_LIMIT_LENGTH, PERSIST_MAX_ROW);
+	if ((rc = persist_exec(p, "PRAGMA journal_mode=WAL")) != SQLITE_OK ||
+	    (rc = persist_exec(p, "PRAGMA synchronous=NORMAL")) != SQLITE_OK ||
+	    (rc = persist_exec(p, "PRAGMA cell_size_check=ON")) != SQLITE_OK)
+		goto fail;
+	if ((rc = sqlite3_prepare_v2(p->db, "PRAGMA quick_check(1)", -1, &s,
+	    NULL)) != SQLITE_OK)
+		goto fail;
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW)
+		goto fail;
+	r = (const char *)sqlite3_column_text(s, 0);
+	if (r == NULL || strcmp(r, "ok") != 0) {
+		sqlite3_finalize(s);
+		*why = "damaged (quick_check failed)";
+		return (PERSIST_BAD);
+	}
+	sqlite3_finalize(s);
+	return (persist_check(p, why));
+fail:
+	sqlite3_finalize(s);
+	if (p->db != NULL)
+		*why = sqlite3_errmsg(p->db);
+	return (rc == SQLITE_CANTOPEN && access(p->path, F_OK) == 0 ?
+	    PERSIST_BAD : persist_rc_of(rc));
+}
+
+/* Closes the file. */
+static void
+persist_db_close(struct persist *p)
+{
+	int	i;
+
+	for (i = 0; i < PS_COUNT; i++) {
+		sqlite3_finalize(p->stmt[i]);
+		p->stmt[i] = NULL;
+	}
+	sqlite3_close(p->db);
+	p->db = NULL;
+}
+
+/* Renames a bad file aside with its WAL; says so in one line. */
+static void
+persist_set_aside(struct persist *p, const char *why)
+{
+	char		 bad[PERSIST_PATH_MAX], from[PERSIST_PATH_MAX];
+	char		 to[PERSIST_PATH_MAX + PERSIST_SUFFIX_MAX];
+	char		 reason[256];
+	time_t		 t = time(NULL);
+	int		 i;
+
+	/* why may be SQLite's message, freed with the connection. */
+	snprintf(reason, sizeof reason, "%s", why);
+	why = reason;
+	persist_db_close(p);
+	snprintf(bad, sizeof bad, "%s.bad-%lld", p->path, (long long)t);
+	for (i = 1; i < PERSIST_BAD_TRIES && access(bad, F_OK) == 0; i++)
+		snprintf(bad, sizeof bad, "%s.bad-%lld.%d", p->path,
+		    (long long)t, i);
+	if (rename(p->path, bad) != 0) {
+		log_warn("%s: %s, and cannot be moved aside (%s): removed; "
+		    "starting with an empty store", p->path, why,
+		    strerror(errno));
+		unlink(p->path);
+	} else {
+		log_warn("%s: %s; moved aside to %s, starting with an empty "
+		    "store (inspect or delete it; it is not read again)",
+		    p->path, why, bad);
+	}
+	snprintf(from, sizeof from, "%s-wal", p->path);
+	snprintf(to, sizeof to, "%s-wal", bad);
+	if (rename(from, to) != 0)
+		unlink(from);
+	snprintf(from, sizeof from, "%s-shm", p->path);
+	unlink(from);
+	p->counts.set_aside++;
+}
+
+/* -- loading ------------------------------------------------------------- */
+
+/* A column as a 32-bit id; 0 if out of range. */
+static uint32_t
+persist_col_id(sqlite3_stmt *s, int col)
+{
+	int64_t	v = sqlite3_column_int64(s, col);
+
+	return (v > 0 && v <= UINT32_MAX ? (uint32_t)v : 0);
+}
+
+/* A column as a uint32; -1 if out of range. */
+static int
+persist_col_u32(sqlite3_stmt *s, int col, uint32_t *out)
+{
+	int64_t	v = sqlite3_column_int64(s, col);
+
+	if (v < 0 || v > UINT32_MAX)
+		return (-1);
+	*out = (uint32_t)v;
+	return (0);
+}
+
+/* Runs a loading query, calling fn on each row. */
+static enum persist_rc
+persist_load_rows(struct persist *p, const char *sql,
+    enum persist_rc (*fn)(struct persist *, sqlite3_stmt *))
+{
+	sqlite3_stmt	*s = NULL;
+	enum persist_rc	 r = PERSIST_OK;
+	int		 rc;
+
+	if ((rc = sqlite3_prepare_v2(p->db, sql, -1, &s, NULL)) != SQLITE_OK)
+		return (persist_rc_of(rc));
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((r = fn(p, s)) != PERSIST_OK)
+			break;
+	}
+	if (r == PERSIST_OK && rc != SQLITE_DONE)
+		r = persist_rc_of(rc);
+	sqlite3_finalize(s);
+	return (r);
+}
+
+/* Loads a string row. */
+static enum persist_rc
+persist_load_string(struct persist *p, sqlite3_stmt *s)
+{
+	uint32_t	 id = persist_col_id(s, 0), len;
+	const void	*text = sqlite3_column_blob(s, 1);
+	int		 n = sqlite3_column_bytes(s, 1);
+	const char	*have;
+
+	if (id == 0 || n < 0 || n > PROTO_MAX_STRING || (n > 0 && text == NULL))
+		return (PERSIST_BAD);
+	if ((have = store_string_get(p->st, id, &len)) != NULL &&
+	    (len != (uint32_t)n || (n > 0 && memcmp(have, text, n) != 0)))
+		return (PERSIST_BAD);
+	if (store_load_string(p->st, id, n > 0 ? text : "", n) != 0)
+		return (PERSIST_NOFIT);
+	return (PERSIST_OK);
+}
+
+/* Loads a function row. */
+static enum persist_rc
+persist_load_func(struct persist *p, sqlite3_stmt *s)
+{
+	uint32_t	id = persist_col_id(s, 0), name = persist_col_id(s, 1);
+	uint32_t	file = persist_col_id(s, 2), line, a, b, c;
+
+	if (id == 0 || persist_col_u32(s, 3, &line) != 0 ||
+	    store_string_get(p->st, name, NULL) == NULL ||
+	    store_string_get(p->st, file, NULL) == NULL)
+		return (PERSIST_BAD);
+	if (store_func_get(p->st, id, &a, &b, &c) == 0 &&
+	    (a != name || b != file || c != line))
+		return (PERSIST_BAD);
+	if (store_load_func(p->st, id, name, file, line) != 0)
+		return (PERSIST_NOFIT);
+	return (PERSIST_OK);
+}
+
+/* Loads a frame row. */
+static enum persist_rc
+persist_load_frame(struct persist *p, sqlite3_stmt *s)
+{
+	uint32_t	id = persist_col_id(s, 0), func = persist_col_id(s, 1);
+	uint32_t	line, a, b, c;
+
+	if (id == 0 || persist_col_u32(s, 2, &line) != 0 ||
+	    store_func_get(p->st, func, &a, &b, &c) != 0)
+		return (PERSIST_BAD);
+	if (store_frame_get(p->st, id, &a, &b) == 0 &&
+	    (a != func || b != line))
+		return (PERSIST_BAD);
+	if (store_load_frame(p->st, id, func, line) != 0)
+		return (PERSIST_NOFIT);
+	return (PERSIST_OK);
+}
+
+/* Loads a stack row. */
+static enum persist_rc
+persist_load_stack(struct persist *p, sqlite3_stmt *s)
+{
+	uint32_t	 frames[PROTO_MAX_DEPTH + 1], id = persist_col_id(s, 0);
+	uint32_t	 depth, i, a, b;
+	const void	*blob = sqlite3_column_blob(s, 1);
+	int		 n = sqlite3_column_bytes(s, 1);
+
+	if (id == 0 || n < 0 || n % sizeof frames[0] != 0 ||
+	    (size_t)n > sizeof frames || (n > 0 && blob == NULL) ||
+	    store_stack_get(p->st, id, &depth) != NULL)
+		return (PERSIST_BAD);
+	depth = (uint32_t)n / sizeof frames[0];
+	if (depth > 0)
+		memcpy(frames, blob, n);
+	for (i = 0; i < depth; i++) {
+		if (store_frame_get(p->st, frames[i], &a, &b) != 0)
+			return (PERSIST_BAD);
+	}
+	if (store_load_stack(p->st, id, frames, depth) != 0)
+		return (PERSIST_NOFIT);
+	return (PERSIST_OK);
+}
+
+/* A text column, NUL-terminated, at most PROTO_MAX_STRING; NULL if not. */
+static const char *
+persist_col_text(sqlite3_stmt *s, int col)
+{
+	const char	*t = (const char *)sqlite3_column_text(s, col);
+
+	if (t == NULL)
+		return ("");
+	if (sqlite3_column_bytes(s, col) > PROTO_MAX_STRING)
+		return (NULL);
+	return (t);
+}
+
+/* Loads an instance row. */
+static enum persist_rc
+persist_load_instance(struct persist *p, sqlite3_stmt *s)
+{
+	struct store_instance	 in;
+	char			*argv[PROTO_MAX_ARGV], *buf = NULL;
+	const char		*blob;
+	enum persist_rc		 r = PERSIST_BAD;
+	int			 n, i, start;
+
+	memset(&in, 0, sizeof in);
+	in.id = persist_col_id(s, 0);
+	if (in.id == 0 || store_instance_get(p->st, in.id) != NULL ||
+	    persist_col_u32(s, 1, &in.pid) != 0 ||
+	    persist_col_u32(s, 2, &in.ppid) != 0)
+		return (PERSIST_BAD);
+	in.start_ns = (uint64_t)sqlite3_column_int64(s, 3);
+	in.attach_ns = (uint64_t)sqlite3_column_int64(s, 4);
+	in.end_ns = (uint64_t)sqlite3_column_int64(s, 5);
+	in.last_ns = (uint64_t)sqlite3_column_int64(s, 6);
+	in.samples = (uint64_t)sqlite3_column_int64(s, 12);
+	in.dropped = (uint64_t)sqlite3_column_int64(s, 13);
+	/* Casts: store_load_instance copies the strings. */
+	if ((in.host = (char *)persist_col_text(s, 7)) == NULL ||
+	    (in.service = (char *)persist_col_text(s, 8)) == NULL ||
+	    (in.python = (char *)persist_col_text(s, 9)) == NULL ||
+	    (in.reader = (char *)persist_col_text(s, 10)) == NULL)
+		return (PERSIST_BAD);
+	blob = sqlite3_column_blob(s, 11);
+	n = sqlite3_column_bytes(s, 11);
+	if (n < 0 || n > PROTO_MAX_ARGV * (PROTO_MAX_STRING + 1) ||
+	    (n > 0 && blob == NULL))
+		return (PERSIST_BAD);
+	if ((buf = malloc((size_t)n + 1)) == NULL)
+		return (PERSIST_NOFIT);
+	if (n > 0)
+		memcpy(buf, blob, n);
+	buf[n] = '\0';
+	for (i = 0, start = 0; i < n; i++) {
+		if (buf[i] != '\0')
+			continue;
+		if (in.argc == PROTO_MAX_ARGV)
+			goto out;
+		argv[in.argc++] = buf + start;
+		start = i + 1;
+	}
+	if (start < n) {
+		if (in.argc == PROTO_MAX_ARGV)
+			goto out;
+		argv[in.argc++] = buf + start;
+	}
+	in.argv = argv;
+	r = store_load_instance(p->st, &in) == 0 ? PERSIST_OK : PERSIST_NOFIT;
+out:
+	free(buf);
+	return (r);
+}
+
+/* Loads a thread row. */
+static enum persist_rc
+persist_load_thread(struct persist *p, sqlite3_stmt *s)
+{
+	struct store_thread	t;
+
+	memset(&t, 0, sizeof t);
+	t.id = persist_col_id(s, 0);
+	t.instance = persist_col_id(s, 1);
+	t.tid = (uint64_t)sqlite3_column_int64(s, 2);
+	t.name = persist_col_id(s, 3);
+	if (t.id == 0 || store_thread_get(p->st, t.id) != NULL ||
+	    store_instance_get(p->st, t.instance) == NULL ||
+	    store_string_get(p->st, t.name, NULL) == NULL)
+		return (PERSIST_BAD);
+	if (store_load_thread(p->st, &t) != 0)
+		return (PERSIST_NOFIT);
+	return (PERSIST_OK);
+}
+
+/* Orders entries as the store does. */
+static int
+persist_cmp_entry(const void *a, const void *b)
+{
+	const struct store_entry *x = a, *y = b;
+
+	if (x->thread != y->thread)
+		return (x->thread < y->thread ? -1 : 1);
+	if (x->stack != y->stack)
+		return (x->stack < y->stack ? -1 : 1);
+	if (x->labels != y->labels)
+		return (x->labels < y->labels ? -1 : 1);
+	if (x->flags != y->flags)
+		return (x->flags < y->flags ? -1 : 1);
+	return (0);
+}
+
+/* Makes the scratch array hold n entries. */
+static int
+persist_scratch(struct persist *p, size_t n)
+{
+	struct store_entry	*e;
+
+	if (n <= p->scratch_cap)
+		return (0);
+	if ((e = realloc(p->scratch, n * sizeof *e)) == NULL)
+		return (-1);
+	p->scratch = e;
+	p->scratch_cap = n;
+	return (0);
+}
+
+/* Finds the bucket store_load_bucket just linked (not yet mapped). */
+static const struct store_bucket *
+persist_loaded_bucket(struct persist *p, uint64_t start, uint64_t width)
+{
+	const struct store_bucket	*b;
+
+	for (b = store_buckets(p->st); b != NULL; b = b->next) {
+		if (b->start_ns == start && b->width_ns == width &&
+		    persist_map_get(p, b) == 0)
+			return (b);
+	}
+	return (NULL);
+}
+
+/*
+ * Loads a bucket row.  Rows are checked here first, so that a refusal by
+ * the store can only mean its memory cap: then loading stops.
+ */
+static enum persist_rc
+persist_load_bucket(struct persist *p, sqlite3_stmt *s)
+{
+	struct store_counts		 c;
+	const struct store_bucket	*b;
+	const struct store_entry	*e;
+	const void			*blob;
+	uint64_t			 start, width;
+	int64_t				 row = sqlite3_column_int64(s, 0);
+	int64_t				 n = sqlite3_column_int64(s, 3);
+	size_t				 i, len;
+	uint32_t			 depth;
+	int				 bytes;
+
+	start = (uint64_t)sqlite3_column_int64(s, 1);
+	width = (uint64_t)sqlite3_column_int64(s, 2);
+	blob = sqlite3_column_blob(s, 4);
+	bytes = sqlite3_column_bytes(s, 4);
+	if (row <= 0 || width == 0 || start > UINT64_MAX - width || n < 0 ||
+	    bytes < 0 || (uint64_t)n * sizeof *p->scratch != (uint64_t)bytes ||
+	    (bytes > 0 && blob == NULL))
+		return (PERSIST_BAD);
+	len = (size_t)n;
+	store_get_counts(p->st, &c);
+	if (c.bytes + (size_t)bytes > store_get_config(p->st)->max_bytes)
+		return (PERSIST_NOFIT);
+	/* SQLite's blob is malloc'd, so aligned; copy it if not. */
+	e = blob;
+	if ((uintptr_t)blob % _Alignof(struct store_entry) != 0) {
+		if (persist_scratch(p, len) != 0)
+			return (PERSIST_NOFIT);
+		memcpy(p->scratch, blob, bytes);
+		e = p->scratch;
+	}
+	for (i = 0; i < len; i++) {
+		if (e[i].count == 0 ||
+		    store_thread_get(p->st, e[i].thread) == NULL ||
+		    store_stack_get(p->st, e[i].stack, &depth) == NULL)
+			return (PERSIST_BAD);
+		if (i > 0 && persist_cmp_entry(&e[i - 1], &e[i]) >= 0)
+			return (PERSIST_BAD);
+	}
+	if (store_load_bucket(p->st, start, width, e, len) != 0)
+		return (PERSIST_NOFIT);
+	if ((b = persist_loaded_bucket(p, start, width)) == NULL ||
+	    persist_map_put(p, b, row) != 0)
+		return (PERSIST_NOFIT);	/* rewritten under a new row */
+	if (row >= p->next_row)
+		p->next_row = row + 1;
+	p->counts.buckets_loaded++;
+	return (PERSIST_OK);
+}
+
+/* Loads the definitions, in dependency order. */
+static enum persist_rc
+persist_load_defs(struct persist *p)
+{
+	static const struct {
+		const char	*sql;
+		enum persist_rc	(*fn)(struct persist *, sqlite3_stmt *);
+	} t[] = {
+		{ "SELECT id, text FROM strings ORDER BY id",
+		    persist_load_string },
+		{ "SELECT id, name, file, line FROM funcs ORDER BY id",
+		    persist_load_func },
+		{ "SELECT id, func, line FROM frames ORDER BY id",
+		    persist_load_frame },
+		{ "SELECT id, frames FROM stacks ORDER BY id",
+		    persist_load_stack },
+		{ "SELECT * FROM instances ORDER BY id",
+		    persist_load_instance },
+		{ "SELECT id, instance, tid, name FROM threads ORDER BY id",
+		    persist_load_thread },
+	};
+	enum persist_rc	r;
+	size_t		i;
+
+	for (i = 0; i < sizeof t / sizeof t[0]; i++) {
+		if ((r = persist_load_rows(p, t[i].sql, t[i].fn)) != PERSIST_OK)
+			return (r);
+	}
+	return (PERSIST_OK);
+}
+
+/* Deletes buckets past the retention, then loads the newest that fit. */
+static enum persist_rc
+persist_load_buckets(struct persist *p, uint64_t now_ns)
+{
+	const struct store_config	*cfg = store_get_config(p->st);
+	sqlite3_stmt			*s = NULL;
+	uint64_t			 cut;
+	int64_t				 total;
+	enum persist_rc			 r;
+	int				 rc;
+
+	cut = now_ns > cfg->retention_ns ? now_ns - cfg->retention_ns : 0;
+	if ((rc = sqlite3_prepare_v2(p->db, "DELETE FROM buckets WHERE "
+	    "start_ns + width_ns <= ?1", -1, &s, NULL)) != SQLITE_OK)
+		return (persist_rc_of(rc));
+	sqlite3_bind_int64(s, 1, (int64_t)cut);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return (persist_rc_of(rc));
+	p->counts.rows_deleted += sqlite3_changes(p->db);
+	r = persist_load_rows(p, "SELECT id, start_ns, width_ns, n, entries "
+	    "FROM buckets ORDER BY start_ns DESC, id DESC",
+	    persist_load_bucket);
+	if (r != PERSIST_OK && r != PERSIST_NOFIT)
+		return (r);
+	if ((rc = sqlite3_prepare_v2(p->db, "SELECT max(id), count(*) FROM "
+	    "buckets", -1, &s, NULL)) != SQLITE_OK)
+		return (persist_rc_of(rc));
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_finalize(s);
+		return (persist_rc_of(rc));
+	}
+	if (sqlite3_column_int64(s, 0) >= p->next_row)
+		p->next_row = sqlite3_column_int64(s, 0) + 1;
+	total = sqlite3_column_int64(s, 1);
+	sqlite3_finalize(s);
+	p->counts.buckets_skipped = (uint64_t)total - p->counts.buckets_loaded;
+	return (PERSIST_OK);
+}
+
+/* Prepares the statements flushes reuse. */
+static int
+persist_prepare(struct persist *p)
+{
+	int	i;
+
+	for (i = 0; i < PS_COUNT; i++) {
+		if (sqlite3_prepare_v3(p->db, persist_stmt_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &p->stmt[i], NULL) != SQLITE_OK)
+			return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Forgets a partial load: every sample, and every definition nothing
+ * else holds.  The sweep keeps recent detached instances, so it runs as
+ * of the end of time, and the clock is then put back.
+ */
+static void
+persist_unload(struct persist *p, uint64_t now_ns)
+{
+	store_reset(p->st);
+	persist_map_clear(p);
+	p->next_row = 1;
+	p->counts.buckets_loaded = p->counts.buckets_skipped = 0;
+	store_tick(p->st, UINT64_MAX);
+	store_sweep_begin(p->st);
+	store_sweep_end(p->st);
+	store_tick(p->st, now_ns);
+}
+
+/* The file's size with its WAL. */
+static void
+persist_size(struct persist *p)
+{
+	struct stat	sb;
+	char		wal[PERSIST_PATH_MAX];
+
+	p->counts.bytes = 0;
+	if (stat(p->path, &sb) == 0)
+		p->counts.bytes += (uint64_t)sb.st_size;
+	snprintf(wal, sizeof wal, "%s-wal", p->path);
+	if (stat(wal, &sb) == 0)
+		p->counts.bytes += (uint64_t)sb.st_size;
+}
+
+/* Opens the store's file and loads it. */
 struct persist *
 persist_open(const char *dir, struct store *st, uint64_t now_ns, char *err,
     size_t errlen)
 {
-	snprintf(err, errlen, "-s %s: this build keeps the store in memory "
-	    "only", dir);
+	struct persist		*p = NULL;
+	struct store_hooks	 hooks;
+	struct stat		 sb;
+	const char		*why;
+	uint32_t		 before[STORE_NKINDS], id;
+	uint64_t		 t0 = persist_ms();
+	enum persist_rc		 r;
+	int			 k, tries, fresh = 0;
+
+	if (stat(dir, &sb) != 0) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return (NULL);
+	}
+	if (!S_ISDIR(sb.st_mode) || access(dir, W_OK | X_OK) != 0) {
+		snprintf(err, errlen, "%s: %s", dir, !S_ISDIR(sb.st_mode) ?
+		    strerror(ENOTDIR) : strerror(errno));
+		return (NULL);
+	}
+	if (strlen(dir) + sizeof PERSIST_FILE + PERSIST_SUFFIX_MAX >
+	    PERSIST_PATH_MAX) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(ENAMETOOLONG));
+		return (NULL);
+	}
+	if ((p = calloc(1, sizeof *p)) == NULL ||
+	    asprintf(&p->path, "%s/%s", dir, PERSIST_FILE) == -1) {
+		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		if (p != NULL)
+			p->path = NULL;
+		goto fail;
+	}
+	p->st = st;
+	p->next_row = 1;
+	for (k = 0; k < STORE_NKINDS; k++)
+		before[k] = store_id_limit(st, k);
+
+	for (tries = 0; tries < 3; tries++) {
+		if ((r = persist_db_open(p, &why)) == PERSIST_OK &&
+		    persist_prepare(p) != 0) {
+			r = persist_rc_of(sqlite3_errcode(p->db));
+			why = sqlite3_errmsg(p->db);
+		}
+		if (r == PERSIST_OK) {
+			if (fresh)
+				break;
+			why = "inconsistent (a row refers to a missing "
+			    "definition)";
+			if ((r = persist_load_defs(p)) == PERSIST_NOFIT)
+				why = "larger than max_bytes (raise it, then "
+				    "move the file back)";
+			if (r == PERSIST_OK && (r = persist_load_buckets(p,
+			    now_ns)) == PERSIST_OK)
+				break;
+			persist_unload(p, now_ns);
+			if (r == PERSIST_NOFIT)
+				r = PERSIST_BAD;
+		}
+		if (r != PERSIST_BAD || tries == 2) {
+			snprintf(err, errlen, "%s: %s", p->path, why);
+			goto fail;
+		}
+		persist_set_aside(p, why);
+		fresh = 1;
+	}
+
+	/* What the store held before loading (or all, after a set-aside)
+	 * is not on disk yet. */
+	for (k = 0; k < STORE_NKINDS; k++) {
+		if (fresh)
+			before[k] = store_id_limit(st, k);
+		for (id = 1; id < before[k]; id++) {
+			if (persist_live(st, k, id))
+				persist_pend(p, k, id, PERSIST_PUT);
+		}
+	}
+	hooks.def_put = persist_hook_put;
+	hooks.def_del = persist_hook_del;
+	hooks.bucket_del = persist_hook_bucket_del;
+	hooks.arg = p;
+	store_set_hooks(st, &hooks);
+	p->counts.load_ms = persist_ms() - t0;
+	persist_size(p);
+	log_info("%s: loaded %" PRIu64 " buckets (%" PRIu64 " left on disk "
+	    "over max_bytes) in %" PRIu64 " ms", p->path,
+	    p->counts.buckets_loaded, p->counts.buckets_skipped,
+	    p->counts.load_ms);
+	return (p);
+fail:
+	if (p != NULL) {
+		persist_db_close(p);
+		free(p->path);
+		free(p);
+	}
 	return (NULL);
 }
 
+/* -- flushing ------------------------------------------------------------ */
+
+/* Runs a prepared statement once; 0, or -1. */
+static int
+persist_step(struct persist *p, enum persist_stmt i)
+{
+	int	rc;
+
+	rc = sqlite3_step(p->stmt[i]);
+	sqlite3_reset(p->stmt[i]);
+	return (rc == SQLITE_DONE ? 0 : -1);
+}
+
+/* Writes an instance row. */
+static int
+persist_put_instance(struct persist *p, const struct store_instance *in)
+{
+	sqlite3_stmt	*s = p->stmt[PS_PUT_INSTANCE];
+	char		*argv;
+	size_t		 len = 0, n, i;
+
+	for (i = 0; i < in->argc; i++)
+		len += strlen(in->argv[i]) + 1;
+	if ((argv = malloc(len + 1)) == NULL)
+		return (-1);
+	for (i = 0, len = 0; i < in->argc; i++) {
+		n = strlen(in->argv[i]) + 1;
+		memcpy(argv + len, in->argv[i], n);
+		len += n;
+	}
+	sqlite3_bind_int64(s, 1, in->id);
+	sqlite3_bind_int64(s, 2, in->pid);
+	sqlite3_bind_int64(s, 3, in->ppid);
+	sqlite3_bind_int64(s, 4, (int64_t)in->start_ns);
+	sqlite3_bind_int64(s, 5, (int64_t)in->attach_ns);
+	sqlite3_bind_int64(s, 6, (int64_t)in->end_ns);
+	sqlite3_bind_int64(s, 7, (int64_t)in->last_ns);
+	sqlite3_bind_text(s, 8, in->host, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 9, in->service, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 10, in->python, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 11, in->reader, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 12, argv, (int)len, free);
+	sqlite3_bind_int64(s, 13, (int64_t)in->samples);
+	sqlite3_bind_int64(s, 14, (int64_t)in->dropped);
+	return (persist_step(p, PS_PUT_INSTANCE));
+}
+
+/* Writes a live definition's row. */
+static int
+persist_put_def(struct persist *p, enum store_kind k, uint32_t id)
+{
+	const struct store_thread	*t;
+	const uint32_t			*frames;
+	const char			*text;
+	sqlite3_stmt			*s = p->stmt[PS_PUT_STRING + k];
+	uint32_t			 a, b, c;
+
+	sqlite3_bind_int64(s, 1, id);
+	switch (k) {
+	case STORE_STRING:
+		text = store_string_get(p->st, id, &a);
+		sqlite3_bind_blob(s, 2, text, (int)a, SQLITE_STATIC);
+		break;
+	case STORE_FUNC:
+		store_func_get(p->st, id, &a, &b, &c);
+		sqlite3_bind_int64(s, 2, a);
+		sqlite3_bind_int64(s, 3, b);
+		sqlite3_bind_int64(s, 4, c);
+		break;
+	case STORE_FRAME:
+		store_frame_get(p->st, id, &a, &b);
+		sqlite3_bind_int64(s, 2, a);
+		sqlite3_bind_int64(s, 3, b);
+		break;
+	case STORE_STACK:
+		frames = store_stack_get(p->st, id, &a);
+		sqlite3_bind_blob(s, 2, frames, (int)(a * sizeof *frames),
+		    SQLITE_STATIC);
+		break;
+	case STORE_INSTANCE:
+		return (persist_put_instance(p, store_instance_get(p->st, id)));
+	default:
+		t = store_thread_get(p->st, id);
+		sqlite3_bind_int64(s, 2, t->instance);
+		sqlite3_bind_int64(s, 3, (int64_t)t->tid);
+		sqlite3_bind_int64(s, 4, t->name);
+		break;
+	}
+	return (persist_step(p, PS_PUT_STRING + k));
+}
+
+/* Deletes a definition's row. */
+static int
+persist_del_def(struct persist *p, enum store_kind k, uint32_t id)
+{
+	sqlite3_bind_int64(p->stmt[PS_DEL_STRING + k], 1, id);
+	return (persist_step(p, PS_DEL_STRING + k));
+}
+
+/* Writes the queued definitions (or all of them); rows written. */
+static int
+persist_flush_defs(struct persist *p, uint64_t *rows)
+{
+	static const char *clear[STORE_NKINDS] = {
+		"DELETE FROM strings", "DELETE FROM funcs",
+		"DELETE FROM frames", "DELETE FROM stacks",
+		"DELETE FROM instances", "DELETE FROM threads",
+	};
+	struct persist_pending	*q;
+	uint32_t		 id, lim;
+	size_t			 i;
+	int			 k;
+
+	for (k = 0; k < STORE_NKINDS; k++) {
+		q = &p->pending[k];
+		if (p->resync_defs) {
+			if (persist_exec(p, clear[k]) != SQLITE_OK)
+				return (-1);
+			lim = store_id_limit(p->st, k);
+			for (id = 1; id < lim; id++) {
+				if (!persist_live(p->st, k, id))
+					continue;
+				if (persist_put_def(p, k, id) != 0)
+					return (-1);
+				(*rows)++;
+			}
+			continue;
+		}
+		for (i = 0; i < q->n; i++) {
+			id = q->ids[i];
+			if (persist_live(p->st, k, id)) {
+				if (persist_put_def(p, k, id) != 0)
+					return (-1);
+				(*rows)++;
+			} else if (q->state[id] & PERSIST_DEL) {
+				if (persist_del_def(p, k, id) != 0)
+					return (-1);
+				p->counts.rows_deleted++;
+			}
+		}
+	}
+	return (0);
+}
+
+/* Writes the instances changed since the last flush. */
+static int
+persist_flush_instances(struct persist *p, uint64_t *rows)
+{
+	const struct store_instance	*in;
+	struct persist_pending		*q = &p->pending[STORE_INSTANCE];
+	uint32_t			 id, lim;
+
+	if (p->resync_defs)
+		return (0);
+	lim = store_id_limit(p->st, STORE_INSTANCE);
+	for (id = 1; id < lim; id++) {
+		if ((in = store_instance_get(p->st, id)) == NULL || !in->dirty)
+			continue;
+		if (id < q->state_len && q->state[id] != 0)
+			continue;	/* written with the queue */
+		if (persist_put_instance(p, in) != 0)
+			return (-1);
+		(*rows)++;
+	}
+	return (0);
+}
+
+/* Writes a bucket's row: its used entries, sorted. */
+static int
+persist_put_bucket(struct persist *p, const struct store_bucket *b)
+{
+	sqlite3_stmt			*s = p->stmt[PS_PUT_BUCKET];
+	const struct store_entry	*e = b->entries;
+	size_t				 i, n = 0;
+	int64_t				 row;
+
+	if ((row = persist_map_get(p, b)) == 0) {
+		row = p->next_row;
+		if (persist_map_put(p, b, row) != 0)
+			return (-1);
+		p->next_row++;
+	}
+	if (b->sealed)
+		n = b->n;
+	else {
+		if (persist_scratch(p, b->n) != 0)
+			return (-1);
+		for (i = 0; i < b->cap && n < b->n; i++) {
+			if (b->entries[i].count != 0)
+				p->scratch[n++] = b->entries[i];
+		}
+		qsort(p->scratch, n, sizeof *p->scratch, persist_cmp_entry);
+		e = p->scratch;
+	}
+	if (n * sizeof *e > PERSIST_MAX_ROW)
+		return (-1);
+	sqlite3_bind_int64(s, 1, row);
+	sqlite3_bind_int64(s, 2, (int64_t)b->start_ns);
+	sqlite3_bind_int64(s, 3, (int64_t)b->width_ns);
+	sqlite3_bind_int64(s, 4, (int64_t)n);
+	sqlite3_bind_blob(s, 5, n > 0 ? (const void *)e : "",
+	    (int)(n * sizeof *e), SQLITE_STATIC);
+	return (persist_step(p, PS_PUT_BUCKET));
+}
+
+/* Deletes the dropped buckets' rows and writes the changed ones. */
+static int
+persist_flush_buckets(struct persist *p, uint64_t *rows)
+{
+	struct store_bucket	*b;
+	size_t			 i;
+
+	for (i = 0; i < p->ndels; i++) {
+		sqlite3_bind_int64(p->stmt[PS_DEL_BUCKET], 1, p->dels[i]);
+		if (persist_step(p, PS_DEL_BUCKET) != 0)
+			return (-1);
+		p->counts.rows_deleted++;
+	}
+	for (b = store_buckets(p->st); b != NULL; b = b->next) {
+		if (!b->dirty)
+			continue;
+		if (persist_put_bucket(p, b) != 0)
+			return (-1);
+		(*rows)++;
+	}
+	return (0);
+}
+
+/* Marks everything written clean (after the commit). */
+static void
+persist_flush_done(struct persist *p)
+{
+	struct store_instance	*in;
+	struct store_bucket	*b;
+	uint32_t		 id, lim;
+
+	persist_pend_clear(p);
+	p->resync_defs = 0;
+	p->ndels = 0;
+	lim = store_id_limit(p->st, STORE_INSTANCE);
+	for (id = 1; id < lim; id++) {
+		/* The store hands out const; dirty is ours to clear. */
+		if ((in = (struct store_instance *)store_instance_get(p->st,
+		    id)) != NULL)
+			in->dirty = 0;
+	}
+	for (b = store_buckets(p->st); b != NULL; b = b->next)
+		b->dirty = 0;
+}
+
+/* Writes what changed since the last flush, in one transaction. */
 int
 persist_flush(struct persist *p)
 {
+	uint64_t	rows = 0, deleted = p->counts.rows_deleted;
+
+	if (p == NULL || p->db == NULL)
+		return (-1);
+	if (persist_step(p, PS_BEGIN) != 0)
+		goto fail;
+	if (persist_flush_defs(p, &rows) != 0 ||
+	    persist_flush_instances(p, &rows) != 0 ||
+	    persist_flush_buckets(p, &rows) != 0 ||
+	    persist_step(p, PS_COMMIT) != 0) {
+		persist_fail(p, "cannot write");
+		persist_step(p, PS_ROLLBACK);
+		p->counts.rows_deleted = deleted;
+		return (-1);
+	}
+	persist_flush_done(p);
+	p->counts.flushes++;
+	p->counts.rows_written += rows;
+	persist_size(p);
+	if (p->failing) {
+		p->failing = 0;
+		log_info("%s: writing again", p->path);
+	}
+	return (0);
+fail:
+	persist_fail(p, "cannot begin a transaction");
 	return (-1);
 }
 
+/* Flushes and closes. */
 void
 persist_close(struct persist *p)
 {
+	int	k;
+
+	if (p == NULL)
+		return;
+	persist_flush(p);
+	store_set_hooks(p->st, NULL);
+	persist_db_close(p);
+	for (k = 0; k < STORE_NKINDS; k++) {
+		free(p->pending[k].ids);
+		free(p->pending[k].state);
+	}
+	free(p->map);
+	free(p->dels);
+	free(p->scratch);
+	free(p->path);
+	free(p);
+}
+
+/* The counters. */
+void
+persist_get_counts(const struct persist *p, struct persist_counts *c)
+{
+	*c = p->counts;
 }

@@ -1,6 +1,11 @@
 /*
- * persist.h -- the store on disk (SQLite): loaded at start, written at an
- * interval.  (Interim: not built in yet; persist_open says so.)
+ * persist.h -- the profile store on disk: one SQLite file, DIR/profd.db.
+ *
+ * Opening loads what is within the store's retention (every definition,
+ * then sealed buckets newest first until the store's memory cap refuses
+ * one) and installs the store's hooks; each flush then writes what
+ * changed since the last one, in one transaction.  A file that is not a
+ * readable profd store of this schema is set aside, never fatal.
  */
 #ifndef PERSIST_H
 #define PERSIST_H
@@ -8,12 +13,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct persist;
-struct store;
+#define PERSIST_FILE	"profd.db"
+#define PERSIST_MAGIC	"profd-store"
+#define PERSIST_SCHEMA	1		/* bump on any change of the tables */
 
-struct persist	*persist_open(const char *dir, struct store *,
+struct store;
+struct persist;
+
+/* Counters for status. */
+struct persist_counts {
+	uint64_t	flushes;
+	uint64_t	rows_written;		/* inserted or replaced */
+	uint64_t	rows_deleted;
+	uint64_t	failures;		/* failed flushes and hooks */
+	uint64_t	bytes;			/* file size, with the WAL */
+	uint64_t	load_ms;
+	uint64_t	buckets_loaded;
+	uint64_t	buckets_skipped;	/* over the memory cap */
+	uint64_t	set_aside;		/* files renamed .bad-* */
+};
+
+/*
+ * Opens (creating) DIR/profd.db and loads it into st, a new store.  NULL
+ * with err set only when DIR itself is unusable.
+ */
+struct persist	*persist_open(const char *dir, struct store *st,
 		     uint64_t now_ns, char *err, size_t errlen);
+/* Writes what changed since the last flush; 0, or -1 (retried later). */
 int		 persist_flush(struct persist *);
+/* Flushes, removes the hooks and closes. */
 void		 persist_close(struct persist *);
+void		 persist_get_counts(const struct persist *,
+		     struct persist_counts *);
 
 #endif

@@ -1,0 +1,690 @@
+/* test_persist.c -- the store on disk: round trips, incremental flushes,
+ * deletions, the memory cap and the retention on load, bad files. */
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "persist.h"
+#include "store.h"
+
+#define SEC	1000000000ull
+#define NOW	(1700000000ull * SEC)
+
+static char	 dir[64];
+static char	 db[128];
+static char	 errbuf[256];
+
+static void
+setup(void)
+{
+	strcpy(dir, "/tmp/test-persist-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(db, sizeof db, "%s/%s", dir, PERSIST_FILE);
+	log_verbose = -1;
+}
+
+static void
+teardown(void)
+{
+	char	cmd[128];
+
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(persist, .init = setup, .fini = teardown);
+
+/* A store with the default configuration and a given cap. */
+static struct store *
+new_store(size_t max_bytes)
+{
+	struct store_config	cfg;
+	struct store		*st;
+
+	store_config_default(&cfg);
+	if (max_bytes != 0)
+		cfg.max_bytes = max_bytes;
+	cr_assert_not_null(st = store_new(&cfg));
+	store_tick(st, NOW);
+	return (st);
+}
+
+/* An instance of a pid with an argv. */
+static uint32_t
+attach(struct store *st, uint32_t pid)
+{
+	const char			*argv[] = { "python3", "-m", "", "w" };
+	struct store_instance_info	 info;
+
+	memset(&info, 0, sizeof info);
+	info.pid = pid;
+	info.ppid = 1;
+	info.start_ns = NOW - 3600 * SEC + pid;
+	info.host = "host-a";
+	info.host_len = 6;
+	info.service = "svc";
+	info.service_len = 3;
+	info.python = "3.12.1";
+	info.python_len = 6;
+	info.reader = "ptrace";
+	info.reader_len = 6;
+	info.argv = argv;
+	info.argc = 4;
+	return (store_instance_attach(st, &info, NOW - 3000 * SEC));
+}
+
+/* Interns nstacks stacks of three frames; stack ids in out. */
+static void
+make_stacks(struct store *st, uint32_t nstacks, uint32_t *out)
+{
+	uint32_t	frames[3], i, j, name, file, func;
+	char		buf[32];
+
+	file = store_string(st, "app.py", 6);
+	for (i = 0; i < nstacks; i++) {
+		for (j = 0; j < 3; j++) {
+			snprintf(buf, sizeof buf, "f%u_%u", i % 7, j);
+			name = store_string(st, buf, strlen(buf));
+			func = store_func(st, name, file, 10 * j + 1);
+			frames[j] = store_frame(st, func, 100 + i);
+			cr_assert_neq(frames[j], 0);
+		}
+		cr_assert_neq(out[i] = store_stack(st, frames, 3, i % 5 == 0),
+		    0);
+	}
+}
+
+/* Fills a store: 2 processes, 2 threads each, samples in 30 buckets of
+ * the last 5 minutes; the newest two stay open. */
+static void
+fill(struct store *st, uint32_t nstacks)
+{
+	uint32_t	stacks[512], threads[4], in, name, i, k;
+
+	cr_assert(nstacks <= 512);
+	make_stacks(st, nstacks, stacks);
+	for (i = 0; i < 2; i++) {
+		in = attach(st, 100 + i);
+		cr_assert_neq(in, 0);
+		for (k = 0; k < 2; k++) {
+			name = store_string(st, k ? "worker" : "MainThread",
+			    k ? 6 : 10);
+			threads[i * 2 + k] = store_thread(st, in, 1000 + k,
+			    name);
+			cr_assert_neq(threads[i * 2 + k], 0);
+		}
+	}
+	for (k = 0; k < 30; k++) {
+		for (i = 0; i < nstacks; i++) {
+			cr_assert_eq(store_add(st, NOW - (300 - k * 10) * SEC,
+			    threads[(i + k) % 4], stacks[i], k & 1, 1 + i % 3,
+			    100 * (i + 1)), 0);
+		}
+	}
+	store_tick(st, NOW);
+}
+
+/* Orders entries as the store does. */
+static int
+cmp_entry(const void *a, const void *b)
+{
+	const struct store_entry *x = a, *y = b;
+
+	if (x->thread != y->thread)
+		return (x->thread < y->thread ? -1 : 1);
+	if (x->stack != y->stack)
+		return (x->stack < y->stack ? -1 : 1);
+	if (x->flags != y->flags)
+		return (x->flags < y->flags ? -1 : 1);
+	return (0);
+}
+
+/* The used entries of a bucket, sorted; their number. */
+static size_t
+used_entries(const struct store_bucket *b, struct store_entry **out)
+{
+	struct store_entry	*e;
+	size_t			 i, n = 0;
+
+	cr_assert_not_null(e = calloc(b->cap + 1, sizeof *e));
+	for (i = 0; i < b->cap; i++) {
+		if (b->entries[i].count != 0)
+			e[n++] = b->entries[i];
+	}
+	qsort(e, n, sizeof *e, cmp_entry);
+	*out = e;
+	return (n);
+}
+
+/* Whether b has a bucket equal to a (same span, same entries). */
+static int
+has_bucket(const struct store *b, const struct store_bucket *x)
+{
+	const struct store_bucket	*y;
+	struct store_entry		*ex, *ey;
+	size_t				 nx, ny;
+	int				 same;
+
+	nx = used_entries(x, &ex);
+	for (y = store_buckets(b); y != NULL; y = y->next) {
+		if (y->start_ns != x->start_ns || y->width_ns != x->width_ns)
+			continue;
+		ny = used_entries(y, &ey);
+		same = nx == ny && memcmp(ex, ey, nx * sizeof *ex) == 0 &&
+		    x->samples == y->samples;
+		free(ey);
+		if (same) {
+			free(ex);
+			return (1);
+		}
+	}
+	free(ex);
+	return (0);
+}
+
+/* Compares every definition and every bucket of two stores. */
+static void
+assert_same(const struct store *a, const struct store *b)
+{
+	const struct store_instance	*ia, *ib;
+	const struct store_thread	*ta, *tb;
+	const struct store_bucket	*x;
+	const uint32_t			*fa, *fb;
+	const char			*sa, *sb;
+	uint32_t			 id, la, lb, a1, a2, a3, b1, b2, b3, i;
+	size_t				 na = 0, nb = 0;
+	int				 k;
+
+	for (k = 0; k < STORE_NKINDS; k++)
+		cr_assert_eq(store_id_limit(a, k), store_id_limit(b, k),
+		    "kind %d", k);
+	for (id = 1; id < store_id_limit(a, STORE_STRING); id++) {
+		sa = store_string_get(a, id, &la);
+		sb = store_string_get(b, id, &lb);
+		cr_assert_eq(sa == NULL, sb == NULL, "string %u", id);
+		if (sa != NULL)
+			cr_assert(la == lb && memcmp(sa, sb, la) == 0);
+	}
+	for (id = 1; id < store_id_limit(a, STORE_FUNC); id++) {
+		cr_assert_eq(store_func_get(a, id, &a1, &a2, &a3),
+		    store_func_get(b, id, &b1, &b2, &b3));
+		cr_assert(a1 == b1 && a2 == b2 && a3 == b3);
+	}
+	for (id = 1; id < store_id_limit(a, STORE_FRAME); id++) {
+		cr_assert_eq(store_frame_get(a, id, &a1, &a2),
+		    store_frame_get(b, id, &b1, &b2));
+		cr_assert(a1 == b1 && a2 == b2);
+	}
+	for (id = 1; id < store_id_limit(a, STORE_STACK); id++) {
+		fa = store_stack_get(a, id, &la);
+		fb = store_stack_get(b, id, &lb);
+		cr_assert_eq(fa == NULL, fb == NULL);
+		if (fa != NULL)
+			cr_assert(la == lb && memcmp(fa, fb, la * 4) == 0);
+	}
+	for (id = 1; id < store_id_limit(a, STORE_INSTANCE); id++) {
+		ia = store_instance_get(a, id);
+		ib = store_instance_get(b, id);
+		cr_assert_eq(ia == NULL, ib == NULL);
+		if (ia == NULL)
+			continue;
+		cr_assert(ia->pid == ib->pid && ia->ppid == ib->ppid &&
+		    ia->start_ns == ib->start_ns &&
+		    ia->attach_ns == ib->attach_ns &&
+		    ia->last_ns == ib->last_ns &&
+		    ia->samples == ib->samples && ia->dropped == ib->dropped);
+		cr_assert(ia->end_ns == ib->end_ns || (ia->end_ns == 0 &&
+		    ib->end_ns == ia->last_ns));
+		cr_assert_str_eq(ia->host, ib->host);
+		cr_assert_str_eq(ia->service, ib->service);
+		cr_assert_str_eq(ia->python, ib->python);
+		cr_assert_str_eq(ia->reader, ib->reader);
+		cr_assert_eq(ia->argc, ib->argc);
+		for (i = 0; i < ia->argc; i++)
+			cr_assert_str_eq(ia->argv[i], ib->argv[i]);
+	}
+	for (id = 1; id < store_id_limit(a, STORE_THREAD); id++) {
+		ta = store_thread_get(a, id);
+		tb = store_thread_get(b, id);
+		cr_assert_eq(ta == NULL, tb == NULL);
+		if (ta != NULL)
+			cr_assert(ta->id == tb->id &&
+			    ta->instance == tb->instance &&
+			    ta->tid == tb->tid && ta->name == tb->name);
+	}
+	for (x = store_buckets(a); x != NULL; x = x->next) {
+		cr_assert(has_bucket(b, x), "bucket %llu",
+		    (unsigned long long)x->start_ns);
+		na++;
+	}
+	for (x = store_buckets(b); x != NULL; x = x->next)
+		nb++;
+	cr_assert_eq(na, nb);
+}
+
+/* Opens dir into st; asserts it worked. */
+static struct persist *
+open_ok(struct store *st, uint64_t now)
+{
+	struct persist	*p;
+
+	p = persist_open(dir, st, now, errbuf, sizeof errbuf);
+	cr_assert_not_null(p, "%s", errbuf);
+	return (p);
+}
+
+/* One integer from the file. */
+static long long
+query(const char *sql)
+{
+	sqlite3		*d;
+	sqlite3_stmt	*s;
+	long long	 v;
+
+	cr_assert_eq(sqlite3_open(db, &d), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(d, sql, -1, &s, NULL), SQLITE_OK,
+	    "%s", sqlite3_errmsg(d));
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(d);
+	return (v);
+}
+
+/* Runs SQL on the file. */
+static void
+run_sql(const char *sql)
+{
+	sqlite3	*d;
+
+	cr_assert_eq(sqlite3_open(db, &d), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(d, sql, NULL, NULL, NULL), SQLITE_OK,
+	    "%s", sqlite3_errmsg(d));
+	sqlite3_close(d);
+}
+
+/* Writes a filled store to dir and returns it (still open). */
+static struct store *
+write_filled(uint32_t nstacks)
+{
+	struct store	*st = new_store(0);
+	struct persist	*p = open_ok(st, NOW);
+
+	fill(st, nstacks);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_close(p);
+	return (st);
+}
+
+/* How many files in dir start with a prefix. */
+static int
+count_files(const char *prefix)
+{
+	DIR		*d;
+	struct dirent	*e;
+	int		 n = 0;
+
+	cr_assert_not_null(d = opendir(dir));
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+			n++;
+	}
+	closedir(d);
+	return (n);
+}
+
+Test(persist, round_trip_keeps_every_definition_and_entry)
+{
+	struct store		*a = write_filled(40), *b = new_store(0);
+	struct persist		*p = open_ok(b, NOW);
+	struct persist_counts	 c;
+	struct store_counts	 sc;
+	const struct store_bucket *x;
+	int			 open = 0;
+
+	for (x = store_buckets(a); x != NULL; x = x->next)
+		open += !x->sealed;
+	cr_assert_gt(open, 0, "the fill leaves open buckets");
+	store_get_counts(a, &sc);
+	cr_assert_gt(sc.buckets, 20);
+	assert_same(a, b);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.buckets_loaded, sc.buckets);
+	cr_assert_eq(c.buckets_skipped, 0);
+	cr_assert_gt(c.bytes, 0);
+	persist_close(p);
+	store_free(a);
+	store_free(b);
+}
+
+Test(persist, flushes_only_what_changed)
+{
+	struct store		*st = new_store(0);
+	struct persist		*p = open_ok(st, NOW);
+	struct persist_counts	 c0, c1;
+	uint32_t		 stack, thread;
+
+	fill(st, 10);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_get_counts(p, &c0);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_get_counts(p, &c1);
+	cr_assert_eq(c1.rows_written, c0.rows_written, "nothing changed");
+	cr_assert_eq(c1.flushes, c0.flushes + 1);
+
+	/* One sample: its bucket and its instance. */
+	thread = 1;
+	stack = 1;
+	cr_assert_eq(store_add(st, NOW, thread, stack, 0, 1, 1), 0);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_get_counts(p, &c0);
+	cr_assert_eq(c0.rows_written, c1.rows_written + 2);
+
+	/* One new string. */
+	cr_assert_neq(store_string(st, "new", 3), 0);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_get_counts(p, &c1);
+	cr_assert_eq(c1.rows_written, c0.rows_written + 1);
+	persist_close(p);
+	store_free(st);
+}
+
+Test(persist, swept_definitions_and_dropped_buckets_leave_the_file)
+{
+	struct store	*st = new_store(0);
+	struct persist	*p = open_ok(st, NOW);
+	uint32_t	 lone;
+	char		 sql[128];
+
+	fill(st, 10);
+	lone = store_string(st, "unused", 6);
+	cr_assert_eq(persist_flush(p), 0);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM strings WHERE id = %u",
+	    lone);
+	cr_assert_eq(query(sql), 1);
+	cr_assert_gt(query("SELECT count(*) FROM buckets"), 20);
+
+	store_sweep_begin(st);
+	cr_assert_gt(store_sweep_end(st), 0);
+	cr_assert_eq(persist_flush(p), 0);
+	cr_assert_eq(query(sql), 0);
+	cr_assert_gt(query("SELECT count(*) FROM stacks"), 0);
+
+	store_reset(st);
+	cr_assert_eq(persist_flush(p), 0);
+	cr_assert_eq(query("SELECT count(*) FROM buckets"), 0);
+	persist_close(p);
+	store_free(st);
+}
+
+Test(persist, rolled_up_buckets_replace_their_inputs)
+{
+	struct store		*st = new_store(0), *b;
+	struct persist		*p = open_ok(st, NOW);
+	struct store_counts	 c;
+
+	fill(st, 10);
+	cr_assert_eq(persist_flush(p), 0);
+	/* Two hours on: the 10-s buckets roll up into minutes. */
+	store_tick(st, NOW + 7200 * SEC);
+	store_get_counts(st, &c);
+	cr_assert_gt(c.rollups, 0);
+	cr_assert_eq(persist_flush(p), 0);
+	cr_assert_eq(query("SELECT count(*) FROM buckets"), (long long)
+	    c.buckets);
+	persist_close(p);
+	b = new_store(0);
+	persist_close(open_ok(b, NOW + 7200 * SEC));
+	assert_same(st, b);
+	store_free(st);
+	store_free(b);
+}
+
+Test(persist, open_bucket_survives_kill_9)
+{
+	struct store		*b;
+	struct persist		*p;
+	struct store_counts	 c;
+	pid_t			 pid;
+	int			 status;
+
+	if ((pid = fork()) == 0) {
+		struct store	*st = new_store(0);
+
+		p = open_ok(st, NOW);
+		fill(st, 10);
+		store_add(st, NOW, 1, 1, 0, 5, 5);
+		persist_flush(p);
+		kill(getpid(), SIGKILL);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFSIGNALED(status));
+	b = new_store(0);
+	p = open_ok(b, NOW);
+	store_get_counts(b, &c);
+	cr_assert_gt(c.buckets, 20);
+	cr_assert_eq(store_buckets(b)->next != NULL, 1);
+	/* The newest bucket (open when killed) is back, sealed. */
+	cr_assert_eq(count_files(PERSIST_FILE ".bad"), 0);
+	persist_close(p);
+	store_free(b);
+}
+
+Test(persist, two_buckets_of_one_span_both_survive)
+{
+	struct store		*st = new_store(0), *b;
+	struct persist		*p = open_ok(st, NOW);
+	struct store_counts	 c;
+
+	fill(st, 10);
+	cr_assert_eq(persist_flush(p), 0);
+	/* A late sample re-opens the span of a sealed bucket. */
+	store_tick(st, NOW + 60 * SEC);
+	cr_assert_eq(store_add(st, NOW - 100 * SEC, 1, 1, 0, 7, 7), 0);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_close(p);
+	store_get_counts(st, &c);
+	b = new_store(0);
+	p = open_ok(b, NOW + 60 * SEC);
+	assert_same(st, b);
+	persist_close(p);
+	store_free(st);
+	store_free(b);
+}
+
+Test(persist, memory_cap_loads_the_newest_buckets)
+{
+	struct store		*a = write_filled(200), *b;
+	struct persist		*p;
+	struct persist_counts	 c;
+	struct store_counts	 sa, sb;
+	long long		 oldest;
+
+	store_free(a);
+	b = new_store(0);
+	persist_close(open_ok(b, NOW));
+	store_get_counts(b, &sa);
+	store_free(b);
+
+	b = new_store(sa.def_bytes + (sa.bytes - sa.def_bytes) / 2);
+	p = open_ok(b, NOW);
+	persist_get_counts(p, &c);
+	store_get_counts(b, &sb);
+	cr_assert_gt(c.buckets_loaded, 0);
+	cr_assert_gt(c.buckets_skipped, 0);
+	cr_assert_eq(c.buckets_loaded + c.buckets_skipped, sa.buckets);
+	cr_assert_eq(sb.buckets, c.buckets_loaded);
+	oldest = query("SELECT min(start_ns) FROM buckets");
+	cr_assert_gt(sb.oldest_ns, (uint64_t)oldest, "newest first");
+	cr_assert_leq(sb.bytes, store_get_config(b)->max_bytes);
+	persist_close(p);
+	/* What did not fit stays on disk. */
+	cr_assert_eq(query("SELECT count(*) FROM buckets"), (long long)
+	    sa.buckets);
+	store_free(b);
+}
+
+Test(persist, retention_drops_old_buckets_on_load)
+{
+	struct store		*a = write_filled(10), *b;
+	struct persist		*p;
+	struct persist_counts	 c;
+	uint64_t		 later;
+
+	store_free(a);
+	/* Now is such that the oldest 15 of 30 buckets are too old. */
+	later = NOW + store_get_config(b = new_store(0))->retention_ns -
+	    150 * SEC;
+	p = open_ok(b, later);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.buckets_loaded, 15);
+	cr_assert_eq(c.buckets_skipped, 0);
+	persist_close(p);
+	cr_assert_eq(query("SELECT count(*) FROM buckets"), 15);
+	store_free(b);
+}
+
+/* Opens a bad file: set aside with one log line, empty store. */
+static void
+assert_set_aside(void)
+{
+	struct store		*st = new_store(0);
+	struct persist		*p;
+	struct persist_counts	 c;
+	char			 logf[128], line[1024];
+	FILE			*f;
+	int			 saved, lines = 0;
+
+	snprintf(logf, sizeof logf, "%s/log", dir);
+	fflush(stderr);
+	saved = dup(2);
+	cr_assert_geq(saved, 0);
+	cr_assert_not_null(f = fopen(logf, "w+"));
+	dup2(fileno(f), 2);
+	p = persist_open(dir, st, NOW, errbuf, sizeof errbuf);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	cr_assert_not_null(p, "%s", errbuf);
+	rewind(f);
+	while (fgets(line, sizeof line, f) != NULL) {
+		cr_assert_not_null(strstr(line, "moved aside"), "%s", line);
+		lines++;
+	}
+	fclose(f);
+	cr_assert_eq(lines, 1);
+	cr_assert_eq(count_files(PERSIST_FILE ".bad-"), 1);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.set_aside, 1);
+	cr_assert_eq(c.buckets_loaded, 0);
+	cr_assert_null(store_buckets(st));
+	cr_assert_eq(store_instance_get(st, 1), NULL);
+	/* The fresh file works. */
+	fill(st, 5);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_close(p);
+	cr_assert_gt(query("SELECT count(*) FROM buckets"), 0);
+	store_free(st);
+}
+
+Test(persist, random_bytes_are_set_aside)
+{
+	char	buf[8192];
+	FILE	*f;
+	size_t	i;
+
+	srand(7);
+	for (i = 0; i < sizeof buf; i++)
+		buf[i] = (char)rand();
+	cr_assert_not_null(f = fopen(db, "w"));
+	fwrite(buf, 1, sizeof buf, f);
+	fclose(f);
+	assert_set_aside();
+}
+
+Test(persist, truncated_file_is_set_aside)
+{
+	struct stat	sb;
+
+	store_free(write_filled(200));
+	run_sql("PRAGMA wal_checkpoint(TRUNCATE)");
+	cr_assert_eq(stat(db, &sb), 0);
+	cr_assert_gt(sb.st_size, 64 * 1024);
+	cr_assert_eq(truncate(db, sb.st_size / 2), 0);
+	assert_set_aside();
+}
+
+Test(persist, wrong_magic_is_set_aside)
+{
+	store_free(write_filled(5));
+	run_sql("UPDATE meta SET magic = 'other'");
+	assert_set_aside();
+}
+
+Test(persist, other_schema_version_is_set_aside)
+{
+	store_free(write_filled(5));
+	run_sql("UPDATE meta SET version = 2");
+	assert_set_aside();
+}
+
+Test(persist, foreign_database_is_set_aside)
+{
+	run_sql("CREATE TABLE t(x); INSERT INTO t VALUES(1)");
+	assert_set_aside();
+}
+
+Test(persist, trigger_in_file_is_set_aside)
+{
+	store_free(write_filled(5));
+	run_sql("CREATE TRIGGER t AFTER INSERT ON strings BEGIN "
+	    "DELETE FROM buckets; END");
+	assert_set_aside();
+}
+
+Test(persist, dangling_reference_is_set_aside)
+{
+	store_free(write_filled(5));
+	run_sql("INSERT INTO threads VALUES(999, 12345, 1, 1)");
+	assert_set_aside();
+}
+
+Test(persist, bad_bucket_blob_is_set_aside)
+{
+	store_free(write_filled(5));
+	run_sql("UPDATE buckets SET n = n + 1 WHERE id = 1");
+	assert_set_aside();
+}
+
+Test(persist, unusable_dir_is_an_error)
+{
+	struct store	*st = new_store(0);
+	char		 path[128];
+
+	snprintf(path, sizeof path, "%s/missing", dir);
+	cr_assert_null(persist_open(path, st, NOW, errbuf, sizeof errbuf));
+	cr_assert_not_null(strstr(errbuf, "missing"));
+	snprintf(path, sizeof path, "%s/file", dir);
+	close(open(path, O_CREAT | O_WRONLY, 0644));
+	cr_assert_null(persist_open(path, st, NOW, errbuf, sizeof errbuf));
+	/* Not writable, even for root. */
+	cr_assert_null(persist_open("/proc", st, NOW, errbuf, sizeof errbuf));
+	if (geteuid() != 0) {
+		snprintf(path, sizeof path, "%s/ro", dir);
+		cr_assert_eq(mkdir(path, 0555), 0);
+		cr_assert_null(persist_open(path, st, NOW, errbuf,
+		    sizeof errbuf));
+	}
+	store_free(st);
+}
