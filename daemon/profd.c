@@ -290,6 +290,10 @@ main(int argc, char **argv)
 		fatal("cannot use runtime directory %s: %s", rundir,
 		    errno == EPERM ? "owned by another user" :
 		    strerror(errno));
+	if (lim.state_dir != NULL && profd_mkdir(lim.state_dir) != 0)
+		fatal("cannot use state directory %s: %s", lim.state_dir,
+		    errno == EPERM ? "owned by another user" :
+		    strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 
 	if ((base = event_base_new()) == NULL)
