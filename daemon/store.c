@@ -227,17 +227,13 @@ store_defs_live(const struct store *st, enum store_kind k, uint32_t id)
 	}
 }
 
-/* Picks an id for a new item (a freed one first); 0 when none is left. */
+/* Hands out the id after the highest one; 0 when none is left. */
 static uint32_t
-store_defs_alloc(struct store *st, struct store_defs *d)
+store_defs_grow(struct store *st, struct store_defs *d)
 {
 	uint32_t	cap;
 	void		*items;
 
-	if (d->nfree > 0) {
-		d->live++;
-		return (d->free_ids[--d->nfree]);
-	}
 	if (d->len >= STORE_ID_MAX)
 		return (0);
 	if (d->len == d->cap) {
@@ -258,6 +254,17 @@ store_defs_alloc(struct store *st, struct store_defs *d)
 	}
 	d->live++;
 	return (++d->len);
+}
+
+/* Picks an id for a new item (a freed one first); 0 when none is left. */
+static uint32_t
+store_defs_alloc(struct store *st, struct store_defs *d)
+{
+	if (d->nfree > 0) {
+		d->live++;
+		return (d->free_ids[--d->nfree]);
+	}
+	return (store_defs_grow(st, d));
 }
 
 /* Gives an id back (its slot must be cleared by the caller). */
@@ -1641,7 +1648,7 @@ store_load_id(struct store *st, enum store_kind k, uint32_t id)
 	if (id == 0 || id > STORE_ID_MAX || store_defs_live(st, k, id))
 		return (-1);
 	while (d->len < id) {
-		if ((got = store_defs_alloc(st, d)) == 0)
+		if ((got = store_defs_grow(st, d)) == 0)
 			return (-1);
 		if (got != id && store_defs_release(st, d, got) != 0)
 			return (-1);
