@@ -1010,7 +1010,7 @@ store_add(struct store *st, uint64_t t_ns, uint32_t thread, uint32_t stack,
 	    t_ns < now - st->cfg.grace_ns - st->cfg.tiers[0].width_ns)
 		st->counts.samples_late += count;
 	if ((b = store_bucket_for(st, t_ns)) == NULL ||
-	    store_bucket_add(st, b, thread, stack, flags & PROTO_SAMPLE_FLAGS,
+	    store_bucket_add(st, b, thread, stack, flags,
 	    count, weight_us) != 0)
 		goto drop;
 	b->dirty = 1;
