@@ -413,7 +413,7 @@ Test(server_agent, files_samples_by_thread_and_time)
 
 	/* A batch whose samples straddle a bucket boundary. */
 	width = store_get_config(server_store)->tiers[0].width_ns;
-	base = (now / width) * width - 2 * width + width - 1000;
+	base = (now / width) * width - 1000;
 	hello(5);
 	proto_send_string(&in, 1, "work", 4);
 	proto_send_string(&in, 2, "app.py", 6);
