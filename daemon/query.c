@@ -560,14 +560,20 @@ struct query_tbuild {
 	size_t			 n, cap;
 };
 
-/* Finds or adds the child of parent (index + 1; 0 for roots) for func. */
+/*
+ * Finds or adds the child of parent (index + 1; 0 for roots, whose list
+ * is *roots) for func.  The head is found again after growing: it may
+ * live in the nodes array that realloc moves.
+ */
 static uint32_t
-query_tree_child(struct query_tbuild *tb, uint32_t *head, uint32_t func)
+query_tree_child(struct query_tbuild *tb, uint32_t *roots, uint32_t parent,
+    uint32_t func)
 {
 	struct query_tnode	*nodes;
-	uint32_t		 i;
+	uint32_t		*head, i;
 	size_t			 cap;
 
+	head = parent == 0 ? roots : &tb->nodes[parent - 1].first_child;
 	for (i = *head; i != 0; i = tb->nodes[i - 1].next_sibling) {
 		if (tb->nodes[i - 1].func == func)
 			return (i);
@@ -578,6 +584,7 @@ query_tree_child(struct query_tbuild *tb, uint32_t *head, uint32_t func)
 			return (0);
 		tb->nodes = nodes;
 		tb->cap = cap;
+		head = parent == 0 ? roots : &tb->nodes[parent - 1].first_child;
 	}
 	memset(&tb->nodes[tb->n], 0, sizeof tb->nodes[0]);
 	tb->nodes[tb->n].func = func;
@@ -666,7 +673,7 @@ query_tree(const struct store *st, const struct query_result *res,
 	struct query_tbuild	 tb = { NULL, 0, 0 };
 	struct query_tout	 to;
 	const uint32_t		*frames;
-	uint32_t		 roots = 0, *head, depth, func, line, node = 0;
+	uint32_t		 roots = 0, parent, depth, func, line, node = 0;
 	uint32_t		 i;
 	size_t			 c;
 
@@ -676,16 +683,17 @@ query_tree(const struct store *st, const struct query_result *res,
 		if ((frames = store_stack_get(st, res->cells[c].stack,
 		    &depth)) == NULL)
 			continue;
-		head = &roots;
+		parent = 0;
 		for (i = depth; i > 0; i--) {
 			if (store_frame_get(st, frames[i - 1], &func,
 			    &line) != 0)
 				func = 0;
-			if ((node = query_tree_child(&tb, head, func)) == 0)
+			if ((node = query_tree_child(&tb, &roots, parent,
+			    func)) == 0)
 				goto fail;
 			tb.nodes[node - 1].total += res->cells[c].count;
 			tb.nodes[node - 1].total_us += res->cells[c].weight_us;
-			head = &tb.nodes[node - 1].first_child;
+			parent = node;
 		}
 		if (depth > 0) {
 			tb.nodes[node - 1].self += res->cells[c].count;

@@ -256,17 +256,13 @@ store_defs_live(const struct store *st, enum store_kind k, uint32_t id)
 	}
 }
 
-/* Picks an id for a new item (a freed one first); 0 when none is left. */
+/* Hands out the id after the highest one; 0 when none is left. */
 static uint32_t
-store_defs_alloc(struct store *st, struct store_defs *d)
+store_defs_grow(struct store *st, struct store_defs *d)
 {
 	uint32_t	cap;
 	void		*items;
 
-	if (d->nfree > 0) {
-		d->live++;
-		return (d->free_ids[--d->nfree]);
-	}
 	if (d->len >= STORE_ID_MAX)
 		return (0);
 	if (d->len == d->cap) {
@@ -287,6 +283,17 @@ store_defs_alloc(struct store *st, struct store_defs *d)
 	}
 	d->live++;
 	return (++d->len);
+}
+
+/* Picks an id for a new item (a freed one first); 0 when none is left. */
+static uint32_t
+store_defs_alloc(struct store *st, struct store_defs *d)
+{
+	if (d->nfree > 0) {
+		d->live++;
+		return (d->free_ids[--d->nfree]);
+	}
+	return (store_defs_grow(st, d));
 }
 
 /* Gives an id back (its slot must be cleared by the caller). */
@@ -1046,7 +1053,7 @@ store_add(struct store *st, uint64_t t_ns, uint32_t thread, uint32_t stack,
 	struct store_bucket	*b;
 	struct store_thread	*t;
 	struct store_instance	*in;
-	uint64_t		 now = st->now_ns;
+	uint64_t		 now = st->now_ns, w = st->cfg.tiers[0].width_ns;
 
 	if (count == 0)
 		return (0);
@@ -1061,11 +1068,15 @@ store_add(struct store *st, uint64_t t_ns, uint32_t thread, uint32_t stack,
 		st->counts.expired_samples += count;
 		return (-1);
 	}
-	if (now > st->cfg.grace_ns + st->cfg.tiers[0].width_ns &&
-	    t_ns < now - st->cfg.grace_ns - st->cfg.tiers[0].width_ns)
+	/* Late: its bucket is sealed (or rolled up).  It goes to the oldest
+	 * open bucket, the one holding now - grace, so no bucket is ever
+	 * doubled by a second one for the same time. */
+	if (t_ns - t_ns % w + w + st->cfg.grace_ns <= now) {
 		st->counts.samples_late += count;
+		t_ns = now - st->cfg.grace_ns;
+	}
 	if ((b = store_bucket_for(st, t_ns)) == NULL ||
-	    store_bucket_add(st, b, thread, stack, flags & PROTO_SAMPLE_FLAGS,
+	    store_bucket_add(st, b, thread, stack, flags,
 	    count, weight_us) != 0)
 		goto drop;
 	b->dirty = 1;
@@ -1741,7 +1752,7 @@ store_load_id(struct store *st, enum store_kind k, uint32_t id)
 	if (id == 0 || id > STORE_ID_MAX || store_defs_live(st, k, id))
 		return (-1);
 	while (d->len < id) {
-		if ((got = store_defs_alloc(st, d)) == 0)
+		if ((got = store_defs_grow(st, d)) == 0)
 			return (-1);
 		if (got != id && store_defs_release(st, d, got) != 0)
 			return (-1);

@@ -30,7 +30,7 @@ struct store_entry {
 	uint32_t	thread;		/* thread id (names the instance) */
 	uint32_t	stack;		/* stack id */
 	uint32_t	labels;		/* label set id; 0: none (reserved) */
-	uint32_t	flags;		/* PROTO_SAMPLE_* */
+	uint32_t	flags;		/* PROTO_SAMPLE_*, mode (query.h) */
 	uint64_t	count;		/* samples; 0 marks a free hash slot */
 	uint64_t	weight_us;	/* summed time weight */
 };

@@ -21,13 +21,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct agent_conn	*c;
 	size_t			 cut, used;
 	const char		*p = (const char *)data;
+	char			 err[256];
 
 	log_verbose = -1;
 	server_limits_default(&lim);
 	lim.max_ids = 64;
-	lim.max_stacks = 256;
-	if (server_init(NULL, &lim, "/tmp/profd-fuzz") != 0)
+	lim.max_memory = 4u << 20;
+	if (server_init(NULL, &lim, "/tmp/profd-fuzz", err, sizeof err) != 0) {
+		server_free();
 		return (0);
+	}
 	if ((c = server_agent_create(NULL)) != NULL) {
 		cut = size > 0 ? data[0] % (size + 1) : 0;
 		used = 0;
@@ -36,6 +39,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			(void)server_agent_input(c, p + cut, size - cut, &used);
 		}
 	}
+	/* Housekeeping over what the input left: seal, sweep, expire. */
+	server_housekeep(server_now_ns(), 1);
 	server_free();
 	return (0);
 }

@@ -56,7 +56,7 @@ Test(cmd, every_table_entry_is_complete_and_unique)
 		for (f = e + 1; *f != NULL; f++)
 			cr_assert_str_neq((*e)->name, (*f)->name);
 	}
-	cr_assert_eq(n, 5);
+	cr_assert_eq(n, 7);
 }
 
 Test(cmd, accepts_rates_in_protocol_range_only)

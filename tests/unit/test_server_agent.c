@@ -1,29 +1,38 @@
 /* test_server_agent.c -- agent connection decoding, fed frames directly. */
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
 
 #include "log.h"
 #include "proto.h"
+#include "query.h"
 #include "registry.h"
 #include "server-agent.h"
 #include "server.h"
 #include "stats.h"
 #include "store.h"
 
+#define NS	1000000000ull
+
 static struct agent_conn	*conn;
 static struct proto_sink	 in;
+static uint64_t			 now;	/* batches' base time */
 
 static void
 setup(void)
 {
 	struct server_limits	lim;
+	char			err[256];
 
 	log_verbose = -1;
 	server_limits_default(&lim);
 	lim.max_ids = 8;
-	cr_assert_eq(server_init(NULL, &lim, "/tmp/profd-test"), 0);
+	cr_assert_eq(server_init(NULL, &lim, "/tmp/profd-test", err,
+	    sizeof err), 0, "%s", err);
+	now = server_now_ns();
 	conn = server_agent_create(NULL);
 	cr_assert_not_null(conn);
 	proto_sink_init(&in, 1u << 24);
@@ -51,7 +60,7 @@ feed(void)
 }
 
 static void
-hello(uint32_t pid)
+hello_at(uint32_t pid, uint64_t start_ns)
 {
 	struct proto_hello	h;
 	const char		*argv[] = { "python3", "app.py" };
@@ -60,12 +69,18 @@ hello(uint32_t pid)
 	h.version = PROTO_VERSION;
 	h.pid = pid;
 	h.ppid = 1;
-	h.start_ns = 42;
+	h.start_ns = start_ns;
 	h.host = "box";
 	h.service = "web";
 	h.python = "3.11.2";
 	h.reader = "gil";
 	cr_assert_eq(proto_send_hello(&in, &h, argv, 2), 0);
+}
+
+static void
+hello(uint32_t pid)
+{
+	hello_at(pid, 42);
 }
 
 /* Defines strings 1-2, function 1, frame 1, stack 1 and thread 1. */
@@ -95,7 +110,7 @@ samples(uint32_t stack, uint32_t thread, uint32_t n)
 		s[i].weight_us = 10000;
 		s[i].flags = PROTO_SAMPLE_ONCPU;
 	}
-	cr_assert_eq(proto_send_samples(&in, 1, s, n), 0);
+	cr_assert_eq(proto_send_samples(&in, now, s, n), 0);
 }
 
 /* Decodes the first frame the daemon sent the agent. */
@@ -114,7 +129,10 @@ sent_config(struct proto_msg *msg, msgpack_unpacked *up)
 
 Test(server_agent, accepts_a_well_formed_session)
 {
-	struct store_result	res;
+	struct query		q;
+	struct query_result	res;
+	struct query_row	*rows;
+	size_t			n;
 	msgpack_unpacked	up;
 	struct proto_msg	msg;
 
@@ -129,13 +147,23 @@ Test(server_agent, accepts_a_well_formed_session)
 	cr_assert_eq(conn->proc->argc, 2);
 	cr_assert_str_eq(conn->proc->argv[1], "app.py");
 	cr_assert_eq(conn->proc->samples, 3);
-	cr_assert_eq(store_query(server_store, NULL, 0, 1, &res), 0);
-	cr_assert_eq(res.samples, 3);
-	cr_assert_eq(res.nprocs, 1);
-	cr_assert_eq(res.procs[0].pid, 4242);
-	cr_assert_eq(res.nfuncs, 1);
-	cr_assert_eq(res.funcs[0].self, 3);
-	store_result_free(&res);
+	memset(&q, 0, sizeof q);
+	q.mode = QUERY_MODE_ANY;
+	cr_assert_eq(query_run(server_store, &q, &res), 0);
+	cr_assert_eq(res.count, 3);
+	cr_assert_eq(res.weight_us, 30000);
+	cr_assert_eq(query_rows(server_store, &res, QUERY_BY_PROCESS, &rows,
+	    &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(store_instance_get(server_store, rows[0].key)->pid, 4242);
+	cr_assert_eq(rows[0].key, conn->instance);
+	free(rows);
+	cr_assert_eq(query_rows(server_store, &res, QUERY_BY_FUNCTION, &rows,
+	    &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(rows[0].self, 3);
+	free(rows);
+	query_result_free(&res);
 
 	msgpack_unpacked_init(&up);
 	sent_config(&msg, &up);
@@ -306,7 +334,9 @@ Test(server_agent, drops_samples_of_ids_past_max_ids)
 	samples(1, 1, 4);
 	cr_assert_eq(feed(), 0, "%s", conn->error);
 	store_get_counts(server_store, &c);
-	cr_assert_eq(c.overflow, 4);
+	cr_assert_eq(c.samples_dropped, 4);
+	cr_assert_eq(c.samples_stored, 0);
+	cr_assert_gt(daemon_stats.ids_unmapped, 0);
 	cr_assert_eq(conn->proc->samples, 4);
 }
 
@@ -322,6 +352,8 @@ Test(server_agent, keeps_the_agents_stats)
 	cr_assert_eq(feed(), 0, "%s", conn->error);
 	cr_assert_eq(registry_stat(conn->proc, "dropped"),
 	    100 + 3);
+	cr_assert_eq(store_instance_get(server_store, conn->instance)->dropped,
+	    100 + 3);
 }
 
 Test(server_agent, marks_the_process_gone_on_free)
@@ -336,6 +368,10 @@ Test(server_agent, marks_the_process_gone_on_free)
 	cr_assert_eq(p->connected, 0);
 	cr_assert_eq(registry_find(server_registry, 5), p);
 	cr_assert_null(registry_find_connected(server_registry, 5));
+	cr_assert_eq(store_instance_get(server_store, p->instance)->attached,
+	    0);
+	cr_assert_neq(store_instance_get(server_store, p->instance)->end_ns,
+	    0);
 }
 
 Test(server_agent, survives_mutated_sessions)
@@ -363,4 +399,140 @@ Test(server_agent, survives_mutated_sessions)
 		server_agent_free(c);
 	}
 	free(buf);
+}
+
+Test(server_agent, files_samples_by_thread_and_time)
+{
+	struct proto_sample		 s[3];
+	const struct store_bucket	*b;
+	const struct store_thread	*t;
+	const struct store_instance	*inst;
+	uint64_t			 base, width;
+	uint32_t			 frame = 1;
+	size_t				 i, seen = 0;
+
+	/* A batch whose samples straddle a bucket boundary. */
+	width = store_get_config(server_store)->tiers[0].width_ns;
+	base = (now / width) * width - 1000;
+	hello(5);
+	proto_send_string(&in, 1, "work", 4);
+	proto_send_string(&in, 2, "app.py", 6);
+	proto_send_string(&in, 3, "worker", 6);
+	proto_send_func(&in, 1, 1, 2, 10);
+	proto_send_frame(&in, 1, 1, 12);
+	proto_send_stack(&in, 1, 0, &frame, 1);
+	proto_send_thread(&in, 1, 1234, 3);
+	proto_send_thread(&in, 2, 1235, 1);
+	memset(s, 0, sizeof s);
+	s[0].stack = s[1].stack = s[2].stack = 1;
+	s[0].thread = 1;
+	s[1].thread = 1;
+	s[2].thread = 2;
+	s[0].dt_us = 0;
+	s[1].dt_us = 1;		/* base + 1 us: the next bucket */
+	s[2].dt_us = 5;
+	s[0].weight_us = 1;
+	s[1].weight_us = 2;
+	s[2].weight_us = 4;
+	cr_assert_eq(proto_send_samples(&in, base, s, 3), 0);
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	b = store_buckets(server_store);
+	cr_assert_not_null(b);
+	cr_assert_eq(b->start_ns, base - base % width);
+	cr_assert_eq(b->samples, 1);
+	cr_assert_not_null(b->next);
+	cr_assert_eq(b->next->start_ns, b->start_ns + width);
+	cr_assert_eq(b->next->samples, 2);
+	for (b = store_buckets(server_store); b != NULL; b = b->next) {
+		for (i = 0; i < b->cap; i++) {
+			if (b->entries[i].count == 0)
+				continue;
+			t = store_thread_get(server_store,
+			    b->entries[i].thread);
+			cr_assert_not_null(t);
+			cr_assert_eq(t->instance, conn->instance);
+			if (t->tid == 1234) {
+				cr_assert_str_eq(store_string_get(server_store,
+				    t->name, NULL), "worker");
+			} else {
+				cr_assert_eq(t->tid, 1235);
+				cr_assert_str_eq(store_string_get(server_store,
+				    t->name, NULL), "work");
+			}
+			seen += b->entries[i].count;
+		}
+	}
+	cr_assert_eq(seen, 3);
+	inst = store_instance_get(server_store, conn->instance);
+	cr_assert_eq(inst->samples, 3);
+	cr_assert_eq(inst->last_ns, base + 6000);
+}
+
+Test(server_agent, keeps_the_mode_of_its_samples)
+{
+	struct query		q;
+	struct query_result	res;
+
+	server_profile.mode = PROTO_MODE_CPU;
+	hello(5);
+	definitions();
+	samples(1, 1, 2);
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	memset(&q, 0, sizeof q);
+	q.mode = PROTO_MODE_CPU;
+	cr_assert_eq(query_run(server_store, &q, &res), 0);
+	cr_assert_eq(res.count, 2);
+	query_result_free(&res);
+	q.mode = PROTO_MODE_WALL;
+	cr_assert_eq(query_run(server_store, &q, &res), 0);
+	cr_assert_eq(res.count, 0);
+	query_result_free(&res);
+}
+
+Test(server_agent, a_new_start_time_is_a_new_instance)
+{
+	struct agent_conn	*c2;
+	uint32_t		 first;
+	size_t			 used;
+
+	hello_at(5, 1000);
+	cr_assert_eq(feed(), 0);
+	first = conn->instance;
+	server_agent_free(conn);
+	conn = server_agent_create(NULL);
+	hello_at(5, 1000);
+	cr_assert_eq(feed(), 0);
+	cr_assert_eq(conn->instance, first, "a reconnect");
+	c2 = server_agent_create(NULL);
+	hello_at(5, 2000);
+	cr_assert_eq(server_agent_input(c2, in.data, in.len, &used), 0);
+	proto_sink_consume(&in, used);
+	cr_assert_neq(c2->instance, first, "the pid was reused");
+	cr_assert_eq(store_instance_get(server_store, c2->instance)->start_ns,
+	    2000);
+}
+
+Test(server_agent, housekeeping_keeps_what_live_agents_use)
+{
+	struct store_counts	c;
+	uint32_t		gstack, depth;
+	uint64_t		sweeps;
+
+	hello(5);
+	definitions();
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	gstack = conn->ids[AGENT_STACK].map[0];
+	cr_assert_neq(gstack, 0);
+	store_get_counts(server_store, &c);
+	sweeps = c.sweeps;
+	server_housekeep(server_now_ns(), 1);
+	store_get_counts(server_store, &c);
+	cr_assert_eq(c.sweeps, sweeps + 1);
+	cr_assert_not_null(store_stack_get(server_store, gstack, &depth));
+	cr_assert_not_null(store_instance_get(server_store, conn->instance));
+	/* Samples sent after a sweep still land. */
+	samples(1, 1, 2);
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	store_get_counts(server_store, &c);
+	cr_assert_eq(c.samples_stored, 2);
 }

@@ -21,10 +21,12 @@ static void
 setup(void)
 {
 	struct server_limits	lim;
+	char			err[256];
 
 	log_verbose = -1;
 	server_limits_default(&lim);
-	cr_assert_eq(server_init(NULL, &lim, "/tmp/profd-test"), 0);
+	cr_assert_eq(server_init(NULL, &lim, "/tmp/profd-test", err,
+	    sizeof err), 0, "%s", err);
 	msgpack_sbuffer_init(&argbuf);
 	msgpack_packer_init(&argpk, &argbuf, msgpack_sbuffer_write);
 	msgpack_unpacked_init(&argup);
@@ -90,9 +92,11 @@ run_error(const char *cmd, const char *what)
 	    what);
 }
 
-/* A connected agent with one sampled stack "work" <- "main". */
+/* A connected agent started at start_ns, with one sampled stack
+ * "work" <- "main" on a thread named `thread`. */
 static struct agent_conn *
-agent(uint32_t pid, uint32_t nsamples)
+agent_full(uint32_t pid, uint64_t start_ns, const char *thread,
+    uint32_t nsamples)
 {
 	struct proto_sink	 in;
 	struct proto_hello	 h;
@@ -105,7 +109,9 @@ agent(uint32_t pid, uint32_t nsamples)
 	memset(&h, 0, sizeof h);
 	h.version = PROTO_VERSION;
 	h.pid = pid;
-	h.host = h.service = h.python = h.reader = "";
+	h.start_ns = start_ns;
+	h.host = h.python = h.reader = "";
+	h.service = pid < 20 ? "web" : "db";
 	proto_sink_init(&in, 1u << 20);
 	proto_send_hello(&in, &h, argv, 1);
 	proto_send_string(&in, 1, "work", 4);
@@ -116,14 +122,59 @@ agent(uint32_t pid, uint32_t nsamples)
 	proto_send_frame(&in, 1, 1, 6);
 	proto_send_frame(&in, 2, 2, 2);
 	proto_send_stack(&in, 1, 0, frames, 2);
-	proto_send_thread(&in, 1, 99, 1);
+	proto_send_string(&in, 4, thread, strlen(thread));
+	proto_send_thread(&in, 1, 99, 4);
 	for (i = 0; i < nsamples; i++)
-		proto_send_samples(&in, 0, &s, 1);
+		proto_send_samples(&in, server_now_ns(), &s, 1);
 	cr_assert_eq(server_agent_input(c, in.data, in.len, &used), 0, "%s",
 	    c->error);
 	proto_sink_free(&in);
 	evbuffer_drain(c->out, evbuffer_get_length(c->out));
 	return (c);
+}
+
+static struct agent_conn *
+agent(uint32_t pid, uint32_t nsamples)
+{
+	return (agent_full(pid, 42, "MainThread", nsamples));
+}
+
+/* The string at key of a map, copied. */
+static const char *
+str(const msgpack_object *map, const char *key)
+{
+	static char		 buf[8][256];
+	static int		 n;
+	const msgpack_object	*o = proto_map_get(&map->via.map, key);
+
+	cr_assert_not_null(o, "no key %s", key);
+	cr_assert_eq(o->type, MSGPACK_OBJECT_STR);
+	n = (n + 1) % 8;
+	snprintf(buf[n], sizeof buf[n], "%.*s", (int)o->via.str.size,
+	    o->via.str.ptr);
+	return (buf[n]);
+}
+
+/* The uint at key of a map. */
+static uint64_t
+num(const msgpack_object *map, const char *key)
+{
+	uint64_t	v;
+
+	cr_assert_eq(proto_map_uint(&map->via.map, key, &v), 0, "key %s",
+	    key);
+	return (v);
+}
+
+/* The array at key of a map. */
+static const msgpack_object_array *
+arr(const msgpack_object *map, const char *key)
+{
+	const msgpack_object	*o = proto_map_get(&map->via.map, key);
+
+	cr_assert_not_null(o, "no key %s", key);
+	cr_assert_eq(o->type, MSGPACK_OBJECT_ARRAY);
+	return (&o->via.array);
 }
 
 /* The config last sent to an agent. */
@@ -285,37 +336,26 @@ Test(server_control, stop_turns_profiling_off)
 
 Test(server_control, show_merges_processes)
 {
-	const msgpack_object	*body, *funcs, *procs, *stacks, *frames;
-	uint64_t		 v;
-	int			 ok;
+	const msgpack_object		*body;
+	const msgpack_object_array	*funcs, *procs;
+	int				 ok;
 
 	agent(10, 2);
 	agent(11, 3);
-	msgpack_pack_map(&argpk, 2);
+	msgpack_pack_map(&argpk, 1);
 	proto_pack_cstr(&argpk, "top");
 	msgpack_pack_uint32(&argpk, 1);
-	proto_pack_cstr(&argpk, "stacks");
-	msgpack_pack_true(&argpk);
 	body = run("show", &ok);
 	cr_assert_eq(ok, 1);
-	cr_assert_eq(proto_map_uint(&body->via.map, "samples", &v), 0);
-	cr_assert_eq(v, 5);
-	procs = proto_map_get(&body->via.map, "processes");
-	cr_assert_eq(procs->via.array.size, 2);
-	funcs = proto_map_get(&body->via.map, "functions");
-	cr_assert_eq(funcs->via.array.size, 1, "cut to top");
-	cr_assert_eq(proto_map_uint(&funcs->via.array.ptr[0].via.map, "self",
-	    &v), 0);
-	cr_assert_eq(v, 5);
-	stacks = proto_map_get(&body->via.map, "stacks");
-	cr_assert_eq(stacks->via.array.size, 1);
-	frames = proto_map_get(&stacks->via.array.ptr[0].via.map, "frames");
-	cr_assert_eq(frames->via.array.size, 2);
-	/* Root first. */
-	cr_assert_eq(frames->via.array.ptr[0].via.array.ptr[0].via.str.size,
-	    4);
-	cr_assert(memcmp(frames->via.array.ptr[0].via.array.ptr[0].via.str.ptr,
-	    "main", 4) == 0);
+	cr_assert_eq(num(body, "samples"), 5);
+	cr_assert_str_eq(str(body, "view"), "function");
+	procs = arr(body, "processes");
+	cr_assert_eq(procs->size, 2);
+	funcs = arr(body, "functions");
+	cr_assert_eq(funcs->size, 1, "cut to top");
+	cr_assert_str_eq(str(&funcs->ptr[0], "function"), "work");
+	cr_assert_eq(num(&funcs->ptr[0], "self"), 5);
+	cr_assert_eq(num(&funcs->ptr[0], "line"), 5);
 }
 
 Test(server_control, show_filters_by_pid)
@@ -347,4 +387,210 @@ Test(server_control, reset_forgets_samples)
 	body = run("show", &ok);
 	cr_assert_eq(proto_map_uint(&body->via.map, "samples", &v), 0);
 	cr_assert_eq(v, 0);
+}
+
+Test(server_control, show_by_thread_names_the_threads)
+{
+	const msgpack_object		*body;
+	const msgpack_object_array	*th;
+	int				 ok;
+
+	agent_full(10, 42, "MainThread", 2);
+	agent_full(11, 42, "worker-7", 3);
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "by");
+	proto_pack_cstr(&argpk, "thread");
+	body = run("show", &ok);
+	cr_assert_eq(ok, 1);
+	cr_assert_str_eq(str(body, "view"), "thread");
+	th = arr(body, "threads");
+	cr_assert_eq(th->size, 2);
+	cr_assert_str_eq(str(&th->ptr[0], "thread"), "worker-7");
+	cr_assert_eq(num(&th->ptr[0], "pid"), 11);
+	cr_assert_eq(num(&th->ptr[0], "tid"), 99);
+	cr_assert_eq(num(&th->ptr[0], "self"), 3);
+	cr_assert_str_eq(str(&th->ptr[1], "thread"), "MainThread");
+	cr_assert_str_eq(str(&th->ptr[1], "service"), "web");
+	cr_assert_gt(num(body, "to_ns"), num(body, "from_ns"));
+}
+
+Test(server_control, show_filters_by_thread_glob)
+{
+	const msgpack_object	*body;
+	int			 ok;
+
+	agent_full(10, 42, "MainThread", 2);
+	agent_full(11, 42, "worker-7", 3);
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "threads");
+	msgpack_pack_array(&argpk, 1);
+	proto_pack_cstr(&argpk, "work*");
+	body = run("show", &ok);
+	cr_assert_eq(ok, 1);
+	cr_assert_eq(num(body, "samples"), 3);
+}
+
+Test(server_control, show_with_an_unknown_pid_is_an_error)
+{
+	agent(10, 1);
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "pids");
+	msgpack_pack_array(&argpk, 1);
+	msgpack_pack_uint32(&argpk, 12);
+	run_error("show", "no process with pid 12");
+}
+
+Test(server_control, show_refuses_tree_with_top)
+{
+	msgpack_pack_map(&argpk, 2);
+	proto_pack_cstr(&argpk, "tree");
+	msgpack_pack_true(&argpk);
+	proto_pack_cstr(&argpk, "top");
+	msgpack_pack_uint32(&argpk, 3);
+	run_error("show", "--top does not apply to --tree");
+}
+
+Test(server_control, show_refuses_bad_arguments)
+{
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "by");
+	proto_pack_cstr(&argpk, "colour");
+	run_error("show", "unknown by 'colour'");
+	msgpack_sbuffer_clear(&argbuf);
+	msgpack_pack_map(&argpk, 2);
+	proto_pack_cstr(&argpk, "since_ns");
+	msgpack_pack_uint64(&argpk, 20);
+	proto_pack_cstr(&argpk, "until_ns");
+	msgpack_pack_uint64(&argpk, 10);
+	run_error("show", "the window is empty");
+	msgpack_sbuffer_clear(&argbuf);
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "diff");
+	msgpack_pack_uint32(&argpk, 1);
+	run_error("show", "'diff' must be a map");
+	msgpack_sbuffer_clear(&argbuf);
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "format");
+	proto_pack_cstr(&argpk, "gif");
+	run_error("show", "unknown format 'gif'");
+}
+
+Test(server_control, show_tree)
+{
+	const msgpack_object		*body;
+	const msgpack_object_array	*tree;
+	int				 ok;
+
+	agent(10, 4);
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "tree");
+	msgpack_pack_true(&argpk);
+	body = run("show", &ok);
+	cr_assert_eq(ok, 1);
+	tree = arr(body, "tree");
+	cr_assert_eq(tree->size, 2);
+	cr_assert_str_eq(str(&tree->ptr[0], "function"), "main");
+	cr_assert_eq(num(&tree->ptr[0], "depth"), 0);
+	cr_assert_eq(num(&tree->ptr[0], "total"), 4);
+	cr_assert_str_eq(str(&tree->ptr[1], "function"), "work");
+	cr_assert_eq(num(&tree->ptr[1], "depth"), 1);
+	cr_assert_eq(num(&tree->ptr[1], "self"), 4);
+}
+
+Test(server_control, show_diff_against_another_process)
+{
+	const msgpack_object		*body;
+	const msgpack_object_array	*f;
+	int				 ok;
+
+	agent(10, 2);
+	agent(11, 6);
+	msgpack_pack_map(&argpk, 2);
+	proto_pack_cstr(&argpk, "pids");
+	msgpack_pack_array(&argpk, 1);
+	msgpack_pack_uint32(&argpk, 10);
+	proto_pack_cstr(&argpk, "diff");
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "pids");
+	msgpack_pack_array(&argpk, 1);
+	msgpack_pack_uint32(&argpk, 11);
+	body = run("show", &ok);
+	cr_assert_eq(ok, 1);
+	cr_assert_str_eq(str(body, "view"), "diff");
+	cr_assert_eq(num(body, "samples"), 2);
+	cr_assert_eq(num(body, "base_samples"), 6);
+	f = arr(body, "functions");
+	cr_assert_eq(f->size, 2);
+	cr_assert_str_eq(str(&f->ptr[0], "function"), "work");
+	cr_assert_eq(num(&f->ptr[0], "self"), 2);
+	cr_assert_eq(num(&f->ptr[0], "base_self"), 6);
+}
+
+Test(server_control, show_encoders_answer_or_say_they_are_missing)
+{
+	const msgpack_object	*body;
+	int			 ok;
+
+	agent(10, 2);
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "format");
+	proto_pack_cstr(&argpk, "folded");
+	body = run("show", &ok);
+	if (!ok) {
+		cr_assert_eq(body->type, MSGPACK_OBJECT_STR);
+		cr_assert(body->via.str.size > 0);
+	} else
+		cr_assert_str_eq(str(body, "format"), "folded");
+}
+
+Test(server_control, ps_lists_instances)
+{
+	const msgpack_object		*body;
+	const msgpack_object_array	*p;
+	int				 ok, b;
+
+	agent(10, 2);
+	agent(11, 0);
+	body = run("ps", &ok);
+	cr_assert_eq(ok, 1);
+	p = arr(body, "processes");
+	cr_assert_eq(p->size, 2);
+	cr_assert_eq(num(&p->ptr[0], "pid"), 10);
+	cr_assert_eq(num(&p->ptr[0], "samples"), 2);
+	cr_assert_str_eq(str(&p->ptr[0], "service"), "web");
+	cr_assert_eq(proto_map_bool(&p->ptr[0].via.map, "attached", &b), 0);
+	cr_assert_eq(b, 1);
+	cr_assert_eq(num(&p->ptr[1], "pid"), 11);
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "pids");
+	msgpack_pack_array(&argpk, 1);
+	msgpack_pack_uint32(&argpk, 11);
+	body = run("ps", &ok);
+	cr_assert_eq(arr(body, "processes")->size, 1);
+}
+
+Test(server_control, ps_shows_a_reused_pid_twice)
+{
+	const msgpack_object		*body;
+	const msgpack_object_array	*p;
+	struct agent_conn		*a;
+	int				 ok, b;
+
+	a = agent_full(10, 1000, "MainThread", 1);
+	server_agent_free(a);
+	agent_full(10, 2000, "MainThread", 2);
+	body = run("ps", &ok);
+	cr_assert_eq(ok, 1);
+	p = arr(body, "processes");
+	cr_assert_eq(p->size, 2);
+	cr_assert_eq(num(&p->ptr[0], "pid"), 10);
+	cr_assert_eq(num(&p->ptr[0], "start_ns"), 1000);
+	cr_assert_eq(proto_map_bool(&p->ptr[0].via.map, "attached", &b), 0);
+	cr_assert_eq(b, 0);
+	cr_assert_neq(num(&p->ptr[0], "end_ns"), 0);
+	cr_assert_eq(num(&p->ptr[1], "pid"), 10);
+	cr_assert_eq(num(&p->ptr[1], "start_ns"), 2000);
+	cr_assert_eq(num(&p->ptr[1], "samples"), 2);
+	cr_assert_neq(num(&p->ptr[0], "instance"),
+	    num(&p->ptr[1], "instance"));
 }
