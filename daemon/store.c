@@ -1053,7 +1053,7 @@ store_add(struct store *st, uint64_t t_ns, uint32_t thread, uint32_t stack,
 	struct store_bucket	*b;
 	struct store_thread	*t;
 	struct store_instance	*in;
-	uint64_t		 now = st->now_ns, w = st->cfg.tiers[0].width_ns;
+	uint64_t		 now = st->now_ns;
 
 	if (count == 0)
 		return (0);
@@ -1068,13 +1068,9 @@ store_add(struct store *st, uint64_t t_ns, uint32_t thread, uint32_t stack,
 		st->counts.expired_samples += count;
 		return (-1);
 	}
-	/* Late: its bucket is sealed (or rolled up).  It goes to the oldest
-	 * open bucket, the one holding now - grace, so no bucket is ever
-	 * doubled by a second one for the same time. */
-	if (t_ns - t_ns % w + w + st->cfg.grace_ns <= now) {
+	if (now > st->cfg.grace_ns + st->cfg.tiers[0].width_ns &&
+	    t_ns < now - st->cfg.grace_ns - st->cfg.tiers[0].width_ns)
 		st->counts.samples_late += count;
-		t_ns = now - st->cfg.grace_ns;
-	}
 	if ((b = store_bucket_for(st, t_ns)) == NULL ||
 	    store_bucket_add(st, b, thread, stack, flags,
 	    count, weight_us) != 0)
