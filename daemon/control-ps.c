@@ -7,6 +7,7 @@
  * Arguments: pids, services (filters; optional).
  */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,6 +109,7 @@ control_ps(struct control_args *a, struct proto_sink *sink)
 	limit = store_id_limit(server_store, STORE_INSTANCE);
 	if ((ids = calloc(limit, sizeof *ids)) == NULL) {
 		server_control_strs_free(services, nservices);
+		snprintf(a->error, sizeof a->error, "out of memory");
 		return (-1);
 	}
 	for (id = 1; id < limit; id++) {

@@ -1068,8 +1068,10 @@ store_add(struct store *st, uint64_t t_ns, uint32_t thread, uint32_t stack,
 		st->counts.expired_samples += count;
 		return (-1);
 	}
-	if (now > st->cfg.grace_ns + st->cfg.tiers[0].width_ns &&
-	    t_ns < now - st->cfg.grace_ns - st->cfg.tiers[0].width_ns)
+	/* Late: its time's bucket is (or would be) sealed already.  It is
+	 * back-filled at its own time; the tick merges the twins. */
+	if (t_ns - t_ns % st->cfg.tiers[0].width_ns +
+	    st->cfg.tiers[0].width_ns + st->cfg.grace_ns <= now)
 		st->counts.samples_late += count;
 	if ((b = store_bucket_for(st, t_ns)) == NULL ||
 	    store_bucket_add(st, b, thread, stack, flags,
@@ -1178,6 +1180,10 @@ store_rollup(struct store *st, struct store_bucket *first, uint64_t start,
 	uint64_t		 samples = 0;
 	int			 k = 0;
 
+	/* A back-filled bucket may land after a coarser one of its window:
+	 * start from the first bucket of the window. */
+	while (first->prev != NULL && first->prev->start_ns >= start)
+		first = first->prev;
 	for (b = first; b != NULL && b->start_ns < start + width;
 	    b = b->next) {
 		if (!b->sealed || b->start_ns < start || b->width_ns > width)
@@ -1247,11 +1253,27 @@ store_tick(struct store *st, uint64_t now)
 		st->counts.expired_samples += b->samples;
 		store_bucket_drop(st, b);
 	}
-	/* Seal what is past its grace. */
-	for (b = st->buckets; b != NULL; b = b->next) {
-		if (!b->sealed && b->start_ns + b->width_ns + st->cfg.grace_ns
-		    <= now)
-			store_bucket_seal(st, b);
+	/* Seal what is past its grace; a back-filled bucket joins its
+	 * sealed twin. */
+	for (b = st->buckets; b != NULL; b = b1) {
+		b1 = b->next;
+		if (b->sealed || b->start_ns + b->width_ns + st->cfg.grace_ns >
+		    now)
+			continue;
+		store_bucket_seal(st, b);
+		start = b->start_ns;
+		if ((b->prev != NULL && b->prev->sealed &&
+		    b->prev->start_ns == b->start_ns &&
+		    b->prev->width_ns == b->width_ns) ||
+		    (b1 != NULL && b1->sealed && b1->start_ns == b->start_ns &&
+		    b1->width_ns == b->width_ns)) {
+			if (store_rollup(st, b, start, b->width_ns) != 0)
+				continue;
+			/* b is gone: go on after the merged one. */
+			for (b1 = st->buckets; b1 != NULL &&
+			    b1->start_ns <= start; b1 = b1->next)
+				;
+		}
 	}
 	/* Roll up sealed buckets finer than their age's tier. */
 	for (b = st->buckets; b != NULL; b = b1) {

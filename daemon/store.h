@@ -107,7 +107,7 @@ struct store_config {
 /* Counters of the store (see stats.h for their descriptions). */
 struct store_counts {
 	uint64_t	samples_stored;
-	uint64_t	samples_late;		/* charged to the oldest open */
+	uint64_t	samples_late;		/* back-filled at their time */
 	uint64_t	samples_dropped;	/* unknown stack or no memory */
 	uint64_t	expired_samples;	/* past the retention */
 	uint64_t	evicted_samples;	/* past max_bytes */

@@ -109,6 +109,8 @@ units_iso8601(const char *s, uint64_t *ns)
 		else if ((p = strptime(p, "%H:%M", &tm)) == NULL)
 			return (-1);
 		if (*p == '.') {
+			if (!isdigit((unsigned char)p[1]))
+				return (-1);
 			for (p++; isdigit((unsigned char)*p); p++) {
 				frac_ns += (*p - '0') * scale;
 				scale /= 10;
@@ -124,6 +126,8 @@ units_iso8601(const char *s, uint64_t *ns)
 		    !isdigit((unsigned char)p[2]))
 			return (-1);
 		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600;
+		if (off > 23 * 3600)
+			return (-1);
 		p += 3;
 		if (*p == ':')
 			p++;

@@ -182,6 +182,7 @@ Test(query, merges_cells_by_stack_and_thread)
 	store_tick(st, T0 + 20 * NS);
 	cr_assert_eq(store_add(st, T0 + 20 * NS, web_main, s_work, 0, 1, 10),
 	    0);
+	q.by_thread = 1;
 	cr_assert_eq(run(), 18);
 	cr_assert_eq(res.weight_us, 1710);
 	cr_assert_eq(res.ncells, 4, "flags and buckets merged away");
@@ -446,6 +447,7 @@ Test(query, profile_has_root_first_frames_and_labels)
 	size_t				 i, found = 0;
 
 	samples();
+	q.by_thread = 1;
 	run();
 	p = query_profile(st, &res, 1);
 	cr_assert_not_null(p);

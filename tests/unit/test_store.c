@@ -447,6 +447,9 @@ Test(store, tick_seals_buckets_past_their_grace_sorted)
 	cr_assert_eq(store_add(st, T0 + 1 * NS, th[0], sk[0], 0, 1, 1), 0);
 	cr_assert_eq(bucket_samples(NULL), 101);
 	cr_assert_eq(counts().samples_late, 1);
+	/* Back-filled at its time; the next tick merges it into its twin. */
+	store_tick(st, T0 + cfg->tiers[0].width_ns + cfg->grace_ns);
+	cr_assert_eq(bucket_samples(NULL), 101);
 	no_twin_buckets();
 }
 
