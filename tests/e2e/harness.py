@@ -67,8 +67,15 @@ class Ctx:
         self.daemon = subprocess.Popen(cmd, stdout=log, stderr=log,
                                        env=self.daemon_env())
         self.procs.append(self.daemon)
-        wait_until(lambda: os.path.exists(self.sock("control.sock"))
-                   or self.daemon.poll() is not None, 10, "profd to start")
+        def answers():
+            if self.daemon.poll() is not None:
+                return True
+            try:
+                connect(self.sock("control.sock"), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_until(answers, 10, "profd to start")
         check(self.daemon.poll() is None,
               "profd exited at start-up: %s" % self.log_tail())
         return self.daemon

@@ -1,0 +1,109 @@
+"""The store on disk (-s DIR): kill -9 and restart, a corrupt or foreign
+file, memory bounded whatever is on disk."""
+import os
+import signal
+import time
+
+from fakeagent import FakeAgent
+from harness import WORKLOADS, check, once, wait_until
+
+NS = 1000000000
+
+
+def stored(ctx):
+    return ctx.ctl_json("status")["daemon"]["samples_stored"]
+
+
+@once
+def test_kill_9_loses_at_most_the_last_interval(ctx):
+    state = os.path.join(ctx.tmp, "state")
+    ctx.start_daemon("-s", state, "--persist-interval", "1s")
+    a = FakeAgent(ctx.rt, pid=3003, service="durable")
+    th = a.thread("MainThread")
+    now = time.time_ns()
+    a.samples(a.stack(["main", "an_hour_ago"]), th, 40, t_ns=now - 3600 * NS)
+    a.samples(a.stack(["main", "just_now"]), th, 60, t_ns=now)
+    a.flush()
+    wait_until(lambda: stored(ctx) == 100, 10, "100 samples stored")
+    time.sleep(2.5)                      # > one persist interval
+    before = ctx.ctl_json("show", "--top", "0")
+    ps_before = ctx.ctl_json("ps")["processes"]
+    ctx.daemon.send_signal(signal.SIGKILL)
+    ctx.daemon.wait(10)
+    a.close()
+    t0 = time.monotonic()
+    ctx.start_daemon("-s", state)
+    wait_until(lambda: ctx.ctl_json("show")["samples"] == 100, 10,
+               "the samples back after kill -9")
+    elapsed = time.monotonic() - t0
+    check(elapsed < 5, "serving took %.1f s" % elapsed)
+    after = ctx.ctl_json("show", "--top", "0")
+    key = lambda d: sorted((f["function"], f["self"], f["total"]) for f in d["functions"])
+    check(key(after) == key(before), "profile changed: %r vs %r" % (key(after), key(before)))
+    ps = ctx.ctl_json("ps")["processes"]
+    check([p["pid"] for p in ps] == [p["pid"] for p in ps_before] and
+          not ps[0]["attached"], "ps after restart: %r" % ps)
+    # The old window still answers by time.
+    check(ctx.ctl_json("show", "--until", "30m")["samples"] == 40, "old window")
+
+
+@once
+def test_real_agents_survive_a_restart(ctx):
+    state = os.path.join(ctx.tmp, "state")
+    ctx.start_daemon("-s", state)
+    ctx.ctl("start", "--rate", "200")
+    p = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--seconds", "2"],
+                      service="restart")
+    p.wait(30)
+    wait_until(lambda: not any(a["connected"] for a in ctx.ctl_json("status")["agents"]),
+               10, "the agent to detach")
+    n = ctx.ctl_json("show")["samples"]
+    check(n > 100, "samples %d" % n)
+    check(ctx.stop_daemon() == 0, "SIGTERM exit")
+    ctx.start_daemon("-s", state)
+    check(ctx.ctl_json("show")["samples"] == n, "a clean stop keeps everything")
+
+
+@once
+def test_corrupt_store_is_set_aside_with_one_log_line(ctx):
+    state = os.path.join(ctx.tmp, "state")
+    os.makedirs(state)
+    with open(os.path.join(state, "profd.db"), "wb") as f:
+        f.write(b"SQLite format 3\x00" + os.urandom(8192))
+    ctx.start_daemon("-s", state)
+    check(ctx.ctl_json("status")["daemon"]["samples_stored"] == 0, "fresh store")
+    aside = [f for f in os.listdir(state) if ".bad-" in f]
+    check(aside, "corrupt file not set aside: %r" % os.listdir(state))
+    with open(ctx.daemon_log, errors="replace") as f:
+        lines = [l for l in f if "profd.db" in l and ("aside" in l or "bad" in l)]
+    check(len(lines) == 1, "want one log line, got %r" % lines)
+    # And it works: samples are kept and survive a restart.
+    a = FakeAgent(ctx.rt, pid=3100, service="after")
+    a.samples(a.stack(["main", "ok"]), a.thread("MainThread"), 5)
+    a.close()
+    wait_until(lambda: stored(ctx) == 5, 10, "5 samples")
+    check(ctx.stop_daemon() == 0, "SIGTERM exit")
+    ctx.start_daemon("-s", state)
+    check(ctx.ctl_json("show")["samples"] == 5, "kept after restart")
+
+
+@once
+def test_a_big_store_on_disk_loads_within_the_memory_cap(ctx):
+    state = os.path.join(ctx.tmp, "state")
+    ctx.start_daemon("-s", state, "--bucket", "1s")
+    a = FakeAgent(ctx.rt, pid=3200, service="big")
+    th = a.thread("MainThread")
+    now = time.time_ns()
+    for k in range(300):
+        for j in range(100):
+            a.samples(a.stack(["main", "f%d" % j, "g%d_%d" % (k, j)]), th, 1,
+                      t_ns=now - (600 - k * 2) * NS)
+        a.flush()
+    a.close()
+    wait_until(lambda: stored(ctx) == 30000, 60, "30000 samples")
+    check(ctx.stop_daemon() == 0, "SIGTERM exit")
+    ctx.start_daemon("-s", state, "--max-memory", "16M")
+    st = ctx.ctl_json("status")
+    check(st["store"]["bytes"] <= st["store"]["max_bytes"], "over the cap: %r" % st["store"])
+    n = ctx.ctl_json("show")["samples"]
+    check(0 < n <= 30000, "loaded %d" % n)
