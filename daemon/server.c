@@ -8,6 +8,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,8 @@ static struct event	*server_tick_ev;	/* housekeeping timer */
 static struct persist	*server_persist;	/* NULL: memory only */
 static uint64_t		 server_last_sweep_ns;
 static uint64_t		 server_last_persist_ns;
+static uint64_t		 server_last_trim_ns;
+static uint64_t		 server_freed;		/* as of the last trim */
 
 struct server_listener {
 	const char		*kind;		/* "agent" or "control" */
@@ -159,6 +162,14 @@ server_housekeep(uint64_t now, int force_sweep)
 
 	store_tick(server_store, now);
 	store_get_counts(server_store, &sc);
+	/* Give what roll-ups, evictions and sweeps freed back to the system,
+	 * so resident memory follows the store. */
+	if (sc.rollups + sc.evicted_buckets + sc.reclaimed != server_freed &&
+	    now - server_last_trim_ns >= (uint64_t)SERVER_TRIM_S * s) {
+		server_freed = sc.rollups + sc.evicted_buckets + sc.reclaimed;
+		server_last_trim_ns = now;
+		malloc_trim(0);
+	}
 	if (force_sweep ||
 	    now - server_last_sweep_ns >= server_limits.sweep_s * s ||
 	    ((sc.bytes > store_get_config(server_store)->max_bytes / 100 *

@@ -50,6 +50,7 @@
 #define STORE_SWEEP_PCT		90		/* ... or when this full, */
 #define STORE_SWEEP_MIN_S	5		/* at most this often */
 #define DEFAULT_PERSIST_S	10		/* write the open buckets */
+#define SERVER_TRIM_S		10		/* return freed memory, at most */
 /* An agent connection whose maps pin more ids than this that no bucket
  * uses is asked to define again what it uses (PROTO_RESYNC). */
 #define DEFAULT_RESYNC_IDS	4096
