@@ -194,7 +194,7 @@ void	conn_free(void);
 int	conn_fd(void);
 /* Whether output is waiting to be sent. */
 int	conn_want_write(void);
-/* Connects when due, sends what the socket takes, reads CONFIG. */
+/* Connects when due, sends what the socket takes, reads CONFIG and RESYNC. */
 void	conn_io(uint64_t now);
 /* Commits one batch with its definitions, atomically; -1 if dropped. */
 int	conn_commit(const struct intern_sample *, uint32_t n);

@@ -1,7 +1,7 @@
 /*
  * conn.c -- the agent's connection to profd: a non-blocking Unix stream
  * socket, a bounded outgoing buffer (a fixed proto_sink) and the CONFIG
- * messages coming back.
+ * and RESYNC messages coming back.
  *
  * The buffer always holds the stream for the current (or next) connection,
  * starting with its HELLO, so while the daemon is away samples keep being
@@ -237,38 +237,103 @@ conn_sent(size_t n)
 	}
 }
 
-/* Applies one message from the daemon; -1 if it is not a CONFIG. */
-static int
-conn_handle(const char *payload, size_t len)
+/* Applies a CONFIG from the daemon. */
+static void
+conn_config(const struct proto_msg *msg)
 {
-	msgpack_unpacked	 up;
-	struct proto_msg	 msg;
-	const char		*err = NULL;
-	int			 rc = -1;
-	uint32_t		 rate;
+	uint32_t	rate;
 
-	msgpack_unpacked_init(&up);
-	if (proto_decode(payload, len, &up, &msg, &err) != 0) {
-		agent_log("bad message from the daemon: %s", err ? err : "?");
-		goto out;
-	}
-	if (msg.type != PROTO_CONFIG) {
-		agent_log("unexpected message %d from the daemon", msg.type);
-		goto out;
-	}
-	rate = msg.config.rate_hz;
+	rate = msg->config.rate_hz;
 	if (rate < PROTO_RATE_MIN)
 		rate = PROTO_RATE_MIN;
 	if (rate > PROTO_RATE_MAX)
 		rate = PROTO_RATE_MAX;
-	if (msg.config.mode <= PROTO_MODE_LAST)
-		AGENT_STORE(agent_config.mode, msg.config.mode);
-	if (msg.config.reader <= PROTO_READER_LAST)
-		AGENT_STORE(agent_config.reader, msg.config.reader);
+	if (msg->config.mode <= PROTO_MODE_LAST)
+		AGENT_STORE(agent_config.mode, msg->config.mode);
+	if (msg->config.reader <= PROTO_READER_LAST)
+		AGENT_STORE(agent_config.reader, msg->config.reader);
 	AGENT_STORE(agent_config.rate_hz, rate);
-	AGENT_STORE(agent_config.jitter_pct, msg.config.jitter_pct);
-	AGENT_STORE(agent_config.profiling, msg.config.profiling ? 1 : 0);
+	AGENT_STORE(agent_config.jitter_pct, msg->config.jitter_pct);
+	AGENT_STORE(agent_config.profiling, msg->config.profiling ? 1 : 0);
 	conn_backoff = AGENT_BACKOFF_MIN_NS;
+}
+
+/*
+ * RESYNC: the daemon forgets this connection's wire ids at our ack.  What
+ * refers to the old ids is all in conn_out already, ahead of the ack:
+ * batches are committed whole (no interner transaction is open while
+ * conn_io runs, both on the sampler thread) and the sampler's pending
+ * samples hold intern indices, which get wire ids only when committed,
+ * after the ack.  Past the ack, ids start again from 1, as on a new
+ * connection.  -1 if the ack does not fit: the caller must hang up, so
+ * that the daemon never maps a new id to an old definition.
+ */
+static int
+conn_resync(uint32_t token)
+{
+	if (proto_send_resync_ack(&conn_out, token) != 0)
+		return (-1);
+	intern_new_epoch();
+	conn_renewing = 0;
+	AGENT_STAT_ADD(resyncs, 1);
+	agent_log("wire ids renumbered at the daemon's request");
+	return (0);
+}
+
+/*
+ * Whether a payload that did not decode is a well-formed message of a type
+ * this agent does not act on (from a newer daemon): such a message is
+ * skipped rather than taken as a broken peer.
+ */
+static int
+conn_foreign(const msgpack_unpacked *up, uint64_t *type)
+{
+	const msgpack_object	*root = &up->data;
+
+	if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1 ||
+	    root->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return (0);
+	*type = root->via.array.ptr[0].via.u64;
+	return (*type != PROTO_CONFIG && *type != PROTO_RESYNC);
+}
+
+/* Applies one message from the daemon; -1 with *why if the link must go.
+ * Messages of other types are skipped with a log line. */
+static int
+conn_handle(const char *payload, size_t len, const char **why)
+{
+	msgpack_unpacked	 up;
+	struct proto_msg	 msg;
+	const char		*err = NULL;
+	uint64_t		 type;
+	int			 rc = -1;
+
+	msgpack_unpacked_init(&up);
+	if (proto_decode(payload, len, &up, &msg, &err) != 0) {
+		if (conn_foreign(&up, &type)) {
+			agent_log("ignoring message %llu from the daemon",
+			    (unsigned long long)type);
+			rc = 0;
+			goto out;
+		}
+		agent_log("bad message from the daemon: %s", err ? err : "?");
+		*why = "malformed input";
+		goto out;
+	}
+	switch (msg.type) {
+	case PROTO_CONFIG:
+		conn_config(&msg);
+		break;
+	case PROTO_RESYNC:
+		if (conn_resync(msg.resync.token) != 0) {
+			*why = "no room for a resync ack";
+			goto out;
+		}
+		break;
+	default:
+		agent_log("ignoring message %d from the daemon", msg.type);
+		break;
+	}
 	rc = 0;
 out:
 	msgpack_unpacked_destroy(&up);
@@ -279,7 +344,7 @@ out:
 static int
 conn_read(uint64_t now)
 {
-	const char	*payload;
+	const char	*payload, *why = NULL;
 	size_t		 plen, flen;
 	ssize_t		 n;
 	int		 rc;
@@ -302,8 +367,8 @@ conn_read(uint64_t now)
 		while ((rc = proto_frame_peek(conn_in, conn_in_len,
 		    sizeof conn_in - PROTO_HEADER_SIZE, &payload, &plen,
 		    &flen)) == 1) {
-			if (conn_handle(payload, plen) != 0) {
-				conn_drop(now, "malformed input");
+			if (conn_handle(payload, plen, &why) != 0) {
+				conn_drop(now, why);
 				return (-1);
 			}
 			memmove(conn_in, conn_in + flen, conn_in_len - flen);
@@ -316,7 +381,8 @@ conn_read(uint64_t now)
 	}
 }
 
-/* Connects when due, sends what the socket takes, reads CONFIG. */
+/* Connects when due, sends what the socket takes, reads CONFIG and
+ * RESYNC. */
 void
 conn_io(uint64_t now)
 {

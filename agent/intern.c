@@ -4,9 +4,10 @@
  * 1) and found through an open-addressing index keyed by a precomputed hash.
  *
  * Wire ids are not the internal indices: an entry gets a wire id when it is
- * first written on a connection (its "epoch"), so every connection numbers
- * its definitions densely from 1 in the order it receives them, and a new
- * connection simply redefines what it needs.  Writes happen in
+ * first written in an epoch (a connection, or the part of one after a
+ * RESYNC_ACK), so every epoch numbers its definitions densely from 1 in
+ * the order it receives them, and a new epoch simply redefines what it
+ * needs.  Writes happen in
  * transactions: a batch whose definitions or samples do not fit is rolled
  * back, and so are the wire ids it handed out.
  *

@@ -325,6 +325,25 @@ module_set_thread_name(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* _hide_code(code): keeps frames of an agent function out of every stack;
+ * False when the table is full.  The reference taken is never given back:
+ * the address must stay that code object's for good. */
+static PyObject *
+module_hide_code(PyObject *self, PyObject *code)
+{
+	int	rc;
+
+	if (!PyCode_Check(code)) {
+		PyErr_SetString(PyExc_TypeError, "_hide_code: not a code object");
+		return (NULL);
+	}
+	if ((rc = reader_hide((uintptr_t)code)) < 0)
+		Py_RETURN_FALSE;
+	if (rc > 0)
+		Py_INCREF(code);
+	Py_RETURN_TRUE;
+}
+
 /* Parses a reader name ("default", "gil", "direct"). */
 static int
 module_parse_reader(const char *s, uint32_t *out)
@@ -475,6 +494,8 @@ static PyMethodDef module_methods[] = {
 	  "direct_available(): whether the direct reader is built in." },
 	{ "_set_thread_name", module_set_thread_name, METH_VARARGS,
 	  "_set_thread_name(native_id, name, ident=0)." },
+	{ "_hide_code", module_hide_code, METH_O,
+	  "_hide_code(code): leave frames of this code out of stacks." },
 	{ "_after_fork_child", module_after_fork_child, METH_NOARGS,
 	  "_after_fork_child(): restart in a fork child." },
 	{ "_atexit", module_atexit, METH_NOARGS,

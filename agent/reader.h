@@ -32,6 +32,7 @@ struct reader_thread {
 };
 
 #define READER_NAME_MAX	512
+#define READER_HIDDEN_MAX	16	/* agent code objects never shown */
 
 /* What the interner needs to define a function, copied out. */
 struct reader_code {
@@ -65,6 +66,10 @@ struct reader {
 	/* Interner lets go of a code object it held (gil reader: decref). */
 	void		(*forget)(uintptr_t code);
 };
+
+/* reader.c: the agent's own code objects, left out of every stack. */
+int	reader_hide(uintptr_t code);
+int	reader_hidden(uintptr_t code);
 
 extern const struct reader reader_gil;
 extern const struct reader reader_direct;

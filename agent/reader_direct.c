@@ -1058,7 +1058,8 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
 /*
  * Turns a walked chain into the thread's frames: checks code objects and
  * offsets, drops frames not started yet (what CPython's own frame walk
- * hides), keeps the innermost PROTO_MAX_DEPTH.  0, or -1 if torn.
+ * hides) and the agent's own, keeps the innermost PROTO_MAX_DEPTH.  0, or
+ * -1 if torn.
  */
 static int
 direct_finish(struct reader_thread *t, struct direct_raw *raw, int n,
@@ -1083,6 +1084,8 @@ direct_finish(struct reader_thread *t, struct direct_raw *raw, int n,
 		} else if (raw[i].loc < -2 || raw[i].loc > INT32_MAX) {
 			return -1;
 		}
+		if (reader_hidden(raw[i].code))
+			continue;
 		if (t->depth == PROTO_MAX_DEPTH) {
 			t->truncated = 1;
 			break;

@@ -210,7 +210,8 @@ reader_gil_holder(void)
 	    __ATOMIC_RELAXED));
 }
 
-/* Reads one thread's frames, leaf first; -1 if a code could not be held. */
+/* Reads one thread's frames but the agent's own, leaf first; -1 if a code
+ * could not be held. */
 static int
 reader_gil_walk(PyThreadState *t, struct reader_thread *rt)
 {
@@ -228,11 +229,13 @@ reader_gil_walk(PyThreadState *t, struct reader_thread *rt)
 			break;
 		}
 		code = PyFrame_GetCode(f);
-		if (reader_gil_hold(code) != 0)
-			bad = 1;
-		rt->frames[rt->depth].code = (uintptr_t)code;
-		rt->frames[rt->depth].loc = PyFrame_GetLineNumber(f);
-		rt->depth++;
+		if (!reader_hidden((uintptr_t)code)) {
+			if (reader_gil_hold(code) != 0)
+				bad = 1;
+			rt->frames[rt->depth].code = (uintptr_t)code;
+			rt->frames[rt->depth].loc = PyFrame_GetLineNumber(f);
+			rt->depth++;
+		}
 		Py_DECREF(code);
 		back = PyFrame_GetBack(f);
 		Py_DECREF(f);

@@ -68,9 +68,26 @@ main(int argc, char **argv)
 	proto_send_stats(&sk, stats);
 	seeds_write(argv[1], "session", &sk);
 
+	/* The same session, renumbered from 1 after a resync. */
+	proto_send_resync_ack(&sk, 1);
+	proto_send_string(&sk, 1, "leaf", 4);
+	proto_send_string(&sk, 2, "app.py", 6);
+	proto_send_string(&sk, 3, "MainThread", 10);
+	proto_send_func(&sk, 1, 1, 2, 10);
+	proto_send_frame(&sk, 1, 1, 11);
+	proto_send_stack(&sk, 1, 1, f2, 1);
+	proto_send_thread(&sk, 1, 4242, 3);
+	s[1].stack = 1;
+	proto_send_samples(&sk, 1ull << 60, s, 3);
+	seeds_write(argv[1], "session-resync", &sk);
+
 	sk.len = 0;
 	proto_send_config(&sk, 1, 1000, PROTO_MODE_CPU, PROTO_READER_DIRECT, 10);
 	seeds_write(argv[1], "config", &sk);
+
+	sk.len = 0;
+	proto_send_resync(&sk, 1);
+	seeds_write(argv[1], "resync", &sk);
 
 	sk.len = 0;
 	start = proto_begin_request(&sk, "show", 1);

@@ -354,6 +354,32 @@ proto_send_config(struct proto_sink *sink, int profiling, uint32_t rate_hz,
 	return (proto_end(sink, start));
 }
 
+/* Encodes one [type, token] frame. */
+static int
+proto_send_token(struct proto_sink *sink, enum proto_type type,
+    uint32_t token)
+{
+	size_t	start;
+
+	start = proto_begin(sink, type, 1);
+	msgpack_pack_uint32(&sink->pk, token);
+	return (proto_end(sink, start));
+}
+
+/* Encodes a daemon -> agent resync request. */
+int
+proto_send_resync(struct proto_sink *sink, uint32_t token)
+{
+	return (proto_send_token(sink, PROTO_RESYNC, token));
+}
+
+/* Encodes the agent's acknowledgement of a resync. */
+int
+proto_send_resync_ack(struct proto_sink *sink, uint32_t token)
+{
+	return (proto_send_token(sink, PROTO_RESYNC_ACK, token));
+}
+
 /* Begins a request; the caller packs a map of nargs pairs, then ends it. */
 size_t
 proto_begin_request(struct proto_sink *sink, const char *command, size_t nargs)
@@ -541,7 +567,7 @@ proto_decode_hello(const msgpack_object *o, struct proto_hello *h,
 		*err = "hello has no version";
 		return (-1);
 	}
-	if (h->version != PROTO_VERSION) {
+	if (h->version < PROTO_VERSION_MIN || h->version > PROTO_VERSION) {
 		*err = "unsupported protocol version";
 		return (-1);
 	}
@@ -687,7 +713,9 @@ proto_nfields(uint64_t type)
 	case PROTO_THREAD:	return (3);
 	case PROTO_SAMPLES:	return (2);
 	case PROTO_STATS:	return (1);
+	case PROTO_RESYNC_ACK:	return (1);
 	case PROTO_CONFIG:	return (5);
+	case PROTO_RESYNC:	return (1);
 	case PROTO_REQUEST:	return (2);
 	case PROTO_REPLY:	return (2);
 	}
@@ -882,6 +910,11 @@ proto_decode(const char *payload, size_t len, msgpack_unpacked *up,
 		    &msg->config.reader) != 0 ||
 		    proto_get_u32(&f[4], PROTO_JITTER_MAX,
 		    &msg->config.jitter_pct) != 0)
+			goto bad;
+		return (0);
+	case PROTO_RESYNC:
+	case PROTO_RESYNC_ACK:
+		if (proto_get_u32(&f[0], UINT32_MAX, &msg->resync.token) != 0)
 			goto bad;
 		return (0);
 	case PROTO_REQUEST:

@@ -15,6 +15,19 @@
  * defines each one before the first message that refers to it.  A new
  * connection starts every counter again: definitions are sent once per
  * connection, then only ids.
+ *
+ * Resync (version 2): the daemon keeps a map from every wire id of a
+ * connection to its own definition for as long as the connection lives.
+ * To let a long-lived connection shed ids it no longer uses, the daemon
+ * sends RESYNC with a token; the agent writes RESYNC_ACK with that token
+ * into its stream after every message that refers to the old ids, and
+ * from the ack on numbers every kind from 1 again and defines again what
+ * it uses next, exactly as on a new connection (but with no new HELLO).
+ * Until the ack arrives, the daemon must keep the old ids working.  An
+ * agent that cannot write the ack hangs up instead (a new connection is a
+ * new numbering anyway).  A version 1 agent never gets RESYNC: the daemon
+ * closes such a connection instead, and the agent reconnects and defines
+ * everything again.
  */
 #ifndef PROTO_H
 #define PROTO_H
@@ -25,8 +38,8 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION 1
-#define PROTO_VERSION_MIN 1		/* oldest hello version accepted */
+#define PROTO_VERSION 2		/* what an agent's hello says */
+#define PROTO_VERSION_MIN 1	/* the oldest hello a daemon accepts */
 
 /* Limits.  Every one is checked by the decoder; a peer over one is closed. */
 #define PROTO_HEADER_SIZE	4		/* length prefix */
@@ -57,10 +70,15 @@ enum proto_type {
 	PROTO_SAMPLES = 106,	/* [106, base_ns, [stack, thread, dt_us,
 				    weight_us, flags] * n, flattened] */
 	PROTO_STATS = 107,	/* [107, {counter name: uint}] */
+	PROTO_RESYNC_ACK = 108,	/* [108, token]: ids numbered anew from here
+				    (v2) */
 
 	/* 200s: daemon -> agent. */
 	PROTO_CONFIG = 200,	/* [200, profiling, rate_hz, mode, reader,
 				    jitter_pct] */
+	PROTO_RESYNC = 201,	/* [201, token]: forget every wire id of this
+				    connection; define again what you use
+				    next (v2 agents only) */
 
 	/* 300s: profctl -> daemon. */
 	PROTO_REQUEST = 300,	/* [300, command str, {arg map}] */
@@ -110,6 +128,7 @@ enum proto_reader {
 	X(bytes_sent, "bytes written to the daemon")			\
 	X(sample_bytes, "bytes of sample records encoded")		\
 	X(connects, "connections made to the daemon")			\
+	X(resyncs, "wire ids renumbered at the daemon's request")	\
 	X(rate_hz, "sampling rate asked, Hz")				\
 	X(achieved_mhz, "sampling rate achieved, milli-Hz")
 
@@ -162,6 +181,7 @@ struct proto_msg {
 			uint32_t reader;
 			uint32_t jitter_pct;
 		} config;
+		struct { uint32_t token; } resync;	/* and its ack */
 		struct {
 			const char *command; uint32_t command_len;
 			const msgpack_object_map *args;
@@ -240,6 +260,9 @@ int	proto_send_samples(struct proto_sink *, uint64_t base_ns,
 int	proto_send_stats(struct proto_sink *, const uint64_t *values);
 int	proto_send_config(struct proto_sink *, int profiling, uint32_t rate_hz,
 	    uint32_t mode, uint32_t reader, uint32_t jitter_pct);
+/* RESYNC (daemon -> agent) and its RESYNC_ACK (agent -> daemon). */
+int	proto_send_resync(struct proto_sink *, uint32_t token);
+int	proto_send_resync_ack(struct proto_sink *, uint32_t token);
 /* Requests and replies: begin the frame, then pack the map/body with
  * sink->pk, then proto_end(). */
 size_t	proto_begin_request(struct proto_sink *, const char *command,

@@ -35,6 +35,17 @@ __all__ = ["attach", "detach", "stats", "configure"]
 _hooks_installed = False
 
 
+def _hide(*funcs):
+    """Keeps the agent's own frames out of every profile: the sampler skips
+    frames running these functions' (or code objects') code.  For code
+    that runs on the host's threads without the host calling it."""
+    for f in funcs:
+        try:
+            _profagent._hide_code(getattr(f, "__code__", f))
+        except Exception:
+            pass
+
+
 def _default_service():
     argv0 = sys.argv[0] if getattr(sys, "argv", None) else ""
     if argv0 in ("", "-c", "-m"):
@@ -128,9 +139,13 @@ def _install_hooks():
         finally:
             _thread_ending()
 
+    _hide(_bootstrap_inner)
     threading.Thread._bootstrap_inner = _bootstrap_inner
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_child)
+
+
+_hide(_name_current, _thread_ending, _mp_finalize, _after_fork_child)
 
 
 def _configure_from_env():

@@ -104,4 +104,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # An agent already attached here (a run inside a run) must not show
+    # this launcher, which lives only until it execs CMD.
+    from . import _hide
+    _hide(sys._getframe().f_code, main, _run)
     sys.exit(main())

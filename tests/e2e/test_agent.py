@@ -107,6 +107,35 @@ def test_folded_and_table_output(ctx):
     p.wait(60)
 
 
+def test_agent_frames_never_show_in_stacks(ctx):
+    """The wrapper profagent puts around every thread's run (and the rest of
+    its Python: sitecustomize, fork hooks) is hidden by both readers."""
+    ctx.start_daemon()
+    ctx.ctl("start", "--rate", "300")
+    for reader in ("gil", "direct"):
+        ctx.ctl("reset")
+        p = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"),
+                           "--seconds", "2", "--threads", "2"],
+                          env=ctx.agent_env(PROFAGENT_READER=reader))
+
+        def thread_stacks():
+            folded = ctx.ctl("show", "--format", "folded").stdout
+            stacks = [l.rpartition(" ")[0].split(";")
+                      for l in folded.splitlines() if l]
+            return [s for s in stacks if "_bootstrap (" in s[0] and
+                    "/threading.py:" in s[0]]
+        stacks = wait_until(thread_stacks, 20, "thread stacks (%s)" % reader)
+        check(any(f.split(" (")[0].endswith("_bootstrap_inner") and
+                  "/threading.py:" in f for s in stacks for f in s),
+              "threading's own frames lost (%s): %r" % (reader, stacks[:3]))
+        check(p.wait(60) == 0, "workload failed: %s" % ctx.output(p))
+        frames = set(f for l in ctx.ctl("show", "--format", "folded")
+                     .stdout.splitlines() if l
+                     for f in l.rpartition(" ")[0].split(";"))
+        ours = sorted(f for f in frames if "/profagent/" in f)
+        check(not ours, "agent frames in stacks (%s): %r" % (reader, ours))
+
+
 def test_jitter_keeps_the_mean_rate(ctx):
     ctx.start_daemon()
     ctx.ctl("start", "--rate", "500", "--jitter", "40")

@@ -150,6 +150,55 @@ Test(proto, round_trips_stats_and_config)
 	cr_assert_eq(m.config.jitter_pct, 10);
 }
 
+Test(proto, round_trips_resync_and_its_ack)
+{
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_send_resync(&sink, 7), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.type, PROTO_RESYNC);
+	cr_assert_eq(m.resync.token, 7);
+	sink.len = 0;
+
+	cr_assert_eq(proto_send_resync_ack(&sink, UINT32_MAX), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.type, PROTO_RESYNC_ACK);
+	cr_assert_eq(m.resync.token, UINT32_MAX);
+	sink.len = 0;
+
+	cr_assert_eq(proto_send_resync_ack(&sink, 0), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.resync.token, 0);
+}
+
+Test(proto, resync_ack_that_does_not_fit_leaves_nothing_behind)
+{
+	char			buf[8];
+	struct proto_sink	fixed;
+
+	proto_sink_init_fixed(&fixed, buf, sizeof buf);
+	cr_assert_eq(proto_send_resync_ack(&fixed, 1), 0);	/* 7 bytes */
+	cr_assert_eq(proto_send_resync_ack(&fixed, 2), -1);
+	cr_assert_eq(fixed.len, 7);
+}
+
+Test(proto, accepts_hellos_from_the_oldest_version_on)
+{
+	/* [100, {"version": PROTO_VERSION_MIN, "pid": 5}] */
+	static const unsigned char v1[] = { 0x92, 0x64, 0x82, 0xa7, 'v', 'e',
+	    'r', 's', 'i', 'o', 'n', PROTO_VERSION_MIN, 0xa3, 'p', 'i', 'd',
+	    0x05 };
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_geq(PROTO_VERSION, 2);
+	cr_assert_eq(proto_decode((const char *)v1, sizeof v1, &up, &m, &err),
+	    0, "%s", err);
+	cr_assert_eq(m.hello.version, PROTO_VERSION_MIN);
+	cr_assert_eq(m.hello.pid, 5);
+}
+
 Test(proto, round_trips_request_and_reply)
 {
 	struct proto_msg	 m;
@@ -253,6 +302,24 @@ static struct bad_payload bad_payloads[] = {
 	    'i', 'o', 'n', 0x01 }, 12 },
 	{ "hello with wrong version", { 0x92, 0x64, 0x82, 0xa7, 'v', 'e', 'r',
 	    's', 'i', 'o', 'n', 0x63, 0xa3, 'p', 'i', 'd', 0x05 }, 17 },
+	{ "hello with version zero", { 0x92, 0x64, 0x82, 0xa7, 'v', 'e', 'r',
+	    's', 'i', 'o', 'n', 0x00, 0xa3, 'p', 'i', 'd', 0x05 }, 17 },
+	{ "hello from a newer version", { 0x92, 0x64, 0x82, 0xa7, 'v', 'e',
+	    'r', 's', 'i', 'o', 'n', PROTO_VERSION + 1, 0xa3, 'p', 'i', 'd',
+	    0x05 }, 17 },
+	{ "resync without token", { 0x91, 0xcc, 0xc9 }, 3 },
+	{ "resync with two tokens", { 0x93, 0xcc, 0xc9, 0x01, 0x02 }, 5 },
+	{ "resync token negative", { 0x92, 0xcc, 0xc9, 0xff }, 4 },
+	{ "resync token over 32 bits", { 0x92, 0xcc, 0xc9, 0xcf, 0, 0, 0, 1,
+	    0, 0, 0, 0 }, 12 },
+	{ "resync token a string", { 0x92, 0xcc, 0xc9, 0xa1, '1' }, 5 },
+	{ "resync token a float", { 0x92, 0xcc, 0xc9, 0xca, 0x3f, 0x80, 0, 0 },
+	    8 },
+	{ "resync ack without token", { 0x91, 0x6c }, 2 },
+	{ "resync ack token nil", { 0x92, 0x6c, 0xc0 }, 3 },
+	{ "resync ack token negative", { 0x92, 0x6c, 0xd0, 0x80 }, 4 },
+	{ "resync ack with two tokens", { 0x93, 0x6c, 0x01, 0x02 }, 4 },
+	{ "resync ack token truncated", { 0x92, 0x6c, 0xce, 0x00, 0x01 }, 5 },
 	{ "config rate zero", { 0x96, 0xcc, 0xc8, 0xc3, 0x00, 0x00, 0x00,
 	    0x00 }, 8 },
 	{ "config rate too high", { 0x96, 0xcc, 0xc8, 0xc3, 0xcd, 0x4e, 0x21,

@@ -32,7 +32,7 @@ def _profagent_import():
     raise err
 
 
-def _profagent_attach():
+def _profagent_attach(module_code):
     if os.environ.get("PROFAGENT_AUTO") != "1":
         return
     try:
@@ -41,6 +41,9 @@ def _profagent_attach():
         sys.stderr.write("profagent: not attached: %s\n" % (e,))
         return
     try:
+        # The host's own sitecustomize runs under this file's frames.
+        profagent._hide(module_code, _profagent_import, _profagent_attach,
+                        _profagent_chain)
         profagent.attach()
     except Exception as e:
         sys.stderr.write("profagent: not attached: %s\n" % (e,))
@@ -73,5 +76,5 @@ def _profagent_chain():
                          % (getattr(spec, "origin", "?"), e))
 
 
-_profagent_attach()
+_profagent_attach(sys._getframe().f_code)
 _profagent_chain()

@@ -149,13 +149,20 @@ fx_thread(struct reader_thread *t, uint64_t native_id,
 	}
 }
 
+/* Forgets the ids of a connection (or of the part before a resync). */
+static void
+fx_wire_forget_ids(void)
+{
+	fx_wire.nstrings = fx_wire.nfuncs = fx_wire.nframes = 0;
+	fx_wire.nstacks = fx_wire.nthreads = 0;
+}
+
 /* Forgets the ids of a connection. */
 static void
 fx_wire_new_connection(void)
 {
 	fx_wire.nmsgs = 0;
-	fx_wire.nstrings = fx_wire.nfuncs = fx_wire.nframes = 0;
-	fx_wire.nstacks = fx_wire.nthreads = 0;
+	fx_wire_forget_ids();
 }
 
 /* Starts a new stream. */
@@ -280,6 +287,12 @@ fx_wire_msg(const struct proto_msg *m)
 		break;
 	case PROTO_STATS:
 		fx_wire.nstats++;
+		break;
+	case PROTO_RESYNC_ACK:
+		fx_wire.nacks++;
+		fx_wire.ack_token = m->resync.token;
+		fx_wire.samples_at_ack = fx_wire.nsamples;
+		fx_wire_forget_ids();
 		break;
 	default:
 		fx_wire_fail("unexpected message type %d", m->type);

@@ -50,7 +50,8 @@ void		 fx_thread(struct reader_thread *, uint64_t native_id,
 		    const uintptr_t *codes, const int32_t *locs,
 		    uint32_t depth);
 
-/* What a decoded stream defined, by wire id (per connection). */
+/* What a decoded stream defined, by wire id (per connection, and afresh
+ * after each RESYNC_ACK). */
 #define FX_IDS		4096
 #define FX_DEPTH	8		/* frames of a stack kept */
 #define FX_SAMPLES	8192
@@ -64,6 +65,9 @@ struct fx_wire {
 	uint32_t	 nhellos;	/* over all connections */
 	uint64_t	 hello_pid;
 	uint32_t	 nstats;
+	uint32_t	 nacks;		/* RESYNC_ACKs, over all connections */
+	uint32_t	 ack_token;	/* the last one's */
+	uint32_t	 samples_at_ack;	/* nsamples then */
 	uint32_t	 nstrings, nfuncs, nframes, nstacks, nthreads;
 	char		 strings[FX_IDS + 1][FX_STR];
 	struct { uint32_t name, file, line; } funcs[FX_IDS + 1];

@@ -443,19 +443,167 @@ Test(conn, malformed_input_drops_the_connection)
 	cr_assert_eq(agent_connected, 0);
 }
 
-Test(conn, message_other_than_config_drops_the_connection)
+/* Sends the agent a RESYNC. */
+static void
+daemon_resync(uint32_t token)
 {
+	struct proto_sink	sk;
+
+	proto_sink_init(&sk, 1u << 16);
+	cr_assert_eq(proto_send_resync(&sk, token), 0);
+	daemon_send(sk.data, sk.len);
+	proto_sink_free(&sk);
+}
+
+Test(conn, message_of_a_type_the_agent_does_not_act_on_is_ignored)
+{
+	/* [250, 1, "x"]: a type from a newer daemon; then a STRING, which
+	 * only agents send. */
+	static const char	future[] = { 0, 0, 0, 6, (char)0x93,
+				    (char)0xcc, (char)0xfa, 0x01, (char)0xa1,
+				    'x' };
 	struct proto_sink	sk;
 
 	daemon_listen();
 	cr_assert_eq(conn_init(1u << 20), 0);
 	pump();
+	daemon_send(future, sizeof future);
 	proto_sink_init(&sk, 1u << 16);
 	cr_assert_eq(proto_send_string(&sk, 1, "x", 1), 0);
 	daemon_send(sk.data, sk.len);
 	proto_sink_free(&sk);
+	daemon_config(1, 250, PROTO_MODE_CPU, PROTO_READER_GIL);
+	pump();
+	cr_assert_neq(conn_fd(), -1);
+	cr_assert_eq(agent_config.rate_hz, 250, "input after them was lost");
+	cr_assert_eq(agent_stats.connects, 1);
+}
+
+Test(conn, resync_acks_after_the_old_ids_and_defines_again_from_one)
+{
+	uint32_t	stack2, n;
+
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	stack2 = new_stack();
+	cr_assert_eq(commit(stack1, thread1, 3), 0);
+	cr_assert_eq(commit(stack2, thread1, 2), 0);
+	pump();
+	cr_assert_eq(fx_wire.nstacks, 2);
+	cr_assert_eq(fx_wire.nframes, 3);
+
+	/* Committed before the RESYNC is read: old ids, before the ack. */
+	cr_assert_eq(commit(stack2, thread1, 4), 0);
+	daemon_resync(42);
+	pump();
+	cr_assert_eq(fx_wire.nacks, 1);
+	cr_assert_eq(fx_wire.ack_token, 42);
+	cr_assert_eq(fx_wire.samples_at_ack, 9);
+	cr_assert_eq(agent_stats.resyncs, 1);
+	cr_assert_neq(conn_fd(), -1);
+	cr_assert_eq(fx_wire.nstacks, 0, "definitions came after the ack");
+
+	/* The checker forgot every id at the ack: what is used now must be
+	 * defined again, numbered from 1, and resolve to the same names. */
+	cr_assert_eq(commit(stack2, thread1, 5), 0);
+	pump();
+	cr_assert_null(fx_wire.error, "wire: %s", fx_wire.error);
+	cr_assert_eq(fx_wire.nsamples, 14);
+	cr_assert_eq(fx_wire.nstacks, 1);
+	cr_assert_eq(fx_wire.nframes, 1);
+	cr_assert_eq(fx_wire.nthreads, 1);
+	for (n = 9; n < 14; n++) {
+		cr_assert_eq(fx_wire.samples[n].stack, 1);
+		cr_assert_eq(fx_wire.samples[n].thread, 1);
+	}
+	cr_assert_str_eq(fx_wire_frame_name(fx_wire.stacks[1].frames[0]),
+	    fx_code_find(FX_GEN_BASE)->qualname);
+	cr_assert_str_eq(fx_wire_thread_name(1), "Thread-77");
+	cr_assert_eq(commit(stack1, thread1, 1), 0);
+	pump();
+	cr_assert_eq(fx_wire.nstacks, 2);
+	cr_assert_str_eq(fx_wire_frame_name(fx_wire.stacks[2].frames[0]),
+	    "work");
+	cr_assert_eq(fx_wire.nhellos, 1, "a resync is not a new connection");
+	cr_assert_eq(agent_stats.connects, 1);
+	cr_assert_eq(agent_stats.dropped, 0);
+}
+
+Test(conn, each_resync_gets_its_own_ack_even_with_nothing_defined_between)
+{
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	daemon_resync(1);
+	daemon_resync(2);
+	pump();
+	cr_assert_eq(fx_wire.nacks, 2);
+	cr_assert_eq(fx_wire.ack_token, 2);
+	cr_assert_eq(commit(stack1, thread1, 1), 0);
+	daemon_resync(3);
+	pump();
+	cr_assert_eq(fx_wire.nacks, 3);
+	cr_assert_eq(fx_wire.samples_at_ack, 1);
+	cr_assert_eq(commit(stack1, thread1, 1), 0);
+	pump();
+	cr_assert_eq(fx_wire.nstacks, 1);
+	cr_assert_eq(fx_wire.nsamples, 2);
+	cr_assert_eq(agent_stats.resyncs, 3);
+}
+
+Test(conn, resync_ack_that_does_not_fit_drops_the_connection)
+{
+	uint32_t	acks = 0;
+	int		i;
+
+	daemon_listen();
+	cr_assert_eq(conn_init(AGENT_BUFFER_MIN), 0);
+	cr_assert_eq(commit(stack1, thread1, 1), 0);
+	pump();
+	/* The daemon stops reading: fill the socket, then the buffer, to
+	 * less room than a one-sample batch takes. */
+	for (i = 0; i < 100000; i++) {
+		if (commit(stack1, thread1, i < 10000 ? 64 : 1) != 0 &&
+		    i >= 10000)
+			break;
+		conn_io(agent_now_ns());
+		cr_assert_neq(conn_fd(), -1);
+	}
+	cr_assert_lt(i, 100000, "the buffer never filled");
+	/* Each ack that fits takes at least 7 of the < 21 bytes left: by the
+	 * third RESYNC one cannot fit. */
+	for (i = 0; i < 3 && conn_fd() != -1; i++) {
+		daemon_resync(UINT32_MAX);
+		conn_io(agent_now_ns());
+		if (conn_fd() != -1)
+			acks++;
+	}
+	cr_assert_eq(conn_fd(), -1, "the agent kept a link it cannot ack");
+	cr_assert_eq(agent_stats.resyncs, acks);
+	cr_assert_eq(daemon_read(), 1, "the agent did not hang up");
+	cr_assert_eq(fx_wire.nacks, acks);
+	/* A new connection renumbers everything anyway. */
+	pump_at(agent_now_ns() + 10 * SEC);
+	cr_assert_neq(conn_fd(), -1);
+	cr_assert_eq(fx_wire.nhellos, 2);
+	cr_assert_eq(commit(stack1, thread1, 1), 0);
+	pump();
+	cr_assert_eq(fx_wire.nstacks, 1);
+}
+
+Test(conn, malformed_resync_drops_the_connection)
+{
+	/* [201, "1"] */
+	static const char	bad[] = { 0, 0, 0, 5, (char)0x92, (char)0xcc,
+				    (char)0xc9, (char)0xa1, '1' };
+
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	daemon_send(bad, sizeof bad);
 	pump();
 	cr_assert_eq(conn_fd(), -1);
+	cr_assert_eq(agent_stats.resyncs, 0);
 }
 
 Test(conn, oversized_input_drops_the_connection)

@@ -1,0 +1,52 @@
+/*
+ * reader.c -- what both readers share: the agent's own code objects, whose
+ * frames never show in a captured stack (the wrapper profagent puts around
+ * every thread's run, its sitecustomize, its fork and exit hooks).
+ *
+ * The table is append-only: Python threads add to it holding the GIL (so
+ * one writer at a time), the sampler reads it without the GIL.  A slot is
+ * written before the count that covers it is published (release/acquire),
+ * and module.c keeps a reference to each code object, so an address never
+ * goes stale or gets reused while it is in the table.
+ */
+
+#include <stdint.h>
+
+#include "reader.h"
+
+static uintptr_t	reader_hidden_codes[READER_HIDDEN_MAX];
+static uint32_t		reader_hidden_count;
+
+/* Hides a code object's frames: 1 if added, 0 if already hidden, -1 if
+ * the table is full. */
+int
+reader_hide(uintptr_t code)
+{
+	uint32_t	n, i;
+
+	n = __atomic_load_n(&reader_hidden_count, __ATOMIC_ACQUIRE);
+	for (i = 0; i < n; i++) {
+		if (reader_hidden_codes[i] == code)
+			return (0);
+	}
+	if (n == READER_HIDDEN_MAX)
+		return (-1);
+	__atomic_store_n(&reader_hidden_codes[n], code, __ATOMIC_RELAXED);
+	__atomic_store_n(&reader_hidden_count, n + 1, __ATOMIC_RELEASE);
+	return (1);
+}
+
+/* Whether frames of this code object are left out of stacks. */
+int
+reader_hidden(uintptr_t code)
+{
+	uint32_t	n, i;
+
+	n = __atomic_load_n(&reader_hidden_count, __ATOMIC_ACQUIRE);
+	for (i = 0; i < n; i++) {
+		if (__atomic_load_n(&reader_hidden_codes[i],
+		    __ATOMIC_RELAXED) == code)
+			return (1);
+	}
+	return (0);
+}
