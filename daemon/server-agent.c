@@ -404,6 +404,27 @@ server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
 	return (0);
 }
 
+/*
+ * The agent has written everything that used its old ids: forget them
+ * (what they pinned goes at the next sweep); ids start again at 1.
+ */
+static int
+server_agent_resync_ack(struct agent_conn *c, uint32_t token)
+{
+	int	k;
+
+	if (!c->resync_pending || token != c->resync_token)
+		return (server_agent_fail(c, "resync ack %u not asked for",
+		    token));
+	for (k = 0; k < AGENT_NKINDS; k++) {
+		free(c->ids[k].map);
+		c->ids[k].map = NULL;
+		c->ids[k].count = c->ids[k].cap = 0;
+	}
+	c->resync_pending = 0;
+	return (0);
+}
+
 /* Handles one decoded message. */
 static int
 server_agent_dispatch(struct agent_conn *c, const struct proto_msg *m)
@@ -439,6 +460,8 @@ server_agent_dispatch(struct agent_conn *c, const struct proto_msg *m)
 		    gid));
 	case PROTO_SAMPLES:
 		return (server_agent_samples(c, m));
+	case PROTO_RESYNC_ACK:
+		return (server_agent_resync_ack(c, m->resync.token));
 	case PROTO_STATS:
 		if (m->stats.map != NULL) {
 			registry_set_stats(c->proc, m->stats.map);
@@ -611,6 +634,22 @@ server_agent_mark_all(void)
 	}
 }
 
+/* Sends RESYNC: the agent will define its ids again after its ack. */
+static int
+server_agent_send_resync(struct agent_conn *c)
+{
+	struct proto_sink	sink;
+	char			buf[32];
+
+	proto_sink_init_fixed(&sink, buf, sizeof buf);
+	if (proto_send_resync(&sink, ++c->resync_token) != 0 ||
+	    evbuffer_get_length(c->out) + sink.len > AGENT_MAX_OUTPUT ||
+	    evbuffer_add(c->out, sink.data, sink.len) != 0)
+		return (-1);
+	c->resync_pending = 1;
+	return (0);
+}
+
 /* The ids a connection maps that nothing but connections use (between
  * store_sweep_begin and the marking of connections). */
 static uint64_t
@@ -656,10 +695,13 @@ server_agent_resync_all(void)
 		stale = server_agent_stale(c);
 		if (stale < server_limits.resync_ids)
 			continue;
+		if (c->resync_pending)
+			continue;	/* one at a time */
 		daemon_stats.resyncs++;
 		log_info("agent pid %u: %llu ids no sample uses; asking it to "
 		    "define again what it uses", c->pid,
 		    (unsigned long long)stale);
-		server_agent_close_later(c);
+		if (c->version < 2 || server_agent_send_resync(c) != 0)
+			server_agent_close_later(c);
 	}
 }

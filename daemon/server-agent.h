@@ -39,6 +39,8 @@ struct agent_conn {
 	struct registry_proc	*proc;		/* set by the hello */
 	uint32_t		 pid;
 	uint32_t		 version;	/* of its hello */
+	uint32_t		 resync_token;	/* of the RESYNC sent */
+	int			 resync_pending; /* its ack not yet seen */
 	uint32_t		 instance;	/* store instance id */
 	struct agent_ids	 ids[AGENT_NKINDS];
 	char			 error[160];	/* why it was closed */

@@ -260,3 +260,35 @@ def test_thread_churn_runs_at_flat_memory(ctx):
     check(max(sizes) <= 16 << 20, "store over the cap: %r" % sizes)
     check(rss_kb(ctx.daemon.pid) < (16 + 24) * 1024,
           "RSS %d kB" % rss_kb(ctx.daemon.pid))
+
+
+def test_thread_per_request_agent_is_resynced_and_reclaimed(ctx):
+    """A real agent naming a thread per request: once no sample uses the
+    old threads, profd asks the agent to define its ids again (RESYNC), the
+    agent stays connected, and the old threads are freed."""
+    ctx.start_daemon("--sweep-interval", "1s", "--resync-ids", "200")
+    ctx.ctl("start", "--rate", "200")
+    p = ctx.run_agent([os.path.join(WORKLOADS, "churn.py"), "--seconds", "14"],
+                      service="churn")
+    wait_until(lambda: daemon_stat(ctx, "store_threads") > 400, 20,
+               "threads to pile up")
+    pid = [a["pid"] for a in ctx.ctl_json("status")["agents"] if a["connected"]][0]
+    ctx.ctl("reset")            # no sample uses the old threads any more
+    wait_until(lambda: daemon_stat(ctx, "resyncs") > 0, 10, "a resync")
+    wait_until(lambda: daemon_stat(ctx, "reclaimed") > 400, 10, "old threads freed")
+    before = daemon_stat(ctx, "samples_stored")
+    wait_until(lambda: daemon_stat(ctx, "samples_stored") > before + 100, 10,
+               "samples after the resync")
+    st = ctx.ctl_json("status")
+    agent = [a for a in st["agents"] if a["pid"] == pid][0]
+    check(agent["connected"] and agent["stats"]["connects"] == 1,
+          "the agent reconnected instead of resyncing: %r" % agent)
+    check(agent["stats"].get("resyncs", 0) >= 1, "agent counters %r" % agent["stats"])
+    check(st["daemon"]["bad_frames"] == 0, "bad frames %r" % st["daemon"])
+    shown = ctx.ctl_json("show", "--since", "5s", "--by", "thread")["threads"]
+    odd = [t["thread"] for t in shown if not (t["thread"].startswith("request-")
+                                              or t["thread"] == "MainThread")]
+    check(shown and len(odd) <= len(shown) // 10,
+          "threads after resync: %r" % odd[:10])
+    p.wait(30)
+    check(p.returncode == 0, "churn exited %r" % p.returncode)
