@@ -314,14 +314,14 @@ store_defs_release(struct store *st, struct store_defs *d, uint32_t id)
 	return (0);
 }
 
-/* Grows an index to hold one more id at a load of at most 1/2. */
+/* Grows an index to hold one more id at a load of at most 3/4. */
 static int
 store_index_reserve(struct store *st, struct store_index *ix)
 {
 	struct store_slot	*slots, *old = ix->slots;
 	uint32_t		 n, i, j, oldn = ix->slots ? ix->mask + 1 : 0;
 
-	if (ix->slots != NULL && (ix->used + 1) * 2 <= ix->mask + 1)
+	if (ix->slots != NULL && (ix->used + 1) * 4 <= (ix->mask + 1) * 3)
 		return (0);
 	n = oldn == 0 ? STORE_INDEX_MIN : oldn * 2;
 	if (store_charge(st, (size_t)n * sizeof *slots, 1) != 0)
@@ -987,7 +987,7 @@ store_bucket_add(struct store *st, struct store_bucket *b, uint32_t thread,
 			    e->flags == flags && e->labels == 0)
 				goto found;
 		}
-		if ((b->n + 1) * 2 <= b->cap)
+		if ((b->n + 1) * 4 <= b->cap * 3)
 			break;
 		if (store_bucket_grow(st, b) != 0)
 			return (-1);
