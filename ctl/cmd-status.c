@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client.h"
 #include "cmd.h"
@@ -52,6 +53,44 @@ cmd_status_uint(const msgpack_object_map *m, const char *key)
 	if (m == NULL || proto_map_uint(m, key, &v) != 0)
 		return (0);
 	return (v);
+}
+
+static void	cmd_status_str(const msgpack_object_map *, const char *,
+		    char *, size_t, const char *);
+
+/* Prints the store's line: what it holds, its bounds, where it lives. */
+static void
+cmd_status_store(const msgpack_object_map *m)
+{
+	const msgpack_object	*o = proto_map_get(m, "store");
+	const msgpack_object	*d = proto_map_get(m, "daemon");
+	const msgpack_object_map *st, *dm;
+	char			 dir[CMD_STATUS_FIELD], ret[32], age[32];
+	uint64_t		 oldest, now;
+
+	if (o == NULL || o->type != MSGPACK_OBJECT_MAP || d == NULL ||
+	    d->type != MSGPACK_OBJECT_MAP)
+		return;
+	st = &o->via.map;
+	dm = &d->via.map;
+	cmd_status_str(st, "state_dir", dir, sizeof dir, "");
+	render_duration(ret, sizeof ret, cmd_status_uint(st, "retention_s"));
+	oldest = cmd_status_uint(st, "oldest_ns");
+	now = (uint64_t)time(NULL);
+	if (oldest != 0 && oldest / 1000000000u <= now)
+		render_duration(age, sizeof age, now - oldest / 1000000000u);
+	else
+		snprintf(age, sizeof age, "-");
+	printf("store: %" PRIu64 " buckets (oldest %s ago, retention %s), "
+	    "%.1f of %.1f MiB, %s; samples stored %" PRIu64 ", expired "
+	    "%" PRIu64 ", evicted %" PRIu64 "\n",
+	    cmd_status_uint(st, "buckets"), age, ret,
+	    cmd_status_uint(st, "bytes") / 1048576.0,
+	    cmd_status_uint(st, "max_bytes") / 1048576.0,
+	    dir[0] != '\0' ? dir : "memory only",
+	    cmd_status_uint(dm, "samples_stored"),
+	    cmd_status_uint(dm, "expired_samples"),
+	    cmd_status_uint(dm, "evicted_samples"));
 }
 
 /* Gets a bool from a map, 0 when absent. */
@@ -207,6 +246,7 @@ cmd_status_table(const msgpack_object *body, const char *dir)
 	else
 		printf("%" PRIu64 " of %" PRIu64 " %s connected\n", connected,
 		    total, cmd_plural(total, "agent", "agents"));
+	cmd_status_store(m);
 	if (total == 0) {
 		printf("no processes attached: run one with "
 		    "'PROFD_RUNTIME_DIR=%s python3 -m profagent run -- CMD'\n",
