@@ -250,6 +250,31 @@ cmd_show_label(const msgpack_object *row)
 	return (label);
 }
 
+/* Adds a row whose last cell is `label` (taken: freed here, even when
+ * NULL is passed for an allocation that failed); -1 when out of memory. */
+static int
+cmd_show_add_row(struct render_table *t, const char **cells, size_t n,
+    char *label)
+{
+	int	rc;
+
+	if (label == NULL)
+		return (-1);
+	cells[n - 1] = label;
+	rc = render_table_add(t, cells);
+	free(label);
+	return (rc);
+}
+
+/* Prints a finished table and frees it. */
+static int
+cmd_show_print(struct render_table *t)
+{
+	render_table_print(t, stdout, render_width(stdout));
+	render_table_free(t);
+	return (0);
+}
+
 /* Prints the line above every table: samples, processes, window. */
 static void
 cmd_show_summary(const msgpack_object *body)
@@ -308,22 +333,14 @@ cmd_show_table_frames(const msgpack_object *body, const char *key,
 			    sizeof file));
 		else
 			label = cmd_show_label(r);
-		if (label == NULL)
-			goto fail;
 		cells[0] = sp;
 		cells[1] = s;
 		cells[2] = tp;
 		cells[3] = tt;
-		cells[4] = label;
-		if (render_table_add(t, cells) != 0) {
-			free(label);
+		if (cmd_show_add_row(t, cells, 5, label) != 0)
 			goto fail;
-		}
-		free(label);
 	}
-	render_table_print(t, stdout, render_width(stdout));
-	render_table_free(t);
-	return (0);
+	return (cmd_show_print(t));
 fail:
 	render_table_free(t);
 	return (-1);
@@ -406,9 +423,7 @@ cmd_show_table_owners(const msgpack_object *body, const char *key,
 			return (-1);
 		}
 	}
-	render_table_print(t, stdout, render_width(stdout));
-	render_table_free(t);
-	return (0);
+	return (cmd_show_print(t));
 }
 
 /* Prints the call tree, indented by depth. */
@@ -447,16 +462,10 @@ cmd_show_table_tree(const msgpack_object *body, const struct cmd_show_opts *o)
 		free(label);
 		cells[0] = tp;
 		cells[1] = sp;
-		cells[2] = line;
-		if (render_table_add(t, cells) != 0) {
-			free(line);
+		if (cmd_show_add_row(t, cells, 3, line) != 0)
 			goto fail;
-		}
-		free(line);
 	}
-	render_table_print(t, stdout, render_width(stdout));
-	render_table_free(t);
-	return (0);
+	return (cmd_show_print(t));
 fail:
 	render_table_free(t);
 	return (-1);
@@ -469,7 +478,7 @@ cmd_show_table_diff(const msgpack_object *body)
 	const msgpack_object	*rows = cmd_show_array(body, "functions"), *r;
 	struct render_table	*t;
 	const char		*cells[4];
-	char			 b[16], n[16], d[16], *label;
+	char			 b[16], n[16], d[16];
 	uint32_t		 i;
 
 	static const char *const headers[] = {
@@ -489,21 +498,13 @@ cmd_show_table_diff(const msgpack_object *body)
 		snprintf(n, sizeof n, "%.1f%%", cmd_show_double(r, "self_pct"));
 		snprintf(d, sizeof d, "%+.1f", cmd_show_double(r,
 		    "delta_pct"));
-		if ((label = cmd_show_label(r)) == NULL)
-			goto fail;
 		cells[0] = b;
 		cells[1] = n;
 		cells[2] = d;
-		cells[3] = label;
-		if (render_table_add(t, cells) != 0) {
-			free(label);
+		if (cmd_show_add_row(t, cells, 4, cmd_show_label(r)) != 0)
 			goto fail;
-		}
-		free(label);
 	}
-	render_table_print(t, stdout, render_width(stdout));
-	render_table_free(t);
-	return (0);
+	return (cmd_show_print(t));
 fail:
 	render_table_free(t);
 	return (-1);

@@ -803,23 +803,6 @@ persist_load_thread(struct persist *p, sqlite3_stmt *s)
 	return (PERSIST_OK);
 }
 
-/* Orders entries as the store does. */
-static int
-persist_cmp_entry(const void *a, const void *b)
-{
-	const struct store_entry *x = a, *y = b;
-
-	if (x->thread != y->thread)
-		return (x->thread < y->thread ? -1 : 1);
-	if (x->stack != y->stack)
-		return (x->stack < y->stack ? -1 : 1);
-	if (x->labels != y->labels)
-		return (x->labels < y->labels ? -1 : 1);
-	if (x->flags != y->flags)
-		return (x->flags < y->flags ? -1 : 1);
-	return (0);
-}
-
 /* Makes the scratch array hold n entries. */
 static int
 persist_scratch(struct persist *p, size_t n)
@@ -892,7 +875,7 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 		    store_thread_get(p->st, e[i].thread) == NULL ||
 		    store_stack_get(p->st, e[i].stack, &depth) == NULL)
 			return (PERSIST_BAD);
-		if (i > 0 && persist_cmp_entry(&e[i - 1], &e[i]) >= 0)
+		if (i > 0 && store_cmp_entry(&e[i - 1], &e[i]) >= 0)
 			return (PERSIST_BAD);
 	}
 	if (store_load_bucket(p->st, start, width, e, len) != 0)
@@ -1316,7 +1299,7 @@ persist_put_bucket(struct persist *p, const struct store_bucket *b)
 			if (b->entries[i].count != 0)
 				p->scratch[n++] = b->entries[i];
 		}
-		qsort(p->scratch, n, sizeof *p->scratch, persist_cmp_entry);
+		qsort(p->scratch, n, sizeof *p->scratch, store_cmp_entry);
 		e = p->scratch;
 	}
 	if (n * sizeof *e > PERSIST_MAX_ROW)

@@ -330,6 +330,7 @@ server_control_status(struct control_args *a, struct proto_sink *sink)
 	size_t			 start, i;
 
 	store_get_counts(server_store, &sc);
+	server_store_counts();
 	daemon_stats.agents_forgotten = server_registry->forgotten;
 
 	start = proto_begin_reply(sink, 1);
@@ -539,6 +540,11 @@ server_control_reset(struct control_args *a, struct proto_sink *sink)
 	struct registry_proc	*p;
 	size_t			 start;
 
+	if (store_busy(server_store)) {
+		snprintf(a->error, sizeof a->error, "a query is reading the "
+		    "store; try again in a moment");
+		return (-1);
+	}
 	store_reset(server_store);
 	DL_FOREACH(server_registry->procs, p)
 		p->samples = 0;

@@ -123,7 +123,7 @@ server_now_ns(void)
 }
 
 /* Copies the store's counters into the daemon's. */
-static void
+void
 server_store_counts(void)
 {
 	struct store_counts	sc;
@@ -247,7 +247,6 @@ server_init(struct event_base *base, const struct server_limits *lim,
 	server_registry = registry_new(server_limits.max_gone);
 	if (server_store == NULL || server_registry == NULL)
 		return (-1);
-	store_set_room_hook(server_store, server_need_room, NULL);
 	server_last_sweep_ns = server_last_persist_ns = server_now_ns();
 	server_state_dir[0] = '\0';
 	if (lim->state_dir != NULL) {
@@ -258,6 +257,8 @@ server_init(struct event_base *base, const struct server_limits *lim,
 		if (server_persist == NULL)
 			return (-1);
 	}
+	/* Only now: a sweep while definitions are loaded would free them. */
+	store_set_room_hook(server_store, server_need_room, NULL);
 	if (base != NULL) {
 		server_tick_ev = event_new(base, -1, EV_PERSIST, server_tick_cb,
 		    NULL);

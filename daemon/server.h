@@ -64,6 +64,8 @@ uint64_t server_now_ns(void);
 /* Housekeeping of the store: seal, roll up, expire, reclaim, persist.
  * Runs every STORE_TICK_MS; tests call it directly. */
 void	server_housekeep(uint64_t now_ns, int force_sweep);
+/* Copies the store's counters into daemon_stats (status does, too). */
+void	server_store_counts(void);
 /* Where the store is kept on disk, or "" (memory only). */
 extern char			 server_state_dir[SERVER_RUNDIR_MAX];
 

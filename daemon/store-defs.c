@@ -452,7 +452,7 @@ store_instance_attach(struct store *st, const struct store_instance_info *info,
 			    in->start_ns == info->start_ns &&
 			    strlen(in->host) == info->host_len &&
 			    memcmp(in->host, info->host, info->host_len) == 0) {
-				in->attached = 1;
+				in->attached++;
 				in->end_ns = 0;
 				in->dirty = 1;
 				return (in->id);
@@ -499,7 +499,9 @@ store_instance_detach(struct store *st, uint32_t id, uint64_t now_ns)
 
 	if ((in = store_defs_ptr(&st->defs[STORE_INSTANCE], id)) == NULL)
 		return;
-	in->attached = 0;
+	/* A reconnect may attach again before the old link is freed. */
+	if (in->attached > 0 && --in->attached > 0)
+		return;
 	in->end_ns = now_ns;
 	in->dirty = 1;
 }

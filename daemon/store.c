@@ -393,7 +393,7 @@ drop:
 }
 
 /* Orders entries by key. */
-static int
+int
 store_cmp_entry(const void *a, const void *b)
 {
 	const struct store_entry *x = a, *y = b;
@@ -723,6 +723,8 @@ store_busy(const struct store *st)
 void
 store_reset(struct store *st)
 {
+	if (st->readers > 0)
+		return;
 	while (st->buckets != NULL)
 		store_bucket_drop(st, st->buckets);
 }

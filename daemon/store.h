@@ -66,7 +66,7 @@ struct store_instance {
 	uint32_t	 argc;
 	uint64_t	 samples;	/* received */
 	uint64_t	 dropped;	/* the agent's own drop counter */
-	int		 attached;	/* a connection is open */
+	int		 attached;	/* connections open to it */
 	int		 dirty;		/* changed since persisted */
 };
 
@@ -226,6 +226,9 @@ const struct store_instance *store_instance_get(const struct store *,
 const struct store_thread *store_thread_get(const struct store *, uint32_t);
 /* Upper bound of the ids of a kind (for dense per-id arrays). */
 uint32_t	 store_id_limit(const struct store *, enum store_kind);
+
+/* Orders entries as a sealed bucket keeps them (a qsort comparator). */
+int		 store_cmp_entry(const void *, const void *);
 
 /* Buckets, oldest first. */
 struct store_bucket *store_buckets(const struct store *);

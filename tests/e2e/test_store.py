@@ -209,13 +209,13 @@ def test_memory_cap_drops_oldest_and_keeps_taking_new(ctx):
     th = a.thread("MainThread")
     now = time.time_ns()
     # Distinct stacks over many buckets: far more than 16 MiB of counters
-    # and definitions (about 40 MB uncapped).
-    for k in range(120):
+    # and definitions (about 60 MB uncapped).
+    for k in range(200):
         for j in range(300):
             s = a.stack(["main", "f%d" % (j % 50), "g%d_%d" % (k, j)])
-            a.samples(s, th, 1, t_ns=now - (3600 - k * 25) * NS)
+            a.samples(s, th, 1, t_ns=now - (3600 - k * 15) * NS)
         a.flush()
-    wait_until(lambda: daemon_stat(ctx, "samples_received") >= 36000, 60,
+    wait_until(lambda: daemon_stat(ctx, "samples_received") >= 60000, 60,
                "the flood")
     d = ctx.ctl_json("status")["daemon"]
     check(d["evicted_samples"] > 0 or d["store_refused"] > 0,

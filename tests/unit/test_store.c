@@ -263,7 +263,11 @@ Test(store, same_process_is_one_instance_and_a_reused_pid_another)
 	cr_assert_str_eq(in->service, "web");
 	cr_assert_eq(in->argc, 2);
 	cr_assert_str_eq(in->argv[1], "app.py");
+	/* Attached twice (a and b): detached when both links are gone. */
+	cr_assert_eq(in->attached, 2);
+	store_instance_detach(st, a, T0 + 4);
 	cr_assert_eq(in->attached, 1);
+	cr_assert_eq(in->end_ns, 0);
 	store_instance_detach(st, a, T0 + 5);
 	cr_assert_eq(in->attached, 0);
 	cr_assert_eq(in->end_ns, T0 + 5);
