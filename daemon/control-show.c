@@ -591,7 +591,9 @@ control_show_encode(struct control_args *a, struct proto_sink *sink,
 	msgpack_pack_uint64(&sink->pk, p->nsamples);
 	proto_pack_cstr(&sink->pk, "data");
 	msgpack_pack_bin(&sink->pk, len);
-	msgpack_pack_bin_body(&sink->pk, evbuffer_pullup(out, -1), len);
+	if (len > 0)
+		msgpack_pack_bin_body(&sink->pk, evbuffer_pullup(out, -1),
+		    len);
 	evbuffer_free(out);
 	profile_free(p);
 	return (server_control_end(sink, start));

@@ -44,7 +44,8 @@ proto_sink_write(void *data, const char *buf, size_t len)
 		sink->data = p;
 		sink->cap = cap;
 	}
-	memcpy(sink->data + sink->len, buf, len);
+	if (len > 0)
+		memcpy(sink->data + sink->len, buf, len);
 	sink->len += len;
 	return (0);
 }

@@ -221,7 +221,9 @@ def test_memory_cap_drops_oldest_and_keeps_taking_new(ctx):
     check(d["evicted_samples"] > 0 or d["store_refused"] > 0,
           "nothing evicted or refused at 16M: %r" % d)
     check(d["store_bytes"] <= 16 << 20, "store over the cap: %r" % d["store_bytes"])
-    check(rss_kb(ctx.daemon.pid) < (16 + 24) * 1024, "RSS %d kB" % rss_kb(ctx.daemon.pid))
+    if not ctx.sanitize:        # ASan's shadow and quarantine inflate RSS
+        check(rss_kb(ctx.daemon.pid) < (16 + 24) * 1024,
+              "RSS %d kB" % rss_kb(ctx.daemon.pid))
     a.close()
     # Not "full until restart": once reclaimed, a new process is stored.
     ctx.ctl("reset")
@@ -258,24 +260,25 @@ def test_thread_churn_runs_at_flat_memory(ctx):
     d = ctx.ctl_json("status")["daemon"]
     check(d["reclaimed"] > 0 and d["evicted_samples"] > 0, "no reclaim: %r" % d)
     check(max(sizes) <= 16 << 20, "store over the cap: %r" % sizes)
-    check(rss_kb(ctx.daemon.pid) < (16 + 24) * 1024,
-          "RSS %d kB" % rss_kb(ctx.daemon.pid))
+    if not ctx.sanitize:
+        check(rss_kb(ctx.daemon.pid) < (16 + 24) * 1024,
+              "RSS %d kB" % rss_kb(ctx.daemon.pid))
 
 
 def test_thread_per_request_agent_is_resynced_and_reclaimed(ctx):
     """A real agent naming a thread per request: once no sample uses the
     old threads, profd asks the agent to define its ids again (RESYNC), the
     agent stays connected, and the old threads are freed."""
-    ctx.start_daemon("--sweep-interval", "1s", "--resync-ids", "200")
+    ctx.start_daemon("--sweep-interval", "1s", "--resync-ids", "100")
     ctx.ctl("start", "--rate", "200")
-    p = ctx.run_agent([os.path.join(WORKLOADS, "churn.py"), "--seconds", "14"],
-                      service="churn")
-    wait_until(lambda: daemon_stat(ctx, "store_threads") > 400, 20,
+    p = ctx.run_agent([os.path.join(WORKLOADS, "churn.py"), "--seconds",
+                       "40" if ctx.sanitize else "14"], service="churn")
+    wait_until(lambda: daemon_stat(ctx, "store_threads") > 200, 30,
                "threads to pile up")
     pid = [a["pid"] for a in ctx.ctl_json("status")["agents"] if a["connected"]][0]
     ctx.ctl("reset")            # no sample uses the old threads any more
     wait_until(lambda: daemon_stat(ctx, "resyncs") > 0, 10, "a resync")
-    wait_until(lambda: daemon_stat(ctx, "reclaimed") > 400, 10, "old threads freed")
+    wait_until(lambda: daemon_stat(ctx, "reclaimed") > 200, 10, "old threads freed")
     before = daemon_stat(ctx, "samples_stored")
     wait_until(lambda: daemon_stat(ctx, "samples_stored") > before + 100, 10,
                "samples after the resync")
@@ -290,5 +293,5 @@ def test_thread_per_request_agent_is_resynced_and_reclaimed(ctx):
                                               or t["thread"] == "MainThread")]
     check(shown and len(odd) <= len(shown) // 10,
           "threads after resync: %r" % odd[:10])
-    p.wait(30)
+    p.wait(60)
     check(p.returncode == 0, "churn exited %r" % p.returncode)
