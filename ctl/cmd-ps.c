@@ -51,84 +51,40 @@ struct cmd_ps_row {
 	int			 shown;
 };
 
-/* Gets an uint from a map object. */
-static uint64_t
-cmd_ps_uint(const msgpack_object *o, const char *key)
-{
-	uint64_t	v;
-
-	if (o->type != MSGPACK_OBJECT_MAP ||
-	    proto_map_uint(&o->via.map, key, &v) != 0)
-		return (0);
-	return (v);
-}
-
-/* Copies a str of a map object. */
-static const char *
-cmd_ps_str(const msgpack_object *o, const char *key, char *buf, size_t len)
-{
-	const msgpack_object	*v;
-	size_t			 n;
-
-	buf[0] = '\0';
-	if (o->type != MSGPACK_OBJECT_MAP ||
-	    (v = proto_map_get(&o->via.map, key)) == NULL ||
-	    v->type != MSGPACK_OBJECT_STR)
-		return (buf);
-	n = v->via.str.size < len - 1 ? v->via.str.size : len - 1;
-	memcpy(buf, v->via.str.ptr, n);
-	buf[n] = '\0';
-	render_clean(buf, 0);
-	return (buf);
-}
-
 /* Adds one process's row, indented by depth. */
 static int
 cmd_ps_add(struct render_table *t, const msgpack_object *o, int depth)
 {
-	const msgpack_object	*argv, *a;
+	const msgpack_object	*a;
 	const char		*cells[7];
 	char			 pid[64], ppid[24], svc[256], state[16];
-	char			 samples[24], started[32], cmd[1024];
+	char			 samples[24], started[32], *cmd;
 	struct tm		 tm;
 	time_t			 ts;
-	size_t			 off = 0;
 	uint64_t		 ns;
-	uint32_t		 i;
-	int			 ind = depth > CMD_PS_MAX_DEPTH ?
+	int			 rc, ind = depth > CMD_PS_MAX_DEPTH ?
 				     CMD_PS_MAX_DEPTH : depth;
 
 	snprintf(pid, sizeof pid, "%*s%" PRIu64, ind * 2, "",
-	    cmd_ps_uint(o, "pid"));
-	snprintf(ppid, sizeof ppid, "%" PRIu64, cmd_ps_uint(o, "ppid"));
-	cmd_ps_str(o, "service", svc, sizeof svc);
-	snprintf(state, sizeof state, "%s", cmd_ps_uint(o, "attached") ||
-	    proto_map_get(&o->via.map, "attached") == NULL ? "" : "gone");
+	    cmd_obj_uint(o, "pid"));
+	snprintf(ppid, sizeof ppid, "%" PRIu64, cmd_obj_uint(o, "ppid"));
+	cmd_obj_str(o, "service", svc, sizeof svc);
 	a = proto_map_get(&o->via.map, "attached");
 	snprintf(state, sizeof state, "%s", a != NULL &&
 	    a->type == MSGPACK_OBJECT_BOOLEAN && a->via.boolean ? "attached" :
 	    "gone");
 	snprintf(samples, sizeof samples, "%" PRIu64,
-	    cmd_ps_uint(o, "samples"));
-	ns = cmd_ps_uint(o, "start_ns");
+	    cmd_obj_uint(o, "samples"));
+	ns = cmd_obj_uint(o, "start_ns");
 	if (ns == 0)
-		ns = cmd_ps_uint(o, "attach_ns");
+		ns = cmd_obj_uint(o, "attach_ns");
 	ts = (time_t)(ns / 1000000000u);
 	if (ns != 0 && localtime_r(&ts, &tm) != NULL)
 		strftime(started, sizeof started, "%m-%d %H:%M:%S", &tm);
 	else
 		snprintf(started, sizeof started, "-");
-	cmd[0] = '\0';
-	argv = proto_map_get(&o->via.map, "argv");
-	for (i = 0; argv != NULL && argv->type == MSGPACK_OBJECT_ARRAY &&
-	    i < argv->via.array.size && off < sizeof cmd - 1; i++) {
-		a = &argv->via.array.ptr[i];
-		if (a->type != MSGPACK_OBJECT_STR)
-			continue;
-		off += (size_t)snprintf(cmd + off, sizeof cmd - off, "%s%.*s",
-		    i ? " " : "", (int)a->via.str.size, a->via.str.ptr);
-	}
-	render_clean(cmd, 0);
+	if ((cmd = render_argv(proto_map_get(&o->via.map, "argv"))) == NULL)
+		return (-1);
 	cells[0] = pid;
 	cells[1] = ppid;
 	cells[2] = svc;
@@ -136,7 +92,9 @@ cmd_ps_add(struct render_table *t, const msgpack_object *o, int depth)
 	cells[4] = samples;
 	cells[5] = started;
 	cells[6] = cmd;
-	return (render_table_add(t, cells));
+	rc = render_table_add(t, cells);
+	free(cmd);
+	return (rc);
 }
 
 /* Adds a process and, under it, its children, depth first. */
@@ -188,8 +146,8 @@ cmd_ps_table(const msgpack_object *body, int flat)
 	}
 	for (i = 0; i < n; i++) {
 		rows[i].o = &procs->via.array.ptr[i];
-		rows[i].instance = cmd_ps_uint(rows[i].o, "instance");
-		rows[i].parent = flat ? 0 : cmd_ps_uint(rows[i].o, "parent");
+		rows[i].instance = cmd_obj_uint(rows[i].o, "instance");
+		rows[i].parent = flat ? 0 : cmd_obj_uint(rows[i].o, "parent");
 	}
 	/* Roots: no parent, or a parent not in the list. */
 	for (i = 0; i < n; i++) {

@@ -137,18 +137,6 @@ struct cmd_show_opts {
 	const char	*output;
 };
 
-/* Gets an uint from a map object, 0 when absent. */
-static uint64_t
-cmd_show_uint(const msgpack_object *o, const char *key)
-{
-	uint64_t	v;
-
-	if (o == NULL || o->type != MSGPACK_OBJECT_MAP ||
-	    proto_map_uint(&o->via.map, key, &v) != 0)
-		return (0);
-	return (v);
-}
-
 /* Gets a double (or an integer) from a map object. */
 static double
 cmd_show_double(const msgpack_object *o, const char *key)
@@ -166,26 +154,6 @@ cmd_show_double(const msgpack_object *o, const char *key)
 	if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
 		return ((double)v->via.i64);
 	return (0);
-}
-
-/* Copies a str from a map object into buf ("" when absent). */
-static const char *
-cmd_show_str(const msgpack_object *o, const char *key, char *buf,
-    size_t len)
-{
-	const msgpack_object	*v;
-	size_t			 n;
-
-	buf[0] = '\0';
-	if (o == NULL || o->type != MSGPACK_OBJECT_MAP ||
-	    (v = proto_map_get(&o->via.map, key)) == NULL ||
-	    v->type != MSGPACK_OBJECT_STR)
-		return (buf);
-	n = v->via.str.size < len - 1 ? v->via.str.size : len - 1;
-	memcpy(buf, v->via.str.ptr, n);
-	buf[n] = '\0';
-	render_clean(buf, 0);
-	return (buf);
 }
 
 /* Gets an array from a map object, NULL when absent. */
@@ -241,10 +209,10 @@ cmd_show_label(const msgpack_object *row)
 	char	name[PROTO_MAX_STRING + 1], file[PROTO_MAX_STRING + 1];
 	char	*label;
 
-	cmd_show_str(row, "function", name, sizeof name);
-	cmd_show_str(row, "file", file, sizeof file);
+	cmd_obj_str(row, "function", name, sizeof name);
+	cmd_obj_str(row, "file", file, sizeof file);
 	label = render_frame_label(name, strlen(name), file, strlen(file),
-	    cmd_show_uint(row, "line"));
+	    cmd_obj_uint(row, "line"));
 	if (label != NULL)
 		render_clean(label, 0);
 	return (label);
@@ -280,12 +248,12 @@ static void
 cmd_show_summary(const msgpack_object *body)
 {
 	const msgpack_object	*procs = cmd_show_array(body, "processes");
-	uint64_t		 samples = cmd_show_uint(body, "samples");
+	uint64_t		 samples = cmd_obj_uint(body, "samples");
 	uint64_t		 nprocs = procs ? procs->via.array.size : 0;
 	char			 from[32], to[32];
 
-	cmd_show_clock(from, sizeof from, cmd_show_uint(body, "from_ns"));
-	cmd_show_clock(to, sizeof to, cmd_show_uint(body, "to_ns"));
+	cmd_show_clock(from, sizeof from, cmd_obj_uint(body, "from_ns"));
+	cmd_show_clock(to, sizeof to, cmd_obj_uint(body, "to_ns"));
 	if (procs == NULL)
 		printf("%" PRIu64 " %s, %s to %s\n", samples,
 		    cmd_plural(samples, "sample", "samples"), from, to);
@@ -315,21 +283,21 @@ cmd_show_table_frames(const msgpack_object *body, const char *key,
 	uint32_t		 i;
 	int			 files = strcmp(key, "files") == 0;
 
-	whole = cmd_show_uint(body, o->time_weight ? "weight_us" : "samples");
+	whole = cmd_obj_uint(body, o->time_weight ? "weight_us" : "samples");
 	if ((t = render_table_create(5, files ? file_headers : headers,
 	    "rrrrl")) == NULL)
 		return (-1);
 	for (i = 0; rows != NULL && i < rows->via.array.size; i++) {
 		r = &rows->via.array.ptr[i];
-		self = cmd_show_uint(r, o->time_weight ? "self_us" : "self");
-		total = cmd_show_uint(r, o->time_weight ? "total_us" :
+		self = cmd_obj_uint(r, o->time_weight ? "self_us" : "self");
+		total = cmd_obj_uint(r, o->time_weight ? "total_us" :
 		    "total");
 		render_percent(sp, sizeof sp, self, whole);
 		cmd_show_value(s, sizeof s, self, o->time_weight);
 		render_percent(tp, sizeof tp, total, whole);
 		cmd_show_value(tt, sizeof tt, total, o->time_weight);
 		if (files)
-			label = strdup(cmd_show_str(r, "file", file,
+			label = strdup(cmd_obj_str(r, "file", file,
 			    sizeof file));
 		else
 			label = cmd_show_label(r);
@@ -351,22 +319,20 @@ static int
 cmd_show_table_owners(const msgpack_object *body, const char *key,
     const struct cmd_show_opts *o)
 {
-	const msgpack_object	*rows = cmd_show_array(body, key), *r, *argv;
+	const msgpack_object	*rows = cmd_show_array(body, key), *r;
 	struct render_table	*t;
 	const char		*cells[6];
 	char			 p[16], v[32], a[64], b[64], c[256], d[1024];
 	uint64_t		 whole, x;
-	uint32_t		 i, j;
-	size_t			 off;
+	uint32_t		 i;
 	int			 kind = key[0];	/* t, p or s */
-
 	const char		*th[6] = { "%", "SAMPLES", "PID", "TID",
 				    "SERVICE", "THREAD" };
 	const char		*ph[6] = { "%", "SAMPLES", "PID", "PPID",
 				    "SERVICE", "CMD" };
 	const char		*sh[3] = { "%", "SAMPLES", "SERVICE" };
 
-	whole = cmd_show_uint(body, o->time_weight ? "weight_us" : "samples");
+	whole = cmd_obj_uint(body, o->time_weight ? "weight_us" : "samples");
 	if (o->time_weight)
 		th[1] = ph[1] = sh[1] = "TIME";
 	if (kind == 't')
@@ -379,45 +345,36 @@ cmd_show_table_owners(const msgpack_object *body, const char *key,
 		return (-1);
 	for (i = 0; rows != NULL && i < rows->via.array.size; i++) {
 		r = &rows->via.array.ptr[i];
-		x = cmd_show_uint(r, o->time_weight ? "self_us" : "self");
+		x = cmd_obj_uint(r, o->time_weight ? "self_us" : "self");
 		render_percent(p, sizeof p, x, whole);
 		cmd_show_value(v, sizeof v, x, o->time_weight);
 		cells[0] = p;
 		cells[1] = v;
 		if (kind == 't') {
-			snprintf(a, sizeof a, "%" PRIu64, cmd_show_uint(r,
+			snprintf(a, sizeof a, "%" PRIu64, cmd_obj_uint(r,
 			    "pid"));
-			snprintf(b, sizeof b, "%" PRIu64, cmd_show_uint(r,
+			snprintf(b, sizeof b, "%" PRIu64, cmd_obj_uint(r,
 			    "tid"));
 			cells[2] = a;
 			cells[3] = b;
-			cells[4] = cmd_show_str(r, "service", c, sizeof c);
-			cells[5] = cmd_show_str(r, "thread", d, sizeof d);
+			cells[4] = cmd_obj_str(r, "service", c, sizeof c);
+			cells[5] = cmd_obj_str(r, "thread", d, sizeof d);
 		} else if (kind == 'p') {
-			snprintf(a, sizeof a, "%" PRIu64, cmd_show_uint(r,
+			snprintf(a, sizeof a, "%" PRIu64, cmd_obj_uint(r,
 			    "pid"));
-			snprintf(b, sizeof b, "%" PRIu64, cmd_show_uint(r,
+			snprintf(b, sizeof b, "%" PRIu64, cmd_obj_uint(r,
 			    "ppid"));
 			cells[2] = a;
 			cells[3] = b;
-			cells[4] = cmd_show_str(r, "service", c, sizeof c);
-			d[0] = '\0';
-			argv = proto_map_get(&r->via.map, "argv");
-			for (j = 0, off = 0; argv != NULL && argv->type ==
-			    MSGPACK_OBJECT_ARRAY && j < argv->via.array.size &&
-			    off < sizeof d - 1; j++) {
-				if (argv->via.array.ptr[j].type !=
-				    MSGPACK_OBJECT_STR)
-					continue;
-				off += (size_t)snprintf(d + off, sizeof d - off,
-				    "%s%.*s", j ? " " : "",
-				    (int)argv->via.array.ptr[j].via.str.size,
-				    argv->via.array.ptr[j].via.str.ptr);
+			cells[4] = cmd_obj_str(r, "service", c, sizeof c);
+			if (cmd_show_add_row(t, cells, 6, render_argv(
+			    proto_map_get(&r->via.map, "argv"))) != 0) {
+				render_table_free(t);
+				return (-1);
 			}
-			render_clean(d, 0);
-			cells[5] = d;
+			continue;
 		} else
-			cells[2] = cmd_show_str(r, "service", c, sizeof c);
+			cells[2] = cmd_obj_str(r, "service", c, sizeof c);
 		if (render_table_add(t, cells) != 0) {
 			render_table_free(t);
 			return (-1);
@@ -441,17 +398,17 @@ cmd_show_table_tree(const msgpack_object *body, const struct cmd_show_opts *o)
 		"TOTAL%", "SELF%", "FUNCTION (FILE:LINE)"
 	};
 
-	whole = cmd_show_uint(body, o->time_weight ? "weight_us" : "samples");
+	whole = cmd_obj_uint(body, o->time_weight ? "weight_us" : "samples");
 	t = render_table_create(3, headers, "rrl");
 	if (t == NULL)
 		return (-1);
 	for (i = 0; rows != NULL && i < rows->via.array.size; i++) {
 		r = &rows->via.array.ptr[i];
-		render_percent(tp, sizeof tp, cmd_show_uint(r,
+		render_percent(tp, sizeof tp, cmd_obj_uint(r,
 		    o->time_weight ? "total_us" : "total"), whole);
-		render_percent(sp, sizeof sp, cmd_show_uint(r,
+		render_percent(sp, sizeof sp, cmd_obj_uint(r,
 		    o->time_weight ? "self_us" : "self"), whole);
-		depth = cmd_show_uint(r, "depth");
+		depth = cmd_obj_uint(r, "depth");
 		if ((label = cmd_show_label(r)) == NULL)
 			goto fail;
 		if (asprintf(&line, "%*s%s", (int)(depth > 64 ? 64 : depth) *
@@ -486,8 +443,8 @@ cmd_show_table_diff(const msgpack_object *body)
 	};
 
 	printf("baseline: %" PRIu64 " samples; now: %" PRIu64 " samples\n",
-	    cmd_show_uint(body, "base_samples"),
-	    cmd_show_uint(body, "samples"));
+	    cmd_obj_uint(body, "base_samples"),
+	    cmd_obj_uint(body, "samples"));
 	t = render_table_create(4, headers, "rrrl");
 	if (t == NULL)
 		return (-1);
@@ -517,8 +474,8 @@ cmd_show_table(const msgpack_object *body, const struct cmd_show_opts *o)
 	char	view[32];
 	int	rc;
 
-	cmd_show_str(body, "view", view, sizeof view);
-	if (cmd_show_uint(body, "samples") == 0 && !o->diff) {
+	cmd_obj_str(body, "view", view, sizeof view);
+	if (cmd_obj_uint(body, "samples") == 0 && !o->diff) {
 		printf("no samples in this window: is profiling on? try "
 		    "'profctl start' (and 'profctl status' to see the "
 		    "attached processes)\n");
@@ -585,7 +542,7 @@ static int
 cmd_show_stacks(const msgpack_object *body, const struct cmd_show_opts *o)
 {
 	const msgpack_object	*data;
-	uint64_t		 samples = cmd_show_uint(body, "samples");
+	uint64_t		 samples = cmd_obj_uint(body, "samples");
 
 	data = proto_map_get(&body->via.map, "data");
 	if (data == NULL || (data->type != MSGPACK_OBJECT_BIN &&
@@ -601,7 +558,7 @@ cmd_show_stacks(const msgpack_object *body, const struct cmd_show_opts *o)
 	if (o->output != NULL && strcmp(o->output, "-") != 0)
 		fprintf(stderr, "profctl: wrote %s (%s, %" PRIu64 " samples, "
 		    "%" PRIu64 " stacks)\n", o->output, o->format, samples,
-		    cmd_show_uint(body, "stacks"));
+		    cmd_obj_uint(body, "stacks"));
 	return (0);
 }
 

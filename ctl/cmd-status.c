@@ -114,36 +114,6 @@ cmd_status_str(const msgpack_object_map *m, const char *key, char *buf,
 	render_clean(buf, 0);
 }
 
-/* Joins the str items of an argv array with spaces; a new string. */
-static char *
-cmd_status_argv(const msgpack_object *argv)
-{
-	const msgpack_object	*a;
-	char			*out = NULL;
-	size_t			 len = 0;
-	uint32_t		 i;
-	FILE			*f;
-
-	if ((f = open_memstream(&out, &len)) == NULL)
-		return (NULL);
-	if (argv != NULL && argv->type == MSGPACK_OBJECT_ARRAY) {
-		for (i = 0; i < argv->via.array.size; i++) {
-			a = &argv->via.array.ptr[i];
-			if (a->type != MSGPACK_OBJECT_STR)
-				continue;
-			if (i > 0)
-				fputc(' ', f);
-			fwrite(a->via.str.ptr, 1, a->via.str.size, f);
-		}
-	}
-	if (fclose(f) != 0) {
-		free(out);
-		return (NULL);
-	}
-	render_clean(out, 0);
-	return (out);
-}
-
 /* Adds one agent's row to the table. */
 static int
 cmd_status_agent(struct render_table *t, const msgpack_object *o)
@@ -190,7 +160,7 @@ cmd_status_agent(struct render_table *t, const msgpack_object *o)
 		snprintf(cpu, sizeof cpu, "-");
 	else
 		snprintf(cpu, sizeof cpu, "%.1f us", (double)ns / n / 1000.0);
-	if ((cmd = cmd_status_argv(proto_map_get(m, "argv"))) == NULL)
+	if ((cmd = render_argv(proto_map_get(m, "argv"))) == NULL)
 		return (-1);
 
 	cells[0] = pid;

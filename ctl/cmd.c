@@ -8,6 +8,7 @@
 
 #include "cmd.h"
 #include "proto.h"
+#include "render.h"
 
 /* Every command, in the order `profctl help` lists them. */
 const struct cmd_entry *const cmd_table[] = {
@@ -183,4 +184,36 @@ const char *
 cmd_plural(uint64_t n, const char *one, const char *many)
 {
 	return (n == 1 ? one : many);
+}
+
+/* An uint of a map object, 0 when absent (or o is not a map). */
+uint64_t
+cmd_obj_uint(const msgpack_object *o, const char *key)
+{
+	uint64_t	v;
+
+	if (o == NULL || o->type != MSGPACK_OBJECT_MAP ||
+	    proto_map_uint(&o->via.map, key, &v) != 0)
+		return (0);
+	return (v);
+}
+
+/* Copies a str of a map object into buf, cut to fit and cleaned for one
+ * line ("" when absent); returns buf. */
+const char *
+cmd_obj_str(const msgpack_object *o, const char *key, char *buf, size_t len)
+{
+	const msgpack_object	*v;
+	size_t			 n;
+
+	buf[0] = '\0';
+	if (o == NULL || o->type != MSGPACK_OBJECT_MAP ||
+	    (v = proto_map_get(&o->via.map, key)) == NULL ||
+	    v->type != MSGPACK_OBJECT_STR)
+		return (buf);
+	n = v->via.str.size < len - 1 ? v->via.str.size : len - 1;
+	memcpy(buf, v->via.str.ptr, n);
+	buf[n] = '\0';
+	render_clean(buf, 0);
+	return (buf);
 }

@@ -63,6 +63,10 @@ int	cmd_pids_add(struct cmd_pids *, const char *, const char **err);
 void	cmd_pids_free(struct cmd_pids *);
 int	cmd_pack_pids(msgpack_packer *, const struct cmd_pids *);
 const char *cmd_plural(uint64_t, const char *one, const char *many);
+/* Fields of a map object in a reply: 0 / "" when absent. */
+uint64_t cmd_obj_uint(const msgpack_object *, const char *key);
+const char *cmd_obj_str(const msgpack_object *, const char *key, char *buf,
+	    size_t len);
 
 extern const struct cmd_entry cmd_flamegraph_entry;
 extern const struct cmd_entry cmd_ps_entry;

@@ -358,3 +358,34 @@ render_folded_stack(FILE *f, const msgpack_object *stack)
 	fprintf(f, " %" PRIu64 "\n", count->via.u64);
 	return (0);
 }
+
+/* Joins the str items of an argv array with spaces, cleaned; a new
+ * string, or NULL when out of memory. */
+char *
+render_argv(const msgpack_object *argv)
+{
+	const msgpack_object	*a;
+	char			*out = NULL;
+	size_t			 len = 0;
+	uint32_t		 i;
+	FILE			*f;
+
+	if ((f = open_memstream(&out, &len)) == NULL)
+		return (NULL);
+	if (argv != NULL && argv->type == MSGPACK_OBJECT_ARRAY) {
+		for (i = 0; i < argv->via.array.size; i++) {
+			a = &argv->via.array.ptr[i];
+			if (a->type != MSGPACK_OBJECT_STR)
+				continue;
+			if (i > 0)
+				fputc(' ', f);
+			fwrite(a->via.str.ptr, 1, a->via.str.size, f);
+		}
+	}
+	if (fclose(f) != 0) {
+		free(out);
+		return (NULL);
+	}
+	render_clean(out, 0);
+	return (out);
+}

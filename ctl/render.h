@@ -32,5 +32,6 @@ char   *render_frame_label(const char *name, size_t name_len,
 	    const char *file, size_t file_len, uint64_t line);
 void	render_clean(char *, int folded);
 int	render_folded_stack(FILE *, const msgpack_object *stack);
+char   *render_argv(const msgpack_object *argv);
 
 #endif

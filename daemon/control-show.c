@@ -130,10 +130,9 @@ control_show_check_pids(struct control_args *a, const uint32_t *pids,
 static int
 control_show_filters(struct control_args *a, struct control_query *cq)
 {
-	const msgpack_object	*o;
-	uint64_t		 v;
-	uint32_t		 i;
-	int			 present;
+	struct control_args	pa;
+	uint64_t		v;
+	int			present;
 
 	if (server_control_arg_uint(a, "since_ns", &v, &present) != 0)
 		return (-1);
@@ -148,33 +147,17 @@ control_show_filters(struct control_args *a, struct control_query *cq)
 		    "--since must be before --until");
 		return (-1);
 	}
-	if ((o = proto_map_get(a->map, "pids")) != NULL) {
-		if (o->type != MSGPACK_OBJECT_ARRAY ||
-		    o->via.array.size > CONTROL_MAX_PIDS) {
-			snprintf(a->error, sizeof a->error,
-			    "'pids' must be a list of process ids");
+	if (proto_map_get(a->map, "pids") != NULL) {
+		memset(&pa, 0, sizeof pa);
+		pa.map = a->map;
+		if (server_control_arg_pids(&pa) != 0) {
+			free(pa.pids);
+			snprintf(a->error, sizeof a->error, "%s", pa.error);
 			return (-1);
 		}
 		free(cq->pids);
-		cq->pids = NULL;
-		cq->npids = 0;
-		if (o->via.array.size > 0 && (cq->pids = calloc(
-		    o->via.array.size, sizeof *cq->pids)) == NULL) {
-			snprintf(a->error, sizeof a->error, "out of memory");
-			return (-1);
-		}
-		for (i = 0; i < o->via.array.size; i++) {
-			if (o->via.array.ptr[i].type !=
-			    MSGPACK_OBJECT_POSITIVE_INTEGER ||
-			    o->via.array.ptr[i].via.u64 == 0 ||
-			    o->via.array.ptr[i].via.u64 > UINT32_MAX) {
-				snprintf(a->error, sizeof a->error,
-				    "'pids' must be a list of process ids");
-				return (-1);
-			}
-			cq->pids[cq->npids++] =
-			    (uint32_t)o->via.array.ptr[i].via.u64;
-		}
+		cq->pids = pa.pids;
+		cq->npids = pa.npids;
 		if (control_show_check_pids(a, cq->pids, cq->npids) != 0)
 			return (-1);
 	}
@@ -235,7 +218,6 @@ static void
 control_show_pack_instance(msgpack_packer *pk, uint32_t id)
 {
 	const struct store_instance	*in;
-	static char			*none[1];
 
 	in = store_instance_get(server_store, id);
 	proto_pack_cstr(pk, "pid");
@@ -251,10 +233,8 @@ control_show_pack_instance(msgpack_packer *pk, uint32_t id)
 	proto_pack_cstr(pk, "start_ns");
 	msgpack_pack_uint64(pk, in != NULL ? in->start_ns : 0);
 	proto_pack_cstr(pk, "argv");
-	if (in != NULL)
-		server_control_pack_strv(pk, in->argv, in->argc);
-	else
-		server_control_pack_strv(pk, none, 0);
+	server_control_pack_strv(pk, in != NULL ? in->argv : NULL,
+	    in != NULL ? in->argc : 0);
 }
 
 /* Packs one row of a view. */
@@ -704,12 +684,6 @@ control_show_begin(struct control_args *a)
 	if (j->tree && diff != NULL) {
 		snprintf(a->error, sizeof a->error, "--tree and --diff cannot "
 		    "be combined");
-		goto fail;
-	}
-	if (stackfmt && format_find(control_show_formats[j->format]) ==
-	    NULL) {
-		snprintf(a->error, sizeof a->error, "format %s is not built "
-		    "into this profd", control_show_formats[j->format]);
 		goto fail;
 	}
 	if (diff != NULL) {

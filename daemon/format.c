@@ -8,15 +8,7 @@
 
 #include "format.h"
 
-/*
- * The encoders, each in its own file.  Weak references: a profd built
- * without one (its library missing) says so instead of failing to link.
- */
-#pragma weak format_folded
-#pragma weak format_speedscope
-#pragma weak format_pprof
-#pragma weak format_svg
-
+/* The encoders, each in its own file. */
 static const struct {
 	const char	*name;
 	format_fn	 fn;

@@ -31,7 +31,6 @@ struct registry_proc {
 
 	int			 connected;
 	struct agent_conn	*conn;		/* NULL when disconnected */
-	uint32_t		 instance;	/* in the store */
 
 	/* What this agent was last told to do. */
 	int			 profiling;

@@ -38,6 +38,11 @@ static const char *const server_agent_kind_names[AGENT_NKINDS] = {
 	"string", "function", "frame", "stack", "thread"
 };
 
+/* The store's kind of each agent kind. */
+static const enum store_kind server_agent_store_kinds[AGENT_NKINDS] = {
+	STORE_STRING, STORE_FUNC, STORE_FRAME, STORE_STACK, STORE_THREAD
+};
+
 static void	server_agent_close(struct agent_conn *);
 
 /* Records why a connection is being closed; returns -1. */
@@ -300,7 +305,6 @@ server_agent_hello(struct agent_conn *c, const struct proto_hello *h)
 	if ((c->instance = server_agent_instance(c)) == 0)
 		return (server_agent_fail(c, "store full: no room for a new "
 		    "process"));
-	c->proc->instance = c->instance;
 	if (c->bev != NULL)
 		bufferevent_set_timeouts(c->bev, NULL, NULL);
 	log_info("%s attached (ppid %u, service '%s', python %s, %u args)",
@@ -614,10 +618,6 @@ server_agent_accept(int fd)
 void
 server_agent_mark_all(void)
 {
-	static const enum store_kind kinds[AGENT_NKINDS] = {
-		STORE_STRING, STORE_FUNC, STORE_FRAME, STORE_STACK,
-		STORE_THREAD
-	};
 	struct agent_conn	*c;
 	struct agent_ids	*t;
 	uint32_t		 i, n;
@@ -629,7 +629,8 @@ server_agent_mark_all(void)
 			t = &c->ids[k];
 			n = t->count < t->cap ? t->count : t->cap;
 			for (i = 0; i < n; i++)
-				store_mark(server_store, kinds[k], t->map[i]);
+				store_mark(server_store,
+				    server_agent_store_kinds[k], t->map[i]);
 		}
 	}
 }
@@ -655,10 +656,6 @@ server_agent_send_resync(struct agent_conn *c)
 static uint64_t
 server_agent_stale(const struct agent_conn *c)
 {
-	static const enum store_kind kinds[AGENT_NKINDS] = {
-		STORE_STRING, STORE_FUNC, STORE_FRAME, STORE_STACK,
-		STORE_THREAD
-	};
 	const struct agent_ids	*t;
 	uint64_t		 n = 0;
 	uint32_t		 i, m;
@@ -668,8 +665,8 @@ server_agent_stale(const struct agent_conn *c)
 		t = &c->ids[k];
 		m = t->count < t->cap ? t->count : t->cap;
 		for (i = 0; i < m; i++) {
-			if (t->map[i] != 0 &&
-			    !store_marked(server_store, kinds[k], t->map[i]))
+			if (t->map[i] != 0 && !store_marked(server_store,
+			    server_agent_store_kinds[k], t->map[i]))
 				n++;
 		}
 	}

@@ -252,7 +252,7 @@ server_control_arg_name(struct control_args *a, const char *key,
 }
 
 /* Reads the optional "pids" argument into a->pids. */
-static int
+int
 server_control_arg_pids(struct control_args *a)
 {
 	const msgpack_object	*o = proto_map_get(a->map, "pids"), *e;

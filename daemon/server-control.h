@@ -43,6 +43,8 @@ int	server_control_arg_uint(struct control_args *, const char *,
 int	server_control_arg_bool(struct control_args *, const char *, int *);
 int	server_control_arg_name(struct control_args *, const char *,
 	    int (*parse)(const char *), const char *choices, uint32_t *);
+/* The "pids" list into a->pids (the caller frees it). */
+int	server_control_arg_pids(struct control_args *);
 /* A list of strings: *v is calloc'd (free it), NULL when absent. */
 int	server_control_arg_strs(struct control_args *, const char *,
 	    char ***v, size_t *n);

@@ -376,7 +376,6 @@ store_add(struct store *st, uint64_t t_ns, uint32_t thread, uint32_t stack,
 	    store_bucket_add(st, b, thread, stack, flags,
 	    count, weight_us) != 0)
 		goto drop;
-	b->dirty = 1;
 	t = store_defs_slot(&st->defs[STORE_THREAD], thread);
 	if ((in = store_defs_ptr(&st->defs[STORE_INSTANCE],
 	    t->instance)) != NULL) {

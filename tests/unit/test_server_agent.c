@@ -359,18 +359,20 @@ Test(server_agent, keeps_the_agents_stats)
 Test(server_agent, marks_the_process_gone_on_free)
 {
 	struct registry_proc	*p;
+	uint32_t		 instance;
 
 	hello(5);
 	cr_assert_eq(feed(), 0);
 	p = conn->proc;
+	instance = conn->instance;
 	server_agent_free(conn);
 	conn = NULL;
 	cr_assert_eq(p->connected, 0);
 	cr_assert_eq(registry_find(server_registry, 5), p);
 	cr_assert_null(registry_find_connected(server_registry, 5));
-	cr_assert_eq(store_instance_get(server_store, p->instance)->attached,
+	cr_assert_eq(store_instance_get(server_store, instance)->attached,
 	    0);
-	cr_assert_neq(store_instance_get(server_store, p->instance)->end_ns,
+	cr_assert_neq(store_instance_get(server_store, instance)->end_ns,
 	    0);
 }
 
