@@ -553,7 +553,9 @@ control_show_encode(struct control_args *a, struct proto_sink *sink,
 	if (top != 0)
 		profile_keep_top(p, (size_t)top);
 	p->rate_hz = server_profile.rate_hz;
-	mode = (uint32_t)cq->q.mode;
+	/* What the weights measure: the mode asked, else the one in effect. */
+	mode = cq->q.mode != QUERY_MODE_ANY ? (uint32_t)cq->q.mode :
+	    server_profile.mode;
 	p->weight = mode == PROTO_MODE_CPU ? PROFILE_WEIGHT_CPU :
 	    PROFILE_WEIGHT_WALL;
 	control_show_title(cq, title, sizeof title);
