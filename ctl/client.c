@@ -32,6 +32,8 @@ client_now_ms(void)
 int
 client_init(struct client *c, const char *rundir)
 {
+	char	err[512];
+
 	memset(c, 0, sizeof *c);
 	c->timeout_ms = CLIENT_TIMEOUT_MS;
 	proto_sink_init(&c->sink, PROTO_MAX_MSG);
@@ -45,6 +47,12 @@ client_init(struct client *c, const char *rundir)
 		fprintf(stderr, "profctl: %s/%s is too long for a socket path; "
 		    "use a shorter runtime dir with -r DIR\n", c->dir,
 		    RUNDIR_CONTROL_SOCK);
+		return (-1);
+	}
+	/* A directory others can write to may hold anyone's socket. */
+	if (rundir_check(c->dir, 0, err, sizeof err) != 0 && errno == EPERM) {
+		fprintf(stderr, "profctl: refusing to talk to %s: %s\n",
+		    c->path, err);
 		return (-1);
 	}
 	return (0);

@@ -19,6 +19,7 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_flamegraph_entry,
 	&cmd_ps_entry,
 	&cmd_reset_entry,
+	&cmd_reload_entry,
 	NULL
 };
 

@@ -71,6 +71,7 @@ const char *cmd_obj_str(const msgpack_object *, const char *key, char *buf,
 extern const struct cmd_entry cmd_flamegraph_entry;
 extern const struct cmd_entry cmd_ps_entry;
 extern const struct cmd_entry cmd_reset_entry;
+extern const struct cmd_entry cmd_reload_entry;
 extern const struct cmd_entry cmd_show_entry;
 extern const struct cmd_entry cmd_start_entry;
 extern const struct cmd_entry cmd_status_entry;

@@ -148,7 +148,7 @@ control_ps(struct control_args *a, struct proto_sink *sink)
 		proto_pack_cstr(pk, "reader");
 		proto_pack_cstr(pk, in->reader);
 		proto_pack_cstr(pk, "argv");
-		server_control_pack_strv(pk, in->argv, in->argc);
+		server_control_pack_argv(pk, a, in->argv, in->argc);
 		proto_pack_cstr(pk, "start_ns");
 		msgpack_pack_uint64(pk, in->start_ns);
 		proto_pack_cstr(pk, "attach_ns");

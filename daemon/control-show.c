@@ -215,7 +215,8 @@ control_show_pack_counts(msgpack_packer *pk, uint64_t self, uint64_t total,
 
 /* Packs one instance's description (7 pairs). */
 static void
-control_show_pack_instance(msgpack_packer *pk, uint32_t id)
+control_show_pack_instance(msgpack_packer *pk, const struct control_args *a,
+    uint32_t id)
 {
 	const struct store_instance	*in;
 
@@ -233,13 +234,14 @@ control_show_pack_instance(msgpack_packer *pk, uint32_t id)
 	proto_pack_cstr(pk, "start_ns");
 	msgpack_pack_uint64(pk, in != NULL ? in->start_ns : 0);
 	proto_pack_cstr(pk, "argv");
-	server_control_pack_strv(pk, in != NULL ? in->argv : NULL,
+	server_control_pack_argv(pk, a, in != NULL ? in->argv : NULL,
 	    in != NULL ? in->argc : 0);
 }
 
 /* Packs one row of a view. */
 static void
-control_show_pack_row(msgpack_packer *pk, enum query_by by,
+control_show_pack_row(msgpack_packer *pk, const struct control_args *a,
+    enum query_by by,
     const struct query_row *r)
 {
 	const struct store_thread	*t;
@@ -277,7 +279,7 @@ control_show_pack_row(msgpack_packer *pk, enum query_by by,
 		break;
 	case QUERY_BY_PROCESS:
 		msgpack_pack_map(pk, 13);
-		control_show_pack_instance(pk, r->key);
+		control_show_pack_instance(pk, a, r->key);
 		proto_pack_cstr(pk, "samples");
 		msgpack_pack_uint64(pk, r->self);
 		proto_pack_cstr(pk, "weight_us");
@@ -354,14 +356,14 @@ control_show_rows(struct control_args *a, struct proto_sink *sink,
 	    np > top ? (size_t)top : np);
 	for (i = 0; i < np && !(by == QUERY_BY_PROCESS && top != 0 &&
 	    i >= top); i++) {
-		control_show_pack_row(pk, QUERY_BY_PROCESS, &procs[i]);
+		control_show_pack_row(pk, a, QUERY_BY_PROCESS, &procs[i]);
 		/* Compatibility: the per-process totals. */
 	}
 	if (by != QUERY_BY_PROCESS) {
 		proto_pack_cstr(pk, control_show_rows_key(by));
 		msgpack_pack_array(pk, n);
 		for (i = 0; i < n && !sink->full; i++)
-			control_show_pack_row(pk, by, &rows[i]);
+			control_show_pack_row(pk, a, by, &rows[i]);
 	}
 	free(rows);
 	free(procs);
@@ -600,6 +602,7 @@ struct control_show_job {
 	int			 tree;
 	struct format_opts	 opts;
 	int			 reading;	/* counted in store_readers */
+	enum access_level	 level;		/* of the peer */
 };
 
 /* Frees a job, ending its read of the store. */
@@ -633,6 +636,7 @@ control_show_begin(struct control_args *a)
 		return (NULL);
 	}
 	j->by = QUERY_BY_FUNCTION;
+	j->level = a->level;
 	j->permille = 5;
 	j->cq.q.mode = QUERY_MODE_ANY;
 	if (control_show_filters(a, &j->cq) != 0 ||
@@ -760,6 +764,7 @@ control_show_finish(struct control_show_job *j, struct proto_sink *sink)
 	int			rc;
 
 	memset(&a, 0, sizeof a);
+	a.level = j->level;
 	if (j->phase != 2) {
 		proto_send_error(sink, "out of memory for the query; narrow it "
 		    "with --since or --pid");

@@ -21,6 +21,8 @@
 #include <systemd/sd-daemon.h>
 
 #include "settings.h"
+#include "access.h"
+#include "config.h"
 #include "units.h"
 #include "log.h"
 #include "proto.h"
@@ -29,6 +31,7 @@
 
 enum {
 	OPT_MAX_AGENTS = 256,
+	OPT_MAX_AGENTS_PER_UID,
 	OPT_MAX_CONTROLS,
 	OPT_MAX_IDS,
 	OPT_MAX_GONE,
@@ -38,39 +41,76 @@ enum {
 	OPT_PERSIST_INTERVAL,
 	OPT_SWEEP_INTERVAL,
 	OPT_RESYNC_IDS,
+	OPT_ALLOW_USER,
+	OPT_ALLOW_GROUP,
+	OPT_ALLOW_READ_USER,
+	OPT_ALLOW_READ_GROUP,
+	OPT_AGENT_SOCKET_MODE,
+	OPT_CONTROL_SOCKET_MODE,
+	OPT_SOCKET_GROUP,
 };
 
 static const struct option profd_options[] = {
 	{ "runtime-dir", required_argument, NULL, 'r' },
+	{ "state-dir", required_argument, NULL, 's' },
+	{ "config", required_argument, NULL, 'c' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ "max-agents", required_argument, NULL, OPT_MAX_AGENTS },
+	{ "max-agents-per-uid", required_argument, NULL,
+	  OPT_MAX_AGENTS_PER_UID },
 	{ "max-controls", required_argument, NULL, OPT_MAX_CONTROLS },
 	{ "max-ids", required_argument, NULL, OPT_MAX_IDS },
 	{ "max-gone", required_argument, NULL, OPT_MAX_GONE },
-	{ "state-dir", required_argument, NULL, 's' },
 	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
 	{ "bucket", required_argument, NULL, OPT_BUCKET },
 	{ "retention", required_argument, NULL, OPT_RETENTION },
 	{ "persist-interval", required_argument, NULL, OPT_PERSIST_INTERVAL },
 	{ "sweep-interval", required_argument, NULL, OPT_SWEEP_INTERVAL },
 	{ "resync-ids", required_argument, NULL, OPT_RESYNC_IDS },
+	{ "allow-user", required_argument, NULL, OPT_ALLOW_USER },
+	{ "allow-group", required_argument, NULL, OPT_ALLOW_GROUP },
+	{ "allow-read-user", required_argument, NULL, OPT_ALLOW_READ_USER },
+	{ "allow-read-group", required_argument, NULL, OPT_ALLOW_READ_GROUP },
+	{ "agent-socket-mode", required_argument, NULL,
+	  OPT_AGENT_SOCKET_MODE },
+	{ "control-socket-mode", required_argument, NULL,
+	  OPT_CONTROL_SOCKET_MODE },
+	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
 	{ NULL, 0, NULL, 0 }
 };
+
+/* Everything the command line and the config file set. */
+struct profd_opts {
+	struct server_limits	lim;
+	struct access_config	acc;
+	char			rundir[SERVER_RUNDIR_MAX];
+	char			state_dir[SERVER_RUNDIR_MAX];
+	char			config[SERVER_RUNDIR_MAX];
+	int			config_given;	/* -c: must exist */
+	int			verbose;
+};
+
+/* The options in effect, and the command line to apply again on reload. */
+static struct profd_opts	 profd_opts;
+static int			 profd_argc;
+static char			**profd_argv;
 
 /* Prints the usage. */
 static void
 profd_usage(FILE *f)
 {
 	fprintf(f,
-"usage: profd [-v] [-r DIR] [-s DIR] [--max-memory SIZE] [--retention TIME]\n"
-"             [--bucket TIME] [--persist-interval TIME] [--max-agents N]\n"
-"             [--max-controls N] [--max-gone N] [--max-ids N]\n"
+"usage: profd [-v] [-c FILE] [-r DIR] [-s DIR] [--max-memory SIZE]\n"
+"             [--retention TIME] [--bucket TIME] [--allow-group GROUP] ...\n"
 "\n"
 "Collects samples from profagent processes, keeps them in time buckets and\n"
 "answers profctl.  Runs in the foreground and logs to stderr.\n"
 "\n"
+"  -c, --config FILE      read settings from FILE, one 'name value' a line\n"
+"                         named as the long flags (default: %s, if it\n"
+"                         exists); flags given here win\n"
 "  -r, --runtime-dir DIR  where agent.sock and control.sock live (default:\n"
 "                         $%s, else %s for root,\n"
 "                         else $XDG_RUNTIME_DIR/profd, else /tmp/profd-$UID)\n"
@@ -79,6 +119,23 @@ profd_usage(FILE *f)
 "  -v, --verbose          log more\n"
 "  -h, --help             this help\n"
 "  -V, --version          print the version\n"
+"\n"
+"Access (checked against the kernel's credentials of every connection):\n"
+"  root and profd's own user may do everything with profctl.\n"
+"  --allow-user USER      may also start, stop, reset and reload (repeat)\n"
+"  --allow-group GROUP    members may too (repeat)\n"
+"  --allow-read-user USER may use status, show and ps, without argv (repeat)\n"
+"  --allow-read-group GROUP  members may too (repeat)\n"
+"  --agent-socket-mode MODE  of agent.sock when profd creates it (default\n"
+"                         %04o: any local process may send samples, filed\n"
+"                         under its own kernel-checked pid)\n"
+"  --control-socket-mode MODE  of control.sock (default %04o; the allow\n"
+"                         lists decide who gets an answer)\n"
+"  --socket-group GROUP   group of both sockets when profd creates them\n"
+"  --max-agents-per-uid N agent connections of one user other than root\n"
+"                         and profd's own (default %d)\n"
+"\n"
+"Store and limits:\n"
 "  --max-memory SIZE      memory for the whole daemon, e.g. 64M, 2G; past it\n"
 "                         the oldest samples go first (default %zuM)\n"
 "  --retention TIME       keep samples this long, e.g. 12h, 7d (default %ud)\n"
@@ -96,31 +153,39 @@ profd_usage(FILE *f)
 "  --max-gone N           disconnected agents kept for status (default %d)\n"
 "  --max-ids N            ids of one kind per agent connection (default %u)\n"
 "\n"
-"TIME is a number with s, m, h, d or w; SIZE a number with K, M, G or T.\n",
-	    RUNDIR_ENV, RUNDIR_SYSTEM, DEFAULT_MAX_MEMORY >> 20,
+"TIME is a number with s, m, h, d or w; SIZE a number with K, M, G or T;\n"
+"MODE an octal file mode.  SIGHUP or `profctl reload` reads the config\n"
+"file and the flags again: access settings and connection limits apply at\n"
+"once, the others at the next start.\n",
+	    DEFAULT_CONFIG, RUNDIR_ENV, RUNDIR_SYSTEM,
+	    DEFAULT_AGENT_SOCKET_MODE, DEFAULT_CONTROL_SOCKET_MODE,
+	    DEFAULT_MAX_AGENTS_PER_UID, DEFAULT_MAX_MEMORY >> 20,
 	    DEFAULT_RETENTION_S / 86400, DEFAULT_BUCKET_S, DEFAULT_PERSIST_S,
-	    DEFAULT_SWEEP_S, DEFAULT_RESYNC_IDS, DEFAULT_MAX_AGENTS, DEFAULT_MAX_CONTROLS, DEFAULT_MAX_GONE,
-	    DEFAULT_MAX_IDS);
+	    DEFAULT_SWEEP_S, DEFAULT_RESYNC_IDS, DEFAULT_MAX_AGENTS,
+	    DEFAULT_MAX_CONTROLS, DEFAULT_MAX_GONE, DEFAULT_MAX_IDS);
 }
 
-/* Parses a duration option, or exits. */
-static uint64_t
-profd_duration(const char *name, const char *s, uint64_t min, uint64_t max)
+/* Parses a duration. */
+static int
+profd_duration(const char *name, const char *s, uint64_t min, uint64_t max,
+    uint64_t *to, char *err, size_t errlen)
 {
 	uint64_t	v;
 
 	if (units_duration(s, &v) != 0 || v < min || v > max) {
-		fprintf(stderr, "profd: --%s wants a time from %llus to %llus "
-		    "(like 30s, 5m, 2h, 7d), not '%s'\n", name,
+		snprintf(err, errlen, "--%s wants a time from %llus to %llus "
+		    "(like 30s, 5m, 2h, 7d), not '%s'", name,
 		    (unsigned long long)min, (unsigned long long)max, s);
-		exit(2);
+		return (-1);
 	}
-	return (v);
+	*to = v;
+	return (0);
 }
 
-/* Parses a limit option's number, or exits. */
-static size_t
-profd_number(const char *name, const char *s, size_t min, size_t max)
+/* Parses a limit's number. */
+static int
+profd_number(const char *name, const char *s, size_t min, size_t max,
+    size_t *to, char *err, size_t errlen)
 {
 	unsigned long long	 v;
 	char			*end;
@@ -129,11 +194,280 @@ profd_number(const char *name, const char *s, size_t min, size_t max)
 	v = strtoull(s, &end, 10);
 	if (errno != 0 || end == s || *end != '\0' || *s == '-' || v < min ||
 	    v > max) {
-		fprintf(stderr, "profd: --%s wants a number from %zu to %zu, "
-		    "not '%s'\n", name, min, max, s);
-		exit(2);
+		snprintf(err, errlen, "--%s wants a number from %zu to %zu, "
+		    "not '%s'", name, min, max, s);
+		return (-1);
 	}
-	return ((size_t)v);
+	*to = (size_t)v;
+	return (0);
+}
+
+/* Parses an octal file mode for a socket. */
+static int
+profd_mode(const char *name, const char *s, mode_t *to, char *err,
+    size_t errlen)
+{
+	unsigned long	 v;
+	char		*end;
+
+	errno = 0;
+	v = strtoul(s, &end, 8);
+	if (errno != 0 || end == s || *end != '\0' || v > 0777 ||
+	    (v & 0600) != 0600) {
+		snprintf(err, errlen, "--%s wants an octal mode from 0600 to "
+		    "0777 (like 0660), not '%s'", name, s);
+		return (-1);
+	}
+	*to = (mode_t)v;
+	return (0);
+}
+
+/* Copies a path option. */
+static int
+profd_path(const char *name, const char *s, char *to, size_t len, char *err,
+    size_t errlen)
+{
+	if (*s == '\0' || strlen(s) >= len) {
+		snprintf(err, errlen, "--%s wants a path shorter than %zu "
+		    "bytes", name, len);
+		return (-1);
+	}
+	memcpy(to, s, strlen(s) + 1);
+	return (0);
+}
+
+/* Sets one option by its long name (command line and config file). */
+static int
+profd_set(void *arg, const char *name, const char *v, char *err,
+    size_t errlen)
+{
+	struct profd_opts	*o = arg;
+	struct server_limits	*lim = &o->lim;
+	struct access_config	*ac = &o->acc;
+	const struct option	*opt;
+	size_t			 n;
+	gid_t			 gid;
+	uint64_t		 size;
+
+	for (opt = profd_options; opt->name != NULL; opt++)
+		if (strcmp(opt->name, name) == 0)
+			break;
+	if (opt->name == NULL || opt->val == 'h' || opt->val == 'V' ||
+	    opt->val == 'c') {
+		snprintf(err, errlen, "unknown setting '%s' (see profd "
+		    "--help)", name);
+		return (-1);
+	}
+	if ((opt->has_arg == required_argument) != (v != NULL)) {
+		snprintf(err, errlen, v == NULL ? "'%s' needs a value" :
+		    "'%s' takes no value", name);
+		return (-1);
+	}
+	switch (opt->val) {
+	case 'r':
+		return (profd_path(name, v, o->rundir, sizeof o->rundir, err,
+		    errlen));
+	case 's':
+		if (profd_path(name, v, o->state_dir, sizeof o->state_dir,
+		    err, errlen) != 0)
+			return (-1);
+		lim->state_dir = o->state_dir;
+		return (0);
+	case 'v':
+		o->verbose = 1;
+		return (0);
+	case OPT_MAX_AGENTS:
+		return (profd_number(name, v, 1, 1u << 20, &lim->max_agents,
+		    err, errlen));
+	case OPT_MAX_AGENTS_PER_UID:
+		return (profd_number(name, v, 1, 1u << 20,
+		    &lim->max_agents_per_uid, err, errlen));
+	case OPT_MAX_CONTROLS:
+		return (profd_number(name, v, 1, 1u << 16, &lim->max_controls,
+		    err, errlen));
+	case OPT_MAX_IDS:
+		return (profd_number(name, v, 1, PROTO_MAX_ID, &lim->max_ids,
+		    err, errlen));
+	case OPT_MAX_GONE:
+		return (profd_number(name, v, 0, 1u << 20, &lim->max_gone,
+		    err, errlen));
+	case OPT_MAX_MEMORY:
+		if (units_size(v, &size) != 0 || size < PROFD_MIN_MEMORY) {
+			snprintf(err, errlen, "--max-memory wants a size of at "
+			    "least %zuM (like 64M or 2G), not '%s'",
+			    PROFD_MIN_MEMORY >> 20, v);
+			return (-1);
+		}
+		lim->max_memory = (size_t)size;
+		return (0);
+	case OPT_BUCKET:
+		return (profd_duration(name, v, 1, 3600, &lim->bucket_s, err,
+		    errlen));
+	case OPT_RETENTION:
+		return (profd_duration(name, v, 60, 366 * 86400,
+		    &lim->retention_s, err, errlen));
+	case OPT_SWEEP_INTERVAL:
+		return (profd_duration(name, v, 1, 86400, &lim->sweep_s, err,
+		    errlen));
+	case OPT_RESYNC_IDS:
+		if (profd_number(name, v, 16, PROTO_MAX_ID, &n, err,
+		    errlen) != 0)
+			return (-1);
+		lim->resync_ids = n;
+		return (0);
+	case OPT_PERSIST_INTERVAL:
+		return (profd_duration(name, v, 1, 3600, &lim->persist_s, err,
+		    errlen));
+	case OPT_ALLOW_USER:
+		return (access_add_user(ac->users, &ac->nusers, v, err,
+		    errlen));
+	case OPT_ALLOW_GROUP:
+		return (access_add_group(ac->groups, &ac->ngroups, v, err,
+		    errlen));
+	case OPT_ALLOW_READ_USER:
+		return (access_add_user(ac->read_users, &ac->nread_users, v,
+		    err, errlen));
+	case OPT_ALLOW_READ_GROUP:
+		return (access_add_group(ac->read_groups, &ac->nread_groups,
+		    v, err, errlen));
+	case OPT_AGENT_SOCKET_MODE:
+		return (profd_mode(name, v, &lim->agent_mode, err, errlen));
+	case OPT_CONTROL_SOCKET_MODE:
+		return (profd_mode(name, v, &lim->control_mode, err, errlen));
+	case OPT_SOCKET_GROUP:
+		n = 0;
+		if (access_add_group(&gid, &n, v, err, errlen) != 0)
+			return (-1);
+		lim->socket_gid = gid;
+		return (0);
+	}
+	snprintf(err, errlen, "unknown setting '%s'", name);
+	return (-1);
+}
+
+/*
+ * Reads the config file, then the command line over it, into *o.
+ * Returns 0, or -1 with err set.
+ */
+static int
+profd_load(struct profd_opts *o, int argc, char **argv, char *err,
+    size_t errlen)
+{
+	const char	*config = DEFAULT_CONFIG;
+	char		 why[512];
+	int		 ch, given = 0;
+
+	memset(o, 0, sizeof *o);
+	server_limits_default(&o->lim);
+	/* First the file the command line names, if any. */
+	optind = 0;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "r:s:c:vhV", profd_options,
+	    NULL)) != -1) {
+		if (ch == 'c') {
+			config = optarg;
+			given = 1;
+		}
+	}
+	snprintf(o->config, sizeof o->config, "%s", config);
+	o->config_given = given;
+	if (config_load(config, !given, profd_set, o, err, errlen) == -1)
+		return (-1);
+	/* Then every flag over it. */
+	optind = 0;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "r:s:c:vhV", profd_options,
+	    NULL)) != -1) {
+		const struct option	*opt;
+
+		if (ch == 'c' || ch == 'h' || ch == 'V')
+			continue;
+		if (ch == '?' || ch == ':') {
+			snprintf(err, errlen, "unknown option or missing "
+			    "value: %s", argv[optind - 1]);
+			return (-1);
+		}
+		for (opt = profd_options; opt->name != NULL; opt++)
+			if (opt->val == ch)
+				break;
+		why[0] = '\0';
+		if (profd_set(o, opt->name, opt->has_arg ? optarg : NULL,
+		    why, sizeof why) != 0) {
+			snprintf(err, errlen, "%s", why);
+			return (-1);
+		}
+	}
+	if (optind != argc) {
+		snprintf(err, errlen, "unexpected argument '%s'",
+		    argv[optind]);
+		return (-1);
+	}
+	return (0);
+}
+
+/* Lists the settings a reload cannot change, comparing old and new. */
+static void
+profd_reload_note(const struct profd_opts *was, const struct profd_opts *now)
+{
+	const struct server_limits *a = &was->lim, *b = &now->lim;
+
+#define PROFD_SAME(f, name) do {					\
+	if (a->f != b->f)						\
+		log_warn("reload: %s changed; it takes effect when profd " \
+		    "restarts", name);					\
+} while (0)
+	PROFD_SAME(max_ids, "max-ids");
+	PROFD_SAME(max_gone, "max-gone");
+	PROFD_SAME(max_memory, "max-memory");
+	PROFD_SAME(bucket_s, "bucket");
+	PROFD_SAME(retention_s, "retention");
+	PROFD_SAME(persist_s, "persist-interval");
+	PROFD_SAME(sweep_s, "sweep-interval");
+	PROFD_SAME(resync_ids, "resync-ids");
+	PROFD_SAME(agent_mode, "agent-socket-mode");
+	PROFD_SAME(control_mode, "control-socket-mode");
+	PROFD_SAME(socket_gid, "socket-group");
+#undef PROFD_SAME
+	if (strcmp(was->rundir, now->rundir) != 0)
+		log_warn("reload: runtime-dir changed; it takes effect when "
+		    "profd restarts");
+	if (strcmp(was->state_dir, now->state_dir) != 0)
+		log_warn("reload: state-dir changed; it takes effect when "
+		    "profd restarts");
+}
+
+/* Reads the config file and flags again (SIGHUP, `profctl reload`). */
+static int
+profd_reload(char *err, size_t errlen)
+{
+	static struct profd_opts	 o;
+
+	if (profd_load(&o, profd_argc, profd_argv, err, errlen) != 0) {
+		log_warn("reload: %s; keeping the settings in effect", err);
+		return (-1);
+	}
+	profd_reload_note(&profd_opts, &o);
+	access_config = o.acc;
+	log_verbose = o.verbose;
+	server_limits.max_agents = o.lim.max_agents;
+	server_limits.max_agents_per_uid = o.lim.max_agents_per_uid;
+	server_limits.max_controls = o.lim.max_controls;
+	/* What the reload could not apply stays as it was. */
+	o.lim = profd_opts.lim;
+	o.lim.max_agents = server_limits.max_agents;
+	o.lim.max_agents_per_uid = server_limits.max_agents_per_uid;
+	o.lim.max_controls = server_limits.max_controls;
+	memcpy(o.rundir, profd_opts.rundir, sizeof o.rundir);
+	memcpy(o.state_dir, profd_opts.state_dir, sizeof o.state_dir);
+	o.lim.state_dir = profd_opts.lim.state_dir;
+	profd_opts = o;
+	log_info("reloaded %s%s: %zu users and %zu groups may control, %zu "
+	    "and %zu may read", profd_opts.config, profd_opts.config_given ?
+	    "" : " (if present) and the flags", access_config.nusers,
+	    access_config.ngroups, access_config.nread_users,
+	    access_config.nread_groups);
+	snprintf(err, errlen, "%s", profd_opts.config);
+	return (0);
 }
 
 /* Creates the runtime directory and its parents (mode 0755). */
@@ -177,14 +511,16 @@ owner:
 	return (0);
 }
 
-/* TERM/INT: stop cleanly; HUP: nothing to reload yet. */
+/* TERM/INT: stop cleanly; HUP: read the config again. */
 static void
 profd_signal(evutil_socket_t sig, short events, void *arg)
 {
 	struct event_base	*base = arg;
+	char			 err[512];
 
 	if (sig == SIGHUP) {
-		log_info("SIGHUP: nothing to reload");
+		log_info("SIGHUP: reloading");
+		(void)profd_reload(err, sizeof err);
 		return;
 	}
 	log_info("%s: shutting down", strsignal((int)sig));
@@ -196,109 +532,59 @@ profd_signal(evutil_socket_t sig, short events, void *arg)
 int
 main(int argc, char **argv)
 {
-	struct server_limits	 lim;
 	struct event_base	*base;
 	struct event		*sigs[3];
 	const int		 signums[3] = { SIGTERM, SIGINT, SIGHUP };
-	const char		*flag = NULL;
-	char			 rundir[SERVER_RUNDIR_MAX], err[512];
-	uint64_t		 size;
+	struct server_limits	*lim = &profd_opts.lim;
+	char			 rundir[SERVER_RUNDIR_MAX], err[1024];
 	int			 ch, i;
 
-	server_limits_default(&lim);
-	while ((ch = getopt_long(argc, argv, "r:s:vhV", profd_options,
+	/* -h and -V first, whatever else is there. */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "r:s:c:vhV", profd_options,
 	    NULL)) != -1) {
-		switch (ch) {
-		case 'r':
-			flag = optarg;
-			break;
-		case 'v':
-			log_verbose = 1;
-			break;
-		case 'h':
+		if (ch == 'h') {
 			profd_usage(stdout);
 			return (0);
-		case 'V':
+		}
+		if (ch == 'V') {
 			printf("profd %s (protocol %d)\n", PROFD_VERSION,
 			    PROTO_VERSION);
 			return (0);
-		case OPT_MAX_AGENTS:
-			lim.max_agents = profd_number("max-agents", optarg, 1,
-			    1u << 20);
-			break;
-		case OPT_MAX_CONTROLS:
-			lim.max_controls = profd_number("max-controls", optarg,
-			    1, 1u << 16);
-			break;
-		case OPT_MAX_IDS:
-			lim.max_ids = profd_number("max-ids", optarg, 1,
-			    PROTO_MAX_ID);
-			break;
-		case OPT_MAX_GONE:
-			lim.max_gone = profd_number("max-gone", optarg, 0,
-			    1u << 20);
-			break;
-		case 's':
-			lim.state_dir = optarg;
-			break;
-		case OPT_MAX_MEMORY:
-			if (units_size(optarg, &size) != 0 ||
-			    size < PROFD_MIN_MEMORY) {
-				fprintf(stderr, "profd: --max-memory wants a "
-				    "size of at least %zuM (like 64M or 2G), "
-				    "not '%s'\n", PROFD_MIN_MEMORY >> 20,
-				    optarg);
-				return (2);
-			}
-			lim.max_memory = (size_t)size;
-			break;
-		case OPT_BUCKET:
-			lim.bucket_s = profd_duration("bucket", optarg, 1,
-			    3600);
-			break;
-		case OPT_RETENTION:
-			lim.retention_s = profd_duration("retention", optarg,
-			    60, 366 * 86400);
-			break;
-		case OPT_SWEEP_INTERVAL:
-			lim.sweep_s = profd_duration("sweep-interval", optarg,
-			    1, 86400);
-			break;
-		case OPT_RESYNC_IDS:
-			lim.resync_ids = profd_number("resync-ids", optarg, 16,
-			    PROTO_MAX_ID);
-			break;
-		case OPT_PERSIST_INTERVAL:
-			lim.persist_s = profd_duration("persist-interval",
-			    optarg, 1, 3600);
-			break;
-		default:
-			profd_usage(stderr);
-			return (2);
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "profd: unexpected argument '%s'\n",
-		    argv[optind]);
+	profd_argc = argc;
+	profd_argv = argv;
+	if (profd_load(&profd_opts, argc, argv, err, sizeof err) != 0) {
+		fprintf(stderr, "profd: %s\n", err);
 		profd_usage(stderr);
 		return (2);
 	}
+	access_config = profd_opts.acc;
+	log_verbose = profd_opts.verbose;
+	server_reload_hook = profd_reload;
+	snprintf(server_config_path, sizeof server_config_path, "%s",
+	    profd_opts.config);
 
-	if (rundir_resolve(flag, rundir, sizeof rundir) != 0)
+	if (rundir_resolve(profd_opts.rundir[0] != '\0' ? profd_opts.rundir :
+	    NULL, rundir, sizeof rundir) != 0)
 		fatal("runtime directory name too long");
 	if (profd_mkdir(rundir) != 0)
 		fatal("cannot use runtime directory %s: %s", rundir,
 		    errno == EPERM ? "owned by another user" :
 		    strerror(errno));
-	if (lim.state_dir != NULL && profd_mkdir(lim.state_dir) != 0)
-		fatal("cannot use state directory %s: %s", lim.state_dir,
-		    errno == EPERM ? "owned by another user" :
-		    strerror(errno));
+	if (rundir_check(rundir, 1, err, sizeof err) != 0)
+		fatal("cannot use runtime directory: %s", err);
+	if (lim->state_dir != NULL && (profd_mkdir(lim->state_dir) != 0 ||
+	    rundir_check(lim->state_dir, 1, err, sizeof err) != 0))
+		fatal("cannot use state directory %s: %s", lim->state_dir,
+		    errno == EPERM ? "owned by another user or writable by "
+		    "others" : strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 
 	if ((base = event_base_new()) == NULL)
 		fatal("cannot create the event loop");
-	if (server_init(base, &lim, rundir, err, sizeof err) != 0)
+	if (server_init(base, lim, rundir, err, sizeof err) != 0)
 		fatal("cannot start: %s", err);
 	if (server_listen(err, sizeof err) != 0) {
 		server_free();

@@ -20,6 +20,8 @@ struct agent_conn;
 
 struct registry_proc {
 	uint32_t		 pid;
+	uint32_t		 uid;		/* the kernel's; UINT32_MAX:
+						   unknown */
 	uint32_t		 ppid;
 	uint64_t		 start_ns;
 	char			*host;

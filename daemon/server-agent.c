@@ -8,6 +8,8 @@
  * agent alone is closed.
  */
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include <utlist.h>
 
 #include "settings.h"
+#include "access.h"
 #include "log.h"
 #include "proto.h"
 #include "registry.h"
@@ -44,6 +47,59 @@ static const enum store_kind server_agent_store_kinds[AGENT_NKINDS] = {
 };
 
 static void	server_agent_close(struct agent_conn *);
+
+/* Agent connections of each user but root and our own: a short list, as
+ * few users run Python processes on one host.  Event loop thread only. */
+struct server_agent_uid {
+	uid_t	uid;
+	size_t	conns;
+};
+static struct server_agent_uid	*server_agent_uids;
+static size_t			 server_agent_nuids, server_agent_uids_cap;
+
+/* The entry of a uid, created when `create`; NULL if none (or no memory). */
+static struct server_agent_uid *
+server_agent_uid(uid_t uid, int create)
+{
+	struct server_agent_uid	*u;
+	size_t			 i, cap;
+
+	for (i = 0; i < server_agent_nuids; i++)
+		if (server_agent_uids[i].uid == uid)
+			return (&server_agent_uids[i]);
+	if (!create)
+		return (NULL);
+	if (server_agent_nuids == server_agent_uids_cap) {
+		cap = server_agent_uids_cap ? server_agent_uids_cap * 2 : 16;
+		u = realloc(server_agent_uids, cap * sizeof *u);
+		if (u == NULL)
+			return (NULL);
+		server_agent_uids = u;
+		server_agent_uids_cap = cap;
+	}
+	u = &server_agent_uids[server_agent_nuids++];
+	u->uid = uid;
+	u->conns = 0;
+	return (u);
+}
+
+/* Forgets a connection of an untrusted uid. */
+static void
+server_agent_uid_release(uid_t uid)
+{
+	struct server_agent_uid	*u = server_agent_uid(uid, 0);
+
+	if (u == NULL || u->conns == 0)
+		return;
+	if (--u->conns == 0) {
+		*u = server_agent_uids[--server_agent_nuids];
+		if (server_agent_nuids == 0) {
+			free(server_agent_uids);
+			server_agent_uids = NULL;
+			server_agent_uids_cap = 0;
+		}
+	}
+}
 
 /* Records why a connection is being closed; returns -1. */
 static int __attribute__((format(printf, 2, 3)))
@@ -121,6 +177,8 @@ server_agent_free(struct agent_conn *c)
 	DL_DELETE(server_agent_list, c);
 	server_agent_count--;
 	daemon_stats.agents_closed++;
+	if (c->have_peer && !c->trusted)
+		server_agent_uid_release(c->peer_uid);
 	if (c->proc != NULL && server_registry != NULL)
 		registry_detach(server_registry, c->proc);
 	if (c->instance != 0 && server_store != NULL)
@@ -282,11 +340,88 @@ server_agent_instance(struct agent_conn *c)
 	return (store_instance_attach(server_store, &info, server_now_ns()));
 }
 
+/* This host's name, for agents whose claims are not believed. */
+static const char *
+server_agent_hostname(void)
+{
+	static char	host[REGISTRY_MAX_FIELD];
+
+	if (host[0] == '\0' && (gethostname(host, sizeof host - 1) != 0 ||
+	    host[0] == '\0'))
+		snprintf(host, sizeof host, "localhost");
+	return (host);
+}
+
+/* Whether a pid is in our pid namespace (its /proc entry shows the same
+ * namespace as ours); -1 when unknown. */
+static int
+server_agent_same_pidns(pid_t pid)
+{
+	static struct stat	self;
+	static int		have_self = -1;
+	struct stat		sb;
+	char			path[64];
+
+	if (have_self == -1)
+		have_self = stat("/proc/self/ns/pid", &self) == 0;
+	snprintf(path, sizeof path, "/proc/%ld/ns/pid", (long)pid);
+	if (!have_self || stat(path, &sb) != 0)
+		return (-1);
+	return (sb.st_ino == self.st_ino && sb.st_dev == self.st_dev);
+}
+
+/*
+ * Decides what a hello is filed under.  The pid, start time and host come
+ * from the kernel (SO_PEERCRED, /proc), not from the hello, so nobody can
+ * file samples under another process.  Only root and profd's own user,
+ * who could write into profd's store anyway, are believed when they
+ * speak for another pid of this pid namespace (recorded data, tests).
+ */
+static int
+server_agent_identify(struct agent_conn *c, struct proto_hello *h)
+{
+	uint64_t	start_ns;
+	uint32_t	ppid;
+	char		name[64];
+
+	if (!c->have_peer)
+		return (0);
+	if (c->peer_pid <= 0)
+		return (server_agent_fail(c, "the kernel does not show its "
+		    "pid (another pid namespace?); agents must run where "
+		    "profd can see them"));
+	if (h->pid == (uint64_t)c->peer_pid || !c->trusted ||
+	    server_agent_same_pidns(c->peer_pid) != 1) {
+		if (h->pid != (uint64_t)c->peer_pid &&
+		    server_agent_same_pidns(c->peer_pid) == 1) {
+			daemon_stats.hello_claims_refused++;
+			log_warn("agent pid %ld (uid %u) claimed pid %llu; "
+			    "filing its samples under its own pid",
+			    (long)c->peer_pid, (unsigned)c->peer_uid,
+			    (unsigned long long)h->pid);
+		}
+		h->pid = (uint64_t)c->peer_pid;
+		if (access_proc_stat(c->peer_pid, &start_ns, &ppid) == 0) {
+			h->start_ns = start_ns;
+			h->ppid = ppid;
+		}
+		if (!c->trusted) {
+			h->host = server_agent_hostname();
+			h->host_len = (uint32_t)strlen(h->host);
+		}
+	} else
+		log_debug("%s speaks for pid %llu (trusted uid %u)",
+		    server_agent_name(c, name, sizeof name),
+		    (unsigned long long)h->pid, (unsigned)c->peer_uid);
+	return (0);
+}
+
 /* Handles the hello: registers the process and sends it the config. */
 static int
-server_agent_hello(struct agent_conn *c, const struct proto_hello *h)
+server_agent_hello(struct agent_conn *c, const struct proto_hello *claimed)
 {
-	char	name[64];
+	struct proto_hello	 hello = *claimed, *h = &hello;
+	char			 name[64];
 
 	if (c->proc != NULL)
 		return (server_agent_fail(c, "second hello"));
@@ -294,6 +429,8 @@ server_agent_hello(struct agent_conn *c, const struct proto_hello *h)
 		return (server_agent_fail(c, "protocol version %llu, profd "
 		    "speaks %d to %d", (unsigned long long)h->version,
 		    PROTO_VERSION_MIN, PROTO_VERSION));
+	if (server_agent_identify(c, h) != 0)
+		return (-1);
 	if (h->pid == 0 || h->pid > UINT32_MAX)
 		return (server_agent_fail(c, "bad pid %llu",
 		    (unsigned long long)h->pid));
@@ -302,14 +439,16 @@ server_agent_hello(struct agent_conn *c, const struct proto_hello *h)
 	c->proc = registry_attach(server_registry, h, c);
 	if (c->proc == NULL)
 		return (server_agent_fail(c, "out of memory for hello"));
+	c->proc->uid = c->have_peer ? (uint32_t)c->peer_uid : UINT32_MAX;
 	if ((c->instance = server_agent_instance(c)) == 0)
 		return (server_agent_fail(c, "store full: no room for a new "
 		    "process"));
 	if (c->bev != NULL)
 		bufferevent_set_timeouts(c->bev, NULL, NULL);
-	log_info("%s attached (ppid %u, service '%s', python %s, %u args)",
+	log_info("%s attached (ppid %u, service '%s', python %s, %u args%s)",
 	    server_agent_name(c, name, sizeof name), c->proc->ppid,
-	    c->proc->service, c->proc->python, c->proc->argc);
+	    c->proc->service, c->proc->python, c->proc->argc,
+	    c->have_peer ? "" : ", unchecked");
 	/* Joins a running profile at once. */
 	server_agent_configure(c, server_profile.profiling,
 	    server_profile.rate_hz, server_profile.mode,
@@ -588,11 +727,34 @@ server_agent_accept(int fd)
 	struct bufferevent	*bev;
 	struct agent_conn	*c;
 	struct timeval		 tv = { AGENT_HELLO_TIMEOUT_S, 0 };
+	struct access_peer	 peer;
+	struct server_agent_uid	*u = NULL;
+	int			 trusted;
 
 	if (server_agent_count >= server_limits.max_agents) {
 		daemon_stats.agents_rejected++;
 		log_warn("refusing an agent: %zu connected (max-agents)",
 		    server_agent_count);
+		close(fd);
+		return;
+	}
+	if (access_peer_get(fd, &peer) != 0) {
+		daemon_stats.agents_rejected++;
+		log_warn("refusing an agent: no peer credentials: %s",
+		    strerror(errno));
+		close(fd);
+		return;
+	}
+	access_peer_free(&peer);
+	trusted = peer.uid == 0 || peer.uid == geteuid();
+	if (!trusted && ((u = server_agent_uid(peer.uid, 1)) == NULL ||
+	    u->conns >= server_limits.max_agents_per_uid)) {
+		daemon_stats.agents_rejected_uid++;
+		log_warn("refusing an agent of uid %u: %zu connected "
+		    "(max-agents-per-uid)", (unsigned)peer.uid,
+		    u != NULL ? u->conns : 0);
+		if (u != NULL && u->conns == 0)
+			server_agent_uid_release(peer.uid);
 		close(fd);
 		return;
 	}
@@ -605,6 +767,12 @@ server_agent_accept(int fd)
 		bufferevent_free(bev);
 		return;
 	}
+	c->have_peer = 1;
+	c->trusted = trusted;
+	c->peer_pid = peer.pid;
+	c->peer_uid = peer.uid;
+	if (u != NULL)
+		u->conns++;
 	daemon_stats.agents_accepted++;
 	bufferevent_setcb(bev, server_agent_read_cb, NULL,
 	    server_agent_event_cb, c);

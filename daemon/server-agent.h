@@ -8,6 +8,8 @@
 #ifndef SERVER_AGENT_H
 #define SERVER_AGENT_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +39,12 @@ struct agent_conn {
 	struct event		*close_ev;	/* deferred close */
 	int			 closing;
 	struct registry_proc	*proc;		/* set by the hello */
+	/* The kernel's view of the peer (SO_PEERCRED); tests leave it
+	 * unset (have_peer 0) and the hello is believed. */
+	int			 have_peer;
+	int			 trusted;	/* root or profd's own uid */
+	pid_t			 peer_pid;	/* 0: in another pid namespace */
+	uid_t			 peer_uid;
 	uint32_t		 pid;
 	uint32_t		 version;	/* of its hello */
 	uint32_t		 resync_token;	/* of the RESYNC sent */

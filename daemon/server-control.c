@@ -5,6 +5,7 @@
  */
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 
 #include "settings.h"
 #include "log.h"
+#include "access.h"
 #include "proto.h"
 #include "registry.h"
 #include "server-agent.h"
@@ -27,6 +29,8 @@
 
 struct control_conn {
 	struct bufferevent	*bev;
+	enum access_level	 level;		/* what the peer may do */
+	struct access_peer	 peer;
 	int			 closing;	/* close once output is sent */
 	struct control_show_job	*job;		/* a show in steps */
 	struct event		*step_ev;	/* its next step */
@@ -42,6 +46,7 @@ typedef int (*control_exec)(struct control_args *, struct proto_sink *);
 
 struct control_cmd {
 	const char		*name;
+	enum access_level	 level;		/* needed to run it */
 	const char *const	*args;		/* allowed keys */
 	control_exec		 exec;
 };
@@ -54,6 +59,8 @@ static int	server_control_stop(struct control_args *,
 		    struct proto_sink *);
 static int	server_control_reset(struct control_args *,
 		    struct proto_sink *);
+static int	server_control_reload(struct control_args *,
+		    struct proto_sink *);
 
 static const char *const server_control_no_args[] = { NULL };
 static const char *const server_control_start_args[] = {
@@ -62,13 +69,21 @@ static const char *const server_control_start_args[] = {
 static const char *const server_control_stop_args[] = { "pids", NULL };
 
 static const struct control_cmd server_control_cmds[] = {
-	{ "status", server_control_no_args, server_control_status },
-	{ "start", server_control_start_args, server_control_start },
-	{ "stop", server_control_stop_args, server_control_stop },
-	{ "show", control_show_args, control_show },
-	{ "ps", control_ps_args, control_ps },
-	{ "reset", server_control_no_args, server_control_reset },
+	{ "status", ACCESS_READ, server_control_no_args,
+	  server_control_status },
+	{ "start", ACCESS_CONTROL, server_control_start_args,
+	  server_control_start },
+	{ "stop", ACCESS_CONTROL, server_control_stop_args,
+	  server_control_stop },
+	{ "show", ACCESS_READ, control_show_args, control_show },
+	{ "ps", ACCESS_READ, control_ps_args, control_ps },
+	{ "reset", ACCESS_CONTROL, server_control_no_args,
+	  server_control_reset },
+	{ "reload", ACCESS_CONTROL, server_control_no_args,
+	  server_control_reload },
 };
+#define SERVER_CONTROL_NCMDS \
+	(sizeof server_control_cmds / sizeof server_control_cmds[0])
 
 /* Packs a string of known length. */
 void
@@ -101,14 +116,16 @@ server_control_pack_strv(msgpack_packer *pk, char *const *v, uint32_t n)
 		proto_pack_cstr(pk, v[i]);
 }
 
-/* Packs an argv list. */
-static void
-server_control_pack_argv(msgpack_packer *pk, const struct registry_proc *p)
+/* Packs an argv list, or an empty one for a peer that may only read:
+ * command lines often hold secrets. */
+void
+server_control_pack_argv(msgpack_packer *pk, const struct control_args *a,
+    char *const *argv, uint32_t argc)
 {
-	if (p == NULL)
+	if (a->level < ACCESS_CONTROL)
 		server_control_pack_strv(pk, NULL, 0);
 	else
-		server_control_pack_strv(pk, p->argv, p->argc);
+		server_control_pack_strv(pk, argv, argc);
 }
 
 /* Frees a list of strings. */
@@ -373,7 +390,7 @@ server_control_status(struct control_args *a, struct proto_sink *sink)
 	proto_pack_cstr(pk, "agents");
 	msgpack_pack_array(pk, server_registry->nprocs);
 	DL_FOREACH(server_registry->procs, p) {
-		msgpack_pack_map(pk, 16);
+		msgpack_pack_map(pk, 17);
 		proto_pack_cstr(pk, "pid");
 		msgpack_pack_uint32(pk, p->pid);
 		proto_pack_cstr(pk, "ppid");
@@ -385,7 +402,12 @@ server_control_status(struct control_args *a, struct proto_sink *sink)
 		proto_pack_cstr(pk, "python");
 		proto_pack_cstr(pk, p->python);
 		proto_pack_cstr(pk, "argv");
-		server_control_pack_argv(pk, p);
+		server_control_pack_argv(pk, a, p->argv, p->argc);
+		proto_pack_cstr(pk, "uid");
+		if (p->uid == UINT32_MAX)
+			msgpack_pack_nil(pk);
+		else
+			msgpack_pack_uint32(pk, p->uid);
 		proto_pack_cstr(pk, "reader");
 		proto_pack_cstr(pk, p->reader);
 		proto_pack_cstr(pk, "start_ns");
@@ -556,6 +578,78 @@ server_control_reset(struct control_args *a, struct proto_sink *sink)
 	return (server_control_end(sink, start));
 }
 
+/* "reload": reads the config file and flags again. */
+static int
+server_control_reload(struct control_args *a, struct proto_sink *sink)
+{
+	char	msg[400];
+	size_t	start;
+
+	if (server_reload_hook == NULL) {
+		snprintf(a->error, sizeof a->error, "this profd cannot "
+		    "reload");
+		return (-1);
+	}
+	if (server_reload_hook(msg, sizeof msg) != 0) {
+		snprintf(a->error, sizeof a->error, "reload failed, the "
+		    "settings in effect are kept: %s", msg);
+		return (-1);
+	}
+	start = proto_begin_reply(sink, 1);
+	msgpack_pack_map(&sink->pk, 1);
+	proto_pack_cstr(&sink->pk, "config");
+	proto_pack_cstr(&sink->pk, msg);
+	return (server_control_end(sink, start));
+}
+
+/* The command of a name, or NULL. */
+static const struct control_cmd *
+server_control_find(const char *name, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < SERVER_CONTROL_NCMDS; i++)
+		if (strlen(server_control_cmds[i].name) == len &&
+		    memcmp(server_control_cmds[i].name, name, len) == 0)
+			return (&server_control_cmds[i]);
+	return (NULL);
+}
+
+/*
+ * Whether the peer may run a command: 0, or -1 with the refusal written
+ * into sink (one log line, a counter).  Unknown commands pass: the
+ * request answers them.
+ */
+static int
+server_control_allowed(struct control_conn *cc, const char *name,
+    size_t len, struct proto_sink *sink)
+{
+	const struct control_cmd	*cmd = server_control_find(name, len);
+	const char			*kind;
+	char				 who[128], user[64];
+	struct passwd			*pw;
+
+	if (cmd == NULL || cc->level >= cmd->level)
+		return (0);
+	daemon_stats.controls_denied++;
+	access_peer_name(&cc->peer, who, sizeof who);
+	log_warn("control: %s denied '%s' (%s access)", who, cmd->name,
+	    access_level_name(cc->level));
+	if ((pw = getpwuid(cc->peer.uid)) != NULL)
+		snprintf(user, sizeof user, "%s", pw->pw_name);
+	else
+		snprintf(user, sizeof user, "%u", (unsigned)cc->peer.uid);
+	kind = cmd->level == ACCESS_READ ? "read-" : "";
+	proto_send_error(sink, "permission denied: %s may not use '%s' (it "
+	    "needs %s access).  Ask the administrator to add 'allow-%suser "
+	    "%s' or 'allow-%sgroup GROUP' to %s and run 'profctl reload' "
+	    "(or start profd with --allow-%suser %s)", who, cmd->name,
+	    access_level_name(cmd->level), kind, user, kind,
+	    server_config_path,
+	    kind, user);
+	return (-1);
+}
+
 /* Checks every key of the argument map is one the command takes. */
 static int
 server_control_check_keys(const struct control_cmd *cmd,
@@ -592,24 +686,23 @@ server_control_check_keys(const struct control_cmd *cmd,
 /* Runs one request and writes one whole reply frame into sink. */
 int
 server_control_request(const char *command, size_t command_len,
-    const msgpack_object_map *args, struct proto_sink *sink)
+    const msgpack_object_map *args, enum access_level level,
+    struct proto_sink *sink)
 {
-	const struct control_cmd	*cmd = NULL;
+	const struct control_cmd	*cmd;
 	struct control_args		 a;
-	size_t				 i;
 	int				 rc = -1;
 
 	memset(&a, 0, sizeof a);
 	a.map = args;
+	a.level = level;
 	daemon_stats.requests++;
-	for (i = 0; i < sizeof server_control_cmds /
-	    sizeof server_control_cmds[0]; i++) {
-		if (strlen(server_control_cmds[i].name) == command_len &&
-		    memcmp(server_control_cmds[i].name, command,
-		    command_len) == 0) {
-			cmd = &server_control_cmds[i];
-			break;
-		}
+	cmd = server_control_find(command, command_len);
+	if (cmd != NULL && level < cmd->level) {
+		snprintf(a.error, sizeof a.error, "permission denied: '%s' "
+		    "needs %s access", cmd->name,
+		    access_level_name(cmd->level));
+		goto fail;
 	}
 	if (cmd == NULL) {
 		snprintf(a.error, sizeof a.error, "unknown command '%.*s'",
@@ -641,6 +734,7 @@ static void
 server_control_free(struct control_conn *cc)
 {
 	control_show_free(cc->job);
+	access_peer_free(&cc->peer);
 	if (cc->step_ev != NULL)
 		event_free(cc->step_ev);
 	DL_DELETE(server_control_list, cc);
@@ -726,20 +820,16 @@ static int
 server_control_show_async(struct control_conn *cc,
     const msgpack_object_map *args, struct proto_sink *sink)
 {
-	const struct control_cmd	*cmd = NULL;
+	const struct control_cmd	*cmd;
 	struct control_args		 a;
 	struct timeval			 zero = { 0, 0 };
-	size_t				 i;
 
 	if (server_base == NULL)
 		return (-1);
-	for (i = 0; i < sizeof server_control_cmds /
-	    sizeof server_control_cmds[0]; i++) {
-		if (strcmp(server_control_cmds[i].name, "show") == 0)
-			cmd = &server_control_cmds[i];
-	}
+	cmd = server_control_find("show", 4);
 	memset(&a, 0, sizeof a);
 	a.map = args;
+	a.level = cc->level;
 	daemon_stats.requests++;
 	if (cc->step_ev == NULL && (cc->step_ev = evtimer_new(server_base,
 	    server_control_step_cb, cc)) == NULL)
@@ -800,7 +890,10 @@ server_control_read_cb(struct bufferevent *bev, void *arg)
 	} else {
 		log_debug("control: %.*s", (int)msg.request.command_len,
 		    msg.request.command);
-		if (msg.request.command_len == 4 &&
+		if (server_control_allowed(cc, msg.request.command,
+		    msg.request.command_len, &sink) != 0)
+			;	/* the refusal is in sink */
+		else if (msg.request.command_len == 4 &&
 		    memcmp(msg.request.command, "show", 4) == 0 &&
 		    server_control_show_async(cc, msg.request.args, &sink) ==
 		    0) {
@@ -812,7 +905,8 @@ server_control_read_cb(struct bufferevent *bev, void *arg)
 		}
 		if (sink.len == 0)
 			server_control_request(msg.request.command,
-			    msg.request.command_len, msg.request.args, &sink);
+			    msg.request.command_len, msg.request.args,
+			    cc->level, &sink);
 	}
 	msgpack_unpacked_destroy(&up);
 	evbuffer_drain(bufferevent_get_input(bev), frame_len);
@@ -878,6 +972,13 @@ server_control_accept(int fd)
 	if ((cc = calloc(1, sizeof *cc)) == NULL) {
 		bufferevent_free(bev);
 		return;
+	}
+	/* Without credentials the peer may do nothing: it is told so. */
+	if (access_peer_get(fd, &cc->peer) == 0)
+		cc->level = access_level(&cc->peer);
+	else {
+		cc->peer.uid = (uid_t)-1;
+		cc->level = ACCESS_NONE;
 	}
 	cc->bev = bev;
 	DL_APPEND(server_control_list, cc);

@@ -10,6 +10,7 @@
 
 #include <msgpack.h>
 
+#include "access.h"
 #include "proto.h"
 
 /* Open control connections: event loop thread only. */
@@ -25,7 +26,8 @@ void	server_control_free_all(void);
  * a success, -1 when it is an error.  Needs no socket (tests call it).
  */
 int	server_control_request(const char *command, size_t command_len,
-	    const msgpack_object_map *args, struct proto_sink *sink);
+	    const msgpack_object_map *args, enum access_level,
+	    struct proto_sink *sink);
 
 /* Parsed arguments of a request, for the handlers (control-*.c). */
 struct control_args {
@@ -33,7 +35,8 @@ struct control_args {
 	uint32_t		*pids;
 	size_t			 npids;
 	int			 have_pids;
-	char			 error[256];
+	enum access_level	 level;		/* of the peer */
+	char			 error[512];
 };
 
 /* Argument readers: 0 (absent leaves the value alone), or -1 with
@@ -55,6 +58,9 @@ void	server_control_pack_str(msgpack_packer *, const char *, size_t);
 void	server_control_pack_sid(msgpack_packer *, uint32_t sid);
 void	server_control_pack_bool(msgpack_packer *, int);
 void	server_control_pack_strv(msgpack_packer *, char *const *, uint32_t);
+/* argv, or an empty list for a peer that may only read. */
+void	server_control_pack_argv(msgpack_packer *, const struct control_args *,
+	    char *const *, uint32_t);
 
 /*
  * "show" runs in steps so that agents are served while a big query reads

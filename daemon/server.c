@@ -40,6 +40,9 @@ struct store		*server_store;
 struct registry		*server_registry;
 char			 server_rundir[SERVER_RUNDIR_MAX];
 char			 server_state_dir[SERVER_RUNDIR_MAX];
+int			(*server_reload_hook)(char *, size_t);
+char			 server_config_path[SERVER_RUNDIR_MAX] =
+			    DEFAULT_CONFIG;
 
 static struct timespec	 server_started;
 static struct event	*server_tick_ev;	/* housekeeping timer */
@@ -62,10 +65,10 @@ struct server_listener {
 };
 
 static struct server_listener server_listeners[] = {
-	{ "agent", RUNDIR_AGENT_SOCK, 0666, server_agent_accept,
-	  "", -1, 0, NULL, NULL },
-	{ "control", RUNDIR_CONTROL_SOCK, 0600, server_control_accept,
-	  "", -1, 0, NULL, NULL },
+	{ "agent", RUNDIR_AGENT_SOCK, DEFAULT_AGENT_SOCKET_MODE,
+	  server_agent_accept, "", -1, 0, NULL, NULL },
+	{ "control", RUNDIR_CONTROL_SOCK, DEFAULT_CONTROL_SOCKET_MODE,
+	  server_control_accept, "", -1, 0, NULL, NULL },
 };
 #define SERVER_NLISTENERS \
 	(sizeof server_listeners / sizeof server_listeners[0])
@@ -75,6 +78,10 @@ void
 server_limits_default(struct server_limits *lim)
 {
 	lim->max_agents = DEFAULT_MAX_AGENTS;
+	lim->max_agents_per_uid = DEFAULT_MAX_AGENTS_PER_UID;
+	lim->agent_mode = DEFAULT_AGENT_SOCKET_MODE;
+	lim->control_mode = DEFAULT_CONTROL_SOCKET_MODE;
+	lim->socket_gid = (gid_t)-1;
 	lim->max_controls = DEFAULT_MAX_CONTROLS;
 	lim->max_ids = DEFAULT_MAX_IDS;
 	lim->max_gone = DEFAULT_MAX_GONE;
@@ -327,7 +334,8 @@ server_accept_error_cb(struct evconnlistener *lev, void *arg)
  * removed; a live one (it accepts a connection) is never taken over.
  */
 static int
-server_bind(const char *path, mode_t mode, char *err, size_t errlen)
+server_bind(const char *path, mode_t mode, gid_t gid, char *err,
+    size_t errlen)
 {
 	struct sockaddr_un	sun;
 	struct stat		sb;
@@ -373,7 +381,8 @@ server_bind(const char *path, mode_t mode, char *err, size_t errlen)
 		goto fail;
 	if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0)
 		goto fail;
-	if (chmod(path, mode) != 0 || listen(fd, SERVER_BACKLOG) != 0) {
+	if ((gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) != 0) ||
+	    chmod(path, mode) != 0 || listen(fd, SERVER_BACKLOG) != 0) {
 		saved = errno;
 		unlink(path);
 		errno = saved;
@@ -463,7 +472,11 @@ server_listen(char *err, size_t errlen)
 	for (i = 0; i < SERVER_NLISTENERS; i++) {
 		l = &server_listeners[i];
 		if (l->fd == -1) {
-			l->fd = server_bind(l->path, l->mode, err, errlen);
+			l->mode = l->accept == server_agent_accept ?
+			    server_limits.agent_mode :
+			    server_limits.control_mode;
+			l->fd = server_bind(l->path, l->mode,
+			    server_limits.socket_gid, err, errlen);
 			if (l->fd == -1)
 				return (-1);
 			l->bound = 1;

@@ -5,6 +5,8 @@
 #ifndef SERVER_H
 #define SERVER_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +19,7 @@ struct registry;
 /* Limits settable on the command line (defaults in settings.h). */
 struct server_limits {
 	size_t	max_agents;
+	size_t	max_agents_per_uid;	/* but root's and our own */
 	size_t	max_controls;
 	size_t	max_ids;
 	size_t	max_gone;
@@ -27,6 +30,9 @@ struct server_limits {
 	uint64_t sweep_s;		/* definitions reclaimed every */
 	uint64_t resync_ids;		/* stale ids before a resync */
 	const char *state_dir;		/* NULL: memory only */
+	mode_t	agent_mode;		/* of sockets we bind */
+	mode_t	control_mode;
+	gid_t	socket_gid;		/* (gid_t)-1: ours */
 };
 
 /* The global profiling switch: what every agent that attaches is told. */
@@ -66,6 +72,12 @@ uint64_t server_now_ns(void);
 void	server_housekeep(uint64_t now_ns, int force_sweep);
 /* Copies the store's counters into daemon_stats (status does, too). */
 void	server_store_counts(void);
+/* Reads the configuration again (profd.c sets it): 0 with err holding the
+ * file read, or -1 with err saying why nothing changed. */
+extern int (*server_reload_hook)(char *err, size_t errlen);
+/* The config file profd reads (for messages). */
+extern char			 server_config_path[SERVER_RUNDIR_MAX];
+
 /* Where the store is kept on disk, or "" (memory only). */
 extern char			 server_state_dir[SERVER_RUNDIR_MAX];
 

@@ -8,8 +8,17 @@
 
 #define PROFD_VERSION		"0.1.0"
 
+/* Configuration file (see config.h), read if it exists. */
+#define DEFAULT_CONFIG		"/etc/profd.conf"
+
+/* Access (see access.h).  Sockets are open; SO_PEERCRED decides. */
+#define DEFAULT_AGENT_SOCKET_MODE	0666
+#define DEFAULT_CONTROL_SOCKET_MODE	0666
+
 /* Connections. */
 #define DEFAULT_MAX_AGENTS	1024		/* connected agents */
+#define DEFAULT_MAX_AGENTS_PER_UID 256		/* of one user, other than
+						   root and profd's own */
 #define DEFAULT_MAX_CONTROLS	64		/* open control connections */
 #define SERVER_BACKLOG		128		/* listen() backlog */
 #define SERVER_ACCEPT_PAUSE_MS	1000		/* stop accepting on EMFILE */

@@ -12,9 +12,12 @@
 #define DAEMON_STATS(X)							\
 	X(agents_accepted, "agent connections accepted")		\
 	X(agents_rejected, "agent connections refused: max-agents")	\
+	X(agents_rejected_uid, "agent connections refused: max-agents-per-uid") \
+	X(hello_claims_refused, "hellos claiming another pid, filed under their own") \
 	X(agents_closed, "agent connections ended")			\
 	X(controls_accepted, "control connections accepted")		\
 	X(controls_rejected, "control connections refused: max-controls") \
+	X(controls_denied, "control requests refused: not allowed") \
 	X(accept_errors, "accept() failures")				\
 	X(accept_pauses, "times accepting paused for lack of fds")	\
 	X(bad_frames, "frames that closed their sender")		\

@@ -15,9 +15,19 @@
 /*
  * Resolves the runtime directory: `flag` if not NULL, else $PROFD_RUNTIME_DIR,
  * else /run/profd for root, else $XDG_RUNTIME_DIR/profd, else /tmp/profd-UID.
+ * A relative result is made absolute against the current directory.
  * Returns 0, or -1 if it does not fit in len.
  */
 int	rundir_resolve(const char *flag, char *buf, size_t len);
+/* Makes a relative path in buf absolute; 0, or -1. */
+int	rundir_absolute(char *buf, size_t len);
+
+/*
+ * Checks that nobody but its owner can replace the sockets in a runtime
+ * directory: not writable by group or others and, with `own`, owned by
+ * root or the calling user.  0, or -1 with err set (a full sentence).
+ */
+int	rundir_check(const char *dir, int own, char *err, size_t errlen);
 
 /* Joins dir and a socket name; -1 if it does not fit a sun_path. */
 int	rundir_socket(const char *dir, const char *name, char *buf, size_t len);

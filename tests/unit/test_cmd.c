@@ -26,7 +26,8 @@ Test(cmd, finds_commands_by_unique_prefix)
 
 	cr_assert_eq(cmd_find("sh", &err), &cmd_show_entry);
 	cr_assert_eq(cmd_find("sto", &err), &cmd_stop_entry);
-	cr_assert_eq(cmd_find("r", &err), &cmd_reset_entry);
+	cr_assert_eq(cmd_find("res", &err), &cmd_reset_entry);
+	cr_assert_eq(cmd_find("rel", &err), &cmd_reload_entry);
 }
 
 Test(cmd, rejects_ambiguous_and_unknown_names)
@@ -34,6 +35,8 @@ Test(cmd, rejects_ambiguous_and_unknown_names)
 	const char	*err;
 
 	cr_assert_null(cmd_find("st", &err));
+	cr_assert_str_eq(err, "ambiguous command");
+	cr_assert_null(cmd_find("r", &err));
 	cr_assert_str_eq(err, "ambiguous command");
 	cr_assert_null(cmd_find("frob", &err));
 	cr_assert_str_eq(err, "unknown command");
@@ -56,7 +59,7 @@ Test(cmd, every_table_entry_is_complete_and_unique)
 		for (f = e + 1; *f != NULL; f++)
 			cr_assert_str_neq((*e)->name, (*f)->name);
 	}
-	cr_assert_eq(n, 7);
+	cr_assert_eq(n, 8);
 }
 
 Test(cmd, accepts_rates_in_protocol_range_only)

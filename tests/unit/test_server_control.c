@@ -63,7 +63,8 @@ run(const char *cmd, int *ok)
 		map = &argup.data.via.map;
 	}
 	reply.len = 0;
-	rc = server_control_request(cmd, strlen(cmd), map, &reply);
+	rc = server_control_request(cmd, strlen(cmd), map, ACCESS_CONTROL,
+	    &reply);
 	cr_assert_eq(proto_frame_peek(reply.data, reply.len,
 	    PROTO_MAX_REPLY, &payload, &plen, &flen), 1);
 	cr_assert_eq(flen, reply.len, "exactly one frame");
