@@ -48,6 +48,9 @@ enum {
 	OPT_AGENT_SOCKET_MODE,
 	OPT_CONTROL_SOCKET_MODE,
 	OPT_SOCKET_GROUP,
+	OPT_HELLO_TIMEOUT,
+	OPT_FRAME_TIMEOUT,
+	OPT_CONTROL_TIMEOUT,
 };
 
 static const struct option profd_options[] = {
@@ -78,6 +81,9 @@ static const struct option profd_options[] = {
 	{ "control-socket-mode", required_argument, NULL,
 	  OPT_CONTROL_SOCKET_MODE },
 	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
+	{ "hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT },
+	{ "frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT },
+	{ "control-timeout", required_argument, NULL, OPT_CONTROL_TIMEOUT },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -152,6 +158,13 @@ profd_usage(FILE *f)
 "  --max-controls N       open profctl connections (default %d)\n"
 "  --max-gone N           disconnected agents kept for status (default %d)\n"
 "  --max-ids N            ids of one kind per agent connection (default %u)\n"
+"  --hello-timeout TIME   an agent must say hello this soon after connecting\n"
+"                         (default %us)\n"
+"  --frame-timeout TIME   a message, once begun, must be whole this soon, on\n"
+"                         both sockets (default %us)\n"
+"  --control-timeout TIME profctl connections: closed after this long\n"
+"                         without a request, or with a reply unread\n"
+"                         (default %us)\n"
 "\n"
 "TIME is a number with s, m, h, d or w; SIZE a number with K, M, G or T;\n"
 "MODE an octal file mode.  SIGHUP or `profctl reload` reads the config\n"
@@ -162,7 +175,9 @@ profd_usage(FILE *f)
 	    DEFAULT_MAX_AGENTS_PER_UID, DEFAULT_MAX_MEMORY >> 20,
 	    DEFAULT_RETENTION_S / 86400, DEFAULT_BUCKET_S, DEFAULT_PERSIST_S,
 	    DEFAULT_SWEEP_S, DEFAULT_RESYNC_IDS, DEFAULT_MAX_AGENTS,
-	    DEFAULT_MAX_CONTROLS, DEFAULT_MAX_GONE, DEFAULT_MAX_IDS);
+	    DEFAULT_MAX_CONTROLS, DEFAULT_MAX_GONE, DEFAULT_MAX_IDS,
+	    DEFAULT_HELLO_TIMEOUT_S, DEFAULT_FRAME_TIMEOUT_S,
+	    DEFAULT_CONTROL_TIMEOUT_S);
 }
 
 /* Parses a duration. */
@@ -318,6 +333,15 @@ profd_set(void *arg, const char *name, const char *v, char *err,
 	case OPT_PERSIST_INTERVAL:
 		return (profd_duration(name, v, 1, 3600, &lim->persist_s, err,
 		    errlen));
+	case OPT_HELLO_TIMEOUT:
+		return (profd_duration(name, v, 1, 3600,
+		    &lim->hello_timeout_s, err, errlen));
+	case OPT_FRAME_TIMEOUT:
+		return (profd_duration(name, v, 1, 3600,
+		    &lim->frame_timeout_s, err, errlen));
+	case OPT_CONTROL_TIMEOUT:
+		return (profd_duration(name, v, 1, 86400,
+		    &lim->control_timeout_s, err, errlen));
 	case OPT_ALLOW_USER:
 		return (access_add_user(ac->users, &ac->nusers, v, err,
 		    errlen));

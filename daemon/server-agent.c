@@ -47,6 +47,7 @@ static const enum store_kind server_agent_store_kinds[AGENT_NKINDS] = {
 };
 
 static void	server_agent_close(struct agent_conn *);
+static void	server_agent_deadline_cb(evutil_socket_t, short, void *);
 
 /* Agent connections of each user but root and our own: a short list, as
  * few users run Python processes on one host.  Event loop thread only. */
@@ -113,6 +114,35 @@ server_agent_fail(struct agent_conn *c, const char *fmt, ...)
 	return (-1);
 }
 
+/* What a connection holds: its id tables and its buffers. */
+static size_t
+server_agent_bytes(const struct agent_conn *c)
+{
+	size_t	n = 0;
+	int	k;
+
+	for (k = 0; k < AGENT_NKINDS; k++)
+		n += (size_t)c->ids[k].cap * sizeof *c->ids[k].map;
+	if (c->bev != NULL)
+		n += evbuffer_get_length(bufferevent_get_input(c->bev));
+	return (n + evbuffer_get_length(c->out));
+}
+
+/* Charges what a connection holds, plus extra bytes it is about to take,
+ * to the connections' budget; -1 (reason set) when over it. */
+static int
+server_agent_charge(struct agent_conn *c, size_t extra)
+{
+	if (server_conn_charge(&c->charged, server_agent_bytes(c) +
+	    extra) == 0)
+		return (0);
+	daemon_stats.memory_closes++;
+	c->resource_error = 1;
+	return (server_agent_fail(c, "over the connections' memory budget "
+	    "(%zu of %zu bytes held by all)", server_conn_bytes,
+	    server_conn_budget));
+}
+
 /* Names a connection for the log: its pid once known. */
 static const char *
 server_agent_name(const struct agent_conn *c, char *buf, size_t len)
@@ -149,11 +179,16 @@ server_agent_create(struct bufferevent *bev)
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		return (NULL);
 	c->bev = bev;
+	c->accepted_ns = c->input_ns = server_now_ns();
 	if (bev != NULL) {
 		c->out = bufferevent_get_output(bev);
 		c->close_ev = event_new(bufferevent_get_base(bev), -1, 0,
 		    server_agent_close_cb, c);
-		if (c->close_ev == NULL) {
+		c->deadline_ev = evtimer_new(bufferevent_get_base(bev),
+		    server_agent_deadline_cb, c);
+		if (c->close_ev == NULL || c->deadline_ev == NULL) {
+			if (c->close_ev != NULL)
+				event_free(c->close_ev);
 			free(c);
 			return (NULL);
 		}
@@ -186,6 +221,9 @@ server_agent_free(struct agent_conn *c)
 		    server_now_ns());
 	if (c->close_ev != NULL)
 		event_free(c->close_ev);
+	if (c->deadline_ev != NULL)
+		event_free(c->deadline_ev);
+	server_conn_charge(&c->charged, 0);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	else
@@ -242,11 +280,17 @@ server_agent_define(struct agent_conn *c, enum agent_kind kind, uint32_t id,
 			cap = t->cap == 0 ? 256 : t->cap * 2;
 			if (cap > server_limits.max_ids)
 				cap = (uint32_t)server_limits.max_ids;
+			if (server_agent_charge(c, (size_t)(cap - t->cap) *
+			    sizeof *map) != 0)
+				return (-1);
 			map = realloc(t->map, (size_t)cap * sizeof *map);
-			if (map == NULL)
+			if (map == NULL) {
+				daemon_stats.alloc_failures++;
+				c->resource_error = 1;
 				return (server_agent_fail(c,
 				    "out of memory for %s ids",
 				    server_agent_kind_names[kind]));
+			}
 			t->map = map;
 			t->cap = cap;
 		}
@@ -634,7 +678,8 @@ server_agent_message(struct agent_conn *c, const char *payload, size_t len)
 		daemon_stats.bad_frames++;
 		rc = server_agent_fail(c, "bad frame: %s",
 		    err != NULL ? err : "undecodable");
-	} else if ((rc = server_agent_dispatch(c, &msg)) != 0) {
+	} else if ((rc = server_agent_dispatch(c, &msg)) != 0 &&
+	    !c->resource_error) {
 		daemon_stats.bad_frames++;
 		daemon_stats.protocol_errors++;
 	}
@@ -673,6 +718,54 @@ server_agent_input(struct agent_conn *c, const char *buf, size_t len,
 	return (0);
 }
 
+/*
+ * After a read: the hello deadline ends with the hello; a partial frame
+ * left in the buffer must be whole within frame-timeout of its start (a
+ * byte does not reset it); what the connection holds is charged.
+ */
+static int
+server_agent_after_read(struct agent_conn *c, int frames)
+{
+	size_t	in = evbuffer_get_length(bufferevent_get_input(c->bev));
+
+	if (frames > 0)
+		c->input_ns = server_now_ns();
+	if (c->deadline == AGENT_DEADLINE_HELLO && c->proc != NULL) {
+		event_del(c->deadline_ev);
+		c->deadline = AGENT_DEADLINE_NONE;
+	}
+	if (c->deadline != AGENT_DEADLINE_HELLO) {
+		if (in == 0) {
+			event_del(c->deadline_ev);
+			c->deadline = AGENT_DEADLINE_NONE;
+		} else if (frames > 0 || c->deadline == AGENT_DEADLINE_NONE) {
+			server_deadline(c->deadline_ev,
+			    server_limits.frame_timeout_s);
+			c->deadline = AGENT_DEADLINE_FRAME;
+		}
+	}
+	return (server_agent_charge(c, 0));
+}
+
+/* A deadline passed: no hello, or a frame not whole in time. */
+static void
+server_agent_deadline_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct agent_conn	*c = arg;
+
+	if (c->deadline == AGENT_DEADLINE_HELLO) {
+		daemon_stats.hello_timeouts++;
+		server_agent_fail(c, "no hello within %llu s",
+		    (unsigned long long)server_limits.hello_timeout_s);
+	} else {
+		daemon_stats.frame_timeouts++;
+		server_agent_fail(c, "frame not whole within %llu s of its "
+		    "first byte",
+		    (unsigned long long)server_limits.frame_timeout_s);
+	}
+	server_agent_close(c);
+}
+
 /* Reads frames as they arrive. */
 static void
 server_agent_read_cb(struct bufferevent *bev, void *arg)
@@ -680,13 +773,13 @@ server_agent_read_cb(struct bufferevent *bev, void *arg)
 	struct agent_conn	*c = arg;
 	const char		*payload;
 	size_t			 payload_len, frame_len;
-	int			 rc;
+	int			 rc, frames = 0;
 
 	while (!c->closing) {
 		rc = server_read_frame(bev, PROTO_MAX_MSG, AGENT_MAX_INPUT,
 		    &payload, &payload_len, &frame_len);
 		if (rc == 0)
-			return;
+			break;
 		if (rc < 0) {
 			daemon_stats.bad_frames++;
 			server_agent_fail(c, "frame length 0 or over %u bytes",
@@ -700,24 +793,51 @@ server_agent_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		}
 		evbuffer_drain(bufferevent_get_input(bev), frame_len);
+		frames++;
 	}
+	if (!c->closing && server_agent_after_read(c, frames) != 0)
+		server_agent_close(c);
 }
 
-/* Handles end of file, errors and the hello timeout. */
+/* Handles end of file and errors. */
 static void
 server_agent_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct agent_conn	*c = arg;
 
-	if (what & BEV_EVENT_TIMEOUT) {
-		daemon_stats.hello_timeouts++;
-		server_agent_fail(c, "no hello within %d s",
-		    AGENT_HELLO_TIMEOUT_S);
-	} else if ((what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() != 0 &&
+	if ((what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() != 0 &&
 	    EVUTIL_SOCKET_ERROR() != ECONNRESET)
 		log_debug("agent pid %u: %s", c->pid,
 		    strerror(EVUTIL_SOCKET_ERROR()));
 	server_agent_close(c);
+}
+
+/*
+ * The connection to close so that a new agent gets in at max-agents: the
+ * oldest that has not said hello, else the attached one idle longest if
+ * it has sent nothing for AGENT_EVICT_IDLE_S; NULL if every one is busy.
+ * Needs no peer credentials, so per-uid caps can come on top.
+ */
+static struct agent_conn *
+server_agent_victim(void)
+{
+	struct agent_conn	*c, *v = NULL;
+	uint64_t		 now = server_now_ns();
+	const uint64_t		 idle = (uint64_t)AGENT_EVICT_IDLE_S *
+				    1000000000u;
+
+	DL_FOREACH(server_agent_list, c) {
+		if (c->closing || c->bev == NULL)
+			continue;
+		if (c->proc == NULL) {
+			if (v == NULL || v->proc != NULL ||
+			    c->accepted_ns < v->accepted_ns)
+				v = c;
+		} else if ((v == NULL || (v->proc != NULL &&
+		    c->input_ns < v->input_ns)) && now - c->input_ns >= idle)
+			v = c;
+	}
+	return (v);
 }
 
 /* Accepts an agent connection, within max-agents. */
@@ -726,18 +846,10 @@ server_agent_accept(int fd)
 {
 	struct bufferevent	*bev;
 	struct agent_conn	*c;
-	struct timeval		 tv = { AGENT_HELLO_TIMEOUT_S, 0 };
 	struct access_peer	 peer;
 	struct server_agent_uid	*u = NULL;
 	int			 trusted;
 
-	if (server_agent_count >= server_limits.max_agents) {
-		daemon_stats.agents_rejected++;
-		log_warn("refusing an agent: %zu connected (max-agents)",
-		    server_agent_count);
-		close(fd);
-		return;
-	}
 	if (access_peer_get(fd, &peer) != 0) {
 		daemon_stats.agents_rejected++;
 		log_warn("refusing an agent: no peer credentials: %s",
@@ -747,23 +859,47 @@ server_agent_accept(int fd)
 	}
 	access_peer_free(&peer);
 	trusted = peer.uid == 0 || peer.uid == geteuid();
-	if (!trusted && ((u = server_agent_uid(peer.uid, 1)) == NULL ||
-	    u->conns >= server_limits.max_agents_per_uid)) {
+	u = trusted ? NULL : server_agent_uid(peer.uid, 0);
+	if (u != NULL && u->conns >= server_limits.max_agents_per_uid) {
 		daemon_stats.agents_rejected_uid++;
 		log_warn("refusing an agent of uid %u: %zu connected "
-		    "(max-agents-per-uid)", (unsigned)peer.uid,
-		    u != NULL ? u->conns : 0);
-		if (u != NULL && u->conns == 0)
-			server_agent_uid_release(peer.uid);
+		    "(max-agents-per-uid)", (unsigned)peer.uid, u->conns);
+		close(fd);
+		return;
+	}
+	/* At max-agents, a peer within its uid's cap gets in by closing an
+	 * idle connection (which may move the uid table: u is looked up
+	 * again below). */
+	if (server_agent_count >= server_limits.max_agents &&
+	    (c = server_agent_victim()) != NULL) {
+		daemon_stats.agents_evicted++;
+		server_agent_fail(c, "%s; closed for a new agent (max-agents)",
+		    c->proc == NULL ? "no hello yet" : "idle");
+		server_agent_close(c);
+	}
+	if (server_agent_count >= server_limits.max_agents) {
+		daemon_stats.agents_rejected++;
+		log_warn("refusing an agent: %zu connected (max-agents)",
+		    server_agent_count);
+		close(fd);
+		return;
+	}
+	if (!trusted && (u = server_agent_uid(peer.uid, 1)) == NULL) {
+		daemon_stats.alloc_failures++;
+		log_warn("refusing an agent: out of memory");
 		close(fd);
 		return;
 	}
 	bev = bufferevent_socket_new(server_base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
+		daemon_stats.alloc_failures++;
+		log_warn("refusing an agent: out of memory");
 		close(fd);
 		return;
 	}
 	if ((c = server_agent_create(bev)) == NULL) {
+		daemon_stats.alloc_failures++;
+		log_warn("refusing an agent: out of memory");
 		bufferevent_free(bev);
 		return;
 	}
@@ -776,9 +912,9 @@ server_agent_accept(int fd)
 	daemon_stats.agents_accepted++;
 	bufferevent_setcb(bev, server_agent_read_cb, NULL,
 	    server_agent_event_cb, c);
-	bufferevent_setwatermark(bev, EV_READ, PROTO_HEADER_SIZE,
-	    AGENT_MAX_INPUT);
-	bufferevent_set_timeouts(bev, &tv, NULL);
+	bufferevent_setwatermark(bev, EV_READ, 0, AGENT_MAX_INPUT);
+	server_deadline(c->deadline_ev, server_limits.hello_timeout_s);
+	c->deadline = AGENT_DEADLINE_HELLO;
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 

@@ -33,6 +33,11 @@ struct agent_ids {
 	uint32_t	 cap;		/* entries allocated in map */
 };
 
+/* What an agent connection's deadline is for. */
+#define AGENT_DEADLINE_NONE	0
+#define AGENT_DEADLINE_HELLO	1	/* hello-timeout from connect */
+#define AGENT_DEADLINE_FRAME	2	/* frame-timeout from a frame's start */
+
 struct agent_conn {
 	struct bufferevent	*bev;		/* NULL in tests */
 	struct evbuffer		*out;		/* bev's output, or own */
@@ -52,6 +57,13 @@ struct agent_conn {
 	uint32_t		 instance;	/* store instance id */
 	struct agent_ids	 ids[AGENT_NKINDS];
 	char			 error[160];	/* why it was closed */
+	struct event		*deadline_ev;	/* hello or frame deadline */
+	int			 deadline;	/* AGENT_DEADLINE_* armed */
+	uint64_t		 accepted_ns;	/* when it connected */
+	uint64_t		 input_ns;	/* when its last frame came */
+	size_t			 charged;	/* to server_conn_bytes */
+	int			 resource_error; /* closed for memory, not
+						   for what it sent */
 
 	struct agent_conn	*prev, *next;	/* utlist */
 };

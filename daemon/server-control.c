@@ -27,6 +27,14 @@
 #include "stats.h"
 #include "store.h"
 
+/* What a control connection's deadline is for. */
+enum control_deadline {
+	CONTROL_DEADLINE_NONE,		/* a show is running: ours */
+	CONTROL_DEADLINE_IDLE,		/* control-timeout for a request */
+	CONTROL_DEADLINE_FRAME,		/* frame-timeout from its first byte */
+	CONTROL_DEADLINE_REPLY,		/* control-timeout to read a reply */
+};
+
 struct control_conn {
 	struct bufferevent	*bev;
 	enum access_level	 level;		/* what the peer may do */
@@ -35,6 +43,10 @@ struct control_conn {
 	struct control_show_job	*job;		/* a show in steps */
 	struct event		*step_ev;	/* its next step */
 	struct timespec		 job_start;
+	struct event		*deadline_ev;
+	enum control_deadline	 deadline;
+	uint64_t		 waiting_ns;	/* idle or reading since */
+	size_t			 charged;	/* to server_conn_bytes */
 	struct control_conn	*prev, *next;
 };
 
@@ -729,6 +741,26 @@ done:
 	return (rc);
 }
 
+/* Arms (or, for NONE, clears) a connection's deadline. */
+static void
+server_control_deadline(struct control_conn *cc, enum control_deadline d)
+{
+	uint64_t	s = server_limits.control_timeout_s;
+
+	if (d == cc->deadline && d != CONTROL_DEADLINE_REPLY)
+		return;
+	cc->deadline = d;
+	if (d == CONTROL_DEADLINE_NONE) {
+		event_del(cc->deadline_ev);
+		return;
+	}
+	if (d == CONTROL_DEADLINE_FRAME)
+		s = server_limits.frame_timeout_s;
+	if (d == CONTROL_DEADLINE_IDLE)
+		cc->waiting_ns = server_now_ns();
+	server_deadline(cc->deadline_ev, s);
+}
+
 /* Frees a control connection. */
 static void
 server_control_free(struct control_conn *cc)
@@ -737,6 +769,9 @@ server_control_free(struct control_conn *cc)
 	access_peer_free(&cc->peer);
 	if (cc->step_ev != NULL)
 		event_free(cc->step_ev);
+	if (cc->deadline_ev != NULL)
+		event_free(cc->deadline_ev);
+	server_conn_charge(&cc->charged, 0);
 	DL_DELETE(server_control_list, cc);
 	server_control_count--;
 	bufferevent_free(cc->bev);
@@ -760,16 +795,47 @@ server_control_sent(const void *data, size_t len, void *arg)
 	free(arg);
 }
 
+/* Reply bytes queued on every control connection, not yet read. */
+static size_t
+server_control_unread(void)
+{
+	struct control_conn	*cc;
+	size_t			 n = 0;
+
+	DL_FOREACH(server_control_list, cc)
+		n += evbuffer_get_length(bufferevent_get_output(cc->bev));
+	return (n);
+}
+
 /* Queues a reply frame without copying it; stops reading until it is
- * sent.  The sink's buffer now belongs to the connection's output. */
+ * sent.  The sink's buffer now belongs to the connection's output.  While
+ * other clients leave more than CONTROL_REPLY_PCT of --max-memory unread,
+ * the reply is an error instead: memory stays bounded however many
+ * clients never read. */
 static void
 server_control_send(struct control_conn *cc, struct proto_sink *sink)
 {
 	struct evbuffer	*out = bufferevent_get_output(cc->bev);
+	size_t		 unread = server_control_unread();
+	size_t		 cap = server_limits.max_memory / 100 *
+			    CONTROL_REPLY_PCT;
 
+	if (unread > 0 && unread + sink->len > cap) {
+		daemon_stats.replies_refused++;
+		log_warn("control: %zu bytes of replies unread by other "
+		    "clients; refusing a reply of %zu bytes", unread,
+		    sink->len);
+		sink->len = 0;
+		sink->full = 0;
+		proto_send_error(sink, "busy: %zu MiB of replies wait for "
+		    "other clients to read them; try again", unread >> 20);
+	}
 	bufferevent_disable(cc->bev, EV_READ);
+	server_control_deadline(cc, CONTROL_DEADLINE_REPLY);
 	if (sink->len == 0 || evbuffer_add_reference(out, sink->data,
 	    sink->len, server_control_sent, sink->data) != 0) {
+		if (sink->len != 0)
+			daemon_stats.alloc_failures++;
 		cc->closing = 1;
 		if (evbuffer_get_length(out) == 0)
 			bufferevent_trigger(cc->bev, EV_WRITE, 0);
@@ -844,6 +910,7 @@ server_control_show_async(struct control_conn *cc,
 	}
 	clock_gettime(CLOCK_MONOTONIC, &cc->job_start);
 	bufferevent_disable(cc->bev, EV_READ);
+	server_control_deadline(cc, CONTROL_DEADLINE_NONE);
 	evtimer_add(cc->step_ev, &zero);
 	return (0);
 }
@@ -865,8 +932,19 @@ server_control_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	rc = server_read_frame(bev, PROTO_MAX_MSG, CONTROL_MAX_INPUT,
 	    &payload, &payload_len, &frame_len);
-	if (rc == 0)
+	if (rc == 0) {
+		/* A request begun must be whole within frame-timeout. */
+		if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+			server_control_deadline(cc, CONTROL_DEADLINE_FRAME);
+		if (server_conn_charge(&cc->charged, evbuffer_get_length(
+		    bufferevent_get_input(bev))) != 0) {
+			daemon_stats.memory_closes++;
+			log_warn("control: over the connections' memory "
+			    "budget; closing");
+			server_control_free(cc);
+		}
 		return;
+	}
 
 	proto_sink_init(&sink, PROTO_HEADER_SIZE + PROTO_MAX_REPLY);
 	if (rc < 0) {
@@ -911,6 +989,8 @@ server_control_read_cb(struct bufferevent *bev, void *arg)
 	msgpack_unpacked_destroy(&up);
 	evbuffer_drain(bufferevent_get_input(bev), frame_len);
 send:
+	server_conn_charge(&cc->charged,
+	    evbuffer_get_length(bufferevent_get_input(bev)));
 	server_control_send(cc, &sink);
 	proto_sink_free(&sink);
 }
@@ -928,6 +1008,7 @@ server_control_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	bufferevent_enable(bev, EV_READ);
+	server_control_deadline(cc, CONTROL_DEADLINE_IDLE);
 	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
 		server_control_read_cb(bev, cc);
 }
@@ -944,9 +1025,53 @@ server_control_event_cb(struct bufferevent *bev, short what, void *arg)
 		cc->closing = 1;
 		return;
 	}
-	if (what & BEV_EVENT_TIMEOUT)
-		log_debug("control: timed out");
 	server_control_free(cc);
+}
+
+/* A deadline passed: closes the connection, counted by cause. */
+static void
+server_control_deadline_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct control_conn	*cc = arg;
+	uint64_t		 s = server_limits.control_timeout_s;
+
+	switch (cc->deadline) {
+	case CONTROL_DEADLINE_FRAME:
+		daemon_stats.frame_timeouts++;
+		log_warn("control: request not whole within %llu s of its "
+		    "first byte; closing",
+		    (unsigned long long)server_limits.frame_timeout_s);
+		break;
+	case CONTROL_DEADLINE_REPLY:
+		daemon_stats.reply_timeouts++;
+		log_warn("control: reply not read within %llu s; closing",
+		    (unsigned long long)s);
+		break;
+	default:
+		daemon_stats.control_timeouts++;
+		log_debug("control: no request for %llu s; closing",
+		    (unsigned long long)s);
+		break;
+	}
+	server_control_free(cc);
+}
+
+/* The connection to close for a new one at max-controls: the one waiting
+ * longest for a request (idle or still sending it); NULL when every one
+ * is running a show or sending a reply. */
+static struct control_conn *
+server_control_victim(void)
+{
+	struct control_conn	*cc, *v = NULL;
+
+	DL_FOREACH(server_control_list, cc) {
+		if (cc->closing || (cc->deadline != CONTROL_DEADLINE_IDLE &&
+		    cc->deadline != CONTROL_DEADLINE_FRAME))
+			continue;
+		if (v == NULL || cc->waiting_ns < v->waiting_ns)
+			v = cc;
+	}
+	return (v);
 }
 
 /* Accepts a control connection, within max-controls. */
@@ -955,8 +1080,14 @@ server_control_accept(int fd)
 {
 	struct bufferevent	*bev;
 	struct control_conn	*cc;
-	struct timeval		 tv = { CONTROL_TIMEOUT_S, 0 };
 
+	if (server_control_count >= server_limits.max_controls &&
+	    (cc = server_control_victim()) != NULL) {
+		daemon_stats.controls_evicted++;
+		log_warn("control: closing the connection waiting longest "
+		    "for a request, for a new one (max-controls)");
+		server_control_free(cc);
+	}
 	if (server_control_count >= server_limits.max_controls) {
 		daemon_stats.controls_rejected++;
 		log_warn("refusing a control connection: %zu open "
@@ -966,10 +1097,17 @@ server_control_accept(int fd)
 	}
 	bev = bufferevent_socket_new(server_base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
+		daemon_stats.alloc_failures++;
+		log_warn("refusing a control connection: out of memory");
 		close(fd);
 		return;
 	}
-	if ((cc = calloc(1, sizeof *cc)) == NULL) {
+	if ((cc = calloc(1, sizeof *cc)) == NULL ||
+	    (cc->deadline_ev = evtimer_new(server_base,
+	    server_control_deadline_cb, cc)) == NULL) {
+		daemon_stats.alloc_failures++;
+		log_warn("refusing a control connection: out of memory");
+		free(cc);
 		bufferevent_free(bev);
 		return;
 	}
@@ -986,8 +1124,7 @@ server_control_accept(int fd)
 	daemon_stats.controls_accepted++;
 	bufferevent_setcb(bev, server_control_read_cb,
 	    server_control_write_cb, server_control_event_cb, cc);
-	bufferevent_setwatermark(bev, EV_READ, PROTO_HEADER_SIZE,
-	    CONTROL_MAX_INPUT);
-	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_setwatermark(bev, EV_READ, 0, CONTROL_MAX_INPUT);
+	server_control_deadline(cc, CONTROL_DEADLINE_IDLE);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }

@@ -44,6 +44,9 @@ int			(*server_reload_hook)(char *, size_t);
 char			 server_config_path[SERVER_RUNDIR_MAX] =
 			    DEFAULT_CONFIG;
 
+size_t			 server_conn_bytes;
+size_t			 server_conn_budget;
+
 static struct timespec	 server_started;
 static struct event	*server_tick_ev;	/* housekeeping timer */
 static struct persist	*server_persist;	/* NULL: memory only */
@@ -91,7 +94,17 @@ server_limits_default(struct server_limits *lim)
 	lim->persist_s = DEFAULT_PERSIST_S;
 	lim->sweep_s = DEFAULT_SWEEP_S;
 	lim->resync_ids = DEFAULT_RESYNC_IDS;
+	lim->hello_timeout_s = DEFAULT_HELLO_TIMEOUT_S;
+	lim->frame_timeout_s = DEFAULT_FRAME_TIMEOUT_S;
+	lim->control_timeout_s = DEFAULT_CONTROL_TIMEOUT_S;
 	lim->state_dir = NULL;
+}
+
+/* What all connections together may hold. */
+static size_t
+server_conn_share(const struct server_limits *lim)
+{
+	return (lim->max_memory / 100 * CONN_MEMORY_PCT);
 }
 
 /* The store's configuration from the limits. */
@@ -115,8 +128,34 @@ server_store_config(const struct server_limits *lim, struct store_config *c)
 	c->retention_ns = lim->retention_s * s;
 	/* Late samples: up to a bucket's width, at most STORE_GRACE_S. */
 	c->grace_ns = (w0 < STORE_GRACE_S ? w0 : STORE_GRACE_S) * s;
-	c->max_bytes = lim->max_memory > 2 * MEMORY_RESERVE ?
-	    lim->max_memory - MEMORY_RESERVE : lim->max_memory / 2;
+	/* --max-memory = store + connections' share + what is kept for
+	 * queries and the daemon itself (MEMORY_RESERVE, at most a quarter). */
+	c->max_bytes = lim->max_memory - server_conn_share(lim) -
+	    (lim->max_memory / 4 < MEMORY_RESERVE ? lim->max_memory / 4 :
+	    MEMORY_RESERVE);
+}
+
+/* Charges a connection's new size against the connections' budget. */
+int
+server_conn_charge(size_t *charged, size_t bytes)
+{
+	if (bytes > *charged && server_conn_bytes - *charged + bytes >
+	    server_conn_budget)
+		return (-1);
+	server_conn_bytes = server_conn_bytes - *charged + bytes;
+	*charged = bytes;
+	daemon_stats.conn_bytes = server_conn_bytes;
+	return (0);
+}
+
+/* Arms a deadline s seconds from now. */
+void
+server_deadline(struct event *ev, uint64_t s)
+{
+	struct timeval	tv = { (time_t)s, 0 };
+
+	if (ev != NULL)
+		evtimer_add(ev, &tv);
 }
 
 /* Wall clock, ns. */
@@ -231,6 +270,8 @@ server_init(struct event_base *base, const struct server_limits *lim,
 	    "memory", rundir);
 	server_base = base;
 	server_limits = *lim;
+	server_conn_bytes = 0;
+	server_conn_budget = server_conn_share(lim);
 	if (server_limits.max_ids > PROTO_MAX_ID)
 		server_limits.max_ids = PROTO_MAX_ID;
 	server_profile.profiling = 0;
@@ -545,8 +586,7 @@ server_read_frame(struct bufferevent *bev, size_t max, size_t max_buffer,
 
 	len = evbuffer_get_length(in);
 	if (len < PROTO_HEADER_SIZE) {
-		bufferevent_setwatermark(bev, EV_READ, PROTO_HEADER_SIZE,
-		    max_buffer);
+		bufferevent_setwatermark(bev, EV_READ, 0, max_buffer);
 		return (0);
 	}
 	evbuffer_copyout(in, hdr, sizeof hdr);
@@ -556,7 +596,7 @@ server_read_frame(struct bufferevent *bev, size_t max, size_t max_buffer,
 		return (-1);
 	need = PROTO_HEADER_SIZE + (size_t)n;
 	if (len < need) {
-		bufferevent_setwatermark(bev, EV_READ, need,
+		bufferevent_setwatermark(bev, EV_READ, 0,
 		    need > max_buffer ? need : max_buffer);
 		return (0);
 	}

@@ -29,6 +29,9 @@ struct server_limits {
 	uint64_t persist_s;		/* open buckets written every */
 	uint64_t sweep_s;		/* definitions reclaimed every */
 	uint64_t resync_ids;		/* stale ids before a resync */
+	uint64_t hello_timeout_s;	/* agent: connect -> hello */
+	uint64_t frame_timeout_s;	/* first byte -> whole frame */
+	uint64_t control_timeout_s;	/* control idle / reply undrained */
 	const char *state_dir;		/* NULL: memory only */
 	mode_t	agent_mode;		/* of sockets we bind */
 	mode_t	control_mode;
@@ -63,6 +66,19 @@ int	server_listen(char *err, size_t errlen);
 /* Closes listeners (unlinking sockets it bound) and every connection,
  * then frees the shared state. */
 void	server_free(void);
+/*
+ * Connections' memory: every agent's id tables and every connection's
+ * buffered input and output are charged here, against CONN_MEMORY_PCT of
+ * --max-memory.  Event loop thread only.
+ */
+extern size_t			 server_conn_bytes;
+extern size_t			 server_conn_budget;
+/* Charges a connection's new size (it was *charged): 0, or -1 when a
+ * growth would pass the budget (then nothing changes). */
+int	server_conn_charge(size_t *charged, size_t bytes);
+/* Arms a connection's deadline ev for s seconds from now. */
+void	server_deadline(struct event *ev, uint64_t s);
+
 /* Seconds since server_init. */
 uint64_t server_uptime(void);
 /* Wall clock, ns. */
@@ -84,8 +100,9 @@ extern char			 server_state_dir[SERVER_RUNDIR_MAX];
 /*
  * Frame reading shared by both kinds of connection.  Returns 1 with the
  * frame's payload pulled up (drain *frame_len after use), 0 when more bytes
- * are needed (the read low-watermark is set to the frame's size), -1 when
- * the announced length exceeds max.
+ * are needed, -1 when the announced length exceeds max.  Every read calls
+ * back (no low watermark), so that a frame's deadline starts at its first
+ * byte.
  */
 int	server_read_frame(struct bufferevent *, size_t max, size_t max_buffer,
 	    const char **payload, size_t *payload_len, size_t *frame_len);

@@ -22,19 +22,32 @@
 #define DEFAULT_MAX_CONTROLS	64		/* open control connections */
 #define SERVER_BACKLOG		128		/* listen() backlog */
 #define SERVER_ACCEPT_PAUSE_MS	1000		/* stop accepting on EMFILE */
+/* Deadlines, absolute (a byte does not reset them); seconds. */
+#define DEFAULT_HELLO_TIMEOUT_S	30		/* agent: connect -> hello */
+#define DEFAULT_FRAME_TIMEOUT_S	10		/* first byte -> whole frame */
+#define DEFAULT_CONTROL_TIMEOUT_S 60		/* control: idle, or reply
+						   not drained */
+/* Share of --max-memory that all connections' tables and buffers may use
+ * together (taken out of the store's share); over it, the peer that grows
+ * is closed. */
+#define CONN_MEMORY_PCT		25
+/* At max-agents, an attached agent idle this long may be closed to let a
+ * new one in (a live agent sends its stats every second). */
+#define AGENT_EVICT_IDLE_S	10
 
 /* Per agent connection. */
 #define DEFAULT_MAX_IDS		(1u << 20)	/* mapped ids of one kind */
-#define AGENT_HELLO_TIMEOUT_S	30		/* connect -> hello */
 #define AGENT_MAX_OUTPUT	(64u << 10)	/* unsent bytes to an agent */
 /* Stop reading while this much unprocessed input is buffered. */
 #define AGENT_MAX_INPUT		(PROTO_HEADER_SIZE + PROTO_MAX_MSG + (64u << 10))
 
 /* Per control connection. */
-#define CONTROL_TIMEOUT_S	60		/* idle or stalled write */
 #define CONTROL_MAX_PIDS	65536		/* pids in one request */
 #define CONTROL_SHOW_STEP_ENTRIES 262144	/* store entries a show reads per
 					   loop turn */
+/* Replies queued for profctl clients and not yet read, as a share of
+ * --max-memory (one reply, however big, is always let through). */
+#define CONTROL_REPLY_PCT	25
 #define CONTROL_MAX_INPUT	(PROTO_HEADER_SIZE + PROTO_MAX_MSG)
 
 /* Agents registry: disconnected processes kept for `status`. */

@@ -23,6 +23,15 @@
 	X(bad_frames, "frames that closed their sender")		\
 	X(protocol_errors, "of those, decodable but against the protocol")	\
 	X(hello_timeouts, "agents closed for sending no hello")		\
+	X(frame_timeouts, "peers closed for a frame not whole in time") \
+	X(control_timeouts, "control connections closed idle")		\
+	X(reply_timeouts, "control connections closed not reading a reply") \
+	X(agents_evicted, "idle agents closed to let a new one in")	\
+	X(controls_evicted, "idle control connections closed for a new one") \
+	X(replies_refused, "replies refused: others' unread replies too big") \
+	X(memory_closes, "peers closed over the connections' memory budget") \
+	X(conn_bytes, "bytes held by connections' tables and buffers")	\
+	X(alloc_failures, "allocations that failed, answered by a close")	\
 	X(output_overflows, "peers closed for not reading replies")	\
 	X(bytes_received, "bytes received from agents")			\
 	X(messages_received, "messages received from agents")		\
