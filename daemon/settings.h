@@ -71,6 +71,8 @@
 #define DEFAULT_SWEEP_S		60		/* reclaim definitions */
 #define STORE_SWEEP_PCT		90		/* ... or when this full, */
 #define STORE_SWEEP_MIN_S	5		/* at most this often */
+#define STORE_ROOM_SWEEP_MS	1000		/* a sweep for room that freed
+						   nothing, at most this often */
 #define DEFAULT_PERSIST_S	10		/* write the open buckets */
 #define SERVER_TRIM_S		10		/* return freed memory, at most */
 /* An agent connection whose maps pin more ids than this that no bucket

@@ -1,0 +1,281 @@
+"""Load and bad input: deadlines that a byte does not reset, idle
+connections at the limits, many partial frames, a million definitions,
+clients that never read, the fd limit, garbage.  In every case the daemon
+keeps serving others, stays within its memory bound and counts the case.
+
+All daemon-only (@once).  Figures are printed for the README ("Load and bad
+input").
+"""
+import json
+import os
+import socket
+import struct
+import time
+
+from fakeagent import FakeAgent, HELLO, STRING, frame as msg_frame, pack
+from harness import check, closed_by_peer, connect, frame, once, wait_until
+
+REQUEST = 300
+MIB = 1 << 20
+
+
+def status(ctx):
+    return ctx.ctl_json("status")
+
+
+def stat(ctx, name):
+    return status(ctx)["daemon"][name]
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def nfds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def hello(pid=4242):
+    return msg_frame([HELLO, {"version": 1, "pid": pid, "ppid": 1,
+                              "host": "h", "service": "load",
+                              "python": "3.x fake", "reader": "fake",
+                              "start_ns": 1, "argv": ["load.py"]}])
+
+
+def request(command, args=None):
+    return msg_frame([REQUEST, command, args or {}])
+
+
+def dribble_until_closed(s, data, gap=0.3, limit=30):
+    """Sends data a byte at a time, gap s apart; seconds until closed."""
+    t0 = time.monotonic()
+    s.settimeout(gap)
+    i = 0
+    while time.monotonic() - t0 < limit:
+        try:
+            s.send(data[i % len(data):i % len(data) + 1])
+            i += 1
+            if not s.recv(65536):
+                return time.monotonic() - t0
+        except socket.timeout:
+            continue
+        except OSError:
+            return time.monotonic() - t0
+    return None
+
+
+def serves(ctx, pid):
+    """A new real-protocol agent attaches and its samples are stored."""
+    a = FakeAgent(ctx.rt, pid=pid, service="ok%d" % pid)
+    a.samples(a.stack(["main", "served"]), a.thread("MainThread"), 7)
+    a.flush()
+    def stored():
+        r = ctx.ctl("show", "--pid", str(pid), "--format", "json", ok=False)
+        return r.returncode == 0 and json.loads(r.stdout)["samples"] == 7
+
+    wait_until(stored, 30, "pid %d's samples" % pid)
+    a.close()
+
+
+@once
+def test_deadlines_are_absolute_not_idle(ctx):
+    ctx.start_daemon("--hello-timeout", "2s", "--frame-timeout", "2s",
+                     "--control-timeout", "3s")
+    # A hello a byte at a time: each byte would reset an idle timeout.
+    took = dribble_until_closed(connect(ctx.sock("agent.sock")), hello())
+    check(took is not None and took < 12, "slow hello held %r s" % took)
+    # After the hello, a frame begun must be whole in time.
+    s = connect(ctx.sock("agent.sock"))
+    s.sendall(hello(pid=4243))
+    took = dribble_until_closed(s, struct.pack(">I", 1000) + b"\x93" * 999)
+    check(took is not None and took < 12, "slow frame held %r s" % took)
+    # A control request a byte at a time, and an idle control connection.
+    took = dribble_until_closed(connect(ctx.sock("control.sock")),
+                                request("status"))
+    check(took is not None and took < 12, "slow request held %r s" % took)
+    idle = connect(ctx.sock("control.sock"))
+    check(closed_by_peer(idle, 15), "idle control connection kept")
+    d = status(ctx)["daemon"]
+    check(d["hello_timeouts"] >= 1 and d["frame_timeouts"] >= 2 and
+          d["control_timeouts"] >= 1, "counters: %r" % d)
+    serves(ctx, 5001)
+
+
+@once
+def test_idle_connections_never_lock_out_agents_or_profctl(ctx):
+    ctx.start_daemon("--max-agents", "16", "--max-controls", "4")
+    quiet = [connect(ctx.sock("agent.sock")) for _ in range(16)]
+    wait_until(lambda: status(ctx)["daemon"]["agents_accepted"] >= 16, 30,
+               "16 quiet agent connections")
+    serves(ctx, 5002)           # evicts the oldest that never said hello
+    check(stat(ctx, "agents_evicted") >= 1, "nothing evicted")
+    # Slow-loris on the control socket: profctl still gets in.
+    loris = [connect(ctx.sock("control.sock")) for _ in range(4)]
+    for s in loris:
+        s.send(b"\x00")
+    for _ in range(3):
+        st = status(ctx)
+    check(st["daemon"]["controls_evicted"] >= 1, "no control evicted: %r"
+          % st["daemon"])
+    for s in quiet + loris:
+        s.close()
+
+
+@once
+def test_agents_connecting_in_a_loop_leak_nothing(ctx):
+    ctx.start_daemon()
+    pid = ctx.daemon.pid
+
+    def churn(n):
+        for i in range(n):
+            a = FakeAgent(ctx.rt, pid=6000 + i % 8, start_ns=1 + i % 8)
+            a.close()
+        wait_until(lambda: stat(ctx, "agents_closed") >= stat(ctx, "agents_accepted"),
+                   30, "every connection closed")
+
+    churn(200)
+    fds0, rss0 = nfds(pid), rss_kb(pid)
+    churn(1000)
+    fds1, rss1 = nfds(pid), rss_kb(pid)
+    print("  churn: fds %d -> %d, RSS %d -> %d kB over 1000 connections"
+          % (fds0, fds1, rss0, rss1))
+    check(fds1 <= fds0, "fds grew: %d -> %d" % (fds0, fds1))
+    if not ctx.sanitize:
+        check(rss1 - rss0 < 4096, "RSS grew %d kB" % (rss1 - rss0))
+    check(stat(ctx, "conn_bytes") == 0, "bytes still charged")
+
+
+@once
+def test_partial_frames_stay_within_the_memory_budget(ctx):
+    ctx.start_daemon("--max-memory", "64M", "--frame-timeout", "5s")
+    rss0 = rss_kb(ctx.daemon.pid)
+    socks = []
+    body = b"\x00" * (MIB - 1)
+    for i in range(100):        # 100 x (1 MiB - 1 byte), hello first
+        s = connect(ctx.sock("agent.sock"))
+        try:
+            s.sendall(hello(pid=7000 + i) + struct.pack(">I", MIB) + body)
+        except OSError:
+            pass                # closed over the budget
+        socks.append(s)
+    wait_until(lambda: stat(ctx, "memory_closes") > 0, 30, "a memory close")
+    peak = rss_kb(ctx.daemon.pid)
+    serves(ctx, 5003)
+    wait_until(lambda: stat(ctx, "conn_bytes") < MIB, 30,
+               "the partial frames to time out")
+    d = status(ctx)["daemon"]
+    print("  100 x 1 MiB partial frames at --max-memory 64M: RSS %d -> %d kB, "
+          "%d closed over budget, %d timed out"
+          % (rss0, peak, d["memory_closes"], d["frame_timeouts"]))
+    if not ctx.sanitize:
+        check(peak < (64 + 32) * 1024, "RSS %d kB" % peak)
+    for s in socks:
+        s.close()
+
+
+@once
+def test_a_million_definitions_stay_within_the_bound(ctx):
+    ctx.start_daemon("--max-memory", "32M")
+    s = connect(ctx.sock("agent.sock"), timeout=60)
+    s.sendall(hello(pid=7777))
+    n, chunk = 1000000, []
+    for i in range(1, n + 1):
+        chunk.append(msg_frame([STRING, i, "definition-%07d-%s" % (i, "x" * 24)]))
+        if len(chunk) == 20000:
+            s.sendall(b"".join(chunk))
+            chunk = []
+    s.sendall(b"".join(chunk))
+    wait_until(lambda: stat(ctx, "messages_received") >= n + 1, 120,
+               "a million definitions")
+    d = status(ctx)["daemon"]
+    rss = rss_kb(ctx.daemon.pid)
+    print("  1,000,000 definitions at --max-memory 32M: RSS %d kB, store %d B, "
+          "connections %d B, %d refused" % (rss, d["store_bytes"],
+                                            d["conn_bytes"], d["store_refused"]))
+    if not ctx.sanitize:
+        check(rss < (32 + 24) * 1024, "RSS %d kB" % rss)
+    s.close()
+    serves(ctx, 5004)
+
+
+@once
+def test_clients_that_never_read_hold_bounded_memory(ctx):
+    ctx.start_daemon("--max-memory", "64M", "--control-timeout", "4s")
+    a = FakeAgent(ctx.rt, pid=8008, service="big")
+    th = a.thread("MainThread")
+    for j in range(30000):
+        a.samples(a.stack(["main", "handler_%05d_%s" % (j, "y" * 60)]), th, 1)
+    a.flush()
+    wait_until(lambda: stat(ctx, "samples_stored") >= 30000, 60, "the samples")
+    one = len(ctx.ctl("show", "--format", "folded", "--top", "0").stdout)
+    rss0 = rss_kb(ctx.daemon.pid)
+    hogs = []
+    for _ in range(20):
+        s = connect(ctx.sock("control.sock"))
+        s.sendall(request("show", {"format": "folded"}))
+        hogs.append(s)
+    wait_until(lambda: stat(ctx, "requests") >= 22, 60, "20 requests answered")
+    rss1 = rss_kb(ctx.daemon.pid)
+    d = status(ctx)["daemon"]
+    print("  20 clients not reading a %d kB show at --max-memory 64M: RSS %d -> "
+          "%d kB, %d replies refused" % (one >> 10, rss0, rss1,
+                                         d["replies_refused"]))
+    check(d["replies_refused"] > 0, "no reply refused: %r" % d)
+    if not ctx.sanitize:
+        # Unread replies are capped at 25% of --max-memory (16M); on top,
+        # the one being built (encoded bytes, then the frame).
+        check(rss1 - rss0 < 16 * 1024 + 6 * (one >> 10),
+              "RSS grew %d kB" % (rss1 - rss0))
+    wait_until(lambda: stat(ctx, "reply_timeouts") >= 1, 30,
+               "unread replies to time out")
+    for s in hogs:
+        s.close()
+    ctx.ctl("status")
+
+
+@once
+def test_fd_limit_pauses_accepting_and_recovers(ctx):
+    ctx.start_daemon(wrap=["prlimit", "--nofile=48:48"])
+    socks = []
+    for _ in range(80):         # the backlog takes what accept cannot
+        try:
+            socks.append(connect(ctx.sock("agent.sock"), timeout=2))
+        except OSError:
+            break
+    wait_until(lambda: "pausing" in open(ctx.daemon_log).read(), 30,
+               "accept to pause")
+    for s in socks:
+        s.close()
+    serves(ctx, 5005)
+    check(stat(ctx, "accept_pauses") >= 1, "no pause counted")
+
+
+@once
+def test_garbage_is_closed_and_counted(ctx):
+    ctx.start_daemon()
+    sent = 0
+    chunk = os.urandom(MIB)
+    bad0 = stat(ctx, "bad_frames")
+    conns = 0
+    while sent < 100 * MIB:
+        name = "agent.sock" if conns % 2 == 0 else "control.sock"
+        s = connect(ctx.sock(name))
+        conns += 1
+        # Valid lengths, so the payload is decoded; then the rest.
+        g = struct.pack(">I", 1000) + chunk[:1000] + chunk
+        try:
+            s.sendall(g)
+        except OSError:
+            pass
+        sent += len(g)
+        check(closed_by_peer(s, 15), "garbage connection %d kept" % conns)
+        s.close()
+    d = status(ctx)["daemon"]
+    print("  100 MB of garbage on %d connections: %d bad frames"
+          % (conns, d["bad_frames"] - bad0))
+    check(d["bad_frames"] - bad0 >= conns // 2, "bad frames: %r" % d)
+    serves(ctx, 5006)
