@@ -73,7 +73,7 @@ PYLIBS	= $(shell $(PYTHON)-config --embed --ldflags)
 PYVER	= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 AGENTDIR ?= build/python$(PYVER)
 
-.PHONY: all daemon ctl agent test unit unit-agent e2e demo bench install clean deps
+.PHONY: all daemon ctl agent test unit unit-agent e2e demo bench install clean deps fuzz fuzz-ci
 
 all: daemon ctl agent
 
@@ -145,7 +145,12 @@ FUZZ_CC		?= clang
 FUZZ_SECONDS	?= 30
 FUZZ_FLAGS	:= -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 \
 		   -D_GNU_SOURCE -Iproto -iquote daemon $(PKG_CFLAGS)
-FUZZERS		:= build/fuzz/fuzz-proto build/fuzz/fuzz-agent-input
+FUZZ_CI_SECONDS	?= 20
+# Every decoder of untrusted bytes: the wire format, an agent's stream, a
+# control request (server-control's argument parsing and the show views),
+# the store file (mk/persist.mk).
+FUZZERS		:= build/fuzz/fuzz-proto build/fuzz/fuzz-agent-input \
+		   build/fuzz/fuzz-control build/fuzz/fuzz-persist
 
 build/fuzz/fuzz-proto: fuzz/fuzz-proto.c $(PROTO_SRCS)
 	@mkdir -p $(dir $@)
@@ -156,18 +161,36 @@ build/fuzz/fuzz-agent-input: fuzz/fuzz-agent-input.c \
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
+build/fuzz/fuzz-control: fuzz/fuzz-control.c \
+    $(filter-out daemon/profd.c,$(DAEMON_SRCS)) $(PROTO_SRCS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
 build/fuzz/seeds: fuzz/seeds.c $(PROTO_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE -Iproto $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# Each fuzzer for FUZZ_SECONDS from its corpus (seeded by build/fuzz/seeds;
+# the store file's from fuzz/corpus-persist); prints executions per target.
 fuzz: $(FUZZERS) build/fuzz/seeds
 	@for f in $(FUZZERS); do \
-		c=build/fuzz/corpus-$$(basename $$f); mkdir -p $$c; \
-		build/fuzz/seeds $$c; \
-		echo "== $$f for $(FUZZ_SECONDS) s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -dict=fuzz/proto.dict \
-		    -print_final_stats=1 $$c 2>&1 | tail -n 12 || exit 1; \
+		n=$$(basename $$f); c=build/fuzz/corpus-$$n; mkdir -p $$c; \
+		if [ $$n = fuzz-persist ]; then \
+			cp fuzz/corpus-persist/* $$c/ 2>/dev/null; d=""; \
+		else \
+			build/fuzz/seeds $$c; d=-dict=fuzz/proto.dict; \
+		fi; \
+		echo "== $$n for $(FUZZ_SECONDS) s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) $$d -print_final_stats=1 \
+		    $$c >build/fuzz/$$n.log 2>&1 || \
+		    { tail -n 40 build/fuzz/$$n.log; exit 1; }; \
+		grep -E "stat::number_of_executed_units|stat::peak_rss" \
+		    build/fuzz/$$n.log; \
 	done
+
+# What CI runs: every fuzzer for FUZZ_CI_SECONDS.
+fuzz-ci:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CI_SECONDS)
 
 install: daemon ctl
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)

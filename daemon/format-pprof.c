@@ -19,16 +19,26 @@
  * moved to `out` only once the gzip stream is complete.
  */
 
+#include <sys/random.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <protobuf-c/protobuf-c.h>
 #include <zlib.h>
 
-/* A failed hash insert marks the entry instead of exiting. */
+static uint32_t	format_pprof_hash(const void *, size_t);
+
+/* A failed hash insert marks the entry instead of exiting.  uthash's own
+ * hash is unseeded, and agents choose the strings: a chosen set could
+ * chain in one bucket (quadratic); so a seeded hash. */
 #define HASH_NONFATAL_OOM	1
 #define uthash_nonfatal_oom(s)	((s)->oom = 1)
+#define HASH_FUNCTION(keyptr, keylen, hashv)				\
+	((hashv) = format_pprof_hash((keyptr), (keylen)))
 #include <uthash.h>
 
 #include "format.h"
@@ -127,6 +137,33 @@ format_pprof_free(struct format_pprof *fp)
 	free(fp->samplep);
 	free(fp->ids);
 	free(fp->values);
+}
+
+/* The seed of format_pprof_hash: random, once per process (event loop
+ * thread only). */
+static uint64_t	format_pprof_seed;
+
+/* Hashes a string table key with the process's seed. */
+static uint32_t
+format_pprof_hash(const void *p, size_t len)
+{
+	const unsigned char	*s = p;
+	uint64_t		 h;
+	size_t			 i;
+
+	if (format_pprof_seed == 0 && getrandom(&format_pprof_seed,
+	    sizeof format_pprof_seed, GRND_NONBLOCK) != sizeof
+	    format_pprof_seed)
+		format_pprof_seed = (uint64_t)time(NULL) ^
+		    ((uint64_t)getpid() << 32);
+	format_pprof_seed |= 1;
+	h = format_pprof_seed ^ (len * 0x9e3779b97f4a7c15ull);
+	for (i = 0; i < len; i++)
+		h = (h ^ s[i]) * 0x100000001b3ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return ((uint32_t)h);
 }
 
 /* Returns the string table index of s, adding s; -1 when out of memory. */

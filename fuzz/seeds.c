@@ -23,6 +23,36 @@ seeds_write(const char *dir, const char *name, const struct proto_sink *sk)
 	fclose(f);
 }
 
+/* Writes a request with at most one argument: a string value, or for
+ * "tree" true, for "diff" a map with a pid list, for "threads" a list of
+ * globs. */
+static void
+seeds_request(const char *dir, struct proto_sink *sk, const char *name,
+    const char *command, const char *key, const char *value)
+{
+	size_t	start;
+
+	sk->len = 0;
+	start = proto_begin_request(sk, command, key != NULL);
+	if (key != NULL) {
+		proto_pack_cstr(&sk->pk, key);
+		if (strcmp(key, "tree") == 0)
+			msgpack_pack_true(&sk->pk);
+		else if (strcmp(key, "diff") == 0) {
+			msgpack_pack_map(&sk->pk, 1);
+			proto_pack_cstr(&sk->pk, "pids");
+			msgpack_pack_array(&sk->pk, 1);
+			msgpack_pack_uint32(&sk->pk, 4242);
+		} else if (strcmp(key, "threads") == 0) {
+			msgpack_pack_array(&sk->pk, 1);
+			proto_pack_cstr(&sk->pk, "Main*");
+		} else
+			proto_pack_cstr(&sk->pk, value);
+	}
+	proto_end(sk, start);
+	seeds_write(dir, name, sk);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -95,6 +125,25 @@ main(int argc, char **argv)
 	msgpack_pack_uint32(&sk.pk, 5);
 	proto_end(&sk, start);
 	seeds_write(argv[1], "request", &sk);
+
+	/* Control requests, for fuzz-control: each command and view. */
+	seeds_request(argv[1], &sk, "req-status", "status", NULL, NULL);
+	seeds_request(argv[1], &sk, "req-ps", "ps", NULL, NULL);
+	seeds_request(argv[1], &sk, "req-reset", "reset", NULL, NULL);
+	seeds_request(argv[1], &sk, "req-start", "start", "mode", "cpu");
+	seeds_request(argv[1], &sk, "req-stop", "stop", NULL, NULL);
+	seeds_request(argv[1], &sk, "req-show-line", "show", "by", "line");
+	seeds_request(argv[1], &sk, "req-show-thread", "show", "threads",
+	    NULL);
+	seeds_request(argv[1], &sk, "req-show-folded", "show", "format",
+	    "folded");
+	seeds_request(argv[1], &sk, "req-show-pprof", "show", "format",
+	    "pprof");
+	seeds_request(argv[1], &sk, "req-show-speedscope", "show", "format",
+	    "speedscope");
+	seeds_request(argv[1], &sk, "req-show-svg", "show", "format", "svg");
+	seeds_request(argv[1], &sk, "req-show-tree", "show", "tree", NULL);
+	seeds_request(argv[1], &sk, "req-show-diff", "show", "diff", NULL);
 
 	sk.len = 0;
 	proto_send_error(&sk, "no agent with pid %d attached", 7);

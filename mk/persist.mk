@@ -5,7 +5,7 @@ PKGS	+= sqlite3
 
 # Opening a store of ~100 MB of buckets (timing; never fails on it).
 build/bench/persist-load: bench/persist-load.c daemon/persist.c \
-    daemon/store.c daemon/log.c proto/proto.c
+    daemon/store.c daemon/store-defs.c daemon/log.c proto/proto.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -iquote daemon -o $@ $^ $(PKG_LIBS) -lm
 
@@ -13,7 +13,7 @@ bench-persist: build/bench/persist-load
 	build/bench/persist-load
 
 build/fuzz/fuzz-persist: fuzz/fuzz-persist.c daemon/persist.c \
-    daemon/store.c daemon/log.c proto/proto.c
+    daemon/store.c daemon/store-defs.c daemon/log.c proto/proto.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) -lm
 

@@ -20,7 +20,7 @@ build/%/daemon/format-pprof.o: daemon/format-pprof.c build/gen/profile.pb-c.h \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -iquote daemon -iquote ctl -c -o $@ $<
 
-build/fuzz/fuzz-agent-input: FUZZ_FLAGS += -iquote build/gen
+build/fuzz/fuzz-agent-input build/fuzz/fuzz-control: FUZZ_FLAGS += -iquote build/gen
 
 # The known profile of test_format_pprof read by the real pprof (golang-go).
 PPROF_KNOWN	:= build/pprof-known.pb.gz
