@@ -538,3 +538,41 @@ Test(server_agent, housekeeping_keeps_what_live_agents_use)
 	store_get_counts(server_store, &c);
 	cr_assert_eq(c.samples_stored, 2);
 }
+
+/* Defines strings first..last (ids = their numbers). */
+static void
+strings(uint32_t first, uint32_t last)
+{
+	char		s[32];
+	uint32_t	i;
+
+	for (i = first; i <= last; i++) {
+		snprintf(s, sizeof s, "s%u", i);
+		cr_assert_eq(proto_send_string(&in, i, s, strlen(s)), 0);
+	}
+}
+
+Test(server_agent, id_tables_grow_lazily_and_are_charged)
+{
+	uint64_t	perr = daemon_stats.protocol_errors;
+
+	server_limits.max_ids = 1u << 20;
+	hello_at(4242, 1);
+	cr_assert_eq(feed(), 0);
+	cr_assert_lt(conn->charged, 1024, "%zu bytes up front", conn->charged);
+	cr_assert_eq(server_conn_bytes, conn->charged);
+	strings(1, 300);
+	cr_assert_eq(feed(), 0);
+	cr_assert_geq(conn->charged, 300 * sizeof(uint32_t));
+	/* The next doubling would pass the connections' budget. */
+	server_conn_budget = server_conn_bytes + 64;
+	strings(301, 600);
+	cr_assert_eq(feed(), -1);
+	cr_assert(strstr(conn->error, "memory budget") != NULL, "%s",
+	    conn->error);
+	cr_assert_eq(daemon_stats.memory_closes, 1);
+	cr_assert_eq(daemon_stats.protocol_errors, perr);
+	server_agent_free(conn);
+	cr_assert_eq(server_conn_bytes, 0);
+	conn = server_agent_create(NULL);
+}
