@@ -538,7 +538,9 @@ control_show_encode(struct control_args *a, struct proto_sink *sink,
 	struct evbuffer		*out = NULL;
 	format_fn		 fn;
 	uint32_t		 mode;
+	struct evbuffer_iovec	 v;
 	size_t			 len, start;
+	int			 n;
 	char			 title[256];
 	int			 labels;
 
@@ -575,9 +577,14 @@ control_show_encode(struct control_args *a, struct proto_sink *sink,
 	msgpack_pack_uint64(&sink->pk, p->nsamples);
 	proto_pack_cstr(&sink->pk, "data");
 	msgpack_pack_bin(&sink->pk, len);
-	if (len > 0)
-		msgpack_pack_bin_body(&sink->pk, evbuffer_pullup(out, -1),
-		    len);
+	/* Chunk by chunk: no contiguous copy of the encoded bytes. */
+	while (evbuffer_get_length(out) > 0) {
+		n = evbuffer_peek(out, -1, NULL, &v, 1);
+		if (n < 1 || v.iov_len == 0)
+			break;
+		msgpack_pack_bin_body(&sink->pk, v.iov_base, v.iov_len);
+		evbuffer_drain(out, v.iov_len);
+	}
 	evbuffer_free(out);
 	profile_free(p);
 	return (server_control_end(sink, start));

@@ -476,11 +476,18 @@ profd_reload(char *err, size_t errlen)
 	server_limits.max_agents = o.lim.max_agents;
 	server_limits.max_agents_per_uid = o.lim.max_agents_per_uid;
 	server_limits.max_controls = o.lim.max_controls;
+	/* Deadlines: from the next one armed. */
+	server_limits.hello_timeout_s = o.lim.hello_timeout_s;
+	server_limits.frame_timeout_s = o.lim.frame_timeout_s;
+	server_limits.control_timeout_s = o.lim.control_timeout_s;
 	/* What the reload could not apply stays as it was. */
 	o.lim = profd_opts.lim;
 	o.lim.max_agents = server_limits.max_agents;
 	o.lim.max_agents_per_uid = server_limits.max_agents_per_uid;
 	o.lim.max_controls = server_limits.max_controls;
+	o.lim.hello_timeout_s = server_limits.hello_timeout_s;
+	o.lim.frame_timeout_s = server_limits.frame_timeout_s;
+	o.lim.control_timeout_s = server_limits.control_timeout_s;
 	memcpy(o.rundir, profd_opts.rundir, sizeof o.rundir);
 	memcpy(o.state_dir, profd_opts.state_dir, sizeof o.state_dir);
 	o.lim.state_dir = profd_opts.lim.state_dir;

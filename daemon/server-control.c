@@ -810,8 +810,9 @@ server_control_unread(void)
 /* Queues a reply frame without copying it; stops reading until it is
  * sent.  The sink's buffer now belongs to the connection's output.  While
  * other clients leave more than CONTROL_REPLY_PCT of --max-memory unread,
- * the reply is an error instead: memory stays bounded however many
- * clients never read. */
+ * a reply bigger than CONTROL_REPLY_SMALL is an error instead: memory
+ * stays bounded however many clients never read, and status still
+ * answers. */
 static void
 server_control_send(struct control_conn *cc, struct proto_sink *sink)
 {
@@ -820,7 +821,8 @@ server_control_send(struct control_conn *cc, struct proto_sink *sink)
 	size_t		 cap = server_limits.max_memory / 100 *
 			    CONTROL_REPLY_PCT;
 
-	if (unread > 0 && unread + sink->len > cap) {
+	if (unread > 0 && sink->len > CONTROL_REPLY_SMALL &&
+	    unread + sink->len > cap) {
 		daemon_stats.replies_refused++;
 		log_warn("control: %zu bytes of replies unread by other "
 		    "clients; refusing a reply of %zu bytes", unread,
@@ -868,8 +870,9 @@ server_control_step_cb(evutil_socket_t fd, short events, void *arg)
 	control_show_free(cc->job);
 	cc->job = NULL;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	us = (uint64_t)(now.tv_sec - cc->job_start.tv_sec) * 1000000 +
-	    (uint64_t)(now.tv_nsec - cc->job_start.tv_nsec) / 1000;
+	/* (Signed: the nanoseconds may go backwards across a second.) */
+	us = (uint64_t)((int64_t)(now.tv_sec - cc->job_start.tv_sec) *
+	    1000000 + ((int64_t)now.tv_nsec - cc->job_start.tv_nsec) / 1000);
 	daemon_stats.query_us_last = us;
 	if (us > daemon_stats.query_us_max)
 		daemon_stats.query_us_max = us;

@@ -289,6 +289,10 @@ server_init(struct event_base *base, const struct server_limits *lim,
 	    "memory", rundir);
 	server_base = base;
 	server_limits = *lim;
+	/* Big buffers (frames, replies) mapped on their own, so that freeing
+	 * one gives it back and RSS follows what is held (glibc would
+	 * otherwise raise its threshold and keep them in the heap). */
+	mallopt(M_MMAP_THRESHOLD, SERVER_MMAP_THRESHOLD);
 	server_conn_bytes = 0;
 	server_conn_budget = server_conn_share(lim);
 	if (server_limits.max_ids > PROTO_MAX_ID)

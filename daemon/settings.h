@@ -48,6 +48,7 @@
 /* Replies queued for profctl clients and not yet read, as a share of
  * --max-memory (one reply, however big, is always let through). */
 #define CONTROL_REPLY_PCT	25
+#define CONTROL_REPLY_SMALL	(64u << 10)	/* ... nor one this small */
 #define CONTROL_MAX_INPUT	(PROTO_HEADER_SIZE + PROTO_MAX_MSG)
 
 /* Agents registry: disconnected processes kept for `status`. */
@@ -75,6 +76,7 @@
 						   nothing, at most this often */
 #define DEFAULT_PERSIST_S	10		/* write the open buckets */
 #define SERVER_TRIM_S		10		/* return freed memory, at most */
+#define SERVER_MMAP_THRESHOLD	(256 << 10)	/* allocations mapped alone */
 /* An agent connection whose maps pin more ids than this that no bucket
  * uses is asked to define again what it uses (PROTO_RESYNC). */
 #define DEFAULT_RESYNC_IDS	4096
