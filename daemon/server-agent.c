@@ -753,6 +753,8 @@ server_agent_deadline_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct agent_conn	*c = arg;
 
+	if (c->closing)
+		return;		/* its close is already on the way */
 	if (c->deadline == AGENT_DEADLINE_HELLO) {
 		daemon_stats.hello_timeouts++;
 		server_agent_fail(c, "no hello within %llu s",
