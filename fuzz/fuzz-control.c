@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "access.h"
 #include "log.h"
 #include "proto.h"
 #include "server-agent.h"
@@ -86,8 +87,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (proto_decode(payload, payload_len, &up, &msg, &err) == 0 &&
 		    msg.type == PROTO_REQUEST) {
 			proto_sink_init(&reply, 1u << 20);
+			/* As a controller: every command is reachable. */
 			(void)server_control_request(msg.request.command,
-			    msg.request.command_len, msg.request.args, &reply);
+			    msg.request.command_len, msg.request.args,
+			    ACCESS_CONTROL, &reply);
 			/* Exactly one whole reply frame. */
 			if (reply.len == 0 || proto_frame_peek(reply.data,
 			    reply.len, PROTO_MAX_REPLY, &payload, &payload_len,
