@@ -18,6 +18,10 @@
 #include "reader.h"
 
 /* Limits and settings, each with its default. */
+/* A thread counts as on a CPU at a tick only if its CPU clock moved at
+ * least this much since the previous tick (and at most 1/DIV of a period). */
+#define AGENT_ONCPU_MIN_NS	50000
+#define AGENT_ONCPU_MIN_DIV	8
 #define AGENT_MAX_THREADS	256		/* threads captured per tick */
 #define AGENT_BUFFER_DEFAULT	(4u << 20)	/* outgoing bytes buffered */
 #define AGENT_BUFFER_MIN	(64u << 10)
@@ -151,7 +155,6 @@ struct intern_sample {
 struct intern_thread_state {
 	uint64_t	last_ns;	/* time of its previous sample */
 	uint64_t	last_cpu_ns;	/* its CPU time then */
-	uint64_t	cpu_carry_ns;	/* CPU time already reported */
 	uint64_t	seen_gen;	/* profiling generation of last_ns */
 };
 
