@@ -5,11 +5,18 @@
 #   make test [SANITIZE=1]  unit + end-to-end suites on every interpreter
 #   make demo             private profd + real workers + merged profile
 #   make bench            benchmark table (never fails on timing)
-#   make install [PREFIX=/usr/local] [DESTDIR=]
+#   make install [PREFIX=/usr/local] [DESTDIR=] [PYTHON=]   and uninstall
+#   make wheels           one profagent wheel per interpreter into dist/
 
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
+SBINDIR	?= $(PREFIX)/sbin
 UNITDIR	?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+MANDIR	?= $(PREFIX)/share/man
+DOCDIR	?= $(PREFIX)/share/doc/profd
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 PYTHON	?= python3
 DEPS	?= scripts/deps.sh
 
@@ -73,7 +80,8 @@ PYLIBS	= $(shell $(PYTHON)-config --embed --ldflags)
 PYVER	= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 AGENTDIR ?= build/python$(PYVER)
 
-.PHONY: all daemon ctl agent test unit unit-agent e2e demo bench install clean deps
+.PHONY: all daemon ctl agent test unit unit-agent e2e demo bench install \
+	install-agent uninstall units wheels clean deps
 
 all: daemon ctl agent
 
@@ -169,10 +177,69 @@ fuzz: $(FUZZERS) build/fuzz/seeds
 		    -print_final_stats=1 $$c 2>&1 | tail -n 12 || exit 1; \
 	done
 
-install: daemon ctl
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
-	install -m 755 bin/profd bin/profctl $(DESTDIR)$(BINDIR)
-	install -m 644 systemd/profd.service systemd/profd.socket $(DESTDIR)$(UNITDIR)
+# The units name the installed binaries: generated from systemd/*.in.
+UNITS	:= build/systemd/profd.service build/systemd/profd.socket \
+	   build/systemd/profd-control.socket
+units: $(UNITS)
+
+build/systemd/%: systemd/%.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' $< >$@
+
+# The agent goes into $(PYTHON)'s own site-packages (platlib), under DESTDIR.
+PYSITEDIR = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
+MANPAGES := man/profd.8 man/profctl.1
+
+install: daemon ctl units install-agent
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	    $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(DOCDIR)
+	install -m 755 bin/profd $(DESTDIR)$(SBINDIR)/profd
+	install -m 755 bin/profctl $(DESTDIR)$(BINDIR)/profctl
+	install -m 644 $(UNITS) $(DESTDIR)$(UNITDIR)
+	install -m 644 systemd/profd.sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/profd.conf
+	install -m 644 systemd/profd.tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/profd.conf
+	install -m 644 man/profctl.1 $(DESTDIR)$(MANDIR)/man1/profctl.1
+	install -m 644 man/profd.8 $(DESTDIR)$(MANDIR)/man8/profd.8
+	install -m 644 completion/profctl.bash $(DESTDIR)$(BASHCOMPDIR)/profctl
+	install -m 644 systemd/profd.conf.example $(DESTDIR)$(DOCDIR)/profd.conf.example
+
+install-agent: agent
+	@test -n "$(PYSITEDIR)" || { echo "make install: cannot run PYTHON=$(PYTHON)" >&2; exit 1; }
+	install -d $(DESTDIR)$(PYSITEDIR)/profagent/_boot
+	install -m 644 $(AGENTDIR)/profagent/*.py $(DESTDIR)$(PYSITEDIR)/profagent
+	install -m 644 $(AGENTDIR)/profagent/_boot/*.py \
+	    $(DESTDIR)$(PYSITEDIR)/profagent/_boot
+	install -m 755 $(AGENTDIR)/profagent/_profagent*.so \
+	    $(DESTDIR)$(PYSITEDIR)/profagent
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/profd $(DESTDIR)$(BINDIR)/profctl \
+	    $(UNITS:build/systemd/%=$(DESTDIR)$(UNITDIR)/%) \
+	    $(DESTDIR)$(SYSUSERSDIR)/profd.conf \
+	    $(DESTDIR)$(TMPFILESDIR)/profd.conf \
+	    $(DESTDIR)$(MANDIR)/man1/profctl.1 $(DESTDIR)$(MANDIR)/man8/profd.8 \
+	    $(DESTDIR)$(BASHCOMPDIR)/profctl \
+	    $(DESTDIR)$(DOCDIR)/profd.conf.example
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+	@if [ -n "$(PYSITEDIR)" ]; then \
+		echo rm -rf $(DESTDIR)$(PYSITEDIR)/profagent; \
+		rm -rf $(DESTDIR)$(PYSITEDIR)/profagent; \
+	fi
+
+# One wheel per interpreter of tests/pythons.sh (one per minor version),
+# built by the agent's own PEP 517 backend, as `pip install ./agent` does.
+wheels:
+	@mkdir -p dist build
+	@sh tests/pythons.sh | while read -r label py; do \
+		v=$${label##*python}; \
+		case " $$seen " in *" $$v "*) continue;; esac; \
+		seen="$$seen $$v"; \
+		echo "== wheel for $$label ($$py)"; \
+		"$$py" agent/_build/profagent_build.py dist 2>build/wheel.log || \
+		    { cat build/wheel.log; exit 1; }; \
+	done
 
 clean:
-	rm -rf bin build
+	rm -rf bin build dist
