@@ -6,7 +6,7 @@
 #   make demo             private profd + real workers + merged profile
 #   make bench            benchmark table (never fails on timing)
 #   make install [PREFIX=/usr/local] [DESTDIR=] [PYTHON=]   and uninstall
-#   make wheels           one profagent wheel per interpreter into dist/
+#   make wheels [WHEELDIR=dist]  one profagent wheel per interpreter
 
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
@@ -230,14 +230,15 @@ uninstall:
 
 # One wheel per interpreter of tests/pythons.sh (one per minor version),
 # built by the agent's own PEP 517 backend, as `pip install ./agent` does.
+WHEELDIR ?= dist
 wheels:
-	@mkdir -p dist build
+	@mkdir -p $(WHEELDIR) build
 	@sh tests/pythons.sh | while read -r label py; do \
 		v=$${label##*python}; \
 		case " $$seen " in *" $$v "*) continue;; esac; \
 		seen="$$seen $$v"; \
 		echo "== wheel for $$label ($$py)"; \
-		"$$py" agent/_build/profagent_build.py dist 2>build/wheel.log || \
+		"$$py" agent/_build/profagent_build.py $(WHEELDIR) 2>build/wheel.log || \
 		    { cat build/wheel.log; exit 1; }; \
 	done
 

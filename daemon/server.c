@@ -53,6 +53,7 @@ static uint64_t		 server_last_trim_ns;
 static uint64_t		 server_freed;		/* as of the last trim */
 static uint64_t		 server_watchdog_ns;	/* ping period; 0: no watchdog */
 static uint64_t		 server_last_ping_ns;
+static uint64_t		 server_tick_ns;	/* housekeeping period */
 
 struct server_listener {
 	const char		*kind;		/* "agent" or "control" */
@@ -219,8 +220,11 @@ server_tick_cb(evutil_socket_t fd, short events, void *arg)
 	uint64_t	now = server_now_ns();
 
 	server_housekeep(now, 0);
+	/* Half a tick early: a tick a hair short of the period must not
+	 * put the ping off by a whole tick. */
 	if (server_watchdog_ns != 0 &&
-	    now - server_last_ping_ns >= server_watchdog_ns) {
+	    now - server_last_ping_ns + server_tick_ns / 2 >=
+	    server_watchdog_ns) {
 		server_last_ping_ns = now;
 		sd_notify(0, "WATCHDOG=1");
 	}
@@ -290,6 +294,8 @@ server_init(struct event_base *base, const struct server_limits *lim,
 		log_info("watchdog: ping every %llu ms",
 		    (unsigned long long)(wd_us / 2 / 1000));
 	}
+	server_tick_ns = (uint64_t)tick.tv_sec * 1000000000 +
+	    (uint64_t)tick.tv_usec * 1000;
 	if (base != NULL) {
 		server_tick_ev = event_new(base, -1, EV_PERSIST, server_tick_cb,
 		    NULL);

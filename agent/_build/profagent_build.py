@@ -3,7 +3,8 @@
 pip (any version that builds local directories in place, 21.3 or newer)
 calls build_wheel; it runs `make -f agent/agent.mk` from the profd source
 tree -- the very flags of `make agent` -- for the interpreter running it,
-then writes the wheel (a zip with the package, METADATA, WHEEL and RECORD).
+into build/pip/TAG-HASH (kept: make recompiles only what changed), then
+writes the wheel (a zip with the package, METADATA, WHEEL and RECORD).
 No setuptools, no wheel package, no network.  `make wheels` calls
 build_wheel directly, once per interpreter.
 """
@@ -11,11 +12,9 @@ import base64
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import zipfile
 
 AGENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,8 +55,17 @@ def _wheel_file():
             "Root-Is-Purelib: false\nTag: %s-%s-%s\n" % _tags())
 
 
+def _build_dir():
+    """build/pip/TAG-HASH in the source tree, one per interpreter (its
+    headers' path): make rebuilds only what changed, so `make wheels` and
+    then `pip install ./agent` (a venv of that interpreter) compile once."""
+    inc = sysconfig.get_paths()["include"]
+    h = hashlib.sha256(inc.encode()).hexdigest()[:8]
+    return os.path.join(ROOT, "build", "pip", "%s-%s" % (_tags()[1], h))
+
+
 def _compile(outdir):
-    """Builds profagent/ (Python files and the extension) into outdir."""
+    """Builds outdir/profagent/ (Python files and the extension)."""
     mk = os.path.join(AGENT, "agent.mk")
     if not (os.path.exists(mk) and
             os.path.exists(os.path.join(ROOT, "proto", "proto.h"))):
@@ -71,7 +79,7 @@ def _compile(outdir):
     # make's output to stderr: pip reads the hook's stdout for nothing,
     # but keeps both for its log.
     subprocess.check_call(cmd, cwd=ROOT, stdout=sys.stderr)
-    return os.path.join(outdir, "profagent")
+    return outdir
 
 
 def _record_line(arc, data):
@@ -97,38 +105,41 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     p = _project()
     name = _wheel_name(p)
-    tmp = tempfile.mkdtemp(prefix="profagent-build-")
-    try:
-        pkg = _compile(tmp)
-        files = []
-        for dirpath, dirnames, filenames in os.walk(pkg):
-            dirnames.sort()
-            for fn in sorted(filenames):
-                if fn.endswith(".pyc"):
-                    continue
-                path = os.path.join(dirpath, fn)
-                arc = os.path.relpath(path, tmp).replace(os.sep, "/")
-                with open(path, "rb") as f:
-                    files.append((arc, f.read()))
-        di = _dist_info(p)
-        files.append((di + "/METADATA", _metadata(p).encode()))
-        files.append((di + "/WHEEL", _wheel_file().encode()))
-        files.append((di + "/top_level.txt", b"profagent\n"))
-        record = "".join(_record_line(a, d) + "\n" for a, d in files)
-        record += di + "/RECORD,,\n"
-        files.append((di + "/RECORD", record.encode()))
-        os.makedirs(wheel_directory, exist_ok=True)
-        out = os.path.join(wheel_directory, name)
-        with zipfile.ZipFile(out + ".part", "w", zipfile.ZIP_DEFLATED) as z:
-            for arc, data in files:
-                info = zipfile.ZipInfo(arc, date_time=(1980, 1, 1, 0, 0, 0))
-                info.external_attr = (0o755 if arc.endswith(".so") else
-                                      0o644) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                z.writestr(info, data)
-        os.replace(out + ".part", out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    build = _build_dir()
+    _compile(build)
+    # The package's .py files as the source tree has them now (a file
+    # removed there may linger in the build dir), and this interpreter's
+    # extension.
+    arcs = []
+    src = os.path.join(AGENT, "profagent")
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for fn in sorted(filenames):
+            if fn.endswith(".py"):
+                arcs.append(os.path.relpath(os.path.join(dirpath, fn), AGENT))
+    arcs.append(os.path.join("profagent", "_profagent" +
+                             sysconfig.get_config_var("EXT_SUFFIX")))
+    files = []
+    for arc in arcs:
+        with open(os.path.join(build, arc), "rb") as f:
+            files.append((arc.replace(os.sep, "/"), f.read()))
+    di = _dist_info(p)
+    files.append((di + "/METADATA", _metadata(p).encode()))
+    files.append((di + "/WHEEL", _wheel_file().encode()))
+    files.append((di + "/top_level.txt", b"profagent\n"))
+    record = "".join(_record_line(a, d) + "\n" for a, d in files)
+    record += di + "/RECORD,,\n"
+    files.append((di + "/RECORD", record.encode()))
+    os.makedirs(wheel_directory, exist_ok=True)
+    out = os.path.join(wheel_directory, name)
+    with zipfile.ZipFile(out + ".part", "w", zipfile.ZIP_DEFLATED) as z:
+        for arc, data in files:
+            info = zipfile.ZipInfo(arc, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = (0o755 if arc.endswith(".so") else
+                                  0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+    os.replace(out + ".part", out)
     return name
 
 
