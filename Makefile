@@ -7,6 +7,7 @@
 #   make bench            benchmark table (never fails on timing)
 #   make install [PREFIX=/usr/local] [DESTDIR=] [PYTHON=]   and uninstall
 #   make wheels [WHEELDIR=dist]  one profagent wheel per interpreter
+#   make test-boot        the installed units booted under systemd-nspawn
 
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
@@ -81,7 +82,7 @@ PYVER	= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'
 AGENTDIR ?= build/python$(PYVER)
 
 .PHONY: all daemon ctl agent test unit unit-agent e2e demo bench install \
-	install-agent uninstall units wheels clean deps
+	install-agent uninstall units wheels test-boot clean deps
 
 all: daemon ctl agent
 
@@ -139,6 +140,13 @@ test: deps
 	@$(MAKE) --no-print-directory daemon ctl
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
+
+# Root only; the first run debootstraps a Debian tree into build/boot/rootfs
+# (BOOT_ROOT= to use another).  Not part of `make test`.
+BOOT_ROOT ?= build/boot/rootfs
+test-boot: deps
+	@$(MAKE) --no-print-directory daemon ctl
+	@/usr/bin/python3 tests/boot/run.py --root $(abspath $(BOOT_ROOT))
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -238,11 +238,17 @@ def agent_of_another_user_is_profiled(c):
     c.shell("%s --clear-groups python3 -m profagent run --service boot -- "
             "python3 /mnt/workloads/workload.py --seconds 600 "
             ">/dev/null 2>&1 &" % " ".join(AS_NOBODY))
-    wait_until(lambda: c.shell(
+    pids = wait_until(lambda: c.shell(
         "profctl status --format json | python3 -c 'import json,sys; "
-        "print([a[\"pid\"] for a in json.load(sys.stdin)[\"agents\"] "
-        "if a[\"connected\"] and a[\"service\"] == \"boot\"])'")
-        .stdout.strip() not in ("", "[]"), 60, "the agent attached")
+        "print(\" \".join(str(a[\"pid\"]) for a in json.load(sys.stdin)"
+        "[\"agents\"] if a[\"connected\"] and a[\"service\"] == "
+        "\"boot\"))'").stdout.split(), 60, "the agent attached")
+    # No ProtectProc=: the daemon, as user profd in its own mount
+    # namespace, still sees the /proc/PID of another user's agent.
+    main = c.prop("profd.service", "MainPID")
+    uid = c.run("id", "-u", "profd").stdout.strip()
+    c.run("nsenter", "-t", main, "-m", "-S", uid, "-G", uid, "--",
+          "cat", "/proc/%s/stat" % pids[0])
 
     def samples():
         return int(c.shell("profctl show --service boot --format json | "
