@@ -15,7 +15,7 @@ _profctl()
 		cword=$COMP_CWORD
 	fi
 
-	local commands="status start stop show flamegraph ps reset help"
+	local commands="status start stop show flamegraph ps reset reload help"
 	local global="-r --runtime-dir -h --help -V --version"
 	local filters="--since --until --pid --service --thread --oncpu --mode"
 
@@ -78,7 +78,7 @@ _profctl()
 	    -n --top -f --format -w --weight --root -o --output" ;;
 	flamegraph) flags+=" $filters -o --output -w --weight -n --top" ;;
 	ps) flags+=" -p --pid -S --service --flat -f --format" ;;
-	reset) ;;
+	reset|reload) ;;
 	help)
 		COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
 	esac

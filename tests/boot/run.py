@@ -2,9 +2,9 @@
 cached in build/boot/rootfs) under systemd-nspawn, profd installed into it the
 way a package would (make install DESTDIR, systemd-sysusers, systemd-tmpfiles,
 daemon-reload, enable the sockets), then checks socket activation, READY,
-the sandbox as the daemon sees it, the socket permissions, an agent of
-another user, reload, restart keeping the sockets, the watchdog killing a
-stuck profd, and a clean stop.
+the sandbox as the daemon sees it, the socket permissions and profd's
+access check, an agent of another user, reload of /etc/profd.conf, restart
+keeping the sockets, the watchdog killing a stuck profd, and a clean stop.
 
   python3 tests/boot/run.py [--root DIR]        (make test-boot; root only)
 
@@ -227,11 +227,19 @@ def daemon_runs_sandboxed(c):
 
 
 def control_needs_group_profd(c):
+    # Not in group profd: the socket's mode keeps nobody out.
     r = c.run(*AS_NOBODY, "--clear-groups", "profctl", "status", ok=False)
     if r.returncode == 0 or "ermission denied" not in r.stdout:
         raise Fail("nobody used control.sock: %s" % r.stdout)
-    gid = c.run("getent", "group", "profd").stdout.split(":")[2]
-    c.run(*AS_NOBODY, "--groups=" + gid, "profctl", "status")
+    # In group profd: profd answers, and (no allow list yet) says no.
+    r = c.run(*AS_NOBODY, "--groups=" + profd_gid(c), "profctl", "status",
+              ok=False)
+    if r.returncode == 0 or "allow-" not in r.stdout:
+        raise Fail("group profd, no allow list: %s" % r.stdout)
+
+
+def profd_gid(c):
+    return c.run("getent", "group", "profd").stdout.split(":")[2]
 
 
 def agent_of_another_user_is_profiled(c):
@@ -258,14 +266,18 @@ def agent_of_another_user_is_profiled(c):
     wait_until(lambda: samples() > 50, 60, "samples from nobody's process")
 
 
-def reload_sends_sighup(c):
+def reload_lets_group_profd_control(c):
     pid = c.prop("profd.service", "MainPID")
+    c.shell("echo 'allow-group profd' >/etc/profd.conf")
     c.run("systemctl", "reload", "profd.service")
     wait_until(lambda: "SIGHUP" in c.run("journalctl", "-b", "-u", "profd",
                                          "--no-pager", "-o", "cat").stdout,
-               30, "SIGHUP in profd's log")   # not a restart: same pid
+               30, "SIGHUP in profd's log")
     if c.prop("profd.service", "MainPID") != pid:
         raise Fail("reload restarted profd")
+    wait_until(lambda: c.run(*AS_NOBODY, "--groups=" + profd_gid(c),
+                             "profctl", "start", ok=False).returncode == 0,
+               30, "a member of group profd allowed to control")
 
 
 def restart_keeps_sockets_and_agents(c):
@@ -312,7 +324,7 @@ CHECKS = [(f.__name__, f) for f in (
     install_like_a_package, sockets_have_their_modes,
     first_connection_starts_profd_ready, daemon_runs_sandboxed,
     control_needs_group_profd, agent_of_another_user_is_profiled,
-    reload_sends_sighup, restart_keeps_sockets_and_agents,
+    reload_lets_group_profd_control, restart_keeps_sockets_and_agents,
     watchdog_kills_a_stuck_profd, stop_is_clean_and_sockets_stay)]
 
 if __name__ == "__main__":

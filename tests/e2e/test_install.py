@@ -7,7 +7,8 @@ import subprocess
 
 from harness import BIN, ROOT, WORKLOADS, check, once, wait_until
 
-COMMANDS = ["status", "start", "stop", "show", "flamegraph", "ps", "reset"]
+COMMANDS = ["status", "start", "stop", "show", "flamegraph", "ps", "reset",
+            "reload"]
 
 
 def run(args, timeout=600, **kw):
