@@ -37,6 +37,7 @@
 #define AGENT_ALONE_CHECK_NS	50000000ull	/* is the sampler alone? */
 #define AGENT_BACKOFF_MIN_NS	100000000ull	/* reconnect backoff 100 ms */
 #define AGENT_BACKOFF_MAX_NS	5000000000ull	/* ... doubling up to 5 s */
+#define AGENT_REJECT_BACKOFF_NS	300000000000ull	/* after a REJECT: 5 min */
 #define AGENT_EXIT_FLUSH_NS	100000000ull	/* last flush at exit */
 #define AGENT_INBUF		4096		/* bytes of daemon input */
 #define AGENT_MAX_WEIGHT_US	1000000u	/* one sample weighs <= 1 s */
@@ -126,6 +127,8 @@ extern int			agent_connected;
 uint64_t	agent_now_ns(void);		/* CLOCK_MONOTONIC */
 /* One line to stderr when PROFAGENT_DEBUG is set; silent otherwise. */
 void		agent_log(const char *, ...) __attribute__((format(printf, 1, 2)));
+/* One line to stderr, always: for what the operator must know. */
+void		agent_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 uint64_t	agent_realtime_ns(void);	/* CLOCK_REALTIME */
 
 /* sampler.c */

@@ -23,6 +23,8 @@
 	X(bad_frames, "frames that closed their sender")		\
 	X(protocol_errors, "of those, decodable but against the protocol")	\
 	X(hello_timeouts, "agents closed for sending no hello")		\
+	X(agents_incompatible, "agents refused: no protocol version in common") \
+	X(messages_skipped, "optional agent messages of unknown types skipped") \
 	X(output_overflows, "peers closed for not reading replies")	\
 	X(bytes_received, "bytes received from agents")			\
 	X(messages_received, "messages received from agents")		\
