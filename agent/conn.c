@@ -520,6 +520,7 @@ conn_stats(void)
 
 	if (conn_sock == -1 || conn_buf == NULL)
 		return;
+	AGENT_STORE(agent_stats.reader, AGENT_LOAD(agent_reader_active));
 #define CONN_STAT_VALUE(name, desc) v[i++] = AGENT_LOAD(agent_stats.name);
 	PROTO_AGENT_STATS(CONN_STAT_VALUE)
 #undef CONN_STAT_VALUE

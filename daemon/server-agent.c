@@ -489,6 +489,7 @@ server_agent_hello(struct agent_conn *c, const struct proto_hello *claimed)
 	if (c->proc == NULL)
 		return (server_agent_fail(c, "out of memory for hello"));
 	c->proc->uid = c->have_peer ? (uint32_t)c->peer_uid : UINT32_MAX;
+	c->proc->version = version;
 	if ((c->instance = server_agent_instance(c)) == 0)
 		return (server_agent_fail(c, "store full: no room for a new "
 		    "process"));

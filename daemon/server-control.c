@@ -409,7 +409,9 @@ server_control_status(struct control_args *a, struct proto_sink *sink)
 		else
 			msgpack_pack_uint32(pk, p->uid);
 		proto_pack_cstr(pk, "reader");
-		proto_pack_cstr(pk, p->reader);
+		proto_pack_cstr(pk, registry_reader(p));
+		proto_pack_cstr(pk, "protocol");
+		msgpack_pack_uint32(pk, p->version);
 		proto_pack_cstr(pk, "start_ns");
 		msgpack_pack_uint64(pk, p->start_ns);
 		proto_pack_cstr(pk, "connected");

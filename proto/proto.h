@@ -165,7 +165,8 @@ enum proto_reader {
 	X(resyncs, "wire ids renumbered at the daemon's request")	\
 	X(rejects, "connections the daemon refused: no common version") \
 	X(rate_hz, "sampling rate asked, Hz")				\
-	X(achieved_mhz, "sampling rate achieved, milli-Hz")
+	X(achieved_mhz, "sampling rate achieved, milli-Hz")		\
+	X(reader, "stack reader in effect: 1 gil, 2 direct")
 
 /* Decoded messages.  Pointers point into the msgpack zone of the decode. */
 struct proto_hello {
