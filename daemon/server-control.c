@@ -390,7 +390,7 @@ server_control_status(struct control_args *a, struct proto_sink *sink)
 	proto_pack_cstr(pk, "agents");
 	msgpack_pack_array(pk, server_registry->nprocs);
 	DL_FOREACH(server_registry->procs, p) {
-		msgpack_pack_map(pk, 17);
+		msgpack_pack_map(pk, 18);
 		proto_pack_cstr(pk, "pid");
 		msgpack_pack_uint32(pk, p->pid);
 		proto_pack_cstr(pk, "ppid");
