@@ -288,11 +288,11 @@ conn_reject(const struct proto_msg *msg)
 	if (conn_reject_said)
 		return;
 	conn_reject_said = 1;
-	agent_warn("profd at %s refused this agent, which speaks protocol "
-	    "versions %d to %d (profd: %u to %u; %.*s); next try in %llu s",
-	    agent_ident.sock_path, PROTO_VERSION_MIN, PROTO_VERSION,
-	    msg->reject.min, msg->reject.max, (int)msg->reject.reason_len,
-	    msg->reject.reason,
+	agent_warn("profd at %s refused this agent: %.*s (profd speaks "
+	    "protocol versions %u to %u, this agent %d to %d); next try in "
+	    "%llu s", agent_ident.sock_path, (int)msg->reject.reason_len,
+	    msg->reject.reason, msg->reject.min, msg->reject.max,
+	    PROTO_VERSION_MIN, PROTO_VERSION,
 	    (unsigned long long)(AGENT_REJECT_BACKOFF_NS / 1000000000ull));
 }
 

@@ -274,8 +274,7 @@ def test_agent_given_reject_says_so_once_and_stays_away(ctx):
         c.settimeout(30)
         hello, _ = read_hello(c)
         if hello is not None:
-            c.sendall(fakeagent.frame([REJECT, 4, 6,
-                                       "profd speaks 4 to 6"]))
+            c.sendall(fakeagent.frame([REJECT, 4, 6, "too old"]))
         c.close()
 
     fake = FakeDaemon(ctx, serve)
@@ -291,7 +290,8 @@ def test_agent_given_reject_says_so_once_and_stays_away(ctx):
         out = ctx.output(p)
         lines = [l for l in out.splitlines() if "refused this agent" in l]
         check(len(lines) == 1, "want one line, got:\n%s" % out[-1500:])
-        check("profd: 4 to 6" in lines[0] and "next try in 300 s" in lines[0],
+        check("refused this agent: too old (profd speaks protocol versions "
+              "4 to 6, this agent 1 to 3); next try in 300 s" in lines[0],
               "line: %r" % lines[0])
         p.kill()
     finally:
