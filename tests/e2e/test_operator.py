@@ -5,7 +5,8 @@ import os
 import fakeagent
 from harness import WORKLOADS, check, once, wait_until
 
-COMMANDS = ("status", "start", "stop", "show", "flamegraph", "ps", "reset")
+COMMANDS = ("status", "start", "stop", "show", "flamegraph", "ps", "reset",
+            "reload")
 
 
 def status_rows(ctx):
