@@ -5,11 +5,19 @@
 #   make test [SANITIZE=1]  unit + end-to-end suites on every interpreter
 #   make demo             private profd + real workers + merged profile
 #   make bench            benchmark table (never fails on timing)
-#   make install [PREFIX=/usr/local] [DESTDIR=]
+#   make install [PREFIX=/usr/local] [DESTDIR=] [PYTHON=]   and uninstall
+#   make wheels [WHEELDIR=dist]  one profagent wheel per interpreter
+#   make test-boot        the installed units booted under systemd-nspawn
 
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
+SBINDIR	?= $(PREFIX)/sbin
 UNITDIR	?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+MANDIR	?= $(PREFIX)/share/man
+DOCDIR	?= $(PREFIX)/share/doc/profd
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 PYTHON	?= python3
 DEPS	?= scripts/deps.sh
 
@@ -73,7 +81,8 @@ PYLIBS	= $(shell $(PYTHON)-config --embed --ldflags)
 PYVER	= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 AGENTDIR ?= build/python$(PYVER)
 
-.PHONY: all daemon ctl agent test unit unit-agent e2e demo bench install clean deps fuzz fuzz-ci
+.PHONY: all daemon ctl agent test unit unit-agent e2e demo bench install \
+	install-agent uninstall units wheels test-boot clean deps fuzz fuzz-ci
 
 all: daemon ctl agent
 
@@ -131,6 +140,13 @@ test: deps
 	@$(MAKE) --no-print-directory daemon ctl
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
+
+# Root only; the first run debootstraps a Debian tree into build/boot/rootfs
+# (BOOT_ROOT= to use another).  Not part of `make test`.
+BOOT_ROOT ?= build/boot/rootfs
+test-boot: deps
+	@$(MAKE) --no-print-directory daemon ctl
+	@/usr/bin/python3 tests/boot/run.py --root $(abspath $(BOOT_ROOT))
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -192,10 +208,70 @@ fuzz: $(FUZZERS) build/fuzz/seeds
 fuzz-ci:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CI_SECONDS)
 
-install: daemon ctl
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
-	install -m 755 bin/profd bin/profctl $(DESTDIR)$(BINDIR)
-	install -m 644 systemd/profd.service systemd/profd.socket $(DESTDIR)$(UNITDIR)
+# The units name the installed binaries: generated from systemd/*.in.
+UNITS	:= build/systemd/profd.service build/systemd/profd.socket \
+	   build/systemd/profd-control.socket
+units: $(UNITS)
+
+build/systemd/%: systemd/%.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' $< >$@
+
+# The agent goes into $(PYTHON)'s own site-packages (platlib), under DESTDIR.
+PYSITEDIR = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
+MANPAGES := man/profd.8 man/profctl.1
+
+install: daemon ctl units install-agent
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	    $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(DOCDIR)
+	install -m 755 bin/profd $(DESTDIR)$(SBINDIR)/profd
+	install -m 755 bin/profctl $(DESTDIR)$(BINDIR)/profctl
+	install -m 644 $(UNITS) $(DESTDIR)$(UNITDIR)
+	install -m 644 systemd/profd.sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/profd.conf
+	install -m 644 systemd/profd.tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/profd.conf
+	install -m 644 man/profctl.1 $(DESTDIR)$(MANDIR)/man1/profctl.1
+	install -m 644 man/profd.8 $(DESTDIR)$(MANDIR)/man8/profd.8
+	install -m 644 completion/profctl.bash $(DESTDIR)$(BASHCOMPDIR)/profctl
+	install -m 644 systemd/profd.conf.example $(DESTDIR)$(DOCDIR)/profd.conf.example
+
+install-agent: agent
+	@test -n "$(PYSITEDIR)" || { echo "make install: cannot run PYTHON=$(PYTHON)" >&2; exit 1; }
+	install -d $(DESTDIR)$(PYSITEDIR)/profagent/_boot
+	install -m 644 $(AGENTDIR)/profagent/*.py $(DESTDIR)$(PYSITEDIR)/profagent
+	install -m 644 $(AGENTDIR)/profagent/_boot/*.py \
+	    $(DESTDIR)$(PYSITEDIR)/profagent/_boot
+	install -m 755 $(AGENTDIR)/profagent/_profagent*.so \
+	    $(DESTDIR)$(PYSITEDIR)/profagent
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/profd $(DESTDIR)$(BINDIR)/profctl \
+	    $(UNITS:build/systemd/%=$(DESTDIR)$(UNITDIR)/%) \
+	    $(DESTDIR)$(SYSUSERSDIR)/profd.conf \
+	    $(DESTDIR)$(TMPFILESDIR)/profd.conf \
+	    $(DESTDIR)$(MANDIR)/man1/profctl.1 $(DESTDIR)$(MANDIR)/man8/profd.8 \
+	    $(DESTDIR)$(BASHCOMPDIR)/profctl \
+	    $(DESTDIR)$(DOCDIR)/profd.conf.example
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+	@if [ -n "$(PYSITEDIR)" ]; then \
+		echo rm -rf $(DESTDIR)$(PYSITEDIR)/profagent; \
+		rm -rf $(DESTDIR)$(PYSITEDIR)/profagent; \
+	fi
+
+# One wheel per interpreter of tests/pythons.sh (one per minor version),
+# built by the agent's own PEP 517 backend, as `pip install ./agent` does.
+WHEELDIR ?= dist
+wheels:
+	@mkdir -p $(WHEELDIR) build
+	@sh tests/pythons.sh | while read -r label py; do \
+		v=$${label##*python}; \
+		case " $$seen " in *" $$v "*) continue;; esac; \
+		seen="$$seen $$v"; \
+		echo "== wheel for $$label ($$py)"; \
+		"$$py" agent/_build/profagent_build.py $(WHEELDIR) 2>build/wheel.log || \
+		    { cat build/wheel.log; exit 1; }; \
+	done
 
 clean:
-	rm -rf bin build
+	rm -rf bin build dist

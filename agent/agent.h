@@ -18,6 +18,10 @@
 #include "reader.h"
 
 /* Limits and settings, each with its default. */
+/* A thread counts as on a CPU at a tick only if its CPU clock moved at
+ * least this much since the previous tick (and at most 1/DIV of a period). */
+#define AGENT_ONCPU_MIN_NS	50000
+#define AGENT_ONCPU_MIN_DIV	8
 #define AGENT_MAX_THREADS	256		/* threads captured per tick */
 #define AGENT_BUFFER_DEFAULT	(4u << 20)	/* outgoing bytes buffered */
 #define AGENT_BUFFER_MIN	(64u << 10)
@@ -33,6 +37,7 @@
 #define AGENT_ALONE_CHECK_NS	50000000ull	/* is the sampler alone? */
 #define AGENT_BACKOFF_MIN_NS	100000000ull	/* reconnect backoff 100 ms */
 #define AGENT_BACKOFF_MAX_NS	5000000000ull	/* ... doubling up to 5 s */
+#define AGENT_REJECT_BACKOFF_NS	300000000000ull	/* after a REJECT: 5 min */
 #define AGENT_EXIT_FLUSH_NS	100000000ull	/* last flush at exit */
 #define AGENT_INBUF		4096		/* bytes of daemon input */
 #define AGENT_MAX_WEIGHT_US	1000000u	/* one sample weighs <= 1 s */
@@ -122,6 +127,8 @@ extern int			agent_connected;
 uint64_t	agent_now_ns(void);		/* CLOCK_MONOTONIC */
 /* One line to stderr when PROFAGENT_DEBUG is set; silent otherwise. */
 void		agent_log(const char *, ...) __attribute__((format(printf, 1, 2)));
+/* One line to stderr, always: for what the operator must know. */
+void		agent_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 uint64_t	agent_realtime_ns(void);	/* CLOCK_REALTIME */
 
 /* sampler.c */
@@ -151,7 +158,6 @@ struct intern_sample {
 struct intern_thread_state {
 	uint64_t	last_ns;	/* time of its previous sample */
 	uint64_t	last_cpu_ns;	/* its CPU time then */
-	uint64_t	cpu_carry_ns;	/* CPU time already reported */
 	uint64_t	seen_gen;	/* profiling generation of last_ns */
 };
 

@@ -46,6 +46,9 @@ static size_t			 conn_in_len;
 static uint64_t			 conn_next_try;
 static uint64_t			 conn_backoff = AGENT_BACKOFF_MIN_NS;
 static int			 conn_renewing;	/* wire ids ran out */
+static int			 conn_rejected;	/* REJECT read: stay away */
+static int			 conn_reject_said; /* its line printed */
+static uint32_t			 conn_version;	/* in use, from CONFIG */
 static struct proto_sample	 conn_wire[AGENT_PENDING_MAX];
 
 /* Allocates the outgoing buffer. */
@@ -155,13 +158,20 @@ conn_close(void)
 	}
 	conn_in_len = 0;
 	conn_renewing = 0;
+	conn_version = 0;
 	conn_restart();
 }
 
-/* Schedules the next connection attempt and doubles the backoff. */
+/* Schedules the next connection attempt and doubles the backoff; after a
+ * REJECT, waits AGENT_REJECT_BACKOFF_NS instead (a new daemon may come). */
 static void
 conn_back_off(uint64_t now)
 {
+	if (conn_rejected) {
+		conn_rejected = 0;
+		conn_next_try = now + AGENT_REJECT_BACKOFF_NS;
+		return;
+	}
 	conn_next_try = now + conn_backoff;
 	conn_backoff *= 2;
 	if (conn_backoff > AGENT_BACKOFF_MAX_NS)
@@ -241,7 +251,7 @@ conn_sent(size_t n)
 static void
 conn_config(const struct proto_msg *msg)
 {
-	uint32_t	rate;
+	uint32_t	rate, version;
 
 	rate = msg->config.rate_hz;
 	if (rate < PROTO_RATE_MIN)
@@ -256,6 +266,34 @@ conn_config(const struct proto_msg *msg)
 	AGENT_STORE(agent_config.jitter_pct, msg->config.jitter_pct);
 	AGENT_STORE(agent_config.profiling, msg->config.profiling ? 1 : 0);
 	conn_backoff = AGENT_BACKOFF_MIN_NS;
+	/* A daemon of version 2 or older does not say: it is then the
+	 * version of our hello's "version". */
+	version = msg->config.version ? msg->config.version :
+	    PROTO_VERSION_COMPAT;
+	if (version != conn_version)
+		agent_log("protocol version %u in use", version);
+	conn_version = version;
+}
+
+/*
+ * REJECT: the daemon speaks no version we do.  One line for the operator
+ * (once per process: the daemon will say the same each time), a counter,
+ * and no new attempt for AGENT_REJECT_BACKOFF_NS.
+ */
+static void
+conn_reject(const struct proto_msg *msg)
+{
+	AGENT_STAT_ADD(rejects, 1);
+	conn_rejected = 1;
+	if (conn_reject_said)
+		return;
+	conn_reject_said = 1;
+	agent_warn("profd at %s refused this agent: %.*s (profd speaks "
+	    "protocol versions %u to %u, this agent %d to %d); next try in "
+	    "%llu s", agent_ident.sock_path, (int)msg->reject.reason_len,
+	    msg->reject.reason, msg->reject.min, msg->reject.max,
+	    PROTO_VERSION_MIN, PROTO_VERSION,
+	    (unsigned long long)(AGENT_REJECT_BACKOFF_NS / 1000000000ull));
 }
 
 /*
@@ -280,23 +318,6 @@ conn_resync(uint32_t token)
 	return (0);
 }
 
-/*
- * Whether a payload that did not decode is a well-formed message of a type
- * this agent does not act on (from a newer daemon): such a message is
- * skipped rather than taken as a broken peer.
- */
-static int
-conn_foreign(const msgpack_unpacked *up, uint64_t *type)
-{
-	const msgpack_object	*root = &up->data;
-
-	if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1 ||
-	    root->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return (0);
-	*type = root->via.array.ptr[0].via.u64;
-	return (*type != PROTO_CONFIG && *type != PROTO_RESYNC);
-}
-
 /* Applies one message from the daemon; -1 with *why if the link must go.
  * Messages of other types are skipped with a log line. */
 static int
@@ -310,7 +331,8 @@ conn_handle(const char *payload, size_t len, const char **why)
 
 	msgpack_unpacked_init(&up);
 	if (proto_decode(payload, len, &up, &msg, &err) != 0) {
-		if (conn_foreign(&up, &type)) {
+		/* A newer daemon's message of a type unknown here. */
+		if (proto_skippable(&up, 1, &type)) {
 			agent_log("ignoring message %llu from the daemon",
 			    (unsigned long long)type);
 			rc = 0;
@@ -330,6 +352,10 @@ conn_handle(const char *payload, size_t len, const char **why)
 			goto out;
 		}
 		break;
+	case PROTO_REJECT:
+		conn_reject(&msg);
+		*why = "refused: no protocol version in common";
+		goto out;
 	default:
 		agent_log("ignoring message %d from the daemon", msg.type);
 		break;
@@ -494,6 +520,7 @@ conn_stats(void)
 
 	if (conn_sock == -1 || conn_buf == NULL)
 		return;
+	AGENT_STORE(agent_stats.reader, AGENT_LOAD(agent_reader_active));
 #define CONN_STAT_VALUE(name, desc) v[i++] = AGENT_LOAD(agent_stats.name);
 	PROTO_AGENT_STATS(CONN_STAT_VALUE)
 #undef CONN_STAT_VALUE

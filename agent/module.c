@@ -62,6 +62,22 @@ agent_log(const char *fmt, ...)
 	fprintf(stderr, "profagent[%ld]: %s\n", (long)getpid(), buf);
 }
 
+/* One line to stderr, debug or not. */
+void
+agent_warn(const char *fmt, ...)
+{
+	char	buf[512];
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	fprintf(stderr, "profagent[%ld]: %s\n", (long)getpid(), buf);
+}
+
 /* Frees the argv copy. */
 static void
 module_argv_free(void)

@@ -65,7 +65,16 @@ struct reader {
 	int32_t		(*line)(uintptr_t code, int32_t loc);
 	/* Interner lets go of a code object it held (gil reader: decref). */
 	void		(*forget)(uintptr_t code);
+	/*
+	 * Where the GIL's state lives, or 0; NULL for a reader that captures
+	 * without the GIL.  A reader that takes the GIL stops the thread that
+	 * was running Python: that thread now waits on a futex inside this
+	 * state, which tells it from one asleep on its own.
+	 */
+	uintptr_t	(*gil_addr)(void);
 };
+/* Bytes from gil_addr() that hold the GIL's locks and conditions. */
+#define READER_GIL_SPAN	1024
 
 /* reader.c: the agent's own code objects, left out of every stack. */
 int	reader_hide(uintptr_t code);

@@ -189,10 +189,9 @@ reader_gil_finalizing(void)
 #endif
 }
 
-/* The thread state holding the GIL now, 0 if none, 1 if unknown.  A racy
- * read of memory that lives as long as the interpreter: only a hint. */
+/* The GIL's state, or 0. */
 static uintptr_t
-reader_gil_holder(void)
+reader_gil_addr(void)
 {
 	uintptr_t	 gil = compat_gil_static();
 	PyInterpreterState *interp;
@@ -201,6 +200,16 @@ reader_gil_holder(void)
 	    (interp = PyInterpreterState_Main()) != NULL)
 		gil = __atomic_load_n((uintptr_t *)((char *)interp +
 		    compat.interp_gil), __ATOMIC_RELAXED);
+	return (gil);
+}
+
+/* The thread state holding the GIL now, 0 if none, 1 if unknown.  A racy
+ * read of memory that lives as long as the interpreter: only a hint. */
+static uintptr_t
+reader_gil_holder(void)
+{
+	uintptr_t	 gil = reader_gil_addr();
+
 	if (gil == 0)
 		return (1);
 	if (!__atomic_load_n((int *)(gil + compat.gil_locked),
@@ -373,4 +382,5 @@ const struct reader reader_gil = {
 	.fingerprint = reader_gil_fingerprint,
 	.line = reader_gil_line,
 	.forget = reader_gil_forget,
+	.gil_addr = reader_gil_addr,
 };

@@ -14,6 +14,8 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <sys/syscall.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -95,6 +97,65 @@ sampler_thread_cpu(uint64_t tid, uint64_t *ns)
 		return (-1);
 	*ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	return (0);
+}
+
+/*
+ * Whether a thread of this process is running (or runnable) now: the state
+ * field of /proc/self/task/TID/stat is 'R'.  1, 0, or -1 if unreadable.
+ * pread, not read: should the host close and reuse the descriptor between
+ * the calls, a pread on its socket or pipe fails instead of eating bytes.
+ */
+static int
+sampler_thread_running(uint64_t tid)
+{
+	char		 path[64], buf[512], *p;
+	ssize_t		 n;
+	int		 fd;
+
+	if (tid == 0 || tid > INT32_MAX)
+		return (-1);
+	snprintf(path, sizeof path, "/proc/self/task/%llu/stat",
+	    (unsigned long long)tid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return (-1);
+	n = pread(fd, buf, sizeof buf - 1, 0);
+	close(fd);
+	if (n <= 0)
+		return (-1);
+	buf[n] = '\0';
+	/* The name may hold anything, ')' too: the state follows the last. */
+	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+		return (-1);
+	return (p[2] == 'R');
+}
+
+/*
+ * Whether a thread is blocked on a futex inside [lo, hi): the system call
+ * it sleeps in and its first argument, from /proc/self/task/TID/syscall.
+ * 1, 0, or -1 if unreadable.
+ */
+static int
+sampler_thread_futex_in(uint64_t tid, uintptr_t lo, uintptr_t hi)
+{
+	char			 path[64], buf[256];
+	unsigned long long	 nr, addr;
+	ssize_t			 n;
+	int			 fd;
+
+	if (tid == 0 || tid > INT32_MAX)
+		return (-1);
+	snprintf(path, sizeof path, "/proc/self/task/%llu/syscall",
+	    (unsigned long long)tid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return (-1);
+	n = pread(fd, buf, sizeof buf - 1, 0);
+	close(fd);
+	if (n <= 0)
+		return (-1);
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llx", &nr, &addr) != 2)
+		return (0);	/* "running" or "-1 ...": not in a call */
+	return (nr == SYS_futex && addr >= lo && addr < hi);
 }
 
 /*
@@ -247,55 +308,98 @@ sampler_account_reset(void)
 }
 
 /*
+ * Whether a thread is on a CPU at this tick, decided at the capture, never
+ * from what it did since the previous tick (that would book CPU burned in
+ * one place to wherever the thread sleeps now).
+ *
+ * A thread whose CPU clock moved less than AGENT_ONCPU_MIN_NS (at most an
+ * AGENT_ONCPU_MIN_DIV-th of a period) since the previous tick is not, and
+ * costs no /proc read: this tells a thread waiting in a run queue, or
+ * holding the GIL while preempted, as one just woken from a sleep does on
+ * a busy machine, from a running one.
+ * The direct reader captures at the tick without the GIL: the thread it
+ * saw holding the GIL is running Python; any other one is running if the
+ * kernel says 'R' (a C call that released the GIL).  The gil reader
+ * captures once it has the GIL, which stops the thread that was running
+ * Python: the one that held the GIL when the tick asked for it and now
+ * waits on a futex in the GIL's state (not one that let it go to sleep,
+ * nor one that was already waiting for it).
+ */
+static int
+sampler_oncpu(const struct reader_thread *t,
+    const struct intern_thread_state *st, int first, int cpu_ok,
+    uint64_t cpu, uint64_t period_ns)
+{
+	uint64_t	min = period_ns / AGENT_ONCPU_MIN_DIV;
+	uintptr_t	gil;
+	int		r;
+
+	if (min > AGENT_ONCPU_MIN_NS)
+		min = AGENT_ONCPU_MIN_NS;
+	if (cpu_ok && !first && cpu < st->last_cpu_ns + min)
+		return (0);
+	if (t->gil == 1 && sampler_reader->gil_addr == NULL)
+		return (1);
+	if ((r = sampler_thread_running(t->native_id)) == 1)
+		return (1);
+	if (sampler_reader->gil_addr != NULL && t->gil != 0 &&
+	    (gil = sampler_reader->gil_addr()) != 0 &&
+	    sampler_thread_futex_in(t->native_id, gil, gil +
+	    READER_GIL_SPAN) == 1)
+		return (1);
+	if (r == 0)
+		return (0);
+	/* No /proc: the CPU clock moved, the best guess left. */
+	return (cpu_ok && !first && cpu > st->last_cpu_ns);
+}
+
+/*
  * Decides whether a thread is sampled this tick in `mode`, and with which
  * weight and flags; updates its state.  1 to sample it, 0 to skip.
+ *
+ * In cpu mode a thread on a CPU at the tick is sampled with the period as
+ * its weight: the expected samples of a function are its CPU time times
+ * the rate, and the weights sum to the CPU time (less what missed ticks
+ * missed, alike for every stack).  Not the time since the previous tick:
+ * the sampler is late exactly when threads wake up and compete for the
+ * CPU, which would weigh those wake-ups more.
  */
 static int
 sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
     uint32_t mode, uint64_t now, uint64_t period_ns, uint64_t *weight_us,
     uint32_t *flags)
 {
-	uint64_t	cpu = 0, w;
+	uint64_t	cpu = 0, w, tick;
 	int		cpu_ok, first, oncpu, take;
 
 	cpu_ok = sampler_thread_cpu(t->native_id, &cpu) == 0;
 	first = st->seen_gen != sampler_profile_gen;
-	oncpu = cpu_ok && !first && cpu > st->last_cpu_ns;
+	oncpu = sampler_oncpu(t, st, first, cpu_ok, cpu, period_ns);
 	*flags = oncpu ? PROTO_SAMPLE_ONCPU : 0;
 	if (t->gil == 1)
 		*flags |= PROTO_SAMPLE_GIL;
+	tick = sampler_last_tick_ns == 0 || now <= sampler_last_tick_ns ?
+	    period_ns : now - sampler_last_tick_ns;
 	switch (mode) {
 	case PROTO_MODE_CPU:
 		take = oncpu;
-		w = take ? (cpu - st->cpu_carry_ns) / 1000 : 0;
+		w = period_ns / 1000;
 		break;
 	case PROTO_MODE_GIL:
 		/* Without a GIL flag from the reader, the threads that ran
 		 * are the best guess of who held it. */
 		take = t->gil == 1 || (t->gil < 0 && oncpu);
-		w = (now - sampler_last_tick_ns) / 1000;
-		if (sampler_last_tick_ns == 0 || first)
-			w = period_ns / 1000;
+		w = first ? period_ns / 1000 : tick / 1000;
 		break;
 	default:
 		take = 1;
 		w = first ? period_ns / 1000 : (now - st->last_ns) / 1000;
 		break;
 	}
-	if (mode == PROTO_MODE_CPU && take) {
-		/* Whole microseconds are reported; the rest carries over. */
-		if (w == 0)
-			take = 0;
-		else if (w > AGENT_MAX_WEIGHT_US) {
-			w = AGENT_MAX_WEIGHT_US;
-			st->cpu_carry_ns = cpu;
-		} else
-			st->cpu_carry_ns += w * 1000;
-	} else
-		st->cpu_carry_ns = cpu;
 	st->seen_gen = sampler_profile_gen;
 	st->last_ns = now;
-	st->last_cpu_ns = cpu;
+	if (cpu_ok)
+		st->last_cpu_ns = cpu;
 	if (w > AGENT_MAX_WEIGHT_US)
 		w = AGENT_MAX_WEIGHT_US;
 	if (w == 0)

@@ -25,6 +25,8 @@ const struct cmd_entry cmd_status_entry = {
 	.help =
 	    "  -f, --format FMT   table (default): a summary line and one row "
 	    "per agent:\n"
+	    "                     PPID its parent, MODE and READER those in "
+	    "effect,\n"
 	    "                     RATE is asked/achieved Hz, CPU/SAMPLE the "
 	    "sampler\n"
 	    "                     thread's CPU time per captured stack, STATE "
@@ -37,12 +39,12 @@ const struct cmd_entry cmd_status_entry = {
 };
 
 static const char *const cmd_status_headers[] = {
-	"PID", "SERVICE", "PYTHON", "STATE", "PROFILING", "RATE", "SAMPLES",
-	"DROPPED", "INVALID", "CPU/SAMPLE", "CMD"
+	"PID", "PPID", "SERVICE", "PYTHON", "STATE", "PROFILING", "MODE",
+	"READER", "RATE", "SAMPLES", "DROPPED", "INVALID", "CPU/SAMPLE", "CMD"
 };
 #define CMD_STATUS_NCOLS \
 	(sizeof cmd_status_headers / sizeof cmd_status_headers[0])
-static const char cmd_status_align[] = "rlllllrrrrl";
+static const char cmd_status_align[] = "rrllllllrrrrrl";
 
 /* Gets an uint from a map, 0 when absent. */
 static uint64_t
@@ -120,7 +122,9 @@ cmd_status_agent(struct render_table *t, const msgpack_object *o)
 {
 	const msgpack_object_map	*m, *stats = NULL;
 	const msgpack_object		*so;
-	char				 pid[24], service[CMD_STATUS_FIELD];
+	char				 pid[24], ppid[24];
+	char				 mode[32], reader[32];
+	char				 service[CMD_STATUS_FIELD];
 	char				 python[CMD_STATUS_FIELD], rate[48];
 	char				 samples[24], dropped[24], invalid[24];
 	char				 cpu[32], *cmd, *sp;
@@ -138,6 +142,9 @@ cmd_status_agent(struct render_table *t, const msgpack_object *o)
 	profiling = cmd_status_bool(m, "profiling");
 
 	snprintf(pid, sizeof pid, "%" PRIu64, cmd_status_uint(m, "pid"));
+	snprintf(ppid, sizeof ppid, "%" PRIu64, cmd_status_uint(m, "ppid"));
+	cmd_status_str(m, "mode", mode, sizeof mode, "-");
+	cmd_status_str(m, "reader", reader, sizeof reader, "-");
 	cmd_status_str(m, "service", service, sizeof service, "-");
 	cmd_status_str(m, "python", python, sizeof python, "-");
 	if ((sp = strchr(python, ' ')) != NULL)
@@ -164,16 +171,19 @@ cmd_status_agent(struct render_table *t, const msgpack_object *o)
 		return (-1);
 
 	cells[0] = pid;
-	cells[1] = service;
-	cells[2] = python;
-	cells[3] = connected ? "connected" : "gone";
-	cells[4] = profiling ? "on" : "off";
-	cells[5] = rate;
-	cells[6] = samples;
-	cells[7] = dropped;
-	cells[8] = invalid;
-	cells[9] = cpu;
-	cells[10] = cmd;
+	cells[1] = ppid;
+	cells[2] = service;
+	cells[3] = python;
+	cells[4] = connected ? "connected" : "gone";
+	cells[5] = profiling ? "on" : "off";
+	cells[6] = mode;
+	cells[7] = reader;
+	cells[8] = rate;
+	cells[9] = samples;
+	cells[10] = dropped;
+	cells[11] = invalid;
+	cells[12] = cpu;
+	cells[13] = cmd;
 	r = render_table_add(t, cells);
 	free(cmd);
 	return (r);

@@ -58,7 +58,8 @@ profctl_find(const char *name)
 	return (NULL);
 }
 
-/* Handles `profctl help [COMMAND]`. */
+/* Handles `profctl help [COMMAND]`; `help --help` and `help help` say
+ * what help does. */
 static int
 profctl_help(int argc, char **argv)
 {
@@ -66,6 +67,15 @@ profctl_help(int argc, char **argv)
 
 	if (argc < 2) {
 		profctl_usage(stdout);
+		return (CMD_EXIT_OK);
+	}
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)) {
+		printf("usage: profctl help [COMMAND]\n\n"
+		    "print profctl's usage and commands, or COMMAND's "
+		    "options\n\n"
+		    "COMMAND may be a unique prefix; 'profctl COMMAND --help' "
+		    "prints the same.\n");
 		return (CMD_EXIT_OK);
 	}
 	if (argc > 2) {
@@ -157,8 +167,12 @@ main(int argc, char **argv)
 		profctl_usage(stderr);
 		return (CMD_EXIT_USAGE);
 	}
-	if (strcmp(argv[0], "help") == 0)
+	if (strcmp(argv[0], "help") == 0) {
+		/* `profctl help CMD -r DIR` is a help request all the same. */
+		if ((argc = profctl_take_rundir(argc, argv, &ctx.rundir)) == -1)
+			argc = 1;
 		return (profctl_help(argc, argv));
+	}
 	if ((e = profctl_find(argv[0])) == NULL)
 		return (CMD_EXIT_USAGE);
 

@@ -119,17 +119,14 @@ registry_proc_describe(struct registry_proc *p, const struct proto_hello *h)
 	return (0);
 }
 
-/* Forgets the oldest disconnected records past the limit. */
+/* Forgets the records that departed longest ago, past the limit. */
 static void
 registry_trim(struct registry *reg)
 {
-	struct registry_proc	*p, *p1;
+	struct registry_proc	*p;
 
-	DL_FOREACH_SAFE(reg->procs, p, p1) {
-		if (reg->ngone <= reg->max_gone)
-			break;
-		if (p->connected)
-			continue;
+	while (reg->ngone > reg->max_gone && (p = reg->gone) != NULL) {
+		DL_DELETE2(reg->gone, p, gone_prev, gone_next);
 		DL_DELETE(reg->procs, p);
 		registry_proc_free(p);
 		reg->ngone--;
@@ -153,6 +150,7 @@ registry_attach(struct registry *reg, const struct proto_hello *h,
 	if (p != NULL) {
 		/* A reconnect: keep the counts, refresh the description. */
 		DL_DELETE(reg->procs, p);
+		DL_DELETE2(reg->gone, p, gone_prev, gone_next);
 		reg->ngone--;
 		reg->nprocs--;
 		p->connected = 1;
@@ -184,6 +182,7 @@ registry_detach(struct registry *reg, struct registry_proc *p)
 	p->connected = 0;
 	p->conn = NULL;
 	p->profiling = 0;
+	DL_APPEND2(reg->gone, p, gone_prev, gone_next);
 	reg->ngone++;
 	registry_trim(reg);
 }
@@ -215,6 +214,17 @@ registry_find(struct registry *reg, uint32_t pid)
 		found = p;
 	}
 	return (found);
+}
+
+/* The reader in effect: the agent's last report, else its hello's. */
+const char *
+registry_reader(const struct registry_proc *p)
+{
+	uint64_t	r = registry_stat(p, "reader");
+
+	if (r != 0 && r <= PROTO_READER_LAST)
+		return (proto_reader_name((uint32_t)r));
+	return (p->reader);
 }
 
 /* Stores the agent's counters from a PROTO_STATS map. */

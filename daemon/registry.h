@@ -1,7 +1,8 @@
 /*
  * registry.h -- the processes profd knows about: one record per agent
  * connection's process, kept after it disconnects (for `status`) up to a
- * limit, oldest disconnected dropped first.
+ * limit: the one that departed longest ago is dropped first, never by
+ * attach time (which would forget the process that just exited).
  */
 #ifndef REGISTRY_H
 #define REGISTRY_H
@@ -41,14 +42,19 @@ struct registry_proc {
 	uint32_t		 mode;
 	uint32_t		 reader_cfg;
 
+	uint32_t		 version;	/* protocol negotiated */
+
 	uint64_t		 samples;	/* received by the daemon */
 	uint64_t		 stats[REGISTRY_NSTATS];	/* PROTO_STATS */
 
 	struct registry_proc	*prev, *next;	/* utlist, oldest first */
+	/* While disconnected: the gone list, longest departed first. */
+	struct registry_proc	*gone_prev, *gone_next;
 };
 
 struct registry {
-	struct registry_proc	*procs;
+	struct registry_proc	*procs;		/* by attach time */
+	struct registry_proc	*gone;		/* by departure time */
 	size_t			 nprocs;
 	size_t			 ngone;		/* disconnected ones */
 	size_t			 max_gone;
@@ -68,6 +74,8 @@ struct registry_proc *registry_find(struct registry *, uint32_t pid);
 /* The connected process with a pid, or NULL. */
 struct registry_proc *registry_find_connected(struct registry *,
 		     uint32_t pid);
+/* The reader in effect: the agent's last report, else its hello's. */
+const char	*registry_reader(const struct registry_proc *);
 /* Stores the agent's counters from a PROTO_STATS map. */
 void		 registry_set_stats(struct registry_proc *,
 		     const msgpack_object_map *);

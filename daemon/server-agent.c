@@ -48,6 +48,7 @@ static const enum store_kind server_agent_store_kinds[AGENT_NKINDS] = {
 
 static void	server_agent_close(struct agent_conn *);
 static void	server_agent_deadline_cb(evutil_socket_t, short, void *);
+static void	server_agent_event_cb(struct bufferevent *, short, void *);
 
 /* Agent connections of each user but root and our own: a short list, as
  * few users run Python processes on one host.  Event loop thread only. */
@@ -337,8 +338,9 @@ server_agent_configure(struct agent_conn *c, int profiling, uint32_t rate_hz,
 	if (c->closing || c->proc == NULL)
 		return (-1);
 	proto_sink_init_fixed(&sink, buf, sizeof buf);
-	if (proto_send_config(&sink, profiling, rate_hz, mode, reader,
-	    jitter_pct) != 0)
+	if ((c->version >= 3 ? proto_send_config_v3(&sink, profiling, rate_hz,
+	    mode, reader, jitter_pct, c->version) : proto_send_config(&sink,
+	    profiling, rate_hz, mode, reader, jitter_pct)) != 0)
 		return (-1);
 	if (evbuffer_get_length(c->out) + sink.len > AGENT_MAX_OUTPUT) {
 		/* It does not read what we send: let it go. */
@@ -460,39 +462,88 @@ server_agent_identify(struct agent_conn *c, struct proto_hello *h)
 	return (0);
 }
 
+/* Closes a rejected connection once its REJECT is written. */
+static void
+server_agent_rejected_cb(struct bufferevent *bev, void *arg)
+{
+	struct agent_conn	*c = arg;
+
+	if (evbuffer_get_length(c->out) == 0)
+		server_agent_close(c);
+}
+
+/*
+ * A hello with no protocol version in common: one log line, a counter, a
+ * REJECT saying which versions profd speaks, and the connection closes
+ * once that is written (an agent of version 3 or later then stays away for
+ * minutes rather than reconnecting in a loop).
+ */
+static void
+server_agent_reject(struct agent_conn *c, const struct proto_hello *h)
+{
+	struct proto_sink	sink;
+	char			buf[256], reason[128];
+	struct timeval		tv = { (time_t)server_limits.hello_timeout_s,
+				    0 };
+
+	snprintf(reason, sizeof reason, "protocol versions %llu to %llu; "
+	    "profd speaks %d to %d", (unsigned long long)h->version_min,
+	    (unsigned long long)h->version_max, PROTO_VERSION_MIN,
+	    PROTO_VERSION);
+	daemon_stats.agents_incompatible++;
+	log_warn("agent pid %llu: %s; rejected", (unsigned long long)h->pid,
+	    reason);
+	c->rejected = 1;
+	c->closing = 1;
+	proto_sink_init_fixed(&sink, buf, sizeof buf);
+	if (proto_send_reject(&sink, PROTO_VERSION_MIN, PROTO_VERSION,
+	    reason) != 0 || evbuffer_add(c->out, sink.data, sink.len) != 0 ||
+	    c->bev == NULL) {
+		server_agent_close_later(c);
+		return;
+	}
+	/* Written, then closed; a peer that does not read gets the timeout. */
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setcb(c->bev, NULL, server_agent_rejected_cb,
+	    server_agent_event_cb, c);
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+}
+
 /* Handles the hello: registers the process and sends it the config. */
 static int
 server_agent_hello(struct agent_conn *c, const struct proto_hello *claimed)
 {
 	struct proto_hello	 hello = *claimed, *h = &hello;
 	char			 name[64];
+	uint32_t		 version;
 
 	if (c->proc != NULL)
 		return (server_agent_fail(c, "second hello"));
-	if (h->version < PROTO_VERSION_MIN || h->version > PROTO_VERSION)
-		return (server_agent_fail(c, "protocol version %llu, profd "
-		    "speaks %d to %d", (unsigned long long)h->version,
-		    PROTO_VERSION_MIN, PROTO_VERSION));
 	if (server_agent_identify(c, h) != 0)
 		return (-1);
+	if (proto_negotiate(h, &version) != 0) {
+		server_agent_reject(c, h);
+		return (0);
+	}
 	if (h->pid == 0 || h->pid > UINT32_MAX)
 		return (server_agent_fail(c, "bad pid %llu",
 		    (unsigned long long)h->pid));
 	c->pid = (uint32_t)h->pid;
-	c->version = (uint32_t)h->version;
+	c->version = version;
 	c->proc = registry_attach(server_registry, h, c);
 	if (c->proc == NULL)
 		return (server_agent_fail(c, "out of memory for hello"));
 	c->proc->uid = c->have_peer ? (uint32_t)c->peer_uid : UINT32_MAX;
+	c->proc->version = version;
 	if ((c->instance = server_agent_instance(c)) == 0)
 		return (server_agent_fail(c, "store full: no room for a new "
 		    "process"));
 	if (c->bev != NULL)
 		bufferevent_set_timeouts(c->bev, NULL, NULL);
-	log_info("%s attached (ppid %u, service '%s', python %s, %u args%s)",
-	    server_agent_name(c, name, sizeof name), c->proc->ppid,
-	    c->proc->service, c->proc->python, c->proc->argc,
-	    c->have_peer ? "" : ", unchecked");
+	log_info("%s attached (ppid %u, service '%s', python %s, %u args, "
+	    "protocol %u%s)", server_agent_name(c, name, sizeof name),
+	    c->proc->ppid, c->proc->service, c->proc->python, c->proc->argc,
+	    c->version, c->have_peer ? "" : ", unchecked");
 	/* Joins a running profile at once. */
 	server_agent_configure(c, server_profile.profiling,
 	    server_profile.rate_hz, server_profile.mode,
@@ -669,15 +720,24 @@ server_agent_message(struct agent_conn *c, const char *payload, size_t len)
 	msgpack_unpacked	 up;
 	struct proto_msg	 msg;
 	const char		*err = NULL;
+	uint64_t		 type;
 	int			 rc;
 
 	daemon_stats.messages_received++;
 	msgpack_unpacked_init(&up);
 	memset(&msg, 0, sizeof msg);
 	if (proto_decode(payload, len, &up, &msg, &err) != 0) {
-		daemon_stats.bad_frames++;
-		rc = server_agent_fail(c, "bad frame: %s",
-		    err != NULL ? err : "undecodable");
+		if (c->proc != NULL && proto_skippable(&up, 0, &type)) {
+			/* A newer agent's optional message. */
+			daemon_stats.messages_skipped++;
+			log_debug("agent pid %u: skipping optional message "
+			    "type %llu", c->pid, (unsigned long long)type);
+			rc = 0;
+		} else {
+			daemon_stats.bad_frames++;
+			rc = server_agent_fail(c, "bad frame: %s",
+			    err != NULL ? err : "undecodable");
+		}
 	} else if ((rc = server_agent_dispatch(c, &msg)) != 0 &&
 	    !c->resource_error) {
 		daemon_stats.bad_frames++;
@@ -713,6 +773,8 @@ server_agent_input(struct agent_conn *c, const char *buf, size_t len,
 			return (-1);
 		}
 		off += frame_len;
+		if (c->closing)
+			break;		/* rejected: nothing more is read */
 	}
 	*used = off;
 	return (0);

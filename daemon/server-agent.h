@@ -51,7 +51,8 @@ struct agent_conn {
 	pid_t			 peer_pid;	/* 0: in another pid namespace */
 	uid_t			 peer_uid;
 	uint32_t		 pid;
-	uint32_t		 version;	/* of its hello */
+	uint32_t		 version;	/* negotiated at its hello */
+	int			 rejected;	/* REJECT sent: closing */
 	uint32_t		 resync_token;	/* of the RESYNC sent */
 	int			 resync_pending; /* its ack not yet seen */
 	uint32_t		 instance;	/* store instance id */

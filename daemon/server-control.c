@@ -402,7 +402,7 @@ server_control_status(struct control_args *a, struct proto_sink *sink)
 	proto_pack_cstr(pk, "agents");
 	msgpack_pack_array(pk, server_registry->nprocs);
 	DL_FOREACH(server_registry->procs, p) {
-		msgpack_pack_map(pk, 17);
+		msgpack_pack_map(pk, 18);
 		proto_pack_cstr(pk, "pid");
 		msgpack_pack_uint32(pk, p->pid);
 		proto_pack_cstr(pk, "ppid");
@@ -421,7 +421,9 @@ server_control_status(struct control_args *a, struct proto_sink *sink)
 		else
 			msgpack_pack_uint32(pk, p->uid);
 		proto_pack_cstr(pk, "reader");
-		proto_pack_cstr(pk, p->reader);
+		proto_pack_cstr(pk, registry_reader(p));
+		proto_pack_cstr(pk, "protocol");
+		msgpack_pack_uint32(pk, p->version);
 		proto_pack_cstr(pk, "start_ns");
 		msgpack_pack_uint64(pk, p->start_ns);
 		proto_pack_cstr(pk, "connected");

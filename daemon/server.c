@@ -54,6 +54,9 @@ static uint64_t		 server_last_sweep_ns;
 static uint64_t		 server_last_persist_ns;
 static uint64_t		 server_last_trim_ns;
 static uint64_t		 server_freed;		/* as of the last trim */
+static uint64_t		 server_watchdog_ns;	/* ping period; 0: no watchdog */
+static uint64_t		 server_last_ping_ns;
+static uint64_t		 server_tick_ns;	/* housekeeping period */
 
 struct server_listener {
 	const char		*kind;		/* "agent" or "control" */
@@ -268,11 +271,21 @@ server_need_room(void *arg)
 	freed_last = sc.reclaimed - before;
 }
 
-/* The housekeeping timer. */
+/* The housekeeping timer; also tells systemd's watchdog the loop runs. */
 static void
 server_tick_cb(evutil_socket_t fd, short events, void *arg)
 {
-	server_housekeep(server_now_ns(), 0);
+	uint64_t	now = server_now_ns();
+
+	server_housekeep(now, 0);
+	/* Half a tick early: a tick a hair short of the period must not
+	 * put the ping off by a whole tick. */
+	if (server_watchdog_ns != 0 &&
+	    now - server_last_ping_ns + server_tick_ns / 2 >=
+	    server_watchdog_ns) {
+		server_last_ping_ns = now;
+		sd_notify(0, "WATCHDOG=1");
+	}
 }
 
 /* Creates the shared state. */
@@ -283,6 +296,7 @@ server_init(struct event_base *base, const struct server_limits *lim,
 	struct store_config	cfg;
 	struct timeval		tick = { STORE_TICK_MS / 1000,
 				    (STORE_TICK_MS % 1000) * 1000 };
+	uint64_t		wd_us;
 	size_t			i;
 
 	snprintf(err, errlen, "runtime directory path %s too long or out of "
@@ -330,6 +344,22 @@ server_init(struct event_base *base, const struct server_limits *lim,
 	}
 	/* Only now: a sweep while definitions are loaded would free them. */
 	store_set_room_hook(server_store, server_need_room, NULL);
+	/* Under WatchdogSec=, ping at half the interval, ticking that often
+	 * if the interval is shorter than two ticks. */
+	server_watchdog_ns = 0;
+	if (base != NULL && sd_watchdog_enabled(0, &wd_us) > 0 &&
+	    wd_us / 2 >= SERVER_WATCHDOG_MIN_US) {
+		server_watchdog_ns = wd_us / 2 * 1000;
+		server_last_ping_ns = 0;
+		if (wd_us / 2 < (uint64_t)STORE_TICK_MS * 1000) {
+			tick.tv_sec = wd_us / 2 / 1000000;
+			tick.tv_usec = wd_us / 2 % 1000000;
+		}
+		log_info("watchdog: ping every %llu ms",
+		    (unsigned long long)(wd_us / 2 / 1000));
+	}
+	server_tick_ns = (uint64_t)tick.tv_sec * 1000000000 +
+	    (uint64_t)tick.tv_usec * 1000;
 	if (base != NULL) {
 		server_tick_ev = event_new(base, -1, EV_PERSIST, server_tick_cb,
 		    NULL);

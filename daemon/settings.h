@@ -77,6 +77,8 @@
 #define DEFAULT_PERSIST_S	10		/* write the open buckets */
 #define SERVER_TRIM_S		10		/* return freed memory, at most */
 #define SERVER_MMAP_THRESHOLD	(256 << 10)	/* allocations mapped alone */
+/* Shortest WATCHDOG=1 period honoured (half of systemd's WatchdogSec=). */
+#define SERVER_WATCHDOG_MIN_US	10000
 /* An agent connection whose maps pin more ids than this that no bucket
  * uses is asked to define again what it uses (PROTO_RESYNC). */
 #define DEFAULT_RESYNC_IDS	4096

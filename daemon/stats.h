@@ -32,6 +32,8 @@
 	X(memory_closes, "peers closed over the connections' memory budget") \
 	X(conn_bytes, "bytes held by connections' tables and buffers")	\
 	X(alloc_failures, "allocations that failed, answered by a close")	\
+	X(agents_incompatible, "agents refused: no protocol version in common") \
+	X(messages_skipped, "optional agent messages of unknown types skipped") \
 	X(output_overflows, "peers closed for not reading replies")	\
 	X(bytes_received, "bytes received from agents")			\
 	X(messages_received, "messages received from agents")		\

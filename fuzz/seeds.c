@@ -116,6 +116,16 @@ main(int argc, char **argv)
 	seeds_write(argv[1], "config", &sk);
 
 	sk.len = 0;
+	proto_send_config_v3(&sk, 1, 1000, PROTO_MODE_CPU, PROTO_READER_DIRECT,
+	    10, PROTO_VERSION);
+	seeds_write(argv[1], "config-v3", &sk);
+
+	sk.len = 0;
+	proto_send_reject(&sk, PROTO_VERSION_MIN, PROTO_VERSION,
+	    "protocol versions 9 to 12");
+	seeds_write(argv[1], "reject", &sk);
+
+	sk.len = 0;
 	proto_send_resync(&sk, 1);
 	seeds_write(argv[1], "resync", &sk);
 

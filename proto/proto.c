@@ -203,8 +203,10 @@ proto_send_hello(struct proto_sink *sink, const struct proto_hello *h,
 	if (argc > PROTO_MAX_ARGV)
 		argc = PROTO_MAX_ARGV;
 	start = proto_begin(sink, PROTO_HELLO, 1);
-	msgpack_pack_map(pk, 9);
-	proto_pack_kv_uint(pk, "version", PROTO_VERSION);
+	msgpack_pack_map(pk, 11);
+	proto_pack_kv_uint(pk, "version", PROTO_VERSION_COMPAT);
+	proto_pack_kv_uint(pk, "version_min", PROTO_VERSION_MIN);
+	proto_pack_kv_uint(pk, "version_max", PROTO_VERSION);
 	proto_pack_kv_uint(pk, "pid", h->pid);
 	proto_pack_kv_uint(pk, "ppid", h->ppid);
 	proto_pack_kv_uint(pk, "start_ns", h->start_ns);
@@ -336,14 +338,15 @@ proto_send_stats(struct proto_sink *sink, const uint64_t *values)
 	return (proto_end(sink, start));
 }
 
-/* Encodes a daemon -> agent configuration. */
-int
-proto_send_config(struct proto_sink *sink, int profiling, uint32_t rate_hz,
-    uint32_t mode, uint32_t reader, uint32_t jitter_pct)
+/* Encodes a configuration of 5 fields (v1, v2) or 6 (v3: version > 0). */
+static int
+proto_send_config_fields(struct proto_sink *sink, int profiling,
+    uint32_t rate_hz, uint32_t mode, uint32_t reader, uint32_t jitter_pct,
+    uint32_t version)
 {
 	size_t	start;
 
-	start = proto_begin(sink, PROTO_CONFIG, 5);
+	start = proto_begin(sink, PROTO_CONFIG, version > 0 ? 6 : 5);
 	if (profiling)
 		msgpack_pack_true(&sink->pk);
 	else
@@ -352,6 +355,42 @@ proto_send_config(struct proto_sink *sink, int profiling, uint32_t rate_hz,
 	msgpack_pack_uint32(&sink->pk, mode);
 	msgpack_pack_uint32(&sink->pk, reader);
 	msgpack_pack_uint32(&sink->pk, jitter_pct);
+	if (version > 0)
+		msgpack_pack_uint32(&sink->pk, version);
+	return (proto_end(sink, start));
+}
+
+/* Encodes a daemon -> agent configuration, as versions 1 and 2 know it. */
+int
+proto_send_config(struct proto_sink *sink, int profiling, uint32_t rate_hz,
+    uint32_t mode, uint32_t reader, uint32_t jitter_pct)
+{
+	return (proto_send_config_fields(sink, profiling, rate_hz, mode,
+	    reader, jitter_pct, 0));
+}
+
+/* Encodes a version 3 configuration: the version in use comes last. */
+int
+proto_send_config_v3(struct proto_sink *sink, int profiling,
+    uint32_t rate_hz, uint32_t mode, uint32_t reader, uint32_t jitter_pct,
+    uint32_t version)
+{
+	return (proto_send_config_fields(sink, profiling, rate_hz, mode,
+	    reader, jitter_pct, version > 0 ? version : PROTO_VERSION));
+}
+
+/* Encodes a refusal: no version in common. */
+int
+proto_send_reject(struct proto_sink *sink, uint32_t min, uint32_t max,
+    const char *reason)
+{
+	size_t	start;
+
+	start = proto_begin(sink, PROTO_REJECT, 3);
+	msgpack_pack_uint32(&sink->pk, min);
+	msgpack_pack_uint32(&sink->pk, max);
+	proto_pack_str(&sink->pk, reason ? reason : "",
+	    reason ? strlen(reason) : 0);
 	return (proto_end(sink, start));
 }
 
@@ -564,12 +603,18 @@ proto_decode_hello(const msgpack_object *o, struct proto_hello *h,
 		return (-1);
 	}
 	map = &o->via.map;
+	/* Whether the versions fit is for proto_negotiate() to say. */
 	if (proto_map_uint(map, "version", &h->version) != 0) {
 		*err = "hello has no version";
 		return (-1);
 	}
-	if (h->version < PROTO_VERSION_MIN || h->version > PROTO_VERSION) {
-		*err = "unsupported protocol version";
+	h->version_min = h->version_max = h->version;
+	if ((proto_map_get(map, "version_min") != NULL &&
+	    proto_map_uint(map, "version_min", &h->version_min) != 0) ||
+	    (proto_map_get(map, "version_max") != NULL &&
+	    proto_map_uint(map, "version_max", &h->version_max) != 0) ||
+	    h->version_min > h->version_max) {
+		*err = "hello has a bad version range";
 		return (-1);
 	}
 	if (proto_map_uint(map, "pid", &h->pid) != 0 || h->pid == 0 ||
@@ -717,6 +762,7 @@ proto_nfields(uint64_t type)
 	case PROTO_RESYNC_ACK:	return (1);
 	case PROTO_CONFIG:	return (5);
 	case PROTO_RESYNC:	return (1);
+	case PROTO_REJECT:	return (3);
 	case PROTO_REQUEST:	return (2);
 	case PROTO_REPLY:	return (2);
 	}
@@ -848,7 +894,8 @@ proto_decode(const char *payload, size_t len, msgpack_unpacked *up,
 		*err = "unknown message type";
 		return (-1);
 	}
-	if (root->via.array.size != (uint32_t)n + 1) {
+	/* Fields added by a newer version come last: skip them. */
+	if (root->via.array.size < (uint32_t)n + 1) {
 		*err = "wrong number of fields";
 		return (-1);
 	}
@@ -912,6 +959,17 @@ proto_decode(const char *payload, size_t len, msgpack_unpacked *up,
 		    proto_get_u32(&f[4], PROTO_JITTER_MAX,
 		    &msg->config.jitter_pct) != 0)
 			goto bad;
+		/* v3: the version in use (a 5-field CONFIG: not said). */
+		if (root->via.array.size > 6 && proto_get_u32(&f[5],
+		    UINT32_MAX, &msg->config.version) != 0)
+			goto bad;
+		return (0);
+	case PROTO_REJECT:
+		if (proto_get_u32(&f[0], UINT32_MAX, &msg->reject.min) != 0 ||
+		    proto_get_u32(&f[1], UINT32_MAX, &msg->reject.max) != 0 ||
+		    proto_get_str(&f[2], PROTO_MAX_STRING, &msg->reject.reason,
+		    &msg->reject.reason_len) != 0)
+			goto bad;
 		return (0);
 	case PROTO_RESYNC:
 	case PROTO_RESYNC_ACK:
@@ -936,6 +994,40 @@ proto_decode(const char *payload, size_t len, msgpack_unpacked *up,
 bad:
 	*err = "bad field in message";
 	return (-1);
+}
+
+/* The highest version both ends of a hello speak. */
+int
+proto_negotiate(const struct proto_hello *h, uint32_t *version)
+{
+	uint64_t	lo, hi;
+
+	lo = h->version_min > PROTO_VERSION_MIN ? h->version_min :
+	    PROTO_VERSION_MIN;
+	hi = h->version_max < PROTO_VERSION ? h->version_max : PROTO_VERSION;
+	if (lo > hi)
+		return (-1);
+	*version = (uint32_t)hi;
+	return (0);
+}
+
+/* Whether a refused payload is an unknown type its receiver may skip. */
+int
+proto_skippable(const msgpack_unpacked *up, int to_agent, uint64_t *type)
+{
+	const msgpack_object	*root = &up->data;
+	uint64_t		 t;
+
+	if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1 ||
+	    root->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return (0);
+	t = root->via.array.ptr[0].via.u64;
+	if (proto_nfields(t) >= 0)
+		return (0);	/* known: its fields were bad */
+	*type = t;
+	if (to_agent)
+		return (t >= 200 && t < 300);
+	return (t >= PROTO_OPTIONAL_MIN && t <= PROTO_OPTIONAL_MAX);
 }
 
 /* Name of a mode, or "?" */

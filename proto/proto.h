@@ -28,6 +28,32 @@
  * new numbering anyway).  A version 1 agent never gets RESYNC: the daemon
  * closes such a connection instead, and the agent reconnects and defines
  * everything again.
+ *
+ * Versions and compatibility (version 3).  Upgrades roll: agents and
+ * daemons of different releases meet, so each side speaks a range of
+ * versions and they use the highest both speak.
+ *  - The hello carries "version_min" and "version_max", the agent's range,
+ *    and "version", the one version a daemon older than ranges (version 2
+ *    and before) takes literally: PROTO_VERSION_COMPAT.  A hello with only
+ *    "version" (versions 1 and 2) is the range [version, version].
+ *  - The daemon uses min(version_max, PROTO_VERSION) when that is at least
+ *    max(version_min, PROTO_VERSION_MIN).  It tells a version 3 agent the
+ *    version in use as CONFIG's sixth field, and sends messages and fields
+ *    of version N only to agents that negotiated N or more.
+ *  - Otherwise it answers REJECT [202, daemon_min, daemon_max, reason],
+ *    logs one line, counts it (agents_incompatible) and closes once the
+ *    REJECT is written.  An agent given REJECT logs one line and stays
+ *    away for AGENT_REJECT_BACKOFF_NS (minutes), not a reconnect loop.
+ *  - Fields are only ever added at the end of a message; a decoder takes
+ *    the fields it knows and skips any after them.  Unknown map keys (the
+ *    hello, STATS, requests) are ignored.
+ *  - Message types an agent does not know (from a newer daemon) are
+ *    skipped: every daemon -> agent type is optional to the agent.
+ *  - Agent -> daemon types PROTO_OPTIONAL_MIN..PROTO_OPTIONAL_MAX are
+ *    optional: a daemon that does not know one skips it (counted,
+ *    messages_skipped).  Any other unknown type is a protocol error, so a
+ *    newer agent puts a message a daemon may not ignore below 150 and only
+ *    sends it once the daemon has negotiated its version.
  */
 #ifndef PROTO_H
 #define PROTO_H
@@ -38,8 +64,9 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION 2		/* what an agent's hello says */
-#define PROTO_VERSION_MIN 1	/* the oldest hello a daemon accepts */
+#define PROTO_VERSION 3		/* the newest version spoken here */
+#define PROTO_VERSION_MIN 1	/* the oldest version spoken here */
+#define PROTO_VERSION_COMPAT 2	/* "version" of a hello, for old daemons */
 
 /* Limits.  Every one is checked by the decoder; a peer over one is closed. */
 #define PROTO_HEADER_SIZE	4		/* length prefix */
@@ -72,13 +99,17 @@ enum proto_type {
 	PROTO_STATS = 107,	/* [107, {counter name: uint}] */
 	PROTO_RESYNC_ACK = 108,	/* [108, token]: ids numbered anew from here
 				    (v2) */
+	/* 150..199: optional agent -> daemon messages (see above). */
 
 	/* 200s: daemon -> agent. */
 	PROTO_CONFIG = 200,	/* [200, profiling, rate_hz, mode, reader,
-				    jitter_pct] */
+				    jitter_pct] and, to v3 agents,
+				    [..., version in use] */
 	PROTO_RESYNC = 201,	/* [201, token]: forget every wire id of this
 				    connection; define again what you use
 				    next (v2 agents only) */
+	PROTO_REJECT = 202,	/* [202, daemon_min, daemon_max, reason]:
+				    no common version; closing (v3) */
 
 	/* 300s: profctl -> daemon. */
 	PROTO_REQUEST = 300,	/* [300, command str, {arg map}] */
@@ -86,8 +117,11 @@ enum proto_type {
 	/* 400s: daemon -> profctl. */
 	PROTO_REPLY = 400,	/* [400, ok bool, body (map, or error str)] */
 };
+#define PROTO_OPTIONAL_MIN 150	/* agent -> daemon types a daemon may skip */
+#define PROTO_OPTIONAL_MAX 199
 
-/* Hello map keys: "version" uint, "pid" uint, "ppid" uint, "host" str,
+/* Hello map keys: "version" uint, "version_min" uint, "version_max" uint
+ * (v3), "pid" uint, "ppid" uint, "host" str,
  * "service" str, "python" str, "start_ns" uint (CLOCK_REALTIME),
  * "reader" str, "argv" [str...]. */
 
@@ -129,12 +163,16 @@ enum proto_reader {
 	X(sample_bytes, "bytes of sample records encoded")		\
 	X(connects, "connections made to the daemon")			\
 	X(resyncs, "wire ids renumbered at the daemon's request")	\
+	X(rejects, "connections the daemon refused: no common version") \
 	X(rate_hz, "sampling rate asked, Hz")				\
-	X(achieved_mhz, "sampling rate achieved, milli-Hz")
+	X(achieved_mhz, "sampling rate achieved, milli-Hz")		\
+	X(reader, "stack reader in effect: 1 gil, 2 direct")
 
 /* Decoded messages.  Pointers point into the msgpack zone of the decode. */
 struct proto_hello {
 	uint64_t	 version;
+	uint64_t	 version_min;	/* "version" when absent */
+	uint64_t	 version_max;	/* "version" when absent */
 	uint64_t	 pid;
 	uint64_t	 ppid;
 	uint64_t	 start_ns;
@@ -180,7 +218,12 @@ struct proto_msg {
 			uint32_t mode;
 			uint32_t reader;
 			uint32_t jitter_pct;
+			uint32_t version;	/* 0: not said (v1, v2) */
 		} config;
+		struct {
+			uint32_t min, max;
+			const char *reason; uint32_t reason_len;
+		} reject;
 		struct { uint32_t token; } resync;	/* and its ack */
 		struct {
 			const char *command; uint32_t command_len;
@@ -260,6 +303,25 @@ int	proto_send_samples(struct proto_sink *, uint64_t base_ns,
 int	proto_send_stats(struct proto_sink *, const uint64_t *values);
 int	proto_send_config(struct proto_sink *, int profiling, uint32_t rate_hz,
 	    uint32_t mode, uint32_t reader, uint32_t jitter_pct);
+/* The version 3 CONFIG: the same, then the version in use. */
+int	proto_send_config_v3(struct proto_sink *, int profiling,
+	    uint32_t rate_hz, uint32_t mode, uint32_t reader,
+	    uint32_t jitter_pct, uint32_t version);
+/* REJECT: this side's version range and why. */
+int	proto_send_reject(struct proto_sink *, uint32_t min, uint32_t max,
+	    const char *reason);
+/*
+ * The version both ends of a hello speak (see "Versions" above): 0, or -1
+ * when they have none in common.
+ */
+int	proto_negotiate(const struct proto_hello *, uint32_t *version);
+/*
+ * Whether a payload that proto_decode() refused is a well-formed message
+ * of a type this build does not know that its receiver may skip (see
+ * "Versions" above); sets *type.  `to_agent`: the receiver is an agent.
+ */
+int	proto_skippable(const msgpack_unpacked *, int to_agent,
+	    uint64_t *type);
 /* RESYNC (daemon -> agent) and its RESYNC_ACK (agent -> daemon). */
 int	proto_send_resync(struct proto_sink *, uint32_t token);
 int	proto_send_resync_ack(struct proto_sink *, uint32_t token);

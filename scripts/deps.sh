@@ -2,13 +2,16 @@
 # deps.sh -- installs the Debian packages profd needs to build and test, if
 # any is missing (the test ones: golang-go for go tool pprof, chromium,
 # nodejs and npm for speedscope's app and the flame graph in a browser,
-# libxml2-utils for xmllint; clang and libclang-rt-dev (libFuzzer) for
-# `make fuzz`).  Needs root (or sudo) only when something is missing.
+# libxml2-utils for xmllint, groff-base and man-db to render the man pages,
+# systemd-container and debootstrap for `make test-boot`, clang and
+# libclang-rt-dev (libFuzzer) for `make fuzz`).  Needs root (or sudo) only
+# when something is missing.
 set -e
 PKGS="gcc make pkg-config libevent-dev libmsgpack-dev libcriterion-dev
 libsystemd-dev uthash-dev python3 python3-dev systemd libsqlite3-dev
 libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
-golang-go chromium nodejs libxml2-utils clang libclang-rt-dev"
+golang-go chromium nodejs libxml2-utils groff-base man-db
+systemd-container debootstrap clang libclang-rt-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

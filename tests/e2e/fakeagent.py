@@ -11,7 +11,8 @@ import time
 
 HELLO, STRING, FUNC, FRAME, STACK, THREAD, SAMPLES, STATS = range(100, 108)
 CONFIG = 200
-VERSION = 1
+REJECT = 202
+VERSION = 1             # a hello without a range: version 1 exactly
 
 
 def pack(o):
@@ -64,7 +65,9 @@ class FakeAgent:
     """One connection: define things, send samples at chosen times."""
 
     def __init__(self, rundir, pid=None, ppid=1, start_ns=None,
-                 service="fake", host="testhost", argv=("fake.py",)):
+                 service="fake", host="testhost", argv=("fake.py",),
+                 versions=None):
+        """versions: (min, max) sends a version 3 hello with that range."""
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(10)
         self.sock.connect(os.path.join(rundir, "agent.sock"))
@@ -72,11 +75,14 @@ class FakeAgent:
         self.ids = {k: 0 for k in ("str", "func", "frame", "stack", "thread")}
         self.strings = {}
         self.out = []
-        self.send([HELLO, {"version": VERSION, "pid": self.pid, "ppid": ppid,
-                           "host": host, "service": service,
-                           "python": "3.x fake", "reader": "fake",
-                           "start_ns": start_ns or time.time_ns(),
-                           "argv": list(argv)}])
+        hello = {"version": VERSION, "pid": self.pid, "ppid": ppid,
+                 "host": host, "service": service,
+                 "python": "3.x fake", "reader": "fake",
+                 "start_ns": start_ns or time.time_ns(), "argv": list(argv)}
+        if versions:
+            hello.update(version=2, version_min=versions[0],
+                         version_max=versions[1])
+        self.send([HELLO, hello])
 
     def send(self, msg):
         self.out.append(frame(msg))

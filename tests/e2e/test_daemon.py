@@ -1,6 +1,6 @@
-"""profd and profctl on their own: errors, bad input, signals, systemd."""
+"""profd and profctl on their own: errors, bad input, signals (systemd:
+test_systemd.py)."""
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -100,46 +100,6 @@ def test_second_daemon_refuses_a_live_runtime_dir(ctx):
     check(r.returncode != 0, "a second profd started on the same dir")
     check(ctx.daemon.poll() is None, "the first profd died")
     ctx.ctl("status")
-
-
-@once
-def test_systemd_units_verify(ctx):
-    if not shutil.which("systemd-analyze"):
-        raise AssertionError("systemd-analyze not installed")
-    d = os.path.join(ctx.tmp, "units")
-    os.makedirs(d)
-    for name in ("profd.service", "profd.socket"):
-        with open(os.path.join(ROOT, "systemd", name)) as f:
-            text = f.read().replace("/usr/local/bin/profd",
-                                    os.path.join(BIN, "profd"))
-        with open(os.path.join(d, name), "w") as f:
-            f.write(text)
-    r = subprocess.run(["systemd-analyze", "verify",
-                        os.path.join(d, "profd.socket"),
-                        os.path.join(d, "profd.service")],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       universal_newlines=True, timeout=60)
-    check(r.returncode == 0, "systemd-analyze verify: %s" % r.stdout)
-
-
-@once
-def test_socket_activation_serves_agents(ctx):
-    act = shutil.which("systemd-socket-activate")
-    check(act, "systemd-socket-activate not installed")
-    os.makedirs(ctx.rt)
-    ctx.daemon = subprocess.Popen(
-        [act, "-l", ctx.sock("agent.sock"), "-l", ctx.sock("control.sock"),
-         os.path.join(BIN, "profd"), "-r", ctx.rt],
-        stdout=open(ctx.daemon_log, "ab"), stderr=subprocess.STDOUT,
-        env=ctx.daemon_env())
-    ctx.procs.append(ctx.daemon)
-    wait_until(lambda: os.path.exists(ctx.sock("control.sock")), 10,
-               "the activator's sockets")
-    ctx.ctl("start", "--rate", "200")
-    p = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--seconds", "4"])
-    wait_until(lambda: ctx.ctl_json("show")["samples"] > 50, 20,
-               "samples through the passed socket")
-    p.wait(60)
 
 
 @once

@@ -56,7 +56,10 @@ Test(proto, round_trips_hello)
 	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
 	cr_assert_eq(m.type, PROTO_HELLO);
 	cr_assert_eq(m.hello.pid, 4242);
-	cr_assert_eq(m.hello.version, PROTO_VERSION);
+	/* Old daemons read "version"; new ones the range. */
+	cr_assert_eq(m.hello.version, PROTO_VERSION_COMPAT);
+	cr_assert_eq(m.hello.version_min, PROTO_VERSION_MIN);
+	cr_assert_eq(m.hello.version_max, PROTO_VERSION);
 	cr_assert_eq(m.hello.service_len, 3);
 	cr_assert(memcmp(m.hello.service, "web", 3) == 0);
 	cr_assert_eq(m.hello.argc, 2);
@@ -279,7 +282,6 @@ static struct bad_payload bad_payloads[] = {
 	{ "unknown type", { 0x91, 0xcd, 0x03, 0xe7 }, 4 },
 	{ "type is a string", { 0x92, 0xa1, 'x', 0x01 }, 4 },
 	{ "too few fields", { 0x92, 0x65, 0x01 }, 3 },
-	{ "too many fields", { 0x94, 0x65, 0x01, 0xa1, 'x', 0x01 }, 6 },
 	{ "string id zero", { 0x93, 0x65, 0x00, 0xa1, 'x' }, 5 },
 	{ "string id negative", { 0x93, 0x65, 0xff, 0xa1, 'x' }, 5 },
 	{ "string id too large", { 0x93, 0x65, 0xce, 0x7f, 0, 0, 0, 0xa1,
@@ -300,15 +302,18 @@ static struct bad_payload bad_payloads[] = {
 	{ "hello not a map", { 0x92, 0x64, 0x01 }, 3 },
 	{ "hello without pid", { 0x92, 0x64, 0x81, 0xa7, 'v', 'e', 'r', 's',
 	    'i', 'o', 'n', 0x01 }, 12 },
-	{ "hello with wrong version", { 0x92, 0x64, 0x82, 0xa7, 'v', 'e', 'r',
-	    's', 'i', 'o', 'n', 0x63, 0xa3, 'p', 'i', 'd', 0x05 }, 17 },
-	{ "hello with version zero", { 0x92, 0x64, 0x82, 0xa7, 'v', 'e', 'r',
-	    's', 'i', 'o', 'n', 0x00, 0xa3, 'p', 'i', 'd', 0x05 }, 17 },
-	{ "hello from a newer version", { 0x92, 0x64, 0x82, 0xa7, 'v', 'e',
-	    'r', 's', 'i', 'o', 'n', PROTO_VERSION + 1, 0xa3, 'p', 'i', 'd',
-	    0x05 }, 17 },
+	{ "hello with version_min over version_max", { 0x92, 0x64, 0x83,
+	    0xa7, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x02, 0xab, 'v', 'e',
+	    'r', 's', 'i', 'o', 'n', '_', 'm', 'i', 'n', 0x03, 0xa3, 'p', 'i',
+	    'd', 0x05 }, 30 },
+	{ "hello with a string version", { 0x92, 0x64, 0x82, 0xa7, 'v', 'e',
+	    'r', 's', 'i', 'o', 'n', 0xa1, '2', 0xa3, 'p', 'i', 'd', 0x05 },
+	    18 },
+	{ "reject without reason", { 0x93, 0xcc, 0xca, 0x01, 0x03 }, 5 },
+	{ "reject reason an int", { 0x94, 0xcc, 0xca, 0x01, 0x03, 0x07 }, 6 },
+	{ "config version a string", { 0x97, 0xcc, 0xc8, 0xc3, 0x01, 0x00,
+	    0x00, 0x00, 0xa1, '3' }, 10 },
 	{ "resync without token", { 0x91, 0xcc, 0xc9 }, 3 },
-	{ "resync with two tokens", { 0x93, 0xcc, 0xc9, 0x01, 0x02 }, 5 },
 	{ "resync token negative", { 0x92, 0xcc, 0xc9, 0xff }, 4 },
 	{ "resync token over 32 bits", { 0x92, 0xcc, 0xc9, 0xcf, 0, 0, 0, 1,
 	    0, 0, 0, 0 }, 12 },
@@ -318,7 +323,6 @@ static struct bad_payload bad_payloads[] = {
 	{ "resync ack without token", { 0x91, 0x6c }, 2 },
 	{ "resync ack token nil", { 0x92, 0x6c, 0xc0 }, 3 },
 	{ "resync ack token negative", { 0x92, 0x6c, 0xd0, 0x80 }, 4 },
-	{ "resync ack with two tokens", { 0x93, 0x6c, 0x01, 0x02 }, 4 },
 	{ "resync ack token truncated", { 0x92, 0x6c, 0xce, 0x00, 0x01 }, 5 },
 	{ "config rate zero", { 0x96, 0xcc, 0xc8, 0xc3, 0x00, 0x00, 0x00,
 	    0x00 }, 8 },
@@ -371,4 +375,164 @@ Test(proto, decoder_survives_every_truncation)
 		cr_assert_eq(proto_decode(sink.data + PROTO_HEADER_SIZE, n,
 		    &up, &m, &err), -1);
 	}
+}
+
+Test(proto, hello_without_range_is_its_version)
+{
+	/* [100, {"version": 9, "pid": 5}]: decodes; negotiation says no. */
+	static const unsigned char v9[] = { 0x92, 0x64, 0x82, 0xa7, 'v', 'e',
+	    'r', 's', 'i', 'o', 'n', 0x09, 0xa3, 'p', 'i', 'd', 0x05 };
+	struct proto_msg	 m;
+	const char		*err;
+	uint32_t		 v = 0;
+
+	cr_assert_eq(proto_decode((const char *)v9, sizeof v9, &up, &m, &err),
+	    0, "%s", err);
+	cr_assert_eq(m.hello.version_min, 9);
+	cr_assert_eq(m.hello.version_max, 9);
+	cr_assert_eq(proto_negotiate(&m.hello, &v), -1);
+}
+
+struct nego_case {
+	uint64_t	min, max;
+	int		rc;
+	uint32_t	version;
+};
+
+static struct nego_case nego_cases[] = {
+	{ 1, 1, 0, 1 },			/* a version 1 agent */
+	{ 2, 2, 0, 2 },			/* a version 2 agent */
+	{ 1, 3, 0, 3 },			/* this release */
+	{ 2, 9, 0, PROTO_VERSION },	/* a newer agent that still speaks 3 */
+	{ 0, 1, 0, 1 },
+	{ PROTO_VERSION + 1, 9, -1, 0 },	/* entirely newer */
+	{ 0, 0, -1, 0 },			/* entirely older */
+};
+
+ParameterizedTestParameters(proto, negotiates_the_highest_common_version)
+{
+	return (cr_make_param_array(struct nego_case, nego_cases,
+	    sizeof nego_cases / sizeof nego_cases[0]));
+}
+
+ParameterizedTest(struct nego_case *c, proto,
+    negotiates_the_highest_common_version)
+{
+	struct proto_hello	h = { 0 };
+	uint32_t		v = 0;
+
+	h.version_min = c->min;
+	h.version_max = c->max;
+	cr_assert_eq(proto_negotiate(&h, &v), c->rc, "%llu..%llu",
+	    (unsigned long long)c->min, (unsigned long long)c->max);
+	if (c->rc == 0)
+		cr_assert_eq(v, c->version);
+}
+
+Test(proto, ignores_unknown_hello_keys)
+{
+	/* [100, {"version": 2, "pid": 5, "zz": [1]}] */
+	static const unsigned char h[] = { 0x92, 0x64, 0x83, 0xa7, 'v', 'e',
+	    'r', 's', 'i', 'o', 'n', 0x02, 0xa3, 'p', 'i', 'd', 0x05, 0xa2,
+	    'z', 'z', 0x91, 0x01 };
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_decode((const char *)h, sizeof h, &up, &m, &err),
+	    0, "%s", err);
+	cr_assert_eq(m.hello.pid, 5);
+}
+
+Test(proto, skips_trailing_fields_of_a_newer_version)
+{
+	/* [101, 1, "x", 7] and a CONFIG of a version 4: 7 fields. */
+	static const unsigned char str[] = { 0x94, 0x65, 0x01, 0xa1, 'x',
+	    0x07 };
+	static const unsigned char cfg[] = { 0x98, 0xcc, 0xc8, 0xc3, 0x0a,
+	    0x01, 0x00, 0x00, 0x04, 0xa3, 'n', 'e', 'w' };
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_decode((const char *)str, sizeof str, &up, &m,
+	    &err), 0, "%s", err);
+	cr_assert_eq(m.string.id, 1);
+	msgpack_unpacked_destroy(&up);
+	msgpack_unpacked_init(&up);
+	cr_assert_eq(proto_decode((const char *)cfg, sizeof cfg, &up, &m,
+	    &err), 0, "%s", err);
+	cr_assert_eq(m.type, PROTO_CONFIG);
+	cr_assert_eq(m.config.rate_hz, 10);
+	cr_assert_eq(m.config.mode, PROTO_MODE_CPU);
+	cr_assert_eq(m.config.version, 4);
+}
+
+Test(proto, round_trips_config_v3_and_old_config)
+{
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_send_config_v3(&sink, 1, 250, PROTO_MODE_GIL,
+	    PROTO_READER_GIL, 5, 3), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.config.rate_hz, 250);
+	cr_assert_eq(m.config.jitter_pct, 5);
+	cr_assert_eq(m.config.version, 3);
+	sink.len = 0;
+	msgpack_unpacked_destroy(&up);
+	msgpack_unpacked_init(&up);
+	cr_assert_eq(proto_send_config(&sink, 1, 250, PROTO_MODE_GIL,
+	    PROTO_READER_GIL, 5), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.config.version, 0);
+}
+
+Test(proto, round_trips_reject)
+{
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_send_reject(&sink, PROTO_VERSION_MIN, PROTO_VERSION,
+	    "too new"), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.type, PROTO_REJECT);
+	cr_assert_eq(m.reject.min, PROTO_VERSION_MIN);
+	cr_assert_eq(m.reject.max, PROTO_VERSION);
+	cr_assert_eq(m.reject.reason_len, 7);
+	cr_assert(memcmp(m.reject.reason, "too new", 7) == 0);
+}
+
+/* Decodes a frame [type, 1] and asks whether its receiver may skip it. */
+static int
+skippable(uint32_t type, int to_agent)
+{
+	struct proto_msg	 m;
+	const char		*err;
+	size_t			 start;
+	uint64_t		 t = 0;
+	int			 rc;
+
+	sink.len = 0;
+	msgpack_unpacked_destroy(&up);
+	msgpack_unpacked_init(&up);
+	start = proto_begin(&sink, (enum proto_type)type, 1);
+	msgpack_pack_uint32(&sink.pk, 1);
+	cr_assert_eq(proto_end(&sink, start), 0);
+	cr_assert_eq(decode_one(&m, &err), -1);
+	rc = proto_skippable(&up, to_agent, &t);
+	if (rc)
+		cr_assert_eq(t, type);
+	return (rc);
+}
+
+Test(proto, skips_only_unknown_optional_types)
+{
+	cr_assert(skippable(PROTO_OPTIONAL_MIN, 0));
+	cr_assert(skippable(PROTO_OPTIONAL_MAX, 0));
+	cr_assert_not(skippable(PROTO_OPTIONAL_MIN - 1, 0));
+	cr_assert_not(skippable(PROTO_OPTIONAL_MAX + 1, 0));
+	cr_assert(skippable(250, 1));		/* any unknown 200s */
+	cr_assert_not(skippable(120, 1));
+	/* Known types with bad fields are errors, not skipped. */
+	cr_assert_not(skippable(PROTO_CONFIG, 1));
+	cr_assert_not(skippable(PROTO_SAMPLES, 0));
 }

@@ -150,3 +150,56 @@ Test(registry, keeps_agent_counters_by_name)
 	cr_assert_eq(registry_stat(p, "dropped"), 33);
 	cr_assert_eq(registry_stat(p, "ticks"), 0);
 }
+
+Test(registry, forgets_the_longest_departed_not_the_oldest_attached)
+{
+	struct registry_proc	*p[4];
+	struct proto_hello	 h;
+	int			 i;
+
+	for (i = 0; i < 4; i++) {
+		h = hello(100 + i, 1);
+		p[i] = registry_attach(reg, &h, NULL);
+	}
+	/* They leave newest first: 103 left first, 100 just now. */
+	for (i = 3; i >= 0; i--)
+		registry_detach(reg, p[i]);
+	cr_assert_eq(reg->ngone, 2);
+	cr_assert_eq(reg->forgotten, 2);
+	cr_assert_null(registry_find(reg, 103));
+	cr_assert_null(registry_find(reg, 102));
+	cr_assert_not_null(registry_find(reg, 101));
+	cr_assert_not_null(registry_find(reg, 100),
+	    "the most recently departed process was forgotten");
+}
+
+Test(registry, a_reconnect_leaves_the_departed_order)
+{
+	struct registry_proc	*a, *b, *c, *d;
+	struct proto_hello	 h;
+
+	h = hello(1, 11);
+	a = registry_attach(reg, &h, NULL);
+	h = hello(2, 22);
+	b = registry_attach(reg, &h, NULL);
+	h = hello(3, 33);
+	c = registry_attach(reg, &h, NULL);
+	registry_detach(reg, a);
+	registry_detach(reg, b);
+	h = hello(1, 11);
+	cr_assert_eq(registry_attach(reg, &h, NULL), a);	/* back */
+	cr_assert_eq(reg->ngone, 1);
+	registry_detach(reg, c);
+	h = hello(4, 44);
+	d = registry_attach(reg, &h, NULL);
+	registry_detach(reg, d);
+	/* Gone in order b, c, d (a is connected): b goes. */
+	cr_assert_eq(reg->ngone, 2);
+	cr_assert_null(registry_find(reg, 2));
+	cr_assert_not_null(registry_find(reg, 3));
+	cr_assert_not_null(registry_find(reg, 4));
+	cr_assert_not_null(registry_find_connected(reg, 1));
+	registry_detach(reg, a);	/* a now the latest to leave: kept */
+	cr_assert_null(registry_find(reg, 3));
+	cr_assert_not_null(registry_find(reg, 1));
+}

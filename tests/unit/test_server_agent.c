@@ -576,3 +576,106 @@ Test(server_agent, id_tables_grow_lazily_and_are_charged)
 	cr_assert_eq(server_conn_bytes, 0);
 	conn = server_agent_create(NULL);
 }
+
+/* Decodes the first frame the daemon sent the agent, whatever its type. */
+static void
+sent_first(struct proto_msg *msg, msgpack_unpacked *up)
+{
+	const char	*payload, *err;
+	size_t		 plen, flen, len = evbuffer_get_length(conn->out);
+	char		*data = (char *)evbuffer_pullup(conn->out, -1);
+
+	cr_assert_eq(proto_frame_peek(data, len, PROTO_MAX_MSG, &payload,
+	    &plen, &flen), 1);
+	cr_assert_eq(proto_decode(payload, plen, up, msg, &err), 0, "%s", err);
+}
+
+Test(server_agent, tells_a_version_3_agent_the_version_in_use)
+{
+	msgpack_unpacked	up;
+	struct proto_msg	msg;
+
+	hello(7);
+	cr_assert_eq(feed(), 0);
+	cr_assert_eq(conn->version, PROTO_VERSION);
+	cr_assert_eq(conn->proc->version, PROTO_VERSION);
+	msgpack_unpacked_init(&up);
+	sent_config(&msg, &up);
+	cr_assert_eq(msg.config.version, PROTO_VERSION);
+	msgpack_unpacked_destroy(&up);
+}
+
+Test(server_agent, sends_a_version_2_agent_the_config_it_knows)
+{
+	msgpack_unpacked	up;
+	struct proto_msg	msg;
+	size_t			start;
+
+	/* [100, {"version": 2, "pid": 9}] */
+	start = proto_begin(&in, PROTO_HELLO, 1);
+	msgpack_pack_map(&in.pk, 2);
+	proto_pack_cstr(&in.pk, "version");
+	msgpack_pack_uint32(&in.pk, 2);
+	proto_pack_cstr(&in.pk, "pid");
+	msgpack_pack_uint32(&in.pk, 9);
+	cr_assert_eq(proto_end(&in, start), 0);
+	cr_assert_eq(feed(), 0);
+	cr_assert_eq(conn->version, 2);
+	msgpack_unpacked_init(&up);
+	sent_config(&msg, &up);
+	cr_assert_eq(up.data.via.array.size, 6, "a v2 agent got %u fields",
+	    up.data.via.array.size - 1);
+	cr_assert_eq(msg.config.version, 0);
+	msgpack_unpacked_destroy(&up);
+}
+
+Test(server_agent, rejects_a_hello_with_no_common_version)
+{
+	msgpack_unpacked	up;
+	struct proto_msg	msg;
+	size_t			start;
+	uint64_t		before = daemon_stats.agents_incompatible;
+	uint64_t		bad = daemon_stats.bad_frames;
+
+	/* [100, {"version": 9, "version_min": 9, "pid": 9}], then more. */
+	start = proto_begin(&in, PROTO_HELLO, 1);
+	msgpack_pack_map(&in.pk, 3);
+	proto_pack_cstr(&in.pk, "version");
+	msgpack_pack_uint32(&in.pk, 9);
+	proto_pack_cstr(&in.pk, "version_min");
+	msgpack_pack_uint32(&in.pk, 9);
+	proto_pack_cstr(&in.pk, "pid");
+	msgpack_pack_uint32(&in.pk, 9);
+	cr_assert_eq(proto_end(&in, start), 0);
+	proto_send_string(&in, 1, "x", 1);
+	cr_assert_eq(feed(), 0);
+	cr_assert(conn->closing && conn->rejected);
+	cr_assert_null(conn->proc);
+	cr_assert_gt(in.len, 0, "read past the rejected hello");
+	cr_assert_eq(daemon_stats.agents_incompatible, before + 1);
+	cr_assert_eq(daemon_stats.bad_frames, bad);
+	msgpack_unpacked_init(&up);
+	sent_first(&msg, &up);
+	cr_assert_eq(msg.type, PROTO_REJECT);
+	cr_assert_eq(msg.reject.min, PROTO_VERSION_MIN);
+	cr_assert_eq(msg.reject.max, PROTO_VERSION);
+	msgpack_unpacked_destroy(&up);
+}
+
+Test(server_agent, skips_an_optional_message_of_a_newer_agent)
+{
+	size_t		start;
+	uint64_t	before = daemon_stats.messages_skipped;
+
+	hello(5);
+	start = proto_begin(&in, (enum proto_type)PROTO_OPTIONAL_MIN, 1);
+	msgpack_pack_uint32(&in.pk, 1);
+	cr_assert_eq(proto_end(&in, start), 0);
+	definitions();
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	cr_assert_eq(daemon_stats.messages_skipped, before + 1);
+	start = proto_begin(&in, (enum proto_type)(PROTO_OPTIONAL_MIN - 1), 1);
+	msgpack_pack_uint32(&in.pk, 1);
+	cr_assert_eq(proto_end(&in, start), 0);
+	cr_assert_eq(feed(), -1);
+}

@@ -675,3 +675,61 @@ Test(conn, nothing_is_buffered_before_init)
 	conn_io(agent_now_ns());
 	cr_assert_eq(conn_fd(), -1);
 }
+
+Test(conn, config_of_a_newer_version_is_applied_and_its_extra_fields_skipped)
+{
+	struct proto_sink	sk;
+	size_t			start;
+
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	/* A version 4 CONFIG: the version 3 fields, then one more. */
+	proto_sink_init(&sk, 1u << 16);
+	start = proto_begin(&sk, PROTO_CONFIG, 7);
+	msgpack_pack_true(&sk.pk);
+	msgpack_pack_uint32(&sk.pk, 321);
+	msgpack_pack_uint32(&sk.pk, PROTO_MODE_CPU);
+	msgpack_pack_uint32(&sk.pk, PROTO_READER_GIL);
+	msgpack_pack_uint32(&sk.pk, 0);
+	msgpack_pack_uint32(&sk.pk, 4);
+	proto_pack_cstr(&sk.pk, "a field of version 4");
+	cr_assert_eq(proto_end(&sk, start), 0);
+	/* And a message type of a newer version. */
+	start = proto_begin(&sk, (enum proto_type)299, 1);
+	msgpack_pack_uint32(&sk.pk, 1);
+	cr_assert_eq(proto_end(&sk, start), 0);
+	daemon_send(sk.data, sk.len);
+	proto_sink_free(&sk);
+	pump();
+	cr_assert_neq(conn_fd(), -1, "the connection was dropped");
+	cr_assert_eq(agent_config.profiling, 1);
+	cr_assert_eq(agent_config.rate_hz, 321);
+	cr_assert_eq(agent_config.mode, PROTO_MODE_CPU);
+}
+
+Test(conn, a_reject_keeps_the_agent_away_for_minutes_not_seconds)
+{
+	struct proto_sink	sk;
+	uint64_t		now;
+
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	cr_assert_neq(conn_fd(), -1);
+	proto_sink_init(&sk, 1u << 16);
+	cr_assert_eq(proto_send_reject(&sk, 5, 6, "profd speaks 5 to 6"), 0);
+	daemon_send(sk.data, sk.len);
+	proto_sink_free(&sk);
+	close(sfd);
+	sfd = -1;
+	now = agent_now_ns();
+	conn_io(now);
+	cr_assert_eq(conn_fd(), -1);
+	cr_assert_eq(agent_stats.rejects, 1);
+	conn_io(now + 2 * AGENT_BACKOFF_MAX_NS);
+	cr_assert_eq(conn_fd(), -1, "reconnected within the reject backoff");
+	pump_at(now + AGENT_REJECT_BACKOFF_NS);
+	cr_assert_neq(conn_fd(), -1, "never came back");
+	cr_assert_eq(agent_stats.connects, 2);
+}
