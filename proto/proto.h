@@ -28,6 +28,18 @@
  * new numbering anyway).  A version 1 agent never gets RESYNC: the daemon
  * closes such a connection instead, and the agent reconnects and defines
  * everything again.
+ *
+ * Acknowledged batches (version 3): an agent numbers its batches from 1
+ * for the life of its process (not per connection) and sends each as
+ * BATCH, never SAMPLES.  The daemon persists, with the samples, the newest
+ * number it stored for each process instance (host, pid, start_ns) and
+ * skips a batch whose number it already has (a duplicate).  It sends ACK
+ * with the newest number that is durable: on disk after a flush of the
+ * state dir, or stored, without one; and once after a version 3 hello.
+ * The agent keeps every batch until it is acknowledged and, on a new
+ * connection, encodes the kept ones again (new wire ids, same numbers)
+ * before anything newer.  A daemon sends ACK only to an agent whose hello
+ * said version 3 or later.
  */
 #ifndef PROTO_H
 #define PROTO_H
@@ -38,7 +50,7 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION 2		/* what an agent's hello says */
+#define PROTO_VERSION 3		/* what an agent's hello says */
 #define PROTO_VERSION_MIN 1	/* the oldest hello a daemon accepts */
 
 /* Limits.  Every one is checked by the decoder; a peer over one is closed. */
@@ -72,6 +84,8 @@ enum proto_type {
 	PROTO_STATS = 107,	/* [107, {counter name: uint}] */
 	PROTO_RESYNC_ACK = 108,	/* [108, token]: ids numbered anew from here
 				    (v2) */
+	PROTO_BATCH = 109,	/* [109, seq, base_ns, flattened]: SAMPLES
+				    with the agent's batch number (v3) */
 
 	/* 200s: daemon -> agent. */
 	PROTO_CONFIG = 200,	/* [200, profiling, rate_hz, mode, reader,
@@ -79,6 +93,8 @@ enum proto_type {
 	PROTO_RESYNC = 201,	/* [201, token]: forget every wire id of this
 				    connection; define again what you use
 				    next (v2 agents only) */
+	PROTO_ACK = 202,	/* [202, seq]: batches up to seq are durable;
+				    drop them (v3 agents only) */
 
 	/* 300s: profctl -> daemon. */
 	PROTO_REQUEST = 300,	/* [300, command str, {arg map}] */
@@ -169,6 +185,7 @@ struct proto_msg {
 		} stack;
 		struct { uint32_t id; uint64_t tid; uint32_t name; } thread;
 		struct {
+			uint64_t seq;		/* BATCH; 0 for SAMPLES */
 			uint64_t base_ns;
 			uint32_t count;
 			const msgpack_object *fields;
@@ -182,6 +199,7 @@ struct proto_msg {
 			uint32_t jitter_pct;
 		} config;
 		struct { uint32_t token; } resync;	/* and its ack */
+		struct { uint64_t seq; } ack;
 		struct {
 			const char *command; uint32_t command_len;
 			const msgpack_object_map *args;
@@ -256,6 +274,10 @@ int	proto_send_thread(struct proto_sink *, uint32_t id, uint64_t tid,
 	    uint32_t name);
 int	proto_send_samples(struct proto_sink *, uint64_t base_ns,
 	    const struct proto_sample *, uint32_t count);
+/* BATCH: samples with the agent's batch number (seq >= 1), and its ACK. */
+int	proto_send_batch(struct proto_sink *, uint64_t seq, uint64_t base_ns,
+	    const struct proto_sample *, uint32_t count);
+int	proto_send_ack(struct proto_sink *, uint64_t seq);
 /* Stats: values in PROTO_AGENT_STATS order. */
 int	proto_send_stats(struct proto_sink *, const uint64_t *values);
 int	proto_send_config(struct proto_sink *, int profiling, uint32_t rate_hz,
