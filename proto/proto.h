@@ -145,6 +145,7 @@ enum proto_reader {
 	X(sample_bytes, "bytes of sample records encoded")		\
 	X(connects, "connections made to the daemon")			\
 	X(resyncs, "wire ids renumbered at the daemon's request")	\
+	X(replayed, "samples sent again on a new connection, unacked")	\
 	X(rate_hz, "sampling rate asked, Hz")				\
 	X(achieved_mhz, "sampling rate achieved, milli-Hz")
 
