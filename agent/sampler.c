@@ -357,8 +357,12 @@ sampler_tick(int n, uint64_t now, uint64_t period_ns, uint32_t mode)
 		intern_reset(sampler_reader);
 		intern_tick();
 		if (sampler_take(&sampler_threads[i], mode, now,
-		    period_ns) != 0)
+		    period_ns) != 0) {
+			/* Taken, and dropped: samples - dropped stays what
+			 * the daemon gets. */
+			AGENT_STAT_ADD(samples, 1);
 			AGENT_STAT_ADD(dropped, 1);
+		}
 	}
 	sampler_last_tick_ns = now;
 	if (sampler_npending >= AGENT_FLUSH_SAMPLES ||
