@@ -205,6 +205,8 @@ void	conn_io(uint64_t now);
 /* Keeps one batch until acknowledged and encodes it when the stream has
  * room; -1 if it was dropped (no room to keep it). */
 int	conn_commit(const struct intern_sample *, uint32_t n);
+/* Counts as dropped every kept batch not wholly sent (exit, detach). */
+void	conn_abandon(void);
 /* Appends a PROTO_STATS frame if connected. */
 void	conn_stats(void);
 /* Closes the connection and starts a new epoch (kept batches are sent

@@ -39,6 +39,7 @@ struct conn_batch {
 	uint32_t	n;
 	uint32_t	gen;		/* interner generation of its indices */
 	int		sent;		/* encoded on some connection before */
+	uint64_t	end;		/* its end in this stream (conn_written) */
 	int		dead;		/* voided: counted as dropped */
 };
 
@@ -54,6 +55,7 @@ static uint32_t			 conn_batch_out; /* of those, from the head,
 						    in this connection's
 						    stream */
 static uint64_t			 conn_seq;	/* the last batch number */
+static uint64_t			 conn_written;	/* bytes of this stream sent */
 static char			 conn_in[AGENT_INBUF];
 static size_t			 conn_in_len;
 static uint64_t			 conn_next_try;
@@ -121,6 +123,7 @@ conn_clear(void)
 	conn_out.len = 0;
 	conn_out.full = 0;
 	conn_batch_out = 0;
+	conn_written = 0;
 }
 
 /* Starts a new epoch: empty buffer, then this process's hello, then the
@@ -247,6 +250,7 @@ static void
 conn_sent(size_t n)
 {
 	proto_sink_consume(&conn_out, n);
+	conn_written += n;
 	AGENT_STAT_ADD(bytes_sent, n);
 }
 
@@ -487,6 +491,7 @@ conn_encode(struct conn_batch *b)
 	if (b->sent)
 		AGENT_STAT_ADD(replayed, b->n);
 	b->sent = 1;
+	b->end = conn_written + conn_out.len;
 	return (0);
 fail:
 	conn_out.len = start;
@@ -584,6 +589,28 @@ conn_commit(const struct intern_sample *s, uint32_t n)
 	if (!conn_renewing)
 		conn_pump();
 	return (0);
+}
+
+/*
+ * Counts as dropped, and forgets, every kept batch not wholly written to
+ * the socket: at exit or detach nothing will send it.  What was written
+ * but not yet acknowledged stays (profd skips it if it comes again after
+ * a new attach).  The caller sends nothing more but counters, and only
+ * when the buffer is empty; then it hangs up.
+ */
+void
+conn_abandon(void)
+{
+	struct conn_batch	*b;
+	uint32_t		 i;
+
+	for (i = 0; i < conn_batch_count; i++) {
+		b = &conn_batches[(conn_batch_head + i) % AGENT_KEEP_BATCHES];
+		if (b->dead || (i < conn_batch_out && b->end <= conn_written))
+			continue;
+		b->dead = 1;
+		AGENT_STAT_ADD(dropped, b->n);
+	}
 }
 
 /* Appends this agent's counters, when connected. */

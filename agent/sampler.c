@@ -449,18 +449,29 @@ sampler_drain(void)
 	struct pollfd	 pfd;
 	uint64_t	 now = agent_now_ns(), end = now + AGENT_EXIT_FLUSH_NS;
 
+	int		 pass;
+
 	pthread_mutex_lock(&sampler_lock);
 	sampler_flush(now);
-	conn_stats();
-	conn_io(now);
-	while (conn_fd() != -1 && conn_want_write() &&
-	    (now = agent_now_ns()) < end) {
-		pfd.fd = conn_fd();
-		pfd.events = POLLOUT;
-		pthread_mutex_unlock(&sampler_lock);
-		(void)poll(&pfd, 1, (int)((end - now) / 1000000) + 1);
-		pthread_mutex_lock(&sampler_lock);
+	/* First the batches; then what could not go is counted as dropped,
+	 * and the counters that say so go last, if the socket takes them. */
+	for (pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			conn_abandon();
+			if (conn_want_write())
+				break;
+			conn_stats();
+		}
 		conn_io(agent_now_ns());
+		while (conn_fd() != -1 && conn_want_write() &&
+		    (now = agent_now_ns()) < end) {
+			pfd.fd = conn_fd();
+			pfd.events = POLLOUT;
+			pthread_mutex_unlock(&sampler_lock);
+			(void)poll(&pfd, 1, (int)((end - now) / 1000000) + 1);
+			pthread_mutex_lock(&sampler_lock);
+			conn_io(agent_now_ns());
+		}
 	}
 	pthread_mutex_unlock(&sampler_lock);
 }

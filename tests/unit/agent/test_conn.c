@@ -402,6 +402,39 @@ Test(conn, kept_samples_wrap_around_their_ring)
 	cr_assert_eq(fx_wire.nsamples, sent);
 }
 
+Test(conn, abandoning_counts_what_was_never_written_as_dropped)
+{
+	cr_assert_eq(conn_init(1u << 20), 0);
+	daemon_listen();
+	cr_assert_eq(commit(stack1, thread1, 3), 0);
+	pump_at(agent_now_ns() + 10 * SEC);	/* written, not acked */
+	cr_assert_eq(fx_wire.nsamples, 3);
+	conn_drop(agent_now_ns(), "test");
+	cr_assert_eq(commit(stack1, thread1, 5), 0);	/* never written */
+	conn_abandon();
+	cr_assert_eq(agent_stats.dropped, 3 + 5,
+	    "the written batch is in this connection's stream again, unsent");
+	conn_abandon();
+	cr_assert_eq(agent_stats.dropped, 8, "counted twice");
+	/* Nothing abandoned is sent on a later connection (detach, attach). */
+	conn_drop(agent_now_ns(), "detached");
+	pump_at(agent_now_ns() + 20 * SEC);
+	cr_assert_eq(fx_wire.nsamples, 3);
+	cr_assert_eq(agent_stats.dropped, 8);
+}
+
+Test(conn, abandoning_keeps_what_the_socket_took)
+{
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	cr_assert_eq(commit(stack1, thread1, 3), 0);
+	pump();
+	cr_assert_eq(fx_wire.nsamples, 3);
+	cr_assert_eq(commit(stack1, thread1, 4), 0);
+	conn_abandon();			/* still in the buffer */
+	cr_assert_eq(agent_stats.dropped, 4);
+}
+
 Test(conn, batches_kept_while_disconnected_survive_a_restart)
 {
 	cr_assert_eq(conn_init(1u << 20), 0);
