@@ -47,6 +47,8 @@ static uint32_t			 sampler_npending;
 static uint64_t			 sampler_last_flush_ns;
 static uint64_t			 sampler_last_stats_ns;
 static uint64_t			 sampler_last_io_ns;
+static int			 sampler_input;	/* the socket is ready: do
+						   its I/O now */
 static uint64_t			 sampler_last_tick_ns;
 static uint64_t			 sampler_last_alone_ns;
 static uint64_t			 sampler_profile_gen;
@@ -383,9 +385,11 @@ sampler_housekeep(uint64_t now, int sampling)
 		conn_stats();
 		sampler_last_stats_ns = now;
 	}
-	if (sampling && now - sampler_last_io_ns < AGENT_IO_NS)
+	if (sampling && !sampler_input && now - sampler_last_io_ns <
+	    AGENT_IO_NS)
 		return;
 	sampler_last_io_ns = now;
+	sampler_input = 0;
 	conn_io(now);
 }
 
@@ -430,6 +434,9 @@ sampler_wait(uint64_t deadline)
 		if (poll(pfd, (nfds_t)nfd, ms) > 0) {
 			if (pfd[0].revents & POLLIN)
 				(void)read(sampler_wake_fd, &v, sizeof v);
+			/* Read it at once, or poll would keep saying so. */
+			if (nfd == 2 && pfd[1].revents != 0)
+				sampler_input = 1;
 			return;
 		}
 	}

@@ -262,7 +262,8 @@ server_agent_configure(struct agent_conn *c, int profiling, uint32_t rate_hz,
  * Tells a version 3 agent the newest of its batches that is durable: on
  * disk (a flush of the state dir) or, memory only, stored.  Acks are
  * cumulative, so one that does not fit the output now is simply left to
- * the next.
+ * the next; they go after each flush, or each housekeeping tick (memory
+ * only), never per batch, so an agent wakes for them once in a while.
  */
 static void
 server_agent_ack(struct agent_conn *c)
@@ -287,7 +288,7 @@ server_agent_ack(struct agent_conn *c)
 	daemon_stats.acks_sent++;
 }
 
-/* Acks what is durable to every version 3 agent. */
+/* Acks what is durable to every version 3 agent (server_housekeep). */
 void
 server_agent_ack_all(void)
 {
@@ -465,12 +466,9 @@ server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
 	}
 	c->proc->samples += m->samples.count;
 	daemon_stats.samples_received += m->samples.count;
-	if (m->type == PROTO_BATCH) {
+	if (m->type == PROTO_BATCH)
 		store_instance_set_seq(server_store, c->instance,
 		    m->samples.seq, 0);
-		if (server_state_dir[0] == '\0')
-			server_agent_ack(c);
-	}
 	return (0);
 }
 

@@ -72,7 +72,7 @@ void	server_agent_mark_all(void);
 /* Asks connections holding too many ids to define them again. */
 void	server_agent_resync_all(void);
 /* Sends every version 3 agent an ACK of its batches that are durable
- * (after a flush of the state dir). */
+ * (after a flush of the state dir; memory only, every housekeeping tick). */
 void	server_agent_ack_all(void);
 /* Tells an agent what to do (PROTO_CONFIG) and records it. */
 int	server_agent_configure(struct agent_conn *, int profiling,

@@ -198,6 +198,8 @@ server_housekeep(uint64_t now, int force_sweep)
 		} else
 			daemon_stats.persist_errors++;
 	}
+	if (server_persist == NULL)
+		server_agent_ack_all();		/* stored is durable enough */
 	server_store_counts();
 }
 

@@ -39,7 +39,8 @@
  * The agent keeps every batch until it is acknowledged and, on a new
  * connection, encodes the kept ones again (new wire ids, same numbers)
  * before anything newer.  A daemon sends ACK only to an agent whose hello
- * said version 3 or later.
+ * said version 3 or later.  ACKs are cumulative and sent at most once per
+ * flush (memory only: per housekeeping tick), and after the hello.
  */
 #ifndef PROTO_H
 #define PROTO_H
