@@ -259,7 +259,7 @@ server_agent_configure(struct agent_conn *c, int profiling, uint32_t rate_hz,
 }
 
 /*
- * Tells a version 3 agent the newest of its batches that is durable: on
+ * Tells a version 4 agent the newest of its batches that is durable: on
  * disk (a flush of the state dir) or, memory only, stored.  Acks are
  * cumulative, so one that does not fit the output now is simply left to
  * the next; they go after each flush, or each housekeeping tick (memory
@@ -273,7 +273,7 @@ server_agent_ack(struct agent_conn *c)
 	char				 buf[32];
 	uint64_t			 seq;
 
-	if (c->closing || c->proc == NULL || c->version < 3 ||
+	if (c->closing || c->proc == NULL || c->version < PROTO_VERSION_BATCH ||
 	    (in = store_instance_get(server_store, c->instance)) == NULL)
 		return;
 	seq = server_state_dir[0] != '\0' ? in->seq_durable : in->seq;
@@ -288,7 +288,7 @@ server_agent_ack(struct agent_conn *c)
 	daemon_stats.acks_sent++;
 }
 
-/* Acks what is durable to every version 3 agent (server_housekeep). */
+/* Acks what is durable to every version 4 agent (server_housekeep). */
 void
 server_agent_ack_all(void)
 {
@@ -444,7 +444,7 @@ server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
 			return (-1);
 	}
 	if (m->type == PROTO_BATCH) {
-		if (c->version < 3)
+		if (c->version < PROTO_VERSION_BATCH)
 			return (server_agent_fail(c, "numbered batch from a "
 			    "version %u agent", c->version));
 		in = store_instance_get(server_store, c->instance);

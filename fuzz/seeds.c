@@ -81,7 +81,7 @@ main(int argc, char **argv)
 	proto_send_samples(&sk, 1ull << 60, s, 3);
 	seeds_write(argv[1], "session-resync", &sk);
 
-	/* Numbered batches (v3), one of them again. */
+	/* Numbered batches (v4), one of them again. */
 	proto_send_batch(&sk, 1, 1ull << 60, s, 3);
 	proto_send_batch(&sk, 2, 1ull << 60, s, 2);
 	proto_send_batch(&sk, 1, 1ull << 60, s, 3);

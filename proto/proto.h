@@ -29,17 +29,17 @@
  * closes such a connection instead, and the agent reconnects and defines
  * everything again.
  *
- * Acknowledged batches (version 3): an agent numbers its batches from 1
+ * Acknowledged batches (version 4, PROTO_VERSION_BATCH): an agent numbers its batches from 1
  * for the life of its process (not per connection) and sends each as
  * BATCH, never SAMPLES.  The daemon persists, with the samples, the newest
  * number it stored for each process instance (host, pid, start_ns) and
  * skips a batch whose number it already has (a duplicate).  It sends ACK
  * with the newest number that is durable: on disk after a flush of the
- * state dir, or stored, without one; and once after a version 3 hello.
+ * state dir, or stored, without one; and once after a version 4 hello.
  * The agent keeps every batch until it is acknowledged and, on a new
  * connection, encodes the kept ones again (new wire ids, same numbers)
  * before anything newer.  A daemon sends ACK only to an agent whose hello
- * said version 3 or later.  ACKs are cumulative and sent at most once per
+ * said version 4 or later.  ACKs are cumulative and sent at most once per
  * flush (memory only: per housekeeping tick), and after the hello.
  */
 #ifndef PROTO_H
@@ -51,7 +51,8 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION 3		/* what an agent's hello says */
+#define PROTO_VERSION 4		/* what an agent's hello says */
+#define PROTO_VERSION_BATCH 4	/* the first with BATCH and ACK */
 #define PROTO_VERSION_MIN 1	/* the oldest hello a daemon accepts */
 
 /* Limits.  Every one is checked by the decoder; a peer over one is closed. */
@@ -86,7 +87,7 @@ enum proto_type {
 	PROTO_RESYNC_ACK = 108,	/* [108, token]: ids numbered anew from here
 				    (v2) */
 	PROTO_BATCH = 109,	/* [109, seq, base_ns, flattened]: SAMPLES
-				    with the agent's batch number (v3) */
+				    with the agent's batch number (v4) */
 
 	/* 200s: daemon -> agent. */
 	PROTO_CONFIG = 200,	/* [200, profiling, rate_hz, mode, reader,
@@ -94,8 +95,8 @@ enum proto_type {
 	PROTO_RESYNC = 201,	/* [201, token]: forget every wire id of this
 				    connection; define again what you use
 				    next (v2 agents only) */
-	PROTO_ACK = 202,	/* [202, seq]: batches up to seq are durable;
-				    drop them (v3 agents only) */
+	PROTO_ACK = 203,	/* [203, seq]: batches up to seq are durable;
+				    drop them (v4 agents only) */
 
 	/* 300s: profctl -> daemon. */
 	PROTO_REQUEST = 300,	/* [300, command str, {arg map}] */
