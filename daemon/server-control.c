@@ -1086,18 +1086,23 @@ server_control_deadline_cb(evutil_socket_t fd, short events, void *arg)
 }
 
 /* The connection to close for a new one at max-controls: the one waiting
- * longest for a request (idle or still sending it); NULL when every one
- * is running a show or sending a reply. */
+ * longest for a request (idle or still sending it) among those with no
+ * more access than the newcomer's `level`, the least access first; NULL
+ * when none qualifies (every one is busy, or more entitled). */
 static struct control_conn *
-server_control_victim(void)
+server_control_victim(enum access_level level)
 {
 	struct control_conn	*cc, *v = NULL;
 
+	/* A peer never closes one with more access than its own; among the
+	 * others, those with the least access go first. */
 	DL_FOREACH(server_control_list, cc) {
 		if (cc->closing || (cc->deadline != CONTROL_DEADLINE_IDLE &&
-		    cc->deadline != CONTROL_DEADLINE_FRAME))
+		    cc->deadline != CONTROL_DEADLINE_FRAME) ||
+		    cc->level > level)
 			continue;
-		if (v == NULL || cc->waiting_ns < v->waiting_ns)
+		if (v == NULL || cc->level < v->level ||
+		    (cc->level == v->level && cc->waiting_ns < v->waiting_ns))
 			v = cc;
 	}
 	return (v);
@@ -1109,9 +1114,15 @@ server_control_accept(int fd)
 {
 	struct bufferevent	*bev;
 	struct control_conn	*cc;
+	struct access_peer	 peer;
+	enum access_level	 level = ACCESS_NONE;
 
+	if (access_peer_get(fd, &peer) == 0) {
+		level = access_level(&peer);
+		access_peer_free(&peer);
+	}
 	if (server_control_count >= server_limits.max_controls &&
-	    (cc = server_control_victim()) != NULL) {
+	    (cc = server_control_victim(level)) != NULL) {
 		daemon_stats.controls_evicted++;
 		log_warn("control: closing the connection waiting longest "
 		    "for a request, for a new one (max-controls)");

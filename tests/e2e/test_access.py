@@ -287,3 +287,22 @@ def test_writable_runtime_dirs_are_refused(ctx):
                        timeout=10)
     check(r.returncode != 0 and "writable" in r.stderr,
           "profctl in a 0777 dir: %r" % r.stderr)
+
+
+@once
+def test_strangers_never_push_out_entitled_profctl_connections(ctx):
+    if not have_users():
+        return
+    ctx.start_daemon("--max-controls", "2")
+    held = [connect(ctx.sock("control.sock")) for _ in range(2)]
+    time.sleep(0.3)
+    r = ctl_as(ctx, "profd-e2e-none", "status")
+    check(r.returncode != 0, "a stranger got in at max-controls")
+    for s in held:
+        check(not closed_by_peer(s, timeout=0.5),
+              "a stranger's connection closed root's idle one")
+    # root's new connection may push out an idle one of root's.
+    r = ctx.ctl("status", ok=False)
+    check(r.returncode == 0, "root refused at max-controls: %r" % r.stderr)
+    for s in held:
+        s.close()
