@@ -34,7 +34,7 @@ struct conn_mark {
 #define CONN_MARKS	1024
 
 /* Sampler thread only (see above). */
-static int			 conn_sock = -1;
+static struct ownfd		 conn_sock = OWNFD_NONE;
 static struct proto_sink	 conn_out;
 static char			*conn_buf;
 static uint64_t			 conn_base;	/* stream offset of out[0] */
@@ -68,9 +68,7 @@ conn_init(size_t bytes)
 void
 conn_free(void)
 {
-	if (conn_sock != -1)
-		close(conn_sock);
-	conn_sock = -1;
+	ownfd_close(&conn_sock);
 	AGENT_STORE(agent_connected, 0);
 	free(conn_buf);
 	conn_buf = NULL;
@@ -81,7 +79,7 @@ conn_free(void)
 int
 conn_fd(void)
 {
-	return (conn_sock);
+	return (conn_sock.fd);
 }
 
 /* Whether bytes wait to be sent. */
@@ -151,9 +149,8 @@ conn_restart(void)
 static void
 conn_close(void)
 {
-	if (conn_sock != -1) {
-		close(conn_sock);
-		conn_sock = -1;
+	if (conn_sock.fd != -1) {
+		ownfd_close(&conn_sock);
 		AGENT_STORE(agent_connected, 0);
 	}
 	conn_in_len = 0;
@@ -182,7 +179,7 @@ conn_back_off(uint64_t now)
 void
 conn_drop(uint64_t now, const char *why)
 {
-	if (conn_sock != -1)
+	if (conn_sock.fd != -1)
 		agent_log("connection to %s lost: %s", agent_ident.sock_path,
 		    why);
 	conn_close();
@@ -216,7 +213,8 @@ conn_connect(uint64_t now)
 	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0 &&
 	    errno != EINPROGRESS)
 		goto fail;
-	conn_sock = fd;
+	if (ownfd_set(&conn_sock, fd) != 0)
+		goto fail;
 	conn_in_len = 0;
 	AGENT_STORE(agent_connected, 1);
 	AGENT_STAT_ADD(connects, 1);
@@ -376,7 +374,7 @@ conn_read(uint64_t now)
 	int		 rc;
 
 	for (;;) {
-		n = recv(conn_sock, conn_in + conn_in_len,
+		n = recv(conn_sock.fd, conn_in + conn_in_len,
 		    sizeof conn_in - conn_in_len, MSG_DONTWAIT);
 		if (n == 0) {
 			conn_drop(now, "closed by the daemon");
@@ -416,15 +414,23 @@ conn_io(uint64_t now)
 
 	if (conn_buf == NULL)
 		return;
-	if (conn_sock == -1) {
+	/* The host may have closed our socket and reused the number: never
+	 * send, receive or close through it then; reconnect at once. */
+	if (conn_sock.fd != -1 && ownfd_get(&conn_sock) == -1) {
+		agent_log("connection to %s lost: descriptor taken",
+		    agent_ident.sock_path);
+		conn_close();
+		conn_next_try = now;
+	}
+	if (conn_sock.fd == -1) {
 		if (now < conn_next_try)
 			return;
 		conn_connect(now);
-		if (conn_sock == -1)
+		if (conn_sock.fd == -1)
 			return;
 	}
 	while (conn_out.len > 0) {
-		n = send(conn_sock, conn_out.data, conn_out.len,
+		n = send(conn_sock.fd, conn_out.data, conn_out.len,
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n > 0) {
 			conn_sent((size_t)n);
@@ -456,7 +462,7 @@ conn_commit(const struct intern_sample *s, uint32_t n)
 	if (intern_wire_exhausted()) {
 		/* Connected: let the buffer drain first (batches meanwhile are
 		 * dropped), then renew.  Not connected: start over now. */
-		if (conn_sock == -1)
+		if (conn_sock.fd == -1)
 			conn_restart();
 		else if (conn_out.len == 0)
 			conn_renew(agent_now_ns());
@@ -518,7 +524,7 @@ conn_stats(void)
 #undef CONN_STAT_ONE
 	size_t		i = 0;
 
-	if (conn_sock == -1 || conn_buf == NULL)
+	if (conn_sock.fd == -1 || conn_buf == NULL)
 		return;
 	AGENT_STORE(agent_stats.reader, AGENT_LOAD(agent_reader_active));
 #define CONN_STAT_VALUE(name, desc) v[i++] = AGENT_LOAD(agent_stats.name);
@@ -531,9 +537,7 @@ conn_stats(void)
 void
 conn_fork_child(void)
 {
-	if (conn_sock != -1)
-		close(conn_sock);
-	conn_sock = -1;
+	ownfd_close(&conn_sock);
 	AGENT_STORE(agent_connected, 0);
 	conn_in_len = 0;
 	conn_renewing = 0;

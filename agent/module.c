@@ -230,6 +230,51 @@ module_register_atexit(PyObject *self)
 	return (0);
 }
 
+/*
+ * The runtime directory for `dir` (NULL: the environment's, else profd's
+ * default), made absolute against the current directory now: a relative
+ * one would point elsewhere after the host's next chdir().  0 or -1.
+ */
+static int
+module_rundir(const char *dir, char *buf, size_t len)
+{
+	char	rel[4096], cwd[4096];
+	int	n;
+
+	if (rundir_resolve(dir, rel, sizeof rel) != 0)
+		return (-1);
+	if (rel[0] == '/') {
+		n = snprintf(buf, len, "%s", rel);
+	} else {
+		if (getcwd(cwd, sizeof cwd) == NULL)
+			return (-1);
+		n = snprintf(buf, len, "%s/%s", strcmp(cwd, "/") == 0 ? "" :
+		    cwd, rel);
+	}
+	return (n < 0 || (size_t)n >= len ? -1 : 0);
+}
+
+/* socket_path(runtime_dir=None): the agent socket's absolute path. */
+static PyObject *
+module_socket_path(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char	*kwlist[] = { "runtime_dir", NULL };
+	const char	*dir = NULL;
+	char		 rundir[4096], path[108];
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|z:socket_path", kwlist,
+	    &dir))
+		return (NULL);
+	if (module_rundir(dir, rundir, sizeof rundir) != 0 ||
+	    rundir_socket(rundir, RUNDIR_AGENT_SOCK, path, sizeof path) != 0) {
+		PyErr_Format(PyExc_ValueError,
+		    "profagent: runtime directory path too long: %s",
+		    dir ? dir : "(default)");
+		return (NULL);
+	}
+	return (PyUnicode_FromString(path));
+}
+
 /* attach(runtime_dir=None, service=None): starts sampling support. */
 static PyObject *
 module_attach(PyObject *self, PyObject *args, PyObject *kw)
@@ -244,7 +289,7 @@ module_attach(PyObject *self, PyObject *args, PyObject *kw)
 		return (NULL);
 	if (module_attached && sampler_running())
 		Py_RETURN_NONE;
-	if (rundir_resolve(dir, rundir, sizeof rundir) != 0 ||
+	if (module_rundir(dir, rundir, sizeof rundir) != 0 ||
 	    rundir_socket(rundir, RUNDIR_AGENT_SOCK, agent_ident.sock_path,
 	    sizeof agent_ident.sock_path) != 0) {
 		PyErr_Format(PyExc_ValueError,
@@ -506,6 +551,9 @@ static PyMethodDef module_methods[] = {
 	{ "configure", (PyCFunction)(void (*)(void))module_configure,
 	  METH_VARARGS | METH_KEYWORDS,
 	  "configure(rate=, mode=, reader=, profiling=, default_reader=)." },
+	{ "socket_path", (PyCFunction)(void (*)(void))module_socket_path,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "socket_path(runtime_dir=None): where the agent connects." },
 	{ "direct_available", module_direct_available, METH_NOARGS,
 	  "direct_available(): whether the direct reader is built in." },
 	{ "_set_thread_name", module_set_thread_name, METH_VARARGS,

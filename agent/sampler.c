@@ -37,7 +37,16 @@ static int			 sampler_alive;
 static int			 sampler_stop_flag;
 static int			 sampler_exiting;	/* interpreter gone */
 static int			 sampler_last_flush;
-static int			 sampler_wake_fd = -1;
+
+/*
+ * The wake-up eventfd: written by Python threads (sampler_wake), polled
+ * and read by the sampler.  Protected by sampler_wake_lock, held only for
+ * the identity check and the one call (never while polling): the host may
+ * close the number under us (ownfd.c), and whichever side finds it gone
+ * makes a new one.
+ */
+static pthread_mutex_t		 sampler_wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ownfd		 sampler_wake_fd = OWNFD_NONE;
 
 /* Serialises the sampler's work with fork (see above). */
 static pthread_mutex_t		 sampler_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -55,6 +64,7 @@ static uint64_t			 sampler_profile_gen;
 static uint64_t			 sampler_rng = 0x9e3779b97f4a7c15ull;
 static uint64_t			 sampler_clock_cost;	/* ns per CPU-clock read */
 static const struct reader	*sampler_reader;
+static struct reader_window	 sampler_thread_window;
 static int			 sampler_direct_ok = 0;	/* 1 ok, -1 no */
 static struct {
 	uint64_t	t;
@@ -508,28 +518,74 @@ sampler_select_reader(uint64_t now)
 	agent_log("using the %s reader", r->name);
 }
 
-/* Waits until `deadline` or a wake-up; wakes early on daemon input. */
+/* Makes the wake-up eventfd if there is none; its number or -1.  With
+ * sampler_wake_lock held. */
+static int
+sampler_wake_open(void)
+{
+	int	fd;
+
+	if (sampler_wake_fd.fd != -1)
+		return (sampler_wake_fd.fd);
+	if ((fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		return (-1);
+	if (ownfd_set(&sampler_wake_fd, fd) != 0) {
+		close(fd);
+		return (-1);
+	}
+	return (fd);
+}
+
+/* Consumes a wake-up, if the eventfd is still ours (never reads the
+ * host's data). */
+static void
+sampler_wake_take(void)
+{
+	uint64_t	v;
+	int		fd;
+
+	pthread_mutex_lock(&sampler_wake_lock);
+	if ((fd = ownfd_get(&sampler_wake_fd)) != -1)
+		(void)read(fd, &v, sizeof v);
+	else
+		(void)sampler_wake_open();
+	pthread_mutex_unlock(&sampler_wake_lock);
+}
+
+/*
+ * Waits until `deadline` or a wake-up; wakes early on daemon input.  The
+ * numbers polled are not checked first: poll() takes nothing from a
+ * descriptor, and a foreign one that polls ready is found out by the check
+ * before the read (wake-up) or by conn_io's (socket), so it cannot keep
+ * the sampler spinning.
+ */
 static void
 sampler_wait(uint64_t deadline)
 {
 	struct pollfd	 pfd[2];
 	struct timespec	 ts;
-	uint64_t	 now = agent_now_ns(), v;
-	int		 nfd = 1, ms;
+	uint64_t	 now = agent_now_ns();
+	int		 nfd = 0, ms;
 
 	if (deadline > now + 2000000) {
 		ms = (int)((deadline - now - 1000000) / 1000000);
-		pfd[0].fd = sampler_wake_fd;
+		pthread_mutex_lock(&sampler_wake_lock);
+		pfd[0].fd = sampler_wake_open();
+		pthread_mutex_unlock(&sampler_wake_lock);
 		pfd[0].events = POLLIN;
+		pfd[0].revents = 0;
+		if (pfd[0].fd != -1)
+			nfd = 1;
 		if (conn_fd() != -1) {
-			pfd[1].fd = conn_fd();
-			pfd[1].events = POLLIN |
+			pfd[nfd].fd = conn_fd();
+			pfd[nfd].events = POLLIN |
 			    (conn_want_write() ? POLLOUT : 0);
-			nfd = 2;
+			nfd++;
 		}
-		if (poll(pfd, (nfds_t)nfd, ms) > 0) {
-			if (pfd[0].revents & POLLIN)
-				(void)read(sampler_wake_fd, &v, sizeof v);
+		if (nfd > 0 && poll(pfd, (nfds_t)nfd, ms) > 0) {
+			if (pfd[0].fd != -1 && (pfd[0].revents &
+			    (POLLIN | POLLNVAL)))
+				sampler_wake_take();
 			return;
 		}
 	}
@@ -665,12 +721,17 @@ sampler_main(void *arg)
 			/* Never wait for the GIL holding sampler_lock. */
 			pthread_mutex_unlock(&sampler_lock);
 			n = sampler_reader->capture(sampler_threads,
-			    AGENT_MAX_THREADS, &agent_stats.invalid);
+			    AGENT_MAX_THREADS, &sampler_thread_window,
+			    &agent_stats.invalid);
 			pthread_mutex_lock(&sampler_lock);
 			now = agent_now_ns();
 		} else
 			n = sampler_reader->capture(sampler_threads,
-			    AGENT_MAX_THREADS, &agent_stats.invalid);
+			    AGENT_MAX_THREADS, &sampler_thread_window,
+			    &agent_stats.invalid);
+		if (n >= 0 && sampler_thread_window.skipped > 0)
+			AGENT_STAT_ADD(threads_skipped,
+			    sampler_thread_window.skipped);
 		if (n > 0)
 			sampler_tick(n, now, period, mode);
 		else if (now - sampler_last_flush_ns >= AGENT_FLUSH_NS)
@@ -706,8 +767,10 @@ sampler_start(void)
 
 	if (sampler_alive)
 		return (0);
-	if (sampler_wake_fd == -1 &&
-	    (sampler_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+	pthread_mutex_lock(&sampler_wake_lock);
+	rc = sampler_wake_open();
+	pthread_mutex_unlock(&sampler_wake_lock);
+	if (rc == -1)
 		return (-1);
 	__atomic_store_n(&sampler_stop_flag, 0, __ATOMIC_RELEASE);
 	sampler_last_flush = 0;
@@ -736,9 +799,14 @@ void
 sampler_wake(void)
 {
 	uint64_t	one = 1;
+	int		fd;
 
-	if (sampler_wake_fd != -1)
-		(void)write(sampler_wake_fd, &one, sizeof one);
+	pthread_mutex_lock(&sampler_wake_lock);
+	if ((fd = ownfd_get(&sampler_wake_fd)) == -1)
+		fd = sampler_wake_open();
+	if (fd != -1)
+		(void)write(fd, &one, sizeof one);
+	pthread_mutex_unlock(&sampler_wake_lock);
 }
 
 /* Stops and joins the sampler (caller has released the GIL). */
@@ -793,11 +861,10 @@ sampler_fork_child(void)
 	pthread_mutex_t	fresh = PTHREAD_MUTEX_INITIALIZER;
 
 	memcpy(&sampler_lock, &fresh, sizeof fresh);
+	memcpy(&sampler_wake_lock, &fresh, sizeof fresh);
 	sampler_alive = 0;
 	__atomic_store_n(&sampler_stop_flag, 0, __ATOMIC_RELEASE);
-	if (sampler_wake_fd != -1)
-		close(sampler_wake_fd);
-	sampler_wake_fd = -1;
+	ownfd_close(&sampler_wake_fd);
 	sampler_npending = 0;
 	sampler_last_tick_ns = 0;
 	sampler_account_reset();
