@@ -57,9 +57,11 @@ struct reader_window {
 	uint32_t	start;		/* position the window starts at */
 	uint32_t	total;		/* others seen by the last capture */
 	/* This capture (reader_window_begin resets them): */
+	uint32_t	max;
 	uint32_t	width;
 	uint32_t	pos;		/* others seen so far */
-	uint32_t	taken;
+	uint32_t	taken;		/* others taken */
+	uint32_t	taken_all;	/* main and holder too: <= max */
 	uint64_t	main_ident;	/* threading ident of the main thread */
 	uint64_t	skipped;
 };

@@ -40,9 +40,9 @@
 #if COMPAT_SUPPORTED
 
 /* Limits. */
-#define DIRECT_SNAP_BYTES	(512u * 1024)	/* bytes copied per capture */
-#define DIRECT_SNAP_REGIONS	2048		/* regions copied per capture */
-#define DIRECT_SNAP_HASH	8192		/* region index slots, 2^n */
+#define DIRECT_SNAP_BYTES	(2048u * 1024)	/* bytes copied per capture */
+#define DIRECT_SNAP_REGIONS	8192		/* regions copied per capture */
+#define DIRECT_SNAP_HASH	32768		/* region index slots, 2^n */
 #define DIRECT_SNAP_WIDE	64		/* regions looked into, per capture */
 #define DIRECT_CHUNK_SLACK	256		/* read past a chunk's top */
 #define DIRECT_CHUNK_MAX	(64u * 1024)	/* biggest chunk span copied */
@@ -1205,6 +1205,10 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 	return t->depth > 0 ? 1 : 0;
 }
 
+/* Where direct_capture_all reads a thread it will not take, when out is
+ * full (sampler thread). */
+static struct reader_thread	direct_scratch;
+
 /* Captures every Python thread but ours (see direct_capture). */
 static int
 direct_capture_all(struct reader_thread *out, int max,
@@ -1242,10 +1246,11 @@ direct_capture_all(struct reader_thread *out, int max,
 			holder = 0;
 	}
 	reader_window_begin(w, max, compat_main_thread());
-	for (steps = 0; ts != 0 && n < max && steps < DIRECT_THREADS_MAX;
-	    steps++) {
-		r = direct_thread(ts, &out[n], &next, self_tid, self_id, holder,
-		    w);
+	for (steps = 0; ts != 0 && steps < DIRECT_THREADS_MAX; steps++) {
+		/* Past max (all later threads skipped), only the thread's ids
+		 * are read, into a scratch entry. */
+		r = direct_thread(ts, n < max ? &out[n] : &direct_scratch, &next,
+		    self_tid, self_id, holder, w);
 		if (r == -1) {
 			(*invalid)++;
 			/* A torn thread state may still give its successor. */

@@ -284,7 +284,7 @@ reader_gil_capture(struct reader_thread *out, int max,
 		reader_gil_release_all();
 	interp = PyThreadState_GetInterpreter(reader_gil_ts);
 	reader_window_begin(w, max, compat_main_thread());
-	for (t = PyInterpreterState_ThreadHead(interp); t != NULL && n < max;
+	for (t = PyInterpreterState_ThreadHead(interp); t != NULL;
 	    t = PyThreadState_Next(t)) {
 		if (t == reader_gil_ts)
 			continue;

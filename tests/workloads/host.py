@@ -27,8 +27,7 @@ REC = 64
 def agent():
     try:
         import profagent
-        profagent.stats()
-        return profagent
+        return profagent if profagent.stats()["attached"] else None
     except Exception:
         return None
 
