@@ -47,11 +47,11 @@ enum reader_loc { READER_LOC_LINE, READER_LOC_OFFSET };
 /*
  * Which threads a capture takes when the process has more than it has
  * room for (reader.c).  The main thread and the GIL holder always; of the
- * others, a window of max - 2 that moves on by its width every capture,
- * so each thread is taken once every ceil(others / width) captures.  The
- * rest are counted in skipped.  Positions come from the previous capture's
- * count, so threads coming and going shift the window a little, which
- * costs no thread more than a capture.
+ * other N, a window of W = max - 2 that moves on by W every capture, so
+ * the N - W left out (counted in skipped) move round the list: each thread
+ * is taken in W of every N captures, none is left out twice in a row
+ * while N < 2W.  Positions come from the previous capture's count, so
+ * threads coming and going shift the window a little.
  */
 struct reader_window {
 	uint32_t	start;		/* position the window starts at */
