@@ -219,6 +219,8 @@ int	conn_fd(void);
 int	conn_want_write(void);
 /* Connects when due, sends what the socket takes, reads CONFIG and RESYNC. */
 void	conn_io(uint64_t now);
+/* The last poll() saw the socket quiet: the next conn_io may do nothing. */
+void	conn_poll_quiet(int quiet);
 /* Commits one batch with its definitions, atomically; -1 if dropped. */
 int	conn_commit(const struct intern_sample *, uint32_t n);
 /* Appends a PROTO_STATS frame if connected. */

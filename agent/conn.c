@@ -50,6 +50,7 @@ static int			 conn_rejected;	/* REJECT read: stay away */
 static int			 conn_reject_said; /* its line printed */
 static uint32_t			 conn_version;	/* in use, from CONFIG */
 static struct proto_sample	 conn_wire[AGENT_PENDING_MAX];
+static int			 conn_quiet;	/* see conn_poll_quiet */
 
 /* Allocates the outgoing buffer. */
 int
@@ -405,14 +406,30 @@ conn_read(uint64_t now)
 	}
 }
 
+/*
+ * Tells conn_io that the sampler's last poll() found the socket with
+ * nothing to read and no error: with nothing to send either, the next
+ * conn_io makes no system call at all (not even the identity check).
+ * Used once; without a fresh poll, conn_io does everything.
+ */
+void
+conn_poll_quiet(int quiet)
+{
+	conn_quiet = quiet;
+}
+
 /* Connects when due, sends what the socket takes, reads CONFIG and
  * RESYNC. */
 void
 conn_io(uint64_t now)
 {
 	ssize_t	n;
+	int	quiet = conn_quiet;
 
+	conn_quiet = 0;
 	if (conn_buf == NULL)
+		return;
+	if (quiet && conn_sock.fd != -1 && conn_out.len == 0)
 		return;
 	/* The host may have closed our socket and reused the number: never
 	 * send, receive or close through it then; reconnect at once. */

@@ -482,8 +482,9 @@ sampler_tick(int n, uint64_t now, uint64_t period_ns, uint32_t mode)
 
 /*
  * Work due whatever the state: stats and socket I/O.  While sampling, the
- * socket is served every AGENT_IO_NS rather than every tick: a recv() that
- * finds nothing costs as much as reading a thread's stack.
+ * socket is read at most every AGENT_IO_NS, and only when the last poll()
+ * did not find it quiet (conn_poll_quiet): a recv() that finds nothing
+ * costs as much as reading a thread's stack.
  */
 static void
 sampler_housekeep(uint64_t now, int sampling)
@@ -493,7 +494,10 @@ sampler_housekeep(uint64_t now, int sampling)
 		conn_stats();
 		sampler_last_stats_ns = now;
 	}
-	if (sampling && now - sampler_last_io_ns < AGENT_IO_NS)
+	/* Output waiting is sent now: the poll() that follows would
+	 * otherwise find the socket writable at once, again and again. */
+	if (sampling && now - sampler_last_io_ns < AGENT_IO_NS &&
+	    !conn_want_write())
 		return;
 	sampler_last_io_ns = now;
 	conn_io(now);
@@ -565,7 +569,7 @@ sampler_wait(uint64_t deadline)
 	struct pollfd	 pfd[2];
 	struct timespec	 ts;
 	uint64_t	 now = agent_now_ns();
-	int		 nfd = 0, ms;
+	int		 nfd = 0, ms, rc, wake, sock = -1;
 
 	if (deadline > now + 2000000) {
 		ms = (int)((deadline - now - 1000000) / 1000000);
@@ -574,17 +578,21 @@ sampler_wait(uint64_t deadline)
 		pthread_mutex_unlock(&sampler_wake_lock);
 		pfd[0].events = POLLIN;
 		pfd[0].revents = 0;
-		if (pfd[0].fd != -1)
-			nfd = 1;
+		wake = pfd[0].fd != -1;
+		nfd = wake;
 		if (conn_fd() != -1) {
+			sock = nfd;
 			pfd[nfd].fd = conn_fd();
 			pfd[nfd].events = POLLIN |
 			    (conn_want_write() ? POLLOUT : 0);
+			pfd[nfd].revents = 0;
 			nfd++;
 		}
-		if (nfd > 0 && poll(pfd, (nfds_t)nfd, ms) > 0) {
-			if (pfd[0].fd != -1 && (pfd[0].revents &
-			    (POLLIN | POLLNVAL)))
+		rc = nfd > 0 ? poll(pfd, (nfds_t)nfd, ms) : -1;
+		if (rc >= 0 && sock != -1)
+			conn_poll_quiet(pfd[sock].revents == 0);
+		if (rc > 0) {
+			if (wake && (pfd[0].revents & (POLLIN | POLLNVAL)))
 				sampler_wake_take();
 			return;
 		}
