@@ -200,6 +200,9 @@ def _announce(path):
     sys.stderr.flush()
 
 
+_hide(probe, _announce)
+
+
 def attach(service=None, runtime_dir=None):
     """Starts the agent (idempotent).  A missing daemon is not an error."""
     service = service or os.environ.get("PROFAGENT_SERVICE") or \
@@ -221,11 +224,13 @@ def attach(service=None, runtime_dir=None):
     for t in threading.enumerate():
         if t is not main:
             _name_thread(t)
+    if not _announced:
+        # Before the sampler starts, so that the probe is never sampled.
+        try:
+            _announce(_profagent.socket_path(runtime_dir))
+        except Exception:
+            pass
     _profagent.attach(runtime_dir, service)
-    try:
-        _announce(_profagent.stats()["socket"])
-    except Exception:
-        pass
 
 
 def detach():
