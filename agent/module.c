@@ -230,30 +230,6 @@ module_register_atexit(PyObject *self)
 	return (0);
 }
 
-/*
- * The runtime directory for `dir` (NULL: the environment's, else profd's
- * default), made absolute against the current directory now: a relative
- * one would point elsewhere after the host's next chdir().  0 or -1.
- */
-static int
-module_rundir(const char *dir, char *buf, size_t len)
-{
-	char	rel[4096], cwd[4096];
-	int	n;
-
-	if (rundir_resolve(dir, rel, sizeof rel) != 0)
-		return (-1);
-	if (rel[0] == '/') {
-		n = snprintf(buf, len, "%s", rel);
-	} else {
-		if (getcwd(cwd, sizeof cwd) == NULL)
-			return (-1);
-		n = snprintf(buf, len, "%s/%s", strcmp(cwd, "/") == 0 ? "" :
-		    cwd, rel);
-	}
-	return (n < 0 || (size_t)n >= len ? -1 : 0);
-}
-
 /* socket_path(runtime_dir=None): the agent socket's absolute path. */
 static PyObject *
 module_socket_path(PyObject *self, PyObject *args, PyObject *kw)
@@ -265,7 +241,7 @@ module_socket_path(PyObject *self, PyObject *args, PyObject *kw)
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|z:socket_path", kwlist,
 	    &dir))
 		return (NULL);
-	if (module_rundir(dir, rundir, sizeof rundir) != 0 ||
+	if (rundir_resolve(dir, rundir, sizeof rundir) != 0 ||
 	    rundir_socket(rundir, RUNDIR_AGENT_SOCK, path, sizeof path) != 0) {
 		PyErr_Format(PyExc_ValueError,
 		    "profagent: runtime directory path too long: %s",
@@ -289,7 +265,7 @@ module_attach(PyObject *self, PyObject *args, PyObject *kw)
 		return (NULL);
 	if (module_attached && sampler_running())
 		Py_RETURN_NONE;
-	if (module_rundir(dir, rundir, sizeof rundir) != 0 ||
+	if (rundir_resolve(dir, rundir, sizeof rundir) != 0 ||
 	    rundir_socket(rundir, RUNDIR_AGENT_SOCK, agent_ident.sock_path,
 	    sizeof agent_ident.sock_path) != 0) {
 		PyErr_Format(PyExc_ValueError,
