@@ -70,9 +70,9 @@ static struct {
 	struct ownfd	memfd;		/* /proc/self/mem */
 	struct ownfd	pipe[2];	/* read end, write end */
 	int		pipe_size;
-	int	atfork;		/* handler registered */
-	int	forked;		/* in a child: set up again */
-	int	verified;	/* pipe checked during this capture */
+	int		atfork;		/* handler registered */
+	int		forked;		/* in a child: set up again */
+	int		verified;	/* pipe checked during this capture */
 } direct_io = { DIRECT_NONE, 0, OWNFD_NONE, { OWNFD_NONE, OWNFD_NONE }, 0, 0,
     0, 0 };
 
