@@ -253,8 +253,9 @@ def test_profd_gone_for_a_minute(ctx):
           " RSS %d -> %d KiB; dropped %d, connects %d"
           % (base, med, 100 * med / base, r["max_gap"], r["rss"][-60] // 1024,
              r["rss"][-1] // 1024, st["dropped"], st["connects"]))
-    check(med >= 0.75 * base, "host slowed: %.0f/s vs %.0f/s without the agent"
-          % (med, base))
+    # An instrumented sampler says nothing about the real one's cost.
+    check(ctx.sanitize or med >= 0.75 * base,
+          "host slowed: %.0f/s vs %.0f/s without the agent" % (med, base))
     check(r["max_gap"] < 2.0, "host stalled %.2f s" % r["max_gap"])
     check(st["profiling"] and not st["connected"], "agent state: %s" % st)
     check(st["dropped"] > 0, "no drops counted: %s" % st)
