@@ -176,6 +176,7 @@ struct intern_thread_state {
 	uint64_t	last_ns;	/* time of its previous sample */
 	uint64_t	last_cpu_ns;	/* its CPU time then */
 	uint64_t	seen_gen;	/* profiling generation of last_ns */
+	uint64_t	last_tick;	/* agent_stats.ticks then */
 };
 
 int	intern_init(void);

@@ -379,7 +379,7 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
     uint32_t mode, uint64_t now, uint64_t period_ns, uint64_t *weight_us,
     uint32_t *flags)
 {
-	uint64_t	cpu = 0, w, tick;
+	uint64_t	cpu = 0, w, tick, ticks = AGENT_LOAD(agent_stats.ticks);
 	int		cpu_ok, first, oncpu, take;
 
 	cpu_ok = sampler_thread_cpu(t->native_id, &cpu) == 0;
@@ -392,8 +392,13 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
 	    period_ns : now - sampler_last_tick_ns;
 	switch (mode) {
 	case PROTO_MODE_CPU:
+		/* A period per tick since its last capture: more than one when
+		 * the thread window (reader.c) left it out, so that threads
+		 * captured every other tick are not underweighted. */
 		take = oncpu;
 		w = period_ns / 1000;
+		if (!first && ticks > st->last_tick)
+			w *= ticks - st->last_tick;
 		break;
 	case PROTO_MODE_GIL:
 		/* Without a GIL flag from the reader, the threads that ran
@@ -408,6 +413,7 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
 	}
 	st->seen_gen = sampler_profile_gen;
 	st->last_ns = now;
+	st->last_tick = ticks;
 	if (cpu_ok)
 		st->last_cpu_ns = cpu;
 	if (w > AGENT_MAX_WEIGHT_US)
