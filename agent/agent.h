@@ -139,6 +139,8 @@ uint64_t	agent_now_ns(void);		/* CLOCK_MONOTONIC */
 void		agent_log(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* One line to stderr, always: for what the operator must know. */
 void		agent_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+/* Once per process: the socket and whether a profd answered (err 0). */
+void		agent_announce(int err);
 uint64_t	agent_realtime_ns(void);	/* CLOCK_REALTIME */
 
 /* ownfd.c: identity checks before a descriptor is used. */

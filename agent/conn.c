@@ -202,7 +202,7 @@ static void
 conn_connect(uint64_t now)
 {
 	struct sockaddr_un	 sun;
-	int			 fd;
+	int			 fd, err;
 
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
@@ -220,10 +220,13 @@ conn_connect(uint64_t now)
 	AGENT_STORE(agent_connected, 1);
 	AGENT_STAT_ADD(connects, 1);
 	agent_log("connected to %s", agent_ident.sock_path);
+	agent_announce(0);
 	return;
 fail:
+	err = errno;
 	if (fd != -1)
 		close(fd);
+	agent_announce(err);
 	conn_back_off(now);
 }
 

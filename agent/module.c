@@ -43,6 +43,9 @@ static int		module_atexit_done;	/* atexit handler registered */
 static int		module_initialised;	/* tables, buffer, hooks */
 /* Set once at import; read anywhere. */
 static int		module_debug;
+static int		module_quiet;		/* PROFAGENT_QUIET=1 */
+/* Sampler thread, or a fork child's one thread. */
+static int		module_announced;
 
 /* One line to stderr, only with PROFAGENT_DEBUG set. */
 void
@@ -76,6 +79,27 @@ agent_warn(const char *fmt, ...)
 	if (n < 0)
 		return;
 	fprintf(stderr, "profagent[%ld]: %s\n", (long)getpid(), buf);
+}
+
+/*
+ * Says once per process where the agent connects and whether a profd
+ * answered its first try (err 0) or why not: one line on stderr, from the
+ * first connection attempt itself, so no extra connection is made.  Not
+ * again in a fork child, nor with PROFAGENT_QUIET=1.  Sampler thread.
+ */
+void
+agent_announce(int err)
+{
+	if (module_announced || module_quiet)
+		return;
+	module_announced = 1;
+	if (err == 0)
+		agent_warn("profd socket %s: profd answers",
+		    agent_ident.sock_path);
+	else
+		agent_warn("profd socket %s: no profd answers (%s); samples "
+		    "are buffered and dropped until one does",
+		    agent_ident.sock_path, strerror(err));
 }
 
 /* Frees the argv copy. */
@@ -203,6 +227,7 @@ module_fork_child(void)
 {
 	sampler_fork_child();
 	agent_ident.start_ns = agent_realtime_ns();
+	module_announced = 1;	/* the parent said it */
 }
 
 /* Registers the Python atexit handler once. */
@@ -559,6 +584,8 @@ PyInit__profagent(void)
 	const char	*dbg = getenv("PROFAGENT_DEBUG");
 
 	module_debug = dbg != NULL && *dbg != '\0' && strcmp(dbg, "0") != 0;
+	dbg = getenv("PROFAGENT_QUIET");
+	module_quiet = dbg != NULL && strcmp(dbg, "1") == 0;
 	if (!forks_hooked) {
 		if (pthread_atfork(sampler_fork_prepare, sampler_fork_parent,
 		    module_fork_child) != 0) {

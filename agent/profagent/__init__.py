@@ -15,7 +15,7 @@ Environment:
   PROFAGENT_RATE          local default rate in Hz, until profd says otherwise
   PROFAGENT_BUFFER_BYTES  outgoing buffer bound (default 4 MiB)
   PROFAGENT_DEBUG         1: log connection events to stderr
-  PROFAGENT_QUIET         1: no line on stderr naming the socket at attach
+  PROFAGENT_QUIET         1: no line on stderr naming the socket
 """
 
 import os
@@ -166,9 +166,6 @@ def _configure_from_env():
                   file=sys.stderr)
 
 
-_announced = False
-
-
 def probe(path):
     """Whether a profd answers on the agent socket at path: (True, "") or
     (False, why).  Connects and hangs up at once: profd sees one more
@@ -185,22 +182,7 @@ def probe(path):
         s.close()
 
 
-def _announce(path):
-    """One line on stderr, once per process (a fork child inherits the
-    flag): where the agent connects and whether a profd answers there."""
-    global _announced
-    if _announced or os.environ.get("PROFAGENT_QUIET") == "1":
-        return
-    _announced = True
-    ok, why = probe(path)
-    sys.stderr.write("profagent: pid %d: profd socket %s: %s\n"
-                     % (os.getpid(), path, "profd answers" if ok else
-                        "no profd answers (%s); samples are buffered and "
-                        "dropped until one does" % why))
-    sys.stderr.flush()
-
-
-_hide(probe, _announce)
+_hide(probe)
 
 
 def attach(service=None, runtime_dir=None):
@@ -224,12 +206,6 @@ def attach(service=None, runtime_dir=None):
     for t in threading.enumerate():
         if t is not main:
             _name_thread(t)
-    if not _announced:
-        # Before the sampler starts, so that the probe is never sampled.
-        try:
-            _announce(_profagent.socket_path(runtime_dir))
-        except Exception:
-            pass
     _profagent.attach(runtime_dir, service)
 
 

@@ -21,7 +21,7 @@ status  prints the agent socket's path, whether a profd answers there, and
 
 Environment: PROFAGENT_SERVICE, PROFD_RUNTIME_DIR, PROFAGENT_READER (gil|direct),
 PROFAGENT_RATE (Hz), PROFAGENT_BUFFER_BYTES, PROFAGENT_DEBUG=1,
-PROFAGENT_QUIET=1 (no line on stderr naming the socket at attach).
+PROFAGENT_QUIET=1 (no line on stderr naming the socket).
 """
 
 

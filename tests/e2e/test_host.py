@@ -187,13 +187,14 @@ def test_relative_runtime_dir_survives_chdir(ctx):
     check(p.wait(60) == 0, "host failed:\n%s" % ctx.output(p))
     out = ctx.output(p)
     check("ENV %s" % ctx.rt in out, "env not made absolute:\n%s" % out)
-    lines = [l for l in out.splitlines() if "profagent: pid" in l]
+    lines = [l for l in out.splitlines() if ": profd socket " in l]
     want = "profd socket %s: profd answers" % sock
     check(len(lines) == 2 and all(want in l for l in lines),
           "want one line from the host and one from the exec'd child "
           "(none from the fork child), naming %s:\n%s" % (sock, out))
-    check(not any(("pid %d:" % forked) in l for l in lines),
-          "the fork child announced itself again:\n%s" % out)
+    check(any(l.startswith("profagent[%d]:" % p.pid) for l in lines) and
+          any(l.startswith("profagent[%d]:" % spawned) for l in lines),
+          "the lines are not the host's and the exec'd child's:\n%s" % out)
 
     # status from another process: the path, absolute, and profd answers.
     r = subprocess.run([ctx.python, "-m", "profagent", "status"], env=env,
