@@ -41,6 +41,10 @@
 #define AGENT_REJECT_BACKOFF_NS	300000000000ull	/* after a REJECT: 5 min */
 #define AGENT_EXIT_FLUSH_NS	100000000ull	/* last flush at exit */
 #define AGENT_INBUF		4096		/* bytes of daemon input */
+/* Batches kept until the daemon acknowledges them (PROTO_ACK): at most
+ * this many, and as many samples as PROTOAGENT_BUFFER_BYTES holds of
+ * struct intern_sample; a batch that does not fit is dropped. */
+#define AGENT_KEEP_BATCHES	4096
 #define AGENT_MAX_WEIGHT_US	1000000u	/* one sample weighs <= 1 s */
 #define AGENT_TIMER_SLACK_NS	1000		/* sampler's timer slack */
 #define AGENT_RATE_WINDOW	8		/* achieved rate: 8 slots... */
@@ -185,6 +189,8 @@ int	intern_init(void);
 void	intern_free(void);
 /* Clears every table (the reader forgets its code objects). */
 void	intern_reset(const struct reader *);
+/* Bumped by each intern_reset: older indices mean nothing. */
+uint32_t intern_generation(void);
 /* Starts a new tick (fingerprints are checked once per tick). */
 void	intern_tick(void);
 /* Interns a captured stack: its index, or 0 if unreadable (*full set when
@@ -224,11 +230,15 @@ int	conn_want_write(void);
 void	conn_io(uint64_t now);
 /* The last poll() saw the socket quiet: the next conn_io may do nothing. */
 void	conn_poll_quiet(int quiet);
-/* Commits one batch with its definitions, atomically; -1 if dropped. */
+/* Keeps one batch until acknowledged and encodes it when the stream has
+ * room; -1 if it was dropped (no room to keep it). */
 int	conn_commit(const struct intern_sample *, uint32_t n);
+/* Counts as dropped every kept batch not wholly sent (exit, detach). */
+void	conn_abandon(void);
 /* Appends a PROTO_STATS frame if connected. */
 void	conn_stats(void);
-/* Closes the connection, drops buffered samples, starts a new epoch. */
+/* Closes the connection and starts a new epoch (kept batches are sent
+ * again on the next connection). */
 void	conn_drop(uint64_t now, const char *why);
 /* Starts a new epoch with a fresh hello (after fork, after attach). */
 void	conn_restart(void);

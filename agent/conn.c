@@ -1,13 +1,18 @@
 /*
  * conn.c -- the agent's connection to profd: a non-blocking Unix stream
- * socket, a bounded outgoing buffer (a fixed proto_sink) and the CONFIG
- * and RESYNC messages coming back.
+ * socket, a bounded outgoing buffer (a fixed proto_sink), the batches kept
+ * until the daemon acknowledges them, and the CONFIG, RESYNC and ACK
+ * messages coming back.
  *
- * The buffer always holds the stream for the current (or next) connection,
- * starting with its HELLO, so while the daemon is away samples keep being
- * buffered up to the bound, then dropped (counted).  A lost connection
- * drops what is buffered (counted) and starts a new epoch: a fresh HELLO,
- * and every definition sent again as needed.
+ * Nothing lost (see proto.h, "Acknowledged batches"): a committed batch is
+ * numbered and kept, in interner indices (not wire ids), until an ACK says
+ * the daemon has it durably; it is encoded into the stream when the buffer
+ * has room.  A lost connection starts a new epoch (a fresh HELLO, every
+ * definition sent again as needed) and encodes every kept batch again, in
+ * order, before anything newer; the daemon skips the numbers it already
+ * has.  A batch is dropped (counted) only when it does not fit what is
+ * kept, or when an interner reset voided its indices before it could be
+ * encoded on the connection that needs it.
  *
  * Everything here belongs to the sampler thread, except conn_init/conn_free
  * (module.c, sampler not running) and conn_fork_child (fork child).
@@ -25,22 +30,32 @@
 
 #include "agent.h"
 
-/* A committed batch: its end in the stream, and its samples, so samples
- * still buffered are known (and counted as dropped if the link is lost). */
-struct conn_mark {
-	uint64_t	end;
+/* A batch kept until acknowledged: its samples are
+ * conn_keep[first .. first + n). */
+struct conn_batch {
+	uint64_t	seq;		/* the agent's batch number, from 1 */
+	uint64_t	base_ns;	/* CLOCK_REALTIME of its first sample */
+	uint32_t	first;
 	uint32_t	n;
+	uint32_t	gen;		/* interner generation of its indices */
+	int		sent;		/* encoded on some connection before */
+	uint64_t	end;		/* its end in this stream (conn_written) */
+	int		dead;		/* voided: counted as dropped */
 };
-#define CONN_MARKS	1024
 
 /* Sampler thread only (see above). */
 static struct ownfd		 conn_sock = OWNFD_NONE;
 static struct proto_sink	 conn_out;
 static char			*conn_buf;
-static uint64_t			 conn_base;	/* stream offset of out[0] */
-static struct conn_mark		 conn_marks[CONN_MARKS];
-static uint32_t			 conn_mark_head, conn_mark_count;
-static uint64_t			 conn_buffered;	/* samples in conn_out */
+static struct intern_sample	*conn_keep;	/* ring of kept samples */
+static uint32_t			 conn_keep_cap;
+static struct conn_batch	 conn_batches[AGENT_KEEP_BATCHES];
+static uint32_t			 conn_batch_head, conn_batch_count;
+static uint32_t			 conn_batch_out; /* of those, from the head,
+						    in this connection's
+						    stream */
+static uint64_t			 conn_seq;	/* the last batch number */
+static uint64_t			 conn_written;	/* bytes of this stream sent */
 static char			 conn_in[AGENT_INBUF];
 static size_t			 conn_in_len;
 static uint64_t			 conn_next_try;
@@ -52,6 +67,8 @@ static uint32_t			 conn_version;	/* in use, from CONFIG */
 static struct proto_sample	 conn_wire[AGENT_PENDING_MAX];
 static int			 conn_quiet;	/* see conn_poll_quiet */
 
+static void	conn_pump(void);
+
 /* Allocates the outgoing buffer. */
 int
 conn_init(size_t bytes)
@@ -60,6 +77,13 @@ conn_init(size_t bytes)
 		return (0);
 	if ((conn_buf = malloc(bytes)) == NULL)
 		return (-1);
+	conn_keep_cap = (uint32_t)(bytes / sizeof *conn_keep);
+	if ((conn_keep = calloc(conn_keep_cap, sizeof *conn_keep)) == NULL) {
+		free(conn_buf);
+		conn_buf = NULL;
+		return (-1);
+	}
+	conn_batch_head = conn_batch_count = conn_batch_out = 0;
 	proto_sink_init_fixed(&conn_out, conn_buf, bytes);
 	conn_restart();
 	return (0);
@@ -73,6 +97,10 @@ conn_free(void)
 	AGENT_STORE(agent_connected, 0);
 	free(conn_buf);
 	conn_buf = NULL;
+	free(conn_keep);
+	conn_keep = NULL;
+	conn_keep_cap = 0;
+	conn_batch_head = conn_batch_count = conn_batch_out = 0;
 	memset(&conn_out, 0, sizeof conn_out);
 }
 
@@ -90,20 +118,18 @@ conn_want_write(void)
 	return (conn_out.len > 0);
 }
 
-/* Forgets buffered output, counting its samples as dropped. */
+/* Forgets buffered output; kept batches will be encoded again. */
 static void
 conn_clear(void)
 {
-	if (conn_buffered > 0)
-		AGENT_STAT_ADD(dropped, conn_buffered);
-	conn_buffered = 0;
-	conn_mark_head = conn_mark_count = 0;
-	conn_base += conn_out.len;
 	conn_out.len = 0;
 	conn_out.full = 0;
+	conn_batch_out = 0;
+	conn_written = 0;
 }
 
-/* Starts a new epoch: empty buffer, then this process's hello. */
+/* Starts a new epoch: empty buffer, then this process's hello, then the
+ * kept batches. */
 void
 conn_restart(void)
 {
@@ -144,6 +170,7 @@ conn_restart(void)
 		}
 		agent_log("hello: argv cut to %u entries to fit", argc / 2);
 	}
+	conn_pump();
 }
 
 /* Closes the socket, if any, and starts a new epoch (hello first). */
@@ -230,22 +257,41 @@ fail:
 	conn_back_off(now);
 }
 
-/* Marks n bytes as sent: batches wholly out no longer count as buffered. */
+/* Marks n bytes as sent.  A daemon older than version 4 acknowledges
+ * nothing: a batch is let go once it is written. */
 static void
 conn_sent(size_t n)
 {
-	struct conn_mark	*m;
+	struct conn_batch	*b;
 
 	proto_sink_consume(&conn_out, n);
-	conn_base += n;
+	conn_written += n;
 	AGENT_STAT_ADD(bytes_sent, n);
-	while (conn_mark_count > 0) {
-		m = &conn_marks[conn_mark_head];
-		if (m->end > conn_base)
+	while (conn_version != 0 && conn_version < PROTO_VERSION_BATCH &&
+	    conn_batch_count > 0 && conn_batch_out > 0) {
+		b = &conn_batches[conn_batch_head];
+		if (!b->dead && b->end > conn_written)
 			break;
-		conn_buffered -= m->n;
-		conn_mark_head = (conn_mark_head + 1) % CONN_MARKS;
-		conn_mark_count--;
+		conn_batch_head = (conn_batch_head + 1) % AGENT_KEEP_BATCHES;
+		conn_batch_count--;
+		conn_batch_out--;
+	}
+}
+
+/* ACK: batches up to seq are durable in the daemon; forget them. */
+static void
+conn_ack(uint64_t seq)
+{
+	struct conn_batch	*b;
+
+	while (conn_batch_count > 0) {
+		b = &conn_batches[conn_batch_head];
+		if (b->seq > seq)
+			break;
+		conn_batch_head = (conn_batch_head + 1) % AGENT_KEEP_BATCHES;
+		conn_batch_count--;
+		if (conn_batch_out > 0)
+			conn_batch_out--;
 	}
 }
 
@@ -274,6 +320,12 @@ conn_config(const struct proto_msg *msg)
 	    PROTO_VERSION_COMPAT;
 	if (version != conn_version)
 		agent_log("protocol version %u in use", version);
+	if (conn_version == 0 && version != 0) {
+		conn_version = version;
+		/* The kept batches can go out now. */
+		if (!conn_renewing)
+			conn_pump();
+	}
 	conn_version = version;
 }
 
@@ -317,6 +369,7 @@ conn_resync(uint32_t token)
 	conn_renewing = 0;
 	AGENT_STAT_ADD(resyncs, 1);
 	agent_log("wire ids renumbered at the daemon's request");
+	conn_pump();
 	return (0);
 }
 
@@ -358,6 +411,9 @@ conn_handle(const char *payload, size_t len, const char **why)
 		conn_reject(&msg);
 		*why = "refused: no protocol version in common";
 		goto out;
+	case PROTO_ACK:
+		conn_ack(msg.ack.seq);
+		break;
 	default:
 		agent_log("ignoring message %d from the daemon", msg.type);
 		break;
@@ -421,8 +477,8 @@ conn_poll_quiet(int quiet)
 	conn_quiet = quiet;
 }
 
-/* Connects when due, sends what the socket takes, reads CONFIG and
- * RESYNC. */
+/* Connects when due, sends what the socket takes (encoding kept batches
+ * as room frees), reads CONFIG, RESYNC and ACK. */
 void
 conn_io(uint64_t now)
 {
@@ -454,6 +510,8 @@ conn_io(uint64_t now)
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n > 0) {
 			conn_sent((size_t)n);
+			if (!conn_renewing)
+				conn_pump();
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -468,35 +526,20 @@ conn_io(uint64_t now)
 		conn_renew(now);
 }
 
-/* Commits one batch with the definitions it needs, all or nothing. */
-int
-conn_commit(const struct intern_sample *s, uint32_t n)
+/* Encodes one kept batch with the definitions it needs, all or nothing;
+ * -1 if it does not fit the buffer now. */
+static int
+conn_encode(struct conn_batch *b)
 {
-	struct conn_mark	*m;
-	size_t			 start, before;
-	uint64_t		 base_ns, prev_us, t_us;
-	uint32_t		 i;
+	const struct intern_sample	*s = conn_keep + b->first;
+	size_t				 start, before;
+	uint64_t			 prev_us, t_us;
+	uint32_t			 i;
 
-	if (n == 0 || conn_buf == NULL)
-		return (0);
-	if (intern_wire_exhausted()) {
-		/* Connected: let the buffer drain first (batches meanwhile are
-		 * dropped), then renew.  Not connected: start over now. */
-		if (conn_sock.fd == -1)
-			conn_restart();
-		else if (conn_out.len == 0)
-			conn_renew(agent_now_ns());
-		else {
-			conn_renewing = 1;
-			AGENT_STAT_ADD(dropped, n);
-			return (-1);
-		}
-	}
-	base_ns = agent_realtime_ns() - (agent_now_ns() - s[0].t_ns);
 	start = conn_out.len;
 	intern_txn_begin();
 	prev_us = 0;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < b->n; i++) {
 		if (intern_emit(&conn_out, &s[i], &conn_wire[i]) != 0)
 			goto fail;
 		/* dt_us: microseconds since the previous sample of the batch
@@ -509,30 +552,137 @@ conn_commit(const struct intern_sample *s, uint32_t n)
 		prev_us = t_us;
 	}
 	before = conn_out.len;
-	if (proto_send_samples(&conn_out, base_ns, conn_wire, n) != 0)
+	if ((conn_version >= PROTO_VERSION_BATCH ? proto_send_batch(&conn_out,
+	    b->seq, b->base_ns, conn_wire, b->n) : proto_send_samples(
+	    &conn_out, b->base_ns, conn_wire, b->n)) != 0)
 		goto fail;
 	intern_txn_commit();
 	AGENT_STAT_ADD(sample_bytes, conn_out.len - before);
-	conn_buffered += n;
-	if (conn_mark_count == CONN_MARKS) {
-		m = &conn_marks[(conn_mark_head + conn_mark_count - 1) %
-		    CONN_MARKS];
-		m->end = conn_base + conn_out.len;
-		m->n += n;
-	} else {
-		m = &conn_marks[(conn_mark_head + conn_mark_count) %
-		    CONN_MARKS];
-		m->end = conn_base + conn_out.len;
-		m->n = n;
-		conn_mark_count++;
-	}
+	if (b->sent)
+		AGENT_STAT_ADD(replayed, b->n);
+	b->sent = 1;
+	b->end = conn_written + conn_out.len;
 	return (0);
 fail:
 	conn_out.len = start;
 	conn_out.full = 0;
 	intern_txn_abort();
-	AGENT_STAT_ADD(dropped, n);
 	return (-1);
+}
+
+/*
+ * Encodes the kept batches this connection has not had yet, in order,
+ * while they fit.  Wire ids near their limit: with a connection, let the
+ * buffer drain, then renew it; without, start the epoch over.
+ */
+static void
+conn_pump(void)
+{
+	struct conn_batch	*b;
+
+	/* Nothing is encoded before CONFIG says which version is in use:
+	 * BATCH needs version 4. */
+	if (conn_buf == NULL || conn_version == 0)
+		return;
+	while (conn_batch_out < conn_batch_count) {
+		b = &conn_batches[(conn_batch_head + conn_batch_out) %
+		    AGENT_KEEP_BATCHES];
+		if (!b->dead && b->gen != intern_generation()) {
+			/* Its indices went with an interner reset. */
+			b->dead = 1;
+			AGENT_STAT_ADD(dropped, b->n);
+		}
+		if (b->dead) {
+			conn_batch_out++;
+			continue;
+		}
+		if (intern_wire_exhausted()) {
+			if (conn_sock.fd == -1)
+				conn_restart();	/* pumps again */
+			else if (conn_out.len == 0)
+				conn_renew(agent_now_ns());
+			else
+				conn_renewing = 1;
+			return;
+		}
+		if (conn_encode(b) != 0)
+			return;
+		conn_batch_out++;
+	}
+}
+
+/* Finds room for n kept samples: their first index, or -1.  The ring's
+ * used part runs from the head batch's first sample to the end of the
+ * newest batch, wrapping to 0 once. */
+static int64_t
+conn_keep_alloc(uint32_t n)
+{
+	const struct conn_batch	*head, *last;
+	uint32_t		 tail;
+
+	if (conn_batch_count == 0)
+		return (n <= conn_keep_cap ? 0 : -1);
+	head = &conn_batches[conn_batch_head];
+	last = &conn_batches[(conn_batch_head + conn_batch_count - 1) %
+	    AGENT_KEEP_BATCHES];
+	tail = last->first + last->n;
+	if (last->first >= head->first) {	/* not wrapped */
+		if ((uint64_t)tail + n <= conn_keep_cap)
+			return (tail);
+		return (n <= head->first ? 0 : (int64_t)-1);
+	}
+	return ((uint64_t)tail + n <= head->first ? (int64_t)tail : -1);
+}
+
+/* Keeps one batch until acknowledged and encodes it when there is room. */
+int
+conn_commit(const struct intern_sample *s, uint32_t n)
+{
+	struct conn_batch	*b;
+	int64_t			 at;
+
+	if (n == 0 || conn_buf == NULL)
+		return (0);
+	if (conn_batch_count == AGENT_KEEP_BATCHES ||
+	    (at = conn_keep_alloc(n)) < 0) {
+		AGENT_STAT_ADD(dropped, n);
+		return (-1);
+	}
+	memcpy(conn_keep + at, s, (size_t)n * sizeof *s);
+	b = &conn_batches[(conn_batch_head + conn_batch_count) %
+	    AGENT_KEEP_BATCHES];
+	memset(b, 0, sizeof *b);
+	b->seq = ++conn_seq;
+	b->base_ns = agent_realtime_ns() - (agent_now_ns() - s[0].t_ns);
+	b->first = (uint32_t)at;
+	b->n = n;
+	b->gen = intern_generation();
+	conn_batch_count++;
+	if (!conn_renewing)
+		conn_pump();
+	return (0);
+}
+
+/*
+ * Counts as dropped, and forgets, every kept batch not wholly written to
+ * the socket: at exit or detach nothing will send it.  What was written
+ * but not yet acknowledged stays (profd skips it if it comes again after
+ * a new attach).  The caller sends nothing more but counters, and only
+ * when the buffer is empty; then it hangs up.
+ */
+void
+conn_abandon(void)
+{
+	struct conn_batch	*b;
+	uint32_t		 i;
+
+	for (i = 0; i < conn_batch_count; i++) {
+		b = &conn_batches[(conn_batch_head + i) % AGENT_KEEP_BATCHES];
+		if (b->dead || (i < conn_batch_out && b->end <= conn_written))
+			continue;
+		b->dead = 1;
+		AGENT_STAT_ADD(dropped, b->n);
+	}
 }
 
 /* Appends this agent's counters, when connected. */
@@ -563,9 +713,10 @@ conn_fork_child(void)
 	conn_renewing = 0;
 	conn_next_try = 0;
 	conn_backoff = AGENT_BACKOFF_MIN_NS;
-	/* The parent's buffered samples are the parent's: not dropped by us. */
-	conn_buffered = 0;
-	conn_mark_head = conn_mark_count = 0;
+	/* The parent's kept batches are the parent's: not dropped by us,
+	 * and this process numbers its own from 1. */
+	conn_batch_head = conn_batch_count = conn_batch_out = 0;
+	conn_seq = 0;
 	conn_out.len = 0;
 	conn_out.full = 0;
 }

@@ -117,6 +117,7 @@ static uint64_t			 intern_tick_no = 1;
 
 /* Wire state of the current connection.  Sampler thread only. */
 static uint32_t			 wire_epoch = 1;
+static uint32_t			 intern_gen = 1;	/* bumped by a reset */
 static uint32_t			 wire_next[W_KINDS];
 static uint32_t			 txn_next[W_KINDS];
 static struct intern_wire	**txn_log;
@@ -340,6 +341,14 @@ intern_reset(const struct reader *r)
 	}
 	strbytes_len = 0;
 	stackwords_len = 0;
+	intern_gen++;
+}
+
+/* The tables' generation: indices of an older one mean nothing now. */
+uint32_t
+intern_generation(void)
+{
+	return (intern_gen);
 }
 
 /* Starts a tick: fingerprints get checked again. */

@@ -58,6 +58,8 @@ static uint32_t			 sampler_npending;
 static uint64_t			 sampler_last_flush_ns;
 static uint64_t			 sampler_last_stats_ns;
 static uint64_t			 sampler_last_io_ns;
+static int			 sampler_input;	/* the socket is ready: do
+						   its I/O now */
 static uint64_t			 sampler_last_tick_ns;
 static uint64_t			 sampler_last_alone_ns;
 static uint64_t			 sampler_profile_gen;
@@ -477,8 +479,12 @@ sampler_tick(int n, uint64_t now, uint64_t period_ns, uint32_t mode)
 		intern_reset(sampler_reader);
 		intern_tick();
 		if (sampler_take(&sampler_threads[i], mode, now,
-		    period_ns) != 0)
+		    period_ns) != 0) {
+			/* Taken, and dropped: samples - dropped stays what
+			 * the daemon gets. */
+			AGENT_STAT_ADD(samples, 1);
 			AGENT_STAT_ADD(dropped, 1);
+		}
 	}
 	sampler_last_tick_ns = now;
 	if (sampler_npending >= AGENT_FLUSH_SAMPLES ||
@@ -500,12 +506,11 @@ sampler_housekeep(uint64_t now, int sampling)
 		conn_stats();
 		sampler_last_stats_ns = now;
 	}
-	/* Output waiting is sent now: the poll() that follows would
-	 * otherwise find the socket writable at once, again and again. */
-	if (sampling && now - sampler_last_io_ns < AGENT_IO_NS &&
-	    !conn_want_write())
+	if (sampling && !sampler_input && now - sampler_last_io_ns <
+	    AGENT_IO_NS)
 		return;
 	sampler_last_io_ns = now;
+	sampler_input = 0;
 	conn_io(now);
 }
 
@@ -600,6 +605,9 @@ sampler_wait(uint64_t deadline)
 		if (rc > 0) {
 			if (wake && (pfd[0].revents & (POLLIN | POLLNVAL)))
 				sampler_wake_take();
+			/* Read it at once, or poll would keep saying so. */
+			if (sock != -1 && pfd[sock].revents != 0)
+				sampler_input = 1;
 			return;
 		}
 	}
@@ -619,18 +627,29 @@ sampler_drain(void)
 	struct pollfd	 pfd;
 	uint64_t	 now = agent_now_ns(), end = now + AGENT_EXIT_FLUSH_NS;
 
+	int		 pass;
+
 	pthread_mutex_lock(&sampler_lock);
 	sampler_flush(now);
-	conn_stats();
-	conn_io(now);
-	while (conn_fd() != -1 && conn_want_write() &&
-	    (now = agent_now_ns()) < end) {
-		pfd.fd = conn_fd();
-		pfd.events = POLLOUT;
-		pthread_mutex_unlock(&sampler_lock);
-		(void)poll(&pfd, 1, (int)((end - now) / 1000000) + 1);
-		pthread_mutex_lock(&sampler_lock);
+	/* First the batches; then what could not go is counted as dropped,
+	 * and the counters that say so go last, if the socket takes them. */
+	for (pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			conn_abandon();
+			if (conn_want_write())
+				break;
+			conn_stats();
+		}
 		conn_io(agent_now_ns());
+		while (conn_fd() != -1 && conn_want_write() &&
+		    (now = agent_now_ns()) < end) {
+			pfd.fd = conn_fd();
+			pfd.events = POLLOUT;
+			pthread_mutex_unlock(&sampler_lock);
+			(void)poll(&pfd, 1, (int)((end - now) / 1000000) + 1);
+			pthread_mutex_lock(&sampler_lock);
+			conn_io(agent_now_ns());
+		}
 	}
 	pthread_mutex_unlock(&sampler_lock);
 }

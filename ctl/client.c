@@ -38,7 +38,8 @@ client_init(struct client *c, const char *rundir)
 	c->timeout_ms = CLIENT_TIMEOUT_MS;
 	proto_sink_init(&c->sink, PROTO_MAX_MSG);
 	msgpack_unpacked_init(&c->up);
-	if (rundir_resolve(rundir, c->dir, sizeof c->dir) != 0) {
+	if (rundir_resolve_client(rundir, RUNDIR_CONTROL_SOCK, c->dir,
+	    sizeof c->dir) != 0) {
 		fprintf(stderr, "profctl: runtime dir path is too long\n");
 		return (-1);
 	}

@@ -77,6 +77,7 @@ enum persist_stmt {
 	PS_DEL_INSTANCE, PS_DEL_THREAD,
 	PS_PUT_BUCKET, PS_DEL_BUCKET,
 	PS_BEGIN, PS_COMMIT, PS_ROLLBACK,
+	PS_PUT_SEQ, PS_DEL_SEQ, PS_PUT_PROFILE, PS_DEL_PID_PROFILES,
 	PS_COUNT
 };
 
@@ -99,6 +100,10 @@ static const char *persist_stmt_sql[PS_COUNT] = {
 	"BEGIN IMMEDIATE",
 	"COMMIT",
 	"ROLLBACK",
+	"INSERT OR REPLACE INTO seqs VALUES(?1, ?2)",
+	"DELETE FROM seqs WHERE instance = ?1",
+	"INSERT OR REPLACE INTO profiles VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+	"DELETE FROM profiles WHERE pid != 0",
 };
 
 /* The schema, exactly as sqlite_schema must hold it. */
@@ -129,8 +134,16 @@ static const struct {
 	    "n INTEGER NOT NULL, entries BLOB NOT NULL)" },
 	{ "index", "buckets_start",
 	    "CREATE INDEX buckets_start ON buckets(start_ns)" },
+	/* Added later: created in an older file as it is opened. */
+	{ "table", "seqs", "CREATE TABLE seqs(instance INTEGER PRIMARY KEY, "
+	    "seq INTEGER NOT NULL)" },
+	{ "table", "profiles", "CREATE TABLE profiles("
+	    "pid INTEGER PRIMARY KEY, profiling INTEGER NOT NULL, "
+	    "rate_hz INTEGER NOT NULL, mode INTEGER NOT NULL, "
+	    "reader INTEGER NOT NULL, jitter_pct INTEGER NOT NULL)" },
 };
 #define PERSIST_NSCHEMA	(sizeof persist_schema / sizeof persist_schema[0])
+#define PERSIST_FIRST_ADDED	9	/* persist_schema[9..] came later */
 
 struct persist {
 	char			*path;
@@ -437,6 +450,7 @@ persist_check(struct persist *p, const char **why)
 {
 	sqlite3_stmt	*s = NULL;
 	const char	*type, *name, *sql;
+	char		*create;
 	size_t		 i, seen = 0;
 	int		 rc, found;
 
@@ -469,8 +483,20 @@ persist_check(struct persist *p, const char **why)
 	s = NULL;
 	if (seen == 0)
 		return (persist_create(p));
-	if (seen != PERSIST_NSCHEMA)
+	if (seen < PERSIST_FIRST_ADDED || seen > PERSIST_NSCHEMA)
 		return (PERSIST_BAD);
+	for (i = PERSIST_FIRST_ADDED; seen < PERSIST_NSCHEMA &&
+	    i < PERSIST_NSCHEMA; i++) {
+		/* Every row matched a table of ours: add what is missing
+		 * (sqlite_schema keeps the text without IF NOT EXISTS). */
+		if (asprintf(&create, "CREATE TABLE IF NOT EXISTS %s",
+		    persist_schema[i].sql + strlen("CREATE TABLE ")) == -1)
+			return (PERSIST_FAIL);
+		rc = persist_exec(p, create);
+		free(create);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
 	if ((rc = sqlite3_prepare_v2(p->db, "SELECT magic, version FROM meta",
 	    -1, &s, NULL)) != SQLITE_OK)
 		goto fail;
@@ -889,6 +915,19 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	return (PERSIST_OK);
 }
 
+/* Loads an instance's newest stored batch number. */
+static enum persist_rc
+persist_load_seq(struct persist *p, sqlite3_stmt *s)
+{
+	uint32_t	id = persist_col_id(s, 0);
+	int64_t		seq = sqlite3_column_int64(s, 1);
+
+	if (store_instance_get(p->st, id) == NULL || seq < 0)
+		return (PERSIST_BAD);
+	store_instance_set_seq(p->st, id, (uint64_t)seq, 1);
+	return (PERSIST_OK);
+}
+
 /* Loads the definitions, in dependency order. */
 static enum persist_rc
 persist_load_defs(struct persist *p)
@@ -909,6 +948,7 @@ persist_load_defs(struct persist *p)
 		    persist_load_instance },
 		{ "SELECT id, instance, tid, name FROM threads ORDER BY id",
 		    persist_load_thread },
+		{ "SELECT instance, seq FROM seqs", persist_load_seq },
 	};
 	enum persist_rc	r;
 	size_t		i;
@@ -1152,7 +1192,15 @@ persist_put_instance(struct persist *p, const struct store_instance *in)
 	sqlite3_bind_blob(s, 12, argv, (int)len, free);
 	sqlite3_bind_int64(s, 13, (int64_t)in->samples);
 	sqlite3_bind_int64(s, 14, (int64_t)in->dropped);
-	return (persist_step(p, PS_PUT_INSTANCE));
+	if (persist_step(p, PS_PUT_INSTANCE) != 0)
+		return (-1);
+	if (in->seq == 0)
+		return (0);
+	/* The newest batch stored, in the same transaction as its samples:
+	 * a replayed batch the file has is then skipped (server-agent.c). */
+	sqlite3_bind_int64(p->stmt[PS_PUT_SEQ], 1, in->id);
+	sqlite3_bind_int64(p->stmt[PS_PUT_SEQ], 2, (int64_t)in->seq);
+	return (persist_step(p, PS_PUT_SEQ));
 }
 
 /* Writes a live definition's row. */
@@ -1204,7 +1252,12 @@ static int
 persist_del_def(struct persist *p, enum store_kind k, uint32_t id)
 {
 	sqlite3_bind_int64(p->stmt[PS_DEL_STRING + k], 1, id);
-	return (persist_step(p, PS_DEL_STRING + k));
+	if (persist_step(p, PS_DEL_STRING + k) != 0)
+		return (-1);
+	if (k != STORE_INSTANCE)
+		return (0);
+	sqlite3_bind_int64(p->stmt[PS_DEL_SEQ], 1, id);
+	return (persist_step(p, PS_DEL_SEQ));
 }
 
 /* Writes the queued definitions (or all of them); rows written. */
@@ -1225,6 +1278,9 @@ persist_flush_defs(struct persist *p, uint64_t *rows)
 		q = &p->pending[k];
 		if (p->resync_defs) {
 			if (persist_exec(p, clear[k]) != SQLITE_OK)
+				return (-1);
+			if (k == STORE_INSTANCE &&
+			    persist_exec(p, "DELETE FROM seqs") != SQLITE_OK)
 				return (-1);
 			lim = store_id_limit(p->st, k);
 			for (id = 1; id < lim; id++) {
@@ -1351,8 +1407,10 @@ persist_flush_done(struct persist *p)
 	for (id = 1; id < lim; id++) {
 		/* The store hands out const; dirty is ours to clear. */
 		if ((in = (struct store_instance *)store_instance_get(p->st,
-		    id)) != NULL)
+		    id)) != NULL) {
 			in->dirty = 0;
+			in->seq_durable = in->seq;
+		}
 	}
 	for (b = store_buckets(p->st); b != NULL; b = b->next)
 		b->dirty = 0;
@@ -1418,4 +1476,81 @@ void
 persist_get_counts(const struct persist *p, struct persist_counts *c)
 {
 	*c = p->counts;
+}
+
+/* -- profiling settings ---------------------------------------------------- */
+
+/* Saves one setting (pid 0: the global one) at once, in its own
+ * transaction; 0, or -1 (logged). */
+int
+persist_profile_put(struct persist *p, const struct persist_profile *pf)
+{
+	sqlite3_stmt	*s;
+
+	if (p == NULL || p->db == NULL)
+		return (-1);
+	s = p->stmt[PS_PUT_PROFILE];
+	sqlite3_bind_int64(s, 1, pf->pid);
+	sqlite3_bind_int64(s, 2, pf->profiling ? 1 : 0);
+	sqlite3_bind_int64(s, 3, pf->rate_hz);
+	sqlite3_bind_int64(s, 4, pf->mode);
+	sqlite3_bind_int64(s, 5, pf->reader);
+	sqlite3_bind_int64(s, 6, pf->jitter_pct);
+	if (persist_step(p, PS_PUT_PROFILE) != 0) {
+		p->counts.failures++;
+		log_warn("%s: cannot save the profiling state: %s", p->path,
+		    sqlite3_errmsg(p->db));
+		return (-1);
+	}
+	return (0);
+}
+
+/* Forgets every per-pid setting; 0, or -1 (logged). */
+int
+persist_profile_clear_pids(struct persist *p)
+{
+	if (p == NULL || p->db == NULL)
+		return (-1);
+	if (persist_step(p, PS_DEL_PID_PROFILES) != 0) {
+		p->counts.failures++;
+		log_warn("%s: cannot save the profiling state: %s", p->path,
+		    sqlite3_errmsg(p->db));
+		return (-1);
+	}
+	return (0);
+}
+
+/* Calls fn on every saved setting, the global one (pid 0) first, and
+ * returns how many; a row out of range is skipped. */
+int
+persist_profile_load(struct persist *p,
+    void (*fn)(void *, const struct persist_profile *), void *arg)
+{
+	struct persist_profile	 pf;
+	sqlite3_stmt		*s = NULL;
+	int			 n = 0;
+
+	if (p == NULL || p->db == NULL)
+		return (0);
+	if (sqlite3_prepare_v2(p->db, "SELECT pid, profiling, rate_hz, mode, "
+	    "reader, jitter_pct FROM profiles ORDER BY pid", -1, &s, NULL) !=
+	    SQLITE_OK)
+		return (0);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		memset(&pf, 0, sizeof pf);
+		if (persist_col_u32(s, 0, &pf.pid) != 0 ||
+		    persist_col_u32(s, 2, &pf.rate_hz) != 0 ||
+		    persist_col_u32(s, 3, &pf.mode) != 0 ||
+		    persist_col_u32(s, 4, &pf.reader) != 0 ||
+		    persist_col_u32(s, 5, &pf.jitter_pct) != 0 ||
+		    pf.rate_hz < PROTO_RATE_MIN || pf.rate_hz > PROTO_RATE_MAX ||
+		    pf.mode > PROTO_MODE_LAST || pf.reader > PROTO_READER_LAST ||
+		    pf.jitter_pct > PROTO_JITTER_MAX)
+			continue;
+		pf.profiling = sqlite3_column_int64(s, 1) != 0;
+		fn(arg, &pf);
+		n++;
+	}
+	sqlite3_finalize(s);
+	return (n);
 }

@@ -46,4 +46,23 @@ void		 persist_close(struct persist *);
 void		 persist_get_counts(const struct persist *,
 		     struct persist_counts *);
 
+/*
+ * The profiling state (what `profctl start/stop` set), kept in the same
+ * file so that a restarted profd resumes it: pid 0 is the global setting,
+ * other rows are per-pid ones.  Written at once on every change.
+ */
+struct persist_profile {
+	uint32_t	pid;
+	int		profiling;
+	uint32_t	rate_hz;
+	uint32_t	mode;
+	uint32_t	reader;
+	uint32_t	jitter_pct;
+};
+int		 persist_profile_put(struct persist *,
+		     const struct persist_profile *);
+int		 persist_profile_clear_pids(struct persist *);
+int		 persist_profile_load(struct persist *,
+		     void (*)(void *, const struct persist_profile *), void *);
+
 #endif

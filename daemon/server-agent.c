@@ -318,6 +318,46 @@ server_agent_configure(struct agent_conn *c, int profiling, uint32_t rate_hz,
 	return (0);
 }
 
+/*
+ * Tells a version 4 agent the newest of its batches that is durable: on
+ * disk (a flush of the state dir) or, memory only, stored.  Acks are
+ * cumulative, so one that does not fit the output now is simply left to
+ * the next; they go after each flush, or each housekeeping tick (memory
+ * only), never per batch, so an agent wakes for them once in a while.
+ */
+static void
+server_agent_ack(struct agent_conn *c)
+{
+	const struct store_instance	*in;
+	struct proto_sink		 sink;
+	char				 buf[32];
+	uint64_t			 seq;
+
+	if (c->closing || c->proc == NULL || c->version < PROTO_VERSION_BATCH ||
+	    (in = store_instance_get(server_store, c->instance)) == NULL)
+		return;
+	seq = server_state_dir[0] != '\0' ? in->seq_durable : in->seq;
+	if (seq <= c->acked)
+		return;
+	proto_sink_init_fixed(&sink, buf, sizeof buf);
+	if (proto_send_ack(&sink, seq) != 0 ||
+	    evbuffer_get_length(c->out) + sink.len > AGENT_MAX_OUTPUT ||
+	    evbuffer_add(c->out, sink.data, sink.len) != 0)
+		return;
+	c->acked = seq;
+	daemon_stats.acks_sent++;
+}
+
+/* Acks what is durable to every version 4 agent (server_housekeep). */
+void
+server_agent_ack_all(void)
+{
+	struct agent_conn	*c;
+
+	DL_FOREACH(server_agent_list, c)
+		server_agent_ack(c);
+}
+
 /* Files the process of a hello as a store instance. */
 static uint32_t
 server_agent_instance(struct agent_conn *c)
@@ -464,13 +504,15 @@ server_agent_reject(struct agent_conn *c, const struct proto_hello *h)
 	bufferevent_set_timeouts(c->bev, NULL, &tv);
 }
 
-/* Handles the hello: registers the process and sends it the config. */
+/* Handles the hello: registers the process and sends it the config
+ * (its pid's own, if one was set, else the global one). */
 static int
 server_agent_hello(struct agent_conn *c, const struct proto_hello *claimed)
 {
-	struct proto_hello	 hello = *claimed, *h = &hello;
-	char			 name[64];
-	uint32_t		 version;
+	struct proto_hello		 hello = *claimed, *h = &hello;
+	const struct server_profile	*sp;
+	char				 name[64];
+	uint32_t			 version;
 
 	if (c->proc != NULL)
 		return (server_agent_fail(c, "second hello"));
@@ -500,9 +542,11 @@ server_agent_hello(struct agent_conn *c, const struct proto_hello *claimed)
 	    c->proc->ppid, c->proc->service, c->proc->python, c->proc->argc,
 	    c->version, c->have_peer ? "" : ", unchecked");
 	/* Joins a running profile at once. */
-	server_agent_configure(c, server_profile.profiling,
-	    server_profile.rate_hz, server_profile.mode,
-	    server_profile.reader, server_profile.jitter_pct);
+	sp = server_profile_for(c->pid);
+	server_agent_configure(c, sp->profiling, sp->rate_hz, sp->mode,
+	    sp->reader, sp->jitter_pct);
+	/* Says what it need not send again (a replay after a restart). */
+	server_agent_ack(c);
 	return (0);
 }
 
@@ -564,14 +608,20 @@ server_agent_stack(struct agent_conn *c, const struct proto_msg *m)
 	return (server_agent_define(c, AGENT_STACK, m->stack.id, gid));
 }
 
-/* Counts a batch of samples; the whole batch is checked first.  A
- * sample's time is the batch's base plus the deltas before it. */
+/*
+ * Counts a batch of samples; the whole batch is checked first.  A
+ * sample's time is the batch's base plus the deltas before it.  A
+ * numbered batch (BATCH) the instance already has is skipped: a replay
+ * of one stored before a crash or a lost connection.
+ */
 static int
 server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
 {
-	struct proto_sample	s;
-	uint32_t		i, gid, thread, mode;
-	uint64_t		t;
+	const struct store_instance	*in;
+	struct proto_sample		 s;
+	uint32_t			 i, gid, thread, mode;
+	uint64_t			 t;
+	int				 dup = 0;
 
 	if (m->samples.count > PROTO_MAX_BATCH)
 		return (server_agent_fail(c, "batch of %u samples",
@@ -581,6 +631,17 @@ server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
 		if (server_agent_lookup(c, AGENT_STACK, s.stack, &gid) != 0 ||
 		    server_agent_lookup(c, AGENT_THREAD, s.thread, &gid) != 0)
 			return (-1);
+	}
+	if (m->type == PROTO_BATCH) {
+		if (c->version < PROTO_VERSION_BATCH)
+			return (server_agent_fail(c, "numbered batch from a "
+			    "version %u agent", c->version));
+		in = store_instance_get(server_store, c->instance);
+		dup = in != NULL && m->samples.seq <= in->seq;
+	}
+	if (dup) {
+		daemon_stats.samples_duplicate += m->samples.count;
+		return (0);
 	}
 	t = m->samples.base_ns;
 	mode = (uint32_t)(c->proc->mode + 1) << QUERY_FLAGS_MODE_SHIFT;
@@ -594,6 +655,9 @@ server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
 	}
 	c->proc->samples += m->samples.count;
 	daemon_stats.samples_received += m->samples.count;
+	if (m->type == PROTO_BATCH)
+		store_instance_set_seq(server_store, c->instance,
+		    m->samples.seq, 0);
 	return (0);
 }
 
@@ -652,6 +716,7 @@ server_agent_dispatch(struct agent_conn *c, const struct proto_msg *m)
 		return (server_agent_define(c, AGENT_THREAD, m->thread.id,
 		    gid));
 	case PROTO_SAMPLES:
+	case PROTO_BATCH:
 		return (server_agent_samples(c, m));
 	case PROTO_RESYNC_ACK:
 		return (server_agent_resync_ack(c, m->resync.token));

@@ -51,6 +51,7 @@ struct agent_conn {
 	uint32_t		 resync_token;	/* of the RESYNC sent */
 	int			 resync_pending; /* its ack not yet seen */
 	uint32_t		 instance;	/* store instance id */
+	uint64_t		 acked;		/* newest batch ACKed (v4) */
 	struct agent_ids	 ids[AGENT_NKINDS];
 	char			 error[160];	/* why it was closed */
 
@@ -79,6 +80,9 @@ int	server_agent_message(struct agent_conn *, const char *payload,
 void	server_agent_mark_all(void);
 /* Asks connections holding too many ids to define them again. */
 void	server_agent_resync_all(void);
+/* Sends every version 4 agent an ACK of its batches that are durable
+ * (after a flush of the state dir; memory only, every housekeeping tick). */
+void	server_agent_ack_all(void);
 /* Tells an agent what to do (PROTO_CONFIG) and records it. */
 int	server_agent_configure(struct agent_conn *, int profiling,
 	    uint32_t rate_hz, uint32_t mode, uint32_t reader, uint32_t jitter_pct);

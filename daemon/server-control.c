@@ -509,6 +509,28 @@ server_control_apply(struct control_args *a, const struct server_profile *sp,
 	return (n);
 }
 
+/* Remembers what the named pids were just told, for when they attach
+ * again (and across a restart, with a state dir). */
+static void
+server_control_remember_pids(struct control_args *a)
+{
+	struct registry_proc	*p;
+	struct server_profile	 sp;
+	size_t			 i;
+
+	for (i = 0; i < a->npids; i++) {
+		if ((p = registry_find_connected(server_registry,
+		    a->pids[i])) == NULL)
+			continue;
+		sp.profiling = p->profiling;
+		sp.rate_hz = p->rate_hz;
+		sp.mode = p->mode;
+		sp.reader = p->reader_cfg;
+		sp.jitter_pct = p->jitter_pct;
+		server_profile_set_pid(a->pids[i], &sp);
+	}
+}
+
 /* "start": profiling on, globally or for some pids. */
 static int
 server_control_start(struct control_args *a, struct proto_sink *sink)
@@ -521,12 +543,13 @@ server_control_start(struct control_args *a, struct proto_sink *sink)
 	    server_control_check_pids(a) != 0)
 		return (-1);
 	if (!a->have_pids) {
-		server_profile = sp;
+		server_profile_set(&sp);
 		log_info("profiling on: %u Hz, mode %s, reader %s",
 		    sp.rate_hz, proto_mode_name(sp.mode),
 		    proto_reader_name(sp.reader));
 	}
 	n = server_control_apply(a, &sp, 0);
+	server_control_remember_pids(a);
 	start = proto_begin_reply(sink, 1);
 	msgpack_pack_map(&sink->pk, 1);
 	proto_pack_cstr(&sink->pk, "agents");
@@ -546,10 +569,11 @@ server_control_stop(struct control_args *a, struct proto_sink *sink)
 		return (-1);
 	sp.profiling = 0;
 	if (!a->have_pids) {
-		server_profile.profiling = 0;
+		server_profile_set(&sp);
 		log_info("profiling off");
 	}
 	n = server_control_apply(a, &sp, 1);
+	server_control_remember_pids(a);
 	start = proto_begin_reply(sink, 1);
 	msgpack_pack_map(&sink->pk, 1);
 	proto_pack_cstr(&sink->pk, "agents");

@@ -54,6 +54,13 @@ static uint64_t		 server_freed;		/* as of the last trim */
 static uint64_t		 server_watchdog_ns;	/* ping period; 0: no watchdog */
 static uint64_t		 server_last_ping_ns;
 static uint64_t		 server_tick_ns;	/* housekeeping period */
+/* Per-pid settings (start/stop --pid): what an agent of that pid is told
+ * when it attaches again; saved with the global one in the state dir. */
+static struct server_pid_profile {
+	uint32_t		pid;
+	struct server_profile	sp;
+}			 server_pid_profiles[SERVER_MAX_PID_PROFILES];
+static size_t		 server_npid_profiles;
 
 struct server_listener {
 	const char		*kind;		/* "agent" or "control" */
@@ -195,11 +202,14 @@ server_housekeep(uint64_t now, int force_sweep)
 	if (server_persist != NULL &&
 	    now - server_last_persist_ns >= server_limits.persist_s * s) {
 		server_last_persist_ns = now;
-		if (persist_flush(server_persist) == 0)
+		if (persist_flush(server_persist) == 0) {
 			daemon_stats.persist_flushes++;
-		else
+			server_agent_ack_all();
+		} else
 			daemon_stats.persist_errors++;
 	}
+	if (server_persist == NULL)
+		server_agent_ack_all();		/* stored is durable enough */
 	server_store_counts();
 }
 
@@ -251,6 +261,8 @@ server_init(struct event_base *base, const struct server_limits *lim,
 	server_profile.rate_hz = PROTO_RATE_DEFAULT;
 	server_profile.mode = PROTO_MODE_WALL;
 	server_profile.reader = PROTO_READER_DEFAULT;
+	server_profile.jitter_pct = 0;
+	server_npid_profiles = 0;
 	snprintf(server_rundir, sizeof server_rundir, "%s", rundir);
 	clock_gettime(CLOCK_MONOTONIC, &server_started);
 	memset(&daemon_stats, 0, sizeof daemon_stats);
@@ -277,6 +289,7 @@ server_init(struct event_base *base, const struct server_limits *lim,
 		    server_now_ns(), err, errlen);
 		if (server_persist == NULL)
 			return (-1);
+		server_profile_resume();
 	}
 	/* Only now: a sweep while definitions are loaded would free them. */
 	store_set_room_hook(server_store, server_need_room, NULL);
@@ -305,6 +318,104 @@ server_init(struct event_base *base, const struct server_limits *lim,
 	}
 	server_housekeep(server_now_ns(), 0);
 	return (0);
+}
+
+/* Saves a setting in the state dir, if any (pid 0: the global one). */
+static void
+server_profile_save(uint32_t pid, const struct server_profile *sp)
+{
+	struct persist_profile	pf;
+
+	if (server_persist == NULL)
+		return;
+	pf.pid = pid;
+	pf.profiling = sp->profiling;
+	pf.rate_hz = sp->rate_hz;
+	pf.mode = sp->mode;
+	pf.reader = sp->reader;
+	pf.jitter_pct = sp->jitter_pct;
+	persist_profile_put(server_persist, &pf);
+}
+
+/* Sets the global profile and forgets every per-pid one. */
+void
+server_profile_set(const struct server_profile *sp)
+{
+	server_profile = *sp;
+	server_npid_profiles = 0;
+	if (server_persist == NULL)
+		return;
+	persist_profile_clear_pids(server_persist);
+	server_profile_save(0, sp);
+}
+
+/* Remembers a pid's own setting (the oldest goes when full). */
+void
+server_profile_set_pid(uint32_t pid, const struct server_profile *sp)
+{
+	size_t	i;
+
+	for (i = 0; i < server_npid_profiles; i++) {
+		if (server_pid_profiles[i].pid == pid)
+			break;
+	}
+	if (i == SERVER_MAX_PID_PROFILES) {
+		memmove(server_pid_profiles, server_pid_profiles + 1,
+		    (SERVER_MAX_PID_PROFILES - 1) * sizeof *server_pid_profiles);
+		i--;
+	} else if (i == server_npid_profiles)
+		server_npid_profiles++;
+	server_pid_profiles[i].pid = pid;
+	server_pid_profiles[i].sp = *sp;
+	server_profile_save(pid, sp);
+}
+
+/* What an agent of pid is told when it attaches. */
+const struct server_profile *
+server_profile_for(uint32_t pid)
+{
+	size_t	i;
+
+	for (i = 0; i < server_npid_profiles; i++) {
+		if (server_pid_profiles[i].pid == pid)
+			return (&server_pid_profiles[i].sp);
+	}
+	return (&server_profile);
+}
+
+/* Takes one saved setting back (persist_profile_load). */
+static void
+server_profile_load_one(void *arg, const struct persist_profile *pf)
+{
+	struct server_profile	sp;
+
+	sp.profiling = pf->profiling;
+	sp.rate_hz = pf->rate_hz;
+	sp.mode = pf->mode;
+	sp.reader = pf->reader;
+	sp.jitter_pct = pf->jitter_pct;
+	if (pf->pid == 0)
+		server_profile = sp;
+	else if (server_npid_profiles < SERVER_MAX_PID_PROFILES) {
+		server_pid_profiles[server_npid_profiles].pid = pf->pid;
+		server_pid_profiles[server_npid_profiles].sp = sp;
+		server_npid_profiles++;
+	}
+}
+
+/* Resumes the profiling state saved in the state dir, saying so. */
+void
+server_profile_resume(void)
+{
+	if (persist_profile_load(server_persist, server_profile_load_one,
+	    NULL) == 0)
+		return;
+	log_info("resuming the saved profiling state: profiling %s, %u Hz, "
+	    "mode %s, reader %s, jitter %u%%; %zu per-pid settings",
+	    server_profile.profiling ? "on" : "off", server_profile.rate_hz,
+	    proto_mode_name(server_profile.mode),
+	    proto_reader_name(server_profile.reader),
+	    server_profile.jitter_pct, server_npid_profiles);
 }
 
 /* Seconds since server_init. */

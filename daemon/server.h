@@ -54,6 +54,16 @@ extern struct registry		*server_registry;
 extern char			 server_rundir[SERVER_RUNDIR_MAX];
 
 void	server_limits_default(struct server_limits *);
+/* Sets the global profile and forgets every per-pid one; saved in the
+ * state dir, if any, as is every change here. */
+void	server_profile_set(const struct server_profile *);
+/* Remembers a pid's own setting, for when it attaches again. */
+void	server_profile_set_pid(uint32_t pid, const struct server_profile *);
+/* What an agent of pid is told when it attaches. */
+const struct server_profile *server_profile_for(uint32_t pid);
+/* Resumes the state saved in the state dir, logging one line (server_init
+ * does this). */
+void	server_profile_resume(void);
 /* Creates the store (loading it from the state directory, if any) and
  * the registry; base may be NULL (tests).  -1 with err set. */
 int	server_init(struct event_base *, const struct server_limits *,

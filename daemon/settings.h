@@ -37,6 +37,10 @@
 					   loop turn */
 #define CONTROL_MAX_INPUT	(PROTO_HEADER_SIZE + PROTO_MAX_MSG)
 
+/* Per-pid profiling settings remembered (start/stop --pid), the oldest
+ * forgotten first. */
+#define SERVER_MAX_PID_PROFILES	4096
+
 /* Agents registry: disconnected processes kept for `status`. */
 #define DEFAULT_MAX_GONE	256
 #define REGISTRY_MAX_ARGV_BYTES	4096		/* argv bytes kept per process */

@@ -29,6 +29,8 @@
 	X(bytes_received, "bytes received from agents")			\
 	X(messages_received, "messages received from agents")		\
 	X(samples_received, "samples received from agents")		\
+	X(samples_duplicate, "samples received again, already stored: skipped") \
+	X(acks_sent, "acknowledgements of durable batches sent")	\
 	X(ids_unmapped, "agent ids past max-ids, their samples dropped") \
 	X(samples_stored, "samples added to the store")			\
 	X(samples_late, "samples older than the open buckets, kept")	\

@@ -519,6 +519,23 @@ store_instance_set_dropped(struct store *st, uint32_t id, uint64_t dropped)
 	in->dirty = 1;
 }
 
+/* Records the newest batch number stored of an instance. */
+void
+store_instance_set_seq(struct store *st, uint32_t id, uint64_t seq,
+    int durable)
+{
+	struct store_instance	*in;
+
+	if ((in = store_defs_ptr(&st->defs[STORE_INSTANCE], id)) == NULL ||
+	    in->seq == seq)
+		return;
+	in->seq = seq;
+	if (durable)
+		in->seq_durable = seq;
+	else
+		in->dirty = 1;
+}
+
 /* Interns a thread of an instance. */
 uint32_t
 store_thread(struct store *st, uint32_t instance, uint64_t tid, uint32_t name)

@@ -66,6 +66,8 @@ struct store_instance {
 	uint32_t	 argc;
 	uint64_t	 samples;	/* received */
 	uint64_t	 dropped;	/* the agent's own drop counter */
+	uint64_t	 seq;		/* newest batch number stored */
+	uint64_t	 seq_durable;	/* of that, on disk (persist.c) */
 	int		 attached;	/* connections open to it */
 	int		 dirty;		/* changed since persisted */
 };
@@ -172,6 +174,10 @@ void		 store_instance_detach(struct store *, uint32_t,
 /* Records the agent's own count of dropped samples. */
 void		 store_instance_set_dropped(struct store *, uint32_t,
 		     uint64_t dropped);
+/* Records the newest batch number stored (PROTO_BATCH); durable: as
+ * loaded from disk. */
+void		 store_instance_set_seq(struct store *, uint32_t,
+		     uint64_t seq, int durable);
 uint32_t	 store_thread(struct store *, uint32_t instance, uint64_t tid,
 		     uint32_t name);
 

@@ -81,6 +81,16 @@ main(int argc, char **argv)
 	proto_send_samples(&sk, 1ull << 60, s, 3);
 	seeds_write(argv[1], "session-resync", &sk);
 
+	/* Numbered batches (v4), one of them again. */
+	proto_send_batch(&sk, 1, 1ull << 60, s, 3);
+	proto_send_batch(&sk, 2, 1ull << 60, s, 2);
+	proto_send_batch(&sk, 1, 1ull << 60, s, 3);
+	seeds_write(argv[1], "session-batches", &sk);
+
+	sk.len = 0;
+	proto_send_ack(&sk, 12345);
+	seeds_write(argv[1], "ack", &sk);
+
 	sk.len = 0;
 	proto_send_config(&sk, 1, 1000, PROTO_MODE_CPU, PROTO_READER_DIRECT, 10);
 	seeds_write(argv[1], "config", &sk);

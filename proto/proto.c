@@ -301,17 +301,21 @@ proto_send_thread(struct proto_sink *sink, uint32_t id, uint64_t tid,
 	return (proto_end(sink, start));
 }
 
-/* Encodes a batch of samples as one flat array. */
-int
-proto_send_samples(struct proto_sink *sink, uint64_t base_ns,
-    const struct proto_sample *s, uint32_t count)
+/* Encodes samples as one flat array, numbered (BATCH) when seq != 0. */
+static int
+proto_send_sample_array(struct proto_sink *sink, uint64_t seq,
+    uint64_t base_ns, const struct proto_sample *s, uint32_t count)
 {
 	size_t		start;
 	uint32_t	i;
 
 	if (count > PROTO_MAX_BATCH)
 		return (-1);
-	start = proto_begin(sink, PROTO_SAMPLES, 2);
+	if (seq != 0) {
+		start = proto_begin(sink, PROTO_BATCH, 3);
+		msgpack_pack_uint64(&sink->pk, seq);
+	} else
+		start = proto_begin(sink, PROTO_SAMPLES, 2);
 	msgpack_pack_uint64(&sink->pk, base_ns);
 	msgpack_pack_array(&sink->pk, (size_t)count * PROTO_SAMPLE_FIELDS);
 	for (i = 0; i < count; i++) {
@@ -321,6 +325,35 @@ proto_send_samples(struct proto_sink *sink, uint64_t base_ns,
 		msgpack_pack_uint32(&sink->pk, s[i].weight_us);
 		msgpack_pack_uint32(&sink->pk, s[i].flags);
 	}
+	return (proto_end(sink, start));
+}
+
+/* Encodes a batch of samples (unnumbered). */
+int
+proto_send_samples(struct proto_sink *sink, uint64_t base_ns,
+    const struct proto_sample *s, uint32_t count)
+{
+	return (proto_send_sample_array(sink, 0, base_ns, s, count));
+}
+
+/* Encodes a numbered batch of samples. */
+int
+proto_send_batch(struct proto_sink *sink, uint64_t seq, uint64_t base_ns,
+    const struct proto_sample *s, uint32_t count)
+{
+	if (seq == 0)
+		return (-1);
+	return (proto_send_sample_array(sink, seq, base_ns, s, count));
+}
+
+/* Encodes a daemon -> agent acknowledgement of batches up to seq. */
+int
+proto_send_ack(struct proto_sink *sink, uint64_t seq)
+{
+	size_t	start;
+
+	start = proto_begin(sink, PROTO_ACK, 1);
+	msgpack_pack_uint64(&sink->pk, seq);
 	return (proto_end(sink, start));
 }
 
@@ -760,7 +793,9 @@ proto_nfields(uint64_t type)
 	case PROTO_SAMPLES:	return (2);
 	case PROTO_STATS:	return (1);
 	case PROTO_RESYNC_ACK:	return (1);
+	case PROTO_BATCH:	return (3);
 	case PROTO_CONFIG:	return (5);
+	case PROTO_ACK:		return (1);
 	case PROTO_RESYNC:	return (1);
 	case PROTO_REJECT:	return (3);
 	case PROTO_REQUEST:	return (2);
@@ -946,6 +981,17 @@ proto_decode(const char *payload, size_t len, msgpack_unpacked *up,
 		return (0);
 	case PROTO_SAMPLES:
 		return (proto_decode_samples(f, msg, err));
+	case PROTO_BATCH:
+		if (proto_get_uint(&f[0], UINT64_MAX, &msg->samples.seq) != 0 ||
+		    msg->samples.seq == 0) {
+			*err = "batch has a bad number";
+			return (-1);
+		}
+		return (proto_decode_samples(f + 1, msg, err));
+	case PROTO_ACK:
+		if (proto_get_uint(&f[0], UINT64_MAX, &msg->ack.seq) != 0)
+			goto bad;
+		return (0);
 	case PROTO_STATS:
 		return (proto_decode_stats(&f[0], msg, err));
 	case PROTO_CONFIG:

@@ -54,6 +54,21 @@
  *    messages_skipped).  Any other unknown type is a protocol error, so a
  *    newer agent puts a message a daemon may not ignore below 150 and only
  *    sends it once the daemon has negotiated its version.
+ *
+ * Acknowledged batches (version 4, PROTO_VERSION_BATCH).  An agent numbers
+ * its batches from 1 for the life of its process (not per connection) and
+ * keeps them; on a connection it encodes them only once CONFIG has said
+ * the version in use: as BATCH from version 4 on, else as SAMPLES (a
+ * daemon that cannot acknowledge: a batch is let go once written).  The daemon persists, with the samples, the newest
+ * number it stored for each process instance (host, pid, start_ns) and
+ * skips a batch whose number it already has (a duplicate).  It sends ACK
+ * with the newest number that is durable: on disk after a flush of the
+ * state dir, or stored, without one; and once after a version 4 hello.
+ * The agent keeps every batch until it is acknowledged and, on a new
+ * connection, encodes the kept ones again (new wire ids, same numbers)
+ * before anything newer.  A daemon sends ACK only to an agent that
+ * negotiated version 4 or later, and closes one that sends BATCH without.  ACKs are cumulative and sent at most once per
+ * flush (memory only: per housekeeping tick), and after the hello.
  */
 #ifndef PROTO_H
 #define PROTO_H
@@ -64,9 +79,10 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION 3		/* the newest version spoken here */
+#define PROTO_VERSION 4		/* the newest version spoken here */
 #define PROTO_VERSION_MIN 1	/* the oldest version spoken here */
 #define PROTO_VERSION_COMPAT 2	/* "version" of a hello, for old daemons */
+#define PROTO_VERSION_BATCH 4	/* the first with BATCH and ACK */
 
 /* Limits.  Every one is checked by the decoder; a peer over one is closed. */
 #define PROTO_HEADER_SIZE	4		/* length prefix */
@@ -100,6 +116,8 @@ enum proto_type {
 	PROTO_RESYNC_ACK = 108,	/* [108, token]: ids numbered anew from here
 				    (v2) */
 	/* 150..199: optional agent -> daemon messages (see above). */
+	PROTO_BATCH = 109,	/* [109, seq, base_ns, flattened]: SAMPLES
+				    with the agent's batch number (v4) */
 
 	/* 200s: daemon -> agent. */
 	PROTO_CONFIG = 200,	/* [200, profiling, rate_hz, mode, reader,
@@ -110,6 +128,8 @@ enum proto_type {
 				    next (v2 agents only) */
 	PROTO_REJECT = 202,	/* [202, daemon_min, daemon_max, reason]:
 				    no common version; closing (v3) */
+	PROTO_ACK = 203,	/* [203, seq]: batches up to seq are durable;
+				    drop them (v4 agents only) */
 
 	/* 300s: profctl -> daemon. */
 	PROTO_REQUEST = 300,	/* [300, command str, {arg map}] */
@@ -164,6 +184,7 @@ enum proto_reader {
 	X(connects, "connections made to the daemon")			\
 	X(resyncs, "wire ids renumbered at the daemon's request")	\
 	X(rejects, "connections the daemon refused: no common version") \
+	X(replayed, "samples sent again on a new connection, unacked")	\
 	X(rate_hz, "sampling rate asked, Hz")				\
 	X(achieved_mhz, "sampling rate achieved, milli-Hz")		\
 	X(reader, "stack reader in effect: 1 gil, 2 direct")		\
@@ -209,6 +230,7 @@ struct proto_msg {
 		} stack;
 		struct { uint32_t id; uint64_t tid; uint32_t name; } thread;
 		struct {
+			uint64_t seq;		/* BATCH; 0 for SAMPLES */
 			uint64_t base_ns;
 			uint32_t count;
 			const msgpack_object *fields;
@@ -227,6 +249,7 @@ struct proto_msg {
 			const char *reason; uint32_t reason_len;
 		} reject;
 		struct { uint32_t token; } resync;	/* and its ack */
+		struct { uint64_t seq; } ack;
 		struct {
 			const char *command; uint32_t command_len;
 			const msgpack_object_map *args;
@@ -301,6 +324,10 @@ int	proto_send_thread(struct proto_sink *, uint32_t id, uint64_t tid,
 	    uint32_t name);
 int	proto_send_samples(struct proto_sink *, uint64_t base_ns,
 	    const struct proto_sample *, uint32_t count);
+/* BATCH: samples with the agent's batch number (seq >= 1), and its ACK. */
+int	proto_send_batch(struct proto_sink *, uint64_t seq, uint64_t base_ns,
+	    const struct proto_sample *, uint32_t count);
+int	proto_send_ack(struct proto_sink *, uint64_t seq);
 /* Stats: values in PROTO_AGENT_STATS order. */
 int	proto_send_stats(struct proto_sink *, const uint64_t *values);
 int	proto_send_config(struct proto_sink *, int profiling, uint32_t rate_hz,

@@ -36,6 +36,37 @@ rundir_resolve(const char *flag, char *buf, size_t len)
 	return (rundir_absolute(buf, len));
 }
 
+/* Whether dir holds the socket `name`. */
+static int
+rundir_has_socket(const char *dir, const char *name)
+{
+	char		path[4096];
+	struct stat	sb;
+
+	if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+		return (0);
+	return (stat(path, &sb) == 0 && S_ISSOCK(sb.st_mode));
+}
+
+/* Resolves the directory a client (profctl, the agent) looks in. */
+int
+rundir_resolve_client(const char *flag, const char *sock, char *buf,
+    size_t len)
+{
+	const char	*env;
+
+	if ((flag != NULL && *flag != '\0') || geteuid() == 0 ||
+	    ((env = getenv(RUNDIR_ENV)) != NULL && *env != '\0'))
+		return (rundir_resolve(flag, buf, len));
+	if (rundir_resolve(NULL, buf, len) != 0)
+		return (-1);
+	/* A private profd of this user first, then the system's. */
+	if (!rundir_has_socket(buf, sock) &&
+	    rundir_has_socket(RUNDIR_SYSTEM, sock))
+		snprintf(buf, len, "%s", RUNDIR_SYSTEM);
+	return (0);
+}
+
 /* Makes a relative directory absolute against the current one, so that a
  * child that changes directory still finds the same sockets. */
 int

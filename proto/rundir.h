@@ -19,6 +19,14 @@
  * Returns 0, or -1 if it does not fit in len.
  */
 int	rundir_resolve(const char *flag, char *buf, size_t len);
+/*
+ * The same for a client (profctl, the agent) looking for socket `sock`:
+ * a user other than root with no flag and no $PROFD_RUNTIME_DIR uses its
+ * own directory (rule 4 or 5) if a profd listens there, else /run/profd
+ * if the system's profd does, else its own.
+ */
+int	rundir_resolve_client(const char *flag, const char *sock, char *buf,
+	    size_t len);
 /* Makes a relative path in buf absolute; 0, or -1. */
 int	rundir_absolute(char *buf, size_t len);
 

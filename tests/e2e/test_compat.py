@@ -131,10 +131,10 @@ def test_incompatible_hello_gets_reject_and_one_log_line(ctx):
         s.close()
         check(len(got) == 1 and msg_type(got[0]) == REJECT,
               "hello %r got %r, not one REJECT" % (hello, got))
-        # [202, 1, 3, reason]
-        check(got[0][3] == 1 and got[0][4] == 3,
-              "REJECT range %r, want 1..3" % got[0][:4])
-        check(b"profd speaks 1 to 3" in got[0], "reason: %r" % got[0])
+        # [202, 1, 4, reason]
+        check(got[0][3] == 1 and got[0][4] == 4,
+              "REJECT range %r, want 1..4" % got[0][:4])
+        check(b"profd speaks 1 to 4" in got[0], "reason: %r" % got[0])
 
     def logged():
         with open(ctx.daemon_log) as f:
@@ -142,7 +142,7 @@ def test_incompatible_hello_gets_reject_and_one_log_line(ctx):
     lines = wait_until(lambda: len(logged()) >= 2 and logged(), 10,
                        "two log lines")
     check(len(lines) == 2, "log lines: %r" % lines)
-    check("agent pid 7001: protocol versions 9 to 12; profd speaks 1 to 3"
+    check("agent pid 7001: protocol versions 9 to 12; profd speaks 1 to 4"
           in lines[0], "log line: %r" % lines[0])
     st = ctx.ctl_json("status")
     check(st["daemon"]["agents_incompatible"] == 2,
@@ -155,7 +155,7 @@ def test_incompatible_hello_gets_reject_and_one_log_line(ctx):
 @once
 def test_profd_skips_optional_messages_of_a_newer_agent(ctx):
     ctx.start_daemon()
-    a = fakeagent.FakeAgent(ctx.rt, pid=7100, service="newer", versions=(2, 4))
+    a = fakeagent.FakeAgent(ctx.rt, pid=7100, service="newer", versions=(2, 5))
     th = a.thread("MainThread")
     st = a.stack(["wire_main", "wire_leaf"])
     a.send([160, {"future": 1}])            # optional: skipped
@@ -164,7 +164,7 @@ def test_profd_skips_optional_messages_of_a_newer_agent(ctx):
     a.flush()
     cfg = frames(a.sock.recv(4096))[0][0]
     check(msg_type(cfg) == fakeagent.CONFIG and nfields(cfg) == 7 and
-          cfg[-1] == 3, "a version 3 agent got CONFIG %r" % cfg)
+          cfg[-1] == 4, "a version 4 agent got CONFIG %r" % cfg)
     wait_until(lambda: ctx.ctl_json("show", "--pid", 7100)["samples"] == 20,
                20, "20 samples of the newer agent")
     d = ctx.ctl_json("status")["daemon"]
@@ -235,7 +235,7 @@ def test_agent_keeps_sampling_past_newer_config_and_unknown_types(ctx):
         # CONFIG with two fields it does not know either.
         c.sendall(fakeagent.frame([250, 1, "future"]) +
                   fakeagent.frame([fakeagent.CONFIG, True, 100, 0, 0, 0, 4,
-                                   "more"]) +
+                                   "more", 7]) +
                   fakeagent.frame([251, {"x": [1, 2]}]))
         while True:
             try:
@@ -246,8 +246,10 @@ def test_agent_keeps_sampling_past_newer_config_and_unknown_types(ctx):
                 return
             buf += d
             got, buf = frames(buf)
+            # SAMPLES, or BATCH (109) at version 4.
             seen["samples"] += sum(1 for p in got
-                                   if msg_type(p) == fakeagent.SAMPLES)
+                                   if msg_type(p) in (fakeagent.SAMPLES,
+                                                      109))
 
     fake = FakeDaemon(ctx, serve)
     try:
@@ -274,7 +276,7 @@ def test_agent_given_reject_says_so_once_and_stays_away(ctx):
         c.settimeout(30)
         hello, _ = read_hello(c)
         if hello is not None:
-            c.sendall(fakeagent.frame([REJECT, 4, 6, "too old"]))
+            c.sendall(fakeagent.frame([REJECT, 5, 7, "too old"]))
         c.close()
 
     fake = FakeDaemon(ctx, serve)
@@ -291,8 +293,47 @@ def test_agent_given_reject_says_so_once_and_stays_away(ctx):
         lines = [l for l in out.splitlines() if "refused this agent" in l]
         check(len(lines) == 1, "want one line, got:\n%s" % out[-1500:])
         check("refused this agent: too old (profd speaks protocol versions "
-              "4 to 6, this agent 1 to 3); next try in 300 s" in lines[0],
+              "5 to 7, this agent 1 to 4); next try in 300 s" in lines[0],
               "line: %r" % lines[0])
+        p.kill()
+    finally:
+        fake.close()
+
+
+@once
+def test_agent_talks_to_a_version_2_daemon(ctx):
+    """The previous release's profd: a 5-field CONFIG, no ACK.  Today's
+    agent sends SAMPLES (not BATCH) and lets each batch go once written."""
+    seen = {"samples": 0, "batches": 0}
+
+    def serve(c):
+        c.settimeout(30)
+        hello, buf = read_hello(c)
+        c.sendall(fakeagent.frame([fakeagent.CONFIG, True, 200, 0, 0, 0]))
+        while True:
+            try:
+                d = c.recv(65536)
+            except (socket.timeout, OSError):
+                return
+            if not d:
+                return
+            buf += d
+            got, buf = frames(buf)
+            for p in got:
+                seen["samples"] += msg_type(p) == fakeagent.SAMPLES
+                seen["batches"] += msg_type(p) == 109
+
+    fake = FakeDaemon(ctx, serve)
+    try:
+        p = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"),
+                           "--seconds", "60"], env=ctx.agent_env(
+                               PROFAGENT_DEBUG="1"))
+        wait_until(lambda: seen["samples"] >= 40, 30,
+                   "40 SAMPLES messages from the agent")
+        check(seen["batches"] == 0, "BATCH sent to a version 2 daemon")
+        check(fake.accepts == 1, "%d connections" % fake.accepts)
+        check("protocol version 2 in use" in ctx.output(p),
+              "version 2 not noted")
         p.kill()
     finally:
         fake.close()

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "persist.h"
+#include "proto.h"
 #include "store.h"
 
 #define SEC	1000000000ull
@@ -686,5 +687,100 @@ Test(persist, unusable_dir_is_an_error)
 		cr_assert_null(persist_open(path, st, NOW, errbuf,
 		    sizeof errbuf));
 	}
+	store_free(st);
+}
+
+Test(persist, batch_numbers_become_durable_with_the_flush_and_come_back)
+{
+	struct store	*a = new_store(0), *b = new_store(0);
+	struct persist	*p = open_ok(a, NOW);
+	uint32_t	 in = attach(a, 42);
+	const struct store_instance *x;
+
+	store_instance_set_seq(a, in, 17, 0);
+	x = store_instance_get(a, in);
+	cr_assert_eq(x->seq, 17);
+	cr_assert_eq(x->seq_durable, 0, "durable before any flush");
+	cr_assert_eq(persist_flush(p), 0);
+	cr_assert_eq(x->seq_durable, 17);
+	store_instance_set_seq(a, in, 18, 0);	/* lost with a kill -9 */
+	cr_assert_eq(x->seq_durable, 17);
+	persist_close(p);
+	/* persist_close flushed 18; put the file back to 17, as a kill -9
+	 * between flushes would leave it. */
+	run_sql("UPDATE seqs SET seq = 17");
+	p = open_ok(b, NOW);
+	x = store_instance_get(b, in);
+	cr_assert_not_null(x);
+	cr_assert_eq(x->seq, 17);
+	cr_assert_eq(x->seq_durable, 17);
+	persist_close(p);
+	store_free(a);
+	store_free(b);
+}
+
+static struct persist_profile	collected[4];
+static int			ncollected;
+
+/* Collects what persist_profile_load finds. */
+static void
+collect(void *arg, const struct persist_profile *x)
+{
+	if (ncollected < 4)
+		collected[ncollected++] = *x;
+}
+
+Test(persist, profiling_state_round_trips)
+{
+	struct store		*st = new_store(0);
+	struct persist		*p = open_ok(st, NOW);
+	struct persist_profile	 pf = { 0, 1, 250, PROTO_MODE_CPU,
+				    PROTO_READER_GIL, 10 };
+	struct persist_profile	*got = collected;
+
+	cr_assert_eq(persist_profile_put(p, &pf), 0);
+	pf.pid = 1234;
+	pf.rate_hz = 50;
+	cr_assert_eq(persist_profile_put(p, &pf), 0);
+	pf.pid = 99;
+	cr_assert_eq(persist_profile_put(p, &pf), 0);
+	cr_assert_eq(persist_profile_clear_pids(p), 0);
+	pf.pid = 1234;
+	pf.profiling = 0;
+	cr_assert_eq(persist_profile_put(p, &pf), 0);
+	run_sql("INSERT INTO profiles VALUES(7, 1, 0, 0, 0, 0)");  /* 0 Hz */
+	persist_close(p);
+	p = open_ok(st, NOW);
+	cr_assert_eq(persist_profile_load(p, collect, NULL), 2);
+	cr_assert_eq(ncollected, 2);
+	cr_assert_eq(got[0].pid, 0);
+	cr_assert_eq(got[0].profiling, 1);
+	cr_assert_eq(got[0].rate_hz, 250);
+	cr_assert_eq(got[0].mode, PROTO_MODE_CPU);
+	cr_assert_eq(got[0].reader, PROTO_READER_GIL);
+	cr_assert_eq(got[0].jitter_pct, 10);
+	cr_assert_eq(got[1].pid, 1234);
+	cr_assert_eq(got[1].profiling, 0);
+	cr_assert_eq(got[1].rate_hz, 50);
+	persist_close(p);
+	store_free(st);
+}
+
+Test(persist, file_without_the_newer_tables_gains_them)
+{
+	struct store		*st;
+	struct persist		*p;
+	struct persist_counts	 c;
+
+	store_free(write_filled(5));
+	run_sql("DROP TABLE seqs; DROP TABLE profiles");
+	st = new_store(0);
+	p = open_ok(st, NOW);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.set_aside, 0);
+	cr_assert_gt(c.buckets_loaded, 0);
+	cr_assert_eq(count_files(PERSIST_FILE ".bad-"), 0);
+	persist_close(p);
+	cr_assert_eq(query("SELECT count(*) FROM profiles"), 0);
 	store_free(st);
 }

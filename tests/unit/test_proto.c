@@ -117,6 +117,39 @@ Test(proto, round_trips_samples)
 	cr_assert_eq(out.flags, PROTO_SAMPLE_GIL);
 }
 
+Test(proto, round_trips_numbered_batch_and_ack)
+{
+	struct proto_sample	 in[2] = {
+		{ 1, 1, 0, 1000, PROTO_SAMPLE_ONCPU },
+		{ 2, 1, 10, 1000, 0 },
+	}, out;
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_send_batch(&sink, 0, 5, in, 2), -1);
+	cr_assert_eq(proto_send_batch(&sink, 1ull << 40, 77, in, 2), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.type, PROTO_BATCH);
+	cr_assert_eq(m.samples.seq, 1ull << 40);
+	cr_assert_eq(m.samples.base_ns, 77);
+	cr_assert_eq(m.samples.count, 2);
+	proto_sample_get(&m, 1, &out);
+	cr_assert_eq(out.stack, 2);
+	cr_assert_eq(out.dt_us, 10);
+	sink.len = 0;
+
+	cr_assert_eq(proto_send_samples(&sink, 5, in, 2), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.type, PROTO_SAMPLES);
+	cr_assert_eq(m.samples.seq, 0);
+	sink.len = 0;
+
+	cr_assert_eq(proto_send_ack(&sink, UINT64_MAX), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.type, PROTO_ACK);
+	cr_assert_eq(m.ack.seq, UINT64_MAX);
+}
+
 Test(proto, samples_cost_few_bytes_each)
 {
 	struct proto_sample	s[512];
@@ -324,6 +357,13 @@ static struct bad_payload bad_payloads[] = {
 	{ "resync ack token nil", { 0x92, 0x6c, 0xc0 }, 3 },
 	{ "resync ack token negative", { 0x92, 0x6c, 0xd0, 0x80 }, 4 },
 	{ "resync ack token truncated", { 0x92, 0x6c, 0xce, 0x00, 0x01 }, 5 },
+	{ "batch numbered zero", { 0x94, 0x6d, 0x00, 0x00, 0x90 }, 5 },
+	{ "batch without number", { 0x93, 0x6d, 0x00, 0x90 }, 4 },
+	{ "batch number a string", { 0x94, 0x6d, 0xa1, '1', 0x00, 0x90 }, 6 },
+	{ "batch with a short sample", { 0x94, 0x6d, 0x01, 0x00, 0x92, 0x01,
+	    0x01 }, 7 },
+	{ "ack without number", { 0x91, 0xcc, 0xcb }, 3 },
+	{ "ack number negative", { 0x92, 0xcc, 0xcb, 0xff }, 4 },
 	{ "config rate zero", { 0x96, 0xcc, 0xc8, 0xc3, 0x00, 0x00, 0x00,
 	    0x00 }, 8 },
 	{ "config rate too high", { 0x96, 0xcc, 0xc8, 0xc3, 0xcd, 0x4e, 0x21,

@@ -113,6 +113,47 @@ samples(uint32_t stack, uint32_t thread, uint32_t n)
 	cr_assert_eq(proto_send_samples(&in, now, s, n), 0);
 }
 
+/* A numbered batch (PROTO_BATCH) of n samples. */
+static void
+batch(uint64_t seq, uint32_t n)
+{
+	struct proto_sample	s[16];
+	uint32_t		i;
+
+	for (i = 0; i < n; i++)
+		s[i] = (struct proto_sample){ 1, 1, 10000, 10000,
+		    PROTO_SAMPLE_ONCPU };
+	cr_assert_eq(proto_send_batch(&in, seq, now, s, n), 0);
+}
+
+/* Drains what the daemon sent the agent: the number of frames, and the
+ * newest ACK's number (0: none). */
+static uint32_t
+sent_frames(uint64_t *ack)
+{
+	msgpack_unpacked	 up;
+	struct proto_msg	 msg;
+	const char		*payload, *err;
+	size_t			 plen, flen, len = evbuffer_get_length(conn->out);
+	char			*data = (char *)evbuffer_pullup(conn->out, -1);
+	uint32_t		 n = 0;
+
+	*ack = 0;
+	msgpack_unpacked_init(&up);
+	while (proto_frame_peek(data, len, PROTO_MAX_MSG, &payload, &plen,
+	    &flen) == 1) {
+		cr_assert_eq(proto_decode(payload, plen, &up, &msg, &err), 0);
+		if (msg.type == PROTO_ACK)
+			*ack = msg.ack.seq;
+		data += flen;
+		len -= flen;
+		n++;
+	}
+	msgpack_unpacked_destroy(&up);
+	evbuffer_drain(conn->out, evbuffer_get_length(conn->out));
+	return (n);
+}
+
 /* Decodes the first frame the daemon sent the agent. */
 static void
 sent_config(struct proto_msg *msg, msgpack_unpacked *up)
@@ -640,4 +681,68 @@ Test(server_agent, skips_an_optional_message_of_a_newer_agent)
 	msgpack_pack_uint32(&in.pk, 1);
 	cr_assert_eq(proto_end(&in, start), 0);
 	cr_assert_eq(feed(), -1);
+}
+
+Test(server_agent, skips_numbered_batches_it_already_has_after_a_reconnect)
+{
+	const struct store_instance	*in_;
+	uint64_t			 ack;
+
+	hello(77);
+	definitions();
+	batch(1, 3);
+	batch(2, 4);
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	cr_assert_eq(sent_frames(&ack), 1, "CONFIG, no ACK per batch");
+	/* Memory only: what is stored is acknowledged at the next tick. */
+	server_housekeep(server_now_ns(), 0);
+	cr_assert_eq(sent_frames(&ack), 1);
+	cr_assert_eq(ack, 2);
+	server_housekeep(server_now_ns(), 0);
+	cr_assert_eq(sent_frames(&ack), 0, "the same ACK twice");
+	server_agent_free(conn);
+
+	/* The same process again, sending what it kept (1 and 2 were not
+	 * acknowledged in time, say) and a new batch. */
+	conn = server_agent_create(NULL);
+	hello(77);
+	cr_assert_eq(feed(), 0);
+	cr_assert_eq(sent_frames(&ack), 2, "CONFIG and an ACK on hello");
+	cr_assert_eq(ack, 2);
+	definitions();
+	batch(1, 3);
+	batch(2, 4);
+	batch(3, 5);
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	in_ = store_instance_get(server_store, conn->instance);
+	cr_assert_eq(in_->samples, 3 + 4 + 5);
+	cr_assert_eq(in_->seq, 3);
+	cr_assert_eq(daemon_stats.samples_duplicate, 3 + 4);
+	server_housekeep(server_now_ns(), 0);
+	cr_assert_eq(sent_frames(&ack), 1);
+	cr_assert_eq(ack, 3);
+}
+
+Test(server_agent, never_acks_an_older_agent_nor_takes_its_batches)
+{
+	uint64_t	ack;
+	size_t		start;
+
+	/* [100, {"version": 2, "pid": 78}] */
+	start = proto_begin(&in, PROTO_HELLO, 1);
+	msgpack_pack_map(&in.pk, 2);
+	proto_pack_cstr(&in.pk, "version");
+	msgpack_pack_uint32(&in.pk, 2);
+	proto_pack_cstr(&in.pk, "pid");
+	msgpack_pack_uint32(&in.pk, 78);
+	cr_assert_eq(proto_end(&in, start), 0);
+	definitions();
+	samples(1, 1, 4);
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	server_housekeep(server_now_ns(), 0);
+	cr_assert_eq(sent_frames(&ack), 1, "only its CONFIG");
+	cr_assert_eq(ack, 0);
+	batch(1, 2);
+	cr_assert_eq(feed(), -1);
+	cr_assert(strstr(conn->error, "version 2") != NULL, "%s", conn->error);
 }

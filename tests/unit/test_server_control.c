@@ -321,6 +321,36 @@ Test(server_control, start_with_pids_touches_only_those)
 	cr_assert_eq(b->proc->profiling, 1);
 }
 
+Test(server_control, a_per_pid_setting_survives_the_agents_reconnect)
+{
+	struct agent_conn	*a = agent(10, 0), *b = agent(11, 0);
+	uint32_t		 rate;
+	int			 ok;
+
+	msgpack_pack_map(&argpk, 2);
+	proto_pack_cstr(&argpk, "pids");
+	msgpack_pack_array(&argpk, 1);
+	msgpack_pack_uint32(&argpk, 11);
+	proto_pack_cstr(&argpk, "rate_hz");
+	msgpack_pack_uint32(&argpk, 321);
+	run("start", &ok);
+	cr_assert_eq(ok, 1);
+	cr_assert_eq(agent_profiling(b, &rate), 1);
+	server_agent_free(b);
+	server_agent_free(a);
+	b = agent(11, 0);	/* agent() drains what the hello got: */
+	cr_assert_eq(b->proc->profiling, 1);
+	cr_assert_eq(b->proc->rate_hz, 321);
+	a = agent(10, 0);
+	cr_assert_eq(a->proc->profiling, 0);
+	/* A global stop forgets it. */
+	msgpack_sbuffer_clear(&argbuf);
+	run("stop", &ok);
+	server_agent_free(b);
+	b = agent(11, 0);
+	cr_assert_eq(b->proc->profiling, 0);
+}
+
 Test(server_control, stop_turns_profiling_off)
 {
 	struct agent_conn	*a = agent(10, 0);

@@ -131,6 +131,8 @@ new_stack(void)
 	return (s);
 }
 
+static void	daemon_hello_config(void);
+
 /* Takes a pending connection, if any; a new one starts a new stream. */
 static int
 daemon_accept(void)
@@ -143,6 +145,8 @@ daemon_accept(void)
 		close(sfd);
 	sfd = fd;
 	rx_len = 0;
+	/* As profd does on the hello: the config, naming the version. */
+	daemon_hello_config();
 	return (1);
 }
 
@@ -185,7 +189,12 @@ pump_at(uint64_t now)
 
 	for (i = 0; i < 1000; i++) {
 		conn_io(now);
-		daemon_accept();
+		/* A new connection gets its CONFIG: one more round to read it
+		 * and send what waited for it. */
+		if (daemon_accept()) {
+			daemon_read();
+			continue;
+		}
 		daemon_read();
 		if (!conn_want_write() || conn_fd() == -1)
 			break;
@@ -212,10 +221,18 @@ daemon_config(int profiling, uint32_t rate, uint32_t mode, uint32_t reader)
 	struct proto_sink	sk;
 
 	proto_sink_init(&sk, 1u << 16);
-	cr_assert_eq(proto_send_config(&sk, profiling, rate, mode, reader, 0),
-	    0);
+	cr_assert_eq(proto_send_config_v3(&sk, profiling, rate, mode, reader, 0,
+	    PROTO_VERSION), 0);
 	daemon_send(sk.data, sk.len);
 	proto_sink_free(&sk);
+}
+
+/* The CONFIG profd sends on a hello (profiling off). */
+static void
+daemon_hello_config(void)
+{
+	daemon_config(0, PROTO_RATE_DEFAULT, PROTO_MODE_WALL,
+	    PROTO_READER_DEFAULT);
 }
 
 Test(conn, hello_comes_first)
@@ -259,6 +276,18 @@ Test(conn, huge_argv_is_cut_so_the_hello_still_comes_first)
 	cr_assert_eq(agent_stats.dropped, 0);
 }
 
+/* Sends the agent an ACK of batches up to seq. */
+static void
+daemon_ack(uint64_t seq)
+{
+	struct proto_sink	sk;
+
+	proto_sink_init(&sk, 1u << 16);
+	cr_assert_eq(proto_send_ack(&sk, seq), 0);
+	daemon_send(sk.data, sk.len);
+	proto_sink_free(&sk);
+}
+
 Test(conn, samples_buffered_while_the_daemon_is_away_are_sent_later)
 {
 	int	i;
@@ -278,11 +307,12 @@ Test(conn, samples_buffered_while_the_daemon_is_away_are_sent_later)
 	cr_assert_eq(agent_stats.dropped, 0);
 }
 
-Test(conn, batch_that_does_not_fit_is_rolled_back_and_counted_as_dropped)
+Test(conn, batch_that_does_not_fit_what_is_kept_is_counted_as_dropped)
 {
 	uint32_t	ok = 0, s = 0;
 	int		i;
 
+	/* 4 KiB keeps 4096 / 24 = 170 samples until acknowledged. */
 	cr_assert_eq(conn_init(4096), 0);
 	for (i = 0; i < 1000; i++) {
 		s = new_stack();
@@ -290,24 +320,30 @@ Test(conn, batch_that_does_not_fit_is_rolled_back_and_counted_as_dropped)
 			break;
 		ok++;
 	}
-	cr_assert_lt(i, 1000, "a 4 KiB buffer never filled");
-	cr_assert_gt(ok, 0);
+	cr_assert_lt(i, 1000, "4 KiB kept everything");
+	cr_assert_eq(ok, 4096 / sizeof(struct intern_sample) / 10);
 	cr_assert_eq(agent_stats.dropped, 10);
-	/* What is buffered is whole batches with all their definitions. */
+	/* What is kept is sent whole, with all the definitions it needs,
+	 * as the buffer drains. */
 	daemon_listen();
 	pump_at(agent_now_ns() + 10 * SEC);
 	cr_assert_eq(fx_wire.nhellos, 1);
 	cr_assert_eq(fx_wire.nsamples, ok * 10);
 	cr_assert_eq(fx_wire.nstacks, ok, "the dropped batch's stack leaked");
-	/* Its definitions were taken back: sending it now defines them. */
+	/* Still unacknowledged: no room yet. */
+	cr_assert_eq(commit(s, thread1, 10), -1);
+	cr_assert_eq(agent_stats.dropped, 20);
+	/* Acknowledged: room again; sending it now defines its stack. */
+	daemon_ack(ok);
+	pump();
 	cr_assert_eq(commit(s, thread1, 10), 0);
 	pump();
 	cr_assert_eq(fx_wire.nsamples, ok * 10 + 10);
 	cr_assert_eq(fx_wire.nstacks, ok + 1);
-	cr_assert_eq(agent_stats.dropped, 10);
+	cr_assert_eq(agent_stats.dropped, 20);
 }
 
-Test(conn, hello_comes_first_after_restart)
+Test(conn, unacknowledged_batches_are_sent_again_after_a_reconnect)
 {
 	uint64_t	now;
 
@@ -321,39 +357,119 @@ Test(conn, hello_comes_first_after_restart)
 	conn_drop(now, "test");
 	cr_assert_eq(conn_fd(), -1);
 	cr_assert_eq(agent_connected, 0);
-	cr_assert_eq(agent_stats.dropped, 0, "sent samples counted dropped");
+	cr_assert_eq(agent_stats.dropped, 0, "kept samples counted dropped");
 	cr_assert_eq(commit(stack1, thread1, 4), 0);
 	pump_at(now);				/* backing off */
 	cr_assert_eq(conn_fd(), -1);
 	pump_at(now + 10 * SEC);
 	cr_assert_neq(conn_fd(), -1);
 	/* The checker forgets ids at each HELLO: the stack and thread must
-	 * have been defined again, from id 1. */
+	 * have been defined again, from id 1, for the batch sent again. */
 	cr_assert_eq(fx_wire.nhellos, 2);
 	cr_assert_eq(fx_wire.nstacks, 1);
 	cr_assert_eq(fx_wire.nthreads, 1);
-	cr_assert_eq(fx_wire.nsamples, 7);
+	cr_assert_eq(fx_wire.nsamples, 3 + 3 + 4);
+	cr_assert_eq(agent_stats.replayed, 3);
 	cr_assert_eq(agent_stats.connects, 2);
 }
 
-Test(conn, restart_while_disconnected_drops_buffered_samples)
+Test(conn, acknowledged_batches_are_not_sent_again)
+{
+	uint64_t	now;
+
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	cr_assert_eq(commit(stack1, thread1, 3), 0);
+	cr_assert_eq(commit(stack1, thread1, 5), 0);
+	pump();
+	daemon_ack(1);
+	pump();
+	now = agent_now_ns();
+	conn_drop(now, "test");
+	pump_at(now + 10 * SEC);
+	cr_assert_eq(fx_wire.nhellos, 2);
+	cr_assert_eq(fx_wire.nsamples, 3 + 5 + 5);
+	cr_assert_eq(agent_stats.replayed, 5);
+	cr_assert_eq(agent_stats.dropped, 0);
+}
+
+Test(conn, kept_samples_wrap_around_their_ring)
+{
+	uint64_t	seq = 0, acked = 0;
+	uint32_t	sent = 0;
+	int		i;
+
+	daemon_listen();
+	cr_assert_eq(conn_init(4096), 0);	/* 170 samples kept */
+	pump();
+	for (i = 0; i < 500; i++) {
+		cr_assert_eq(commit(stack1, thread1, 1 + i % 20), 0,
+		    "batch %d", i);
+		sent += 1 + i % 20;
+		seq++;
+		pump();
+		/* Acknowledge all but the newest two. */
+		if (seq > 2 && seq - 2 > acked) {
+			acked = seq - 2;
+			daemon_ack(acked);
+			pump();
+		}
+	}
+	cr_assert_eq(agent_stats.dropped, 0);
+	cr_assert_eq(fx_wire.nsamples, sent);
+}
+
+Test(conn, abandoning_counts_what_was_never_written_as_dropped)
+{
+	cr_assert_eq(conn_init(1u << 20), 0);
+	daemon_listen();
+	cr_assert_eq(commit(stack1, thread1, 3), 0);
+	pump_at(agent_now_ns() + 10 * SEC);	/* written, not acked */
+	cr_assert_eq(fx_wire.nsamples, 3);
+	conn_drop(agent_now_ns(), "test");
+	cr_assert_eq(commit(stack1, thread1, 5), 0);	/* never written */
+	conn_abandon();
+	cr_assert_eq(agent_stats.dropped, 3 + 5,
+	    "the written batch is in this connection's stream again, unsent");
+	conn_abandon();
+	cr_assert_eq(agent_stats.dropped, 8, "counted twice");
+	/* Nothing abandoned is sent on a later connection (detach, attach). */
+	conn_drop(agent_now_ns(), "detached");
+	pump_at(agent_now_ns() + 20 * SEC);
+	cr_assert_eq(fx_wire.nsamples, 3);
+	cr_assert_eq(agent_stats.dropped, 8);
+}
+
+Test(conn, abandoning_keeps_what_the_socket_took)
+{
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	cr_assert_eq(commit(stack1, thread1, 3), 0);
+	pump();
+	cr_assert_eq(fx_wire.nsamples, 3);
+	cr_assert_eq(commit(stack1, thread1, 4), 0);
+	conn_abandon();			/* still in the buffer */
+	cr_assert_eq(agent_stats.dropped, 4);
+}
+
+Test(conn, batches_kept_while_disconnected_survive_a_restart)
 {
 	cr_assert_eq(conn_init(1u << 20), 0);
 	cr_assert_eq(commit(stack1, thread1, 5), 0);
 	cr_assert_eq(commit(new_stack(), thread1, 7), 0);
 	conn_drop(agent_now_ns(), "test");
-	cr_assert_eq(agent_stats.dropped, 12);
+	cr_assert_eq(agent_stats.dropped, 0);
 	cr_assert_eq(commit(stack1, thread1, 2), 0);
 	daemon_listen();
 	pump_at(agent_now_ns() + 10 * SEC);
 	cr_assert_eq(fx_wire.nhellos, 1);
-	cr_assert_eq(fx_wire.nsamples, 2);
-	cr_assert_eq(fx_wire.nstacks, 1);
+	cr_assert_eq(fx_wire.nsamples, 14);
+	cr_assert_eq(fx_wire.nstacks, 2);
 }
 
-Test(conn, samples_sent_plus_dropped_equal_committed_when_the_link_breaks)
+Test(conn, every_unacknowledged_sample_reaches_the_next_connection)
 {
-	uint32_t	committed = 0;
+	uint32_t	committed = 0, first;
 	int		i;
 
 	daemon_listen();
@@ -371,10 +487,13 @@ Test(conn, samples_sent_plus_dropped_equal_committed_when_the_link_breaks)
 	conn_drop(agent_now_ns(), "test");
 	cr_assert_eq(daemon_read(), 1, "the agent did not hang up");
 	cr_assert_gt(fx_wire.nsamples, 0);
-	cr_assert_gt(agent_stats.dropped, 0);
-	cr_assert_eq(fx_wire.nsamples + agent_stats.dropped, committed,
-	    "%u received + %lu dropped != %u committed", fx_wire.nsamples,
-	    (unsigned long)agent_stats.dropped, committed);
+	cr_assert_lt(fx_wire.nsamples, committed);
+	first = fx_wire.nsamples;
+	pump_at(agent_now_ns() + 10 * SEC);
+	cr_assert_eq(agent_stats.dropped, 0);
+	cr_assert_eq(fx_wire.nsamples - first, committed,
+	    "%u sent again of %u committed", fx_wire.nsamples - first,
+	    committed);
 }
 
 Test(conn, config_from_the_daemon_sets_agent_config)
@@ -560,19 +679,23 @@ Test(conn, resync_ack_that_does_not_fit_drops_the_connection)
 	cr_assert_eq(conn_init(AGENT_BUFFER_MIN), 0);
 	cr_assert_eq(commit(stack1, thread1, 1), 0);
 	pump();
-	/* The daemon stops reading: fill the socket, then the buffer, to
-	 * less room than a one-sample batch takes. */
+	/* The daemon stops reading (but acknowledges everything, so what
+	 * is kept never fills): fill the socket, then the buffer, to less
+	 * room than a one-sample batch takes (it stays kept, unencoded). */
 	for (i = 0; i < 100000; i++) {
-		if (commit(stack1, thread1, i < 10000 ? 64 : 1) != 0 &&
-		    i >= 10000)
+		uint64_t before = agent_stats.sample_bytes;
+
+		cr_assert_eq(commit(stack1, thread1, i < 10000 ? 64 : 1), 0);
+		if (i >= 10000 && agent_stats.sample_bytes == before)
 			break;
+		daemon_ack(UINT64_MAX);
 		conn_io(agent_now_ns());
 		cr_assert_neq(conn_fd(), -1);
 	}
 	cr_assert_lt(i, 100000, "the buffer never filled");
-	/* Each ack that fits takes at least 7 of the < 21 bytes left: by the
-	 * third RESYNC one cannot fit. */
-	for (i = 0; i < 3 && conn_fd() != -1; i++) {
+	/* Each ack that fits takes 7 of the few bytes left: soon one
+	 * cannot fit. */
+	for (i = 0; i < 8 && conn_fd() != -1; i++) {
 		daemon_resync(UINT32_MAX);
 		conn_io(agent_now_ns());
 		if (conn_fd() != -1)

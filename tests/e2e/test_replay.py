@@ -1,0 +1,136 @@
+"""Nothing lost: profd killed with -9 mid-stream and restarted, as systemd
+would, with real agents sampling; every sample an agent took is stored
+once or counted as dropped, and the profiling state comes back."""
+import os
+import signal
+import time
+
+from harness import WORKLOADS, check, once, wait_until
+
+PERSIST = ("--persist-interval", "2s")
+
+
+def kill_9_and_restart(ctx, args, pause=1.0):
+    ctx.daemon.send_signal(signal.SIGKILL)
+    ctx.daemon.wait(10)
+    time.sleep(pause)              # the agents find nobody for a while
+    ctx.start_daemon(*args)
+
+
+def stored_by_pid(ctx):
+    return {p["pid"]: p["samples"] for p in ctx.ctl_json("ps")["processes"]}
+
+
+def agents_by_pid(ctx):
+    return {a["pid"]: a for a in ctx.ctl_json("status")["agents"]
+            if a["connected"]}
+
+
+def test_kill_9_twice_mid_stream_loses_nothing(ctx):
+    state = os.path.join(ctx.tmp, "state")
+    args = ("-s", state) + PERSIST
+    ctx.start_daemon(*args)
+    ctx.ctl("start", "--rate", "300")
+    work = os.path.join(WORKLOADS, "workload.py")
+    procs = [ctx.run_agent([work, "--seconds", "60"], service="replay-a"),
+             ctx.run_agent([work, "--seconds", "60", "--threads", "2"],
+                           service="replay-b")]
+    pids = {p.pid for p in procs}
+
+    def all_storing(floor):
+        def pred():
+            got = stored_by_pid(ctx)
+            return (pids <= set(agents_by_pid(ctx)) and
+                    all(got.get(p, 0) > floor.get(p, 0) for p in pids))
+        return pred
+    wait_until(all_storing({}), 30, "both agents' samples stored")
+    for _ in range(2):
+        time.sleep(2.5)            # past a flush, mid-stream
+        before = stored_by_pid(ctx)
+        # What came after the last flush is lost to profd; the agents
+        # reconnect, send it again and carry on.
+        kill_9_and_restart(ctx, args)
+        wait_until(all_storing(before), 30,
+                   "both agents back and storing past the kill")
+    ctx.ctl("stop")
+
+    def balanced():
+        st, got = agents_by_pid(ctx), stored_by_pid(ctx)
+        if not pids <= set(st):
+            return False
+        rows = {p: (got.get(p, 0), st[p]["stats"]["samples"],
+                    st[p]["stats"]["dropped"]) for p in pids}
+        balanced.rows = rows
+        return all(s == taken - dropped for s, taken, dropped in rows.values())
+    balanced.rows = None
+    try:
+        wait_until(balanced, 30, "stored == taken - dropped for each agent")
+    except Exception:
+        raise AssertionError("per pid (stored, taken, dropped): %r; log: %s"
+                             % (balanced.rows, ctx.log_tail()))
+    st = agents_by_pid(ctx)
+    replayed = sum(st[p]["stats"]["replayed"] for p in pids)
+    dup = ctx.ctl_json("status")["daemon"]["samples_duplicate"]
+    check(replayed > 0, "no batch was sent again after the kills")
+    check(all(st[p]["stats"]["samples"] > 500 for p in pids),
+          "too few samples taken: %r" % {p: st[p]["stats"] for p in pids})
+    print("  per pid (stored, taken, dropped): %r; replayed %d, "
+          "duplicates skipped since the last restart %d"
+          % (balanced.rows, replayed, dup))
+    for p in procs:
+        p.kill()
+
+
+@once
+def test_profiling_state_is_resumed_after_kill_9(ctx):
+    state = os.path.join(ctx.tmp, "state")
+    args = ("-s", state) + PERSIST
+    ctx.start_daemon(*args)
+    work = os.path.join(WORKLOADS, "workload.py")
+    a = ctx.run_agent([work, "--seconds", "60"], service="state-a")
+    b = ctx.run_agent([work, "--seconds", "60"], service="state-b")
+    wait_until(lambda: {a.pid, b.pid} <= set(agents_by_pid(ctx)), 30,
+               "two agents")
+    ctx.ctl("start", "--rate", "150", "--mode", "cpu")
+    ctx.ctl("start", "--pid", b.pid, "--rate", "50", "--mode", "wall")
+
+    def configured():
+        st = agents_by_pid(ctx)
+        return ({a.pid, b.pid} <= set(st) and
+                (st[a.pid]["profiling"], st[a.pid]["rate_hz"],
+                 st[a.pid]["mode"]) == (True, 150, "cpu") and
+                (st[b.pid]["profiling"], st[b.pid]["rate_hz"],
+                 st[b.pid]["mode"]) == (True, 50, "wall"))
+    check(configured(), "not configured: %r" % agents_by_pid(ctx))
+    kill_9_and_restart(ctx, args, pause=0.5)
+    st = ctx.ctl_json("status")
+    check((st["profiling"], st["rate_hz"], st["mode"]) == (True, 150, "cpu"),
+          "global state after restart: %r" %
+          {k: st[k] for k in ("profiling", "rate_hz", "mode")})
+    with open(ctx.daemon_log, errors="replace") as f:
+        lines = [l for l in f if "resuming the saved profiling state" in l]
+    check(len(lines) == 1 and "150 Hz" in lines[0] and
+          "1 per-pid" in lines[0], "resume log lines: %r" % lines)
+    wait_until(configured, 30, "both agents back with their own settings")
+    before = stored_by_pid(ctx)
+    wait_until(lambda: stored_by_pid(ctx).get(a.pid, 0) > before.get(a.pid, 0),
+               20, "samples after the restart")
+    # A global stop is saved too, and forgets the per-pid setting.
+    ctx.ctl("stop")
+    kill_9_and_restart(ctx, args, pause=0.2)
+    st = ctx.ctl_json("status")
+    check(not st["profiling"], "profiling on again after a saved stop")
+    wait_until(lambda: {a.pid, b.pid} <= set(agents_by_pid(ctx)), 30,
+               "agents back")
+    check(not any(x["profiling"] for x in agents_by_pid(ctx).values()),
+          "an agent was told to profile: %r" % agents_by_pid(ctx))
+    a.kill()
+    b.kill()
+
+
+@once
+def test_without_a_state_dir_a_restart_starts_with_profiling_off(ctx):
+    ctx.start_daemon()
+    ctx.ctl("start", "--rate", "150")
+    kill_9_and_restart(ctx, (), pause=0.1)
+    check(not ctx.ctl_json("status")["profiling"], "profiling on after restart")
