@@ -23,6 +23,7 @@
 #define AGENT_ONCPU_MIN_NS	50000
 #define AGENT_ONCPU_MIN_DIV	8
 #define AGENT_MAX_THREADS	256		/* threads captured per tick */
+#define AGENT_ALWAYS_THREADS	2		/* of those, main and GIL holder */
 #define AGENT_BUFFER_DEFAULT	(4u << 20)	/* outgoing bytes buffered */
 #define AGENT_BUFFER_MIN	(64u << 10)
 #define AGENT_BUFFER_MAX	(256u << 20)
@@ -128,12 +129,30 @@ extern uint32_t			agent_reader_active;
 /* 1 while the sampler has a connection; atomic. */
 extern int			agent_connected;
 
+/* A descriptor the agent made, with its identity (ownfd.c). */
+struct ownfd {
+	int		fd;		/* -1: none */
+	uint32_t	mode;		/* st_mode & S_IFMT */
+	uint64_t	dev;
+	uint64_t	ino;
+};
+#define OWNFD_NONE	{ -1, 0, 0, 0 }
+
 uint64_t	agent_now_ns(void);		/* CLOCK_MONOTONIC */
 /* One line to stderr when PROFAGENT_DEBUG is set; silent otherwise. */
 void		agent_log(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* One line to stderr, always: for what the operator must know. */
 void		agent_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+/* Once per process: the socket and whether a profd answered (err 0). */
+void		agent_announce(int err);
 uint64_t	agent_realtime_ns(void);	/* CLOCK_REALTIME */
+
+/* ownfd.c: identity checks before a descriptor is used. */
+int	ownfd_set(struct ownfd *, int fd);
+/* The number if still ours; else forgotten (not closed), counted, -1. */
+int	ownfd_get(struct ownfd *);
+/* Closes it if still ours; forgets it either way.  Async-signal-safe. */
+void	ownfd_close(struct ownfd *);
 
 /* sampler.c */
 int	sampler_start(void);
@@ -163,6 +182,7 @@ struct intern_thread_state {
 	uint64_t	last_ns;	/* time of its previous sample */
 	uint64_t	last_cpu_ns;	/* its CPU time then */
 	uint64_t	seen_gen;	/* profiling generation of last_ns */
+	uint64_t	last_tick;	/* agent_stats.ticks then */
 };
 
 int	intern_init(void);
@@ -208,6 +228,8 @@ int	conn_fd(void);
 int	conn_want_write(void);
 /* Connects when due, sends what the socket takes, reads CONFIG and RESYNC. */
 void	conn_io(uint64_t now);
+/* The last poll() saw the socket quiet: the next conn_io may do nothing. */
+void	conn_poll_quiet(int quiet);
 /* Keeps one batch until acknowledged and encodes it when the stream has
  * room; -1 if it was dropped (no room to keep it). */
 int	conn_commit(const struct intern_sample *, uint32_t n);

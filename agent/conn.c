@@ -44,7 +44,7 @@ struct conn_batch {
 };
 
 /* Sampler thread only (see above). */
-static int			 conn_sock = -1;
+static struct ownfd		 conn_sock = OWNFD_NONE;
 static struct proto_sink	 conn_out;
 static char			*conn_buf;
 static struct intern_sample	*conn_keep;	/* ring of kept samples */
@@ -65,6 +65,7 @@ static int			 conn_rejected;	/* REJECT read: stay away */
 static int			 conn_reject_said; /* its line printed */
 static uint32_t			 conn_version;	/* in use, from CONFIG */
 static struct proto_sample	 conn_wire[AGENT_PENDING_MAX];
+static int			 conn_quiet;	/* see conn_poll_quiet */
 
 static void	conn_pump(void);
 
@@ -92,9 +93,7 @@ conn_init(size_t bytes)
 void
 conn_free(void)
 {
-	if (conn_sock != -1)
-		close(conn_sock);
-	conn_sock = -1;
+	ownfd_close(&conn_sock);
 	AGENT_STORE(agent_connected, 0);
 	free(conn_buf);
 	conn_buf = NULL;
@@ -109,7 +108,7 @@ conn_free(void)
 int
 conn_fd(void)
 {
-	return (conn_sock);
+	return (conn_sock.fd);
 }
 
 /* Whether bytes wait to be sent. */
@@ -178,9 +177,8 @@ conn_restart(void)
 static void
 conn_close(void)
 {
-	if (conn_sock != -1) {
-		close(conn_sock);
-		conn_sock = -1;
+	if (conn_sock.fd != -1) {
+		ownfd_close(&conn_sock);
 		AGENT_STORE(agent_connected, 0);
 	}
 	conn_in_len = 0;
@@ -209,7 +207,7 @@ conn_back_off(uint64_t now)
 void
 conn_drop(uint64_t now, const char *why)
 {
-	if (conn_sock != -1)
+	if (conn_sock.fd != -1)
 		agent_log("connection to %s lost: %s", agent_ident.sock_path,
 		    why);
 	conn_close();
@@ -231,7 +229,7 @@ static void
 conn_connect(uint64_t now)
 {
 	struct sockaddr_un	 sun;
-	int			 fd;
+	int			 fd, err;
 
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
@@ -243,15 +241,19 @@ conn_connect(uint64_t now)
 	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0 &&
 	    errno != EINPROGRESS)
 		goto fail;
-	conn_sock = fd;
+	if (ownfd_set(&conn_sock, fd) != 0)
+		goto fail;
 	conn_in_len = 0;
 	AGENT_STORE(agent_connected, 1);
 	AGENT_STAT_ADD(connects, 1);
 	agent_log("connected to %s", agent_ident.sock_path);
+	agent_announce(0);
 	return;
 fail:
+	err = errno;
 	if (fd != -1)
 		close(fd);
+	agent_announce(err);
 	conn_back_off(now);
 }
 
@@ -432,7 +434,7 @@ conn_read(uint64_t now)
 	int		 rc;
 
 	for (;;) {
-		n = recv(conn_sock, conn_in + conn_in_len,
+		n = recv(conn_sock.fd, conn_in + conn_in_len,
 		    sizeof conn_in - conn_in_len, MSG_DONTWAIT);
 		if (n == 0) {
 			conn_drop(now, "closed by the daemon");
@@ -463,24 +465,48 @@ conn_read(uint64_t now)
 	}
 }
 
+/*
+ * Tells conn_io that the sampler's last poll() found the socket with
+ * nothing to read and no error: with nothing to send either, the next
+ * conn_io makes no system call at all (not even the identity check).
+ * Used once; without a fresh poll, conn_io does everything.
+ */
+void
+conn_poll_quiet(int quiet)
+{
+	conn_quiet = quiet;
+}
+
 /* Connects when due, sends what the socket takes (encoding kept batches
  * as room frees), reads CONFIG, RESYNC and ACK. */
 void
 conn_io(uint64_t now)
 {
 	ssize_t	n;
+	int	quiet = conn_quiet;
 
+	conn_quiet = 0;
 	if (conn_buf == NULL)
 		return;
-	if (conn_sock == -1) {
+	if (quiet && conn_sock.fd != -1 && conn_out.len == 0)
+		return;
+	/* The host may have closed our socket and reused the number: never
+	 * send, receive or close through it then; reconnect at once. */
+	if (conn_sock.fd != -1 && ownfd_get(&conn_sock) == -1) {
+		agent_log("connection to %s lost: descriptor taken",
+		    agent_ident.sock_path);
+		conn_close();
+		conn_next_try = now;
+	}
+	if (conn_sock.fd == -1) {
 		if (now < conn_next_try)
 			return;
 		conn_connect(now);
-		if (conn_sock == -1)
+		if (conn_sock.fd == -1)
 			return;
 	}
 	while (conn_out.len > 0) {
-		n = send(conn_sock, conn_out.data, conn_out.len,
+		n = send(conn_sock.fd, conn_out.data, conn_out.len,
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n > 0) {
 			conn_sent((size_t)n);
@@ -571,7 +597,7 @@ conn_pump(void)
 			continue;
 		}
 		if (intern_wire_exhausted()) {
-			if (conn_sock == -1)
+			if (conn_sock.fd == -1)
 				conn_restart();	/* pumps again */
 			else if (conn_out.len == 0)
 				conn_renew(agent_now_ns());
@@ -668,7 +694,7 @@ conn_stats(void)
 #undef CONN_STAT_ONE
 	size_t		i = 0;
 
-	if (conn_sock == -1 || conn_buf == NULL)
+	if (conn_sock.fd == -1 || conn_buf == NULL)
 		return;
 	AGENT_STORE(agent_stats.reader, AGENT_LOAD(agent_reader_active));
 #define CONN_STAT_VALUE(name, desc) v[i++] = AGENT_LOAD(agent_stats.name);
@@ -681,9 +707,7 @@ conn_stats(void)
 void
 conn_fork_child(void)
 {
-	if (conn_sock != -1)
-		close(conn_sock);
-	conn_sock = -1;
+	ownfd_close(&conn_sock);
 	AGENT_STORE(agent_connected, 0);
 	conn_in_len = 0;
 	conn_renewing = 0;

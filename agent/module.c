@@ -43,6 +43,9 @@ static int		module_atexit_done;	/* atexit handler registered */
 static int		module_initialised;	/* tables, buffer, hooks */
 /* Set once at import; read anywhere. */
 static int		module_debug;
+static int		module_quiet;		/* PROFAGENT_QUIET=1 */
+/* Sampler thread, or a fork child's one thread. */
+static int		module_announced;
 
 /* One line to stderr, only with PROFAGENT_DEBUG set. */
 void
@@ -76,6 +79,27 @@ agent_warn(const char *fmt, ...)
 	if (n < 0)
 		return;
 	fprintf(stderr, "profagent[%ld]: %s\n", (long)getpid(), buf);
+}
+
+/*
+ * Says once per process where the agent connects and whether a profd
+ * answered its first try (err 0) or why not: one line on stderr, from the
+ * first connection attempt itself, so no extra connection is made.  Not
+ * again in a fork child, nor with PROFAGENT_QUIET=1.  Sampler thread.
+ */
+void
+agent_announce(int err)
+{
+	if (module_announced || module_quiet)
+		return;
+	module_announced = 1;
+	if (err == 0)
+		agent_warn("profd socket %s: profd answers",
+		    agent_ident.sock_path);
+	else
+		agent_warn("profd socket %s: no profd answers (%s); samples "
+		    "are buffered and dropped until one does",
+		    agent_ident.sock_path, strerror(err));
 }
 
 /* Frees the argv copy. */
@@ -203,6 +227,7 @@ module_fork_child(void)
 {
 	sampler_fork_child();
 	agent_ident.start_ns = agent_realtime_ns();
+	module_announced = 1;	/* the parent said it */
 }
 
 /* Registers the Python atexit handler once. */
@@ -228,6 +253,27 @@ module_register_atexit(PyObject *self)
 	Py_DECREF(r);
 	module_atexit_done = 1;
 	return (0);
+}
+
+/* socket_path(runtime_dir=None): the agent socket's absolute path. */
+static PyObject *
+module_socket_path(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char	*kwlist[] = { "runtime_dir", NULL };
+	const char	*dir = NULL;
+	char		 rundir[4096], path[108];
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|z:socket_path", kwlist,
+	    &dir))
+		return (NULL);
+	if (rundir_resolve(dir, rundir, sizeof rundir) != 0 ||
+	    rundir_socket(rundir, RUNDIR_AGENT_SOCK, path, sizeof path) != 0) {
+		PyErr_Format(PyExc_ValueError,
+		    "profagent: runtime directory path too long: %s",
+		    dir ? dir : "(default)");
+		return (NULL);
+	}
+	return (PyUnicode_FromString(path));
 }
 
 /* attach(runtime_dir=None, service=None): starts sampling support. */
@@ -506,6 +552,9 @@ static PyMethodDef module_methods[] = {
 	{ "configure", (PyCFunction)(void (*)(void))module_configure,
 	  METH_VARARGS | METH_KEYWORDS,
 	  "configure(rate=, mode=, reader=, profiling=, default_reader=)." },
+	{ "socket_path", (PyCFunction)(void (*)(void))module_socket_path,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "socket_path(runtime_dir=None): where the agent connects." },
 	{ "direct_available", module_direct_available, METH_NOARGS,
 	  "direct_available(): whether the direct reader is built in." },
 	{ "_set_thread_name", module_set_thread_name, METH_VARARGS,
@@ -535,6 +584,8 @@ PyInit__profagent(void)
 	const char	*dbg = getenv("PROFAGENT_DEBUG");
 
 	module_debug = dbg != NULL && *dbg != '\0' && strcmp(dbg, "0") != 0;
+	dbg = getenv("PROFAGENT_QUIET");
+	module_quiet = dbg != NULL && strcmp(dbg, "1") == 0;
 	if (!forks_hooked) {
 		if (pthread_atfork(sampler_fork_prepare, sampler_fork_parent,
 		    module_fork_child) != 0) {

@@ -50,3 +50,59 @@ reader_hidden(uintptr_t code)
 	}
 	return (0);
 }
+
+/* Starts a capture of at most max threads. */
+void
+reader_window_begin(struct reader_window *w, int max, uint64_t main_ident)
+{
+	w->max = max > 0 ? (uint32_t)max : 0;
+	w->width = max > 2 ? (uint32_t)max - 2 : 0;
+	w->pos = 0;
+	w->taken = 0;
+	w->taken_all = 0;
+	w->main_ident = main_ident;
+	w->skipped = 0;
+	if (w->total <= w->width || w->start >= w->total)
+		w->start = 0;
+}
+
+/*
+ * Whether the capture takes this thread; counts the ones it leaves out.
+ * The reader visits every thread (so that all are counted) and never fills
+ * more than max: main and holder have their two places kept.
+ */
+int
+reader_window_take(struct reader_window *w, uint64_t ident, int gil_holder)
+{
+	uint32_t	pos, total;
+
+	if (w->taken_all >= w->max) {
+		w->skipped++;
+		return (0);
+	}
+	if ((ident != 0 && ident == w->main_ident) || gil_holder == 1) {
+		w->taken_all++;
+		return (1);
+	}
+	pos = w->pos++;
+	total = w->total > w->pos ? w->total : w->pos;
+	if (w->taken < w->width &&
+	    (pos + total - w->start) % total < w->width) {
+		w->taken++;
+		w->taken_all++;
+		return (1);
+	}
+	w->skipped++;
+	return (0);
+}
+
+/* Ends a capture: the next one's window starts past this one's. */
+void
+reader_window_end(struct reader_window *w)
+{
+	w->total = w->pos;
+	if (w->total > w->width && w->total > 0)
+		w->start = (w->start + w->width) % w->total;
+	else
+		w->start = 0;
+}

@@ -44,6 +44,28 @@ struct reader_code {
 
 enum reader_loc { READER_LOC_LINE, READER_LOC_OFFSET };
 
+/*
+ * Which threads a capture takes when the process has more than it has
+ * room for (reader.c).  The main thread and the GIL holder always; of the
+ * other N, a window of W = max - 2 that moves on by W every capture, so
+ * the N - W left out (counted in skipped) move round the list: each thread
+ * is taken in W of every N captures, none is left out twice in a row
+ * while N < 2W.  Positions come from the previous capture's count, so
+ * threads coming and going shift the window a little.
+ */
+struct reader_window {
+	uint32_t	start;		/* position the window starts at */
+	uint32_t	total;		/* others seen by the last capture */
+	/* This capture (reader_window_begin resets them): */
+	uint32_t	max;
+	uint32_t	width;
+	uint32_t	pos;		/* others seen so far */
+	uint32_t	taken;		/* others taken */
+	uint32_t	taken_all;	/* main and holder too: <= max */
+	uint64_t	main_ident;	/* threading ident of the main thread */
+	uint64_t	skipped;
+};
+
 struct reader {
 	const char	*name;		/* "gil" or "direct" */
 	enum proto_reader id;
@@ -56,7 +78,7 @@ struct reader {
 	 * each thread whose stack was torn or unreadable and left out.
 	 */
 	int		(*capture)(struct reader_thread *, int max,
-			    uint64_t *invalid);
+			    struct reader_window *, uint64_t *invalid);
 	/* Copies out what defines code; 0 or -1 if unreadable. */
 	int		(*code)(uintptr_t code, struct reader_code *);
 	/* Fingerprint of code now, to detect a reused address; 0 on error. */
@@ -75,6 +97,14 @@ struct reader {
 };
 /* Bytes from gil_addr() that hold the GIL's locks and conditions. */
 #define READER_GIL_SPAN	1024
+
+/* reader.c: the thread window. */
+void	reader_window_begin(struct reader_window *, int max,
+	    uint64_t main_ident);
+/* Whether the capture takes this thread (not the caller's own). */
+int	reader_window_take(struct reader_window *, uint64_t ident,
+	    int gil_holder);
+void	reader_window_end(struct reader_window *);
 
 /* reader.c: the agent's own code objects, left out of every stack. */
 int	reader_hide(uintptr_t code);

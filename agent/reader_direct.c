@@ -35,14 +35,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "reader.h"
+#include "agent.h"
 
 #if COMPAT_SUPPORTED
 
 /* Limits. */
-#define DIRECT_SNAP_BYTES	(512u * 1024)	/* bytes copied per capture */
-#define DIRECT_SNAP_REGIONS	2048		/* regions copied per capture */
-#define DIRECT_SNAP_HASH	8192		/* region index slots, 2^n */
+#define DIRECT_SNAP_BYTES	(2048u * 1024)	/* bytes copied per capture */
+#define DIRECT_SNAP_REGIONS	8192		/* regions copied per capture */
+#define DIRECT_SNAP_HASH	32768		/* region index slots, 2^n */
 #define DIRECT_SNAP_WIDE	64		/* regions looked into, per capture */
 #define DIRECT_CHUNK_SLACK	256		/* read past a chunk's top */
 #define DIRECT_CHUNK_MAX	(64u * 1024)	/* biggest chunk span copied */
@@ -65,15 +65,16 @@ static const char *const direct_how_names[] = { "pvr", "pipe", "mem" };
 
 /* The copy mechanism (sampler thread; reset in a forked child). */
 static struct {
-	int	how;
-	pid_t	pid;
-	int	memfd;
-	int	pipe[2];
-	int	pipe_size;
-	int	atfork;		/* handler registered */
-	int	forked;		/* in a child: set up again */
-	int	verified;	/* pipe checked during this capture */
-} direct_io = { DIRECT_NONE, 0, -1, { -1, -1 }, 0, 0, 0, 0 };
+	int		how;
+	pid_t		pid;
+	struct ownfd	memfd;		/* /proc/self/mem */
+	struct ownfd	pipe[2];	/* read end, write end */
+	int		pipe_size;
+	int		atfork;		/* handler registered */
+	int		forked;		/* in a child: set up again */
+	int		verified;	/* pipe checked during this capture */
+} direct_io = { DIRECT_NONE, 0, OWNFD_NONE, { OWNFD_NONE, OWNFD_NONE }, 0, 0,
+    0, 0 };
 
 /* What the probe found (sampler thread). */
 static struct {
@@ -259,17 +260,27 @@ static void
 direct_atfork_child(void)
 {
 	direct_io.pid = getpid();
-	if (direct_io.memfd != -1)
-		close(direct_io.memfd);
-	direct_io.memfd = -1;
-	if (direct_io.pipe[0] != -1) {
-		close(direct_io.pipe[0]);
-		close(direct_io.pipe[1]);
-	}
-	direct_io.pipe[0] = direct_io.pipe[1] = -1;
+	ownfd_close(&direct_io.memfd);
+	ownfd_close(&direct_io.pipe[0]);
+	ownfd_close(&direct_io.pipe[1]);
 	direct_io.forked = 1;
 	direct_snap.nplan = 0;
 	direct_self_tid = 0;
+}
+
+/* Opens /proc/self/mem; 0 or -1. */
+static int
+direct_mem_open(void)
+{
+	int	fd;
+
+	if ((fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (ownfd_set(&direct_io.memfd, fd) == -1) {
+		close(fd);
+		return -1;
+	}
+	return 0;
 }
 
 /* Opens the pipe used to copy memory; 0 or -1. */
@@ -282,32 +293,41 @@ direct_pipe_open(void)
 		return -1;
 	fcntl(p[1], F_SETPIPE_SZ, DIRECT_PIPE_SIZE);
 	size = fcntl(p[1], F_GETPIPE_SZ);
-	if (size < 4096) {
+	if (size < 4096 || ownfd_set(&direct_io.pipe[0], p[0]) == -1 ||
+	    ownfd_set(&direct_io.pipe[1], p[1]) == -1) {
 		close(p[0]);
 		close(p[1]);
+		direct_io.pipe[0].fd = direct_io.pipe[1].fd = -1;
 		return -1;
 	}
-	direct_io.pipe[0] = p[0];
-	direct_io.pipe[1] = p[1];
 	direct_io.pipe_size = size;
 	return 0;
 }
 
+/* Closes what is still ours of the pipe, forgets the rest. */
+static void
+direct_pipe_close(void)
+{
+	ownfd_close(&direct_io.pipe[0]);
+	ownfd_close(&direct_io.pipe[1]);
+}
+
 /*
- * Checks the pipe is still ours.  The host may close descriptors it does not
- * own (daemonizing code does) and reuse the number; writing memory into a
- * foreign descriptor must never happen, so a changed write end is dropped
- * (not closed: the number is someone else's now) and a new pipe opened.  A
- * closed read end shows as EPIPE on write (SIGPIPE is blocked on this
- * thread, see direct_probe).
+ * Checks both ends of the pipe are still ours (ownfd.c).  The host may
+ * close descriptors it does not own (daemonizing code does) and reuse the
+ * numbers; writing memory into, or reading from, a foreign descriptor must
+ * never happen, so an end that changed is forgotten (not closed: the
+ * number is someone else's now), what is left of ours is closed, and a new
+ * pipe opened.  A read end closed in between shows as EPIPE on write
+ * (SIGPIPE is blocked on this thread, see direct_probe).
  */
 static int
 direct_pipe_check(void)
 {
-	if (direct_io.pipe[1] != -1 &&
-	    fcntl(direct_io.pipe[1], F_GETPIPE_SZ) == direct_io.pipe_size)
+	if (ownfd_get(&direct_io.pipe[1]) != -1 &&
+	    ownfd_get(&direct_io.pipe[0]) != -1)
 		return 0;
-	direct_io.pipe[0] = direct_io.pipe[1] = -1;
+	direct_pipe_close();
 	return direct_pipe_open();
 }
 
@@ -338,8 +358,7 @@ direct_sigpipe_block(void)
 static void
 direct_pipe_lost(void)
 {
-	close(direct_io.pipe[1]);
-	direct_io.pipe[0] = direct_io.pipe[1] = -1;
+	direct_pipe_close();
 }
 
 /* Empties the pipe after a failed copy left bytes in it. */
@@ -348,7 +367,9 @@ direct_pipe_drain(void)
 {
 	char	junk[4096];
 
-	while (direct_sys_read(direct_io.pipe[0], junk, sizeof junk) > 0)
+	if (direct_io.pipe[0].fd == -1)
+		return;
+	while (direct_sys_read(direct_io.pipe[0].fd, junk, sizeof junk) > 0)
 		;
 }
 
@@ -359,7 +380,7 @@ direct_pipe_take(char *dst, size_t n)
 	ssize_t	r;
 
 	while (n > 0) {
-		r = direct_sys_read(direct_io.pipe[0], dst, n);
+		r = direct_sys_read(direct_io.pipe[0].fd, dst, n);
 		if (r <= 0) {
 			if (r == -1 && errno == EINTR)
 				continue;
@@ -381,7 +402,10 @@ direct_pipe_one(char *dst, uintptr_t src, size_t n)
 	while (n > 0) {
 		part = n < (size_t)direct_io.pipe_size ?
 		    n : (size_t)direct_io.pipe_size;
-		w = direct_sys_write(direct_io.pipe[1], (const void *)src, part);
+		if (direct_io.pipe[1].fd == -1)
+			return -1;
+		w = direct_sys_write(direct_io.pipe[1].fd, (const void *)src,
+		    part);
 		if (w != (ssize_t)part) {
 			if (w == -1 && errno == EPIPE)
 				direct_pipe_lost();
@@ -457,7 +481,8 @@ direct_readv(char *dst, const struct iovec *src, int n, uint8_t *ok)
 				i++;
 				continue;
 			}
-			r = direct_sys_writev(direct_io.pipe[1], src + i, j - i);
+			r = direct_sys_writev(direct_io.pipe[1].fd, src + i,
+			    j - i);
 			if (r == (ssize_t)total &&
 			    direct_pipe_take(dst, total) == 0) {
 				for (; i < j; i++) {
@@ -483,7 +508,7 @@ direct_readv(char *dst, const struct iovec *src, int n, uint8_t *ok)
 		return good;
 	case DIRECT_MEM:
 		for (i = 0; i < n; i++) {
-			r = direct_sys_pread(direct_io.memfd, dst,
+			r = direct_sys_pread(direct_io.memfd.fd, dst,
 			    src[i].iov_len, (off_t)(uintptr_t)src[i].iov_base);
 			ok[i] = r == (ssize_t)src[i].iov_len;
 			good += ok[i];
@@ -569,16 +594,16 @@ direct_io_setup(void)
 	int		 how, best = DIRECT_NONE;
 
 	direct_io.pid = getpid();
-	if (direct_io.memfd == -1)
-		direct_io.memfd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
-	if (direct_io.pipe[1] == -1)
+	if (direct_io.memfd.fd == -1)
+		direct_mem_open();
+	if (direct_io.pipe[1].fd == -1)
 		direct_pipe_open();
 	for (how = DIRECT_PVR; how < DIRECT_NONE; how++) {
 		if (force != NULL && strcmp(force, direct_how_names[how]) != 0)
 			continue;
-		if (how == DIRECT_MEM && direct_io.memfd == -1)
+		if (how == DIRECT_MEM && direct_io.memfd.fd == -1)
 			continue;
-		if (how == DIRECT_PIPE && direct_io.pipe[1] == -1)
+		if (how == DIRECT_PIPE && direct_io.pipe[1].fd == -1)
 			continue;
 		if (direct_try(how) == -1)
 			continue;
@@ -592,15 +617,10 @@ direct_io_setup(void)
 		}
 	}
 	direct_io.how = best;
-	if (best != DIRECT_MEM && direct_io.memfd != -1) {
-		close(direct_io.memfd);
-		direct_io.memfd = -1;
-	}
-	if (best != DIRECT_PIPE && direct_io.pipe[1] != -1) {
-		close(direct_io.pipe[0]);
-		close(direct_io.pipe[1]);
-		direct_io.pipe[0] = direct_io.pipe[1] = -1;
-	}
+	if (best != DIRECT_MEM)
+		ownfd_close(&direct_io.memfd);
+	if (best != DIRECT_PIPE)
+		direct_pipe_close();
 	return best == DIRECT_NONE ? -1 : 0;
 }
 
@@ -1105,7 +1125,8 @@ direct_finish(struct reader_thread *t, struct direct_raw *raw, int n,
  */
 static int
 direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
-    pid_t self_tid, unsigned long self_id, uintptr_t holder)
+    pid_t self_tid, unsigned long self_id, uintptr_t holder,
+    struct reader_window *w)
 {
 	static struct direct_raw raw[DIRECT_WALK_MAX];
 	const char	*s, *p;
@@ -1136,6 +1157,8 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 		t->native_id = tid > 0 ? (uint64_t)tid : 0;
 	}
 	t->gil = holder == 1 ? -1 : holder == ts;
+	if (!reader_window_take(w, t->ident, t->gil))
+		return 0;
 
 	if (compat.ts_frame != COMPAT_NONE) {
 		frame = direct_word(s, compat.ts_frame);
@@ -1182,9 +1205,14 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 	return t->depth > 0 ? 1 : 0;
 }
 
+/* Where direct_capture_all reads a thread it will not take, when out is
+ * full (sampler thread). */
+static struct reader_thread	direct_scratch;
+
 /* Captures every Python thread but ours (see direct_capture). */
 static int
-direct_capture_all(struct reader_thread *out, int max, uint64_t *invalid)
+direct_capture_all(struct reader_thread *out, int max,
+    struct reader_window *w, uint64_t *invalid)
 {
 	const char	*p;
 	uintptr_t	 ts, next, holder = 1;	/* 1: unknown */
@@ -1217,9 +1245,12 @@ direct_capture_all(struct reader_thread *out, int max, uint64_t *invalid)
 		if (holder == 1)
 			holder = 0;
 	}
-	for (steps = 0; ts != 0 && n < max && steps < DIRECT_THREADS_MAX;
-	    steps++) {
-		r = direct_thread(ts, &out[n], &next, self_tid, self_id, holder);
+	reader_window_begin(w, max, compat_main_thread());
+	for (steps = 0; ts != 0 && steps < DIRECT_THREADS_MAX; steps++) {
+		/* Past max (all later threads skipped), only the thread's ids
+		 * are read, into a scratch entry. */
+		r = direct_thread(ts, n < max ? &out[n] : &direct_scratch, &next,
+		    self_tid, self_id, holder, w);
 		if (r == -1) {
 			(*invalid)++;
 			/* A torn thread state may still give its successor. */
@@ -1236,13 +1267,15 @@ direct_capture_all(struct reader_thread *out, int max, uint64_t *invalid)
 		}
 		ts = next;
 	}
+	reader_window_end(w);
 	direct_snap_plan();
 	return n;
 }
 
 /* Captures every Python thread but ours. */
 static int
-direct_capture(struct reader_thread *out, int max, uint64_t *invalid)
+direct_capture(struct reader_thread *out, int max, struct reader_window *w,
+    uint64_t *invalid)
 {
 	int	n;
 
@@ -1259,7 +1292,10 @@ direct_capture(struct reader_thread *out, int max, uint64_t *invalid)
 			return -1;
 		direct_io.verified = 1;
 	}
-	n = direct_capture_all(out, max, invalid);
+	if (direct_io.how == DIRECT_MEM && !direct_io.forked &&
+	    ownfd_get(&direct_io.memfd) == -1 && direct_mem_open() == -1)
+		return -1;
+	n = direct_capture_all(out, max, w, invalid);
 	direct_io.verified = 0;
 	return n;
 }
@@ -1553,7 +1589,8 @@ direct_probe(void)
 }
 
 static int
-direct_capture(struct reader_thread *out, int max, uint64_t *invalid)
+direct_capture(struct reader_thread *out, int max, struct reader_window *w,
+    uint64_t *invalid)
 {
 	return -1;
 }

@@ -255,7 +255,8 @@ reader_gil_walk(PyThreadState *t, struct reader_thread *rt)
 
 /* Captures every other Python thread under the GIL. */
 static int
-reader_gil_capture(struct reader_thread *out, int max, uint64_t *invalid)
+reader_gil_capture(struct reader_thread *out, int max,
+    struct reader_window *w, uint64_t *invalid)
 {
 	PyInterpreterState	*interp;
 	PyThreadState		*t;
@@ -282,9 +283,13 @@ reader_gil_capture(struct reader_thread *out, int max, uint64_t *invalid)
 	    READER_GIL_HEADROOM)
 		reader_gil_release_all();
 	interp = PyThreadState_GetInterpreter(reader_gil_ts);
-	for (t = PyInterpreterState_ThreadHead(interp); t != NULL && n < max;
+	reader_window_begin(w, max, compat_main_thread());
+	for (t = PyInterpreterState_ThreadHead(interp); t != NULL;
 	    t = PyThreadState_Next(t)) {
 		if (t == reader_gil_ts)
+			continue;
+		if (!reader_window_take(w, t->thread_id,
+		    holder != 1 && holder == (uintptr_t)t))
 			continue;
 		rt = &out[n];
 		if (reader_gil_walk(t, rt) != 0) {
@@ -302,6 +307,7 @@ reader_gil_capture(struct reader_thread *out, int max, uint64_t *invalid)
 		rt->gil = holder == 1 ? -1 : holder == (uintptr_t)t;
 		n++;
 	}
+	reader_window_end(w);
 	PyErr_Clear();
 	PyEval_SaveThread();
 	return (n);

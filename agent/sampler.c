@@ -37,7 +37,16 @@ static int			 sampler_alive;
 static int			 sampler_stop_flag;
 static int			 sampler_exiting;	/* interpreter gone */
 static int			 sampler_last_flush;
-static int			 sampler_wake_fd = -1;
+
+/*
+ * The wake-up eventfd: written by Python threads (sampler_wake), polled
+ * and read by the sampler.  Protected by sampler_wake_lock, held only for
+ * the identity check and the one call (never while polling): the host may
+ * close the number under us (ownfd.c), and whichever side finds it gone
+ * makes a new one.
+ */
+static pthread_mutex_t		 sampler_wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ownfd		 sampler_wake_fd = OWNFD_NONE;
 
 /* Serialises the sampler's work with fork (see above). */
 static pthread_mutex_t		 sampler_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -57,6 +66,7 @@ static uint64_t			 sampler_profile_gen;
 static uint64_t			 sampler_rng = 0x9e3779b97f4a7c15ull;
 static uint64_t			 sampler_clock_cost;	/* ns per CPU-clock read */
 static const struct reader	*sampler_reader;
+static struct reader_window	 sampler_thread_window;
 static int			 sampler_direct_ok = 0;	/* 1 ok, -1 no */
 static struct {
 	uint64_t	t;
@@ -371,7 +381,7 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
     uint32_t mode, uint64_t now, uint64_t period_ns, uint64_t *weight_us,
     uint32_t *flags)
 {
-	uint64_t	cpu = 0, w, tick;
+	uint64_t	cpu = 0, w, tick, ticks = AGENT_LOAD(agent_stats.ticks);
 	int		cpu_ok, first, oncpu, take;
 
 	cpu_ok = sampler_thread_cpu(t->native_id, &cpu) == 0;
@@ -384,8 +394,13 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
 	    period_ns : now - sampler_last_tick_ns;
 	switch (mode) {
 	case PROTO_MODE_CPU:
+		/* A period per tick since its last capture: more than one when
+		 * the thread window (reader.c) left it out, so that threads
+		 * captured every other tick are not underweighted. */
 		take = oncpu;
 		w = period_ns / 1000;
+		if (!first && ticks > st->last_tick)
+			w *= ticks - st->last_tick;
 		break;
 	case PROTO_MODE_GIL:
 		/* Without a GIL flag from the reader, the threads that ran
@@ -400,6 +415,7 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
 	}
 	st->seen_gen = sampler_profile_gen;
 	st->last_ns = now;
+	st->last_tick = ticks;
 	if (cpu_ok)
 		st->last_cpu_ns = cpu;
 	if (w > AGENT_MAX_WEIGHT_US)
@@ -478,8 +494,9 @@ sampler_tick(int n, uint64_t now, uint64_t period_ns, uint32_t mode)
 
 /*
  * Work due whatever the state: stats and socket I/O.  While sampling, the
- * socket is served every AGENT_IO_NS rather than every tick: a recv() that
- * finds nothing costs as much as reading a thread's stack.
+ * socket is read at most every AGENT_IO_NS, and only when the last poll()
+ * did not find it quiet (conn_poll_quiet): a recv() that finds nothing
+ * costs as much as reading a thread's stack.
  */
 static void
 sampler_housekeep(uint64_t now, int sampling)
@@ -516,30 +533,80 @@ sampler_select_reader(uint64_t now)
 	agent_log("using the %s reader", r->name);
 }
 
-/* Waits until `deadline` or a wake-up; wakes early on daemon input. */
+/* Makes the wake-up eventfd if there is none; its number or -1.  With
+ * sampler_wake_lock held. */
+static int
+sampler_wake_open(void)
+{
+	int	fd;
+
+	if (sampler_wake_fd.fd != -1)
+		return (sampler_wake_fd.fd);
+	if ((fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		return (-1);
+	if (ownfd_set(&sampler_wake_fd, fd) != 0) {
+		close(fd);
+		return (-1);
+	}
+	return (fd);
+}
+
+/* Consumes a wake-up, if the eventfd is still ours (never reads the
+ * host's data). */
+static void
+sampler_wake_take(void)
+{
+	uint64_t	v;
+	int		fd;
+
+	pthread_mutex_lock(&sampler_wake_lock);
+	if ((fd = ownfd_get(&sampler_wake_fd)) != -1)
+		(void)read(fd, &v, sizeof v);
+	else
+		(void)sampler_wake_open();
+	pthread_mutex_unlock(&sampler_wake_lock);
+}
+
+/*
+ * Waits until `deadline` or a wake-up; wakes early on daemon input.  The
+ * numbers polled are not checked first: poll() takes nothing from a
+ * descriptor, and a foreign one that polls ready is found out by the check
+ * before the read (wake-up) or by conn_io's (socket), so it cannot keep
+ * the sampler spinning.
+ */
 static void
 sampler_wait(uint64_t deadline)
 {
 	struct pollfd	 pfd[2];
 	struct timespec	 ts;
-	uint64_t	 now = agent_now_ns(), v;
-	int		 nfd = 1, ms;
+	uint64_t	 now = agent_now_ns();
+	int		 nfd = 0, ms, rc, wake, sock = -1;
 
 	if (deadline > now + 2000000) {
 		ms = (int)((deadline - now - 1000000) / 1000000);
-		pfd[0].fd = sampler_wake_fd;
+		pthread_mutex_lock(&sampler_wake_lock);
+		pfd[0].fd = sampler_wake_open();
+		pthread_mutex_unlock(&sampler_wake_lock);
 		pfd[0].events = POLLIN;
+		pfd[0].revents = 0;
+		wake = pfd[0].fd != -1;
+		nfd = wake;
 		if (conn_fd() != -1) {
-			pfd[1].fd = conn_fd();
-			pfd[1].events = POLLIN |
+			sock = nfd;
+			pfd[nfd].fd = conn_fd();
+			pfd[nfd].events = POLLIN |
 			    (conn_want_write() ? POLLOUT : 0);
-			nfd = 2;
+			pfd[nfd].revents = 0;
+			nfd++;
 		}
-		if (poll(pfd, (nfds_t)nfd, ms) > 0) {
-			if (pfd[0].revents & POLLIN)
-				(void)read(sampler_wake_fd, &v, sizeof v);
+		rc = nfd > 0 ? poll(pfd, (nfds_t)nfd, ms) : -1;
+		if (rc >= 0 && sock != -1)
+			conn_poll_quiet(pfd[sock].revents == 0);
+		if (rc > 0) {
+			if (wake && (pfd[0].revents & (POLLIN | POLLNVAL)))
+				sampler_wake_take();
 			/* Read it at once, or poll would keep saying so. */
-			if (nfd == 2 && pfd[1].revents != 0)
+			if (sock != -1 && pfd[sock].revents != 0)
 				sampler_input = 1;
 			return;
 		}
@@ -687,12 +754,17 @@ sampler_main(void *arg)
 			/* Never wait for the GIL holding sampler_lock. */
 			pthread_mutex_unlock(&sampler_lock);
 			n = sampler_reader->capture(sampler_threads,
-			    AGENT_MAX_THREADS, &agent_stats.invalid);
+			    AGENT_MAX_THREADS, &sampler_thread_window,
+			    &agent_stats.invalid);
 			pthread_mutex_lock(&sampler_lock);
 			now = agent_now_ns();
 		} else
 			n = sampler_reader->capture(sampler_threads,
-			    AGENT_MAX_THREADS, &agent_stats.invalid);
+			    AGENT_MAX_THREADS, &sampler_thread_window,
+			    &agent_stats.invalid);
+		if (n >= 0 && sampler_thread_window.skipped > 0)
+			AGENT_STAT_ADD(threads_skipped,
+			    sampler_thread_window.skipped);
 		if (n > 0)
 			sampler_tick(n, now, period, mode);
 		else if (now - sampler_last_flush_ns >= AGENT_FLUSH_NS)
@@ -728,8 +800,10 @@ sampler_start(void)
 
 	if (sampler_alive)
 		return (0);
-	if (sampler_wake_fd == -1 &&
-	    (sampler_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+	pthread_mutex_lock(&sampler_wake_lock);
+	rc = sampler_wake_open();
+	pthread_mutex_unlock(&sampler_wake_lock);
+	if (rc == -1)
 		return (-1);
 	__atomic_store_n(&sampler_stop_flag, 0, __ATOMIC_RELEASE);
 	sampler_last_flush = 0;
@@ -758,9 +832,14 @@ void
 sampler_wake(void)
 {
 	uint64_t	one = 1;
+	int		fd;
 
-	if (sampler_wake_fd != -1)
-		(void)write(sampler_wake_fd, &one, sizeof one);
+	pthread_mutex_lock(&sampler_wake_lock);
+	if ((fd = ownfd_get(&sampler_wake_fd)) == -1)
+		fd = sampler_wake_open();
+	if (fd != -1)
+		(void)write(fd, &one, sizeof one);
+	pthread_mutex_unlock(&sampler_wake_lock);
 }
 
 /* Stops and joins the sampler (caller has released the GIL). */
@@ -815,11 +894,10 @@ sampler_fork_child(void)
 	pthread_mutex_t	fresh = PTHREAD_MUTEX_INITIALIZER;
 
 	memcpy(&sampler_lock, &fresh, sizeof fresh);
+	memcpy(&sampler_wake_lock, &fresh, sizeof fresh);
 	sampler_alive = 0;
 	__atomic_store_n(&sampler_stop_flag, 0, __ATOMIC_RELEASE);
-	if (sampler_wake_fd != -1)
-		close(sampler_wake_fd);
-	sampler_wake_fd = -1;
+	ownfd_close(&sampler_wake_fd);
 	sampler_npending = 0;
 	sampler_last_tick_ns = 0;
 	sampler_account_reset();

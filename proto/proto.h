@@ -187,7 +187,9 @@ enum proto_reader {
 	X(replayed, "samples sent again on a new connection, unacked")	\
 	X(rate_hz, "sampling rate asked, Hz")				\
 	X(achieved_mhz, "sampling rate achieved, milli-Hz")		\
-	X(reader, "stack reader in effect: 1 gil, 2 direct")
+	X(reader, "stack reader in effect: 1 gil, 2 direct")		\
+	X(threads_skipped, "threads left out of a tick: over the cap")	\
+	X(fds_lost, "agent descriptors the host closed or reused")
 
 /* Decoded messages.  Pointers point into the msgpack zone of the decode. */
 struct proto_hello {

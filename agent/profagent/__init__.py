@@ -15,6 +15,7 @@ Environment:
   PROFAGENT_RATE          local default rate in Hz, until profd says otherwise
   PROFAGENT_BUFFER_BYTES  outgoing buffer bound (default 4 MiB)
   PROFAGENT_DEBUG         1: log connection events to stderr
+  PROFAGENT_QUIET         1: no line on stderr naming the socket
 """
 
 import os
@@ -30,7 +31,7 @@ except ImportError as _e:
                          os.path.dirname(os.path.abspath(__file__)),
                          sys.version_info[0], sys.version_info[1])) from _e
 
-__all__ = ["attach", "detach", "stats", "configure"]
+__all__ = ["attach", "detach", "stats", "configure", "probe"]
 
 _hooks_installed = False
 
@@ -165,11 +166,37 @@ def _configure_from_env():
                   file=sys.stderr)
 
 
+def probe(path):
+    """Whether a profd answers on the agent socket at path: (True, "") or
+    (False, why).  Connects and hangs up at once: profd sees one more
+    connection (agents_accepted) that ends before its hello, quietly."""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(1.0)
+        s.connect(path)
+        return True, ""
+    except OSError as e:
+        return False, e.strerror or str(e)
+    finally:
+        s.close()
+
+
+_hide(probe)
+
+
 def attach(service=None, runtime_dir=None):
     """Starts the agent (idempotent).  A missing daemon is not an error."""
     service = service or os.environ.get("PROFAGENT_SERVICE") or \
         _default_service()
-    runtime_dir = runtime_dir or os.environ.get("PROFD_RUNTIME_DIR") or None
+    env_dir = os.environ.get("PROFD_RUNTIME_DIR")
+    runtime_dir = runtime_dir or env_dir or None
+    if runtime_dir:
+        # Relative to the directory we start in, for good: the host may
+        # chdir, and its children inherit the variable.
+        runtime_dir = os.path.abspath(runtime_dir)
+        if env_dir and not os.path.isabs(env_dir):
+            os.environ["PROFD_RUNTIME_DIR"] = os.path.abspath(env_dir)
     _configure_from_env()
     _install_hooks()
     main = threading.main_thread()

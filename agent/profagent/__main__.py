@@ -1,7 +1,7 @@
 """python -m profagent: run a command with the agent in every Python process.
 
     python -m profagent run [--service NAME] [--runtime-dir DIR] -- CMD ARGS...
-    python -m profagent status
+    python -m profagent status [--runtime-dir DIR]
 """
 
 import argparse
@@ -10,15 +10,18 @@ import sys
 
 USAGE = """\
 usage: python -m profagent run [--service NAME] [--runtime-dir DIR] -- CMD [ARGS...]
-       python -m profagent status
+       python -m profagent status [--runtime-dir DIR]
 
 run     runs CMD with profagent attached to it and to every Python process it
         starts (children, multiprocessing fork and spawn workers); exits with
         CMD's exit code.  Start sampling with `profctl start`.
-status  prints this interpreter's agent build and where it would connect.
+status  prints the agent socket's path, whether a profd answers there, and
+        (with the agent attached in this process) its state and counters;
+        exits 0 if a profd answers, else 1.
 
 Environment: PROFAGENT_SERVICE, PROFD_RUNTIME_DIR, PROFAGENT_READER (gil|direct),
-PROFAGENT_RATE (Hz), PROFAGENT_BUFFER_BYTES, PROFAGENT_DEBUG=1.
+PROFAGENT_RATE (Hz), PROFAGENT_BUFFER_BYTES, PROFAGENT_DEBUG=1,
+PROFAGENT_QUIET=1 (no line on stderr naming the socket).
 """
 
 
@@ -71,10 +74,16 @@ def _run(argv):
 
 
 def _status(argv):
-    if argv and argv[0] in ("-h", "--help"):
-        print("usage: python -m profagent status\n\nprints this "
-              "interpreter's agent build and where it would connect.")
-        return 0
+    p = argparse.ArgumentParser(
+        prog="python -m profagent status",
+        description="Prints where the agent connects (the agent socket's "
+        "absolute path), whether a profd answers there, and, if the agent "
+        "is attached in this process, whether it is connected and its "
+        "counters.  Exits 0 if a profd answers, else 1.")
+    p.add_argument("--runtime-dir", metavar="DIR",
+                   help="profd's runtime directory (default: "
+                   "$PROFD_RUNTIME_DIR, else profd's default)")
+    args = p.parse_args(argv)
     try:
         from . import _profagent
     except ImportError as e:
@@ -82,12 +91,29 @@ def _status(argv):
               % (sys.version_info[0], sys.version_info[1], e),
               file=sys.stderr)
         return 1
-    rundir = os.environ.get("PROFD_RUNTIME_DIR") or "(profd default)"
+    from . import probe
+    st = _profagent.stats()
+    attached = st.get("attached") and not args.runtime_dir
+    path = st["socket"] if attached else \
+        _profagent.socket_path(args.runtime_dir)
+    ok, why = probe(path)
     print("profagent for Python %s" % sys.version.split()[0])
-    print("runtime dir: %s" % rundir)
     print("direct reader built in: %s"
           % ("yes" if _profagent.direct_available() else "no"))
-    return 0
+    print("socket: %s" % path)
+    print("profd: %s" % ("answers" if ok else "does not answer (%s)" % why))
+    if not attached:
+        print("agent: not attached in this process (pid %d)" % os.getpid())
+        return 0 if ok else 1
+    print("agent: attached, %s, profiling %s, reader %s, mode %s, rate %d Hz"
+          % ("connected" if st["connected"] else "not connected",
+             "on" if st["profiling"] else "off", st["reader"], st["mode"],
+             st["rate"]))
+    skip = ("attached", "connected", "profiling", "reader", "mode", "rate",
+            "socket", "pid")
+    for k in sorted(k for k in st if k not in skip):
+        print("  %-16s %s" % (k, st[k]))
+    return 0 if ok else 1
 
 
 def main(argv=None):
