@@ -266,7 +266,8 @@ module_socket_path(PyObject *self, PyObject *args, PyObject *kw)
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|z:socket_path", kwlist,
 	    &dir))
 		return (NULL);
-	if (rundir_resolve(dir, rundir, sizeof rundir) != 0 ||
+	if (rundir_resolve_client(dir, RUNDIR_AGENT_SOCK, rundir,
+	    sizeof rundir) != 0 ||
 	    rundir_socket(rundir, RUNDIR_AGENT_SOCK, path, sizeof path) != 0) {
 		PyErr_Format(PyExc_ValueError,
 		    "profagent: runtime directory path too long: %s",
@@ -282,7 +283,7 @@ module_attach(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char	*kwlist[] = { "runtime_dir", "service", NULL };
 	const char	*dir = NULL, *service = NULL;
-	char		 rundir[4096];
+	char		 rundir[4096], err[512];
 	int		 rc;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|zz:attach", kwlist,
@@ -290,13 +291,21 @@ module_attach(PyObject *self, PyObject *args, PyObject *kw)
 		return (NULL);
 	if (module_attached && sampler_running())
 		Py_RETURN_NONE;
-	if (rundir_resolve(dir, rundir, sizeof rundir) != 0 ||
+	if (rundir_resolve_client(dir, RUNDIR_AGENT_SOCK, rundir,
+	    sizeof rundir) != 0 ||
 	    rundir_socket(rundir, RUNDIR_AGENT_SOCK, agent_ident.sock_path,
 	    sizeof agent_ident.sock_path) != 0) {
 		PyErr_Format(PyExc_ValueError,
 		    "profagent: runtime directory path too long: %s",
 		    dir ? dir : rundir);
 		return (NULL);
+	}
+	/* A directory others can write to may hold anyone's socket: stacks
+	 * and argv would go to whoever put it there.  Never attach there. */
+	if (rundir_check(rundir, 0, err, sizeof err) != 0 && errno == EPERM) {
+		fprintf(stderr, "profagent[%ld]: not attaching: %s\n",
+		    (long)getpid(), err);
+		Py_RETURN_NONE;
 	}
 	if (service == NULL || *service == '\0')
 		service = "python";

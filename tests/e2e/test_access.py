@@ -287,6 +287,16 @@ def test_writable_runtime_dirs_are_refused(ctx):
                        timeout=10)
     check(r.returncode != 0 and "writable" in r.stderr,
           "profctl in a 0777 dir: %r" % r.stderr)
+    # The agent does not attach there; the program runs untouched.
+    env = ctx.agent_env()
+    env["PROFD_RUNTIME_DIR"] = d
+    r = subprocess.run([ctx.python, "-m", "profagent", "run", "--",
+                        ctx.python, "-c", "print('ran')"], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=60)
+    check(r.returncode == 0 and "ran" in r.stdout, "program: %r" % (r,))
+    check("not attaching" in r.stderr and "writable" in r.stderr,
+          "agent in a 0777 dir: %r" % r.stderr)
 
 
 @once
