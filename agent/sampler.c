@@ -112,29 +112,42 @@ sampler_thread_cpu(uint64_t tid, uint64_t *ns)
 }
 
 /*
- * Whether a thread of this process is running (or runnable) now: the state
- * field of /proc/self/task/TID/stat is 'R'.  1, 0, or -1 if unreadable.
+ * Reads /proc/self/task/TID/FILE into buf (NUL-terminated); 0, or -1.
  * pread, not read: should the host close and reuse the descriptor between
  * the calls, a pread on its socket or pipe fails instead of eating bytes.
  */
 static int
-sampler_thread_running(uint64_t tid)
+sampler_task_read(uint64_t tid, const char *file, char *buf, size_t len)
 {
-	char		 path[64], buf[512], *p;
-	ssize_t		 n;
-	int		 fd;
+	char	path[64];
+	ssize_t	n;
+	int	fd;
 
 	if (tid == 0 || tid > INT32_MAX)
 		return (-1);
-	snprintf(path, sizeof path, "/proc/self/task/%llu/stat",
-	    (unsigned long long)tid);
+	snprintf(path, sizeof path, "/proc/self/task/%llu/%s",
+	    (unsigned long long)tid, file);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return (-1);
-	n = pread(fd, buf, sizeof buf - 1, 0);
+	n = pread(fd, buf, len - 1, 0);
 	close(fd);
 	if (n <= 0)
 		return (-1);
 	buf[n] = '\0';
+	return (0);
+}
+
+/*
+ * Whether a thread of this process is running (or runnable) now: the state
+ * field of its stat is 'R'.  1, 0, or -1 if unreadable.
+ */
+static int
+sampler_thread_running(uint64_t tid)
+{
+	char	buf[512], *p;
+
+	if (sampler_task_read(tid, "stat", buf, sizeof buf) != 0)
+		return (-1);
 	/* The name may hold anything, ')' too: the state follows the last. */
 	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
 		return (-1);
@@ -143,28 +156,17 @@ sampler_thread_running(uint64_t tid)
 
 /*
  * Whether a thread is blocked on a futex inside [lo, hi): the system call
- * it sleeps in and its first argument, from /proc/self/task/TID/syscall.
- * 1, 0, or -1 if unreadable.
+ * it sleeps in and its first argument, from its syscall file.  1, 0, or -1
+ * if unreadable.
  */
 static int
 sampler_thread_futex_in(uint64_t tid, uintptr_t lo, uintptr_t hi)
 {
-	char			 path[64], buf[256];
-	unsigned long long	 nr, addr;
-	ssize_t			 n;
-	int			 fd;
+	char			buf[256];
+	unsigned long long	nr, addr;
 
-	if (tid == 0 || tid > INT32_MAX)
+	if (sampler_task_read(tid, "syscall", buf, sizeof buf) != 0)
 		return (-1);
-	snprintf(path, sizeof path, "/proc/self/task/%llu/syscall",
-	    (unsigned long long)tid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return (-1);
-	n = pread(fd, buf, sizeof buf - 1, 0);
-	close(fd);
-	if (n <= 0)
-		return (-1);
-	buf[n] = '\0';
 	if (sscanf(buf, "%llu %llx", &nr, &addr) != 2)
 		return (0);	/* "running" or "-1 ...": not in a call */
 	return (nr == SYS_futex && addr >= lo && addr < hi);
