@@ -120,6 +120,10 @@ struct compat_layout {
 	size_t	gil_holder;
 	size_t	gil_locked;
 	size_t	gil_read;
+	size_t	gil_cond;		/* a thread waits here to take it */
+	size_t	gil_cond_end;
+	size_t	gil_switch;		/* ... and here once it let it go */
+	size_t	gil_switch_end;
 };
 
 #define COMPAT_MAX2(a, b)	((a) > (b) ? (a) : (b))
@@ -269,6 +273,10 @@ static const struct compat_layout compat = {
 	.gil_read = COMPAT_MAX2(
 	    COMPAT_END(struct _gil_runtime_state, last_holder),
 	    COMPAT_END(struct _gil_runtime_state, locked)),
+	.gil_cond = offsetof(struct _gil_runtime_state, cond),
+	.gil_cond_end = COMPAT_END(struct _gil_runtime_state, cond),
+	.gil_switch = offsetof(struct _gil_runtime_state, switch_cond),
+	.gil_switch_end = COMPAT_END(struct _gil_runtime_state, switch_cond),
 };
 
 /* Address of the GIL when it is one per runtime (< 3.12), else 0. */

@@ -10,7 +10,12 @@
  * goes stale or gets reused while it is in the table.
  */
 
+#include <sys/syscall.h>
+
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "reader.h"
 
@@ -105,4 +110,52 @@ reader_window_end(struct reader_window *w)
 		w->start = (w->start + w->width) % w->total;
 	else
 		w->start = 0;
+}
+
+/*
+ * Reads /proc/self/task/TID/FILE into buf (NUL-terminated); 0, or -1.
+ * pread, not read: should the host close and reuse the descriptor between
+ * the calls, a pread on its socket or pipe fails instead of eating bytes.
+ */
+int
+reader_task_read(uint64_t tid, const char *file, char *buf, size_t len)
+{
+	char	path[64];
+	ssize_t	n;
+	int	fd;
+
+	if (tid == 0 || tid > INT32_MAX || len < 2)
+		return (-1);
+	snprintf(path, sizeof path, "/proc/self/task/%llu/%s",
+	    (unsigned long long)tid, file);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return (-1);
+	n = pread(fd, buf, len - 1, 0);
+	close(fd);
+	if (n <= 0)
+		return (-1);
+	buf[n] = '\0';
+	return (0);
+}
+
+/*
+ * What a thread is doing, from its syscall file: READER_TASK_FUTEX (asleep
+ * on the futex at *addr), READER_TASK_CALL (in another system call),
+ * READER_TASK_RUNNING, or -1 if unreadable.
+ */
+int
+reader_task_syscall(uint64_t tid, uintptr_t *addr)
+{
+	char			buf[256];
+	unsigned long long	nr, a;
+	int			k;
+
+	if (reader_task_read(tid, "syscall", buf, sizeof buf) != 0)
+		return (-1);
+	if ((k = sscanf(buf, "%llu %llx", &nr, &a)) != 2)
+		return (buf[0] == 'r' ? READER_TASK_RUNNING : READER_TASK_CALL);
+	if (nr != SYS_futex)
+		return (READER_TASK_CALL);
+	*addr = (uintptr_t)a;
+	return (READER_TASK_FUTEX);
 }

@@ -10,6 +10,7 @@
 #ifndef READER_H
 #define READER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "proto.h"
@@ -28,6 +29,8 @@ struct reader_thread {
 	uint32_t	 depth;		/* frames filled, leaf first */
 	int		 truncated;	/* deeper than PROTO_MAX_DEPTH */
 	int		 gil;		/* held the GIL, -1 unknown */
+	int		 offcpu;	/* the reader knows it is not on a
+					   CPU (see reader_gil.c) */
 	struct reader_frame frames[PROTO_MAX_DEPTH];
 };
 
@@ -87,16 +90,7 @@ struct reader {
 	int32_t		(*line)(uintptr_t code, int32_t loc);
 	/* Interner lets go of a code object it held (gil reader: decref). */
 	void		(*forget)(uintptr_t code);
-	/*
-	 * Where the GIL's state lives, or 0; NULL for a reader that captures
-	 * without the GIL.  A reader that takes the GIL stops the thread that
-	 * was running Python: that thread now waits on a futex inside this
-	 * state, which tells it from one asleep on its own.
-	 */
-	uintptr_t	(*gil_addr)(void);
 };
-/* Bytes from gil_addr() that hold the GIL's locks and conditions. */
-#define READER_GIL_SPAN	1024
 
 /* reader.c: the thread window. */
 void	reader_window_begin(struct reader_window *, int max,
@@ -109,6 +103,14 @@ void	reader_window_end(struct reader_window *);
 /* reader.c: the agent's own code objects, left out of every stack. */
 int	reader_hide(uintptr_t code);
 int	reader_hidden(uintptr_t code);
+/* Reads /proc/self/task/TID/FILE into buf; 0, or -1. */
+int	reader_task_read(uint64_t tid, const char *file, char *buf,
+	    size_t len);
+/* What a thread does now, from /proc: one of these, or -1. */
+#define READER_TASK_RUNNING	0
+#define READER_TASK_CALL	1	/* in a system call but a futex */
+#define READER_TASK_FUTEX	2	/* asleep on the futex at *addr */
+int	reader_task_syscall(uint64_t tid, uintptr_t *addr);
 
 extern const struct reader reader_gil;
 extern const struct reader reader_direct;

@@ -1157,6 +1157,7 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 		t->native_id = tid > 0 ? (uint64_t)tid : 0;
 	}
 	t->gil = holder == 1 ? -1 : holder == ts;
+	t->offcpu = 0;
 	if (!reader_window_take(w, t->ident, t->gil))
 		return 0;
 

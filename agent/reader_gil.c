@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sched.h>
+
 #include "agent.h"
 
 #define READER_GIL_MAX_CODES	(1u << 16)
@@ -253,6 +255,42 @@ reader_gil_walk(PyThreadState *t, struct reader_thread *rt)
 	return (bad ? -1 : 0);
 }
 
+/*
+ * The thread that held the GIL when the tick asked for it either was
+ * stopped running Python (at an eval-breaker check; it now waits on the
+ * GIL's condition to take it back) or let the GIL go to sleep or block
+ * meanwhile.  Both first wait on the GIL's switch condition until this
+ * capture takes the GIL, so the answer waits for the thread to move on:
+ * a few reads of its /proc syscall file, READER_GIL_SETTLE at most; if it
+ * does not move, it counts as running, the likelier case.  Called holding
+ * the GIL.
+ */
+static void
+reader_gil_settle(struct reader_thread *rt)
+{
+	uintptr_t	gil = reader_gil_addr(), a = 0;
+	int		i, k;
+
+	if (gil == 0)
+		return;
+	for (i = 0; i < READER_GIL_SETTLE; i++) {
+		k = reader_task_syscall(rt->native_id, &a);
+		if (k == -1)
+			return;
+		if (k == READER_TASK_FUTEX && a >= gil + compat.gil_cond &&
+		    a < gil + compat.gil_cond_end)
+			return;			/* stopped running Python */
+		if (k == READER_TASK_CALL || (k == READER_TASK_FUTEX &&
+		    !(a >= gil + compat.gil_switch &&
+		    a < gil + compat.gil_switch_end))) {
+			rt->gil = 0;		/* asleep or blocked */
+			rt->offcpu = 1;
+			return;
+		}
+		sched_yield();
+	}
+}
+
 /* Captures every other Python thread under the GIL. */
 static int
 reader_gil_capture(struct reader_thread *out, int max,
@@ -305,6 +343,9 @@ reader_gil_capture(struct reader_thread *out, int max,
 		rt->native_id = intern_native_of_ident(t->thread_id);
 #endif
 		rt->gil = holder == 1 ? -1 : holder == (uintptr_t)t;
+		rt->offcpu = 0;
+		if (rt->gil == 1)
+			reader_gil_settle(rt);
 		n++;
 	}
 	reader_window_end(w);
@@ -388,5 +429,4 @@ const struct reader reader_gil = {
 	.fingerprint = reader_gil_fingerprint,
 	.line = reader_gil_line,
 	.forget = reader_gil_forget,
-	.gil_addr = reader_gil_addr,
 };

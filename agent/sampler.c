@@ -112,32 +112,6 @@ sampler_thread_cpu(uint64_t tid, uint64_t *ns)
 }
 
 /*
- * Reads /proc/self/task/TID/FILE into buf (NUL-terminated); 0, or -1.
- * pread, not read: should the host close and reuse the descriptor between
- * the calls, a pread on its socket or pipe fails instead of eating bytes.
- */
-static int
-sampler_task_read(uint64_t tid, const char *file, char *buf, size_t len)
-{
-	char	path[64];
-	ssize_t	n;
-	int	fd;
-
-	if (tid == 0 || tid > INT32_MAX)
-		return (-1);
-	snprintf(path, sizeof path, "/proc/self/task/%llu/%s",
-	    (unsigned long long)tid, file);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return (-1);
-	n = pread(fd, buf, len - 1, 0);
-	close(fd);
-	if (n <= 0)
-		return (-1);
-	buf[n] = '\0';
-	return (0);
-}
-
-/*
  * Whether a thread of this process is running (or runnable) now: the state
  * field of its stat is 'R'.  1, 0, or -1 if unreadable.
  */
@@ -146,30 +120,12 @@ sampler_thread_running(uint64_t tid)
 {
 	char	buf[512], *p;
 
-	if (sampler_task_read(tid, "stat", buf, sizeof buf) != 0)
+	if (reader_task_read(tid, "stat", buf, sizeof buf) != 0)
 		return (-1);
 	/* The name may hold anything, ')' too: the state follows the last. */
 	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
 		return (-1);
 	return (p[2] == 'R');
-}
-
-/*
- * Whether a thread is blocked on a futex inside [lo, hi): the system call
- * it sleeps in and its first argument, from its syscall file.  1, 0, or -1
- * if unreadable.
- */
-static int
-sampler_thread_futex_in(uint64_t tid, uintptr_t lo, uintptr_t hi)
-{
-	char			buf[256];
-	unsigned long long	nr, addr;
-
-	if (sampler_task_read(tid, "syscall", buf, sizeof buf) != 0)
-		return (-1);
-	if (sscanf(buf, "%llu %llx", &nr, &addr) != 2)
-		return (0);	/* "running" or "-1 ...": not in a call */
-	return (nr == SYS_futex && addr >= lo && addr < hi);
 }
 
 /*
@@ -334,10 +290,9 @@ sampler_account_reset(void)
  * The direct reader captures at the tick without the GIL: the thread it
  * saw holding the GIL is running Python; any other one is running if the
  * kernel says 'R' (a C call that released the GIL).  The gil reader
- * captures once it has the GIL, which stops the thread that was running
- * Python: the one that held the GIL when the tick asked for it and now
- * waits on a futex in the GIL's state (not one that let it go to sleep,
- * nor one that was already waiting for it).
+ * captures once it has the GIL; it marks the thread it stopped running
+ * Python as the GIL holder, and the one that let the GIL go to sleep or
+ * block meanwhile as off a CPU (see reader_gil.c).
  */
 static int
 sampler_oncpu(const struct reader_thread *t,
@@ -345,24 +300,17 @@ sampler_oncpu(const struct reader_thread *t,
     uint64_t cpu, uint64_t period_ns)
 {
 	uint64_t	min = period_ns / AGENT_ONCPU_MIN_DIV;
-	uintptr_t	gil;
 	int		r;
 
 	if (min > AGENT_ONCPU_MIN_NS)
 		min = AGENT_ONCPU_MIN_NS;
-	if (cpu_ok && !first && cpu < st->last_cpu_ns + min)
+	if (t->offcpu ||
+	    (cpu_ok && !first && cpu < st->last_cpu_ns + min))
 		return (0);
-	if (t->gil == 1 && sampler_reader->gil_addr == NULL)
+	if (t->gil == 1)
 		return (1);
-	if ((r = sampler_thread_running(t->native_id)) == 1)
-		return (1);
-	if (sampler_reader->gil_addr != NULL && t->gil != 0 &&
-	    (gil = sampler_reader->gil_addr()) != 0 &&
-	    sampler_thread_futex_in(t->native_id, gil, gil +
-	    READER_GIL_SPAN) == 1)
-		return (1);
-	if (r == 0)
-		return (0);
+	if ((r = sampler_thread_running(t->native_id)) >= 0)
+		return (r);
 	/* No /proc: the CPU clock moved, the best guess left. */
 	return (cpu_ok && !first && cpu > st->last_cpu_ns);
 }

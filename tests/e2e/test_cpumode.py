@@ -78,40 +78,46 @@ def share(funcs, name, i):
 
 
 def test_cpu_mode_puts_a_duty_cycle_on_burn(ctx):
+    """The direct reader only: the gil reader reads a stack only when the
+    thread lets the GIL go, and a burst shorter than the switch interval
+    (5 ms) ends in sleep() first, so it sees almost none of burn() in any
+    mode (README, "How the agent samples")."""
     ctx.start_daemon()
-    procs = [start_workload(ctx, "dutycycle", "4", "6"),
-             start_workload(ctx, "dutycycle", "1", "9")]
-    pids = [p.pid for p, _ in procs]
-    states = [s for _, s in procs]
-    for reader in READERS:
-        prof, _ = profile(ctx, "cpu", reader, 3, thread="dutycycle")
-        for pid, cycle in zip(pids, ("4/6", "1/9")):
-            f = prof.get(pid, {})
+    # One duty cycle at a time: two would compete for the 2 CPUs with
+    # each other's samplers.
+    for burn_ms, idle_ms in (("4", "6"), ("1", "9")):
+        cycle = "%s/%s" % (burn_ms, idle_ms)
+        p, state = start_workload(ctx, "dutycycle", burn_ms, idle_ms)
+        for reader in ("direct",):
+            prof, _ = profile(ctx, "cpu", reader, 2.5, thread="dutycycle")
+            f = prof.get(p.pid, {})
             n = sum(v[0] for v in f.values())
-            check(n >= 100, "%s %s: only %d cpu samples" % (reader, cycle,
-                                                             n))
+            check(n >= 80, "%s %s: only %d cpu samples" % (reader, cycle, n))
             for i, what in ((0, "samples"), (1, "CPU weight")):
                 s = share(f, "burn", i)
-                check(s >= cpu_floor(), "%s reader, %s ms: %.1f%% of %s on "
-                      "burn, want >= %d%% (%r)" % (reader, cycle, 100 * s,
-                                                   what, 100 * cpu_floor(), f))
-        prof, deltas = profile(ctx, "wall", reader, 3, states,
-                               thread="dutycycle")
-        for pid, cycle, d in zip(pids, ("4/6", "1/9"), deltas):
-            f = prof.get(pid, {})
+                check(s >= cpu_floor(),
+                      "%s reader, %s ms: %.1f%% of %s on burn, want >= %d%% "
+                      "(%r)" % (reader, cycle, 100 * s, what,
+                                100 * cpu_floor(), f))
+            prof, deltas = profile(ctx, "wall", reader, 2.5, [state],
+                                   thread="dutycycle")
+            f = prof.get(p.pid, {})
             sb, wb = f.get("burn", (0, 0))
             si, wi = f.get("idle", (0, 0))
-            check(sb + si > 500, "%s wall %s: %d samples" % (reader, cycle,
+            check(sb + si > 400, "%s wall %s: %d samples" % (reader, cycle,
                                                               sb + si))
             # The time split by weight: a tick the sampler was late for
             # (it competes for the CPU with the very thread it samples)
             # carries the time since the thread's previous sample.
             got = wb / float(wb + wi)
+            d = deltas[0]
             want = d[0] / float(d[0] + d[1])
-            check(abs(got - want) <= wall_tolerance(), "%s reader, wall, %s ms: burn "
-                  "%.1f%% of the weight (%.1f%% of samples), true %.1f%%"
-                  % (reader, cycle, 100 * got, 100.0 * sb / (sb + si),
-                     100 * want))
+            check(abs(got - want) <= wall_tolerance(), "%s reader, wall, "
+                  "%s ms: burn %.1f%% of the weight (%.1f%% of samples), "
+                  "true %.1f%%" % (reader, cycle, 100 * got,
+                                   100.0 * sb / (sb + si), 100 * want))
+        p.kill()
+        p.wait()
 
 
 def test_blocked_threads_are_off_cpu_and_gil_holders_on(ctx):
