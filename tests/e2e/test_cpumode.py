@@ -92,7 +92,7 @@ def test_cpu_mode_puts_a_duty_cycle_on_burn(ctx):
             prof, _ = profile(ctx, "cpu", reader, 2.5, thread="dutycycle")
             f = prof.get(p.pid, {})
             n = sum(v[0] for v in f.values())
-            check(n >= 80, "%s %s: only %d cpu samples" % (reader, cycle, n))
+            check(n >= 40, "%s %s: only %d cpu samples" % (reader, cycle, n))
             for i, what in ((0, "samples"), (1, "CPU weight")):
                 s = share(f, "burn", i)
                 check(s >= cpu_floor(),
