@@ -51,14 +51,17 @@ def profile(ctx, mode, reader, seconds, states=(), thread=None):
                                                              after)]
 
 
+SANITIZED = [False]
+
+
 def overloaded():
     """More runnable threads than twice the CPUs: threads wait in run
     queues while holding the GIL or just woken, and the sampler is late in
     step with the workload; the figures below loosen then (and say so)."""
-    load = os.getloadavg()[0] > 2 * (os.cpu_count() or 1)
+    load = SANITIZED[0] or os.getloadavg()[0] > 2 * (os.cpu_count() or 1)
     if load:
-        print("  (machine overloaded: load %.1f; looser bounds)"
-              % os.getloadavg()[0])
+        print("  (%s: looser bounds)" % ("sanitized agent" if SANITIZED[0]
+              else "machine overloaded: load %.1f" % os.getloadavg()[0]))
     return load
 
 
@@ -84,7 +87,9 @@ def test_cpu_mode_puts_a_duty_cycle_on_burn(ctx):
     """The direct reader only: the gil reader reads a stack only when the
     thread lets the GIL go, and a burst shorter than the switch interval
     (5 ms) ends in sleep() first, so it sees almost none of burn() in any
-    mode (README, "How the agent samples")."""
+    mode (README, "How the agent samples").  A sanitized agent is several
+    times slower: the bounds loosen as on an overloaded machine."""
+    SANITIZED[0] = ctx.sanitize
     ctx.start_daemon()
     # One duty cycle at a time: two would compete for the 2 CPUs with
     # each other's samplers.
@@ -95,7 +100,8 @@ def test_cpu_mode_puts_a_duty_cycle_on_burn(ctx):
             prof, _ = profile(ctx, "cpu", reader, 2.5, thread="dutycycle")
             f = prof.get(p.pid, {})
             n = sum(v[0] for v in f.values())
-            check(n >= 40, "%s %s: only %d cpu samples" % (reader, cycle, n))
+            check(n >= (10 if ctx.sanitize else 40), "%s %s: only %d cpu "
+                  "samples" % (reader, cycle, n))
             for i, what in ((0, "samples"), (1, "CPU weight")):
                 s = share(f, "burn", i)
                 check(s >= cpu_floor(),
@@ -107,8 +113,8 @@ def test_cpu_mode_puts_a_duty_cycle_on_burn(ctx):
             f = prof.get(p.pid, {})
             sb, wb = f.get("burn", (0, 0))
             si, wi = f.get("idle", (0, 0))
-            check(sb + si > 400, "%s wall %s: %d samples" % (reader, cycle,
-                                                              sb + si))
+            check(sb + si > (100 if ctx.sanitize else 400), "%s wall %s: "
+                  "%d samples" % (reader, cycle, sb + si))
             # The time split by weight: a tick the sampler was late for
             # (it competes for the CPU with the very thread it samples)
             # carries the time since the thread's previous sample.
@@ -124,6 +130,7 @@ def test_cpu_mode_puts_a_duty_cycle_on_burn(ctx):
 
 
 def test_blocked_threads_are_off_cpu_and_gil_holders_on(ctx):
+    SANITIZED[0] = ctx.sanitize
     ctx.start_daemon()
     p, _ = start_workload(ctx, "blocked")
     for reader in READERS:
@@ -134,7 +141,8 @@ def test_blocked_threads_are_off_cpu_and_gil_holders_on(ctx):
                   "samples: %r" % (reader, name, f))
         # The gil reader needs the GIL to read a stack, so it gets one
         # sample per sum() call; the direct reader samples it throughout.
-        want = 100 if reader == "direct" else 3
+        want = (100 if reader == "direct" else 3) // (5 if ctx.sanitize
+                                                        else 1)
         check(f.get("in_sum", (0, 0))[0] >= want, "%s reader: the thread "
               "in sum() holds the GIL and computes: %r" % (reader, f))
 
@@ -147,6 +155,7 @@ def thread_cpu(pid, tid):
 
 
 def test_two_busy_threads_of_eight_share_cpu_mode(ctx):
+    SANITIZED[0] = ctx.sanitize
     ctx.start_daemon()
     p, state = start_workload(ctx, "busy2of8")
     tids = read_state(state)[1:]
@@ -164,7 +173,8 @@ def test_two_busy_threads_of_eight_share_cpu_mode(ctx):
         got = {t["thread"]: t["self"] for t in threads}
         total = sum(got.values())
         busy = got.get("busy_0", 0) + got.get("busy_1", 0)
-        check(total > 100 and busy >= cpu_floor() * total,
+        check(total > (20 if ctx.sanitize else 100) and
+              busy >= cpu_floor() * total,
               "%s reader: cpu samples by thread %r" % (reader, got))
         # The GIL need not be fair: the samples follow each one's CPU.
         if sum(cpu) > 50:
