@@ -26,7 +26,11 @@ profctl_usage(FILE *f)
 	    "$PROFD_RUNTIME_DIR,\n"
 	    "                         else /run/profd for root, else "
 	    "$XDG_RUNTIME_DIR/profd,\n"
-	    "                         else /tmp/profd-UID)\n"
+	    "                         else /tmp/profd-UID; for a user other "
+	    "than root that\n"
+	    "                         one if a profd listens there, else "
+	    "/run/profd if\n"
+	    "                         the system's does)\n"
 	    "  -h, --help             print this help\n"
 	    "  -V, --version          print the version\n\n"
 	    "Run 'profctl COMMAND --help' for a command's options.\n");
