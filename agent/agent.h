@@ -21,9 +21,12 @@
 /* A thread counts as on a CPU at a tick only if its CPU clock moved at
  * least this much since the previous tick (and at most 1/DIV of a period). */
 #define AGENT_ONCPU_MIN_NS	50000
+#define AGENT_ONCPU_MIN_DIV	8
+/* A thread without the GIL counts only if its CPU clock moved at least a
+ * DIV-th of the time since its previous tick (sampler.c). */
+#define AGENT_ONCPU_GIL_DIV	4
 /* Reads of the stopped GIL holder's state the gil reader makes at most. */
 #define READER_GIL_SETTLE	16
-#define AGENT_ONCPU_MIN_DIV	8
 #define AGENT_MAX_THREADS	256		/* threads captured per tick */
 #define AGENT_ALWAYS_THREADS	2		/* of those, main and GIL holder */
 #define AGENT_BUFFER_DEFAULT	(4u << 20)	/* outgoing bytes buffered */

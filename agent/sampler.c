@@ -293,11 +293,17 @@ sampler_account_reset(void)
  * captures once it has the GIL; it marks the thread it stopped running
  * Python as the GIL holder, and the one that let the GIL go to sleep or
  * block meanwhile as off a CPU (see reader_gil.c).
+ * A thread that did not hold the GIL cannot have run Python: it is running
+ * only in a C call that let the GIL go, which leaves its CPU clock moving
+ * at least a AGENT_ONCPU_GIL_DIV-th of the time since its previous tick.
+ * Short of that it is 'R' only on its way between a sleep and the GIL (a
+ * thread woken to wait for the GIL, or to time its wait), which burns next
+ * to nothing.
  */
 static int
 sampler_oncpu(const struct reader_thread *t,
     const struct intern_thread_state *st, int first, int cpu_ok,
-    uint64_t cpu, uint64_t period_ns)
+    uint64_t cpu, uint64_t now, uint64_t period_ns)
 {
 	uint64_t	min = period_ns / AGENT_ONCPU_MIN_DIV;
 	int		r;
@@ -309,6 +315,9 @@ sampler_oncpu(const struct reader_thread *t,
 		return (0);
 	if (t->gil == 1)
 		return (1);
+	if (t->gil == 0 && cpu_ok && !first && now > st->last_ns &&
+	    (cpu - st->last_cpu_ns) * AGENT_ONCPU_GIL_DIV < now - st->last_ns)
+		return (0);
 	if ((r = sampler_thread_running(t->native_id)) >= 0)
 		return (r);
 	/* No /proc: the CPU clock moved, the best guess left. */
@@ -336,7 +345,7 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
 
 	cpu_ok = sampler_thread_cpu(t->native_id, &cpu) == 0;
 	first = st->seen_gen != sampler_profile_gen;
-	oncpu = sampler_oncpu(t, st, first, cpu_ok, cpu, period_ns);
+	oncpu = sampler_oncpu(t, st, first, cpu_ok, cpu, now, period_ns);
 	*flags = oncpu ? PROTO_SAMPLE_ONCPU : 0;
 	if (t->gil == 1)
 		*flags |= PROTO_SAMPLE_GIL;
