@@ -25,6 +25,9 @@
 /* A thread without the GIL counts only if its CPU clock moved at least a
  * DIV-th of the time since its previous tick (sampler.c). */
 #define AGENT_ONCPU_GIL_DIV	4
+/* A thread off a CPU at its previous tick and in the same frames now is
+ * taken as off without a read for this many ticks in a row (sampler.c). */
+#define AGENT_ONCPU_RECHECK	8
 /* Reads of the stopped GIL holder's state the gil reader makes at most. */
 #define READER_GIL_SETTLE	16
 #define AGENT_MAX_THREADS	256		/* threads captured per tick */
@@ -185,9 +188,18 @@ struct intern_sample {
 /* Per-thread sampling state, kept with the thread's entry. */
 struct intern_thread_state {
 	uint64_t	last_ns;	/* time of its previous sample */
-	uint64_t	last_cpu_ns;	/* its CPU time then */
+	uint64_t	last_cpu_ns;	/* its CPU time when last read */
+	uint64_t	last_cpu_at;	/* ... at that time, 0 if never */
 	uint64_t	seen_gen;	/* profiling generation of last_ns */
 	uint64_t	last_tick;	/* agent_stats.ticks then */
+	uint64_t	frames_hash;	/* of its previous capture's frames */
+	uint64_t	stack_hash;	/* of the frames of ... */
+	uint64_t	stack_parent;	/* ... and of all but their leaf */
+	uint32_t	stack;		/* its last sample's stack, 0 if none */
+	uint32_t	stack_gen;	/* intern_generation() of stack */
+	uint32_t	off_ticks;	/* ticks it was found off a CPU in a
+					   row without a read (sampler.c) */
+	int		oncpu;		/* at its previous tick */
 };
 
 int	intern_init(void);
@@ -202,6 +214,9 @@ void	intern_tick(void);
  * a table is full). */
 uint32_t intern_stack(const struct reader *, const struct reader_thread *,
 	    int *full);
+/* The same, when every frame but the leaf is that of stack `like`. */
+uint32_t intern_stack_leaf(const struct reader *,
+	    const struct reader_thread *, uint32_t like, int *full);
 /* Interns a thread by native id (or ident when 0): its index, or 0. */
 uint32_t intern_thread(uint64_t native_id, uint64_t ident, int *full);
 struct intern_thread_state *intern_thread_state(uint32_t thread);
