@@ -282,8 +282,14 @@ sampler_account_reset(void)
  * from what it did since the previous tick (that would book CPU burned in
  * one place to wherever the thread sleeps now).
  *
+ * A system call only when needed (the one cost per thread per tick left):
+ * the GIL holder whose frames changed ran Python and is running it; a
+ * thread off a CPU at its previous tick, in the same frames now, is off
+ * still (read again every AGENT_ONCPU_RECHECK ticks).  Otherwise the CPU
+ * clock is read.
+ *
  * A thread whose CPU clock moved less than AGENT_ONCPU_MIN_NS (at most an
- * AGENT_ONCPU_MIN_DIV-th of a period) since the previous tick is not, and
+ * AGENT_ONCPU_MIN_DIV-th of a period) since the previous read is not, and
  * costs no /proc read: this tells a thread waiting in a run queue, or
  * holding the GIL while preempted, as one just woken from a sleep does on
  * a busy machine, from a running one.
@@ -295,7 +301,7 @@ sampler_account_reset(void)
  * block meanwhile as off a CPU (see reader_gil.c).
  * A thread that did not hold the GIL cannot have run Python: it is running
  * only in a C call that let the GIL go, which leaves its CPU clock moving
- * at least a AGENT_ONCPU_GIL_DIV-th of the time since its previous tick.
+ * at least a AGENT_ONCPU_GIL_DIV-th of the time since its previous read.
  * Short of that it is 'R' only on its way between a sleep and the GIL (a
  * thread woken to wait for the GIL, or to time its wait), which burns next
  * to nothing.
@@ -404,35 +410,48 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
 	return (take);
 }
 
-/* Mixes a frame (code, location) into a hash. */
+/* Mixes a frame (code, its fingerprint, location) into a hash. */
 static inline uint64_t
-sampler_frame_mix(uint64_t h, const struct reader_frame *f)
+sampler_frame_mix(uint64_t h, const struct reader_frame *f, uint64_t fp)
 {
 	h = (h ^ (uint64_t)f->code) * 0x9e3779b97f4a7c15ull;
 	h ^= h >> 31;
+	h = (h ^ fp) * 0xd6e8feb86659fd93ull;
+	h ^= h >> 32;
 	h = (h ^ (uint32_t)f->loc) * 0xbf58476d1ce4e5b9ull;
 	return (h ^ (h >> 29));
 }
 
 /*
- * A hash of a capture's frames (code, location), depth and truncation, and
- * in *parent of all of them but the leaf: a thread whose hash is its last
- * sample's is in the same frames, and its stack is not interned again; one
- * whose parent hash is has only its leaf interned.
+ * A hash of a capture's frames (code, the reader's fingerprint of it,
+ * location), depth and truncation, and in *parent of all of them but the
+ * leaf: a thread whose hash is its last sample's is in the same frames, and
+ * its stack is not interned again; one whose parent hash is has only its
+ * leaf interned.  The fingerprints tell a code object freed and another
+ * made at its address (what the interner checks once per tick) apart.
  */
 static uint64_t
 sampler_frames_hash(const struct reader_thread *t, uint64_t *parent)
 {
 	uint64_t	h = 0x51ed2701u ^ ((uint64_t)t->depth << 1) ^
-			    (t->truncated != 0);
+			    (t->truncated != 0), fp = 0;
+	uintptr_t	last = 0;
 	uint32_t	i = t->depth < PROTO_MAX_DEPTH ? t->depth :
 			    PROTO_MAX_DEPTH;
 
-	while (i > 1)
-		h = sampler_frame_mix(h, &t->frames[--i]);
-	*parent = h | 1;
-	if (i == 1)
-		h = sampler_frame_mix(h, &t->frames[0]);
+	while (i > 0) {
+		i--;
+		if (t->frames[i].code != last) {
+			last = t->frames[i].code;
+			fp = sampler_reader->fingerprint != NULL ?
+			    sampler_reader->fingerprint(last) : 0;
+		}
+		if (i == 0)
+			*parent = h | 1;
+		h = sampler_frame_mix(h, &t->frames[i], fp);
+	}
+	if (t->depth == 0)
+		*parent = h | 1;
 	return (h | 1);		/* 0: none */
 }
 
