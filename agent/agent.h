@@ -25,8 +25,9 @@
 /* A thread without the GIL counts only if its CPU clock moved at least a
  * DIV-th of the time since its previous tick (sampler.c). */
 #define AGENT_ONCPU_GIL_DIV	4
-/* A thread off a CPU at its previous tick and in the same frames now is
- * taken as off without a read for this many ticks in a row (sampler.c). */
+/* A thread in the same frames as at its previous tick (and holding the GIL
+ * or not as then) is taken as on or off a CPU as then, without a read, for
+ * this many ticks in a row (sampler.c). */
 #define AGENT_ONCPU_RECHECK	8
 /* Reads of the stopped GIL holder's state the gil reader makes at most. */
 #define READER_GIL_SETTLE	16
@@ -41,9 +42,9 @@
 #define AGENT_PENDING_MAX	(AGENT_FLUSH_SAMPLES + AGENT_MAX_THREADS)
 #define AGENT_STATS_NS		1000000000ull	/* PROTO_STATS period */
 #define AGENT_IO_NS		5000000ull	/* socket I/O while sampling */
-#define AGENT_WORK_EVERY	16		/* ticks per work_ns measure */
+#define AGENT_WORK_EVERY	64		/* ticks per work_ns measure */
 #define AGENT_IDLE_POLL_MS	100		/* poll while not profiling */
-#define AGENT_ALONE_CHECK_NS	50000000ull	/* is the sampler alone? */
+#define AGENT_ALONE_CHECK_NS	250000000ull	/* is the sampler alone? */
 #define AGENT_BACKOFF_MIN_NS	100000000ull	/* reconnect backoff 100 ms */
 #define AGENT_BACKOFF_MAX_NS	5000000000ull	/* ... doubling up to 5 s */
 #define AGENT_REJECT_BACKOFF_NS	300000000000ull	/* after a REJECT: 5 min */
@@ -197,9 +198,10 @@ struct intern_thread_state {
 	uint64_t	stack_parent;	/* ... and of all but their leaf */
 	uint32_t	stack;		/* its last sample's stack, 0 if none */
 	uint32_t	stack_gen;	/* intern_generation() of stack */
-	uint32_t	off_ticks;	/* ticks it was found off a CPU in a
-					   row without a read (sampler.c) */
+	uint32_t	same_ticks;	/* ticks decided as the previous one
+					   in a row, without a read */
 	int		oncpu;		/* at its previous tick */
+	int		gil;		/* reader_thread.gil then */
 };
 
 int	intern_init(void);

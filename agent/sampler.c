@@ -284,9 +284,9 @@ sampler_account_reset(void)
  *
  * A system call only when needed (the one cost per thread per tick left):
  * the GIL holder whose frames changed ran Python and is running it; a
- * thread off a CPU at its previous tick, in the same frames now, is off
- * still (read again every AGENT_ONCPU_RECHECK ticks).  Otherwise the CPU
- * clock is read.
+ * thread in the same frames as at its previous tick, holding the GIL or
+ * not as then, is as it was then (read again every AGENT_ONCPU_RECHECK
+ * ticks).  Otherwise the CPU clock is read.
  *
  * A thread whose CPU clock moved less than AGENT_ONCPU_MIN_NS (at most an
  * AGENT_ONCPU_MIN_DIV-th of a period) since the previous read is not, and
@@ -318,15 +318,16 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
 	/* It ran Python since its previous tick and holds the GIL now. */
 	if (t->gil == 1 && changed && !first)
 		return (1);
-	/* Off then, in the same frames now: off still, read again only every
-	 * AGENT_ONCPU_RECHECK ticks (a C call that goes from waiting to
-	 * computing is seen that much late). */
-	if (t->gil != 1 && !changed && !first && !st->oncpu &&
-	    st->off_ticks < AGENT_ONCPU_RECHECK) {
-		st->off_ticks++;
-		return (0);
+	/* In the same frames, with or without the GIL as then: as it was,
+	 * read again only every AGENT_ONCPU_RECHECK ticks (a C call that goes
+	 * from waiting to computing, or a holder preempted in a loop that
+	 * keeps its frame as it was, is seen that much late). */
+	if (!changed && !first && t->gil == st->gil &&
+	    st->same_ticks < AGENT_ONCPU_RECHECK) {
+		st->same_ticks++;
+		return (st->oncpu);
 	}
-	st->off_ticks = 0;
+	st->same_ticks = 0;
 	if (min > AGENT_ONCPU_MIN_NS)
 		min = AGENT_ONCPU_MIN_NS;
 	cpu_ok = sampler_thread_cpu(t->native_id, &cpu) == 0;
@@ -402,6 +403,7 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
 	st->last_ns = now;
 	st->last_tick = ticks;
 	st->oncpu = oncpu;
+	st->gil = t->gil;
 	if (w > AGENT_MAX_WEIGHT_US)
 		w = AGENT_MAX_WEIGHT_US;
 	if (w == 0)
