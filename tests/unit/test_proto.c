@@ -512,7 +512,7 @@ Test(proto, round_trips_config_v3_and_old_config)
 	const char		*err;
 
 	cr_assert_eq(proto_send_config_v3(&sink, 1, 250, PROTO_MODE_GIL,
-	    PROTO_READER_GIL, 5, 3), 0);
+	    PROTO_READER_GIL, 5, 3, PROTO_OVERHEAD_UNSET), 0);
 	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
 	cr_assert_eq(m.config.rate_hz, 250);
 	cr_assert_eq(m.config.jitter_pct, 5);
@@ -524,6 +524,67 @@ Test(proto, round_trips_config_v3_and_old_config)
 	    PROTO_READER_GIL, 5), 0);
 	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
 	cr_assert_eq(m.config.version, 0);
+}
+
+Test(proto, round_trips_config_budget_only_when_given)
+{
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_send_config_v3(&sink, 1, 10000, PROTO_MODE_CPU,
+	    PROTO_READER_GIL, 0, 4, 150), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.config.version, 4);
+	cr_assert_eq(m.config.max_overhead_bp, 150);
+	sink.len = 0;
+	msgpack_unpacked_destroy(&up);
+	msgpack_unpacked_init(&up);
+	cr_assert_eq(proto_send_config_v3(&sink, 1, 10000, PROTO_MODE_CPU,
+	    PROTO_READER_GIL, 0, 4, PROTO_OVERHEAD_UNSET), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.config.max_overhead_bp, PROTO_OVERHEAD_UNSET);
+	sink.len = 0;
+	msgpack_unpacked_destroy(&up);
+	msgpack_unpacked_init(&up);
+	/* An old daemon's CONFIG never carries one. */
+	cr_assert_eq(proto_send_config(&sink, 1, 100, PROTO_MODE_CPU,
+	    PROTO_READER_GIL, 0), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.config.max_overhead_bp, PROTO_OVERHEAD_UNSET);
+}
+
+Test(proto, rejects_config_budget_over_100_percent)
+{
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_send_config_v3(&sink, 1, 100, PROTO_MODE_CPU,
+	    PROTO_READER_GIL, 0, 4, PROTO_OVERHEAD_MAX + 1), 0);
+	cr_assert_eq(decode_one(&m, &err), -1);
+}
+
+Test(proto, parses_overhead_percent)
+{
+	uint32_t	bp;
+
+	cr_assert_eq(proto_overhead_parse("1", &bp), 0);
+	cr_assert_eq(bp, 100);
+	cr_assert_eq(proto_overhead_parse("0.5", &bp), 0);
+	cr_assert_eq(bp, 50);
+	cr_assert_eq(proto_overhead_parse("12.25", &bp), 0);
+	cr_assert_eq(bp, 1225);
+	cr_assert_eq(proto_overhead_parse("0", &bp), 0);
+	cr_assert_eq(bp, 0);
+	cr_assert_eq(proto_overhead_parse("100", &bp), 0);
+	cr_assert_eq(bp, 10000);
+	cr_assert_eq(proto_overhead_parse("100.01", &bp), -1);
+	cr_assert_eq(proto_overhead_parse("0.125", &bp), -1);
+	cr_assert_eq(proto_overhead_parse("1.", &bp), -1);
+	cr_assert_eq(proto_overhead_parse(".5", &bp), -1);
+	cr_assert_eq(proto_overhead_parse("-1", &bp), -1);
+	cr_assert_eq(proto_overhead_parse("1%", &bp), -1);
+	cr_assert_eq(proto_overhead_parse("", &bp), -1);
+	cr_assert_eq(proto_overhead_parse("99999999999", &bp), -1);
 }
 
 Test(proto, round_trips_reject)

@@ -222,7 +222,7 @@ daemon_config(int profiling, uint32_t rate, uint32_t mode, uint32_t reader)
 
 	proto_sink_init(&sk, 1u << 16);
 	cr_assert_eq(proto_send_config_v3(&sk, profiling, rate, mode, reader, 0,
-	    PROTO_VERSION), 0);
+	    PROTO_VERSION, PROTO_OVERHEAD_UNSET), 0);
 	daemon_send(sk.data, sk.len);
 	proto_sink_free(&sk);
 }
