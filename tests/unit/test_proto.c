@@ -485,11 +485,12 @@ Test(proto, ignores_unknown_hello_keys)
 
 Test(proto, skips_trailing_fields_of_a_newer_version)
 {
-	/* [101, 1, "x", 7] and a CONFIG of a version 4: 7 fields. */
+	/* [101, 1, "x", 7] and a CONFIG of a version to come: 8 fields,
+	 * the budget (100) then one more. */
 	static const unsigned char str[] = { 0x94, 0x65, 0x01, 0xa1, 'x',
 	    0x07 };
-	static const unsigned char cfg[] = { 0x98, 0xcc, 0xc8, 0xc3, 0x0a,
-	    0x01, 0x00, 0x00, 0x04, 0xa3, 'n', 'e', 'w' };
+	static const unsigned char cfg[] = { 0x99, 0xcc, 0xc8, 0xc3, 0x0a,
+	    0x01, 0x00, 0x00, 0x04, 0x64, 0xa3, 'n', 'e', 'w' };
 	struct proto_msg	 m;
 	const char		*err;
 
@@ -504,6 +505,7 @@ Test(proto, skips_trailing_fields_of_a_newer_version)
 	cr_assert_eq(m.config.rate_hz, 10);
 	cr_assert_eq(m.config.mode, PROTO_MODE_CPU);
 	cr_assert_eq(m.config.version, 4);
+	cr_assert_eq(m.config.max_overhead_bp, 100);
 }
 
 Test(proto, round_trips_config_v3_and_old_config)
