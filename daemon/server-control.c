@@ -589,9 +589,16 @@ server_control_start(struct control_args *a, struct proto_sink *sink)
 		return (-1);
 	if (!a->have_pids) {
 		server_profile_set(&sp);
-		log_info("profiling on: %u Hz, mode %s, reader %s",
-		    sp.rate_hz, proto_mode_name(sp.mode),
-		    proto_reader_name(sp.reader));
+		if (sp.max_overhead_bp == PROTO_OVERHEAD_UNSET)
+			log_info("profiling on: %u Hz, mode %s, reader %s",
+			    sp.rate_hz, proto_mode_name(sp.mode),
+			    proto_reader_name(sp.reader));
+		else
+			log_info("profiling on: %u Hz, mode %s, reader %s, "
+			    "max overhead %u.%02u%%", sp.rate_hz,
+			    proto_mode_name(sp.mode),
+			    proto_reader_name(sp.reader),
+			    sp.max_overhead_bp / 100, sp.max_overhead_bp % 100);
 	}
 	n = server_control_apply(a, &sp, 0);
 	server_control_remember_pids(a);
