@@ -61,6 +61,16 @@
 #define AGENT_NAME_SLOTS	4096		/* thread names remembered */
 #define AGENT_NAME_MAX		128		/* bytes of a thread name */
 #define AGENT_READER_ENV	"PROFAGENT_READER"
+/* The CPU budget (budget.c): the process default, a percent of a core. */
+#define AGENT_BUDGET_ENV	"PROFAGENT_MAX_OVERHEAD"
+#define AGENT_BUDGET_WINDOW_NS	200000000ull	/* measured every 200 ms */
+#define AGENT_BUDGET_FIRST_NS	20000000ull	/* ... the first in 20 ms */
+#define AGENT_BUDGET_GAP_NS	2000000000ull	/* idle longer: new window */
+#define AGENT_BUDGET_TARGET_PCT	80		/* aim at 80% of the budget */
+#define AGENT_BUDGET_HIGH_PCT	90		/* slow down over 90% */
+#define AGENT_BUDGET_LOW_PCT	70		/* speed up under 70% */
+#define AGENT_BUDGET_RAISE_PCT	25		/* by at most 25% a window */
+#define AGENT_BUDGET_RATE_MIN	1		/* Hz: never slower */
 
 /* Interner limits: past one, every table is cleared (see intern.c).
  * Overridable with -D for tests. */
@@ -116,6 +126,7 @@ struct agent_config {
 	uint32_t	reader;		/* enum proto_reader asked */
 	uint32_t	reader_default;	/* what "default" means here */
 	uint32_t	jitter_pct;	/* +- percent of a period */
+	uint32_t	max_overhead_bp;	/* CPU budget; 0: none */
 };
 
 /* Who this process is, for the hello.  Set by module.c before the sampler
@@ -176,6 +187,15 @@ void	sampler_exit_flag(void);
 void	sampler_fork_prepare(void);
 void	sampler_fork_parent(void);
 void	sampler_fork_child(void);
+
+/* budget.c: the CPU budget. */
+/* The period to tick at for the asked one, now; sampler thread only. */
+uint64_t budget_period(uint64_t asked_ns, uint64_t now);
+/* The daemon's budget (PROTO_OVERHEAD_UNSET: the process default). */
+void	budget_set(uint32_t bp);
+/* Takes the process default from AGENT_BUDGET_ENV. */
+void	budget_env(void);
+void	budget_fork_child(void);
 
 /* intern.c: the sampler's tables; sampler thread only. */
 struct intern_sample {

@@ -772,7 +772,7 @@ sampler_main(void *arg)
 				continue;
 			}
 		}
-		period = 1000000000ull / rate;
+		period = budget_period(1000000000ull / rate, now);
 		/* The rate went up (a jittered deadline may lie up to
 		 * PROTO_JITTER_MAX% of a period past the grid). */
 		if (next > now + period + period * PROTO_JITTER_MAX / 100)
