@@ -40,7 +40,10 @@ def fleet_case(ctx, start):
     wait_until(attached, 20, "4 workers to attach")
 
     ctx.ctl("start", "--rate", "200")
-    time.sleep(4)
+    # About 4 s at 200 Hz on an idle machine; as long as it takes on a
+    # loaded one.
+    wait_until(lambda: all(proc_samples(ctx.ctl_json("show")).get(p, 0) >= 600
+                           for p in pids), 60, "600 samples from every worker")
     show = ctx.ctl_json("show", "--top", "0")
     got = proc_samples(show)
     missing = [p for p in pids if got.get(p, 0) == 0]
@@ -61,7 +64,18 @@ def fleet_case(ctx, start):
     check(st["profiling"] is True, "status says not profiling")
 
     ctx.ctl("stop")
-    time.sleep(0.6)
+    # Batches in flight when stop was sent may still land: wait for a
+    # second without any, then none may come.
+    last = [-1]
+
+    def quiet():
+        n = ctx.ctl_json("show")["samples"]
+        if n == last[0]:
+            return True
+        last[0] = n
+        time.sleep(1)
+        return False
+    wait_until(quiet, 30, "samples to stop after stop", step=0)
     s1 = ctx.ctl_json("show")["samples"]
     time.sleep(1.5)
     s2 = ctx.ctl_json("show")["samples"]
