@@ -1,9 +1,10 @@
 """The agent in a real interpreter: attach, run, survive."""
 import os
+import statistics
 import subprocess
 import time
 
-from harness import WORKLOADS, check, wait_until
+from harness import WORKLOADS, check, once, wait_until
 
 
 def test_run_exits_with_the_commands_code(ctx):
@@ -136,18 +137,50 @@ def test_agent_frames_never_show_in_stacks(ctx):
         check(not ours, "agent frames in stacks (%s): %r" % (reader, ours))
 
 
+# The sampler's clock, the same for every interpreter.
+@once
 def test_jitter_keeps_the_mean_rate(ctx):
     ctx.start_daemon()
     ctx.ctl("start", "--rate", "500", "--jitter", "40")
     check(ctx.ctl_json("status")["jitter_pct"] == 40, "status lacks jitter_pct 40")
-    p = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--seconds", "4"])
+    # A twin without jitter, at the same time: a loaded machine makes both
+    # miss ticks alike, so the jittered one is measured against it.
+    work = os.path.join(WORKLOADS, "workload.py")
+    p = ctx.run_agent([work, "--seconds", "60"])
+    q = ctx.run_agent([work, "--seconds", "60"])
 
-    def rate():
-        a = [x for x in ctx.ctl_json("status")["agents"] if x["pid"] == p.pid]
-        return a and a[0]["stats"]["achieved_mhz"] > 0 and a[0]["stats"]["achieved_mhz"]
+    def attached():
+        st = {a["pid"] for a in ctx.ctl_json("status")["agents"]
+              if a["connected"]}
+        return {p.pid, q.pid} <= st
+    wait_until(attached, 60, "both agents to attach")
+    ctx.ctl("start", "--rate", "500", "--jitter", "0", "--pid", q.pid)
+
+    def rates():
+        a = {x["pid"]: x["stats"].get("achieved_mhz", 0) / 1000.0
+             for x in ctx.ctl_json("status")["agents"]
+             if x["pid"] in (p.pid, q.pid) and x.get("stats")}
+        return len(a) == 2 and all(a.values()) and a
+    # The achieved rate spans the last 2 s: let a full window pass, then
+    # average four readings a second apart.
+    wait_until(rates, 30, "achieved rates")
     time.sleep(2.5)
-    hz = wait_until(rate, 10, "an achieved rate") / 1000.0
-    check(400 <= hz <= 520, "achieved %.0f Hz with 40%% jitter at 500 Hz" % hz)
+    reads = []
+    for _ in range(4):
+        reads.append(wait_until(rates, 30, "achieved rates"))
+        time.sleep(1)
+    jit = statistics.mean(r[p.pid] for r in reads)
+    plain = statistics.mean(r[q.pid] for r in reads)
+    # More runnable threads than twice the CPUs: each sampler is late at
+    # its own times, and the two drift apart (said, and looser).
+    load = os.getloadavg()[0]
+    lo, hi = (0.75, 1.25) if load > 2 * (os.cpu_count() or 1) else (0.8, 1.04)
+    print("  achieved %.0f Hz with 40%% jitter, %.0f Hz without, at 500 Hz"
+          " (load %.1f: %.2f-%.2f)" % (jit, plain, load, lo, hi))
+    check(plain > 0 and lo <= jit / plain <= hi,
+          "achieved %.0f Hz with 40%% jitter, %.0f Hz without, at 500 Hz"
+          % (jit, plain))
     r = ctx.ctl("start", "--jitter", "60", ok=False)
     check(r.returncode != 0, "jitter 60% accepted")
-    p.wait(60)
+    for x in (p, q):
+        x.kill()

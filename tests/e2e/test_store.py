@@ -265,6 +265,9 @@ def test_thread_churn_runs_at_flat_memory(ctx):
               "RSS %d kB" % rss_kb(ctx.daemon.pid))
 
 
+# RESYNC is the agent's C intern tables and profd's sweep, the same for
+# every interpreter (thread names per interpreter: test_hard, test_host).
+@once
 def test_thread_per_request_agent_is_resynced_and_reclaimed(ctx):
     """A real agent naming a thread per request: once no sample uses the
     old threads, profd asks the agent to define its ids again (RESYNC), the
