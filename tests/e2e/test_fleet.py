@@ -27,9 +27,13 @@ def leaf_split(show):
 def fleet_case(ctx, start):
     ctx.start_daemon()
     pidfile = os.path.join(ctx.tmp, "pids")
+    # The workers work until told (done), so that profd is killed while
+    # they sample however slow the machine.
+    done = os.path.join(ctx.tmp, "done")
     fleet = ctx.run_agent([os.path.join(WORKLOADS, "fleet.py"), "--workers", "4",
-                           "--start", start, "--seconds", "12",
-                           "--pidfile", pidfile], service="fleet")
+                           "--start", start, "--seconds", "300",
+                           "--pidfile", pidfile, "--done", done],
+                          service="fleet")
     pids = wait_until(lambda: read_pids(pidfile), 30, "the workers to start")
     check(len(pids) == 4, "expected 4 worker pids, got %r" % pids)
 
@@ -87,6 +91,8 @@ def fleet_case(ctx, start):
     time.sleep(0.5)
     ctx.daemon.kill()
     ctx.daemon.wait(5)
+    time.sleep(0.5)         # the workers go on sampling with profd gone
+    open(done, "w").close()
     rc = fleet.wait(90)
     out = ctx.output(fleet)
     check(rc == 0, "fleet exited %d after profd was killed:\n%s" % (rc, out[-2000:]))
