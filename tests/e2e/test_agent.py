@@ -58,11 +58,17 @@ def test_start_by_pid_samples_only_that_process(ctx):
         return {a.pid, b.pid} <= {x["pid"] for x in st["agents"] if x["connected"]}
     wait_until(both, 20, "two agents")
     ctx.ctl("start", "--pid", a.pid, "--rate", "200")
+
+    def got():
+        show = ctx.ctl_json("show", "--pid", a.pid, "--pid", b.pid)
+        return {x["pid"]: x["samples"] for x in show["processes"]}
+    # Two seconds for b to show samples it must not take; a's first batch
+    # may come later on a loaded machine.
     time.sleep(2)
-    show = ctx.ctl_json("show", "--pid", a.pid, "--pid", b.pid)
-    got = {x["pid"]: x["samples"] for x in show["processes"]}
-    check(got.get(a.pid, 0) > 0, "no samples from the started pid: %r" % got)
-    check(got.get(b.pid, 0) == 0, "samples from the other pid: %r" % got)
+    wait_until(lambda: got().get(a.pid, 0) > 0, 30,
+               "samples from the started pid")
+    shown = got()
+    check(shown.get(b.pid, 0) == 0, "samples from the other pid: %r" % shown)
     only_b = ctx.ctl_json("show", "--pid", b.pid)
     check(only_b["samples"] == 0, "--pid filter leaks: %r" % only_b["samples"])
     r = ctx.ctl("start", "--pid", "999999", ok=False)
