@@ -20,6 +20,9 @@ DOCDIR	?= $(PREFIX)/share/doc/profd
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 PYTHON	?= python3
 DEPS	?= scripts/deps.sh
+# Parallel compile jobs for `make test` and `make fuzz-ci` builds (the
+# tests themselves run one at a time).
+JOBS	?= $(shell nproc 2>/dev/null || echo 1)
 
 CC	?= cc
 CFLAGS	?= -O2 -g
@@ -82,7 +85,7 @@ PYLIBS	= $(shell $(PYTHON)-config --embed --ldflags)
 PYVER	= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 AGENTDIR ?= build/python$(PYVER)
 
-.PHONY: all daemon ctl agent test unit unit-agent e2e demo bench install \
+.PHONY: all daemon ctl agent test unit unit-bins unit-agent e2e demo bench install \
 	install-agent uninstall units wheels test-boot clean deps fuzz fuzz-ci
 
 all: daemon ctl agent
@@ -131,6 +134,8 @@ unit-agent: $(AGENT_UNIT_BINS)
 deps:
 	@sh $(DEPS)
 
+unit-bins: $(UNIT_BINS) $(AGENT_UNIT_BINS)
+
 unit: $(UNIT_BINS) $(AGENT_UNIT_BINS)
 	@sh tests/run-unit.sh $(UNIT_BINS) $(AGENT_UNIT_BINS)
 
@@ -138,7 +143,7 @@ e2e: daemon ctl
 	@SANITIZE="$(SANITIZE)" sh tests/run-e2e.sh
 
 test: deps
-	@$(MAKE) --no-print-directory daemon ctl
+	@$(MAKE) --no-print-directory -j$(JOBS) daemon ctl unit-bins
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 
@@ -207,6 +212,7 @@ fuzz: $(FUZZERS) build/fuzz/seeds
 
 # What CI runs: every fuzzer for FUZZ_CI_SECONDS.
 fuzz-ci:
+	@$(MAKE) --no-print-directory -j$(JOBS) $(FUZZERS) build/fuzz/seeds
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CI_SECONDS)
 
 # The units name the installed binaries: generated from systemd/*.in.

@@ -127,6 +127,15 @@ class Ctx:
             raise TestFailure("profctl %s printed bad JSON (%s): %r"
                               % (args[0], e, r.stdout[:300]))
 
+    def wait_departed(self, pid, timeout=60):
+        """Waits until profd has seen pid's agent go: one stream, read in
+        order, so everything that agent sent is stored by then."""
+        def gone():
+            a = [x for x in self.ctl_json("status")["agents"]
+                 if x["pid"] == pid]
+            return a and not any(x["connected"] for x in a)
+        wait_until(gone, timeout, "profd to see the agent of pid %d go" % pid)
+
     # -- agents -----------------------------------------------------------
     def agent_env(self, **extra):
         env = dict(os.environ)

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 from fakeagent import FakeAgent, frame
 from harness import BIN, check, once, wait_until, connect, closed_by_peer
@@ -304,8 +303,12 @@ def test_strangers_never_push_out_entitled_profctl_connections(ctx):
     if not have_users():
         return
     ctx.start_daemon("--max-controls", "2")
+    fd_dir = "/proc/%d/fd" % ctx.daemon.pid
+    base = len(os.listdir(fd_dir))
     held = [connect(ctx.sock("control.sock")) for _ in range(2)]
-    time.sleep(0.3)
+    # Both accepted (profd holds a descriptor for each) before the stranger.
+    wait_until(lambda: len(os.listdir(fd_dir)) >= base + 2, 30,
+               "profd to accept both connections")
     r = ctl_as(ctx, "profd-e2e-none", "status")
     check(r.returncode != 0, "a stranger got in at max-controls")
     for s in held:

@@ -1,9 +1,10 @@
 """The agent in a real interpreter: attach, run, survive."""
 import os
+import statistics
 import subprocess
 import time
 
-from harness import WORKLOADS, check, wait_until
+from harness import WORKLOADS, check, once, wait_until
 
 
 def test_run_exits_with_the_commands_code(ctx):
@@ -57,11 +58,17 @@ def test_start_by_pid_samples_only_that_process(ctx):
         return {a.pid, b.pid} <= {x["pid"] for x in st["agents"] if x["connected"]}
     wait_until(both, 20, "two agents")
     ctx.ctl("start", "--pid", a.pid, "--rate", "200")
+
+    def got():
+        show = ctx.ctl_json("show", "--pid", a.pid, "--pid", b.pid)
+        return {x["pid"]: x["samples"] for x in show["processes"]}
+    # Two seconds for b to show samples it must not take; a's first batch
+    # may come later on a loaded machine.
     time.sleep(2)
-    show = ctx.ctl_json("show", "--pid", a.pid, "--pid", b.pid)
-    got = {x["pid"]: x["samples"] for x in show["processes"]}
-    check(got.get(a.pid, 0) > 0, "no samples from the started pid: %r" % got)
-    check(got.get(b.pid, 0) == 0, "samples from the other pid: %r" % got)
+    wait_until(lambda: got().get(a.pid, 0) > 0, 30,
+               "samples from the started pid")
+    shown = got()
+    check(shown.get(b.pid, 0) == 0, "samples from the other pid: %r" % shown)
     only_b = ctx.ctl_json("show", "--pid", b.pid)
     check(only_b["samples"] == 0, "--pid filter leaks: %r" % only_b["samples"])
     r = ctx.ctl("start", "--pid", "999999", ok=False)
@@ -136,18 +143,50 @@ def test_agent_frames_never_show_in_stacks(ctx):
         check(not ours, "agent frames in stacks (%s): %r" % (reader, ours))
 
 
+# The sampler's clock, the same for every interpreter.
+@once
 def test_jitter_keeps_the_mean_rate(ctx):
     ctx.start_daemon()
     ctx.ctl("start", "--rate", "500", "--jitter", "40")
     check(ctx.ctl_json("status")["jitter_pct"] == 40, "status lacks jitter_pct 40")
-    p = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--seconds", "4"])
+    # A twin without jitter, at the same time: a loaded machine makes both
+    # miss ticks alike, so the jittered one is measured against it.
+    work = os.path.join(WORKLOADS, "workload.py")
+    p = ctx.run_agent([work, "--seconds", "60"])
+    q = ctx.run_agent([work, "--seconds", "60"])
 
-    def rate():
-        a = [x for x in ctx.ctl_json("status")["agents"] if x["pid"] == p.pid]
-        return a and a[0]["stats"]["achieved_mhz"] > 0 and a[0]["stats"]["achieved_mhz"]
+    def attached():
+        st = {a["pid"] for a in ctx.ctl_json("status")["agents"]
+              if a["connected"]}
+        return {p.pid, q.pid} <= st
+    wait_until(attached, 60, "both agents to attach")
+    ctx.ctl("start", "--rate", "500", "--jitter", "0", "--pid", q.pid)
+
+    def rates():
+        a = {x["pid"]: x["stats"].get("achieved_mhz", 0) / 1000.0
+             for x in ctx.ctl_json("status")["agents"]
+             if x["pid"] in (p.pid, q.pid) and x.get("stats")}
+        return len(a) == 2 and all(a.values()) and a
+    # The achieved rate spans the last 2 s: let a full window pass, then
+    # average four readings a second apart.
+    wait_until(rates, 30, "achieved rates")
     time.sleep(2.5)
-    hz = wait_until(rate, 10, "an achieved rate") / 1000.0
-    check(400 <= hz <= 520, "achieved %.0f Hz with 40%% jitter at 500 Hz" % hz)
+    reads = []
+    for _ in range(4):
+        reads.append(wait_until(rates, 30, "achieved rates"))
+        time.sleep(1)
+    jit = statistics.mean(r[p.pid] for r in reads)
+    plain = statistics.mean(r[q.pid] for r in reads)
+    # More runnable threads than twice the CPUs: each sampler is late at
+    # its own times, and the two drift apart (said, and looser).
+    load = os.getloadavg()[0]
+    lo, hi = (0.75, 1.25) if load > 2 * (os.cpu_count() or 1) else (0.8, 1.04)
+    print("  achieved %.0f Hz with 40%% jitter, %.0f Hz without, at 500 Hz"
+          " (load %.1f: %.2f-%.2f)" % (jit, plain, load, lo, hi))
+    check(plain > 0 and lo <= jit / plain <= hi,
+          "achieved %.0f Hz with 40%% jitter, %.0f Hz without, at 500 Hz"
+          % (jit, plain))
     r = ctx.ctl("start", "--jitter", "60", ok=False)
     check(r.returncode != 0, "jitter 60% accepted")
-    p.wait(60)
+    for x in (p, q):
+        x.kill()

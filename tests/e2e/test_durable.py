@@ -25,7 +25,11 @@ def test_kill_9_loses_at_most_the_last_interval(ctx):
     a.samples(a.stack(["main", "just_now"]), th, 60, t_ns=now)
     a.flush()
     wait_until(lambda: stored(ctx) == 100, 10, "100 samples stored")
-    time.sleep(2.5)                      # > one persist interval
+    # The second write from now began after the samples were stored (a
+    # loaded machine may be late for the 1 s interval).
+    f0 = ctx.ctl_json("status")["daemon"]["persist_flushes"]
+    wait_until(lambda: ctx.ctl_json("status")["daemon"]["persist_flushes"]
+               >= f0 + 2, 30, "two writes to disk")
     before = ctx.ctl_json("show", "--top", "0")
     ps_before = ctx.ctl_json("ps")["processes"]
     ctx.daemon.send_signal(signal.SIGKILL)

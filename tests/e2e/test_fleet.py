@@ -27,9 +27,13 @@ def leaf_split(show):
 def fleet_case(ctx, start):
     ctx.start_daemon()
     pidfile = os.path.join(ctx.tmp, "pids")
+    # The workers work until told (done), so that profd is killed while
+    # they sample however slow the machine.
+    done = os.path.join(ctx.tmp, "done")
     fleet = ctx.run_agent([os.path.join(WORKLOADS, "fleet.py"), "--workers", "4",
-                           "--start", start, "--seconds", "12",
-                           "--pidfile", pidfile], service="fleet")
+                           "--start", start, "--seconds", "300",
+                           "--pidfile", pidfile, "--done", done],
+                          service="fleet")
     pids = wait_until(lambda: read_pids(pidfile), 30, "the workers to start")
     check(len(pids) == 4, "expected 4 worker pids, got %r" % pids)
 
@@ -40,7 +44,10 @@ def fleet_case(ctx, start):
     wait_until(attached, 20, "4 workers to attach")
 
     ctx.ctl("start", "--rate", "200")
-    time.sleep(4)
+    # About 2 s at 200 Hz on an idle machine, as long as it takes on a
+    # loaded one; 1,600 samples put one sigma of the split at 1.2 points.
+    wait_until(lambda: all(proc_samples(ctx.ctl_json("show")).get(p, 0) >= 400
+                           for p in pids), 60, "400 samples from every worker")
     show = ctx.ctl_json("show", "--top", "0")
     got = proc_samples(show)
     missing = [p for p in pids if got.get(p, 0) == 0]
@@ -61,7 +68,18 @@ def fleet_case(ctx, start):
     check(st["profiling"] is True, "status says not profiling")
 
     ctx.ctl("stop")
-    time.sleep(0.6)
+    # Batches in flight when stop was sent may still land: wait for a
+    # second without any, then none may come.
+    last = [-1]
+
+    def quiet():
+        n = ctx.ctl_json("show")["samples"]
+        if n == last[0]:
+            return True
+        last[0] = n
+        time.sleep(1)
+        return False
+    wait_until(quiet, 30, "samples to stop after stop", step=0)
     s1 = ctx.ctl_json("show")["samples"]
     time.sleep(1.5)
     s2 = ctx.ctl_json("show")["samples"]
@@ -73,6 +91,8 @@ def fleet_case(ctx, start):
     time.sleep(0.5)
     ctx.daemon.kill()
     ctx.daemon.wait(5)
+    time.sleep(0.5)         # the workers go on sampling with profd gone
+    open(done, "w").close()
     rc = fleet.wait(90)
     out = ctx.output(fleet)
     check(rc == 0, "fleet exited %d after profd was killed:\n%s" % (rc, out[-2000:]))

@@ -3,12 +3,13 @@
 Every case: the host exits 0 with no fatal error, the agent sent samples,
 and the case's own check holds.  Both readers run every case.
 """
+import json
 import os
 import re
 import statistics
 import time
 
-from harness import WORKLOADS, check, wait_until
+from harness import WORKLOADS, TestFailure, check, wait_until
 
 READERS = ("direct", "gil")
 HARD = os.path.join(WORKLOADS, "hard.py")
@@ -50,7 +51,7 @@ def test_deep_recursion_is_truncated_not_fatal(ctx):
     for reader in READERS:
         fresh(ctx)
         p, _ = run_case(ctx, "recursion", reader)
-        time.sleep(0.3)
+        ctx.wait_departed(p.pid)
         show, fn = funcs(ctx, p.pid)
         check(show["samples"] > 100, "%s: only %d samples" % (reader, show["samples"]))
         check("spin" in fn and "deep" in fn, "%s: spin/deep missing" % reader)
@@ -64,7 +65,7 @@ def test_thread_churn(ctx):
     for reader in READERS:
         fresh(ctx)
         p, out = run_case(ctx, "churn", reader)
-        time.sleep(0.3)
+        ctx.wait_departed(p.pid)
         show, fn = funcs(ctx, p.pid)
         check(show["samples"] > 0, "%s: no samples" % reader)
 
@@ -72,17 +73,28 @@ def test_thread_churn(ctx):
 def test_many_threads_are_all_sampled(ctx):
     for reader in READERS:
         fresh(ctx, rate=200)
-        p = ctx.run_agent([HARD, "many", "--seconds", "5"],
+        # Runs until told: the window below is always inside its life.
+        done = os.path.join(ctx.tmp, "many-%s.done" % reader)
+        p = ctx.run_agent([HARD, "many", "--seconds", "300", "--done", done],
                           env=ctx.agent_env(PROFAGENT_READER=reader))
 
         def stats():
-            a = [x for x in ctx.ctl_json("status")["agents"] if x["pid"] == p.pid]
-            check(a, "%s: agent not attached" % reader)
-            return a[0]["stats"]
+            check(p.poll() is None, "%s: host died:\n%s"
+                  % (reader, ctx.output(p)[-3000:]))
+            a = [x for x in ctx.ctl_json("status")["agents"]
+                 if x["pid"] == p.pid and x.get("stats")]
+            return a[0]["stats"] if a and a[0]["stats"]["ticks"] else None
+
+        def report_after(s):
+            return wait_until(lambda: (stats() or s)["ticks"] > s["ticks"]
+                              and stats(), 30, "%s: a stats report" % reader)
+        wait_until(lambda: "threads=" in ctx.output(p), 60,
+                   "%s: the threads to start" % reader)
+        # Reports come every second: the next one is from after the start.
+        s0 = report_after(wait_until(stats, 30, "%s: agent stats" % reader))
         time.sleep(2)
-        s0 = stats()
-        time.sleep(2)
-        s1 = stats()
+        s1 = report_after(s0)
+        open(done, "w").close()
         ticks = s1["ticks"] - s0["ticks"]
         check(ticks > 0, "%s: no ticks between two stats reports" % reader)
         per_tick = (s1["samples"] - s0["samples"]) / ticks
@@ -95,10 +107,15 @@ def test_fork_storm(ctx):
         fresh(ctx)
         p, out = run_case(ctx, "forkstorm", reader, timeout=180)
         check("bad=0" in out, out)
-        time.sleep(0.5)
-        st = ctx.ctl_json("status")
-        kids = [a for a in st["agents"] if a.get("ppid") == p.pid]
-        check(len(kids) >= 20, "%s: only %d of 40 children attached" % (reader, len(kids)))
+
+        def kids():
+            return [a for a in ctx.ctl_json("status")["agents"]
+                    if a.get("ppid") == p.pid]
+        try:
+            wait_until(lambda: len(kids()) >= 20, 30, "children to attach")
+        except TestFailure:
+            check(False, "%s: only %d of 40 children attached"
+                  % (reader, len(kids())))
 
 
 def test_fork_from_non_main_thread(ctx):
@@ -106,7 +123,7 @@ def test_fork_from_non_main_thread(ctx):
         fresh(ctx)
         p, out = run_case(ctx, "forkthread", reader)
         child = int(re.search(r"child=(\d+)", out).group(1))
-        time.sleep(0.3)
+        ctx.wait_departed(child)
         show, fn = funcs(ctx, child)
         check(show["samples"] > 50, "%s: forked child has %d samples"
               % (reader, show["samples"]))
@@ -124,7 +141,7 @@ def test_generators_coroutines_and_tasks(ctx):
     for reader in READERS:
         fresh(ctx)
         p, _ = run_case(ctx, "async", reader, seconds=2)
-        time.sleep(0.3)
+        ctx.wait_departed(p.pid)
         show, fn = funcs(ctx, p.pid)
         for name in ("gen_leaf", "coro_leaf", "outer_coro"):
             check(name in fn and fn[name]["total"] > 10,
@@ -139,8 +156,11 @@ def test_generators_coroutines_and_tasks(ctx):
 def test_freed_code_objects_get_no_stale_names(ctx):
     for reader in READERS:
         fresh(ctx)
-        p, _ = run_case(ctx, "codereuse", reader, seconds=3)
-        time.sleep(0.3)
+        p, out = run_case(ctx, "codereuse", reader, seconds=3)
+        m = re.search(r"^TOOK (.*)$", out, re.M)
+        check(m, "%s: no TOOK line:\n%s" % (reader, out[-3000:]))
+        took = json.loads(m.group(1))
+        ctx.wait_departed(p.pid)
         show, fn = funcs(ctx, p.pid)
         dyn = {k: v for k, v in fn.items() if re.fullmatch(r"fn_\d+", k)}
         check(len(dyn) >= 80, "%s: only %d of 100 dynamic functions seen"
@@ -148,7 +168,11 @@ def test_freed_code_objects_get_no_stale_names(ctx):
         for name, f in dyn.items():
             check(f["file"].endswith("dyn_%s.py" % name[3:]),
                   "%s: %s attributed to %s" % (reader, name, f["file"]))
-        counts = sorted(f["total"] for f in dyn.values())
-        med = statistics.median(counts)
-        check(counts[-1] <= 3 * med + 10,
-              "%s: one function got %d samples, median %d" % (reader, counts[-1], med))
+        # No name collects another function's samples: each gets at most 3
+        # times its share, the share being its own wall time (a function
+        # the machine's load stretched gets its extra ticks, rightly).
+        per_s = statistics.median(f["total"] / took[k] for k, f in dyn.items())
+        for name, f in dyn.items():
+            check(f["total"] <= 3 * per_s * took[name] + 10,
+                  "%s: %s got %d samples in %.3f s, median %.0f/s"
+                  % (reader, name, f["total"], took[name], per_s))

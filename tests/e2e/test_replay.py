@@ -26,6 +26,9 @@ def agents_by_pid(ctx):
             if a["connected"]}
 
 
+# Replay and acks are the agent's C code and profd's, the same for every
+# interpreter.
+@once
 def test_kill_9_twice_mid_stream_loses_nothing(ctx):
     state = os.path.join(ctx.tmp, "state")
     args = ("-s", state) + PERSIST

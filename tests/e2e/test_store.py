@@ -265,14 +265,19 @@ def test_thread_churn_runs_at_flat_memory(ctx):
               "RSS %d kB" % rss_kb(ctx.daemon.pid))
 
 
+# RESYNC is the agent's C intern tables and profd's sweep, the same for
+# every interpreter (thread names per interpreter: test_hard, test_host).
+@once
 def test_thread_per_request_agent_is_resynced_and_reclaimed(ctx):
     """A real agent naming a thread per request: once no sample uses the
     old threads, profd asks the agent to define its ids again (RESYNC), the
     agent stays connected, and the old threads are freed."""
     ctx.start_daemon("--sweep-interval", "1s", "--resync-ids", "100")
     ctx.ctl("start", "--rate", "200")
+    # Runs until told (done), at most 300 s.
+    done = os.path.join(ctx.tmp, "churn.done")
     p = ctx.run_agent([os.path.join(WORKLOADS, "churn.py"), "--seconds",
-                       "40" if ctx.sanitize else "14"], service="churn")
+                       "300", "--done", done], service="churn")
     wait_until(lambda: daemon_stat(ctx, "store_threads") > 200, 30,
                "threads to pile up")
     pid = [a["pid"] for a in ctx.ctl_json("status")["agents"] if a["connected"]][0]
@@ -293,5 +298,6 @@ def test_thread_per_request_agent_is_resynced_and_reclaimed(ctx):
                                               or t["thread"] == "MainThread")]
     check(shown and len(odd) <= len(shown) // 10,
           "threads after resync: %r" % odd[:10])
+    open(done, "w").close()
     p.wait(60)
     check(p.returncode == 0, "churn exited %r" % p.returncode)

@@ -2,9 +2,11 @@
 fresh thread called request-N that computes a little.
 
   --seconds S    run for S seconds (default 10)
+  --done FILE    or until FILE exists
 Prints: requests=<n>
 """
 import argparse
+import os
 import threading
 import time
 
@@ -19,6 +21,7 @@ def handle(n):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--done")
     a = p.parse_args()
     deadline = time.monotonic() + a.seconds
     n = 0
@@ -27,6 +30,8 @@ def main():
         t.start()
         t.join()
         n += 1
+        if a.done and n % 50 == 0 and os.path.exists(a.done):
+            break
     print("requests=%d" % n)
 
 

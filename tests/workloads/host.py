@@ -8,8 +8,9 @@
                                socket server/client and checks for SECONDS
                                that every byte through them is its own.
                                Waits for DIR/done, prints RESULT {json}.
-  threads N SECONDS            N threads, each in its own function, and the
-                               main thread in main_thread_own_function.
+  threads N SECONDS [DIR]      N threads, each in its own function, and the
+                               main thread in main_thread_own_function, for
+                               SECONDS or until DIR/done exists.
   work DIR SECONDS             CPU-bound work; prints RESULT {json} with the
                                work rate per second, RSS and the agent's
                                counters (if attached).
@@ -206,7 +207,7 @@ def integrity(mode, d, seconds):
         "stats0": st0, "stats1": st1}), flush=True)
 
 
-def threads(n, seconds):
+def threads(n, seconds, d=None):
     stop = threading.Event()
     ready = threading.Barrier(n + 1)
     ns = {"time": time, "ready": ready}
@@ -223,16 +224,18 @@ def threads(n, seconds):
         ts.append(t)
     ready.wait()
     print("STARTED %d" % n, flush=True)
-    main_thread_own_function(stop, seconds)
+    main_thread_own_function(stop, seconds, d and os.path.join(d, "done"))
     for t in ts:
         t.join()
 
 
-def main_thread_own_function(stop, seconds):
+def main_thread_own_function(stop, seconds, done=None):
     end = time.monotonic() + seconds
     x = 0
     while time.monotonic() < end:
         x += 1
+        if done and x % 100000 == 0 and os.path.exists(done):
+            break
     stop.set()
 
 
@@ -275,7 +278,8 @@ if __name__ == "__main__":
     if what == "integrity":
         integrity(sys.argv[2], sys.argv[3], float(sys.argv[4]))
     elif what == "threads":
-        threads(int(sys.argv[2]), float(sys.argv[3]))
+        threads(int(sys.argv[2]), float(sys.argv[3]),
+                sys.argv[4] if len(sys.argv) > 4 else None)
     elif what == "work":
         work(sys.argv[2], float(sys.argv[3]))
     else:
