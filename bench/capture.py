@@ -287,7 +287,8 @@ def run_callgrind(ctx, agent_dir, reader, a):
     out = os.path.join(cg, "cg.out")
     h = Host(ctx, agent_dir, reader, ["--seconds", "900"],
              wrap=["valgrind", "--tool=callgrind", "--instr-atstart=no",
-                   "--separate-threads=yes", "--callgrind-out-file=" + out])
+                   "--separate-threads=yes", "--fair-sched=yes",
+                   "--callgrind-out-file=" + out])
     ctl = lambda *x: subprocess.run(["callgrind_control"] + list(x) +
                                     [str(h.pid)], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, timeout=120, check=True)
@@ -340,7 +341,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--base", default="c43f98f")
     ap.add_argument("--window-seconds", type=float, default=5.0)
-    ap.add_argument("--strace-seconds", type=float, default=3.0)
+    ap.add_argument("--strace-seconds", type=float, default=5.0)
     ap.add_argument("--callgrind-seconds", type=float, default=8.0)
     ap.add_argument("--no-callgrind", dest="callgrind", action="store_false")
     ap.add_argument("--no-strace", dest="strace", action="store_false")

@@ -1,7 +1,8 @@
 """Workload of bench/capture.py: threads that each descend to a Python stack
-exactly DEPTH frames deep (counting <module>, or threading's own frames in a
-thread) and spin there in a CPU-bound loop, so every sample of every thread
-is the same DEPTH-frame stack.
+exactly DEPTH frames deep as samples show it (counting <module>, or
+threading's own frames in a thread; not the agent's hidden frames) and
+spin there in a CPU-bound loop, so every sample of every thread is the
+same DEPTH-frame stack (tests/e2e/test_bench.py checks it).
 
   --threads N    N spinning threads (default 1: the main thread spins;
                  N > 1: N worker threads spin and the main thread waits)
@@ -12,15 +13,19 @@ is the same DEPTH-frame stack.
 Prints "ready" once every thread is at its depth, then "done" at the end.
 """
 import argparse
+import os
 import sys
 import threading
 import time
 
 
 def stack_depth():
+    """Python frames of the caller's stack, less the agent's own (its
+    thread start wrapper), which samples never show."""
     f, n = sys._getframe(1), 0
     while f is not None:
-        n += 1
+        if os.sep + "profagent" + os.sep not in f.f_code.co_filename:
+            n += 1
         f = f.f_back
     return n
 
