@@ -36,7 +36,7 @@ figure is the median over rounds with [min, max].  A commit missing from
 the clone gives "n/a".  The timing-driven figures are machine-dependent;
 the script prints a table and never fails on timing.
 
-Takes about 6 minutes with the defaults (3 rounds, 2 readers, 2 builds,
+Takes about 7 minutes with the defaults (3 rounds, 2 readers, 2 builds,
 callgrind once per reader and build) on a 2-core VM.
 
   capture.py [--pythons LABEL,...] [--readers direct,gil] [--rounds N]
