@@ -29,6 +29,7 @@ CFLAGS	+= -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
 PKGS	:= libevent msgpack libsystemd
 # Optional pieces add their packages, sources and rules in mk/*.mk.
 -include $(sort $(wildcard mk/*.mk))
+.DEFAULT_GOAL := all
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)

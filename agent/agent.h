@@ -21,9 +21,16 @@
 /* A thread counts as on a CPU at a tick only if its CPU clock moved at
  * least this much since the previous tick (and at most 1/DIV of a period). */
 #define AGENT_ONCPU_MIN_NS	50000
+#define AGENT_ONCPU_MIN_DIV	8
+/* A thread without the GIL counts only if its CPU clock moved at least a
+ * DIV-th of the time since its previous tick (sampler.c). */
+#define AGENT_ONCPU_GIL_DIV	4
+/* A thread in the same frames as at its previous tick (and holding the GIL
+ * or not as then) is taken as on or off a CPU as then, without a read, for
+ * this many ticks in a row (sampler.c). */
+#define AGENT_ONCPU_RECHECK	8
 /* Reads of the stopped GIL holder's state the gil reader makes at most. */
 #define READER_GIL_SETTLE	16
-#define AGENT_ONCPU_MIN_DIV	8
 #define AGENT_MAX_THREADS	256		/* threads captured per tick */
 #define AGENT_ALWAYS_THREADS	2		/* of those, main and GIL holder */
 #define AGENT_BUFFER_DEFAULT	(4u << 20)	/* outgoing bytes buffered */
@@ -35,9 +42,9 @@
 #define AGENT_PENDING_MAX	(AGENT_FLUSH_SAMPLES + AGENT_MAX_THREADS)
 #define AGENT_STATS_NS		1000000000ull	/* PROTO_STATS period */
 #define AGENT_IO_NS		5000000ull	/* socket I/O while sampling */
-#define AGENT_WORK_EVERY	16		/* ticks per work_ns measure */
+#define AGENT_WORK_EVERY	64		/* ticks per work_ns measure */
 #define AGENT_IDLE_POLL_MS	100		/* poll while not profiling */
-#define AGENT_ALONE_CHECK_NS	50000000ull	/* is the sampler alone? */
+#define AGENT_ALONE_CHECK_NS	250000000ull	/* is the sampler alone? */
 #define AGENT_BACKOFF_MIN_NS	100000000ull	/* reconnect backoff 100 ms */
 #define AGENT_BACKOFF_MAX_NS	5000000000ull	/* ... doubling up to 5 s */
 #define AGENT_REJECT_BACKOFF_NS	300000000000ull	/* after a REJECT: 5 min */
@@ -54,6 +61,16 @@
 #define AGENT_NAME_SLOTS	4096		/* thread names remembered */
 #define AGENT_NAME_MAX		128		/* bytes of a thread name */
 #define AGENT_READER_ENV	"PROFAGENT_READER"
+/* The CPU budget (budget.c): the process default, a percent of a core. */
+#define AGENT_BUDGET_ENV	"PROFAGENT_MAX_OVERHEAD"
+#define AGENT_BUDGET_WINDOW_NS	200000000ull	/* measured every 200 ms */
+#define AGENT_BUDGET_FIRST_NS	20000000ull	/* ... the first in 20 ms */
+#define AGENT_BUDGET_GAP_NS	2000000000ull	/* idle longer: new window */
+#define AGENT_BUDGET_TARGET_PCT	80		/* aim at 80% of the budget */
+#define AGENT_BUDGET_HIGH_PCT	90		/* slow down over 90% */
+#define AGENT_BUDGET_LOW_PCT	70		/* speed up under 70% */
+#define AGENT_BUDGET_RAISE_PCT	25		/* by at most 25% a window */
+#define AGENT_BUDGET_RATE_MIN	1		/* Hz: never slower */
 
 /* Interner limits: past one, every table is cleared (see intern.c).
  * Overridable with -D for tests. */
@@ -109,6 +126,7 @@ struct agent_config {
 	uint32_t	reader;		/* enum proto_reader asked */
 	uint32_t	reader_default;	/* what "default" means here */
 	uint32_t	jitter_pct;	/* +- percent of a period */
+	uint32_t	max_overhead_bp;	/* CPU budget; 0: none */
 };
 
 /* Who this process is, for the hello.  Set by module.c before the sampler
@@ -170,6 +188,15 @@ void	sampler_fork_prepare(void);
 void	sampler_fork_parent(void);
 void	sampler_fork_child(void);
 
+/* budget.c: the CPU budget. */
+/* The period to tick at for the asked one, now; sampler thread only. */
+uint64_t budget_period(uint64_t asked_ns, uint64_t now);
+/* The daemon's budget (PROTO_OVERHEAD_UNSET: the process default). */
+void	budget_set(uint32_t bp);
+/* Takes the process default from AGENT_BUDGET_ENV. */
+void	budget_env(void);
+void	budget_fork_child(void);
+
 /* intern.c: the sampler's tables; sampler thread only. */
 struct intern_sample {
 	uint32_t	stack;		/* intern indices, not wire ids */
@@ -182,9 +209,19 @@ struct intern_sample {
 /* Per-thread sampling state, kept with the thread's entry. */
 struct intern_thread_state {
 	uint64_t	last_ns;	/* time of its previous sample */
-	uint64_t	last_cpu_ns;	/* its CPU time then */
+	uint64_t	last_cpu_ns;	/* its CPU time when last read */
+	uint64_t	last_cpu_at;	/* ... at that time, 0 if never */
 	uint64_t	seen_gen;	/* profiling generation of last_ns */
 	uint64_t	last_tick;	/* agent_stats.ticks then */
+	uint64_t	frames_hash;	/* of its previous capture's frames */
+	uint64_t	stack_hash;	/* of the frames of ... */
+	uint64_t	stack_parent;	/* ... and of all but their leaf */
+	uint32_t	stack;		/* its last sample's stack, 0 if none */
+	uint32_t	stack_gen;	/* intern_generation() of stack */
+	uint32_t	same_ticks;	/* ticks decided as the previous one
+					   in a row, without a read */
+	int		oncpu;		/* at its previous tick */
+	int		gil;		/* reader_thread.gil then */
 };
 
 int	intern_init(void);
@@ -199,6 +236,9 @@ void	intern_tick(void);
  * a table is full). */
 uint32_t intern_stack(const struct reader *, const struct reader_thread *,
 	    int *full);
+/* The same, when every frame but the leaf is that of stack `like`. */
+uint32_t intern_stack_leaf(const struct reader *,
+	    const struct reader_thread *, uint32_t like, int *full);
 /* Interns a thread by native id (or ident when 0): its index, or 0. */
 uint32_t intern_thread(uint64_t native_id, uint64_t ident, int *full);
 struct intern_thread_state *intern_thread_state(uint32_t thread);

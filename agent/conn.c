@@ -312,6 +312,7 @@ conn_config(const struct proto_msg *msg)
 		AGENT_STORE(agent_config.reader, msg->config.reader);
 	AGENT_STORE(agent_config.rate_hz, rate);
 	AGENT_STORE(agent_config.jitter_pct, msg->config.jitter_pct);
+	budget_set(msg->config.max_overhead_bp);
 	AGENT_STORE(agent_config.profiling, msg->config.profiling ? 1 : 0);
 	conn_backoff = AGENT_BACKOFF_MIN_NS;
 	/* A daemon of version 2 or older does not say: it is then the

@@ -560,37 +560,84 @@ full:
 	return (0);
 }
 
+/* Interns frame i of a captured stack: its frame index, or 0. */
+static uint32_t
+intern_frame_of(const struct reader *r, const struct reader_thread *t,
+    uint32_t i, int *full)
+{
+	uint32_t	func;
+	int32_t		line;
+
+	if ((func = intern_func(r, t->frames[i].code, full)) == 0)
+		return (0);
+	if (intern_line(r, func, t->frames[i].code, t->frames[i].loc, &line,
+	    full) != 0)
+		return (0);
+	return (intern_frame(func, line, full));
+}
+
+static uint32_t	intern_stack_ids(const uint32_t *, uint32_t, int, int *);
+
 /* Interns a captured stack. */
 uint32_t
 intern_stack(const struct reader *r, const struct reader_thread *t,
     int *full)
 {
-	uint32_t		 ids[PROTO_MAX_DEPTH], depth, i, idx, cap, func;
-	int32_t			 line;
-	struct intern_slot	*sl;
-	struct intern_stackent	*e;
-	uint64_t		 h;
-	uint32_t		*p;
+	uint32_t	ids[PROTO_MAX_DEPTH], depth, i;
 
 	depth = t->depth > PROTO_MAX_DEPTH ? PROTO_MAX_DEPTH : t->depth;
 	if (depth == 0)
 		return (0);
 	for (i = 0; i < depth; i++) {
-		if ((func = intern_func(r, t->frames[i].code, full)) == 0)
-			return (0);
-		if (intern_line(r, func, t->frames[i].code, t->frames[i].loc,
-		    &line, full) != 0)
-			return (0);
-		if ((ids[i] = intern_frame(func, line, full)) == 0)
+		if ((ids[i] = intern_frame_of(r, t, i, full)) == 0)
 			return (0);
 	}
+	return (intern_stack_ids(ids, depth, t->truncated != 0, full));
+}
+
+/*
+ * Interns a captured stack whose frames but the leaf are those of stack
+ * `like` (the caller knows: the same code and locations as when `like` was
+ * interned, in this generation): only the leaf is looked up.
+ */
+uint32_t
+intern_stack_leaf(const struct reader *r, const struct reader_thread *t,
+    uint32_t like, int *full)
+{
+	uint32_t		 ids[PROTO_MAX_DEPTH], depth;
+	struct intern_stackent	*e;
+
+	depth = t->depth > PROTO_MAX_DEPTH ? PROTO_MAX_DEPTH : t->depth;
+	if (like == 0 || like >= stacks.n)
+		return (intern_stack(r, t, full));
+	e = VEC_AT(stacks, struct intern_stackent, like);
+	if (depth == 0 || e->depth != depth ||
+	    e->truncated != (t->truncated != 0))
+		return (intern_stack(r, t, full));
+	if ((ids[0] = intern_frame_of(r, t, 0, full)) == 0)
+		return (0);
+	memcpy(ids + 1, stackwords + e->off + 1, (depth - 1) * sizeof ids[0]);
+	return (intern_stack_ids(ids, depth, t->truncated != 0, full));
+}
+
+/* Interns a stack of frame indices, leaf first. */
+static uint32_t
+intern_stack_ids(const uint32_t *ids, uint32_t depth, int truncated,
+    int *full)
+{
+	uint32_t		 idx, cap;
+	struct intern_slot	*sl;
+	struct intern_stackent	*e;
+	uint64_t		 h;
+	uint32_t		*p;
+
 	h = intern_hash_bytes(ids, depth * sizeof ids[0],
-	    t->truncated ? 0x7275 : 0x5354);
+	    truncated ? 0x7275 : 0x5354);
 	for (sl = intern_index_first(&stacks_ix, h); sl != NULL &&
 	    sl->idx != 0; sl = intern_index_next(&stacks_ix, sl)) {
 		e = VEC_AT(stacks, struct intern_stackent, sl->idx);
 		if (sl->hash == h && e->depth == depth &&
-		    e->truncated == (t->truncated != 0) &&
+		    e->truncated == truncated &&
 		    memcmp(stackwords + e->off, ids, depth * sizeof ids[0]) == 0)
 			return (sl->idx);
 	}
@@ -611,7 +658,7 @@ intern_stack(const struct reader *r, const struct reader_thread *t,
 	e->hash = h;
 	e->off = stackwords_len;
 	e->depth = (uint16_t)depth;
-	e->truncated = t->truncated != 0;
+	e->truncated = truncated != 0;
 	memcpy(stackwords + stackwords_len, ids, depth * sizeof ids[0]);
 	stackwords_len += depth;
 	if (intern_index_put(&stacks_ix, h, idx) != 0) {

@@ -226,6 +226,7 @@ static void
 module_fork_child(void)
 {
 	sampler_fork_child();
+	budget_fork_child();
 	agent_ident.start_ns = agent_realtime_ns();
 	module_announced = 1;	/* the parent said it */
 }
@@ -323,6 +324,7 @@ module_attach(PyObject *self, PyObject *args, PyObject *kw)
 	if (!module_initialised) {
 		if (intern_init() != 0 || conn_init(module_buffer_bytes()) != 0)
 			return (PyErr_NoMemory());
+		budget_env();
 		(void)Py_AtExit(module_atexit_last);
 		module_initialised = 1;
 	}

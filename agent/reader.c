@@ -7,7 +7,9 @@
  * one writer at a time), the sampler reads it without the GIL.  A slot is
  * written before the count that covers it is published (release/acquire),
  * and module.c keeps a reference to each code object, so an address never
- * goes stale or gets reused while it is in the table.
+ * goes stale or gets reused while it is in the table.  A 256-bit filter
+ * of the addresses answers most lookups (every frame of every capture)
+ * without the scan; its bits are set before the slot is published.
  */
 
 #include <sys/syscall.h>
@@ -21,6 +23,14 @@
 
 static uintptr_t	reader_hidden_codes[READER_HIDDEN_MAX];
 static uint32_t		reader_hidden_count;
+static uint64_t		reader_hidden_filter[4];
+
+/* The filter bit of an address: 8 bits of a multiplicative hash. */
+static inline unsigned
+reader_hidden_bit(uintptr_t code)
+{
+	return ((unsigned)(((uint64_t)code * 0x9e3779b97f4a7c15ull) >> 56));
+}
 
 /* Hides a code object's frames: 1 if added, 0 if already hidden, -1 if
  * the table is full. */
@@ -36,6 +46,9 @@ reader_hide(uintptr_t code)
 	}
 	if (n == READER_HIDDEN_MAX)
 		return (-1);
+	i = reader_hidden_bit(code);
+	__atomic_fetch_or(&reader_hidden_filter[i >> 6], 1ull << (i & 63),
+	    __ATOMIC_RELAXED);
 	__atomic_store_n(&reader_hidden_codes[n], code, __ATOMIC_RELAXED);
 	__atomic_store_n(&reader_hidden_count, n + 1, __ATOMIC_RELEASE);
 	return (1);
@@ -48,6 +61,10 @@ reader_hidden(uintptr_t code)
 	uint32_t	n, i;
 
 	n = __atomic_load_n(&reader_hidden_count, __ATOMIC_ACQUIRE);
+	i = reader_hidden_bit(code);
+	if (!(__atomic_load_n(&reader_hidden_filter[i >> 6], __ATOMIC_RELAXED) &
+	    (1ull << (i & 63))))
+		return (0);
 	for (i = 0; i < n; i++) {
 		if (__atomic_load_n(&reader_hidden_codes[i],
 		    __ATOMIC_RELAXED) == code)

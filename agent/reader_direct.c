@@ -157,6 +157,7 @@ struct direct_raw {
 	int64_t		loc;	/* bytes from the bytecode start */
 	int		gen;	/* owned by a generator */
 	int32_t		units;	/* from the code object, once checked */
+#define DIRECT_UNITS_DUE	INT32_MIN	/* its copy is yet to come */
 	int32_t		firsttraceable;
 };
 
@@ -966,22 +967,38 @@ direct_codes_check(struct direct_raw *raw, int n)
 
 	for (i = 0; i < n; i++) {
 		e = direct_code_slot(raw[i].code);
-		if (e->addr == raw[i].code && e->checked == direct_snap.capture)
-			continue;
-		if (direct_snap_find(raw[i].code, compat.code_read) != NULL)
-			continue;
-		for (k = 0; k < ndue && due[k] != raw[i].code; k++)
-			;
-		if (k < ndue)
-			continue;
-		if (direct_snap_add(raw[i].code, compat.code_read,
-		    DK_CODE) == -1)
+		if (e->addr != raw[i].code ||
+		    e->checked != direct_snap.capture) {
+			/* Prefetched: checked now, so the code's other frames
+			 * of the stack find it done. */
+			if ((c = direct_snap_find(raw[i].code,
+			    compat.code_read)) == NULL) {
+				raw[i].units = DIRECT_UNITS_DUE;
+				for (k = 0; k < ndue && due[k] != raw[i].code;
+				    k++)
+					;
+				if (k < ndue)
+					continue;
+				if (direct_snap_add(raw[i].code,
+				    compat.code_read, DK_CODE) == -1)
+					return -1;
+				due[ndue++] = raw[i].code;
+				continue;
+			}
+			if (direct_code_fill(e, raw[i].code, c) == -1)
+				return -1;
+		}
+		if (!e->ok)
 			return -1;
-		due[ndue++] = raw[i].code;
+		raw[i].units = e->units;
+		raw[i].firsttraceable = e->firsttraceable;
 	}
-	if (ndue > 0)
-		direct_snap_fetch(from);
+	if (ndue == 0)
+		return 0;
+	direct_snap_fetch(from);
 	for (i = 0; i < n; i++) {
+		if (raw[i].units != DIRECT_UNITS_DUE)
+			continue;
 		e = direct_code_slot(raw[i].code);
 		if (e->addr != raw[i].code || e->checked != direct_snap.capture) {
 			/* Direct-mapped: a slot may have gone to another code
@@ -1007,6 +1024,7 @@ direct_codes_check(struct direct_raw *raw, int n)
 static int
 direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
 {
+	struct direct_region *r;
 	const char	*f;
 	uintptr_t	 code, instr;
 	size_t		 back;
@@ -1026,17 +1044,27 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
 		 * second miss in a row means an older chunk, whose frames sit
 		 * just below: copy a stretch of it.
 		 */
-		back = 0;
-		if (missed && !compat.frame_is_object) {
-			back = frame & 4095;
-			if (back > DIRECT_BACK_MAX)
-				back = DIRECT_BACK_MAX;
+		/* Most frames lie in the chunk the previous one was in. */
+		r = &direct_snap.r[direct_snap.last];
+		if (direct_snap.last < direct_snap.n && r->done &&
+		    frame >= r->addr && frame - r->addr <= r->len &&
+		    compat.frame_read <= r->len - (frame - r->addr)) {
+			f = direct_snap.buf + r->off + (frame - r->addr);
+			missed = 0;
+		} else {
+			back = 0;
+			if (missed && !compat.frame_is_object) {
+				back = frame & 4095;
+				if (back > DIRECT_BACK_MAX)
+					back = DIRECT_BACK_MAX;
+			}
+			nregions = direct_snap.n;
+			f = direct_snap_get(frame, compat.frame_read, back, 0,
+			    DK_OTHER);
+			if (f == NULL)
+				return -1;
+			missed = direct_snap.n != nregions;
 		}
-		nregions = direct_snap.n;
-		f = direct_snap_get(frame, compat.frame_read, back, 0, DK_OTHER);
-		if (f == NULL)
-			return -1;
-		missed = direct_snap.n != nregions;
 		code = direct_word(f, compat.frame_code);
 		owner = 0;
 		if (compat.frame_owner != COMPAT_NONE) {

@@ -282,8 +282,14 @@ sampler_account_reset(void)
  * from what it did since the previous tick (that would book CPU burned in
  * one place to wherever the thread sleeps now).
  *
+ * A system call only when needed (the one cost per thread per tick left):
+ * the GIL holder whose frames changed ran Python and is running it; a
+ * thread in the same frames as at its previous tick, holding the GIL or
+ * not as then, is as it was then (read again every AGENT_ONCPU_RECHECK
+ * ticks).  Otherwise the CPU clock is read.
+ *
  * A thread whose CPU clock moved less than AGENT_ONCPU_MIN_NS (at most an
- * AGENT_ONCPU_MIN_DIV-th of a period) since the previous tick is not, and
+ * AGENT_ONCPU_MIN_DIV-th of a period) since the previous read is not, and
  * costs no /proc read: this tells a thread waiting in a run queue, or
  * holding the GIL while preempted, as one just woken from a sleep does on
  * a busy machine, from a running one.
@@ -293,31 +299,62 @@ sampler_account_reset(void)
  * captures once it has the GIL; it marks the thread it stopped running
  * Python as the GIL holder, and the one that let the GIL go to sleep or
  * block meanwhile as off a CPU (see reader_gil.c).
+ * A thread that did not hold the GIL cannot have run Python: it is running
+ * only in a C call that let the GIL go, which leaves its CPU clock moving
+ * at least a AGENT_ONCPU_GIL_DIV-th of the time since its previous read.
+ * Short of that it is 'R' only on its way between a sleep and the GIL (a
+ * thread woken to wait for the GIL, or to time its wait), which burns next
+ * to nothing.
  */
 static int
-sampler_oncpu(const struct reader_thread *t,
-    const struct intern_thread_state *st, int first, int cpu_ok,
-    uint64_t cpu, uint64_t period_ns)
+sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
+    int first, int changed, uint64_t now, uint64_t period_ns)
 {
-	uint64_t	min = period_ns / AGENT_ONCPU_MIN_DIV;
-	int		r;
+	uint64_t	min = period_ns / AGENT_ONCPU_MIN_DIV, cpu = 0;
+	int		r, cpu_ok, prev;
 
+	if (t->offcpu)
+		return (0);
+	/* It ran Python since its previous tick and holds the GIL now. */
+	if (t->gil == 1 && changed && !first)
+		return (1);
+	/* In the same frames, with or without the GIL as then: as it was,
+	 * read again only every AGENT_ONCPU_RECHECK ticks (a C call that goes
+	 * from waiting to computing, or a holder preempted in a loop that
+	 * keeps its frame as it was, is seen that much late). */
+	if (!changed && !first && t->gil == st->gil &&
+	    st->same_ticks < AGENT_ONCPU_RECHECK) {
+		st->same_ticks++;
+		return (st->oncpu);
+	}
+	st->same_ticks = 0;
 	if (min > AGENT_ONCPU_MIN_NS)
 		min = AGENT_ONCPU_MIN_NS;
-	if (t->offcpu ||
-	    (cpu_ok && !first && cpu < st->last_cpu_ns + min))
-		return (0);
-	if (t->gil == 1)
-		return (1);
-	if ((r = sampler_thread_running(t->native_id)) >= 0)
-		return (r);
-	/* No /proc: the CPU clock moved, the best guess left. */
-	return (cpu_ok && !first && cpu > st->last_cpu_ns);
+	cpu_ok = sampler_thread_cpu(t->native_id, &cpu) == 0;
+	prev = cpu_ok && !first && st->last_cpu_at != 0 &&
+	    cpu >= st->last_cpu_ns;
+	if (prev && cpu < st->last_cpu_ns + min)
+		r = 0;
+	else if (t->gil == 1)
+		r = 1;
+	else if (t->gil == 0 && prev && now > st->last_cpu_at &&
+	    (cpu - st->last_cpu_ns) * AGENT_ONCPU_GIL_DIV <
+	    now - st->last_cpu_at)
+		r = 0;
+	else if ((r = sampler_thread_running(t->native_id)) < 0)
+		/* No /proc: the CPU clock moved, the best guess left. */
+		r = prev && cpu > st->last_cpu_ns;
+	if (cpu_ok) {
+		st->last_cpu_ns = cpu;
+		st->last_cpu_at = now;
+	}
+	return (r);
 }
 
 /*
  * Decides whether a thread is sampled this tick in `mode`, and with which
  * weight and flags; updates its state.  1 to sample it, 0 to skip.
+ * `changed`: its frames differ from its previous tick's.
  *
  * In cpu mode a thread on a CPU at the tick is sampled with the period as
  * its weight: the expected samples of a function are its CPU time times
@@ -328,15 +365,14 @@ sampler_oncpu(const struct reader_thread *t,
  */
 static int
 sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
-    uint32_t mode, uint64_t now, uint64_t period_ns, uint64_t *weight_us,
-    uint32_t *flags)
+    int changed, uint32_t mode, uint64_t now, uint64_t period_ns,
+    uint64_t *weight_us, uint32_t *flags)
 {
-	uint64_t	cpu = 0, w, tick, ticks = AGENT_LOAD(agent_stats.ticks);
-	int		cpu_ok, first, oncpu, take;
+	uint64_t	w, tick, ticks = AGENT_LOAD(agent_stats.ticks);
+	int		first, oncpu, take;
 
-	cpu_ok = sampler_thread_cpu(t->native_id, &cpu) == 0;
 	first = st->seen_gen != sampler_profile_gen;
-	oncpu = sampler_oncpu(t, st, first, cpu_ok, cpu, period_ns);
+	oncpu = sampler_oncpu(t, st, first, changed, now, period_ns);
 	*flags = oncpu ? PROTO_SAMPLE_ONCPU : 0;
 	if (t->gil == 1)
 		*flags |= PROTO_SAMPLE_GIL;
@@ -366,8 +402,8 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
 	st->seen_gen = sampler_profile_gen;
 	st->last_ns = now;
 	st->last_tick = ticks;
-	if (cpu_ok)
-		st->last_cpu_ns = cpu;
+	st->oncpu = oncpu;
+	st->gil = t->gil;
 	if (w > AGENT_MAX_WEIGHT_US)
 		w = AGENT_MAX_WEIGHT_US;
 	if (w == 0)
@@ -376,28 +412,89 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
 	return (take);
 }
 
+/* Mixes a frame (code, its fingerprint, location) into a hash. */
+static inline uint64_t
+sampler_frame_mix(uint64_t h, const struct reader_frame *f, uint64_t fp)
+{
+	h = (h ^ (uint64_t)f->code) * 0x9e3779b97f4a7c15ull;
+	h ^= h >> 31;
+	h = (h ^ fp) * 0xd6e8feb86659fd93ull;
+	h ^= h >> 32;
+	h = (h ^ (uint32_t)f->loc) * 0xbf58476d1ce4e5b9ull;
+	return (h ^ (h >> 29));
+}
+
+/*
+ * A hash of a capture's frames (code, the reader's fingerprint of it,
+ * location), depth and truncation, and in *parent of all of them but the
+ * leaf: a thread whose hash is its last sample's is in the same frames, and
+ * its stack is not interned again; one whose parent hash is has only its
+ * leaf interned.  The fingerprints tell a code object freed and another
+ * made at its address (what the interner checks once per tick) apart.
+ */
+static uint64_t
+sampler_frames_hash(const struct reader_thread *t, uint64_t *parent)
+{
+	uint64_t	h = 0x51ed2701u ^ ((uint64_t)t->depth << 1) ^
+			    (t->truncated != 0), fp = 0;
+	uintptr_t	last = 0;
+	uint32_t	i = t->depth < PROTO_MAX_DEPTH ? t->depth :
+			    PROTO_MAX_DEPTH;
+
+	while (i > 0) {
+		i--;
+		if (t->frames[i].code != last) {
+			last = t->frames[i].code;
+			fp = sampler_reader->fingerprint != NULL ?
+			    sampler_reader->fingerprint(last) : 0;
+		}
+		if (i == 0)
+			*parent = h | 1;
+		h = sampler_frame_mix(h, &t->frames[i], fp);
+	}
+	if (t->depth == 0)
+		*parent = h | 1;
+	return (h | 1);		/* 0: none */
+}
+
 /* Interns one captured thread into a pending sample; 0, or -1 if a table
  * is full (nothing pending was added). */
 static int
 sampler_take(const struct reader_thread *t, uint32_t mode, uint64_t now,
     uint64_t period_ns)
 {
+	struct intern_thread_state *st;
 	struct intern_sample	*s;
-	uint64_t		 w;
+	uint64_t		 w, h, parent;
 	uint32_t		 thread, stack, flags;
-	int			 full = 0;
+	int			 full = 0, changed;
 
 	if ((thread = intern_thread(t->native_id, t->ident, &full)) == 0)
 		return (full ? -1 : 0);
-	if (!sampler_weigh(t, intern_thread_state(thread), mode, now,
-	    period_ns, &w, &flags))
+	st = intern_thread_state(thread);
+	h = sampler_frames_hash(t, &parent);
+	changed = h != st->frames_hash;
+	st->frames_hash = h;
+	if (!sampler_weigh(t, st, changed, mode, now, period_ns, &w, &flags))
 		return (0);
-	if ((stack = intern_stack(sampler_reader, t, &full)) == 0) {
+	/* The same frames as its last sample: the same stack; the same but
+	 * the leaf (a loop at another line): only the leaf is looked up. */
+	if (st->stack != 0 && st->stack_gen == intern_generation() &&
+	    st->stack_hash == h)
+		stack = st->stack;
+	else if ((stack = st->stack != 0 &&
+	    st->stack_gen == intern_generation() && st->stack_parent == parent ?
+	    intern_stack_leaf(sampler_reader, t, st->stack, &full) :
+	    intern_stack(sampler_reader, t, &full)) == 0) {
 		if (full)
 			return (-1);
 		AGENT_STAT_ADD(invalid, 1);
 		return (0);
 	}
+	st->stack = stack;
+	st->stack_hash = h;
+	st->stack_parent = parent;
+	st->stack_gen = intern_generation();
 	s = &sampler_pending[sampler_npending++];
 	s->stack = stack;
 	s->thread = thread;
@@ -519,6 +616,8 @@ sampler_wake_take(void)
 
 /*
  * Waits until `deadline` or a wake-up; wakes early on daemon input.  The
+ * sleep is the poll: one system call a tick says whether the socket has
+ * input, so that conn_io reads it only then (conn_poll_quiet).  The
  * numbers polled are not checked first: poll() takes nothing from a
  * descriptor, and a foreign one that polls ready is found out by the check
  * before the read (wake-up) or by conn_io's (socket), so it cannot keep
@@ -530,10 +629,9 @@ sampler_wait(uint64_t deadline)
 	struct pollfd	 pfd[2];
 	struct timespec	 ts;
 	uint64_t	 now = agent_now_ns();
-	int		 nfd = 0, ms, rc, wake, sock = -1;
+	int		 nfd = 0, rc, wake, sock = -1;
 
-	if (deadline > now + 2000000) {
-		ms = (int)((deadline - now - 1000000) / 1000000);
+	if (deadline > now) {
 		pthread_mutex_lock(&sampler_wake_lock);
 		pfd[0].fd = sampler_wake_open();
 		pthread_mutex_unlock(&sampler_wake_lock);
@@ -549,7 +647,9 @@ sampler_wait(uint64_t deadline)
 			pfd[nfd].revents = 0;
 			nfd++;
 		}
-		rc = nfd > 0 ? poll(pfd, (nfds_t)nfd, ms) : -1;
+		ts.tv_sec = (time_t)((deadline - now) / 1000000000ull);
+		ts.tv_nsec = (long)((deadline - now) % 1000000000ull);
+		rc = nfd > 0 ? ppoll(pfd, (nfds_t)nfd, &ts, NULL) : -1;
 		if (rc >= 0 && sock != -1)
 			conn_poll_quiet(pfd[sock].revents == 0);
 		if (rc > 0) {
@@ -560,6 +660,8 @@ sampler_wait(uint64_t deadline)
 				sampler_input = 1;
 			return;
 		}
+		if (rc == 0)
+			return;
 	}
 	if (deadline > agent_now_ns()) {
 		ts.tv_sec = (time_t)(deadline / 1000000000ull);
@@ -670,7 +772,7 @@ sampler_main(void *arg)
 				continue;
 			}
 		}
-		period = 1000000000ull / rate;
+		period = budget_period(1000000000ull / rate, now);
 		/* The rate went up (a jittered deadline may lie up to
 		 * PROTO_JITTER_MAX% of a period past the grid). */
 		if (next > now + period + period * PROTO_JITTER_MAX / 100)

@@ -53,7 +53,7 @@ _profctl()
 		COMPREPLY=($(compgen -W "$(profctl ps --flat --format json 2>/dev/null |
 		    grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$')" -- "$cur"))
 		return ;;
-	--rate|--jitter|-s|--since|-u|--until|-S|--service|-t|--thread|\
+	--rate|--jitter|--max-overhead|-s|--since|-u|--until|-S|--service|-t|--thread|\
 	--depth|--min-percent|-n|--top|--base-since|--base-until|\
 	--base-service|--base-thread)
 		return ;;
@@ -71,7 +71,7 @@ _profctl()
 	local flags="-h --help -r --runtime-dir"
 	case $cmd in
 	status) flags+=" -f --format" ;;
-	start) flags+=" --rate -p --pid -m --mode --reader --jitter" ;;
+	start) flags+=" --rate -p --pid -m --mode --reader --jitter --max-overhead" ;;
 	stop) flags+=" -p --pid" ;;
 	show) flags+=" $filters -b --by --tree --depth --min-percent --diff
 	    --base-since --base-until --base-pid --base-service --base-thread

@@ -17,7 +17,7 @@ static int	cmd_start_exec(const struct cmd_entry *,
 const struct cmd_entry cmd_start_entry = {
 	.name = "start",
 	.usage = "[--rate HZ] [--pid PID]... [--mode wall|cpu|gil] "
-	    "[--reader gil|direct] [--jitter PCT]",
+	    "[--reader gil|direct] [--jitter PCT] [--max-overhead PCT]",
 	.summary = "start sampling in all attached processes, or in "
 	    "--pid ones",
 	.help =
@@ -41,7 +41,19 @@ const struct cmd_entry cmd_start_entry = {
 	    "of a\n"
 	    "                     period (0.." CMD_START_XSTR(PROTO_JITTER_MAX)
 	    ", default 0), so sampling never locks in\n"
-	    "                     phase with periodic work\n",
+	    "                     phase with periodic work\n"
+	    "      --max-overhead PCT\n"
+	    "                     CPU budget of each agent's sampler thread, "
+	    "in percent\n"
+	    "                     of a core (0 to 100, two decimals at most: "
+	    "0.5); the\n"
+	    "                     agent lowers its rate to stay under it and "
+	    "raises it\n"
+	    "                     again up to --rate; 0 or 100: no budget "
+	    "(default: the\n"
+	    "                     current one; initially each agent's "
+	    "own,\n"
+	    "                     $PROFAGENT_MAX_OVERHEAD or none)\n",
 	.exec = cmd_start_exec,
 };
 
@@ -52,6 +64,8 @@ struct cmd_start_args {
 	const char	*reader;	/* NULL: not given */
 	int		 have_jitter;
 	uint64_t	 jitter;
+	int		 have_overhead;
+	uint32_t	 overhead_bp;
 	struct cmd_pids	 pids;
 };
 
@@ -85,7 +99,8 @@ cmd_start_send(const struct cmd_ctx *ctx, const struct cmd_start_args *a,
 	int			 ret = -1;
 
 	nargs = (a->rate != 0) + (a->mode != NULL) + (a->reader != NULL) +
-	    (a->pids.n > 0) + (a->have_jitter != 0);
+	    (a->pids.n > 0) + (a->have_jitter != 0) +
+	    (a->have_overhead != 0);
 	if (client_init(&c, ctx->rundir) != 0)
 		goto out;
 	pk = client_begin(&c, "start", nargs);
@@ -104,6 +119,10 @@ cmd_start_send(const struct cmd_ctx *ctx, const struct cmd_start_args *a,
 	if (a->have_jitter) {
 		proto_pack_cstr(pk, "jitter_pct");
 		msgpack_pack_uint64(pk, a->jitter);
+	}
+	if (a->have_overhead) {
+		proto_pack_cstr(pk, "max_overhead_bp");
+		msgpack_pack_uint32(pk, a->overhead_bp);
 	}
 	if (a->pids.n > 0)
 		cmd_pack_pids(pk, &a->pids);
@@ -128,6 +147,7 @@ cmd_start_exec(const struct cmd_entry *self, const struct cmd_ctx *ctx,
 		{ "mode",	required_argument,	NULL, 'm' },
 		{ "reader",	required_argument,	NULL, 'D' },
 		{ "jitter",	required_argument,	NULL, 'J' },
+		{ "max-overhead", required_argument,	NULL, 'O' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL,		0,			NULL, 0 }
 	};
@@ -182,6 +202,15 @@ cmd_start_exec(const struct cmd_entry *self, const struct cmd_ctx *ctx,
 				goto done;
 			}
 			a.have_jitter = 1;
+			break;
+		case 'O':
+			if (proto_overhead_parse(optarg, &a.overhead_bp) != 0) {
+				cmd_usage_error(self, "--max-overhead '%s': a "
+				    "percent of a core from 0 to 100, with at "
+				    "most two decimals (0.5, 1, 2.25)", optarg);
+				goto done;
+			}
+			a.have_overhead = 1;
 			break;
 		case 'h':
 			cmd_print_help(self, stdout);

@@ -27,12 +27,19 @@ const struct cmd_entry cmd_status_entry = {
 	    "per agent:\n"
 	    "                     PPID its parent, MODE and READER those in "
 	    "effect,\n"
-	    "                     RATE is asked/achieved Hz, CPU/SAMPLE the "
-	    "sampler\n"
-	    "                     thread's CPU time per captured stack, STATE "
-	    "gone for\n"
-	    "                     processes that exited or lost their "
-	    "connection;\n"
+	    "                     RATE is asked/achieved Hz, REASON why the "
+	    "rate in\n"
+	    "                     force is what it is (asked; budget: "
+	    "lowered to stay\n"
+	    "                     under the CPU budget; late: ticks missed), "
+	    "BUDGET the\n"
+	    "                     agent's CPU budget (start's max overhead), "
+	    "CPU/SAMPLE\n"
+	    "                     the sampler thread's CPU time per captured "
+	    "stack,\n"
+	    "                     STATE gone for processes that exited or "
+	    "lost their\n"
+	    "                     connection;\n"
 	    "                     json: the full status reply as one JSON "
 	    "object\n",
 	.exec = cmd_status_exec,
@@ -40,11 +47,12 @@ const struct cmd_entry cmd_status_entry = {
 
 static const char *const cmd_status_headers[] = {
 	"PID", "PPID", "SERVICE", "PYTHON", "STATE", "PROFILING", "MODE",
-	"READER", "RATE", "SAMPLES", "DROPPED", "INVALID", "CPU/SAMPLE", "CMD"
+	"READER", "RATE", "REASON", "BUDGET", "SAMPLES", "DROPPED", "INVALID",
+	"CPU/SAMPLE", "CMD"
 };
 #define CMD_STATUS_NCOLS \
 	(sizeof cmd_status_headers / sizeof cmd_status_headers[0])
-static const char cmd_status_align[] = "rrllllllrrrrrl";
+static const char cmd_status_align[] = "rrllllllrlrrrrrl";
 
 /* Gets an uint from a map, 0 when absent. */
 static uint64_t
@@ -116,6 +124,29 @@ cmd_status_str(const msgpack_object_map *m, const char *key, char *buf,
 	render_clean(buf, 0);
 }
 
+/* Formats a budget in basis points from m's "max_overhead_bp": "1%",
+ * "0.5%", "none" for 0 or 100%, "-" when absent. */
+static void
+cmd_status_budget(const msgpack_object_map *m, char *buf, size_t len)
+{
+	uint64_t	bp;
+
+	if (m == NULL || proto_map_uint(m, "max_overhead_bp", &bp) != 0)
+		snprintf(buf, len, "-");
+	else if (bp == 0 || bp >= PROTO_OVERHEAD_MAX)
+		snprintf(buf, len, "none");
+	else if (bp % 100 == 0)
+		snprintf(buf, len, "%" PRIu64 "%%", bp / 100);
+	else
+		snprintf(buf, len, "%" PRIu64 ".%02" PRIu64 "%%", bp / 100,
+		    bp % 100);
+	if ((len = strlen(buf)) > 2 && buf[len - 2] == '0' &&
+	    strchr(buf, '.') != NULL) {
+		buf[len - 2] = '%';	/* "0.50%" -> "0.5%" */
+		buf[len - 1] = '\0';
+	}
+}
+
 /* Adds one agent's row to the table. */
 static int
 cmd_status_agent(struct render_table *t, const msgpack_object *o)
@@ -128,6 +159,7 @@ cmd_status_agent(struct render_table *t, const msgpack_object *o)
 	char				 python[CMD_STATUS_FIELD], rate[48];
 	char				 samples[24], dropped[24], invalid[24];
 	char				 cpu[32], *cmd, *sp;
+	char				 reason[16], budget[24];
 	const char			*cells[CMD_STATUS_NCOLS];
 	uint64_t			 n, ns;
 	int				 connected, profiling, r;
@@ -155,6 +187,8 @@ cmd_status_agent(struct render_table *t, const msgpack_object *o)
 		    cmd_status_uint(stats, "achieved_mhz") / 1000.0);
 	else
 		snprintf(rate, sizeof rate, "-");
+	cmd_status_str(m, "rate_reason", reason, sizeof reason, "-");
+	cmd_status_budget(profiling ? stats : NULL, budget, sizeof budget);
 	snprintf(samples, sizeof samples, "%" PRIu64,
 	    cmd_status_uint(m, "samples"));
 	snprintf(dropped, sizeof dropped, "%" PRIu64,
@@ -179,11 +213,13 @@ cmd_status_agent(struct render_table *t, const msgpack_object *o)
 	cells[6] = mode;
 	cells[7] = reader;
 	cells[8] = rate;
-	cells[9] = samples;
-	cells[10] = dropped;
-	cells[11] = invalid;
-	cells[12] = cpu;
-	cells[13] = cmd;
+	cells[9] = reason;
+	cells[10] = budget;
+	cells[11] = samples;
+	cells[12] = dropped;
+	cells[13] = invalid;
+	cells[14] = cpu;
+	cells[15] = cmd;
 	r = render_table_add(t, cells);
 	free(cmd);
 	return (r);
@@ -197,7 +233,7 @@ cmd_status_table(const msgpack_object *body, const char *dir)
 	const msgpack_object		*agents;
 	struct render_table		*t;
 	char				 mode[32], reader[32], version[64];
-	char				 up[32];
+	char				 up[32], budget[24];
 	uint64_t			 total = 0, connected = 0;
 	uint32_t			 i;
 
@@ -218,9 +254,13 @@ cmd_status_table(const msgpack_object *body, const char *dir)
 	cmd_status_str(m, "version", version, sizeof version, "?");
 	render_duration(up, sizeof up, cmd_status_uint(m, "uptime_s"));
 
-	printf("profiling %s, rate %" PRIu64 " Hz, mode %s, reader %s; profd "
-	    "%s up %s; ", cmd_status_bool(m, "profiling") ? "on" : "off",
-	    cmd_status_uint(m, "rate_hz"), mode, reader, version, up);
+	cmd_status_budget(m, budget, sizeof budget);
+	printf("profiling %s, rate %" PRIu64 " Hz, mode %s, reader %s",
+	    cmd_status_bool(m, "profiling") ? "on" : "off",
+	    cmd_status_uint(m, "rate_hz"), mode, reader);
+	if (strcmp(budget, "-") != 0)
+		printf(", max overhead %s", budget);
+	printf("; profd %s up %s; ", version, up);
 	if (total == 0)
 		printf("no agents\n");
 	else

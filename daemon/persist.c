@@ -78,6 +78,7 @@ enum persist_stmt {
 	PS_PUT_BUCKET, PS_DEL_BUCKET,
 	PS_BEGIN, PS_COMMIT, PS_ROLLBACK,
 	PS_PUT_SEQ, PS_DEL_SEQ, PS_PUT_PROFILE, PS_DEL_PID_PROFILES,
+	PS_PUT_OVERHEAD, PS_DEL_OVERHEAD, PS_DEL_PID_OVERHEADS,
 	PS_COUNT
 };
 
@@ -104,6 +105,9 @@ static const char *persist_stmt_sql[PS_COUNT] = {
 	"DELETE FROM seqs WHERE instance = ?1",
 	"INSERT OR REPLACE INTO profiles VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	"DELETE FROM profiles WHERE pid != 0",
+	"INSERT OR REPLACE INTO overheads VALUES(?1, ?2)",
+	"DELETE FROM overheads WHERE pid = ?1",
+	"DELETE FROM overheads WHERE pid != 0",
 };
 
 /* The schema, exactly as sqlite_schema must hold it. */
@@ -141,6 +145,9 @@ static const struct {
 	    "pid INTEGER PRIMARY KEY, profiling INTEGER NOT NULL, "
 	    "rate_hz INTEGER NOT NULL, mode INTEGER NOT NULL, "
 	    "reader INTEGER NOT NULL, jitter_pct INTEGER NOT NULL)" },
+	/* A profile's --max-overhead, when one was given. */
+	{ "table", "overheads", "CREATE TABLE overheads("
+	    "pid INTEGER PRIMARY KEY, max_overhead_bp INTEGER NOT NULL)" },
 };
 #define PERSIST_NSCHEMA	(sizeof persist_schema / sizeof persist_schema[0])
 #define PERSIST_FIRST_ADDED	9	/* persist_schema[9..] came later */
@@ -1496,13 +1503,25 @@ persist_profile_put(struct persist *p, const struct persist_profile *pf)
 	sqlite3_bind_int64(s, 4, pf->mode);
 	sqlite3_bind_int64(s, 5, pf->reader);
 	sqlite3_bind_int64(s, 6, pf->jitter_pct);
-	if (persist_step(p, PS_PUT_PROFILE) != 0) {
-		p->counts.failures++;
-		log_warn("%s: cannot save the profiling state: %s", p->path,
-		    sqlite3_errmsg(p->db));
-		return (-1);
+	if (persist_step(p, PS_PUT_PROFILE) != 0)
+		goto fail;
+	if (pf->max_overhead_bp == PROTO_OVERHEAD_UNSET) {
+		sqlite3_bind_int64(p->stmt[PS_DEL_OVERHEAD], 1, pf->pid);
+		if (persist_step(p, PS_DEL_OVERHEAD) != 0)
+			goto fail;
+	} else {
+		s = p->stmt[PS_PUT_OVERHEAD];
+		sqlite3_bind_int64(s, 1, pf->pid);
+		sqlite3_bind_int64(s, 2, pf->max_overhead_bp);
+		if (persist_step(p, PS_PUT_OVERHEAD) != 0)
+			goto fail;
 	}
 	return (0);
+fail:
+	p->counts.failures++;
+	log_warn("%s: cannot save the profiling state: %s", p->path,
+	    sqlite3_errmsg(p->db));
+	return (-1);
 }
 
 /* Forgets every per-pid setting; 0, or -1 (logged). */
@@ -1511,7 +1530,8 @@ persist_profile_clear_pids(struct persist *p)
 {
 	if (p == NULL || p->db == NULL)
 		return (-1);
-	if (persist_step(p, PS_DEL_PID_PROFILES) != 0) {
+	if (persist_step(p, PS_DEL_PID_PROFILES) != 0 ||
+	    persist_step(p, PS_DEL_PID_OVERHEADS) != 0) {
 		p->counts.failures++;
 		log_warn("%s: cannot save the profiling state: %s", p->path,
 		    sqlite3_errmsg(p->db));
@@ -1532,9 +1552,10 @@ persist_profile_load(struct persist *p,
 
 	if (p == NULL || p->db == NULL)
 		return (0);
-	if (sqlite3_prepare_v2(p->db, "SELECT pid, profiling, rate_hz, mode, "
-	    "reader, jitter_pct FROM profiles ORDER BY pid", -1, &s, NULL) !=
-	    SQLITE_OK)
+	if (sqlite3_prepare_v2(p->db, "SELECT p.pid, profiling, rate_hz, "
+	    "mode, reader, jitter_pct, o.max_overhead_bp FROM profiles p "
+	    "LEFT JOIN overheads o ON o.pid = p.pid ORDER BY p.pid", -1, &s,
+	    NULL) != SQLITE_OK)
 		return (0);
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		memset(&pf, 0, sizeof pf);
@@ -1548,6 +1569,11 @@ persist_profile_load(struct persist *p,
 		    pf.jitter_pct > PROTO_JITTER_MAX)
 			continue;
 		pf.profiling = sqlite3_column_int64(s, 1) != 0;
+		pf.max_overhead_bp = PROTO_OVERHEAD_UNSET;
+		if (sqlite3_column_type(s, 6) != SQLITE_NULL &&
+		    (persist_col_u32(s, 6, &pf.max_overhead_bp) != 0 ||
+		    pf.max_overhead_bp > PROTO_OVERHEAD_MAX))
+			continue;
 		fn(arg, &pf);
 		n++;
 	}

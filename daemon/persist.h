@@ -58,6 +58,7 @@ struct persist_profile {
 	uint32_t	mode;
 	uint32_t	reader;
 	uint32_t	jitter_pct;
+	uint32_t	max_overhead_bp;	/* PROTO_OVERHEAD_UNSET: none */
 };
 int		 persist_profile_put(struct persist *,
 		     const struct persist_profile *);

@@ -227,6 +227,29 @@ registry_reader(const struct registry_proc *p)
 	return (p->reader);
 }
 
+/*
+ * Why an agent samples at the rate it does: lowered by its CPU budget, late
+ * (achieving under REGISTRY_LATE_PCT of the rate in force: a loaded
+ * machine), or at the asked rate.  An agent older than budgets has no
+ * effective_mhz: its rate in force is the asked one.
+ */
+const char *
+registry_rate_reason(const struct registry_proc *p)
+{
+	uint64_t	eff = registry_stat(p, "effective_mhz");
+	uint64_t	got = registry_stat(p, "achieved_mhz");
+
+	if (!p->profiling)
+		return ("-");
+	if (registry_stat(p, "rate_reason") == PROTO_REASON_BUDGET)
+		return ("budget");
+	if (eff == 0)
+		eff = (uint64_t)p->rate_hz * 1000;
+	if (got != 0 && got * 100 < eff * REGISTRY_LATE_PCT)
+		return ("late");
+	return ("asked");
+}
+
 /* Stores the agent's counters from a PROTO_STATS map. */
 void
 registry_set_stats(struct registry_proc *p, const msgpack_object_map *map)

@@ -39,6 +39,7 @@ struct registry_proc {
 	int			 profiling;
 	uint32_t		 rate_hz;
 	uint32_t		 jitter_pct;
+	uint32_t		 max_overhead_bp;	/* or _UNSET */
 	uint32_t		 mode;
 	uint32_t		 reader_cfg;
 
@@ -76,6 +77,9 @@ struct registry_proc *registry_find_connected(struct registry *,
 		     uint32_t pid);
 /* The reader in effect: the agent's last report, else its hello's. */
 const char	*registry_reader(const struct registry_proc *);
+/* Why its rate is what it is: "budget", "late" or "asked"; "-" when it
+ * is not profiling. */
+const char	*registry_rate_reason(const struct registry_proc *);
 /* Stores the agent's counters from a PROTO_STATS map. */
 void		 registry_set_stats(struct registry_proc *,
 		     const msgpack_object_map *);

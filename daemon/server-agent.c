@@ -330,7 +330,8 @@ server_agent_string_ref(struct agent_conn *c, uint32_t id, uint32_t *gid)
 /* Tells an agent what to do (PROTO_CONFIG) and records it. */
 int
 server_agent_configure(struct agent_conn *c, int profiling, uint32_t rate_hz,
-    uint32_t mode, uint32_t reader, uint32_t jitter_pct)
+    uint32_t mode, uint32_t reader, uint32_t jitter_pct,
+    uint32_t max_overhead_bp)
 {
 	struct proto_sink	sink;
 	char			buf[128], name[64];
@@ -339,8 +340,9 @@ server_agent_configure(struct agent_conn *c, int profiling, uint32_t rate_hz,
 		return (-1);
 	proto_sink_init_fixed(&sink, buf, sizeof buf);
 	if ((c->version >= 3 ? proto_send_config_v3(&sink, profiling, rate_hz,
-	    mode, reader, jitter_pct, c->version) : proto_send_config(&sink,
-	    profiling, rate_hz, mode, reader, jitter_pct)) != 0)
+	    mode, reader, jitter_pct, c->version, max_overhead_bp) :
+	    proto_send_config(&sink, profiling, rate_hz, mode, reader,
+	    jitter_pct)) != 0)
 		return (-1);
 	if (evbuffer_get_length(c->out) + sink.len > AGENT_MAX_OUTPUT) {
 		/* It does not read what we send: let it go. */
@@ -356,6 +358,7 @@ server_agent_configure(struct agent_conn *c, int profiling, uint32_t rate_hz,
 	c->proc->mode = mode;
 	c->proc->reader_cfg = reader;
 	c->proc->jitter_pct = jitter_pct;
+	c->proc->max_overhead_bp = max_overhead_bp;
 	log_debug("%s: profiling %s, %u Hz, mode %s, reader %s",
 	    server_agent_name(c, name, sizeof name), profiling ? "on" : "off",
 	    rate_hz, proto_mode_name(mode), proto_reader_name(reader));
@@ -589,7 +592,7 @@ server_agent_hello(struct agent_conn *c, const struct proto_hello *claimed)
 	/* Joins a running profile at once. */
 	sp = server_profile_for(c->pid);
 	server_agent_configure(c, sp->profiling, sp->rate_hz, sp->mode,
-	    sp->reader, sp->jitter_pct);
+	    sp->reader, sp->jitter_pct, sp->max_overhead_bp);
 	/* Says what it need not send again (a replay after a restart). */
 	server_agent_ack(c);
 	return (0);

@@ -97,6 +97,7 @@ void	server_agent_resync_all(void);
 void	server_agent_ack_all(void);
 /* Tells an agent what to do (PROTO_CONFIG) and records it. */
 int	server_agent_configure(struct agent_conn *, int profiling,
-	    uint32_t rate_hz, uint32_t mode, uint32_t reader, uint32_t jitter_pct);
+	    uint32_t rate_hz, uint32_t mode, uint32_t reader, uint32_t jitter_pct,
+	    uint32_t max_overhead_bp);
 
 #endif

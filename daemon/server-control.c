@@ -76,7 +76,8 @@ static int	server_control_reload(struct control_args *,
 
 static const char *const server_control_no_args[] = { NULL };
 static const char *const server_control_start_args[] = {
-	"rate_hz", "pids", "mode", "reader", "jitter_pct", NULL
+	"rate_hz", "pids", "mode", "reader", "jitter_pct", "max_overhead_bp",
+	NULL
 };
 static const char *const server_control_stop_args[] = { "pids", NULL };
 
@@ -197,6 +198,16 @@ server_control_arg_strs(struct control_args *a, const char *key, char ***v,
 oom:
 	snprintf(a->error, sizeof a->error, "out of memory");
 	return (-1);
+}
+
+/* Packs a budget in basis points, nil when none was given. */
+static void
+server_control_pack_overhead(msgpack_packer *pk, uint32_t bp)
+{
+	if (bp == PROTO_OVERHEAD_UNSET)
+		msgpack_pack_nil(pk);
+	else
+		msgpack_pack_uint32(pk, bp);
 }
 
 /* Packs a bool. */
@@ -363,7 +374,7 @@ server_control_status(struct control_args *a, struct proto_sink *sink)
 	daemon_stats.agents_forgotten = server_registry->forgotten;
 
 	start = proto_begin_reply(sink, 1);
-	msgpack_pack_map(pk, 11);
+	msgpack_pack_map(pk, 12);
 	proto_pack_cstr(pk, "store");
 	msgpack_pack_map(pk, 7);
 	proto_pack_cstr(pk, "state_dir");
@@ -386,6 +397,8 @@ server_control_status(struct control_args *a, struct proto_sink *sink)
 	msgpack_pack_uint32(pk, server_profile.rate_hz);
 	proto_pack_cstr(pk, "jitter_pct");
 	msgpack_pack_uint32(pk, server_profile.jitter_pct);
+	proto_pack_cstr(pk, "max_overhead_bp");
+	server_control_pack_overhead(pk, server_profile.max_overhead_bp);
 	proto_pack_cstr(pk, "mode");
 	proto_pack_cstr(pk, proto_mode_name(server_profile.mode));
 	proto_pack_cstr(pk, "reader");
@@ -402,7 +415,7 @@ server_control_status(struct control_args *a, struct proto_sink *sink)
 	proto_pack_cstr(pk, "agents");
 	msgpack_pack_array(pk, server_registry->nprocs);
 	DL_FOREACH(server_registry->procs, p) {
-		msgpack_pack_map(pk, 18);
+		msgpack_pack_map(pk, 20);
 		proto_pack_cstr(pk, "pid");
 		msgpack_pack_uint32(pk, p->pid);
 		proto_pack_cstr(pk, "ppid");
@@ -432,6 +445,10 @@ server_control_status(struct control_args *a, struct proto_sink *sink)
 		server_control_pack_bool(pk, p->profiling);
 		proto_pack_cstr(pk, "rate_hz");
 		msgpack_pack_uint32(pk, p->rate_hz);
+		proto_pack_cstr(pk, "max_overhead_bp");
+		server_control_pack_overhead(pk, p->max_overhead_bp);
+		proto_pack_cstr(pk, "rate_reason");
+		proto_pack_cstr(pk, registry_rate_reason(p));
 		proto_pack_cstr(pk, "mode");
 		proto_pack_cstr(pk, proto_mode_name(p->mode));
 		proto_pack_cstr(pk, "reader_asked");
@@ -457,6 +474,7 @@ server_control_start_args_parse(struct control_args *a,
 {
 	uint64_t	rate = server_profile.rate_hz;
 	uint64_t	jitter = server_profile.jitter_pct;
+	uint64_t	budget = 0;
 	int		present;
 
 	*to = server_profile;
@@ -480,6 +498,18 @@ server_control_start_args_parse(struct control_args *a,
 		return (-1);
 	}
 	to->jitter_pct = (uint32_t)jitter;
+	if (server_control_arg_uint(a, "max_overhead_bp", &budget,
+	    &present) != 0)
+		return (-1);
+	if (present && budget > PROTO_OVERHEAD_MAX) {
+		snprintf(a->error, sizeof a->error,
+		    "max overhead %llu.%02llu%% is out of range (0 to 100%%)",
+		    (unsigned long long)budget / 100,
+		    (unsigned long long)budget % 100);
+		return (-1);
+	}
+	if (present)
+		to->max_overhead_bp = (uint32_t)budget;
 	if (server_control_arg_name(a, "mode", proto_mode_parse,
 	    "wall, cpu or gil", &to->mode) != 0 ||
 	    server_control_arg_name(a, "reader", proto_reader_parse,
@@ -512,10 +542,12 @@ server_control_apply(struct control_args *a, const struct server_profile *sp,
 		if (keep_rate)
 			server_agent_configure(p->conn, sp->profiling,
 			    p->rate_hz != 0 ? p->rate_hz : sp->rate_hz,
-			    p->mode, p->reader_cfg, p->jitter_pct);
+			    p->mode, p->reader_cfg, p->jitter_pct,
+			    p->max_overhead_bp);
 		else
 			server_agent_configure(p->conn, sp->profiling,
-			    sp->rate_hz, sp->mode, sp->reader, sp->jitter_pct);
+			    sp->rate_hz, sp->mode, sp->reader, sp->jitter_pct,
+			    sp->max_overhead_bp);
 		n++;
 	}
 	return (n);
@@ -539,6 +571,7 @@ server_control_remember_pids(struct control_args *a)
 		sp.mode = p->mode;
 		sp.reader = p->reader_cfg;
 		sp.jitter_pct = p->jitter_pct;
+		sp.max_overhead_bp = p->max_overhead_bp;
 		server_profile_set_pid(a->pids[i], &sp);
 	}
 }
@@ -556,9 +589,16 @@ server_control_start(struct control_args *a, struct proto_sink *sink)
 		return (-1);
 	if (!a->have_pids) {
 		server_profile_set(&sp);
-		log_info("profiling on: %u Hz, mode %s, reader %s",
-		    sp.rate_hz, proto_mode_name(sp.mode),
-		    proto_reader_name(sp.reader));
+		if (sp.max_overhead_bp == PROTO_OVERHEAD_UNSET)
+			log_info("profiling on: %u Hz, mode %s, reader %s",
+			    sp.rate_hz, proto_mode_name(sp.mode),
+			    proto_reader_name(sp.reader));
+		else
+			log_info("profiling on: %u Hz, mode %s, reader %s, "
+			    "max overhead %u.%02u%%", sp.rate_hz,
+			    proto_mode_name(sp.mode),
+			    proto_reader_name(sp.reader),
+			    sp.max_overhead_bp / 100, sp.max_overhead_bp % 100);
 	}
 	n = server_control_apply(a, &sp, 0);
 	server_control_remember_pids(a);

@@ -326,6 +326,7 @@ server_init(struct event_base *base, const struct server_limits *lim,
 	server_profile.mode = PROTO_MODE_WALL;
 	server_profile.reader = PROTO_READER_DEFAULT;
 	server_profile.jitter_pct = 0;
+	server_profile.max_overhead_bp = PROTO_OVERHEAD_UNSET;
 	server_npid_profiles = 0;
 	snprintf(server_rundir, sizeof server_rundir, "%s", rundir);
 	clock_gettime(CLOCK_MONOTONIC, &server_started);
@@ -398,6 +399,7 @@ server_profile_save(uint32_t pid, const struct server_profile *sp)
 	pf.mode = sp->mode;
 	pf.reader = sp->reader;
 	pf.jitter_pct = sp->jitter_pct;
+	pf.max_overhead_bp = sp->max_overhead_bp;
 	persist_profile_put(server_persist, &pf);
 }
 
@@ -458,6 +460,7 @@ server_profile_load_one(void *arg, const struct persist_profile *pf)
 	sp.mode = pf->mode;
 	sp.reader = pf->reader;
 	sp.jitter_pct = pf->jitter_pct;
+	sp.max_overhead_bp = pf->max_overhead_bp;
 	if (pf->pid == 0)
 		server_profile = sp;
 	else if (server_npid_profiles < SERVER_MAX_PID_PROFILES) {

@@ -45,6 +45,9 @@ struct server_profile {
 	uint32_t	mode;
 	uint32_t	reader;
 	uint32_t	jitter_pct;	/* +- percent of a period */
+	uint32_t	max_overhead_bp;	/* CPU budget, 1/100 %;
+						   PROTO_OVERHEAD_UNSET:
+						   the agents' own */
 };
 
 /* Shared state: event loop thread only.  Set by server_init. */

@@ -59,6 +59,8 @@
 #define DEFAULT_MAX_GONE	256
 #define REGISTRY_MAX_ARGV_BYTES	4096		/* argv bytes kept per process */
 #define REGISTRY_MAX_FIELD	256		/* bytes kept of host, service... */
+#define REGISTRY_LATE_PCT	80	/* achieving less of the rate in
+					   force is "late" in status */
 
 /* The store (see store.h).  Sizes in bytes, times in seconds. */
 #define DEFAULT_MAX_MEMORY	((size_t)512 << 20)	/* whole daemon */

@@ -127,8 +127,13 @@ main(int argc, char **argv)
 
 	sk.len = 0;
 	proto_send_config_v3(&sk, 1, 1000, PROTO_MODE_CPU, PROTO_READER_DIRECT,
-	    10, PROTO_VERSION);
+	    10, PROTO_VERSION, PROTO_OVERHEAD_UNSET);
 	seeds_write(argv[1], "config-v3", &sk);
+
+	sk.len = 0;
+	proto_send_config_v3(&sk, 1, 10000, PROTO_MODE_CPU, PROTO_READER_DIRECT,
+	    10, PROTO_VERSION, 100);
+	seeds_write(argv[1], "config-budget", &sk);
 
 	sk.len = 0;
 	proto_send_reject(&sk, PROTO_VERSION_MIN, PROTO_VERSION,

@@ -371,15 +371,18 @@ proto_send_stats(struct proto_sink *sink, const uint64_t *values)
 	return (proto_end(sink, start));
 }
 
-/* Encodes a configuration of 5 fields (v1, v2) or 6 (v3: version > 0). */
+/* Encodes a configuration of 5 fields (v1, v2), 6 (v3: version > 0) or 7
+ * (v3 with a budget). */
 static int
 proto_send_config_fields(struct proto_sink *sink, int profiling,
     uint32_t rate_hz, uint32_t mode, uint32_t reader, uint32_t jitter_pct,
-    uint32_t version)
+    uint32_t version, uint32_t max_overhead_bp)
 {
-	size_t	start;
+	size_t	start, n = 5;
 
-	start = proto_begin(sink, PROTO_CONFIG, version > 0 ? 6 : 5);
+	if (version > 0)
+		n = max_overhead_bp != PROTO_OVERHEAD_UNSET ? 7 : 6;
+	start = proto_begin(sink, PROTO_CONFIG, n);
 	if (profiling)
 		msgpack_pack_true(&sink->pk);
 	else
@@ -388,8 +391,10 @@ proto_send_config_fields(struct proto_sink *sink, int profiling,
 	msgpack_pack_uint32(&sink->pk, mode);
 	msgpack_pack_uint32(&sink->pk, reader);
 	msgpack_pack_uint32(&sink->pk, jitter_pct);
-	if (version > 0)
+	if (n > 5)
 		msgpack_pack_uint32(&sink->pk, version);
+	if (n > 6)
+		msgpack_pack_uint32(&sink->pk, max_overhead_bp);
 	return (proto_end(sink, start));
 }
 
@@ -399,17 +404,20 @@ proto_send_config(struct proto_sink *sink, int profiling, uint32_t rate_hz,
     uint32_t mode, uint32_t reader, uint32_t jitter_pct)
 {
 	return (proto_send_config_fields(sink, profiling, rate_hz, mode,
-	    reader, jitter_pct, 0));
+	    reader, jitter_pct, 0, PROTO_OVERHEAD_UNSET));
 }
 
-/* Encodes a version 3 configuration: the version in use comes last. */
+/* Encodes a version 3 configuration: the version in use, then the budget
+ * if one was given.  A v3 agent skips the trailing field if it predates
+ * budgets. */
 int
 proto_send_config_v3(struct proto_sink *sink, int profiling,
     uint32_t rate_hz, uint32_t mode, uint32_t reader, uint32_t jitter_pct,
-    uint32_t version)
+    uint32_t version, uint32_t max_overhead_bp)
 {
 	return (proto_send_config_fields(sink, profiling, rate_hz, mode,
-	    reader, jitter_pct, version > 0 ? version : PROTO_VERSION));
+	    reader, jitter_pct, version > 0 ? version : PROTO_VERSION,
+	    max_overhead_bp));
 }
 
 /* Encodes a refusal: no version in common. */
@@ -1009,6 +1017,11 @@ proto_decode(const char *payload, size_t len, msgpack_unpacked *up,
 		if (root->via.array.size > 6 && proto_get_u32(&f[5],
 		    UINT32_MAX, &msg->config.version) != 0)
 			goto bad;
+		/* The budget, when the daemon gave one. */
+		msg->config.max_overhead_bp = PROTO_OVERHEAD_UNSET;
+		if (root->via.array.size > 7 && proto_get_u32(&f[6],
+		    PROTO_OVERHEAD_MAX, &msg->config.max_overhead_bp) != 0)
+			goto bad;
 		return (0);
 	case PROTO_REJECT:
 		if (proto_get_u32(&f[0], UINT32_MAX, &msg->reject.min) != 0 ||
@@ -1116,4 +1129,34 @@ proto_reader_parse(const char *s)
 		if (strcmp(s, proto_reader_names[i]) == 0)
 			return ((int)i);
 	return (-1);
+}
+
+/* Parses a percent of a core with at most two decimals into basis points. */
+int
+proto_overhead_parse(const char *s, uint32_t *bp)
+{
+	uint32_t	v = 0, frac = 0, digits = 0;
+
+	if (*s < '0' || *s > '9')
+		return (-1);
+	for (; *s >= '0' && *s <= '9'; s++) {
+		v = v * 10 + (uint32_t)(*s - '0');
+		if (v > 100)
+			return (-1);
+	}
+	if (*s == '.') {
+		for (s++; *s >= '0' && *s <= '9'; s++) {
+			if (++digits > 2)
+				return (-1);
+			frac = frac * 10 + (uint32_t)(*s - '0');
+		}
+		if (digits == 0)
+			return (-1);
+		if (digits == 1)
+			frac *= 10;
+	}
+	if (*s != '\0' || v * 100 + frac > PROTO_OVERHEAD_MAX)
+		return (-1);
+	*bp = v * 100 + frac;
+	return (0);
 }

@@ -97,6 +97,11 @@
 #define PROTO_RATE_MAX		10000		/* Hz */
 #define PROTO_RATE_DEFAULT	100		/* Hz */
 #define PROTO_JITTER_MAX	50		/* +- percent of a period */
+/* CPU budget of an agent's sampler, in hundredths of a percent of a core
+ * (basis points): 0 is no budget; PROTO_OVERHEAD_UNSET (never on the
+ * wire) is "not given": the agent keeps its own default. */
+#define PROTO_OVERHEAD_MAX	10000		/* 100% */
+#define PROTO_OVERHEAD_UNSET	UINT32_MAX
 
 /* A stack deeper than PROTO_MAX_DEPTH keeps its innermost frames and is
  * marked truncated; viewers show a "[truncated]" root above it. */
@@ -122,7 +127,8 @@ enum proto_type {
 	/* 200s: daemon -> agent. */
 	PROTO_CONFIG = 200,	/* [200, profiling, rate_hz, mode, reader,
 				    jitter_pct] and, to v3 agents,
-				    [..., version in use] */
+				    [..., version in use] and, when one
+				    was given, [..., max_overhead_bp] */
 	PROTO_RESYNC = 201,	/* [201, token]: forget every wire id of this
 				    connection; define again what you use
 				    next (v2 agents only) */
@@ -189,7 +195,10 @@ enum proto_reader {
 	X(achieved_mhz, "sampling rate achieved, milli-Hz")		\
 	X(reader, "stack reader in effect: 1 gil, 2 direct")		\
 	X(threads_skipped, "threads left out of a tick: over the cap")	\
-	X(fds_lost, "agent descriptors the host closed or reused")
+	X(fds_lost, "agent descriptors the host closed or reused")	\
+	X(max_overhead_bp, "CPU budget in force, 1/100 % of a core")	\
+	X(effective_mhz, "sampling rate in force, milli-Hz")		\
+	X(rate_reason, "why that rate: 0 asked, 1 budget")
 
 /* Decoded messages.  Pointers point into the msgpack zone of the decode. */
 struct proto_hello {
@@ -243,6 +252,7 @@ struct proto_msg {
 			uint32_t reader;
 			uint32_t jitter_pct;
 			uint32_t version;	/* 0: not said (v1, v2) */
+			uint32_t max_overhead_bp;	/* or _UNSET */
 		} config;
 		struct {
 			uint32_t min, max;
@@ -332,10 +342,11 @@ int	proto_send_ack(struct proto_sink *, uint64_t seq);
 int	proto_send_stats(struct proto_sink *, const uint64_t *values);
 int	proto_send_config(struct proto_sink *, int profiling, uint32_t rate_hz,
 	    uint32_t mode, uint32_t reader, uint32_t jitter_pct);
-/* The version 3 CONFIG: the same, then the version in use. */
+/* The version 3 CONFIG: the same, then the version in use, then the
+ * budget unless it is PROTO_OVERHEAD_UNSET. */
 int	proto_send_config_v3(struct proto_sink *, int profiling,
 	    uint32_t rate_hz, uint32_t mode, uint32_t reader,
-	    uint32_t jitter_pct, uint32_t version);
+	    uint32_t jitter_pct, uint32_t version, uint32_t max_overhead_bp);
 /* REJECT: this side's version range and why. */
 int	proto_send_reject(struct proto_sink *, uint32_t min, uint32_t max,
 	    const char *reason);
@@ -374,6 +385,13 @@ const char *proto_mode_name(uint32_t);
 int	proto_mode_parse(const char *);
 const char *proto_reader_name(uint32_t);
 int	proto_reader_parse(const char *);
+
+/* Parses a percent of a core, "1", "0.5", "12.25" (at most two decimals,
+ * 0 to 100), into basis points; 0, or -1. */
+int	proto_overhead_parse(const char *, uint32_t *bp);
+/* Rate reasons (stat rate_reason). */
+#define PROTO_REASON_ASKED	0
+#define PROTO_REASON_BUDGET	1
 
 /* Packs a NUL-terminated string. */
 int	proto_pack_cstr(msgpack_packer *, const char *);

@@ -232,10 +232,11 @@ def test_agent_keeps_sampling_past_newer_config_and_unknown_types(ctx):
         hello, buf = read_hello(c)
         seen["hello"] = hello
         # A newer daemon: a message type this agent does not know, and a
-        # CONFIG with two fields it does not know either.
+        # CONFIG with, after the budget (0: none), two fields it does not
+        # know either.
         c.sendall(fakeagent.frame([250, 1, "future"]) +
                   fakeagent.frame([fakeagent.CONFIG, True, 100, 0, 0, 0, 4,
-                                   "more", 7]) +
+                                   0, "more", 7]) +
                   fakeagent.frame([251, {"x": [1, 2]}]))
         while True:
             try:

@@ -91,27 +91,37 @@ def test_profiling_state_is_resumed_after_kill_9(ctx):
     b = ctx.run_agent([work, "--seconds", "60"], service="state-b")
     wait_until(lambda: {a.pid, b.pid} <= set(agents_by_pid(ctx)), 30,
                "two agents")
-    ctx.ctl("start", "--rate", "150", "--mode", "cpu")
-    ctx.ctl("start", "--pid", b.pid, "--rate", "50", "--mode", "wall")
+    ctx.ctl("start", "--rate", "150", "--mode", "cpu", "--max-overhead", "2")
+    ctx.ctl("start", "--pid", b.pid, "--rate", "50", "--mode", "wall",
+            "--max-overhead", "0.5")
 
     def configured():
         st = agents_by_pid(ctx)
         return ({a.pid, b.pid} <= set(st) and
                 (st[a.pid]["profiling"], st[a.pid]["rate_hz"],
-                 st[a.pid]["mode"]) == (True, 150, "cpu") and
+                 st[a.pid]["mode"], st[a.pid]["max_overhead_bp"]) ==
+                (True, 150, "cpu", 200) and
                 (st[b.pid]["profiling"], st[b.pid]["rate_hz"],
-                 st[b.pid]["mode"]) == (True, 50, "wall"))
+                 st[b.pid]["mode"], st[b.pid]["max_overhead_bp"]) ==
+                (True, 50, "wall", 50))
     check(configured(), "not configured: %r" % agents_by_pid(ctx))
     kill_9_and_restart(ctx, args, pause=0.5)
     st = ctx.ctl_json("status")
-    check((st["profiling"], st["rate_hz"], st["mode"]) == (True, 150, "cpu"),
+    check((st["profiling"], st["rate_hz"], st["mode"],
+           st["max_overhead_bp"]) == (True, 150, "cpu", 200),
           "global state after restart: %r" %
-          {k: st[k] for k in ("profiling", "rate_hz", "mode")})
+          {k: st[k] for k in ("profiling", "rate_hz", "mode",
+                              "max_overhead_bp")})
     with open(ctx.daemon_log, errors="replace") as f:
         lines = [l for l in f if "resuming the saved profiling state" in l]
     check(len(lines) == 1 and "150 Hz" in lines[0] and
           "1 per-pid" in lines[0], "resume log lines: %r" % lines)
     wait_until(configured, 30, "both agents back with their own settings")
+    # The budget was sent again on the reconnect: in force in each agent.
+    wait_until(lambda: (lambda st: st.get(a.pid, {}).get("stats", {}).get(
+        "max_overhead_bp") == 200 and st.get(b.pid, {}).get("stats", {}).get(
+        "max_overhead_bp") == 50)(agents_by_pid(ctx)), 30,
+        "the budgets in force again after the restart")
     before = stored_by_pid(ctx)
     wait_until(lambda: stored_by_pid(ctx).get(a.pid, 0) > before.get(a.pid, 0),
                20, "samples after the restart")

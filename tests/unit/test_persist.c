@@ -735,7 +735,7 @@ Test(persist, profiling_state_round_trips)
 	struct store		*st = new_store(0);
 	struct persist		*p = open_ok(st, NOW);
 	struct persist_profile	 pf = { 0, 1, 250, PROTO_MODE_CPU,
-				    PROTO_READER_GIL, 10 };
+				    PROTO_READER_GIL, 10, 150 };
 	struct persist_profile	*got = collected;
 
 	cr_assert_eq(persist_profile_put(p, &pf), 0);
@@ -747,6 +747,10 @@ Test(persist, profiling_state_round_trips)
 	cr_assert_eq(persist_profile_clear_pids(p), 0);
 	pf.pid = 1234;
 	pf.profiling = 0;
+	pf.max_overhead_bp = 50;
+	cr_assert_eq(persist_profile_put(p, &pf), 0);
+	/* Given, then not: the pid's row has none. */
+	pf.max_overhead_bp = PROTO_OVERHEAD_UNSET;
 	cr_assert_eq(persist_profile_put(p, &pf), 0);
 	run_sql("INSERT INTO profiles VALUES(7, 1, 0, 0, 0, 0)");  /* 0 Hz */
 	persist_close(p);
@@ -759,6 +763,8 @@ Test(persist, profiling_state_round_trips)
 	cr_assert_eq(got[0].mode, PROTO_MODE_CPU);
 	cr_assert_eq(got[0].reader, PROTO_READER_GIL);
 	cr_assert_eq(got[0].jitter_pct, 10);
+	cr_assert_eq(got[0].max_overhead_bp, 150);
+	cr_assert_eq(got[1].max_overhead_bp, PROTO_OVERHEAD_UNSET);
 	cr_assert_eq(got[1].pid, 1234);
 	cr_assert_eq(got[1].profiling, 0);
 	cr_assert_eq(got[1].rate_hz, 50);
@@ -773,7 +779,7 @@ Test(persist, file_without_the_newer_tables_gains_them)
 	struct persist_counts	 c;
 
 	store_free(write_filled(5));
-	run_sql("DROP TABLE seqs; DROP TABLE profiles");
+	run_sql("DROP TABLE seqs; DROP TABLE profiles; DROP TABLE overheads");
 	st = new_store(0);
 	p = open_ok(st, NOW);
 	persist_get_counts(p, &c);
@@ -782,5 +788,6 @@ Test(persist, file_without_the_newer_tables_gains_them)
 	cr_assert_eq(count_files(PERSIST_FILE ".bad-"), 0);
 	persist_close(p);
 	cr_assert_eq(query("SELECT count(*) FROM profiles"), 0);
+	cr_assert_eq(query("SELECT count(*) FROM overheads"), 0);
 	store_free(st);
 }

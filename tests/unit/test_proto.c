@@ -485,11 +485,12 @@ Test(proto, ignores_unknown_hello_keys)
 
 Test(proto, skips_trailing_fields_of_a_newer_version)
 {
-	/* [101, 1, "x", 7] and a CONFIG of a version 4: 7 fields. */
+	/* [101, 1, "x", 7] and a CONFIG of a version to come: 8 fields,
+	 * the budget (100) then one more. */
 	static const unsigned char str[] = { 0x94, 0x65, 0x01, 0xa1, 'x',
 	    0x07 };
-	static const unsigned char cfg[] = { 0x98, 0xcc, 0xc8, 0xc3, 0x0a,
-	    0x01, 0x00, 0x00, 0x04, 0xa3, 'n', 'e', 'w' };
+	static const unsigned char cfg[] = { 0x99, 0xcc, 0xc8, 0xc3, 0x0a,
+	    0x01, 0x00, 0x00, 0x04, 0x64, 0xa3, 'n', 'e', 'w' };
 	struct proto_msg	 m;
 	const char		*err;
 
@@ -504,6 +505,7 @@ Test(proto, skips_trailing_fields_of_a_newer_version)
 	cr_assert_eq(m.config.rate_hz, 10);
 	cr_assert_eq(m.config.mode, PROTO_MODE_CPU);
 	cr_assert_eq(m.config.version, 4);
+	cr_assert_eq(m.config.max_overhead_bp, 100);
 }
 
 Test(proto, round_trips_config_v3_and_old_config)
@@ -512,7 +514,7 @@ Test(proto, round_trips_config_v3_and_old_config)
 	const char		*err;
 
 	cr_assert_eq(proto_send_config_v3(&sink, 1, 250, PROTO_MODE_GIL,
-	    PROTO_READER_GIL, 5, 3), 0);
+	    PROTO_READER_GIL, 5, 3, PROTO_OVERHEAD_UNSET), 0);
 	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
 	cr_assert_eq(m.config.rate_hz, 250);
 	cr_assert_eq(m.config.jitter_pct, 5);
@@ -524,6 +526,67 @@ Test(proto, round_trips_config_v3_and_old_config)
 	    PROTO_READER_GIL, 5), 0);
 	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
 	cr_assert_eq(m.config.version, 0);
+}
+
+Test(proto, round_trips_config_budget_only_when_given)
+{
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_send_config_v3(&sink, 1, 10000, PROTO_MODE_CPU,
+	    PROTO_READER_GIL, 0, 4, 150), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.config.version, 4);
+	cr_assert_eq(m.config.max_overhead_bp, 150);
+	sink.len = 0;
+	msgpack_unpacked_destroy(&up);
+	msgpack_unpacked_init(&up);
+	cr_assert_eq(proto_send_config_v3(&sink, 1, 10000, PROTO_MODE_CPU,
+	    PROTO_READER_GIL, 0, 4, PROTO_OVERHEAD_UNSET), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.config.max_overhead_bp, PROTO_OVERHEAD_UNSET);
+	sink.len = 0;
+	msgpack_unpacked_destroy(&up);
+	msgpack_unpacked_init(&up);
+	/* An old daemon's CONFIG never carries one. */
+	cr_assert_eq(proto_send_config(&sink, 1, 100, PROTO_MODE_CPU,
+	    PROTO_READER_GIL, 0), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.config.max_overhead_bp, PROTO_OVERHEAD_UNSET);
+}
+
+Test(proto, rejects_config_budget_over_100_percent)
+{
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_send_config_v3(&sink, 1, 100, PROTO_MODE_CPU,
+	    PROTO_READER_GIL, 0, 4, PROTO_OVERHEAD_MAX + 1), 0);
+	cr_assert_eq(decode_one(&m, &err), -1);
+}
+
+Test(proto, parses_overhead_percent)
+{
+	uint32_t	bp;
+
+	cr_assert_eq(proto_overhead_parse("1", &bp), 0);
+	cr_assert_eq(bp, 100);
+	cr_assert_eq(proto_overhead_parse("0.5", &bp), 0);
+	cr_assert_eq(bp, 50);
+	cr_assert_eq(proto_overhead_parse("12.25", &bp), 0);
+	cr_assert_eq(bp, 1225);
+	cr_assert_eq(proto_overhead_parse("0", &bp), 0);
+	cr_assert_eq(bp, 0);
+	cr_assert_eq(proto_overhead_parse("100", &bp), 0);
+	cr_assert_eq(bp, 10000);
+	cr_assert_eq(proto_overhead_parse("100.01", &bp), -1);
+	cr_assert_eq(proto_overhead_parse("0.125", &bp), -1);
+	cr_assert_eq(proto_overhead_parse("1.", &bp), -1);
+	cr_assert_eq(proto_overhead_parse(".5", &bp), -1);
+	cr_assert_eq(proto_overhead_parse("-1", &bp), -1);
+	cr_assert_eq(proto_overhead_parse("1%", &bp), -1);
+	cr_assert_eq(proto_overhead_parse("", &bp), -1);
+	cr_assert_eq(proto_overhead_parse("99999999999", &bp), -1);
 }
 
 Test(proto, round_trips_reject)

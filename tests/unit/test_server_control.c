@@ -253,6 +253,69 @@ Test(server_control, start_rejects_a_rate_out_of_range)
 	cr_assert_eq(server_profile.profiling, 0);
 }
 
+Test(server_control, start_rejects_a_budget_over_100_percent)
+{
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "max_overhead_bp");
+	msgpack_pack_uint32(&argpk, PROTO_OVERHEAD_MAX + 1);
+	run_error("start", "max overhead 100.01% is out of range");
+	cr_assert_eq(server_profile.profiling, 0);
+	cr_assert_eq(server_profile.max_overhead_bp, PROTO_OVERHEAD_UNSET);
+}
+
+/* The budget of the config last sent to an agent (_UNSET: none sent). */
+static uint32_t
+agent_budget(struct agent_conn *c)
+{
+	msgpack_unpacked	 up;
+	struct proto_msg	 msg;
+	const char		*payload, *err;
+	size_t			 plen, flen, len = evbuffer_get_length(c->out);
+	char			*data = (char *)evbuffer_pullup(c->out, -1);
+	uint32_t		 bp;
+
+	cr_assert_eq(proto_frame_peek(data, len, 1024, &payload, &plen,
+	    &flen), 1);
+	msgpack_unpacked_init(&up);
+	cr_assert_eq(proto_decode(payload, plen, &up, &msg, &err), 0);
+	cr_assert_eq(msg.type, PROTO_CONFIG);
+	bp = msg.config.max_overhead_bp;
+	msgpack_unpacked_destroy(&up);
+	evbuffer_drain(c->out, len);
+	return (bp);
+}
+
+Test(server_control, start_sends_a_budget_only_once_given_and_keeps_it)
+{
+	struct agent_conn	*a = agent(10, 0), *b;
+	int			 ok;
+
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "rate_hz");
+	msgpack_pack_uint32(&argpk, 10000);
+	run("start", &ok);
+	cr_assert_eq(ok, 1);
+	cr_assert_eq(agent_budget(a), PROTO_OVERHEAD_UNSET);
+	msgpack_sbuffer_clear(&argbuf);
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "max_overhead_bp");
+	msgpack_pack_uint32(&argpk, 50);
+	run("start", &ok);
+	cr_assert_eq(ok, 1);
+	cr_assert_eq(agent_budget(a), 50);
+	cr_assert_eq(a->proc->max_overhead_bp, 50);
+	cr_assert_eq(server_profile.max_overhead_bp, 50);
+	cr_assert_eq(server_profile.rate_hz, 10000);
+	/* A later start without it keeps it, and so does a newcomer. */
+	msgpack_sbuffer_clear(&argbuf);
+	msgpack_pack_map(&argpk, 0);
+	run("start", &ok);
+	cr_assert_eq(agent_budget(a), 50);
+	b = agent_full(11, 43, "MainThread", 0);
+	cr_assert_eq(b->proc->max_overhead_bp, 50);
+	cr_assert_eq(server_profile.max_overhead_bp, 50);
+}
+
 Test(server_control, start_rejects_a_rate_of_the_wrong_type)
 {
 	msgpack_pack_map(&argpk, 1);

@@ -222,7 +222,7 @@ daemon_config(int profiling, uint32_t rate, uint32_t mode, uint32_t reader)
 
 	proto_sink_init(&sk, 1u << 16);
 	cr_assert_eq(proto_send_config_v3(&sk, profiling, rate, mode, reader, 0,
-	    PROTO_VERSION), 0);
+	    PROTO_VERSION, PROTO_OVERHEAD_UNSET), 0);
 	daemon_send(sk.data, sk.len);
 	proto_sink_free(&sk);
 }
@@ -807,16 +807,18 @@ Test(conn, config_of_a_newer_version_is_applied_and_its_extra_fields_skipped)
 	daemon_listen();
 	cr_assert_eq(conn_init(1u << 20), 0);
 	pump();
-	/* A version 4 CONFIG: the version 3 fields, then one more. */
+	/* A CONFIG of a version to come: the version 3 fields, the budget,
+	 * then one more. */
 	proto_sink_init(&sk, 1u << 16);
-	start = proto_begin(&sk, PROTO_CONFIG, 7);
+	start = proto_begin(&sk, PROTO_CONFIG, 8);
 	msgpack_pack_true(&sk.pk);
 	msgpack_pack_uint32(&sk.pk, 321);
 	msgpack_pack_uint32(&sk.pk, PROTO_MODE_CPU);
 	msgpack_pack_uint32(&sk.pk, PROTO_READER_GIL);
 	msgpack_pack_uint32(&sk.pk, 0);
 	msgpack_pack_uint32(&sk.pk, 4);
-	proto_pack_cstr(&sk.pk, "a field of version 4");
+	msgpack_pack_uint32(&sk.pk, 150);
+	proto_pack_cstr(&sk.pk, "a field of a version to come");
 	cr_assert_eq(proto_end(&sk, start), 0);
 	/* And a message type of a newer version. */
 	start = proto_begin(&sk, (enum proto_type)299, 1);
@@ -829,6 +831,22 @@ Test(conn, config_of_a_newer_version_is_applied_and_its_extra_fields_skipped)
 	cr_assert_eq(agent_config.profiling, 1);
 	cr_assert_eq(agent_config.rate_hz, 321);
 	cr_assert_eq(agent_config.mode, PROTO_MODE_CPU);
+	cr_assert_eq(agent_config.max_overhead_bp, 150);
+}
+
+Test(conn, a_config_without_a_budget_leaves_the_process_default)
+{
+	setenv(AGENT_BUDGET_ENV, "0.5", 1);
+	budget_env();
+	unsetenv(AGENT_BUDGET_ENV);
+	cr_assert_eq(agent_config.max_overhead_bp, 50);
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	daemon_config(1, 10000, PROTO_MODE_CPU, PROTO_READER_GIL);
+	pump();
+	cr_assert_eq(agent_config.rate_hz, 10000);
+	cr_assert_eq(agent_config.max_overhead_bp, 50);
 }
 
 Test(conn, a_reject_keeps_the_agent_away_for_minutes_not_seconds)

@@ -501,3 +501,34 @@ Test(intern, wire_ids_run_out_before_the_protocol_limit)
 	intern_new_epoch();
 	cr_assert_eq(intern_wire_exhausted(), 0);
 }
+
+/* The sampler's fast path: a stack whose frames but the leaf are those of
+ * another interns like the whole stack would, and falls back to it when
+ * the other's shape differs. */
+Test(intern, leaf_only_interning_matches_the_whole_stack)
+{
+	struct reader_thread	t;
+	int			full = 0;
+	int32_t			l1[] = { 7, 21, 2 }, l2[] = { 8, 21, 2 };
+	uint32_t		a = stack_of(abc, l1, 3), b, whole;
+
+	fx_thread(&t, 4242, abc, l2, 3);
+	b = intern_stack_leaf(&fx_reader, &t, a, &full);
+	cr_assert_eq(full, 0);
+	cr_assert_neq(b, 0);
+	cr_assert_neq(b, a);
+	whole = stack_of(abc, l2, 3);
+	cr_assert_eq(b, whole);
+	/* Another depth, truncation or no stack at all: the whole path. */
+	fx_thread(&t, 4242, ab, NULL, 2);
+	cr_assert_eq(intern_stack_leaf(&fx_reader, &t, a, &full),
+	    stack_of(ab, NULL, 2));
+	fx_thread(&t, 4242, abc, l1, 3);
+	t.truncated = 1;
+	b = intern_stack_leaf(&fx_reader, &t, a, &full);
+	cr_assert_neq(b, a);
+	cr_assert_eq(intern_stack(&fx_reader, &t, &full), b);
+	fx_thread(&t, 4242, abc, l1, 3);
+	cr_assert_eq(intern_stack_leaf(&fx_reader, &t, 0, &full), a);
+	cr_assert_eq(intern_stack_leaf(&fx_reader, &t, 99999, &full), a);
+}

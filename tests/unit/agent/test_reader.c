@@ -92,3 +92,21 @@ Test(reader, never_fills_more_than_max)
 	cr_assert_eq(capture(&w, 1, 10, 3, taken), 1);
 	cr_assert_eq(w.skipped, 9);
 }
+
+/* The agent's own code objects are hidden, others never, whatever the
+ * filter in front of the table says. */
+Test(reader, hidden_codes_are_found_and_others_are_not)
+{
+	uintptr_t	a;
+	int		hidden = 0, shown = 0;
+
+	for (a = 0x7f0000001000; a < 0x7f0000001000 + 8 * 0x40; a += 0x40)
+		cr_assert_geq(reader_hide(a), 0);
+	for (a = 0x7f0000001000; a < 0x7f0000001000 + 8 * 0x40; a += 0x40)
+		hidden += reader_hidden(a);
+	for (a = 0x7f0000100000; a < 0x7f0000100000 + 4096 * 0x40; a += 0x40)
+		shown += !reader_hidden(a);
+	cr_assert_eq(hidden, 8);
+	cr_assert_eq(shown, 4096);
+	cr_assert_eq(reader_hide(0x7f0000001000), 0);
+}
