@@ -5,6 +5,7 @@
 #   make test [SANITIZE=1]  unit + end-to-end suites on every interpreter
 #   make demo             private profd + real workers + merged profile
 #   make bench            benchmark table (never fails on timing)
+#   make bench-capture    its capture cost part alone (bench/capture.py)
 #   make install [PREFIX=/usr/local] [DESTDIR=] [PYTHON=]   and uninstall
 #   make wheels [WHEELDIR=dist]  one profagent wheel per interpreter
 #   make test-boot        the installed units booted under systemd-nspawn

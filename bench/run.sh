@@ -1,10 +1,12 @@
 #!/bin/sh
 # run.sh -- `make bench`: the timer wake-up floor of this machine, the
-# agent's benchmark table (bench/bench.py), then the daemon's
+# agent's benchmark table (bench/bench.py), the capture cost table against
+# the agent before issue 8's work (bench/capture.py), then the daemon's
 # (bench/daemon.py, fake agents from build/bench/loadgen).  Extra arguments:
 # BENCH_ARGS="--pythons python3.12 --pairs 5" for bench.py,
+# BENCH_CAPTURE_ARGS="--rounds 1 --no-callgrind" for capture.py,
 # BENCH_DAEMON_ARGS="--quick" or "--only a,e" for daemon.py;
-# BENCH_ONLY=agent or BENCH_ONLY=daemon runs one half.
+# BENCH_ONLY=agent, BENCH_ONLY=capture or BENCH_ONLY=daemon runs one part.
 set -e
 cd "$(dirname "$0")/.."
 mkdir -p build/bench
@@ -12,6 +14,10 @@ if [ "${BENCH_ONLY:-agent}" = agent ]; then
 	cc -O2 -Wall -Wextra -o build/bench/wakeup bench/wakeup.c
 	build/bench/wakeup
 	python3 bench/bench.py $BENCH_ARGS
+fi
+if [ "${BENCH_ONLY:-capture}" = capture ]; then
+	cc -O2 -Wall -Wextra -o build/bench/wakeup bench/wakeup.c
+	python3 bench/capture.py $BENCH_CAPTURE_ARGS
 fi
 if [ "${BENCH_ONLY:-daemon}" = daemon ]; then
 	make --no-print-directory -s build/bench/loadgen

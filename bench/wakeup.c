@@ -1,10 +1,12 @@
 /*
  * wakeup.c -- the floor under any sampler that sleeps between samples: the
  * CPU time a thread spends being woken by an absolute-deadline timer, with
- * no work at all.  Printed per tick at 1 kHz and 10 kHz.
+ * no work at all.  Printed per tick at 1 kHz and 10 kHz, or with arguments
+ * `wakeup HZ TICKS` at one rate only (bench/capture.py's floor).
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
 #include <time.h>
 
@@ -19,15 +21,25 @@ wakeup_ns(clockid_t clk)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
-	static const unsigned	rates[] = { 1000, 10000 };
+	unsigned		rates[] = { 1000, 10000 };
+	unsigned		nrates = 2;
 	struct timespec		ts;
 	uint64_t		next, period, c0, c1, t0, t1;
 	unsigned		i, n, ticks = 3000;
 
+	if (argc == 3) {
+		rates[0] = (unsigned)strtoul(argv[1], NULL, 10);
+		ticks = (unsigned)strtoul(argv[2], NULL, 10);
+		nrates = 1;
+		if (rates[0] == 0 || rates[0] > 100000 || ticks == 0) {
+			fprintf(stderr, "usage: wakeup [HZ TICKS]\n");
+			return (1);
+		}
+	}
 	(void)prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
-	for (i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+	for (i = 0; i < nrates; i++) {
 		period = 1000000000ull / rates[i];
 		next = t0 = wakeup_ns(CLOCK_MONOTONIC);
 		c0 = wakeup_ns(CLOCK_THREAD_CPUTIME_ID);

@@ -13,3 +13,9 @@ $(LOADGEN): bench/loadgen.c proto/proto.c proto/rundir.c proto/proto.h \
 .PHONY: bench-daemon
 bench-daemon: daemon ctl $(LOADGEN)
 	@python3 bench/daemon.py $(BENCH_DAEMON_ARGS)
+
+# The capture cost table alone (bench/capture.py), the part of `make bench`
+# that `BENCH_ONLY=capture` selects.
+.PHONY: bench-capture
+bench-capture: daemon ctl
+	@BENCH_ONLY=capture sh bench/run.sh
