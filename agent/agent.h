@@ -25,9 +25,9 @@
 /* A thread without the GIL counts only if its CPU clock moved at least a
  * DIV-th of the time since its previous tick (sampler.c). */
 #define AGENT_ONCPU_GIL_DIV	4
-/* A thread in the same frames as at its previous tick (and holding the GIL
- * or not as then) is taken as on or off a CPU as then, without a read, for
- * this many ticks in a row (sampler.c). */
+/* A thread off a CPU at its previous tick, without the GIL then and now and
+ * in the same frames, is taken as off without a read for this many ticks
+ * in a row (sampler.c). */
 #define AGENT_ONCPU_RECHECK	8
 /* Reads of the stopped GIL holder's state the gil reader makes at most. */
 #define READER_GIL_SETTLE	16

@@ -284,9 +284,11 @@ sampler_account_reset(void)
  *
  * A system call only when needed (the one cost per thread per tick left):
  * the GIL holder whose frames changed ran Python and is running it; a
- * thread in the same frames as at its previous tick, holding the GIL or
- * not as then, is as it was then (read again every AGENT_ONCPU_RECHECK
- * ticks).  Otherwise the CPU clock is read.
+ * thread off a CPU at its previous tick, without the GIL then and now, in
+ * the same frames, is blocked still (read again every AGENT_ONCPU_RECHECK
+ * ticks).  Otherwise the CPU clock is read, and compared to the previous
+ * reading when that one is good for it: taken at the previous tick, or
+ * while the thread was blocked since.
  *
  * A thread whose CPU clock moved less than AGENT_ONCPU_MIN_NS (at most an
  * AGENT_ONCPU_MIN_DIV-th of a period) since the previous read is not, and
@@ -315,17 +317,20 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
 
 	if (t->offcpu)
 		return (0);
-	/* It ran Python since its previous tick and holds the GIL now. */
-	if (t->gil == 1 && changed && !first)
+	/* It ran Python since its previous tick and holds the GIL now.  Its
+	 * CPU clock is not read: the next tick has no reading to compare to. */
+	if (t->gil == 1 && changed && !first) {
+		st->last_cpu_at = 0;
 		return (1);
-	/* In the same frames, with or without the GIL as then: as it was,
-	 * read again only every AGENT_ONCPU_RECHECK ticks (a C call that goes
-	 * from waiting to computing, or a holder preempted in a loop that
-	 * keeps its frame as it was, is seen that much late). */
-	if (!changed && !first && t->gil == st->gil &&
+	}
+	/* Off then, without the GIL then and now, in the same frames: blocked
+	 * still, read again only every AGENT_ONCPU_RECHECK ticks (a C call
+	 * that goes from waiting to computing is seen that much late).  Its
+	 * clock stood still: the last reading stays good to compare to. */
+	if (!changed && !first && !st->oncpu && t->gil == 0 && st->gil == 0 &&
 	    st->same_ticks < AGENT_ONCPU_RECHECK) {
 		st->same_ticks++;
-		return (st->oncpu);
+		return (0);
 	}
 	st->same_ticks = 0;
 	if (min > AGENT_ONCPU_MIN_NS)

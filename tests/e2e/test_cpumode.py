@@ -98,18 +98,31 @@ def test_cpu_mode_puts_a_duty_cycle_on_burn(ctx):
     for burn_ms, idle_ms in (("4", "6"), ("1", "9")):
         cycle = "%s/%s" % (burn_ms, idle_ms)
         p, state = start_workload(ctx, "dutycycle", burn_ms, idle_ms)
+        wait_until(lambda: len(read_state(state)) == 4, 30,
+                   "the duty cycle's first totals")
         for reader in ("direct",):
-            prof, _ = profile(ctx, "cpu", reader, 2.5, thread="dutycycle")
+            prof, deltas = profile(ctx, "cpu", reader, 2.5, [state],
+                                   thread="dutycycle")
             f = prof.get(p.pid, {})
             n = sum(v[0] for v in f.values())
             check(n >= (10 if ctx.sanitize else 40), "%s %s: only %d cpu "
                   "samples" % (reader, cycle, n))
+            # 95%, unless burn() truly has less of the thread's CPU: the
+            # loop's own Python and, on this kind of VM, each wake-up from
+            # sleep (~35 us of thread CPU, 3.5% of a 1 ms burst) are CPU
+            # spent outside burn(), which cpu mode rightly shows.
+            d = deltas[0]
+            truth = d[2] / float(d[3]) if d[3] > 0 else 1.0
+            floor = min(cpu_floor(), truth - 0.02)
+            print("  %s: burn() has %.1f%% of the thread's CPU; cpu-mode "
+                  "floor %.1f%%" % (cycle, 100 * truth, 100 * floor))
             for i, what in ((0, "samples"), (1, "CPU weight")):
                 s = share(f, "burn", i)
-                check(s >= cpu_floor(),
-                      "%s reader, %s ms: %.1f%% of %s on burn, want >= %d%% "
-                      "(%r)" % (reader, cycle, 100 * s, what,
-                                100 * cpu_floor(), f))
+                check(s >= floor,
+                      "%s reader, %s ms: %.1f%% of %s on burn, want >= "
+                      "%.1f%%, burn() has %.1f%% of the thread's CPU (%r)"
+                      % (reader, cycle, 100 * s, what, 100 * floor,
+                         100 * truth, f))
             prof, deltas = profile(ctx, "wall", reader, 2.5, [state],
                                    thread="dutycycle")
             f = prof.get(p.pid, {})
