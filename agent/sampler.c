@@ -283,7 +283,8 @@ sampler_account_reset(void)
  * one place to wherever the thread sleeps now).
  *
  * A system call only when needed (the one cost per thread per tick left):
- * the GIL holder whose frames changed ran Python and is running it; a
+ * the GIL holder on a CPU at its previous tick whose frames changed ran
+ * Python and is running it; a
  * thread off a CPU at its previous tick, without the GIL then and now, in
  * the same frames, is blocked still (read again every AGENT_ONCPU_RECHECK
  * ticks).  Otherwise the CPU clock is read, and compared to the previous
@@ -317,9 +318,10 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
 
 	if (t->offcpu)
 		return (0);
-	/* It ran Python since its previous tick and holds the GIL now.  Its
+	/* On at its previous tick, it ran Python since and holds the GIL now.
+	 * Not one off then: it may have just woken, and the clock tells.  Its
 	 * CPU clock is not read: the next tick has no reading to compare to. */
-	if (t->gil == 1 && changed && !first) {
+	if (t->gil == 1 && changed && !first && st->oncpu) {
 		st->last_cpu_at = 0;
 		return (1);
 	}

@@ -116,6 +116,8 @@ def test_cpu_mode_puts_a_duty_cycle_on_burn(ctx):
             floor = min(cpu_floor(), truth - 0.02)
             print("  %s: burn() has %.1f%% of the thread's CPU; cpu-mode "
                   "floor %.1f%%" % (cycle, 100 * truth, 100 * floor))
+            print("  %s: burn() has %.1f%% of the cpu-mode samples"
+                  % (cycle, 100 * share(f, "burn", 0)))
             for i, what in ((0, "samples"), (1, "CPU weight")):
                 s = share(f, "burn", i)
                 check(s >= floor,
