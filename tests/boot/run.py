@@ -65,6 +65,9 @@ def make_rootfs(path):
           flush=True)
     tmp = path + ".part"
     shutil.rmtree(tmp, ignore_errors=True)
+    # mmdebstrap wants the target's parent to exist (a fresh clone has no
+    # build/boot yet); debootstrap makes it.
+    os.makedirs(os.path.dirname(os.path.abspath(tmp)), exist_ok=True)
     t0 = time.monotonic()
     # A tree built once and never written: dpkg need not fsync every file
     # (mmdebstrap: debootstrap has no such option).
