@@ -137,14 +137,12 @@ cmd_status_budget(const msgpack_object_map *m, char *buf, size_t len)
 		snprintf(buf, len, "none");
 	else if (bp % 100 == 0)
 		snprintf(buf, len, "%" PRIu64 "%%", bp / 100);
+	else if (bp % 10 == 0)
+		snprintf(buf, len, "%" PRIu64 ".%" PRIu64 "%%", bp / 100,
+		    bp % 100 / 10);
 	else
 		snprintf(buf, len, "%" PRIu64 ".%02" PRIu64 "%%", bp / 100,
 		    bp % 100);
-	if ((len = strlen(buf)) > 2 && buf[len - 2] == '0' &&
-	    strchr(buf, '.') != NULL) {
-		buf[len - 2] = '%';	/* "0.50%" -> "0.5%" */
-		buf[len - 1] = '\0';
-	}
 }
 
 /* Adds one agent's row to the table. */
