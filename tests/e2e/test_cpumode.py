@@ -190,7 +190,10 @@ def test_two_busy_threads_of_eight_share_cpu_mode(ctx):
         got = {t["thread"]: t["self"] for t in threads}
         total = sum(got.values())
         busy = got.get("busy_0", 0) + got.get("busy_1", 0)
-        check(total > (20 if ctx.sanitize else 100) and
+        # The gil reader gets a tick only when a busy thread lets the GIL
+        # go: 30-100 a second here, whatever the rate asked.
+        least = 20 if ctx.sanitize else 100 if reader == "direct" else 50
+        check(total > least and
               busy >= cpu_floor() * total,
               "%s reader: cpu samples by thread %r" % (reader, got))
         # The GIL need not be fair: the samples follow each one's CPU.
