@@ -163,6 +163,18 @@ uint64_t	agent_now_ns(void);		/* CLOCK_MONOTONIC */
 void		agent_log(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* One line to stderr, always: for what the operator must know. */
 void		agent_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * compat.c: finds the layout the direct reader reads the interpreter with
+ * and checks it on the calling thread's own stack; call once at import,
+ * holding the GIL.  0 when the direct reader may use it, else -1 with
+ * compat_why saying why.  compat_source is an enum compat_source (compat.h).
+ */
+int		compat_load(void);
+extern int	compat_source;
+extern unsigned	compat_moved;	/* fields the interpreter places elsewhere
+				   than the headers */
+extern char	compat_why[160];
 /* Once per process: the socket and whether a profd answered (err 0). */
 void		agent_announce(int err);
 uint64_t	agent_realtime_ns(void);	/* CLOCK_REALTIME */

@@ -5,12 +5,18 @@ PYTHON	?= python3
 CC	?= cc
 PYINC	:= $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 EXT	:= $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+# msgpack-c 6 renamed its pkg-config module.
+MSGPACK	:= $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
+FREETHREADED := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("Py_GIL_DISABLED") or 0)')
+ifeq ($(FREETHREADED),1)
+$(error $(PYTHON) is a free-threaded build (python3.Xt), which profagent does not support yet: build for the GIL-enabled python3.X of the same release)
+endif
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -fPIC -fvisibility=hidden -Wall -Wextra \
 	   -Wno-unused-parameter -Wno-missing-field-initializers -D_GNU_SOURCE \
 	   -Iproto -Iagent -I$(PYINC) -I$(PYINC)/internal \
-	   $(shell pkg-config --cflags msgpack)
-LIBS	:= $(shell pkg-config --libs msgpack) -lpthread
+	   $(shell pkg-config --cflags $(MSGPACK))
+LIBS	:= $(shell pkg-config --libs $(MSGPACK)) -lpthread
 ifeq ($(SANITIZE),1)
 SAN	:= -fsanitize=address,undefined -fno-omit-frame-pointer
 CFLAGS	+= $(SAN)

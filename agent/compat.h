@@ -3,11 +3,14 @@
  *
  * reader_direct.c reads thread states, frames and code objects by copying
  * bytes out of the interpreter without the GIL, so it needs the offsets of
- * the fields it follows.  They are taken here, per minor version, with
- * offsetof() on the real structs of the headers the agent is compiled
- * against (agent.mk builds the agent once per interpreter, with
- * -I<include>/internal).  Nothing outside this file may depend on
- * PY_VERSION_HEX for a layout.
+ * the fields it follows.  compat_built holds them as the headers the agent
+ * is compiled against say (offsetof() on the real structs; agent.mk builds
+ * the agent once per interpreter, with -I<include>/internal).  compat.c
+ * then fills `compat`, the layout in force, at import: on 3.13 and later
+ * from the running interpreter's own _PyRuntime.debug_offsets, with the
+ * headers as the cross-check, and checks the result against the importing
+ * thread's own stack before the direct reader may use it.  Nothing outside
+ * this file and compat.c may depend on PY_VERSION_HEX for a layout.
  *
  * Include this file first, before Python.h: the internal headers need
  * Py_BUILD_CORE, which must be seen by Python.h too.
@@ -26,8 +29,11 @@
  * Versions whose layouts are known here.  Elsewhere the direct reader is
  * built as a stub whose probe fails, and the agent uses the GIL reader.
  */
-#if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030e0000 && \
-    !defined(Py_GIL_DISABLED) && !defined(Py_TRACE_REFS)
+#ifdef Py_GIL_DISABLED
+#error "profagent does not support free-threaded CPython (python3.Xt): build it for the GIL-enabled python3.X of the same release"
+#endif
+#if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x03100000 && \
+    !defined(Py_TRACE_REFS)
 #define COMPAT_SUPPORTED 1
 #define Py_BUILD_CORE 1
 #else
@@ -35,6 +41,7 @@
 #endif
 
 #include <Python.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +54,10 @@
 #include "internal/pycore_runtime.h"
 #if PY_VERSION_HEX >= 0x030b0000
 #include "internal/pycore_frame.h"
+#endif
+#if PY_VERSION_HEX >= 0x030e0000
+#include "internal/pycore_interpframe_structs.h"
+#include "internal/pycore_stackref.h"
 #endif
 
 /* How a frame says where it is. */
@@ -95,9 +106,14 @@ struct compat_layout {
 	size_t	frame_instr;
 	size_t	frame_owner;		/* or NONE */
 	size_t	frame_read;
+	uintptr_t frame_code_mask;	/* 3.14+: f_executable is a tagged
+					   _PyStackRef; clears the tag bits */
 	enum compat_instr instr;
 	int	owner_generator;	/* FRAME_OWNED_BY_GENERATOR, or -1 */
-	int	owner_cstack;		/* FRAME_OWNED_BY_CSTACK, or -1 */
+	int	owner_shim;		/* 3.12+: owners from this value up are
+					   the interpreter's own shim frames
+					   (an entry frame ends every chain);
+					   INT_MAX before */
 	int	owner_max;		/* highest valid owner value */
 
 	/* PyCodeObject */
@@ -109,6 +125,7 @@ struct compat_layout {
 	size_t	code_units;		/* 3.11+: ob_size in code units */
 	size_t	code_adaptive;		/* 3.11+: start of the bytecode */
 	size_t	code_firsttraceable;	/* 3.11+: int, or NONE */
+	size_t	code_flags;		/* < 3.11: int co_flags, or NONE */
 	size_t	code_read;
 	enum compat_lines lines;
 
@@ -124,6 +141,13 @@ struct compat_layout {
 	size_t	gil_cond_end;
 	size_t	gil_switch;		/* ... and here once it let it go */
 	size_t	gil_switch_end;
+};
+
+/* Where the layout in force came from (compat.c). */
+enum compat_source {
+	COMPAT_SRC_NONE,	/* no usable layout: the direct reader is off */
+	COMPAT_SRC_HEADERS,	/* the headers built against */
+	COMPAT_SRC_RUNTIME,	/* the interpreter's _Py_DebugOffsets */
 };
 
 #define COMPAT_MAX2(a, b)	((a) > (b) ? (a) : (b))
@@ -149,7 +173,7 @@ struct compat_layout {
 	    COMPAT_END(PyThreadState, frame)))
 #endif
 
-static const struct compat_layout compat = {
+static const struct compat_layout compat_built = {
 #if PY_VERSION_HEX >= 0x030b0000
 	.interp_head = offsetof(PyInterpreterState, threads.head),
 #else
@@ -194,6 +218,11 @@ static const struct compat_layout compat = {
 
 #if PY_VERSION_HEX >= 0x030b0000
 	.frame_is_object = 0,
+#if PY_VERSION_HEX >= 0x030e0000
+	.frame_code_mask = ~(uintptr_t)Py_TAG_BITS,
+#else
+	.frame_code_mask = ~(uintptr_t)0,
+#endif
 #if PY_VERSION_HEX >= 0x030d0000
 	.frame_code = offsetof(_PyInterpreterFrame, f_executable),
 	.frame_instr = offsetof(_PyInterpreterFrame, instr_ptr),
@@ -207,15 +236,22 @@ static const struct compat_layout compat = {
 	.frame_owner = offsetof(_PyInterpreterFrame, owner),
 	.frame_read = COMPAT_END(_PyInterpreterFrame, owner),
 	.owner_generator = FRAME_OWNED_BY_GENERATOR,
-#if PY_VERSION_HEX >= 0x030c0000
-	.owner_cstack = FRAME_OWNED_BY_CSTACK,
+#if PY_VERSION_HEX >= 0x030f0000
+	.owner_shim = FRAME_OWNED_BY_INTERPRETER,
+	.owner_max = FRAME_OWNED_BY_INTERPRETER,
+#elif PY_VERSION_HEX >= 0x030e0000
+	.owner_shim = FRAME_OWNED_BY_INTERPRETER,
+	.owner_max = FRAME_OWNED_BY_CSTACK,
+#elif PY_VERSION_HEX >= 0x030c0000
+	.owner_shim = FRAME_OWNED_BY_CSTACK,
 	.owner_max = FRAME_OWNED_BY_CSTACK,
 #else
-	.owner_cstack = -1,
+	.owner_shim = INT_MAX,
 	.owner_max = FRAME_OWNED_BY_FRAME_OBJECT,
 #endif
 #else
 	.frame_is_object = 1,
+	.frame_code_mask = ~(uintptr_t)0,
 	.frame_code = offsetof(PyFrameObject, f_code),
 	.frame_previous = offsetof(PyFrameObject, f_back),
 	.frame_instr = offsetof(PyFrameObject, f_lasti),
@@ -227,7 +263,7 @@ static const struct compat_layout compat = {
 	.instr = COMPAT_LASTI_BYTES,
 #endif
 	.owner_generator = -1,
-	.owner_cstack = -1,
+	.owner_shim = INT_MAX,
 	.owner_max = 0,
 #endif
 
@@ -238,6 +274,7 @@ static const struct compat_layout compat = {
 	.code_units = offsetof(PyVarObject, ob_size),
 	.code_adaptive = offsetof(PyCodeObject, co_code_adaptive),
 	.code_firsttraceable = offsetof(PyCodeObject, _co_firsttraceable),
+	.code_flags = COMPAT_NONE,
 	.code_read = COMPAT_MAX3(COMPAT_END(PyCodeObject, co_qualname),
 	    COMPAT_END(PyCodeObject, co_filename),
 	    COMPAT_MAX3(COMPAT_END(PyCodeObject, co_linetable),
@@ -256,8 +293,10 @@ static const struct compat_layout compat = {
 	.code_units = COMPAT_NONE,
 	.code_adaptive = COMPAT_NONE,
 	.code_firsttraceable = COMPAT_NONE,
+	.code_flags = offsetof(PyCodeObject, co_flags),
 	.code_read = COMPAT_MAX3(COMPAT_END(PyCodeObject, co_name),
-	    COMPAT_END(PyCodeObject, co_filename),
+	    COMPAT_MAX2(COMPAT_END(PyCodeObject, co_filename),
+		COMPAT_END(PyCodeObject, co_flags)),
 	    COMPAT_MAX3(COMPAT_END(PyCodeObject, co_code),
 		COMPAT_END(PyCodeObject, co_firstlineno),
 		COMPAT_END(PyCodeObject, COMPAT_LINES_FIELD))),
@@ -297,38 +336,9 @@ compat_main_thread(void)
 	return _PyRuntime.main_thread;
 }
 
-/*
- * Checks the layout against the interpreter's own _Py_DebugOffsets (3.13+),
- * which the running binary filled in: catches headers that do not match
- * the build (a free-threaded or debug interpreter).  0 when they agree or
- * the table does not exist.
- */
-static inline int
-compat_check_runtime(void)
-{
-#if PY_VERSION_HEX >= 0x030d0000
-	const _Py_DebugOffsets *d = &_PyRuntime.debug_offsets;
-
-	if (memcmp(d->cookie, _Py_Debug_Cookie, sizeof(d->cookie)) != 0)
-		return -1;
-	if (d->thread_state.next != compat.ts_next ||
-	    d->thread_state.interp != compat.ts_interp ||
-	    d->thread_state.current_frame != compat.ts_frame ||
-	    d->thread_state.native_thread_id != compat.ts_native_id ||
-	    d->interpreter_state.threads_head != compat.interp_head ||
-	    d->interpreter_frame.previous != compat.frame_previous ||
-	    d->interpreter_frame.executable != compat.frame_code ||
-	    d->interpreter_frame.instr_ptr != compat.frame_instr ||
-	    d->interpreter_frame.owner != compat.frame_owner ||
-	    d->code_object.filename != compat.code_filename ||
-	    d->code_object.qualname != compat.code_name ||
-	    d->code_object.linetable != compat.code_lines ||
-	    d->code_object.firstlineno != compat.code_firstlineno ||
-	    d->code_object.co_code_adaptive != compat.code_adaptive)
-		return -1;
-#endif
-	return 0;
-}
+/* compat.c: the layout in force, filled by compat_load (at import, with
+ * the GIL) and read-only afterwards. */
+extern struct compat_layout	compat;
 
 #endif /* COMPAT_SUPPORTED */
 

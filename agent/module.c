@@ -533,7 +533,9 @@ module_stats(PyObject *self, PyObject *unused)
 	if (module_dict_set(d, "reader",
 	    PyUnicode_FromString(s ? s : "?")) != 0)
 		goto fail;
-	if (module_dict_set(d, "socket",
+	if (module_dict_set(d, "layout_why",
+	    PyUnicode_FromString(compat_why)) != 0 ||
+	    module_dict_set(d, "socket",
 	    PyUnicode_FromString(agent_ident.sock_path)) != 0 ||
 	    module_dict_set(d, "pid", PyLong_FromLong((long)getpid())) != 0)
 		goto fail;
@@ -605,6 +607,10 @@ PyInit__profagent(void)
 			return (NULL);
 		}
 		forks_hooked = 1;
+		/* Once per process, holding the GIL, before any sampling. */
+		compat_load();
+		AGENT_STORE(agent_stats.layout, (uint64_t)compat_source);
+		AGENT_STORE(agent_stats.layout_moved, (uint64_t)compat_moved);
 	}
 	return (PyModule_Create(&module_def));
 }

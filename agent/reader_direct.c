@@ -6,8 +6,10 @@
  * pipe, or /proc/self/mem: whichever works and is cheapest, chosen once at
  * probe), so a pointer that went stale under us gives an error, never a
  * fault.  Every copied pointer is checked before it is followed; a stack
- * that does not hold together is dropped and counted invalid.  Layouts come
- * from compat.h only.
+ * that does not hold together is dropped and counted invalid, and so is one
+ * that does not reach the thread's entry frame (a torn walk that ended early
+ * would otherwise pass for a whole stack).  Layouts come from compat.h
+ * only: `compat`, checked at import (compat.c).
  *
  * Cost: a safe copy is a system call or two (about a microsecond), plus
  * the bytes (the pipe works in pages, process_vm_readv pins each page), so
@@ -124,6 +126,7 @@ static struct {
 				plan[DIRECT_SNAP_REGIONS];
 	int			nplan;
 	uint32_t		capture;	/* counter */
+	int			fresh;	/* lookups ignore regions below */
 } direct_snap;
 
 /*
@@ -138,6 +141,7 @@ struct direct_code {
 	int32_t		units;		/* bytecode size, code units; -1 n/a */
 	int32_t		firsttraceable;
 	uint8_t		ok;
+	uint8_t		gen;		/* < 3.11: a generator's or coroutine's */
 };
 static struct direct_code direct_codes[DIRECT_CODE_CACHE];	/* sampler */
 
@@ -159,6 +163,7 @@ struct direct_raw {
 	int32_t		units;	/* from the code object, once checked */
 #define DIRECT_UNITS_DUE	INT32_MIN	/* its copy is yet to come */
 	int32_t		firsttraceable;
+	int		gencode;	/* < 3.11: generator code, once checked */
 };
 
 static int	direct_copy(void *, uintptr_t, size_t);
@@ -174,16 +179,25 @@ direct_ptr_ok(uintptr_t p, uintptr_t align)
 /*
  * Says whether a copied object header looks alive: freed memory keeps its
  * old type pointer, but the allocator reuses the refcount word (a free-list
- * link or 0).  Immortal objects stay well below the limit.
+ * link or 0).  Immortal objects stay well below the limit.  From 3.14 the
+ * count is the word's low 32 bits, and flags fill the top 16.
  */
 static inline int
 direct_alive(const void *obj)
 {
+#if PY_VERSION_HEX >= 0x030e0000
+	uint32_t refcnt;
+
+	memcpy(&refcnt, (const char *)obj + offsetof(PyObject, ob_refcnt),
+	    sizeof refcnt);
+	return refcnt > 0;
+#else
 	Py_ssize_t refcnt;
 
 	memcpy(&refcnt, (const char *)obj + offsetof(PyObject, ob_refcnt),
 	    sizeof refcnt);
 	return refcnt > 0 && refcnt < ((Py_ssize_t)1 << 40);
+#endif
 }
 
 /* Reads a field of a copied struct. */
@@ -660,7 +674,7 @@ direct_probe(void)
 {
 	uintptr_t	head;
 
-	if (compat_check_runtime() == -1)
+	if (compat_source == COMPAT_SRC_NONE)
 		return -1;
 	direct_sigpipe_block();
 	if (!direct_io.atfork) {
@@ -781,7 +795,8 @@ direct_snap_in(int i, uintptr_t addr, size_t len)
 {
 	struct direct_region	*r = &direct_snap.r[i];
 
-	if (i < 0 || i >= direct_snap.n || !r->done || addr < r->addr ||
+	if (i < direct_snap.fresh || i >= direct_snap.n || !r->done ||
+	    addr < r->addr ||
 	    addr + len < addr || addr + len > r->addr + r->len)
 		return NULL;
 	r->used = 1;
@@ -926,6 +941,7 @@ direct_code_fill(struct direct_code *e, uintptr_t code, const char *c)
 	e->ok = 0;
 	e->units = -1;
 	e->firsttraceable = 0;
+	e->gen = 0;
 	e->fingerprint = direct_code_hash(c);
 	if (direct_word(c, offsetof(PyObject, ob_type)) != direct.code_type ||
 	    !direct_alive(c))
@@ -943,10 +959,16 @@ direct_code_fill(struct direct_code *e, uintptr_t code, const char *c)
 		 * units and firsttraceable 4); direct_finish then hides the
 		 * frame, as CPython's own frame walk does.
 		 */
-		e->firsttraceable = direct_int(c, compat.code_firsttraceable);
+		if (compat.code_firsttraceable != COMPAT_NONE)
+			e->firsttraceable = direct_int(c,
+			    compat.code_firsttraceable);
 		if (e->firsttraceable < 0 || e->firsttraceable > e->units + 1)
 			return -1;
 	}
+	if (compat.code_flags != COMPAT_NONE)
+		e->gen = (direct_int(c, compat.code_flags) & (CO_GENERATOR |
+		    CO_COROUTINE | CO_ASYNC_GENERATOR |
+		    CO_ITERABLE_COROUTINE)) != 0;
 	e->ok = 1;
 	return 0;
 }
@@ -992,6 +1014,7 @@ direct_codes_check(struct direct_raw *raw, int n)
 			return -1;
 		raw[i].units = e->units;
 		raw[i].firsttraceable = e->firsttraceable;
+		raw[i].gencode = e->gen;
 	}
 	if (ndue == 0)
 		return 0;
@@ -1012,6 +1035,7 @@ direct_codes_check(struct direct_raw *raw, int n)
 			return -1;
 		raw[i].units = e->units;
 		raw[i].firsttraceable = e->firsttraceable;
+		raw[i].gencode = e->gen;
 	}
 	return 0;
 }
@@ -1019,7 +1043,10 @@ direct_codes_check(struct direct_raw *raw, int n)
 /*
  * Walks one thread's frame chain from frame, leaf first, into raw[].
  * Returns the count, or -1 if the chain is torn; *more is set when the walk
- * stopped with frames left.
+ * stopped with frames left.  On 3.12+ every chain ends at an entry frame
+ * (a shim the interpreter pushes where C calls into Python): a chain that
+ * ends elsewhere was cut short under us, most often at a generator's frame
+ * copied just after it was suspended (its `previous` cleared).
  */
 static int
 direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
@@ -1028,7 +1055,7 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
 	const char	*f;
 	uintptr_t	 code, instr;
 	size_t		 back;
-	int		 n = 0, owner, steps, missed = 0, nregions;
+	int		 n = 0, owner, steps, missed = 0, nregions, shim = 0;
 
 	*more = 0;
 	for (steps = 0; frame != 0; steps++) {
@@ -1046,7 +1073,8 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
 		 */
 		/* Most frames lie in the chunk the previous one was in. */
 		r = &direct_snap.r[direct_snap.last];
-		if (direct_snap.last < direct_snap.n && r->done &&
+		if (direct_snap.last < direct_snap.n &&
+		    direct_snap.last >= direct_snap.fresh && r->done &&
 		    frame >= r->addr && frame - r->addr <= r->len &&
 		    compat.frame_read <= r->len - (frame - r->addr)) {
 			f = direct_snap.buf + r->off + (frame - r->addr);
@@ -1065,7 +1093,8 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
 				return -1;
 			missed = direct_snap.n != nregions;
 		}
-		code = direct_word(f, compat.frame_code);
+		code = direct_word(f, compat.frame_code) &
+		    compat.frame_code_mask;
 		owner = 0;
 		if (compat.frame_owner != COMPAT_NONE) {
 			owner = *(const signed char *)(f + compat.frame_owner);
@@ -1077,8 +1106,9 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
 		    direct.frame_type)
 			return -1;
 		frame = direct_word(f, compat.frame_previous);
-		if (owner == compat.owner_cstack)
-			continue;	/* the C stack's own shim frame */
+		shim = owner >= compat.owner_shim;
+		if (shim)
+			continue;	/* the interpreter's own shim frame */
 		if (!direct_ptr_ok(code, sizeof(void *)))
 			return -1;
 		raw[n].code = code;
@@ -1100,6 +1130,8 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
 		}
 		n++;
 	}
+	if (!*more && compat.owner_shim != INT_MAX && !shim)
+		return -1;
 	return n;
 }
 
@@ -1116,6 +1148,11 @@ direct_finish(struct reader_thread *t, struct direct_raw *raw, int n,
 	int	i;
 
 	if (direct_codes_check(raw, n) == -1)
+		return -1;
+	/* Before 3.12 no entry frame marks the bottom, but a generator's
+	 * frame there means the walk lost the frames under it. */
+	if (!more && n > 0 && compat.owner_shim == INT_MAX &&
+	    (raw[n - 1].gen || raw[n - 1].gencode))
 		return -1;
 	t->depth = 0;
 	t->truncated = more;
@@ -1147,6 +1184,57 @@ direct_finish(struct reader_thread *t, struct direct_raw *raw, int n,
 }
 
 /*
+ * Walks the frames of the thread whose copied state is s into raw[]: the
+ * count, 0 when it has no Python frame, -1 when torn.
+ */
+static int
+direct_thread_walk(const char *s, struct direct_raw *raw, int *more)
+{
+	const char	*p;
+	uintptr_t	 frame = 0, chunk, top, limit, cframe;
+	size_t		 span, ahead;
+
+	if (compat.ts_frame != COMPAT_NONE) {
+		frame = direct_word(s, compat.ts_frame);
+	} else {
+		cframe = direct_word(s, compat.ts_cframe);
+		if (cframe == 0)
+			return 0;
+		if (!direct_ptr_ok(cframe, sizeof(void *)) ||
+		    (p = direct_snap_get(cframe + compat.cframe_frame,
+		    sizeof(uintptr_t), 0, 0, DK_OTHER)) == NULL)
+			return -1;
+		frame = direct_word(p, 0);
+	}
+	if (frame == 0)
+		return 0;
+
+	/* Copy the used part of the stack chunk at once: most frames live
+	 * there. */
+	if (compat.ts_chunk != COMPAT_NONE && compat.ts_top != COMPAT_NONE) {
+		chunk = direct_word(s, compat.ts_chunk);
+		top = direct_word(s, compat.ts_top);
+		limit = direct_word(s, compat.ts_limit);
+		if (chunk != 0 && top > chunk && limit >= top &&
+		    (span = top - chunk) <= DIRECT_CHUNK_MAX &&
+		    direct_ptr_ok(chunk, sizeof(void *))) {
+			ahead = limit - top < DIRECT_CHUNK_SLACK ?
+			    limit - top : DIRECT_CHUNK_SLACK;
+			if (direct_snap_get(chunk, span, 0, ahead,
+			    DK_CHUNK) != NULL) {
+				struct direct_region *r =
+				    &direct_snap.r[direct_snap.last];
+
+				if (r->need < span + (chunk - r->addr))
+					r->need = (uint32_t)(span +
+					    (chunk - r->addr));
+			}
+		}
+	}
+	return direct_walk(frame, raw, more);
+}
+
+/*
  * Captures one thread state: its ids, GIL, frames.  Returns 1 when t is
  * filled, 0 when the thread is skipped (ours, or no Python frames), -1 when
  * torn.  *next gets the next thread state.
@@ -1158,9 +1246,7 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 {
 	static struct direct_raw raw[DIRECT_WALK_MAX];
 	const char	*s, *p;
-	uintptr_t	 frame = 0, chunk, top, limit, cframe;
-	size_t		 span, ahead;
-	int		 n, more;
+	int		 n, more, attempt;
 
 	if (!direct_ptr_ok(ts, sizeof(void *)))
 		return -1;
@@ -1189,48 +1275,27 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 	if (!reader_window_take(w, t->ident, t->gil))
 		return 0;
 
-	if (compat.ts_frame != COMPAT_NONE) {
-		frame = direct_word(s, compat.ts_frame);
-	} else {
-		cframe = direct_word(s, compat.ts_cframe);
-		if (cframe == 0)
+	/*
+	 * A walk torn by the thread running on under us (most often: its
+	 * current frame a generator's, copied just after it was suspended) is
+	 * tried once more from fresh copies of the thread state and frames.
+	 */
+	for (attempt = 0;; attempt++) {
+		n = direct_thread_walk(s, raw, &more);
+		if (n == 0) {
+			direct_snap.fresh = 0;
 			return 0;
-		if (!direct_ptr_ok(cframe, sizeof(void *)) ||
-		    (p = direct_snap_get(cframe + compat.cframe_frame,
-		    sizeof(uintptr_t), 0, 0, DK_OTHER)) == NULL)
+		}
+		if (n > 0 && direct_finish(t, raw, n, more) == 0)
+			break;
+		if (attempt == 1 || (s = (direct_snap.fresh = direct_snap.n,
+		    direct_snap_get(ts, compat.ts_read, 0, 0, DK_TSTATE))) ==
+		    NULL) {
+			direct_snap.fresh = 0;
 			return -1;
-		frame = direct_word(p, 0);
-	}
-	if (frame == 0)
-		return 0;
-
-	/* Copy the used part of the stack chunk at once: most frames live
-	 * there. */
-	if (compat.ts_chunk != COMPAT_NONE) {
-		chunk = direct_word(s, compat.ts_chunk);
-		top = direct_word(s, compat.ts_top);
-		limit = direct_word(s, compat.ts_limit);
-		if (chunk != 0 && top > chunk && limit >= top &&
-		    (span = top - chunk) <= DIRECT_CHUNK_MAX &&
-		    direct_ptr_ok(chunk, sizeof(void *))) {
-			ahead = limit - top < DIRECT_CHUNK_SLACK ?
-			    limit - top : DIRECT_CHUNK_SLACK;
-			if (direct_snap_get(chunk, span, 0, ahead,
-			    DK_CHUNK) != NULL) {
-				struct direct_region *r =
-				    &direct_snap.r[direct_snap.last];
-
-				if (r->need < span + (chunk - r->addr))
-					r->need = (uint32_t)(span +
-					    (chunk - r->addr));
-			}
 		}
 	}
-	n = direct_walk(frame, raw, &more);
-	if (n == -1)
-		return -1;
-	if (direct_finish(t, raw, n, more) == -1)
-		return -1;
+	direct_snap.fresh = 0;
 	return t->depth > 0 ? 1 : 0;
 }
 

@@ -198,7 +198,11 @@ enum proto_reader {
 	X(fds_lost, "agent descriptors the host closed or reused")	\
 	X(max_overhead_bp, "CPU budget in force, 1/100 % of a core")	\
 	X(effective_mhz, "sampling rate in force, milli-Hz")		\
-	X(rate_reason, "why that rate: 0 asked, 1 budget")
+	X(rate_reason, "why that rate: 0 asked, 1 budget")		\
+	X(layout, "direct reader's layout: 0 none (GIL reader), "	\
+	    "1 the build's headers, 2 the interpreter's debug offsets")	\
+	X(layout_moved, "layout fields the interpreter places elsewhere " \
+	    "than the build's headers")
 
 /* Decoded messages.  Pointers point into the msgpack zone of the decode. */
 struct proto_hello {

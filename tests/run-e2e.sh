@@ -1,7 +1,9 @@
 #!/bin/sh
 # run-e2e.sh -- builds the agent for every interpreter (tests/pythons.sh) and
 # runs the end-to-end suite with each; daemon-only tests run once.
-# Ends with 'N passed, N failed' over all interpreters.
+# Ends with 'N passed, N failed' over all interpreters.  The tree's
+# interpreters (sid-*, tests/pytree.sh) get their agent built in the tree
+# and the tests driven from the host's first interpreter.
 # PROFD_E2E_FILTER=SUBSTR runs only matching tests.
 set -u
 cd "$(dirname "$0")/.."
@@ -12,20 +14,27 @@ if [ -z "$list" ]; then
 	echo "run-e2e: no Python 3.9+ interpreter with headers found" >&2
 	exit 1
 fi
-driver=$(echo "$list" | head -n1 | cut -d' ' -f2)
+driver=$(echo "$list" | grep -v '^sid-' | head -n1 | cut -d' ' -f2)
+[ -n "$driver" ] || driver=$(command -v python3)
 passed=0; failed=0; once="--once"
 out=$(mktemp)
 echo "$list" | while read -r label py; do
 	dir="build/e2e$suffix/$label"
 	echo "== agent for $label ($py)"
-	if ! make --no-print-directory -s agent PYTHON="$py" AGENTDIR="$dir" \
+	case $label in
+	sid-*)	build="sh tests/pytree.sh exec make -f agent/agent.mk"
+		inner=$("$py" -c 'import sys; print(sys.executable)')
+		run=$driver ;;
+	*)	build="make agent"; inner=$py; run=$py ;;
+	esac
+	if ! $build --no-print-directory -s PYTHON="$inner" AGENTDIR="$dir" \
 	    SANITIZE="${SANITIZE:-}" >"$out.build" 2>&1; then
 		cat "$out.build"
 		echo "FAIL build [$label]"
 		echo "0 1" >>"$out"
 		continue
 	fi
-	"$py" tests/e2e/run.py --python "$py" --agent-dir "$dir" --label "$label" \
+	"$run" tests/e2e/run.py --python "$py" --agent-dir "$dir" --label "$label" \
 	    $once $san -k "${PROFD_E2E_FILTER:-}" | tee "$out.run"
 	tail -n1 "$out.run" | awk '{print $1, $3}' >>"$out"
 	once=""
