@@ -1,7 +1,8 @@
 # profd -- statistical profiler for fleets of Python processes.
 #
 #   make                  profd, profctl (bin/) and the agent for $(PYTHON)
-#   make agent PYTHON=/path/to/python3.X   agent into build/python3.X/
+#   make agent PYTHON=/path/to/python3.X   agent into build/python3.X-HASH/
+#   make agent-dir PYTHON=...   prints that directory (for PYTHONPATH)
 #   make test [SANITIZE=1]  unit + end-to-end suites on every interpreter
 #   make demo             private profd + real workers + merged profile
 #   make bench            benchmark table (never fails on timing)
@@ -82,11 +83,12 @@ AGENT_UNIT_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
 PYINC	= $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 PYLIBS	= $(shell $(PYTHON)-config --embed --ldflags)
 
-# The agent is built per interpreter, into build/python3.X/ by default.
+# The agent is built per interpreter, into build/python3.X-HASH/ by default
+# (agent/_build/pytag.py: HASH tells interpreters of one version apart).
 PYVER	= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
-AGENTDIR ?= build/python$(PYVER)
+AGENTDIR ?= build/$(shell $(PYTHON) agent/_build/pytag.py 2>/dev/null)
 
-.PHONY: all daemon ctl agent test unit unit-bins unit-agent e2e demo bench install \
+.PHONY: all daemon ctl agent agent-dir test unit unit-bins unit-agent e2e demo bench install \
 	install-agent uninstall units wheels test-boot clean deps fuzz fuzz-ci
 
 all: daemon ctl agent
@@ -113,6 +115,10 @@ agent:
 	@test -n "$(PYVER)" || { echo "make agent: cannot run PYTHON=$(PYTHON)" >&2; exit 1; }
 	@$(MAKE) --no-print-directory -f agent/agent.mk PYTHON="$(PYTHON)" \
 	    AGENTDIR="$(AGENTDIR)" SANITIZE="$(SANITIZE)" CC="$(CC)"
+
+agent-dir:
+	@test -n "$(PYVER)" || { echo "make agent-dir: cannot run PYTHON=$(PYTHON)" >&2; exit 1; }
+	@echo "$(abspath $(AGENTDIR))"
 
 $(OBJDIR)/tests/test_%: tests/unit/test_%.c $(DAEMON_LIB_OBJS) $(CTL_LIB_OBJS) $(PROTO_OBJS)
 	@mkdir -p $(dir $@)
@@ -146,6 +152,7 @@ e2e: daemon ctl
 test: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) daemon ctl unit-bins
 	@$(MAKE) --no-print-directory unit
+	@sh tests/pytree.sh build
 	@$(MAKE) --no-print-directory e2e
 
 # Root only; the first run debootstraps a Debian tree into build/boot/rootfs

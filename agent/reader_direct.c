@@ -49,7 +49,9 @@
 #define DIRECT_CHUNK_SLACK	256		/* read past a chunk's top */
 #define DIRECT_CHUNK_MAX	(64u * 1024)	/* biggest chunk span copied */
 #define DIRECT_BACK_MAX		1024		/* read below a missed frame */
-#define DIRECT_WALK_MAX		(PROTO_MAX_DEPTH + 64)	/* frames followed */
+#define DIRECT_WALK_MAX		(PROTO_MAX_DEPTH + 64)	/* frames kept */
+#define DIRECT_CHAIN_MAX	65536	/* frames followed: past it, a cycle */
+#define DIRECT_RETRIES		3	/* fresh walks of a thread torn under us */
 #define DIRECT_THREADS_MAX	4096		/* thread states followed */
 #define DIRECT_CODE_CACHE	4096		/* checked code objects, 2^n */
 #define DIRECT_LINE_CACHE	256		/* line tables kept, 2^n */
@@ -1056,13 +1058,16 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
 	uintptr_t	 code, instr;
 	size_t		 back;
 	int		 n = 0, owner, steps, missed = 0, nregions, shim = 0;
+	int		 gen = 0;
 
+	/* Past the frames kept, the chain is still followed to its end: a
+	 * torn chain can loop, and must not pass for a deep stack. */
 	*more = 0;
 	for (steps = 0; frame != 0; steps++) {
-		if (steps == DIRECT_WALK_MAX || n == DIRECT_WALK_MAX) {
+		if (steps == DIRECT_CHAIN_MAX)
+			return -1;
+		if (n == DIRECT_WALK_MAX)
 			*more = 1;
-			break;
-		}
 		if (!direct_ptr_ok(frame, sizeof(void *)))
 			return -1;
 		/*
@@ -1111,6 +1116,9 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
 			continue;	/* the interpreter's own shim frame */
 		if (!direct_ptr_ok(code, sizeof(void *)))
 			return -1;
+		gen = owner == compat.owner_generator;
+		if (*more)
+			continue;
 		raw[n].code = code;
 		raw[n].gen = owner == compat.owner_generator;
 		switch (compat.instr) {
@@ -1130,7 +1138,7 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
 		}
 		n++;
 	}
-	if (!*more && compat.owner_shim != INT_MAX && !shim)
+	if (compat.owner_shim != INT_MAX ? !shim : gen)
 		return -1;
 	return n;
 }
@@ -1278,7 +1286,7 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 	/*
 	 * A walk torn by the thread running on under us (most often: its
 	 * current frame a generator's, copied just after it was suspended) is
-	 * tried once more from fresh copies of the thread state and frames.
+	 * tried again from fresh copies of the thread state and frames.
 	 */
 	for (attempt = 0;; attempt++) {
 		n = direct_thread_walk(s, raw, &more);
@@ -1288,7 +1296,7 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 		}
 		if (n > 0 && direct_finish(t, raw, n, more) == 0)
 			break;
-		if (attempt == 1 || (s = (direct_snap.fresh = direct_snap.n,
+		if (attempt == DIRECT_RETRIES || (s = (direct_snap.fresh = direct_snap.n,
 		    direct_snap_get(ts, compat.ts_read, 0, 0, DK_TSTATE))) ==
 		    NULL) {
 			direct_snap.fresh = 0;

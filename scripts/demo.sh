@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 ver=$($PYTHON -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-agent="build/python$ver"
+agent=$(make -s --no-print-directory agent-dir PYTHON="$PYTHON")
 rt=$(mktemp -d /tmp/profd-demo.XXXXXX)
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$rt"' EXIT INT TERM
 

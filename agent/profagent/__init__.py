@@ -12,6 +12,9 @@ Environment:
   PROFAGENT_SERVICE       service name (default: the script's name)
   PROFD_RUNTIME_DIR       profd's runtime directory (agent.sock)
   PROFAGENT_READER        gil | direct (default: direct where it works)
+  PROFAGENT_LAYOUT        headers | interpreter: where the direct reader takes
+                          CPython's struct offsets from (default: the
+                          interpreter's debug offsets on 3.13+, else headers)
   PROFAGENT_RATE          local default rate in Hz, until profd says otherwise
   PROFAGENT_BUFFER_BYTES  outgoing buffer bound (default 4 MiB)
   PROFAGENT_DEBUG         1: log connection events to stderr
@@ -21,6 +24,15 @@ Environment:
 import os
 import sys
 import threading
+
+import sysconfig as _sysconfig
+
+if _sysconfig.get_config_var("Py_GIL_DISABLED"):
+    raise ImportError(
+        "profagent does not support free-threaded Python (%s, built with "
+        "--disable-gil): run your program with the GIL-enabled python%d.%d "
+        "of the same release, or without profagent"
+        % (sys.executable, sys.version_info[0], sys.version_info[1]))
 
 try:
     from . import _profagent

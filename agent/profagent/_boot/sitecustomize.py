@@ -6,16 +6,26 @@ import os
 import sys
 
 
+def _profagent_tag():
+    """This Python's build directory name (as agent/_build/pytag.py)."""
+    import hashlib
+    import sysconfig
+    key = "\0".join((os.path.realpath(sys.executable),
+                     sysconfig.get_paths()["include"], sys.version))
+    return "python%d.%d-%s" % (sys.version_info[0], sys.version_info[1],
+                               hashlib.sha1(key.encode()).hexdigest()[:8])
+
+
 def _profagent_import():
     """Imports profagent; if the one on the path was built for another
-    Python, tries its sibling build directory for this one (build/python3.X
-    next to build/python3.Y), so one `run` covers mixed interpreters."""
+    Python, tries its sibling build directory for this one (build/python3.X-H
+    next to build/python3.Y-H), so one `run` covers mixed interpreters."""
     try:
         import profagent
         return profagent
     except ImportError as e:
         err = e
-    want = "python%d.%d" % sys.version_info[:2]
+    want = _profagent_tag()
     for p in list(sys.path):
         top = os.path.abspath(p or os.curdir)
         if not os.path.isfile(os.path.join(top, "profagent", "__init__.py")):

@@ -1,0 +1,92 @@
+"""Workloads for tests/e2e/test_layout.py.  Run: layout.py CASE [--seconds S]
+
+  parked     three threads, each parked in its own known chain of calls
+             (a lock wait, a sleep, a select) at fixed lines, for S seconds:
+             every sample of every thread shows one of three stacks
+  genexpr    two threads that drive generator expressions and generators
+             from C (sum, list) and from Python, hard: a generator's frame
+             is linked under its caller only while it runs
+"""
+import argparse
+import select
+import threading
+import time
+
+
+def parked_lock(lock):
+    lock.acquire()
+
+
+def parked_sleep(seconds):
+    time.sleep(seconds)
+
+
+def parked_select(seconds):
+    select.select([], [], [], seconds)
+
+
+def level3(kind, arg):
+    if kind == "lock":
+        parked_lock(arg)
+    elif kind == "sleep":
+        parked_sleep(arg)
+    else:
+        parked_select(arg)
+
+
+def level2(kind, arg):
+    level3(kind, arg)
+
+
+def level1(kind, arg):
+    level2(kind, arg)
+
+
+def parked(seconds):
+    lock = threading.Lock()
+    lock.acquire()
+    ts = [threading.Thread(target=level1, args=("lock", lock), daemon=True),
+          threading.Thread(target=level1, args=("sleep", seconds + 5),
+                           daemon=True),
+          threading.Thread(target=level1, args=("select", seconds + 5),
+                           daemon=True)]
+    for t in ts:
+        t.start()
+    time.sleep(seconds)
+
+
+def squares(n):
+    for i in range(n):
+        yield i * i
+
+
+def consume():
+    return sum(x for x in squares(200)) + len(list(x for x in range(200)))
+
+
+def driver(end):
+    while time.monotonic() < end:
+        for _ in squares(50):
+            pass
+        consume()
+
+
+def genexpr(seconds):
+    end = time.monotonic() + seconds
+    ts = [threading.Thread(target=driver, args=(end,)) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("case", choices=("parked", "genexpr"))
+    p.add_argument("--seconds", type=float, default=3.0)
+    a = p.parse_args()
+    {"parked": parked, "genexpr": genexpr}[a.case](a.seconds)
+
+
+if __name__ == "__main__":
+    main()
