@@ -87,6 +87,10 @@ PYLIBS	= $(shell $(PYTHON)-config --embed --ldflags)
 # (agent/_build/pytag.py: HASH tells interpreters of one version apart).
 PYVER	= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 AGENTDIR ?= build/$(shell $(PYTHON) agent/_build/pytag.py 2>/dev/null)
+# An interpreter of tests/pytree.sh's tree is built for inside the tree,
+# with its compiler and libraries.
+PYTREE	= $(shell $(PYTHON) -c 'import os; print(int(os.path.exists("/.profd-pytree")))' 2>/dev/null)
+PYINNER	= $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
 
 .PHONY: all daemon ctl agent agent-dir test unit unit-bins unit-agent e2e demo bench install \
 	install-agent uninstall units wheels test-boot clean deps fuzz fuzz-ci
@@ -113,8 +117,13 @@ $(OBJDIR)/%.o: %.c $(wildcard */*.h)
 
 agent:
 	@test -n "$(PYVER)" || { echo "make agent: cannot run PYTHON=$(PYTHON)" >&2; exit 1; }
-	@$(MAKE) --no-print-directory -f agent/agent.mk PYTHON="$(PYTHON)" \
-	    AGENTDIR="$(AGENTDIR)" SANITIZE="$(SANITIZE)" CC="$(CC)"
+	@if [ "$(PYTREE)" = 1 ]; then \
+		sh tests/pytree.sh exec $(MAKE) --no-print-directory -f agent/agent.mk \
+		    PYTHON="$(PYINNER)" AGENTDIR="$(AGENTDIR)" SANITIZE="$(SANITIZE)"; \
+	else \
+		$(MAKE) --no-print-directory -f agent/agent.mk PYTHON="$(PYTHON)" \
+		    AGENTDIR="$(AGENTDIR)" SANITIZE="$(SANITIZE)" CC="$(CC)"; \
+	fi
 
 agent-dir:
 	@test -n "$(PYVER)" || { echo "make agent-dir: cannot run PYTHON=$(PYTHON)" >&2; exit 1; }

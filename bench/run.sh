@@ -5,8 +5,10 @@
 # (bench/daemon.py, fake agents from build/bench/loadgen).  Extra arguments:
 # BENCH_ARGS="--pythons python3.12 --pairs 5" for bench.py,
 # BENCH_CAPTURE_ARGS="--rounds 1 --no-callgrind" for capture.py,
-# BENCH_DAEMON_ARGS="--quick" or "--only a,e" for daemon.py;
-# BENCH_ONLY=agent, BENCH_ONLY=capture or BENCH_ONLY=daemon runs one part.
+# BENCH_DAEMON_ARGS="--quick" or "--only a,e" for daemon.py,
+# BENCH_TACHYON_ARGS="--rounds 1" for tachyon.py (profd beside CPython
+# 3.15's own sampler, when tests/pytree.sh's tree has 3.15);
+# BENCH_ONLY=agent, capture, tachyon or daemon runs one part.
 set -e
 cd "$(dirname "$0")/.."
 mkdir -p build/bench
@@ -18,6 +20,9 @@ fi
 if [ "${BENCH_ONLY:-capture}" = capture ]; then
 	cc -O2 -Wall -Wextra -o build/bench/wakeup bench/wakeup.c
 	python3 bench/capture.py $BENCH_CAPTURE_ARGS
+fi
+if [ "${BENCH_ONLY:-tachyon}" = tachyon ]; then
+	python3 bench/tachyon.py $BENCH_TACHYON_ARGS
 fi
 if [ "${BENCH_ONLY:-daemon}" = daemon ]; then
 	make --no-print-directory -s build/bench/loadgen

@@ -19,3 +19,9 @@ bench-daemon: daemon ctl $(LOADGEN)
 .PHONY: bench-capture
 bench-capture: daemon ctl
 	@BENCH_ONLY=capture sh bench/run.sh
+
+# profd beside CPython 3.15's own sampler (bench/tachyon.py), the part of
+# `make bench` that `BENCH_ONLY=tachyon` selects.
+.PHONY: bench-tachyon
+bench-tachyon: daemon ctl
+	@BENCH_ONLY=tachyon sh bench/run.sh

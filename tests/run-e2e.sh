@@ -1,9 +1,9 @@
 #!/bin/sh
 # run-e2e.sh -- builds the agent for every interpreter (tests/pythons.sh) and
 # runs the end-to-end suite with each; daemon-only tests run once.
-# Ends with 'N passed, N failed' over all interpreters.  The tree's
-# interpreters (sid-*, tests/pytree.sh) get their agent built in the tree
-# and the tests driven from the host's first interpreter.
+# Ends with 'N passed, N failed' over all interpreters.  The tests of the
+# tree's interpreters (sid-*, tests/pytree.sh) are driven from the host's
+# first interpreter.
 # PROFD_E2E_FILTER=SUBSTR runs only matching tests.
 set -u
 cd "$(dirname "$0")/.."
@@ -22,12 +22,10 @@ echo "$list" | while read -r label py; do
 	dir="build/e2e$suffix/$label"
 	echo "== agent for $label ($py)"
 	case $label in
-	sid-*)	build="sh tests/pytree.sh exec make -f agent/agent.mk"
-		inner=$("$py" -c 'import sys; print(sys.executable)')
-		run=$driver ;;
-	*)	build="make agent"; inner=$py; run=$py ;;
+	sid-*)	run=$driver ;;
+	*)	run=$py ;;
 	esac
-	if ! $build --no-print-directory -s PYTHON="$inner" AGENTDIR="$dir" \
+	if ! make --no-print-directory -s agent PYTHON="$py" AGENTDIR="$dir" \
 	    SANITIZE="${SANITIZE:-}" >"$out.build" 2>&1; then
 		cat "$out.build"
 		echo "FAIL build [$label]"

@@ -143,16 +143,26 @@ def interpreters():
     return [seen[v] for v in sorted({vs[0], vs[-1]}, key=vs.index)]
 
 
-def profile_from(ctx, vpy, what):
+def in_tree(py):
+    """How to run a venv's python made by py: in tests/pytree.sh's tree when
+    py is one of its interpreters (the venv links to the tree's python)."""
+    if "/build/pytree/bin/" in py:
+        return ["sh", os.path.join(ROOT, "tests", "pytree.sh"), "exec"]
+    return []
+
+
+def profile_from(ctx, vpy, what, pre=()):
     """A short run of the venv's agent against ctx's profd: it must sample."""
     env = {"PATH": os.environ["PATH"], "PROFD_RUNTIME_DIR": ctx.rt,
            "PYTHONUNBUFFERED": "1"}
-    r = run([vpy, "-c", "import profagent, sys; print(profagent.__file__)"],
+    pre = list(pre)
+    r = run(pre + [vpy, "-c",
+                   "import profagent, sys; print(profagent.__file__)"],
             env=env, cwd=ctx.tmp)
     venv = os.path.dirname(os.path.dirname(vpy))
     check(r.returncode == 0 and r.stdout.startswith(venv),
           "%s: profagent from %r" % (what, r.stdout))
-    p = ctx.spawn([vpy, "-m", "profagent", "run", "--service", what, "--",
+    p = ctx.spawn(pre + [vpy, "-m", "profagent", "run", "--service", what, "--",
                    vpy, os.path.join(WORKLOADS, "workload.py"), "--seconds",
                    "30"], env=env, cwd=ctx.tmp)
 
@@ -189,16 +199,18 @@ def test_pip_and_wheel_install_in_fresh_venvs(ctx):
         r = run([py, "-m", "venv", venv])
         check(r.returncode == 0, "venv: %s" % r.stdout)
         vpy = os.path.join(venv, "bin", "python")
-        pip = [vpy, "-m", "pip", "--disable-pip-version-check", "--no-cache-dir"]
+        pre = in_tree(py)
+        pip = pre + [vpy, "-m", "pip", "--disable-pip-version-check",
+                     "--no-cache-dir"]
         r = run(pip + ["install", "--no-build-isolation", "--no-index",
                        os.path.join(ROOT, "agent")], cwd=ctx.tmp)
         check(r.returncode == 0, "pip install ./agent (%s): %s"
               % (py, r.stdout[-2000:]))
-        profile_from(ctx, vpy, "pip" + v)
+        profile_from(ctx, vpy, "pip" + v, pre)
         r = run(pip + ["uninstall", "-y", "profagent"])
         check(r.returncode == 0, "pip uninstall: %s" % r.stdout)
         whl = [w for w in built if "-cp%s-" % v in w]
         check(len(whl) == 1, "no cp%s wheel in %s" % (v, built))
         r = run(pip + ["install", "--no-index", os.path.join(wheels, whl[0])])
         check(r.returncode == 0, "pip install %s: %s" % (whl[0], r.stdout))
-        profile_from(ctx, vpy, "wheel" + v)
+        profile_from(ctx, vpy, "wheel" + v, pre)
