@@ -223,6 +223,8 @@ struct intern_thread_state {
 	uint64_t	last_ns;	/* time of its previous sample */
 	uint64_t	last_cpu_ns;	/* its CPU time when last read */
 	uint64_t	last_cpu_at;	/* ... at that time, 0 if never */
+	uint64_t	charged_ns;	/* cpu mode: its CPU time up to which
+					   samples weighed it, 0 if none */
 	uint64_t	seen_gen;	/* profiling generation of last_ns */
 	uint64_t	last_tick;	/* agent_stats.ticks then */
 	uint64_t	frames_hash;	/* of its previous capture's frames */

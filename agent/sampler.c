@@ -308,20 +308,30 @@ sampler_account_reset(void)
  * Short of that it is 'R' only on its way between a sleep and the GIL (a
  * thread woken to wait for the GIL, or to time its wait), which burns next
  * to nothing.
+ *
+ * `exact` (cpu mode) reads the clock of every thread but a blocked one, and
+ * sets *burned to the CPU time it used since samples last weighed it
+ * (SAMPLER_UNKNOWN without a reading to compare to); *moved is what the
+ * clock moved since its previous reading if it was on a CPU at its previous
+ * tick or busy an AGENT_ONCPU_GIL_DIV-th of the time since, else 0.
  */
+#define SAMPLER_UNKNOWN	UINT64_MAX
 static int
 sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
-    int first, int changed, uint64_t now, uint64_t period_ns)
+    int first, int changed, uint64_t now, uint64_t period_ns, int exact,
+    uint64_t *burned, uint64_t *moved)
 {
 	uint64_t	min = period_ns / AGENT_ONCPU_MIN_DIV, cpu = 0;
 	int		r, cpu_ok, prev;
 
-	if (t->offcpu)
+	*burned = SAMPLER_UNKNOWN;
+	*moved = 0;
+	if (t->offcpu && !exact)
 		return (0);
 	/* On at its previous tick, it ran Python since and holds the GIL now.
 	 * Not one off then: it may have just woken, and the clock tells.  Its
 	 * CPU clock is not read: the next tick has no reading to compare to. */
-	if (t->gil == 1 && changed && !first && st->oncpu) {
+	if (t->gil == 1 && changed && !first && st->oncpu && !exact) {
 		st->last_cpu_at = 0;
 		return (1);
 	}
@@ -340,7 +350,20 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
 	cpu_ok = sampler_thread_cpu(t->native_id, &cpu) == 0;
 	prev = cpu_ok && !first && st->last_cpu_at != 0 &&
 	    cpu >= st->last_cpu_ns;
-	if (prev && cpu < st->last_cpu_ns + min)
+	/* A burst since the previous reading: on then, or busy since. */
+	if (prev && (st->oncpu || now <= st->last_cpu_at ||
+	    (cpu - st->last_cpu_ns) * AGENT_ONCPU_GIL_DIV >=
+	    now - st->last_cpu_at))
+		*moved = cpu - st->last_cpu_ns;
+	if (exact && cpu_ok) {
+		if (first || st->charged_ns == 0 || cpu < st->charged_ns)
+			st->charged_ns = cpu;
+		else
+			*burned = cpu - st->charged_ns;
+	}
+	if (t->offcpu)
+		r = 0;
+	else if (prev && cpu < st->last_cpu_ns + min)
 		r = 0;
 	else if (t->gil == 1)
 		r = 1;
@@ -360,26 +383,32 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
 
 /*
  * Decides whether a thread is sampled this tick in `mode`, and with which
- * weight and flags; updates its state.  1 to sample it, 0 to skip.
- * `changed`: its frames differ from its previous tick's.
+ * weight and flags; updates its state.  1 to sample it, 2 to charge its
+ * previous sample's stack (below), 0 to skip.  `changed`: its frames
+ * differ from its previous tick's.
  *
- * In cpu mode a thread on a CPU at the tick is sampled with the period as
- * its weight: the expected samples of a function are its CPU time times
- * the rate, and the weights sum to the CPU time (less what missed ticks
- * missed, alike for every stack).  Not the time since the previous tick:
- * the sampler is late exactly when threads wake up and compete for the
- * CPU, which would weigh those wake-ups more.
+ * In cpu mode a thread on a CPU at the tick is sampled, weighed by the CPU
+ * time it used since samples last weighed it (the period, before its first
+ * clock reading).  One off a CPU now whose clock moved at least
+ * AGENT_ONCPU_MIN_NS since its previous reading, and either was on at its
+ * previous tick or ran for an AGENT_ONCPU_GIL_DIV-th of the time since (a
+ * burst that ended between ticks, a late sampler), has that time charged to
+ * the last stack it was seen running in, never to where it sleeps now; less
+ * (waking from a sleep, waiting for the GIL) waits for its next charge.  So the weights add up to
+ * the CPU time the threads used, however late the ticks.
  */
 static int
 sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
     int changed, uint32_t mode, uint64_t now, uint64_t period_ns,
     uint64_t *weight_us, uint32_t *flags)
 {
-	uint64_t	w, tick, ticks = AGENT_LOAD(agent_stats.ticks);
+	uint64_t	w, tick, ticks = AGENT_LOAD(agent_stats.ticks), burned;
+	uint64_t	moved;
 	int		first, oncpu, take;
 
 	first = st->seen_gen != sampler_profile_gen;
-	oncpu = sampler_oncpu(t, st, first, changed, now, period_ns);
+	oncpu = sampler_oncpu(t, st, first, changed, now, period_ns,
+	    mode == PROTO_MODE_CPU, &burned, &moved);
 	*flags = oncpu ? PROTO_SAMPLE_ONCPU : 0;
 	if (t->gil == 1)
 		*flags |= PROTO_SAMPLE_GIL;
@@ -387,13 +416,24 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
 	    period_ns : now - sampler_last_tick_ns;
 	switch (mode) {
 	case PROTO_MODE_CPU:
-		/* A period per tick since its last capture: more than one when
-		 * the thread window (reader.c) left it out, so that threads
-		 * captured every other tick are not underweighted. */
+		/* Without a reading: a period per tick since its last capture,
+		 * more than one when the thread window (reader.c) left it
+		 * out. */
 		take = oncpu;
 		w = period_ns / 1000;
-		if (!first && ticks > st->last_tick)
+		if (burned != SAMPLER_UNKNOWN) {
+			w = burned / 1000;
+			if (!oncpu && moved >= AGENT_ONCPU_MIN_NS) {
+				take = 2;
+				*flags |= PROTO_SAMPLE_ONCPU;
+			}
+			/* Charged now; what an off thread burned under the
+			 * minimum waits for its next charge. */
+			if (take)
+				st->charged_ns += burned;
+		} else if (!first && ticks > st->last_tick) {
 			w *= ticks - st->last_tick;
+		}
 		break;
 	case PROTO_MODE_GIL:
 		/* Without a GIL flag from the reader, the threads that ran
@@ -482,8 +522,22 @@ sampler_take(const struct reader_thread *t, uint32_t mode, uint64_t now,
 	h = sampler_frames_hash(t, &parent);
 	changed = h != st->frames_hash;
 	st->frames_hash = h;
-	if (!sampler_weigh(t, st, changed, mode, now, period_ns, &w, &flags))
+	switch (sampler_weigh(t, st, changed, mode, now, period_ns, &w,
+	    &flags)) {
+	case 0:
 		return (0);
+	case 2:
+		if (st->stack == 0 || st->stack_gen != intern_generation())
+			return (0);
+		s = &sampler_pending[sampler_npending++];
+		s->stack = st->stack;
+		s->thread = thread;
+		s->t_ns = now;
+		s->weight_us = (uint32_t)w;
+		s->flags = flags;
+		AGENT_STAT_ADD(samples, 1);
+		return (0);
+	}
 	/* The same frames as its last sample: the same stack; the same but
 	 * the leaf (a loop at another line): only the leaf is looked up. */
 	if (st->stack != 0 && st->stack_gen == intern_generation() &&
