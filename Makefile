@@ -52,7 +52,7 @@ endif
 # bin/ holds one flavour at a time; switching SANITIZE relinks.
 STAMP	:= bin/.flavor-$(FLAVOR)
 
-PROTO_SRCS	:= proto/proto.c proto/rundir.c proto/units.c
+PROTO_SRCS	:= proto/proto.c proto/rundir.c proto/sampling.c proto/units.c
 # mk/*.mk may add generated daemon sources (under build/) to DAEMON_GEN_SRCS.
 DAEMON_SRCS	:= $(wildcard daemon/*.c) $(DAEMON_GEN_SRCS)
 CTL_SRCS	:= $(wildcard ctl/*.c)
@@ -187,11 +187,16 @@ FUZZ_FLAGS	:= -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 \
 FUZZ_CI_SECONDS	?= 20
 # Every decoder of untrusted bytes: the wire format, an agent's stream, a
 # control request (server-control's argument parsing and the show views),
-# the store file (mk/persist.mk).
+# the store file (mk/persist.mk), the sampling settings file agents read.
 FUZZERS		:= build/fuzz/fuzz-proto build/fuzz/fuzz-agent-input \
-		   build/fuzz/fuzz-control build/fuzz/fuzz-persist
+		   build/fuzz/fuzz-control build/fuzz/fuzz-persist \
+		   build/fuzz/fuzz-sampling
 
 build/fuzz/fuzz-proto: fuzz/fuzz-proto.c $(PROTO_SRCS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+build/fuzz/fuzz-sampling: fuzz/fuzz-sampling.c $(PROTO_SRCS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -210,12 +215,13 @@ build/fuzz/seeds: fuzz/seeds.c $(PROTO_SRCS)
 	$(CC) -std=gnu11 -D_GNU_SOURCE -Iproto $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # Each fuzzer for FUZZ_SECONDS from its corpus (seeded by build/fuzz/seeds;
-# the store file's from fuzz/corpus-persist); prints executions per target.
+# the store file's and the sampling file's from fuzz/corpus-persist and
+# fuzz/corpus-sampling); prints executions per target.
 fuzz: $(FUZZERS) build/fuzz/seeds
 	@for f in $(FUZZERS); do \
 		n=$$(basename $$f); c=build/fuzz/corpus-$$n; mkdir -p $$c; \
-		if [ $$n = fuzz-persist ]; then \
-			cp fuzz/corpus-persist/* $$c/ 2>/dev/null; d=""; \
+		if [ $$n = fuzz-persist ] || [ $$n = fuzz-sampling ]; then \
+			cp fuzz/corpus-$${n#fuzz-}/* $$c/ 2>/dev/null; d=""; \
 		else \
 			build/fuzz/seeds $$c; d=-dict=fuzz/proto.dict; \
 		fi; \

@@ -193,6 +193,10 @@ void	sampler_stop(int last_flush);
 int	sampler_running(void);
 /* Wakes the sampler (config changed, stop asked). */
 void	sampler_wake(void);
+/* Drops the samples not yet committed as a batch, counted as discarded
+ * (conn.c: CONFIG refused the settings they were taken on).  Sampler
+ * thread only. */
+void	sampler_discard(void);
 /* Marks the process exiting: stop without touching Python. */
 void	sampler_exit_flag(void);
 /* Fork handlers (pthread_atfork). */
@@ -287,8 +291,21 @@ void	conn_io(uint64_t now);
 /* The last poll() saw the socket quiet: the next conn_io may do nothing. */
 void	conn_poll_quiet(int quiet);
 /* Keeps one batch until acknowledged and encodes it when the stream has
- * room; -1 if it was dropped (no room to keep it). */
-int	conn_commit(const struct intern_sample *, uint32_t n);
+ * room: n samples (n may be 0) and the stacks left out as invalid since
+ * the previous batch; now (CLOCK_MONOTONIC) dates a batch without
+ * samples.  -1 if it was dropped (no room to keep it). */
+int	conn_commit(const struct intern_sample *, uint32_t n,
+	    uint32_t invalid, uint64_t now);
+/* The batches committed from now until the first CONFIG are taken on the
+ * settings profd published (sampling.h): that CONFIG keeps them if it asks
+ * for profiling in the same mode, else discards them.  Before the sampler
+ * starts. */
+void	conn_early(void);
+/* Whether a CONFIG ever came (this process or its parent); atomic. */
+int	conn_configured(void);
+/* Connected, and kept batches wait for the CONFIG that names the version
+ * (the exit flush waits for it a while). */
+int	conn_want_config(void);
 /* Counts as dropped every kept batch not wholly sent (exit, detach). */
 void	conn_abandon(void);
 /* Appends a PROTO_STATS frame if connected. */

@@ -23,7 +23,7 @@ CFLAGS	+= $(SAN)
 LDFLAGS	+= $(SAN)
 endif
 
-SRCS	:= $(wildcard agent/*.c) proto/proto.c proto/rundir.c
+SRCS	:= $(wildcard agent/*.c) proto/proto.c proto/rundir.c proto/sampling.c
 OBJS	:= $(SRCS:%.c=$(AGENTDIR)/obj/%.o)
 PY	:= $(wildcard agent/profagent/*.py agent/profagent/_boot/*.py)
 PYOUT	:= $(PY:agent/%=$(AGENTDIR)/%)

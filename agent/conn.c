@@ -14,8 +14,17 @@
  * kept, or when an interner reset voided its indices before it could be
  * encoded on the connection that needs it.
  *
+ * Early batches: an agent that found profd's published settings
+ * (sampling.h) samples before any CONFIG came, and keeps those batches
+ * like any other; nothing is encoded before a CONFIG names the version
+ * anyway.  The first CONFIG of the process then decides: one that asks for
+ * profiling in the same mode keeps them (the daemon files a connection's
+ * samples under the mode it asked); any other voids them, and the samples
+ * not yet committed, counted as discarded.
+ *
  * Everything here belongs to the sampler thread, except conn_init/conn_free
- * (module.c, sampler not running) and conn_fork_child (fork child).
+ * and conn_early (module.c, sampler not running), conn_configured (atomic)
+ * and conn_fork_child (fork child).
  */
 
 #include <sys/socket.h>
@@ -41,6 +50,10 @@ struct conn_batch {
 	int		sent;		/* encoded on some connection before */
 	uint64_t	end;		/* its end in this stream (conn_written) */
 	int		dead;		/* voided: counted as dropped */
+	int		early;		/* taken before any CONFIG, on the
+					   published settings */
+	uint32_t	invalid;	/* stacks left out since the previous
+					   batch */
 };
 
 /* Sampler thread only (see above). */
@@ -66,6 +79,10 @@ static int			 conn_reject_said; /* its line printed */
 static uint32_t			 conn_version;	/* in use, from CONFIG */
 static struct proto_sample	 conn_wire[AGENT_PENDING_MAX];
 static int			 conn_quiet;	/* see conn_poll_quiet */
+static int			 conn_early_on;	/* batches are early ones */
+/* A CONFIG came, to this process or to its parent before the fork; set
+ * by the sampler, read by module.c before the sampler starts: atomic. */
+static int			 conn_config_seen;
 
 static void	conn_pump(void);
 
@@ -295,12 +312,67 @@ conn_ack(uint64_t seq)
 	}
 }
 
+/* Samples from now until the first CONFIG are early ones. */
+void
+conn_early(void)
+{
+	conn_early_on = 1;
+}
+
+/* Whether a CONFIG came. */
+int
+conn_configured(void)
+{
+	return (AGENT_LOAD(conn_config_seen));
+}
+
+/* Whether the exit flush should wait for a CONFIG: connected, and batches
+ * wait for the version it names. */
+int
+conn_want_config(void)
+{
+	return (conn_sock.fd != -1 && conn_version == 0 &&
+	    conn_batch_out < conn_batch_count);
+}
+
+/*
+ * Voids the early batches and the samples not yet committed: the first
+ * CONFIG asked for something else than the settings they were taken on.
+ * None of them was encoded: nothing is before a CONFIG.
+ */
+static void
+conn_early_discard(void)
+{
+	struct conn_batch	*b;
+	uint64_t		 n = 0;
+	uint32_t		 i;
+
+	for (i = 0; i < conn_batch_count; i++) {
+		b = &conn_batches[(conn_batch_head + i) % AGENT_KEEP_BATCHES];
+		if (!b->early || b->dead)
+			continue;
+		b->dead = 1;
+		n += b->n;
+	}
+	AGENT_STAT_ADD(discarded, n);
+	sampler_discard();
+	agent_log("profd's CONFIG differs from its published settings: %llu "
+	    "samples taken on those discarded", (unsigned long long)n);
+}
+
 /* Applies a CONFIG from the daemon. */
 static void
 conn_config(const struct proto_msg *msg)
 {
 	uint32_t	rate, version;
 
+	if (conn_early_on) {
+		conn_early_on = 0;
+		if (!msg->config.profiling ||
+		    msg->config.mode != AGENT_LOAD(agent_config.mode))
+			conn_early_discard();
+	}
+	AGENT_STORE(conn_config_seen, 1);
 	rate = msg->config.rate_hz;
 	if (rate < PROTO_RATE_MIN)
 		rate = PROTO_RATE_MIN;
@@ -536,6 +608,7 @@ conn_encode(struct conn_batch *b)
 	size_t				 start, before;
 	uint64_t			 prev_us, t_us;
 	uint32_t			 i;
+	int				 rc;
 
 	start = conn_out.len;
 	intern_txn_begin();
@@ -553,9 +626,16 @@ conn_encode(struct conn_batch *b)
 		prev_us = t_us;
 	}
 	before = conn_out.len;
-	if ((conn_version >= PROTO_VERSION_BATCH ? proto_send_batch(&conn_out,
-	    b->seq, b->base_ns, conn_wire, b->n) : proto_send_samples(
-	    &conn_out, b->base_ns, conn_wire, b->n)) != 0)
+	if (conn_version >= PROTO_VERSION_INVALID)
+		rc = proto_send_batch_v5(&conn_out, b->seq, b->base_ns,
+		    conn_wire, b->n, b->invalid);
+	else if (conn_version >= PROTO_VERSION_BATCH)
+		rc = proto_send_batch(&conn_out, b->seq, b->base_ns, conn_wire,
+		    b->n);
+	else
+		rc = proto_send_samples(&conn_out, b->base_ns, conn_wire,
+		    b->n);
+	if (rc != 0)
 		goto fail;
 	intern_txn_commit();
 	AGENT_STAT_ADD(sample_bytes, conn_out.len - before);
@@ -637,27 +717,32 @@ conn_keep_alloc(uint32_t n)
 
 /* Keeps one batch until acknowledged and encodes it when there is room. */
 int
-conn_commit(const struct intern_sample *s, uint32_t n)
+conn_commit(const struct intern_sample *s, uint32_t n, uint32_t invalid,
+    uint64_t now)
 {
 	struct conn_batch	*b;
 	int64_t			 at;
 
-	if (n == 0 || conn_buf == NULL)
+	if ((n == 0 && invalid == 0) || conn_buf == NULL)
 		return (0);
 	if (conn_batch_count == AGENT_KEEP_BATCHES ||
 	    (at = conn_keep_alloc(n)) < 0) {
 		AGENT_STAT_ADD(dropped, n);
 		return (-1);
 	}
-	memcpy(conn_keep + at, s, (size_t)n * sizeof *s);
+	if (n > 0)
+		memcpy(conn_keep + at, s, (size_t)n * sizeof *s);
 	b = &conn_batches[(conn_batch_head + conn_batch_count) %
 	    AGENT_KEEP_BATCHES];
 	memset(b, 0, sizeof *b);
 	b->seq = ++conn_seq;
-	b->base_ns = agent_realtime_ns() - (agent_now_ns() - s[0].t_ns);
+	b->base_ns = agent_realtime_ns() - (agent_now_ns() -
+	    (n > 0 ? s[0].t_ns : now));
 	b->first = (uint32_t)at;
 	b->n = n;
 	b->gen = intern_generation();
+	b->early = conn_early_on;
+	b->invalid = invalid;
 	conn_batch_count++;
 	if (!conn_renewing)
 		conn_pump();

@@ -23,6 +23,7 @@
 
 #include "agent.h"
 #include "rundir.h"
+#include "sampling.h"
 
 /* Shared with the sampler; see agent.h for who writes what. */
 struct agent_stats	agent_stats;
@@ -278,6 +279,39 @@ module_socket_path(PyObject *self, PyObject *args, PyObject *kw)
 	return (PyUnicode_FromString(path));
 }
 
+/*
+ * Takes the settings profd last published in its runtime directory
+ * (sampling.h), unless this process has had a CONFIG: the sampler then
+ * samples from its first tick, and the first CONFIG decides what becomes
+ * of those samples (conn.c).  No file, or one that fails a check (said
+ * with PROFAGENT_DEBUG): the local settings stay until the CONFIG.
+ */
+static void
+module_published(const char *rundir)
+{
+	struct sampling	s;
+	char		err[4096 + 128];
+
+	if (conn_configured())
+		return;
+	if (sampling_read(rundir, &s, err, sizeof err) != 0) {
+		if (errno != ENOENT)
+			agent_log("ignoring profd's published settings: %s",
+			    err);
+		return;
+	}
+	AGENT_STORE(agent_config.rate_hz, s.rate_hz);
+	AGENT_STORE(agent_config.mode, s.mode);
+	AGENT_STORE(agent_config.reader, s.reader);
+	AGENT_STORE(agent_config.jitter_pct, s.jitter_pct);
+	budget_set(s.max_overhead_bp);
+	if (s.profiling)
+		conn_early();
+	AGENT_STORE(agent_config.profiling, s.profiling);
+	agent_log("profd's published settings: profiling %s, %u Hz, mode %s",
+	    s.profiling ? "on" : "off", s.rate_hz, proto_mode_name(s.mode));
+}
+
 /* attach(runtime_dir=None, service=None): starts sampling support. */
 static PyObject *
 module_attach(PyObject *self, PyObject *args, PyObject *kw)
@@ -328,6 +362,7 @@ module_attach(PyObject *self, PyObject *args, PyObject *kw)
 		(void)Py_AtExit(module_atexit_last);
 		module_initialised = 1;
 	}
+	module_published(rundir);
 	if (module_register_atexit(self) != 0)
 		return (NULL);
 	/* The sampler starts with a fresh hello (service, argv, reader). */

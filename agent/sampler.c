@@ -55,6 +55,8 @@ static pthread_mutex_t		 sampler_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct reader_thread	*sampler_threads;
 static struct intern_sample	 sampler_pending[AGENT_PENDING_MAX];
 static uint32_t			 sampler_npending;
+static uint64_t			 sampler_invalid_seen;	/* agent_stats.invalid
+							   at the last batch */
 static uint64_t			 sampler_last_flush_ns;
 static uint64_t			 sampler_last_stats_ns;
 static uint64_t			 sampler_last_io_ns;
@@ -181,15 +183,28 @@ sampler_pick(uint32_t want)
 
 static void	sampler_account(void);
 
-/* Writes pending samples as one batch. */
+/* Writes pending samples as one batch, with the stacks left out as
+ * invalid since the previous one (a batch of those alone, if need be). */
 static void
 sampler_flush(uint64_t now)
 {
+	uint64_t	invalid = AGENT_LOAD(agent_stats.invalid);
+
 	sampler_account();
-	if (sampler_npending > 0)
-		conn_commit(sampler_pending, sampler_npending);
+	conn_commit(sampler_pending, sampler_npending,
+	    invalid - sampler_invalid_seen > UINT32_MAX ? UINT32_MAX :
+	    (uint32_t)(invalid - sampler_invalid_seen), now);
+	sampler_invalid_seen = invalid;
 	sampler_npending = 0;
 	sampler_last_flush_ns = now;
+}
+
+/* Drops the pending samples (conn.c's call, on the sampler thread). */
+void
+sampler_discard(void)
+{
+	AGENT_STAT_ADD(discarded, sampler_npending);
+	sampler_npending = 0;
 }
 
 /* The sampler thread's CPU time, ns (never 0). */
@@ -754,10 +769,12 @@ sampler_drain(void)
 			conn_stats();
 		}
 		conn_io(agent_now_ns());
-		while (conn_fd() != -1 && conn_want_write() &&
-		    (now = agent_now_ns()) < end) {
+		/* Batches not yet encoded for want of the CONFIG that names
+		 * the version (a process that ends at once) wait for it. */
+		while (conn_fd() != -1 && (conn_want_write() ||
+		    conn_want_config()) && (now = agent_now_ns()) < end) {
 			pfd.fd = conn_fd();
-			pfd.events = POLLOUT;
+			pfd.events = conn_want_write() ? POLLOUT : POLLIN;
 			pthread_mutex_unlock(&sampler_lock);
 			(void)poll(&pfd, 1, (int)((end - now) / 1000000) + 1);
 			pthread_mutex_lock(&sampler_lock);
@@ -820,7 +837,11 @@ sampler_main(void *arg)
 		if (!profiling) {
 			sampler_housekeep(now, 0);
 			pthread_mutex_unlock(&sampler_lock);
-			sampler_wait(now + AGENT_IDLE_POLL_MS * 1000000ull);
+			/* A CONFIG just read may have turned it on: start at
+			 * once, not at the next poll. */
+			if (!AGENT_LOAD(agent_config.profiling))
+				sampler_wait(now + AGENT_IDLE_POLL_MS *
+				    1000000ull);
 			continue;
 		}
 		if (sampler_threads == NULL) {
@@ -839,11 +860,14 @@ sampler_main(void *arg)
 		if (next > now + period + period * PROTO_JITTER_MAX / 100)
 			next = now + period;
 		if (now < next) {
-			/* Input or a wake-up may change the plan: loop. */
+			/* Input or a wake-up may change the plan: loop.  So
+			 * may a CONFIG the housekeeping read: no tick after
+			 * one that said stop. */
 			sampler_housekeep(now, 1);
 			pthread_mutex_unlock(&sampler_lock);
 			sampler_wait(next);
-			if (agent_now_ns() < next)
+			if (agent_now_ns() < next ||
+			    !AGENT_LOAD(agent_config.profiling))
 				continue;
 			pthread_mutex_lock(&sampler_lock);
 			now = agent_now_ns();
@@ -921,6 +945,7 @@ sampler_start(void)
 	__atomic_store_n(&sampler_stop_flag, 0, __ATOMIC_RELEASE);
 	sampler_last_flush = 0;
 	sampler_npending = 0;
+	sampler_invalid_seen = AGENT_LOAD(agent_stats.invalid);
 	sampler_last_stats_ns = 0;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 1u << 20);
@@ -1012,6 +1037,7 @@ sampler_fork_child(void)
 	__atomic_store_n(&sampler_stop_flag, 0, __ATOMIC_RELEASE);
 	ownfd_close(&sampler_wake_fd);
 	sampler_npending = 0;
+	sampler_invalid_seen = 0;
 	sampler_last_tick_ns = 0;
 	sampler_account_reset();
 	conn_fork_child();

@@ -263,6 +263,25 @@ cmd_show_summary(const msgpack_object *body)
 		    cmd_plural(nprocs, "process", "processes"), from, to);
 }
 
+/*
+ * Prints profd's warnings of a reply (a window, or a diff's baseline, too
+ * many of whose stacks were unreadable) to f, each line after prefix;
+ * nothing from a profd that does not send them.
+ */
+static void
+cmd_show_warnings(const msgpack_object *body, FILE *f, const char *prefix)
+{
+	static const char *const keys[] = { "warning", "base_warning" };
+	char			 line[512];
+	size_t			 i;
+
+	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		if (cmd_obj_str(body, keys[i], line, sizeof line)[0] == '\0')
+			continue;
+		fprintf(f, "%s%s\n", prefix, line);
+	}
+}
+
 /* Prints the rows of a function, line or file view. */
 static int
 cmd_show_table_frames(const msgpack_object *body, const char *key,
@@ -479,9 +498,11 @@ cmd_show_table(const msgpack_object *body, const struct cmd_show_opts *o)
 		printf("no samples in this window: is profiling on? try "
 		    "'profctl start' (and 'profctl status' to see the "
 		    "attached processes)\n");
+		cmd_show_warnings(body, stdout, "");
 		return (0);
 	}
 	cmd_show_summary(body);
+	cmd_show_warnings(body, stdout, "");
 	if (strcmp(view, "tree") == 0)
 		rc = cmd_show_table_tree(body, o);
 	else if (strcmp(view, "diff") == 0)
@@ -553,6 +574,7 @@ cmd_show_stacks(const msgpack_object *body, const struct cmd_show_opts *o)
 	if (samples == 0)
 		fprintf(stderr, "profctl: no samples in this window: is "
 		    "profiling on? try 'profctl start'\n");
+	cmd_show_warnings(body, stderr, "profctl: ");
 	if (cmd_show_write(o, data->via.bin.ptr, data->via.bin.size) != 0)
 		return (-1);
 	if (o->output != NULL && strcmp(o->output, "-") != 0)
@@ -1012,6 +1034,8 @@ cmd_show_exec(const struct cmd_entry *self, const struct cmd_ctx *ctx,
 		}
 		json_write(stdout, body, 1);
 		putchar('\n');
+		fflush(stdout);
+		cmd_show_warnings(body, stderr, "profctl: ");
 	} else if (strcmp(o.format, "table") == 0) {
 		if (o.output != NULL && strcmp(o.output, "-") != 0 &&
 		    freopen(o.output, "w", stdout) == NULL) {

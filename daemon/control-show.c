@@ -18,6 +18,12 @@
  *   format  "rows" (default), "folded", "speedscope", "pprof", "svg"
  *   weight  "samples" (default) or "time"
  *   root_pid, root_thread   folded: root frames per process / thread
+ *
+ * Every reply says, when the window's agents said it, which share of its
+ * stacks they left out as unreadable ("invalid", "invalid_pct"), and, over
+ * CONTROL_SHOW_INVALID_PCT, carries a "warning" line for the user (the
+ * stack formats also inside the encoded profile where the format has a
+ * place for it).
  */
 
 #include <stdio.h>
@@ -308,11 +314,40 @@ control_show_rows_key(enum query_by by)
 	return (keys[by]);
 }
 
-/* Packs the header every rows reply has (5 pairs). */
+/* The warning for a result too many of whose stacks were left out, in
+ * buf; NULL when there is none. */
+static const char *
+control_show_warning(const struct query_result *res, const char *window,
+    char *buf, size_t len)
+{
+	double	pct = query_invalid_pct(res);
+
+	if (pct <= CONTROL_SHOW_INVALID_PCT)
+		return (NULL);
+	snprintf(buf, len, "warning: %.1f%% of stacks in %s were unreadable "
+	    "(torn) and left out; see profctl status", pct, window);
+	return (buf);
+}
+
+/* How many pairs control_show_pack_head packs for a result. */
+static size_t
+control_show_head_pairs(const struct query_result *res)
+{
+	char	buf[256];
+
+	return (5 + (query_invalid_pct(res) >= 0 ? 2 : 0) +
+	    (control_show_warning(res, "", buf, sizeof buf) != NULL));
+}
+
+/* Packs the header every reply has: 5 pairs, and what the agents said of
+ * unreadable stacks, if they did (control_show_head_pairs). */
 static void
 control_show_pack_head(msgpack_packer *pk, const struct query_result *res,
     const char *view)
 {
+	const char	*warning;
+	char		 buf[256];
+
 	proto_pack_cstr(pk, "samples");
 	msgpack_pack_uint64(pk, res->count);
 	proto_pack_cstr(pk, "weight_us");
@@ -323,6 +358,17 @@ control_show_pack_head(msgpack_packer *pk, const struct query_result *res,
 	msgpack_pack_uint64(pk, res->to_ns);
 	proto_pack_cstr(pk, "view");
 	proto_pack_cstr(pk, view);
+	if (query_invalid_pct(res) < 0)
+		return;
+	proto_pack_cstr(pk, "invalid");
+	msgpack_pack_uint64(pk, res->invalid);
+	proto_pack_cstr(pk, "invalid_pct");
+	msgpack_pack_double(pk, query_invalid_pct(res));
+	if ((warning = control_show_warning(res, "this window", buf,
+	    sizeof buf)) != NULL) {
+		proto_pack_cstr(pk, "warning");
+		proto_pack_cstr(pk, warning);
+	}
 }
 
 /* Replies rows of a view, with the processes summary. */
@@ -349,7 +395,8 @@ control_show_rows(struct control_args *a, struct proto_sink *sink,
 	if (top != 0 && n > top)
 		n = (size_t)top;
 	start = proto_begin_reply(sink, 1);
-	msgpack_pack_map(pk, by == QUERY_BY_PROCESS ? 6 : 7);
+	msgpack_pack_map(pk, control_show_head_pairs(res) +
+	    (by == QUERY_BY_PROCESS ? 1 : 2));
 	control_show_pack_head(pk, res, query_by_name(by));
 	proto_pack_cstr(pk, "processes");
 	msgpack_pack_array(pk, by == QUERY_BY_PROCESS && top != 0 &&
@@ -385,7 +432,7 @@ control_show_tree(struct control_args *a, struct proto_sink *sink,
 		return (-1);
 	}
 	start = proto_begin_reply(sink, 1);
-	msgpack_pack_map(pk, 6);
+	msgpack_pack_map(pk, control_show_head_pairs(res) + 1);
 	control_show_pack_head(pk, res, "tree");
 	proto_pack_cstr(pk, "tree");
 	msgpack_pack_array(pk, n);
@@ -435,6 +482,8 @@ control_show_diff(struct control_args *a, struct proto_sink *sink,
 	size_t			 n = 0, bn = 0, nd = 0, i, start;
 	msgpack_packer		*pk = &sink->pk;
 	double			 pct, bpct;
+	const char		*base_warning;
+	char			 buf[256];
 
 	limit = store_id_limit(server_store, STORE_FUNC);
 	if (query_rows(server_store, res, QUERY_BY_FUNCTION, &r, &n) != 0 ||
@@ -466,11 +515,22 @@ control_show_diff(struct control_args *a, struct proto_sink *sink,
 	qsort(d, nd, sizeof *d, control_diff_cmp);
 	if (top != 0 && nd > top)
 		nd = (size_t)top;
+	base_warning = control_show_warning(base, "the baseline window", buf,
+	    sizeof buf);
 	start = proto_begin_reply(sink, 1);
-	msgpack_pack_map(pk, 7);
+	msgpack_pack_map(pk, control_show_head_pairs(res) + 2 +
+	    (query_invalid_pct(base) >= 0) + (base_warning != NULL));
 	control_show_pack_head(pk, res, "diff");
 	proto_pack_cstr(pk, "base_samples");
 	msgpack_pack_uint64(pk, base->count);
+	if (query_invalid_pct(base) >= 0) {
+		proto_pack_cstr(pk, "base_invalid_pct");
+		msgpack_pack_double(pk, query_invalid_pct(base));
+	}
+	if (base_warning != NULL) {
+		proto_pack_cstr(pk, "base_warning");
+		proto_pack_cstr(pk, base_warning);
+	}
 	proto_pack_cstr(pk, "functions");
 	msgpack_pack_array(pk, nd);
 	for (i = 0; i < nd && !sink->full; i++) {
@@ -541,7 +601,8 @@ control_show_encode(struct control_args *a, struct proto_sink *sink,
 	struct evbuffer_iovec	 v;
 	size_t			 len, start;
 	int			 n;
-	char			 title[256];
+	char			 title[256], buf[256];
+	const char		*warning;
 	int			 labels;
 
 	fn = format_find(control_show_formats[format]);
@@ -565,11 +626,14 @@ control_show_encode(struct control_args *a, struct proto_sink *sink,
 	control_show_title(cq, title, sizeof title);
 	if (profile_set_title(p, title) != 0)
 		goto oom;
+	warning = control_show_warning(res, "this window", buf, sizeof buf);
+	if (warning != NULL && profile_set_warning(p, warning) != 0)
+		goto oom;
 	if (fn(p, &opts, out) != 0)
 		goto oom;
 	len = evbuffer_get_length(out);
 	start = proto_begin_reply(sink, 1);
-	msgpack_pack_map(&sink->pk, 8);
+	msgpack_pack_map(&sink->pk, control_show_head_pairs(res) + 3);
 	control_show_pack_head(&sink->pk, res, "stacks");
 	proto_pack_cstr(&sink->pk, "format");
 	proto_pack_cstr(&sink->pk, control_show_formats[format]);

@@ -94,7 +94,7 @@ struct format_pprof {
 	PValueType			 period_type;
 	PMapping			 mapping;
 	PMapping			*mappingp;
-	int64_t				 comment;
+	int64_t				 comment[2];	/* title, warning */
 
 	PFunction			*funcs;
 	PFunction			**funcp;
@@ -270,7 +270,7 @@ format_pprof_alloc(struct format_pprof *fp, size_t ndepth)
 	return (0);
 }
 
-/* Fills the sample types, period, window, mapping and comment. */
+/* Fills the sample types, period, window, mapping and comments. */
 static int
 format_pprof_header(struct format_pprof *fp)
 {
@@ -317,12 +317,16 @@ format_pprof_header(struct format_pprof *fp)
 	m->mapping = &fp->mappingp;
 	m->n_mapping = 1;
 
-	if (p->title[0] != '\0') {
-		if ((fp->comment = format_pprof_intern(fp, p->title)) == -1)
-			return (-1);
-		m->comment = &fp->comment;
-		m->n_comment = 1;
-	}
+	/* Comments: the title, and the warning, if any (`pprof
+	 * -comments` prints them). */
+	if (p->title[0] != '\0' && (fp->comment[m->n_comment++] =
+	    format_pprof_intern(fp, p->title)) == -1)
+		return (-1);
+	if (p->warning[0] != '\0' && (fp->comment[m->n_comment++] =
+	    format_pprof_intern(fp, p->warning)) == -1)
+		return (-1);
+	if (m->n_comment > 0)
+		m->comment = fp->comment;
 	return (0);
 }
 

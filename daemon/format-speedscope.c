@@ -301,7 +301,13 @@ format_speedscope(const struct profile *p, const struct format_opts *opts,
 	uint64_t			 w;
 	uint32_t			 gi;
 	int				 ret = -1;
+	char				 name[SPEEDSCOPE_NAME_MAX];
 
+	/* The file's name, as the app shows it: the title, then the
+	 * warning, if any. */
+	snprintf(name, sizeof name, "%s%s%s%s", p->title[0] != '\0' ?
+	    p->title : "profile", p->warning[0] != '\0' ? " (" : "",
+	    p->warning, p->warning[0] != '\0' ? ")" : "");
 	if (p->nlabels >= UINT32_MAX ||
 	    (groups = calloc(ngroups, sizeof *groups)) == NULL ||
 	    (rank = calloc(ngroups, sizeof *rank)) == NULL ||
@@ -342,8 +348,7 @@ format_speedscope(const struct profile *p, const struct format_opts *opts,
 	    SPEEDSCOPE_SCHEMA) < 0 ||
 	    evbuffer_add_printf(out, "\"exporter\":\"%s\",\"name\":",
 	    SPEEDSCOPE_EXPORTER) < 0 ||
-	    speedscope_json_string(out, p->title[0] != '\0' ? p->title :
-	    "profile") != 0 ||
+	    speedscope_json_string(out, name) != 0 ||
 	    evbuffer_add_printf(out, ",\"activeProfileIndex\":0,") < 0 ||
 	    speedscope_frames(p, out) != 0 ||
 	    evbuffer_add_printf(out, "\"profiles\":[") < 0)

@@ -737,14 +737,23 @@ format_svg_header(struct format_svg *fs, enum format_weight weight)
 	    h - 24);
 }
 
-/* Writes the note on what was not drawn, the script and the end. */
+/* Writes the note on what the samples lack and what was not drawn, the
+ * script and the end. */
 static void
 format_svg_footer(struct format_svg *fs)
 {
+	char	warning[FORMAT_SVG_TITLE_MAX];
+	size_t	chars;
 	int	h = fs->height;
 
 	format_svg_printf(fs, "<text id=\"note\" x=\"%d\" y=\"%d\">",
 	    FORMAT_SVG_XPAD, h - 8);
+	if (fs->p->warning[0] != '\0') {
+		chars = format_svg_clean(fs->p->warning, warning,
+		    sizeof warning);
+		format_svg_text(fs, warning, chars, SIZE_MAX);
+		format_svg_printf(fs, ". ");
+	}
 	if (fs->pruned > 0)
 		format_svg_printf(fs, "%zu frame%s narrower than %.2f px not "
 		    "drawn. ", fs->pruned, fs->pruned == 1 ? "" : "s",

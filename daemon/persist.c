@@ -10,7 +10,10 @@
  *
  * Blobs are memory images on a little-endian host: a stack's frames are
  * uint32 LE, a bucket's entries are struct store_entry (32 bytes: four
- * uint32 then two uint64, LE), sorted as the store sorts them.
+ * uint32 then two uint64, LE), sorted as the store sorts them; its tallies,
+ * a row of their own keyed by the bucket's row id (only for a bucket that
+ * has some), are struct store_tally (24 bytes: two uint32 then two uint64,
+ * LE), sorted alike.
  *
  * The store calls the hooks, which only queue (an id, a row id), so a
  * hook never does I/O; persist_flush() reads the current content through
@@ -79,6 +82,7 @@ enum persist_stmt {
 	PS_BEGIN, PS_COMMIT, PS_ROLLBACK,
 	PS_PUT_SEQ, PS_DEL_SEQ, PS_PUT_PROFILE, PS_DEL_PID_PROFILES,
 	PS_PUT_OVERHEAD, PS_DEL_OVERHEAD, PS_DEL_PID_OVERHEADS,
+	PS_PUT_TALLIES, PS_DEL_TALLIES,
 	PS_COUNT
 };
 
@@ -108,6 +112,8 @@ static const char *persist_stmt_sql[PS_COUNT] = {
 	"INSERT OR REPLACE INTO overheads VALUES(?1, ?2)",
 	"DELETE FROM overheads WHERE pid = ?1",
 	"DELETE FROM overheads WHERE pid != 0",
+	"INSERT OR REPLACE INTO tallies VALUES(?1, ?2)",
+	"DELETE FROM tallies WHERE bucket = ?1",
 };
 
 /* The schema, exactly as sqlite_schema must hold it. */
@@ -148,6 +154,9 @@ static const struct {
 	/* A profile's --max-overhead, when one was given. */
 	{ "table", "overheads", "CREATE TABLE overheads("
 	    "pid INTEGER PRIMARY KEY, max_overhead_bp INTEGER NOT NULL)" },
+	/* What a bucket's batches said of their stacks (store_tally). */
+	{ "table", "tallies", "CREATE TABLE tallies("
+	    "bucket INTEGER PRIMARY KEY, rows BLOB NOT NULL)" },
 };
 #define PERSIST_NSCHEMA	(sizeof persist_schema / sizeof persist_schema[0])
 #define PERSIST_FIRST_ADDED	9	/* persist_schema[9..] came later */
@@ -865,6 +874,45 @@ persist_loaded_bucket(struct persist *p, uint64_t start, uint64_t width)
 	return (NULL);
 }
 
+/* Gives a loaded bucket the tallies of its row (column 5; NULL: none),
+ * checked as its entries are. */
+static enum persist_rc
+persist_load_tallies(struct persist *p, sqlite3_stmt *s,
+    const struct store_bucket *b)
+{
+	const struct store_tally	*t;
+	struct store_tally		*copy = NULL;
+	const void			*blob;
+	size_t				 i, n;
+	int				 bytes;
+	enum persist_rc			 r = PERSIST_OK;
+
+	if (sqlite3_column_type(s, 5) == SQLITE_NULL)
+		return (PERSIST_OK);
+	blob = sqlite3_column_blob(s, 5);
+	bytes = sqlite3_column_bytes(s, 5);
+	if (bytes <= 0 || blob == NULL || (size_t)bytes % sizeof *t != 0)
+		return (PERSIST_BAD);
+	n = (size_t)bytes / sizeof *t;
+	t = blob;
+	if ((uintptr_t)blob % _Alignof(struct store_tally) != 0) {
+		if ((copy = malloc((size_t)bytes)) == NULL)
+			return (PERSIST_NOFIT);
+		memcpy(copy, blob, bytes);
+		t = copy;
+	}
+	for (i = 0; i < n && r == PERSIST_OK; i++) {
+		if ((t[i].samples == 0 && t[i].invalid == 0) ||
+		    store_instance_get(p->st, t[i].instance) == NULL ||
+		    (i > 0 && store_cmp_tally(&t[i - 1], &t[i]) >= 0))
+			r = PERSIST_BAD;
+	}
+	if (r == PERSIST_OK && store_load_tallies(p->st, b, t, n) != 0)
+		r = PERSIST_NOFIT;
+	free(copy);
+	return (r);
+}
+
 /*
  * Loads a bucket row.  Rows are checked here first, so that a refusal by
  * the store can only mean its memory cap: then loading stops.
@@ -882,6 +930,7 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	size_t				 i, len;
 	uint32_t			 depth;
 	int				 bytes;
+	enum persist_rc			 r;
 
 	start = (uint64_t)sqlite3_column_int64(s, 1);
 	width = (uint64_t)sqlite3_column_int64(s, 2);
@@ -918,6 +967,8 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 		return (PERSIST_NOFIT);	/* rewritten under a new row */
 	if (row >= p->next_row)
 		p->next_row = row + 1;
+	if ((r = persist_load_tallies(p, s, b)) != PERSIST_OK)
+		return (r);
 	p->counts.buckets_loaded++;
 	return (PERSIST_OK);
 }
@@ -988,8 +1039,12 @@ persist_load_buckets(struct persist *p, uint64_t now_ns)
 	if (rc != SQLITE_DONE)
 		return (persist_rc_of(rc));
 	p->counts.rows_deleted += sqlite3_changes(p->db);
-	r = persist_load_rows(p, "SELECT id, start_ns, width_ns, n, entries "
-	    "FROM buckets ORDER BY start_ns DESC, id DESC",
+	if ((rc = persist_exec(p, "DELETE FROM tallies WHERE bucket NOT IN "
+	    "(SELECT id FROM buckets)")) != SQLITE_OK)
+		return (persist_rc_of(rc));
+	r = persist_load_rows(p, "SELECT b.id, b.start_ns, b.width_ns, b.n, "
+	    "b.entries, t.rows FROM buckets b LEFT JOIN tallies t ON "
+	    "t.bucket = b.id ORDER BY b.start_ns DESC, b.id DESC",
 	    persist_load_bucket);
 	if (r != PERSIST_OK && r != PERSIST_NOFIT)
 		return (r);
@@ -1373,7 +1428,19 @@ persist_put_bucket(struct persist *p, const struct store_bucket *b)
 	sqlite3_bind_int64(s, 4, (int64_t)n);
 	sqlite3_bind_blob(s, 5, n > 0 ? (const void *)e : "",
 	    (int)(n * sizeof *e), SQLITE_STATIC);
-	return (persist_step(p, PS_PUT_BUCKET));
+	if (persist_step(p, PS_PUT_BUCKET) != 0)
+		return (-1);
+	/* A bucket never loses tallies, and a deleted bucket's go with it:
+	 * nothing to delete for one that has none. */
+	if (b->ntallies == 0)
+		return (0);
+	if (b->ntallies * sizeof *b->tallies > PERSIST_MAX_ROW)
+		return (-1);
+	s = p->stmt[PS_PUT_TALLIES];
+	sqlite3_bind_int64(s, 1, row);
+	sqlite3_bind_blob(s, 2, b->tallies,
+	    (int)(b->ntallies * sizeof *b->tallies), SQLITE_STATIC);
+	return (persist_step(p, PS_PUT_TALLIES));
 }
 
 /* Deletes the dropped buckets' rows and writes the changed ones. */
@@ -1385,7 +1452,9 @@ persist_flush_buckets(struct persist *p, uint64_t *rows)
 
 	for (i = 0; i < p->ndels; i++) {
 		sqlite3_bind_int64(p->stmt[PS_DEL_BUCKET], 1, p->dels[i]);
-		if (persist_step(p, PS_DEL_BUCKET) != 0)
+		sqlite3_bind_int64(p->stmt[PS_DEL_TALLIES], 1, p->dels[i]);
+		if (persist_step(p, PS_DEL_BUCKET) != 0 ||
+		    persist_step(p, PS_DEL_TALLIES) != 0)
 			return (-1);
 		p->counts.rows_deleted++;
 	}

@@ -26,6 +26,7 @@ profile_new(void)
 	if ((p = calloc(1, sizeof *p)) == NULL)
 		return (NULL);
 	p->title = "";
+	p->warning = "";
 	return (p);
 }
 
@@ -95,6 +96,18 @@ profile_set_title(struct profile *p, const char *title)
 	if (t == NULL)
 		return (-1);
 	p->title = t;
+	return (0);
+}
+
+/* Sets the warning. */
+int
+profile_set_warning(struct profile *p, const char *warning)
+{
+	const char	*w = profile_strdup(p, warning, strlen(warning));
+
+	if (w == NULL)
+		return (-1);
+	p->warning = w;
 	return (0);
 }
 

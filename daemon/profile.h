@@ -59,6 +59,8 @@ struct profile {
 	uint64_t		 count;		/* sum over samples */
 	uint64_t		 weight_us;	/* sum over samples */
 	const char		*title;		/* for viewers; never NULL */
+	const char		*warning;	/* a line for viewers on what
+						   the samples lack, or "" */
 
 	struct profile_func	*funcs;
 	size_t			 nfuncs;
@@ -98,6 +100,8 @@ uint32_t	 profile_add_sample(struct profile *, const uint32_t *frames,
 const char	*profile_strdup(struct profile *, const char *, size_t);
 /* Sets the title (copied). */
 int		 profile_set_title(struct profile *, const char *);
+/* Sets the warning (copied). */
+int		 profile_set_warning(struct profile *, const char *);
 
 /* Sorts samples by count descending and keeps the first n (n > 0). */
 void		 profile_keep_top(struct profile *, size_t n);

@@ -93,20 +93,12 @@ query_table_add(struct query_table *t, uint32_t stack, uint32_t thread,
 	return (0);
 }
 
-/* Decides whether a thread's samples pass the process and thread
- * filters. */
+/* Decides whether an instance passes the process filters. */
 static int
-query_thread_verdict(const struct store *st, const struct query *q,
-    uint32_t thread)
+query_instance_verdict(const struct query *q, const struct store_instance *in)
 {
-	const struct store_thread	*t;
-	const struct store_instance	*in;
-	const char			*name;
-	size_t				 i;
+	size_t	i;
 
-	if ((t = store_thread_get(st, thread)) == NULL ||
-	    (in = store_instance_get(st, t->instance)) == NULL)
-		return (QUERY_FAIL);
 	if (q->npids > 0) {
 		for (i = 0; i < q->npids && q->pids[i] != in->pid; i++)
 			;
@@ -120,6 +112,24 @@ query_thread_verdict(const struct store *st, const struct query *q,
 		if (i == q->nservices)
 			return (QUERY_FAIL);
 	}
+	return (QUERY_PASS);
+}
+
+/* Decides whether a thread's samples pass the process and thread
+ * filters. */
+static int
+query_thread_verdict(const struct store *st, const struct query *q,
+    uint32_t thread)
+{
+	const struct store_thread	*t;
+	const struct store_instance	*in;
+	const char			*name;
+	size_t				 i;
+
+	if ((t = store_thread_get(st, thread)) == NULL ||
+	    (in = store_instance_get(st, t->instance)) == NULL ||
+	    query_instance_verdict(q, in) != QUERY_PASS)
+		return (QUERY_FAIL);
 	if (q->nthreads > 0) {
 		if ((name = store_string_get(st, t->name, NULL)) == NULL)
 			name = "";
@@ -159,17 +169,32 @@ query_overlaps(const struct query_scan *sc, const struct store_bucket *b)
 	    b->start_ns < sc->until);
 }
 
-/* Notes a bucket as read. */
+/* Notes a bucket as read, and what its batches said of their stacks
+ * (a few tallies: read whole here). */
 static void
 query_note_bucket(struct query_scan *sc, const struct store_bucket *b)
 {
-	struct query_result	*res = &sc->res;
+	struct query_result		*res = &sc->res;
+	const struct store_tally	*t;
+	const struct store_instance	*in;
+	size_t				 i;
 
 	if (res->buckets == 0 || b->start_ns < res->from_ns)
 		res->from_ns = b->start_ns;
 	if (b->start_ns + b->width_ns > res->to_ns)
 		res->to_ns = b->start_ns + b->width_ns;
 	res->buckets++;
+	for (i = 0; i < b->ntallies; i++) {
+		t = &b->tallies[i];
+		if (sc->q.mode != QUERY_MODE_ANY &&
+		    QUERY_FLAGS_MODE(t->flags) != sc->q.mode)
+			continue;
+		if ((in = store_instance_get(sc->st, t->instance)) == NULL ||
+		    query_instance_verdict(&sc->q, in) != QUERY_PASS)
+			continue;
+		res->reported += t->samples;
+		res->invalid += t->invalid;
+	}
 }
 
 /* Reads entries [from, to) of a bucket. */
@@ -392,6 +417,17 @@ query_result_free(struct query_result *res)
 	free(res->cells);
 	free(res->owners);
 	memset(res, 0, sizeof *res);
+}
+
+/* The share of the window's stacks left out, in percent. */
+double
+query_invalid_pct(const struct query_result *res)
+{
+	uint64_t	whole = res->reported + res->invalid;
+
+	if (whole == 0)
+		return (-1);
+	return (100.0 * (double)res->invalid / (double)whole);
 }
 
 /* Orders rows by self, total, key. */

@@ -55,6 +55,11 @@ struct query_result {
 	uint64_t		 to_ns;		/* end of the last one */
 	size_t			 buckets;	/* buckets read */
 	uint64_t		 entries;	/* entries read */
+	/* What the window's batches said of their stacks (store_tally), for
+	 * the processes and mode asked (per process: whatever the thread and
+	 * on-CPU filters, as a stack left out has neither): */
+	uint64_t		 reported;	/* samples of batches that said */
+	uint64_t		 invalid;	/* stacks they left out */
 };
 
 enum query_by {
@@ -104,6 +109,10 @@ void	query_scan_free(struct query_scan *);
 int	query_run(const struct store *, const struct query *,
 	    struct query_result *);
 void	query_result_free(struct query_result *);
+/* The share of the stacks of a result's window that were left out as
+ * unreadable, in percent of those taken and left out; -1 when no agent
+ * of the window said. */
+double	query_invalid_pct(const struct query_result *);
 
 /* Rows of a view, sorted by self then total (descending). */
 int	query_rows(const struct store *, const struct query_result *,

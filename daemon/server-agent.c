@@ -661,6 +661,10 @@ server_agent_stack(struct agent_conn *c, const struct proto_msg *m)
  * sample's time is the batch's base plus the deltas before it.  A
  * numbered batch (BATCH) the instance already has is skipped: a replay
  * of one stored before a crash or a lost connection.
+ *
+ * A version 5 batch also says how many stacks the agent left out since
+ * its previous one: the store tallies its samples per bucket they fall in,
+ * and those stacks with its last sample (its base, when it has none).
  */
 static int
 server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
@@ -668,8 +672,8 @@ server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
 	const struct store_instance	*in;
 	struct proto_sample		 s;
 	uint32_t			 i, gid, thread, mode;
-	uint64_t			 t;
-	int				 dup = 0;
+	uint64_t			 t, width, run = 0, run_t = 0;
+	int				 dup = 0, tally;
 
 	if (m->samples.count > PROTO_MAX_BATCH)
 		return (server_agent_fail(c, "batch of %u samples",
@@ -693,6 +697,8 @@ server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
 	}
 	t = m->samples.base_ns;
 	mode = (uint32_t)(c->proc->mode + 1) << QUERY_FLAGS_MODE_SHIFT;
+	tally = m->samples.has_invalid && c->version >= PROTO_VERSION_INVALID;
+	width = store_get_config(server_store)->tiers[0].width_ns;
 	for (i = 0; i < m->samples.count; i++) {
 		proto_sample_get(m, i, &s);
 		t += (uint64_t)s.dt_us * 1000;
@@ -700,7 +706,20 @@ server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
 		server_agent_lookup(c, AGENT_THREAD, s.thread, &thread);
 		store_add(server_store, t, thread, gid,
 		    (s.flags & PROTO_SAMPLE_FLAGS) | mode, 1, s.weight_us);
+		if (!tally)
+			continue;
+		if (run > 0 && t / width != run_t / width) {
+			store_add_tally(server_store, run_t, c->instance, mode,
+			    run, 0);
+			run = 0;
+		}
+		if (run++ == 0)
+			run_t = t;
 	}
+	if (tally)
+		store_add_tally(server_store, run > 0 ? run_t :
+		    m->samples.base_ns, c->instance, mode, run,
+		    m->samples.invalid);
 	c->proc->samples += m->samples.count;
 	daemon_stats.samples_received += m->samples.count;
 	if (m->type == PROTO_BATCH)

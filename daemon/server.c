@@ -25,6 +25,7 @@
 #include "proto.h"
 #include "registry.h"
 #include "rundir.h"
+#include "sampling.h"
 #include "server-agent.h"
 #include "server-control.h"
 #include "server.h"
@@ -57,6 +58,9 @@ static uint64_t		 server_freed;		/* as of the last trim */
 static uint64_t		 server_watchdog_ns;	/* ping period; 0: no watchdog */
 static uint64_t		 server_last_ping_ns;
 static uint64_t		 server_tick_ns;	/* housekeeping period */
+static int		 server_publishing;	/* listening: the sampling
+						   file follows the profile */
+static int		 server_publish_failing; /* said; quiet until ok */
 /* Per-pid settings (start/stop --pid): what an agent of that pid is told
  * when it attaches again; saved with the global one in the state dir. */
 static struct server_pid_profile {
@@ -403,12 +407,52 @@ server_profile_save(uint32_t pid, const struct server_profile *sp)
 	persist_profile_put(server_persist, &pf);
 }
 
+/*
+ * Publishes the global profile in the runtime directory (sampling.h), for
+ * agents to sample with from their first tick: readable by whoever may
+ * connect to agent.sock (read where the socket is writable), in its group.
+ */
+int
+server_profile_publish(void)
+{
+	struct sampling	s;
+	mode_t		mode = S_IRUSR | S_IWUSR;
+	char		err[SERVER_RUNDIR_MAX + 128];
+
+	s.profiling = server_profile.profiling;
+	s.rate_hz = server_profile.rate_hz;
+	s.mode = server_profile.mode;
+	s.reader = server_profile.reader;
+	s.jitter_pct = server_profile.jitter_pct;
+	s.max_overhead_bp = server_profile.max_overhead_bp;
+	if (server_limits.agent_mode & S_IWGRP)
+		mode |= S_IRGRP;
+	if (server_limits.agent_mode & S_IWOTH)
+		mode |= S_IROTH;
+	if (sampling_write(server_rundir, &s, mode, server_limits.socket_gid,
+	    err, sizeof err) != 0) {
+		daemon_stats.publish_errors++;
+		if (!server_publish_failing)
+			log_warn("%s (agents wait for their CONFIG to sample; "
+			    "retried at the next change)", err);
+		server_publish_failing = 1;
+		return (-1);
+	}
+	if (server_publish_failing)
+		log_info("%s/%s: written again", server_rundir,
+		    RUNDIR_SAMPLING);
+	server_publish_failing = 0;
+	return (0);
+}
+
 /* Sets the global profile and forgets every per-pid one. */
 void
 server_profile_set(const struct server_profile *sp)
 {
 	server_profile = *sp;
 	server_npid_profiles = 0;
+	if (server_publishing)
+		(void)server_profile_publish();
 	if (server_persist == NULL)
 		return;
 	persist_profile_clear_pids(server_persist);
@@ -699,6 +743,9 @@ server_listen(char *err, size_t errlen)
 		evconnlistener_set_error_cb(l->lev, server_accept_error_cb);
 		log_info("listening for %ss on %s", l->kind, l->path);
 	}
+	/* From now on, and kept when profd stops: the last known profile. */
+	server_publishing = 1;
+	(void)server_profile_publish();
 	return (0);
 }
 
@@ -724,6 +771,7 @@ server_free(void)
 		l->fd = -1;
 		l->bound = 0;
 	}
+	server_publishing = 0;
 	if (server_tick_ev != NULL)
 		event_free(server_tick_ev);
 	server_tick_ev = NULL;

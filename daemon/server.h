@@ -61,8 +61,12 @@ extern char			 server_rundir[SERVER_RUNDIR_MAX];
 
 void	server_limits_default(struct server_limits *);
 /* Sets the global profile and forgets every per-pid one; saved in the
- * state dir, if any, as is every change here. */
+ * state dir, if any, as is every change here, and, once listening,
+ * published in the runtime directory (server_profile_publish). */
 void	server_profile_set(const struct server_profile *);
+/* Writes the global profile to RUNDIR_SAMPLING for agents to start with
+ * (proto/sampling.h): 0, or -1 (logged, counted). */
+int	server_profile_publish(void);
 /* Remembers a pid's own setting, for when it attaches again. */
 void	server_profile_set_pid(uint32_t pid, const struct server_profile *);
 /* What an agent of pid is told when it attaches. */

@@ -50,6 +50,9 @@
 #define CONTROL_REPLY_PCT	25
 #define CONTROL_REPLY_SMALL	(64u << 10)	/* ... nor one this small */
 #define CONTROL_MAX_INPUT	(PROTO_HEADER_SIZE + PROTO_MAX_MSG)
+/* A show warns when more than this percent of its window's stacks were
+ * left out as unreadable (query_invalid_pct). */
+#define CONTROL_SHOW_INVALID_PCT 1
 
 /* Per-pid profiling settings remembered (start/stop --pid), the oldest
  * forgotten first. */

@@ -61,6 +61,7 @@
 	X(store_def_bytes, "of those, by definitions")			\
 	X(persist_flushes, "writes of the store to disk")		\
 	X(persist_errors, "failed writes of the store to disk")		\
+	X(publish_errors, "failed writes of the sampling settings file") \
 	X(query_us_last, "time of the last query, microseconds")	\
 	X(query_us_max, "longest query, microseconds")			\
 	X(agents_forgotten, "disconnected agents dropped from status")	\

@@ -662,6 +662,8 @@ store_sweep_begin(struct store *st)
 			store_mark(st, STORE_THREAD, b->entries[i].thread);
 			store_mark(st, STORE_STACK, b->entries[i].stack);
 		}
+		for (i = 0; i < b->ntallies; i++)
+			store_mark(st, STORE_INSTANCE, b->tallies[i].instance);
 	}
 	cut = st->now_ns > st->cfg.retention_ns ?
 	    st->now_ns - st->cfg.retention_ns : 0;

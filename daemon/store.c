@@ -4,7 +4,8 @@
  *
  * An open bucket is an open-addressing table of entries keyed by (thread,
  * stack, labels, flags); sealing sorts the used entries into a dense array.
- * Roll-ups merge sorted arrays.
+ * Roll-ups merge sorted arrays.  A bucket's tallies (a few: one per process
+ * and mode) are a sorted array from the start, merged alike.
  *
  * Memory: every allocation is charged to `bytes` (with a fixed allowance
  * for malloc's own overhead); the cap is enforced by evicting the oldest
@@ -94,8 +95,11 @@ static void
 store_bucket_free(struct store *st, struct store_bucket *b)
 {
 	store_uncharge(st, sizeof *b + b->cap * sizeof *b->entries, 0);
+	if (b->ntallies > 0)
+		store_uncharge(st, b->ntallies * sizeof *b->tallies, 0);
 	st->nentries -= b->n;
 	free(b->entries);
+	free(b->tallies);
 	free(b);
 }
 
@@ -306,6 +310,57 @@ found:
 	return (0);
 }
 
+/* Orders tallies by key. */
+int
+store_cmp_tally(const void *a, const void *b)
+{
+	const struct store_tally *x = a, *y = b;
+
+	if (x->instance != y->instance)
+		return (x->instance < y->instance ? -1 : 1);
+	if (x->flags != y->flags)
+		return (x->flags < y->flags ? -1 : 1);
+	return (0);
+}
+
+/* Adds to an open bucket's tally of (instance, flags), kept sorted. */
+static int
+store_bucket_tally(struct store *st, struct store_bucket *b,
+    const struct store_tally *add)
+{
+	struct store_tally	*t;
+	size_t			 lo = 0, hi = b->ntallies, mid, n = b->ntallies;
+	int			 c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = store_cmp_tally(&b->tallies[mid], add)) == 0) {
+			b->tallies[mid].samples += add->samples;
+			b->tallies[mid].invalid += add->invalid;
+			b->dirty = 1;
+			return (0);
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (store_charge_bucket(st, (n + 1) * sizeof *t, b) != 0)
+		return (-1);
+	if ((t = realloc(b->tallies, (n + 1) * sizeof *t)) == NULL) {
+		store_uncharge(st, (n + 1) * sizeof *t, 0);
+		return (-1);
+	}
+	if (n > 0)
+		store_uncharge(st, n * sizeof *t, 0);
+	memmove(t + lo + 1, t + lo, (n - lo) * sizeof *t);
+	t[lo] = *add;
+	b->tallies = t;
+	b->ntallies = n + 1;
+	b->dirty = 1;
+	return (0);
+}
+
 /* The tier a bucket of a given age belongs to. */
 static const struct store_tier *
 store_tier_for(const struct store *st, uint64_t age_ns)
@@ -391,6 +446,34 @@ drop:
 	return (-1);
 }
 
+/* Adds to what an instance's batches said of a bucket's stacks. */
+int
+store_add_tally(struct store *st, uint64_t t_ns, uint32_t instance,
+    uint32_t flags, uint64_t samples, uint64_t invalid)
+{
+	struct store_bucket	*b;
+	struct store_tally	 add;
+	uint64_t		 now = st->now_ns;
+
+	if (samples == 0 && invalid == 0)
+		return (0);
+	if (store_defs_ptr(&st->defs[STORE_INSTANCE], instance) == NULL)
+		return (-1);
+	if (now == 0)
+		now = store_realtime();
+	if (t_ns > now + STORE_FUTURE_NS)
+		t_ns = now;
+	if (now > st->cfg.retention_ns && t_ns < now - st->cfg.retention_ns)
+		return (-1);
+	if ((b = store_bucket_for(st, t_ns)) == NULL)
+		return (-1);
+	add.instance = instance;
+	add.flags = flags;
+	add.samples = samples;
+	add.invalid = invalid;
+	return (store_bucket_tally(st, b, &add));
+}
+
 /* Orders entries by key. */
 int
 store_cmp_entry(const void *a, const void *b)
@@ -463,6 +546,34 @@ store_merge(struct store_entry *out, const struct store_entry *a, size_t na,
 	return (n);
 }
 
+/* Merges sorted tallies a and b into out, summing equal keys. */
+static size_t
+store_merge_tallies(struct store_tally *out, const struct store_tally *a,
+    size_t na, const struct store_tally *b, size_t nb)
+{
+	size_t	i = 0, j = 0, n = 0;
+	int	c;
+
+	while (i < na || j < nb) {
+		if (i == na)
+			c = 1;
+		else if (j == nb)
+			c = -1;
+		else
+			c = store_cmp_tally(&a[i], &b[j]);
+		if (c < 0)
+			out[n++] = a[i++];
+		else if (c > 0)
+			out[n++] = b[j++];
+		else {
+			out[n] = a[i++];
+			out[n].samples += b[j].samples;
+			out[n++].invalid += b[j++].invalid;
+		}
+	}
+	return (n);
+}
+
 /*
  * Rolls the sealed buckets inside [start, start + width) up into one
  * bucket of that width.  Returns 0, or -1 when memory ran out (then
@@ -474,7 +585,8 @@ store_rollup(struct store *st, struct store_bucket *first, uint64_t start,
 {
 	struct store_bucket	*b, *b1, *nb;
 	struct store_entry	*acc = NULL, *tmp;
-	size_t			 n = 0, cap = 0, m;
+	struct store_tally	*tacc = NULL, *ttmp;
+	size_t			 n = 0, cap = 0, m, nt = 0;
 	uint64_t		 samples = 0;
 	int			 k = 0;
 
@@ -489,31 +601,50 @@ store_rollup(struct store *st, struct store_bucket *first, uint64_t start,
 		m = n + b->n;
 		if ((tmp = malloc((m > 0 ? m : 1) * sizeof *tmp)) == NULL) {
 			free(acc);
+			free(tacc);
 			return (-1);
 		}
 		n = store_merge(tmp, acc, n, b->entries, b->n);
 		free(acc);
 		acc = tmp;
 		cap = m;
+		if (b->ntallies > 0) {
+			if ((ttmp = malloc((nt + b->ntallies) *
+			    sizeof *ttmp)) == NULL) {
+				free(acc);
+				free(tacc);
+				return (-1);
+			}
+			nt = store_merge_tallies(ttmp, tacc, nt, b->tallies,
+			    b->ntallies);
+			free(tacc);
+			tacc = ttmp;
+		}
 		samples += b->samples;
 		k++;
 	}
 	if (k < 2 && first->width_ns == width) {
 		free(acc);
+		free(tacc);
 		return (0);
 	}
 	(void)cap;
 	/* Never an evicting allocation here: it could free an input. */
 	if ((nb = calloc(1, sizeof *nb)) == NULL) {
 		free(acc);
+		free(tacc);
 		return (-1);
 	}
 	if (n > 0 && (tmp = realloc(acc, n * sizeof *tmp)) != NULL)
 		acc = tmp;
+	if (nt > 0 && (ttmp = realloc(tacc, nt * sizeof *ttmp)) != NULL)
+		tacc = ttmp;
 	nb->start_ns = start;
 	nb->width_ns = width;
 	nb->entries = acc;
 	nb->n = nb->cap = n;
+	nb->tallies = tacc;
+	nb->ntallies = nt;
 	nb->samples = samples;
 	nb->sealed = 1;
 	nb->dirty = 1;
@@ -525,6 +656,8 @@ store_rollup(struct store *st, struct store_bucket *first, uint64_t start,
 	}
 	/* Smaller than its inputs: charged after they are gone. */
 	st->bytes += sizeof *nb + n * sizeof *acc + STORE_MALLOC_OVERHEAD;
+	if (nt > 0)
+		st->bytes += nt * sizeof *tacc + STORE_MALLOC_OVERHEAD;
 	st->nentries += n;
 	store_bucket_link(st, nb);
 	st->counts.rollups++;
@@ -659,6 +792,7 @@ store_free(struct store *st)
 	for (b = st->buckets; b != NULL; b = b1) {
 		b1 = b->next;
 		free(b->entries);
+		free(b->tallies);
 		free(b);
 	}
 	for (k = 0; k < STORE_NKINDS; k++) {
@@ -790,5 +924,38 @@ store_load_bucket(struct store *st, uint64_t start_ns, uint64_t width_ns,
 		b->samples += entries[i].count;
 	st->nentries += n;
 	store_bucket_link(st, b);
+	return (0);
+}
+
+int
+store_load_tallies(struct store *st, const struct store_bucket *loaded,
+    const struct store_tally *t, size_t n)
+{
+	struct store_bucket	*b;
+	size_t			 i;
+
+	for (b = st->buckets; b != NULL && b != loaded; b = b->next)
+		;
+	if (b == NULL || b->ntallies != 0)
+		return (-1);
+	for (i = 0; i < n; i++) {
+		if ((t[i].samples == 0 && t[i].invalid == 0) ||
+		    store_defs_ptr(&st->defs[STORE_INSTANCE],
+		    t[i].instance) == NULL)
+			return (-1);
+		if (i > 0 && store_cmp_tally(&t[i - 1], &t[i]) >= 0)
+			return (-1);
+	}
+	if (n == 0)
+		return (0);
+	/* Loading never evicts. */
+	if (store_charge(st, n * sizeof *t, 0) != 0)
+		return (-1);
+	if ((b->tallies = malloc(n * sizeof *t)) == NULL) {
+		store_uncharge(st, n * sizeof *t, 0);
+		return (-1);
+	}
+	memcpy(b->tallies, t, n * sizeof *t);
+	b->ntallies = n;
 	return (0);
 }

@@ -13,6 +13,12 @@
  * sorted array and never changes again, except by a roll-up that merges
  * whole buckets into one coarser bucket (10 s -> 1 min -> 1 h by default).
  *
+ * A bucket also keeps, per process instance and mode, what the batches of
+ * its time said of their stacks (protocol version 5 agents): how many
+ * samples they held and how many stacks they left out as torn or
+ * unreadable, so that a query can say which share of its window is
+ * missing.  Agents that do not say leave nothing there: unknown, not 0.
+ *
  * Bounds: buckets older than the retention go; past max_bytes the oldest
  * buckets go first.  Definitions that no bucket and no live connection uses
  * are reclaimed by store_sweep().  Every drop is counted.
@@ -35,6 +41,15 @@ struct store_entry {
 	uint64_t	weight_us;	/* summed time weight */
 };
 
+/* What a process's batches said of a bucket's time (24 bytes, stored as
+ * is on disk); a bucket keeps them sorted by (instance, flags). */
+struct store_tally {
+	uint32_t	instance;
+	uint32_t	flags;		/* the mode, as entries keep it */
+	uint64_t	samples;	/* samples of the batches that said */
+	uint64_t	invalid;	/* stacks they left out */
+};
+
 /* A time bucket.  Open: entries is a hash table of cap slots (free ones
  * have count 0).  Sealed: entries holds n entries sorted, cap == n. */
 struct store_bucket {
@@ -46,6 +61,8 @@ struct store_bucket {
 	size_t			 n;		/* used entries */
 	size_t			 cap;		/* slots */
 	uint64_t		 samples;	/* sum of counts */
+	struct store_tally	*tallies;	/* sorted */
+	size_t			 ntallies;
 	struct store_bucket	*prev, *next;	/* oldest first */
 };
 
@@ -185,6 +202,11 @@ uint32_t	 store_thread(struct store *, uint32_t instance, uint64_t tid,
 int		 store_add(struct store *, uint64_t t_ns, uint32_t thread,
 		     uint32_t stack, uint32_t flags, uint64_t count,
 		     uint64_t weight_us);
+/* Adds to what an instance's batches said of the bucket of time t_ns:
+ * samples they held and stacks they left out.  0, or -1 (dropped). */
+int		 store_add_tally(struct store *, uint64_t t_ns,
+		     uint32_t instance, uint32_t flags, uint64_t samples,
+		     uint64_t invalid);
 
 /*
  * Housekeeping, every second or so: seals buckets past their grace, rolls
@@ -235,6 +257,8 @@ uint32_t	 store_id_limit(const struct store *, enum store_kind);
 
 /* Orders entries as a sealed bucket keeps them (a qsort comparator). */
 int		 store_cmp_entry(const void *, const void *);
+/* Orders tallies as a bucket keeps them. */
+int		 store_cmp_tally(const void *, const void *);
 
 /* Buckets, oldest first. */
 struct store_bucket *store_buckets(const struct store *);
@@ -256,5 +280,8 @@ int		 store_load_instance(struct store *,
 int		 store_load_thread(struct store *, const struct store_thread *);
 int		 store_load_bucket(struct store *, uint64_t start_ns,
 		     uint64_t width_ns, const struct store_entry *, size_t n);
+/* Gives a loaded bucket (one of store_buckets) its saved tallies. */
+int		 store_load_tallies(struct store *, const struct store_bucket *,
+		     const struct store_tally *, size_t n);
 
 #endif

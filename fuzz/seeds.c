@@ -117,6 +117,11 @@ main(int argc, char **argv)
 	proto_send_batch(&sk, 1, 1ull << 60, s, 3);
 	seeds_write(argv[1], "session-batches", &sk);
 
+	/* Version 5 batches: stacks left out, one batch of nothing else. */
+	proto_send_batch_v5(&sk, 3, 1ull << 60, s, 3, 2);
+	proto_send_batch_v5(&sk, 4, 1ull << 60, s, 0, 7);
+	seeds_write(argv[1], "session-batches-v5", &sk);
+
 	sk.len = 0;
 	proto_send_ack(&sk, 12345);
 	seeds_write(argv[1], "ack", &sk);

@@ -301,10 +301,12 @@ proto_send_thread(struct proto_sink *sink, uint32_t id, uint64_t tid,
 	return (proto_end(sink, start));
 }
 
-/* Encodes samples as one flat array, numbered (BATCH) when seq != 0. */
+/* Encodes samples as one flat array, numbered (BATCH) when seq != 0,
+ * with the count of stacks left out after it when invalid >= 0. */
 static int
 proto_send_sample_array(struct proto_sink *sink, uint64_t seq,
-    uint64_t base_ns, const struct proto_sample *s, uint32_t count)
+    uint64_t base_ns, const struct proto_sample *s, uint32_t count,
+    int64_t invalid)
 {
 	size_t		start;
 	uint32_t	i;
@@ -312,7 +314,7 @@ proto_send_sample_array(struct proto_sink *sink, uint64_t seq,
 	if (count > PROTO_MAX_BATCH)
 		return (-1);
 	if (seq != 0) {
-		start = proto_begin(sink, PROTO_BATCH, 3);
+		start = proto_begin(sink, PROTO_BATCH, invalid >= 0 ? 4 : 3);
 		msgpack_pack_uint64(&sink->pk, seq);
 	} else
 		start = proto_begin(sink, PROTO_SAMPLES, 2);
@@ -325,6 +327,8 @@ proto_send_sample_array(struct proto_sink *sink, uint64_t seq,
 		msgpack_pack_uint32(&sink->pk, s[i].weight_us);
 		msgpack_pack_uint32(&sink->pk, s[i].flags);
 	}
+	if (seq != 0 && invalid >= 0)
+		msgpack_pack_uint32(&sink->pk, (uint32_t)invalid);
 	return (proto_end(sink, start));
 }
 
@@ -333,7 +337,7 @@ int
 proto_send_samples(struct proto_sink *sink, uint64_t base_ns,
     const struct proto_sample *s, uint32_t count)
 {
-	return (proto_send_sample_array(sink, 0, base_ns, s, count));
+	return (proto_send_sample_array(sink, 0, base_ns, s, count, -1));
 }
 
 /* Encodes a numbered batch of samples. */
@@ -343,7 +347,18 @@ proto_send_batch(struct proto_sink *sink, uint64_t seq, uint64_t base_ns,
 {
 	if (seq == 0)
 		return (-1);
-	return (proto_send_sample_array(sink, seq, base_ns, s, count));
+	return (proto_send_sample_array(sink, seq, base_ns, s, count, -1));
+}
+
+/* Encodes a version 5 batch: the stacks left out come last. */
+int
+proto_send_batch_v5(struct proto_sink *sink, uint64_t seq, uint64_t base_ns,
+    const struct proto_sample *s, uint32_t count, uint32_t invalid)
+{
+	if (seq == 0)
+		return (-1);
+	return (proto_send_sample_array(sink, seq, base_ns, s, count,
+	    invalid));
 }
 
 /* Encodes a daemon -> agent acknowledgement of batches up to seq. */
@@ -994,6 +1009,16 @@ proto_decode(const char *payload, size_t len, msgpack_unpacked *up,
 		    msg->samples.seq == 0) {
 			*err = "batch has a bad number";
 			return (-1);
+		}
+		/* v5: the stacks left out since the previous batch. */
+		if (root->via.array.size > 4) {
+			if (proto_get_u32(&f[3], UINT32_MAX,
+			    &msg->samples.invalid) != 0) {
+				*err = "batch has a bad count of stacks left "
+				    "out";
+				return (-1);
+			}
+			msg->samples.has_invalid = 1;
 		}
 		return (proto_decode_samples(f + 1, msg, err));
 	case PROTO_ACK:

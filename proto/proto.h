@@ -69,6 +69,14 @@
  * before anything newer.  A daemon sends ACK only to an agent that
  * negotiated version 4 or later, and closes one that sends BATCH without.  ACKs are cumulative and sent at most once per
  * flush (memory only: per housekeeping tick), and after the hello.
+ *
+ * Unreadable stacks per batch (version 5, PROTO_VERSION_INVALID).  A BATCH
+ * carries, as its fifth field, how many thread stacks the agent left out
+ * as torn or unreadable since its previous batch (its stat "invalid"), so
+ * that the daemon can say which share of a window's stacks is missing.  A
+ * batch may then hold no sample at all.  The agent adds the field only
+ * on a connection that negotiated version 5; the daemon takes it only
+ * from one; a batch without it says nothing (unknown, not zero).
  */
 #ifndef PROTO_H
 #define PROTO_H
@@ -79,10 +87,12 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION 4		/* the newest version spoken here */
+#define PROTO_VERSION 5		/* the newest version spoken here */
 #define PROTO_VERSION_MIN 1	/* the oldest version spoken here */
 #define PROTO_VERSION_COMPAT 2	/* "version" of a hello, for old daemons */
 #define PROTO_VERSION_BATCH 4	/* the first with BATCH and ACK */
+#define PROTO_VERSION_INVALID 5	/* the first whose BATCH counts the stacks
+				   left out */
 
 /* Limits.  Every one is checked by the decoder; a peer over one is closed. */
 #define PROTO_HEADER_SIZE	4		/* length prefix */
@@ -122,7 +132,8 @@ enum proto_type {
 				    (v2) */
 	/* 150..199: optional agent -> daemon messages (see above). */
 	PROTO_BATCH = 109,	/* [109, seq, base_ns, flattened]: SAMPLES
-				    with the agent's batch number (v4) */
+				    with the agent's batch number (v4);
+				    [..., invalid] (v5) */
 
 	/* 200s: daemon -> agent. */
 	PROTO_CONFIG = 200,	/* [200, profiling, rate_hz, mode, reader,
@@ -202,7 +213,8 @@ enum proto_reader {
 	X(layout, "direct reader's layout: 0 none (GIL reader), "	\
 	    "1 the build's headers, 2 the interpreter's debug offsets")	\
 	X(layout_moved, "layout fields the interpreter places elsewhere " \
-	    "than the build's headers")
+	    "than the build's headers")				\
+	X(discarded, "samples taken on the published settings, refused by CONFIG")
 
 /* Decoded messages.  Pointers point into the msgpack zone of the decode. */
 struct proto_hello {
@@ -247,6 +259,8 @@ struct proto_msg {
 			uint64_t base_ns;
 			uint32_t count;
 			const msgpack_object *fields;
+			int	 has_invalid;	/* BATCH of v5 */
+			uint32_t invalid;	/* stacks left out */
 		} samples;
 		struct { const msgpack_object_map *map; } stats;
 		struct {
@@ -341,6 +355,11 @@ int	proto_send_samples(struct proto_sink *, uint64_t base_ns,
 /* BATCH: samples with the agent's batch number (seq >= 1), and its ACK. */
 int	proto_send_batch(struct proto_sink *, uint64_t seq, uint64_t base_ns,
 	    const struct proto_sample *, uint32_t count);
+/* The version 5 BATCH: the same, then the stacks left out since the
+ * previous batch. */
+int	proto_send_batch_v5(struct proto_sink *, uint64_t seq,
+	    uint64_t base_ns, const struct proto_sample *, uint32_t count,
+	    uint32_t invalid);
 int	proto_send_ack(struct proto_sink *, uint64_t seq);
 /* Stats: values in PROTO_AGENT_STATS order. */
 int	proto_send_stats(struct proto_sink *, const uint64_t *values);

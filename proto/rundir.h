@@ -1,6 +1,7 @@
 /*
- * rundir.h -- where profd's sockets live.  profd, profctl and the agent all
- * use this one rule, so with no flags they find each other.
+ * rundir.h -- where profd's sockets and its published sampling settings
+ * live.  profd, profctl and the agent all use this one rule, so with no
+ * flags they find each other.
  */
 #ifndef RUNDIR_H
 #define RUNDIR_H
@@ -11,6 +12,8 @@
 #define RUNDIR_SYSTEM		"/run/profd"
 #define RUNDIR_AGENT_SOCK	"agent.sock"
 #define RUNDIR_CONTROL_SOCK	"control.sock"
+/* The sampling settings profd publishes for agents (sampling.h). */
+#define RUNDIR_SAMPLING		"sampling"
 
 /*
  * Resolves the runtime directory: `flag` if not NULL, else $PROFD_RUNTIME_DIR,

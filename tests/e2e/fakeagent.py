@@ -10,6 +10,7 @@ import struct
 import time
 
 HELLO, STRING, FUNC, FRAME, STACK, THREAD, SAMPLES, STATS = range(100, 108)
+BATCH = 109
 CONFIG = 200
 REJECT = 202
 VERSION = 1             # a hello without a range: version 1 exactly
@@ -134,6 +135,18 @@ class FakeAgent:
                 flat += [stack, thread, 0, weight_us, flags]
             self.send([SAMPLES, base, flat])
             n -= k
+
+    def batch(self, seq, stack, thread, n, invalid=None, t_ns=None,
+              weight_us=10000, flags=1):
+        """One numbered batch (version 4) of n samples of one stack at
+        t_ns; with invalid, the version 5 count of stacks left out."""
+        flat = []
+        for _ in range(n):
+            flat += [stack, thread, 0, weight_us, flags]
+        msg = [BATCH, seq, t_ns or time.time_ns(), flat]
+        if invalid is not None:
+            msg.append(invalid)
+        self.send(msg)
 
     def close(self):
         self.flush()

@@ -6,7 +6,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
+from fakeagent import FakeAgent
 from harness import ROOT, WORKLOADS, check, once, wait_until
 
 TOOLS = os.path.join(ROOT, "tests", "tools")
@@ -110,3 +112,94 @@ def test_speedscope_and_flame_graph_open_in_their_viewers(ctx):
              "the flame graph in Chromium", timeout=300)
     for name in ("before.png", "searched.png", "zoomed.png"):
         check(os.path.getsize(os.path.join(shots, name)) > 5000, "screenshot %s" % name)
+
+
+@once
+def test_every_view_warns_when_the_windows_stacks_were_unreadable(ctx):
+    """Agents that say per batch how many stacks they left out (protocol
+    5): one left out 7% an hour ago and none now, one never more than 1%,
+    and a version 4 one that cannot say (its count is ignored).  Every
+    format of show says so for a window over 1%, none for the others; the
+    figures survive a restart with a state dir."""
+    state = os.path.join(ctx.tmp, "state")
+    ctx.start_daemon("-s", state)
+    now = time.time_ns()
+    hour_ago = now - 3600 * 10 ** 9
+    torn = FakeAgent(ctx.rt, pid=7301, service="torn", versions=(4, 5))
+    whole = FakeAgent(ctx.rt, pid=7302, service="whole", versions=(4, 5))
+    old = FakeAgent(ctx.rt, pid=7303, service="old", versions=(4, 4))
+    seq = 0
+    for a, batches in ((torn, [(hour_ago, 93, 7), (now, 100, 0)]),
+                       (whole, [(now, 99, 1)]),
+                       (old, [(now, 50, 50)])):
+        th = a.thread("MainThread")
+        st = a.stack(["main", "work_%d" % a.pid])
+        for t, n, invalid in batches:
+            for _ in range(10):
+                seq += 1
+                a.batch(seq, st, th, n, invalid=invalid, t_ns=t)
+        a.flush()
+    wait_until(lambda: ctx.ctl_json("status")["daemon"]["samples_stored"]
+               == 930 + 1000 + 990 + 500, 20, "every sample stored")
+    warn = ("warning: 3.5% of stacks in this window were unreadable (torn) "
+            "and left out; see profctl status")
+
+    def views(pid, *window):
+        """(table, tree, json, folded stderr) of pid's window."""
+        args = ["show", "--pid", pid] + list(window)
+        return (ctx.ctl(*args).stdout, ctx.ctl(*(args + ["--tree"])).stdout,
+                ctx.ctl_json(*args),
+                ctx.ctl(*(args + ["--format", "folded"])).stderr)
+
+    def check_warned(pid, want, *window):
+        table, tree, js, folded = views(pid, *window)
+        lines = table.splitlines()
+        check(len(lines) > 1 and lines[1] == want,
+              "table of %s %r:\n%s" % (pid, window, table))
+        check(want in tree.splitlines(), "tree:\n%s" % tree)
+        check(js.get("warning") == want, "json: %r" % js.get("warning"))
+        check("profctl: " + want in folded, "folded stderr: %r" % folded)
+        return js
+
+    def check_quiet(pid, *window):
+        table, tree, js, folded = views(pid, *window)
+        check("warning" not in table + tree + folded and "warning" not in js,
+              "a warning for %s %r:\n%s%s" % (pid, window, table, folded))
+        return js
+
+    # torn: 70 of 1930 + 70 stacks in the whole window; all of them in the
+    # window of an hour ago; none in the last half hour.
+    js = check_warned(7301, warn)
+    check(js["invalid"] == 70 and abs(js["invalid_pct"] - 3.5) < 1e-9,
+          "json figures %r %r" % (js["invalid"], js["invalid_pct"]))
+    check_warned(7301, warn.replace("3.5%", "7.0%"), "--until", "30m")
+    js = check_quiet(7301, "--since", "30m")
+    check(js["invalid"] == 0 and js["invalid_pct"] == 0, "recent %r" % js)
+    # whole: exactly 1%, not over it; old: not said, no figure.
+    js = check_quiet(7302)
+    check(js["invalid"] == 10, "whole: %r" % js)
+    js = check_quiet(7303)
+    check("invalid" not in js and "invalid_pct" not in js, "old: %r" % js)
+    # The stack formats carry it inside.
+    pb = os.path.join(ctx.tmp, "torn.pb.gz")
+    r = ctx.ctl("show", "--pid", 7301, "--format", "pprof", "-o", pb)
+    check("profctl: " + warn in r.stderr, "pprof stderr: %r" % r.stderr)
+    comments = run_tool(["go", "tool", "pprof", "-comments", pb],
+                        "pprof -comments")
+    check(warn in comments, "pprof comments: %r" % comments)
+    doc = json.loads(ctx.ctl("show", "--pid", 7301, "--format",
+                             "speedscope").stdout)
+    check(warn in doc["name"], "speedscope name: %r" % doc["name"])
+    svg = ctx.ctl("show", "--pid", 7301, "--format", "svg").stdout
+    check(warn in svg, "no warning in the flame graph")
+    # A diff says which window.
+    d = ctx.ctl("show", "--diff", "--pid", 7302, "--base-pid", 7301).stdout
+    check(warn.replace("this window", "the baseline window") in d and
+          "in this window" not in d, "diff:\n%s" % d)
+    # Kept across a restart (SIGTERM writes everything).
+    for a in (torn, whole, old):
+        a.close()
+    ctx.stop_daemon()
+    ctx.start_daemon("-s", state)
+    check_warned(7301, warn)
+    check_warned(7301, warn.replace("3.5%", "7.0%"), "--until", "30m")

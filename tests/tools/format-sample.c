@@ -35,7 +35,8 @@ sample_build(void)
 	size_t			 i;
 
 	if ((p = profile_new()) == NULL || profile_set_title(p,
-	    "profd \"sample\"") != 0)
+	    "profd \"sample\"") != 0 || profile_set_warning(p,
+	    "warning: 7.2% of \"stacks\" <torn> & left\tout\n") != 0)
 		return (NULL);
 	for (i = 0; i < 6; i++)
 		fr[i] = profile_add_frame(p, profile_add_func(p, funcs[i].name,

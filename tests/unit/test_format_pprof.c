@@ -495,3 +495,21 @@ Test(format_pprof, writes_known_profile)
 	cr_assert_eq(fwrite(evbuffer_pullup(out, -1), 1, len, f), len);
 	cr_assert_eq(fclose(f), 0);
 }
+
+Test(format_pprof, the_title_and_the_warning_are_comments)
+{
+	known();
+	cr_assert_eq(profile_set_title(p, "profd pid 7"), 0);
+	encode();
+	cr_assert_eq(pp->n_comment, 1, "no warning: the title alone");
+	cr_assert_str_eq(str(pp->comment[0]), "profd pid 7");
+	perftools__profiles__profile__free_unpacked(pp, NULL);
+	pp = NULL;
+	evbuffer_drain(out, evbuffer_get_length(out));
+	cr_assert_eq(profile_set_warning(p, "warning: 7.2% of stacks left "
+	    "out"), 0);
+	encode();
+	cr_assert_eq(pp->n_comment, 2);
+	cr_assert_str_eq(str(pp->comment[1]), "warning: 7.2% of stacks left "
+	    "out");
+}

@@ -272,3 +272,17 @@ Test(format_speedscope, escapes_titles_threads_and_files)
 	    "(pid 1)\""), "%s", s);
 	free(s);
 }
+
+Test(format_speedscope, the_warning_follows_the_title_in_the_name)
+{
+	struct format_opts	 o = { 0 };
+	char			*s;
+
+	profile_set_title(p, "cpu");
+	profile_set_warning(p, "warning: \"7.2%\" left out\n");
+	add(f_main, f_work, PROFILE_NO_LABELS, 3, 30000);
+	s = encode(&o);
+	cr_assert_not_null(strstr(s, "\"name\":\"cpu (warning: \\\"7.2%\\\" "
+	    "left out\\n)\",\"activeProfileIndex\""), "%s", s);
+	free(s);
+}

@@ -470,3 +470,25 @@ Test(format_svg, sample_for_browser)
 	free(s);
 	profile_free(p);
 }
+
+Test(format_svg, the_warning_leads_the_note_escaped)
+{
+	struct profile	*p = profile_new();
+	uint32_t	 fn, fr;
+	char		*s;
+	size_t		 len;
+
+	cr_assert_not_null(p);
+	cr_assert_eq(profile_set_warning(p, "warning: <7.2%> & \"torn\""), 0);
+	fn = profile_add_func(p, "main", 4, "app.py", 6, 1);
+	fr = profile_add_frame(p, fn, 7);
+	profile_add_sample(p, &fr, 1, PROFILE_NO_LABELS, 1, 1);
+	s = encode(p, FORMAT_WEIGHT_SAMPLES, &len);
+	cr_assert_not_null(s);
+	cr_assert_not_null(strstr(s, "<text id=\"note\" x=\"10\" y=\""));
+	cr_assert_not_null(strstr(s, "\">warning: &lt;7.2%&gt; &amp; "
+	    "&quot;torn&quot;. Click a frame"), "%s", s);
+	cr_assert_eq(xmllint(s), 0);
+	free(s);
+	profile_free(p);
+}

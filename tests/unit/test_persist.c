@@ -107,7 +107,8 @@ make_stacks(struct store *st, uint32_t nstacks, uint32_t *out)
 }
 
 /* Fills a store: 2 processes, 2 threads each, samples in 30 buckets of
- * the last 5 minutes; the newest two stay open. */
+ * the last 5 minutes, with what one process's batches said of their
+ * stacks in each; the newest two stay open. */
 static void
 fill(struct store *st, uint32_t nstacks)
 {
@@ -132,6 +133,9 @@ fill(struct store *st, uint32_t nstacks)
 			    threads[(i + k) % 4], stacks[i], k & 1, 1 + i % 3,
 			    100 * (i + 1)), 0);
 		}
+		cr_assert_eq(store_add_tally(st, NOW - (300 - k * 10) * SEC,
+		    store_thread_get(st, threads[k % 4])->instance, 1 << 8,
+		    nstacks, k % 3), 0);
 	}
 	store_tick(st, NOW);
 }
@@ -183,7 +187,9 @@ has_bucket(const struct store *b, const struct store_bucket *x)
 			continue;
 		ny = used_entries(y, &ey);
 		same = nx == ny && memcmp(ex, ey, nx * sizeof *ex) == 0 &&
-		    x->samples == y->samples;
+		    x->samples == y->samples && x->ntallies == y->ntallies &&
+		    (x->ntallies == 0 || memcmp(x->tallies, y->tallies,
+		    x->ntallies * sizeof *x->tallies) == 0);
 		free(ey);
 		if (same) {
 			free(ex);
@@ -422,9 +428,12 @@ Test(persist, swept_definitions_and_dropped_buckets_leave_the_file)
 	cr_assert_eq(query(sql), 0);
 	cr_assert_gt(query("SELECT count(*) FROM stacks"), 0);
 
+	cr_assert_eq(query("SELECT count(*) FROM tallies"), 30);
 	store_reset(st);
 	cr_assert_eq(persist_flush(p), 0);
 	cr_assert_eq(query("SELECT count(*) FROM buckets"), 0);
+	cr_assert_eq(query("SELECT count(*) FROM tallies"), 0,
+	    "a dropped bucket's tallies go with it");
 	persist_close(p);
 	store_free(st);
 }
@@ -661,6 +670,36 @@ Test(persist, dangling_reference_is_set_aside)
 	assert_set_aside();
 }
 
+Test(persist, bad_tallies_blob_is_set_aside)
+{
+	store_free(write_filled(5));
+	run_sql("UPDATE tallies SET rows = x'0102030405'");
+	assert_set_aside();
+}
+
+Test(persist, tallies_of_an_unknown_instance_are_set_aside)
+{
+	store_free(write_filled(5));
+	/* The first tally's instance (its first 4 bytes, LE) made unknown. */
+	run_sql("UPDATE tallies SET rows = x'e7030000' || substr(rows, 5)");
+	assert_set_aside();
+}
+
+Test(persist, tallies_of_no_bucket_are_deleted_on_load)
+{
+	struct store	*st;
+
+	store_free(write_filled(5));
+	run_sql("INSERT INTO tallies SELECT 99999, rows FROM tallies LIMIT 1");
+	st = new_store(0);
+	persist_close(open_ok(st, NOW));
+	cr_assert_eq(count_files(PERSIST_FILE ".bad-"), 0);
+	cr_assert_eq(query("SELECT count(*) FROM tallies WHERE bucket = 99999"),
+	    0);
+	cr_assert_eq(query("SELECT count(*) FROM tallies"), 30);
+	store_free(st);
+}
+
 Test(persist, bad_bucket_blob_is_set_aside)
 {
 	store_free(write_filled(5));
@@ -779,7 +818,8 @@ Test(persist, file_without_the_newer_tables_gains_them)
 	struct persist_counts	 c;
 
 	store_free(write_filled(5));
-	run_sql("DROP TABLE seqs; DROP TABLE profiles; DROP TABLE overheads");
+	run_sql("DROP TABLE seqs; DROP TABLE profiles; DROP TABLE overheads; "
+	    "DROP TABLE tallies");
 	st = new_store(0);
 	p = open_ok(st, NOW);
 	persist_get_counts(p, &c);
@@ -789,5 +829,6 @@ Test(persist, file_without_the_newer_tables_gains_them)
 	persist_close(p);
 	cr_assert_eq(query("SELECT count(*) FROM profiles"), 0);
 	cr_assert_eq(query("SELECT count(*) FROM overheads"), 0);
+	cr_assert_eq(query("SELECT count(*) FROM tallies"), 0);
 	store_free(st);
 }

@@ -133,6 +133,7 @@ Test(proto, round_trips_numbered_batch_and_ack)
 	cr_assert_eq(m.samples.seq, 1ull << 40);
 	cr_assert_eq(m.samples.base_ns, 77);
 	cr_assert_eq(m.samples.count, 2);
+	cr_assert_eq(m.samples.has_invalid, 0, "a version 4 batch says not");
 	proto_sample_get(&m, 1, &out);
 	cr_assert_eq(out.stack, 2);
 	cr_assert_eq(out.dt_us, 10);
@@ -148,6 +149,31 @@ Test(proto, round_trips_numbered_batch_and_ack)
 	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
 	cr_assert_eq(m.type, PROTO_ACK);
 	cr_assert_eq(m.ack.seq, UINT64_MAX);
+}
+
+Test(proto, round_trips_a_batch_with_the_stacks_left_out)
+{
+	struct proto_sample	 in[1] = { { 1, 1, 0, 1000, 0 } };
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_send_batch_v5(&sink, 0, 5, in, 1, 3), -1);
+	cr_assert_eq(proto_send_batch_v5(&sink, 9, 77, in, 1, 3), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.type, PROTO_BATCH);
+	cr_assert_eq(m.samples.seq, 9);
+	cr_assert_eq(m.samples.count, 1);
+	cr_assert_eq(m.samples.has_invalid, 1);
+	cr_assert_eq(m.samples.invalid, 3);
+	sink.len = 0;
+	msgpack_unpacked_destroy(&up);
+	msgpack_unpacked_init(&up);
+	/* Only stacks left out: a batch without samples. */
+	cr_assert_eq(proto_send_batch_v5(&sink, 10, 77, NULL, 0, UINT32_MAX),
+	    0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.samples.count, 0);
+	cr_assert_eq(m.samples.invalid, UINT32_MAX);
 }
 
 Test(proto, samples_cost_few_bytes_each)
@@ -362,6 +388,12 @@ static struct bad_payload bad_payloads[] = {
 	{ "batch number a string", { 0x94, 0x6d, 0xa1, '1', 0x00, 0x90 }, 6 },
 	{ "batch with a short sample", { 0x94, 0x6d, 0x01, 0x00, 0x92, 0x01,
 	    0x01 }, 7 },
+	{ "batch with stacks left out a string", { 0x95, 0x6d, 0x01, 0x00,
+	    0x90, 0xa1, '1' }, 7 },
+	{ "batch with stacks left out negative", { 0x95, 0x6d, 0x01, 0x00,
+	    0x90, 0xff }, 6 },
+	{ "batch with stacks left out over 32 bits", { 0x95, 0x6d, 0x01, 0x00,
+	    0x90, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0 }, 14 },
 	{ "ack without number", { 0x91, 0xcc, 0xcb }, 3 },
 	{ "ack number negative", { 0x92, 0xcc, 0xcb, 0xff }, 4 },
 	{ "config rate zero", { 0x96, 0xcc, 0xc8, 0xc3, 0x00, 0x00, 0x00,

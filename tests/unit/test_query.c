@@ -512,3 +512,63 @@ Test(query, names_views)
 	cr_assert_eq(query_by_parse("functions"), -1);
 	cr_assert_eq(query_by_parse(""), -1);
 }
+
+/* The instance of a thread. */
+static uint32_t
+instance_of(uint32_t thread)
+{
+	return (store_thread_get(st, thread)->instance);
+}
+
+Test(query, sums_what_the_windows_batches_said_of_their_stacks)
+{
+	uint32_t	web = instance_of(web_main), db = instance_of(db_main);
+
+	samples();
+	/* web: 7 of 100 stacks left out at T0 (cpu), db: none at T0 and 30
+	 * of 60 a minute later (wall); web2 never said. */
+	cr_assert_eq(store_add_tally(st, T0, web, CPU, 93, 7), 0);
+	cr_assert_eq(store_add_tally(st, T0, db, WALL, 7, 0), 0);
+	store_tick(st, T0 + 60 * NS);
+	cr_assert_eq(store_add_tally(st, T0 + 60 * NS, db, WALL, 30, 30), 0);
+	run();
+	cr_assert_eq(res.reported, 130);
+	cr_assert_eq(res.invalid, 37);
+	cr_assert_float_eq(query_invalid_pct(&res), 100.0 * 37 / 167, 1e-9);
+	/* The window: the first bucket only. */
+	q.until_ns = T0 + 10 * NS;
+	run();
+	cr_assert_eq(res.invalid, 7);
+	cr_assert_eq(res.reported, 100);
+	cr_assert_float_eq(query_invalid_pct(&res), 100.0 * 7 / 107, 1e-9);
+	/* Processes and services filter them; threads and on-CPU do not (a
+	 * stack left out has neither); modes do. */
+	q.until_ns = 0;
+	q.pids = (const uint32_t []){ 200 };
+	q.npids = 1;
+	run();
+	cr_assert_eq(res.invalid, 30);
+	cr_assert_eq(res.reported, 37);
+	q.npids = 0;
+	q.services = (const char *const []){ "web" };
+	q.nservices = 1;
+	q.threads = (const char *const []){ "worker-*" };
+	q.nthreads = 1;
+	q.oncpu = 1;
+	run();
+	cr_assert_eq(res.invalid, 7);
+	cr_assert_eq(res.reported, 93);
+	q.nservices = 0;
+	q.nthreads = 0;
+	q.oncpu = 0;
+	q.mode = PROTO_MODE_WALL;
+	run();
+	cr_assert_eq(res.invalid, 30);
+	/* Only web2, which never said: unknown. */
+	q.mode = QUERY_MODE_ANY;
+	q.pids = (const uint32_t []){ 101 };
+	q.npids = 1;
+	cr_assert_eq(run(), 2);
+	cr_assert_eq(res.reported + res.invalid, 0);
+	cr_assert_eq(query_invalid_pct(&res), -1);
+}

@@ -784,3 +784,80 @@ Test(server_agent, never_acks_an_older_agent_nor_takes_its_batches)
 	cr_assert_eq(feed(), -1);
 	cr_assert(strstr(conn->error, "version 2") != NULL, "%s", conn->error);
 }
+
+/* A version 5 batch of n samples, and invalid stacks left out. */
+static void
+batch_v5(uint64_t seq, uint32_t n, uint32_t invalid)
+{
+	struct proto_sample	s[16];
+	uint32_t		i;
+
+	for (i = 0; i < n; i++)
+		s[i] = (struct proto_sample){ 1, 1, 10000, 10000,
+		    PROTO_SAMPLE_ONCPU };
+	cr_assert_eq(proto_send_batch_v5(&in, seq, now, s, n, invalid), 0);
+}
+
+/* What the store's buckets say of the stacks of every agent. */
+static void
+tallied(uint64_t *reported, uint64_t *invalid)
+{
+	struct query		q;
+	struct query_result	res;
+
+	memset(&q, 0, sizeof q);
+	q.mode = QUERY_MODE_ANY;
+	cr_assert_eq(query_run(server_store, &q, &res), 0);
+	*reported = res.reported;
+	*invalid = res.invalid;
+	query_result_free(&res);
+}
+
+Test(server_agent, tallies_the_stacks_a_version_5_batch_left_out)
+{
+	uint64_t	reported, invalid;
+
+	hello(80);
+	definitions();
+	batch_v5(1, 3, 2);
+	batch_v5(2, 0, 5);
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	cr_assert_eq(conn->version, PROTO_VERSION_INVALID);
+	tallied(&reported, &invalid);
+	cr_assert_eq(reported, 3);
+	cr_assert_eq(invalid, 7);
+	/* A batch sent again (after a reconnect) is not counted twice. */
+	batch_v5(1, 3, 2);
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	tallied(&reported, &invalid);
+	cr_assert_eq(reported, 3);
+	cr_assert_eq(invalid, 7);
+}
+
+Test(server_agent, takes_no_count_of_stacks_left_out_below_version_5)
+{
+	uint64_t	reported, invalid;
+	size_t		start;
+
+	/* [100, {"version": 2, "version_min": 1, "version_max": 4, "pid":
+	 * 81}]: a version 4 agent that sends the count all the same. */
+	start = proto_begin(&in, PROTO_HELLO, 1);
+	msgpack_pack_map(&in.pk, 4);
+	proto_pack_cstr(&in.pk, "version");
+	msgpack_pack_uint32(&in.pk, 2);
+	proto_pack_cstr(&in.pk, "version_min");
+	msgpack_pack_uint32(&in.pk, 1);
+	proto_pack_cstr(&in.pk, "version_max");
+	msgpack_pack_uint32(&in.pk, 4);
+	proto_pack_cstr(&in.pk, "pid");
+	msgpack_pack_uint32(&in.pk, 81);
+	cr_assert_eq(proto_end(&in, start), 0);
+	definitions();
+	batch_v5(1, 3, 2);
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	cr_assert_eq(conn->version, 4);
+	tallied(&reported, &invalid);
+	cr_assert_eq(store_instance_get(server_store, conn->instance)->samples,
+	    3);
+	cr_assert_eq(reported + invalid, 0, "unknown, not 0 of 3");
+}

@@ -688,3 +688,115 @@ Test(server_control, ps_shows_a_reused_pid_twice)
 	cr_assert_neq(num(&p->ptr[0], "instance"),
 	    num(&p->ptr[1], "instance"));
 }
+
+/* Sends a version 5 batch of n samples of the agent's stack that says
+ * `invalid` stacks were left out. */
+static void
+agent_batch(struct agent_conn *c, uint32_t n, uint32_t invalid)
+{
+	static uint64_t		 seq;
+	struct proto_sink	 in;
+	struct proto_sample	 s[64];
+	uint32_t		 i;
+	size_t			 used;
+
+	cr_assert_leq(n, 64);
+	for (i = 0; i < n; i++)
+		s[i] = (struct proto_sample){ 1, 1, 1, 7, 0 };
+	proto_sink_init(&in, 1u << 20);
+	cr_assert_eq(proto_send_batch_v5(&in, ++seq, server_now_ns(), s, n,
+	    invalid), 0);
+	cr_assert_eq(server_agent_input(c, in.data, in.len, &used), 0, "%s",
+	    c->error);
+	proto_sink_free(&in);
+}
+
+/* Whether a map has a key. */
+static int
+has(const msgpack_object *map, const char *key)
+{
+	return (proto_map_get(&map->via.map, key) != NULL);
+}
+
+/* Packs {"pids": [pid]} and, with view, {"tree": true} or {"format": view}
+ * (view "tree" or a format). */
+static void
+show_args(uint32_t pid, const char *view)
+{
+	msgpack_pack_map(&argpk, view != NULL ? 2 : 1);
+	proto_pack_cstr(&argpk, "pids");
+	msgpack_pack_array(&argpk, 1);
+	msgpack_pack_uint32(&argpk, pid);
+	if (view == NULL)
+		return;
+	if (strcmp(view, "tree") == 0) {
+		proto_pack_cstr(&argpk, "tree");
+		msgpack_pack_true(&argpk);
+	} else {
+		proto_pack_cstr(&argpk, "format");
+		proto_pack_cstr(&argpk, view);
+	}
+}
+
+/* Starts the next request's arguments afresh. */
+static void
+args_clear(void)
+{
+	msgpack_sbuffer_clear(&argbuf);
+}
+
+Test(server_control, show_says_which_share_of_the_windows_stacks_was_unreadable)
+{
+	static const char *const views[] = { NULL, "tree", "folded" };
+	const msgpack_object	*body, *pct;
+	const char		*want = "warning: 7.0% of stacks in this "
+				    "window were unreadable (torn) and left "
+				    "out; see profctl status";
+	size_t			 i;
+	int			 ok;
+
+	agent_batch(agent(10, 0), 62, 7);
+	agent_batch(agent(10, 0), 31, 0);
+	agent_batch(agent(11, 0), 63, 0);
+	agent_batch(agent(11, 0), 36, 1);	/* 1 of 100: not over 1% */
+	agent(12, 5);				/* says nothing */
+	for (i = 0; i < sizeof views / sizeof views[0]; i++) {
+		args_clear();
+		show_args(10, views[i]);
+		body = run("show", &ok);
+		cr_assert_eq(ok, 1);
+		cr_assert_eq(num(body, "samples"), 93);
+		cr_assert_eq(num(body, "invalid"), 7);
+		pct = proto_map_get(&body->via.map, "invalid_pct");
+		cr_assert_not_null(pct);
+		cr_assert_eq(pct->type, MSGPACK_OBJECT_FLOAT64);
+		cr_assert_float_eq(pct->via.f64, 7.0, 1e-9);
+		cr_assert_str_eq(str(body, "warning"), want);
+	}
+	args_clear();
+	show_args(11, NULL);
+	body = run("show", &ok);
+	cr_assert_eq(num(body, "invalid"), 1);
+	cr_assert(!has(body, "warning"), "a warning at 1%%");
+	args_clear();
+	show_args(12, NULL);
+	body = run("show", &ok);
+	cr_assert(!has(body, "invalid") && !has(body, "warning"),
+	    "figures for an agent that said nothing");
+	/* A diff warns of its baseline apart. */
+	args_clear();
+	msgpack_pack_map(&argpk, 2);
+	proto_pack_cstr(&argpk, "pids");
+	msgpack_pack_array(&argpk, 1);
+	msgpack_pack_uint32(&argpk, 11);
+	proto_pack_cstr(&argpk, "diff");
+	msgpack_pack_map(&argpk, 1);
+	proto_pack_cstr(&argpk, "pids");
+	msgpack_pack_array(&argpk, 1);
+	msgpack_pack_uint32(&argpk, 10);
+	body = run("show", &ok);
+	cr_assert_eq(ok, 1);
+	cr_assert(!has(body, "warning"));
+	cr_assert(strstr(str(body, "base_warning"), "7.0% of stacks in the "
+	    "baseline window") != NULL, "%s", str(body, "base_warning"));
+}

@@ -858,3 +858,159 @@ Test(store, loaders_refuse_inconsistent_ids, .timeout = 10)
 	cr_assert_eq(counts().buckets, 1);
 	cr_assert_eq(bucket_samples(NULL), 2);
 }
+
+/* Sums the tallies of instance in every bucket, checking their order. */
+static void
+tally_sums(uint32_t in, uint64_t *samples, uint64_t *invalid)
+{
+	const struct store_bucket	*b;
+	size_t				 i;
+
+	*samples = *invalid = 0;
+	for (b = store_buckets(st); b != NULL; b = b->next) {
+		for (i = 0; i < b->ntallies; i++) {
+			if (i > 0)
+				cr_assert_lt(store_cmp_tally(&b->tallies[i - 1],
+				    &b->tallies[i]), 0, "tallies out of order");
+			if (b->tallies[i].instance != in)
+				continue;
+			*samples += b->tallies[i].samples;
+			*invalid += b->tallies[i].invalid;
+		}
+	}
+}
+
+Test(store, tallies_what_batches_said_per_bucket_instance_and_mode)
+{
+	const struct store_bucket	*b;
+	uint32_t			 a = instance(1, 1), c = instance(2, 1);
+	uint64_t			 s, inv;
+
+	/* Keys added out of order land sorted; equal keys add up. */
+	cr_assert_eq(store_add_tally(st, T0 + NS, c, 1, 90, 10), 0);
+	cr_assert_eq(store_add_tally(st, T0 + 2 * NS, a, 2, 50, 0), 0);
+	cr_assert_eq(store_add_tally(st, T0 + 3 * NS, a, 1, 40, 3), 0);
+	cr_assert_eq(store_add_tally(st, T0 + 4 * NS, a, 1, 60, 4), 0);
+	cr_assert_eq(store_add_tally(st, T0 + 5 * NS, a, 1, 0, 0), 0,
+	    "nothing said: nothing kept");
+	b = store_buckets(st);
+	cr_assert_eq(b->ntallies, 3);
+	cr_assert_eq(b->tallies[0].instance, a);
+	cr_assert_eq(b->tallies[0].flags, 1);
+	cr_assert_eq(b->tallies[0].samples, 100);
+	cr_assert_eq(b->tallies[0].invalid, 7);
+	cr_assert_eq(b->tallies[1].flags, 2);
+	cr_assert_eq(b->tallies[2].instance, c);
+	cr_assert_eq(b->samples, 0, "tallies are not samples");
+	/* Another bucket's time: its own tally. */
+	store_tick(st, T0 + 16 * NS);
+	cr_assert_eq(store_add_tally(st, T0 + 15 * NS, a, 1, 5, 5), 0);
+	cr_assert_eq(counts().buckets, 2);
+	tally_sums(a, &s, &inv);
+	cr_assert_eq(s, 155);
+	cr_assert_eq(inv, 12);
+	/* Unknown instance, or past the retention: refused. */
+	cr_assert_eq(store_add_tally(st, T0, 999, 1, 1, 1), -1);
+	cr_assert_eq(store_add_tally(st, T0 - store_get_config(st)->
+	    retention_ns - NS, a, 1, 1, 1), -1);
+}
+
+Test(store, tallies_survive_sealing_and_roll_ups)
+{
+	const struct store_config	*cfg = store_get_config(st);
+	uint32_t			 a = instance(1, 1), c = instance(2, 1);
+	uint32_t			 th = thread(3, "Main"), sk = stack2("x");
+	uint64_t			 now, i, s, inv;
+	size_t				 bytes0 = counts().bytes;
+
+	/* Six 10 s buckets of one minute, a sample and two tallies each. */
+	for (i = 0; i < 6; i++) {
+		store_tick(st, T0 + i * 10 * NS + 2 * NS);
+		cr_assert_eq(store_add(st, T0 + i * 10 * NS + NS, th, sk, 0, 1,
+		    1), 0);
+		cr_assert_eq(store_add_tally(st, T0 + i * 10 * NS + NS, a, 1,
+		    10, i), 0);
+		cr_assert_eq(store_add_tally(st, T0 + i * 10 * NS + NS, c, 1,
+		    20, 1), 0);
+	}
+	for (now = T0 + 100 * NS; now <= T0 + cfg->tiers[0].until_ns +
+	    130 * NS; now += 10 * NS)
+		store_tick(st, now);
+	cr_assert_eq(counts().buckets, 1);
+	cr_assert_eq(store_buckets(st)->width_ns, 60 * NS);
+	cr_assert_eq(store_buckets(st)->ntallies, 2);
+	tally_sums(a, &s, &inv);
+	cr_assert_eq(s, 60);
+	cr_assert_eq(inv, 0 + 1 + 2 + 3 + 4 + 5);
+	tally_sums(c, &s, &inv);
+	cr_assert_eq(s, 120);
+	cr_assert_eq(inv, 6);
+	/* A late tally for the rolled-up minute joins it at the next tick. */
+	cr_assert_eq(store_add_tally(st, T0 + 5 * NS, a, 1, 1, 1), 0);
+	store_tick(st, now + 60 * NS);
+	store_tick(st, now + 120 * NS);
+	no_twin_buckets();
+	tally_sums(a, &s, &inv);
+	cr_assert_eq(s, 61);
+	cr_assert_eq(inv, 16);
+	/* Every byte charged for them is given back with their buckets. */
+	store_reset(st);
+	cr_assert_eq(counts().bytes, bytes0);
+}
+
+Test(store, sweep_keeps_the_instances_tallies_use)
+{
+	const struct store_config	*cfg = store_get_config(st);
+	uint32_t			 a = instance(1, 1), b = instance(2, 1);
+	uint64_t			 now = T0 + cfg->retention_ns + 60 * NS;
+
+	/* Both gone longer than the retention; a bucket of now still says
+	 * what a's batches said. */
+	store_instance_detach(st, a, T0);
+	store_instance_detach(st, b, T0);
+	store_tick(st, now);
+	cr_assert_eq(store_add_tally(st, now, a, 1, 10, 1), 0);
+	store_sweep_begin(st);
+	store_sweep_end(st);
+	cr_assert_not_null(store_instance_get(st, a));
+	cr_assert_null(store_instance_get(st, b));
+}
+
+Test(store, loads_tallies_only_consistent_ones)
+{
+	struct store_entry	 e;
+	struct store_tally	 t[2];
+	uint32_t		 a = instance(1, 1), c = instance(2, 1);
+	uint32_t		 th = thread(3, "Main"), sk = stack2("x");
+
+	memset(&e, 0, sizeof e);
+	e.thread = th;
+	e.stack = sk;
+	e.count = 1;
+	cr_assert_eq(store_load_bucket(st, T0 - 600 * NS, 10 * NS, &e, 1), 0);
+	memset(t, 0, sizeof t);
+	t[0].instance = c;
+	t[0].samples = 5;
+	t[1].instance = a;
+	t[1].invalid = 1;
+	cr_assert_eq(store_load_tallies(st, store_buckets(st), t, 2), -1,
+	    "out of order");
+	t[0].instance = a;
+	t[1].instance = a;
+	cr_assert_eq(store_load_tallies(st, store_buckets(st), t, 2), -1,
+	    "twice the same key");
+	t[1].instance = 999;
+	cr_assert_eq(store_load_tallies(st, store_buckets(st), t, 2), -1,
+	    "unknown instance");
+	t[1].instance = c;
+	t[1].invalid = 0;
+	cr_assert_eq(store_load_tallies(st, store_buckets(st), t, 2), -1,
+	    "an empty tally");
+	t[1].invalid = 2;
+	cr_assert_eq(store_load_tallies(st, (const struct store_bucket *)&e,
+	    t, 2), -1, "not a bucket of the store");
+	cr_assert_eq(store_load_tallies(st, store_buckets(st), t, 2), 0);
+	cr_assert_eq(store_buckets(st)->ntallies, 2);
+	cr_assert_eq(store_load_tallies(st, store_buckets(st), t, 2), -1,
+	    "a bucket loaded twice");
+}

@@ -276,6 +276,8 @@ fx_wire_msg(const struct proto_msg *m)
 		break;
 	case PROTO_SAMPLES:
 	case PROTO_BATCH:
+		fx_wire.nbatches++;
+		fx_wire.ninvalid += m->samples.invalid;
 		for (i = 0; i < m->samples.count; i++) {
 			proto_sample_get(m, i, &s);
 			fx_wire_ref("sample stack", s.stack, fx_wire.nstacks);

@@ -79,6 +79,8 @@ struct fx_wire {
 	} stacks[FX_IDS + 1];
 	struct { uint64_t tid; uint32_t name; } threads[FX_IDS + 1];
 	uint32_t	 nsamples;	/* over all connections */
+	uint32_t	 nbatches;	/* SAMPLES and BATCH messages */
+	uint64_t	 ninvalid;	/* stacks left out, as BATCHes said */
 	struct proto_sample samples[FX_SAMPLES];	/* the first ones */
 };
 

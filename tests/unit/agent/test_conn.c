@@ -8,6 +8,7 @@
 #include <sys/un.h>
 
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -112,7 +113,7 @@ commit(uint32_t stack, uint32_t thread, uint32_t n)
 		s[i].weight_us = 10;
 		s[i].flags = 0;
 	}
-	return (conn_commit(s, n));
+	return (conn_commit(s, n, 0, now));
 }
 
 /* Interns a new one-frame stack (a new function each time). */
@@ -227,11 +228,16 @@ daemon_config(int profiling, uint32_t rate, uint32_t mode, uint32_t reader)
 	proto_sink_free(&sk);
 }
 
-/* The CONFIG profd sends on a hello (profiling off). */
+/* What profd's CONFIG on a hello asks (profiling off unless a test says
+ * otherwise). */
+static int		 hello_profiling;
+static uint32_t		 hello_mode = PROTO_MODE_WALL;
+
+/* The CONFIG profd sends on a hello. */
 static void
 daemon_hello_config(void)
 {
-	daemon_config(0, PROTO_RATE_DEFAULT, PROTO_MODE_WALL,
+	daemon_config(hello_profiling, PROTO_RATE_DEFAULT, hello_mode,
 	    PROTO_READER_DEFAULT);
 }
 
@@ -873,4 +879,82 @@ Test(conn, a_reject_keeps_the_agent_away_for_minutes_not_seconds)
 	pump_at(now + AGENT_REJECT_BACKOFF_NS);
 	cr_assert_neq(conn_fd(), -1, "never came back");
 	cr_assert_eq(agent_stats.connects, 2);
+}
+
+Test(conn, batches_say_how_many_stacks_were_left_out)
+{
+	struct intern_sample	s[3];
+	uint64_t		now = agent_now_ns();
+	uint32_t		i;
+
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	for (i = 0; i < 3; i++)
+		s[i] = (struct intern_sample){ stack1, thread1, now + i, 10,
+		    0 };
+	cr_assert_eq(conn_commit(s, 3, 4, now), 0);
+	/* Only stacks left out: a batch without samples still says so. */
+	cr_assert_eq(conn_commit(NULL, 0, 2, now), 0);
+	/* Nothing at all: no batch. */
+	cr_assert_eq(conn_commit(NULL, 0, 0, now), 0);
+	pump();
+	cr_assert_eq(fx_wire.nbatches, 2);
+	cr_assert_eq(fx_wire.nsamples, 3);
+	cr_assert_eq(fx_wire.ninvalid, 6);
+}
+
+Test(conn, early_batches_go_out_once_a_config_asks_for_the_same)
+{
+	conn_early();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	cr_assert_eq(conn_configured(), 0);
+	conn_io(agent_now_ns());		/* nobody listens yet */
+	cr_assert_eq(commit(stack1, thread1, 20), 0);
+	daemon_listen();
+	hello_profiling = 1;
+	pump_at(agent_now_ns() + 10 * SEC);
+	cr_assert_eq(conn_configured(), 1);
+	cr_assert_eq(fx_wire.nsamples, 20);
+	cr_assert_eq(agent_stats.discarded, 0);
+}
+
+/* What a CONFIG that refuses the published settings asks. */
+struct early_case {
+	int		profiling;
+	uint32_t	mode;
+};
+
+ParameterizedTestParameters(conn, early_batches_are_discarded_by_a_config_that_differs)
+{
+	static struct early_case cases[] = {
+		{ 0, PROTO_MODE_WALL },		/* profiling off */
+		{ 1, PROTO_MODE_CPU },		/* another mode */
+	};
+
+	return (cr_make_param_array(struct early_case, cases,
+	    sizeof cases / sizeof cases[0]));
+}
+
+ParameterizedTest(struct early_case *c, conn,
+    early_batches_are_discarded_by_a_config_that_differs)
+{
+	conn_early();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	conn_io(agent_now_ns());
+	cr_assert_eq(commit(stack1, thread1, 20), 0);
+	cr_assert_eq(commit(stack1, thread1, 10), 0);
+	daemon_listen();
+	hello_profiling = c->profiling;
+	hello_mode = c->mode;
+	pump_at(agent_now_ns() + 10 * SEC);
+	cr_assert_eq(conn_configured(), 1);
+	cr_assert_eq(fx_wire.nsamples, 0, "early samples sent");
+	cr_assert_eq(agent_stats.discarded, 30);
+	cr_assert_eq(agent_stats.dropped, 0);
+	/* What is taken after the CONFIG is not early. */
+	cr_assert_eq(commit(stack1, thread1, 5), 0);
+	pump();
+	cr_assert_eq(fx_wire.nsamples, 5);
+	cr_assert_eq(agent_stats.discarded, 30);
 }
