@@ -55,6 +55,9 @@
  * struct intern_sample; a batch that does not fit is dropped. */
 #define AGENT_KEEP_BATCHES	4096
 #define AGENT_MAX_WEIGHT_US	1000000u	/* one sample weighs <= 1 s */
+/* A tick late by k periods stands in for the k it missed, up to this many
+ * ticks in all: its samples are repeated, their weight shared (sampler.c). */
+#define AGENT_MAKEUP_MAX	64
 #define AGENT_TIMER_SLACK_NS	1000		/* sampler's timer slack */
 #define AGENT_RATE_WINDOW	8		/* achieved rate: 8 slots... */
 #define AGENT_RATE_SLOT_NS	250000000ull	/* ... of 250 ms */
@@ -110,7 +113,6 @@ struct agent_stats {
 #define AGENT_STAT_FIELD(name, desc) uint64_t name;
 	PROTO_AGENT_STATS(AGENT_STAT_FIELD)
 #undef AGENT_STAT_FIELD
-	uint64_t	missed;		/* ticks skipped, late by > 1 period */
 };
 
 #define AGENT_LOAD(x)		__atomic_load_n(&(x), __ATOMIC_RELAXED)

@@ -549,9 +549,6 @@ module_stats(PyObject *self, PyObject *unused)
 		goto fail;
 	PROTO_AGENT_STATS(MODULE_STAT)
 #undef MODULE_STAT
-	if (module_dict_set(d, "missed",
-	    PyLong_FromUnsignedLongLong(AGENT_LOAD(agent_stats.missed))) != 0)
-		goto fail;
 	if (module_dict_set(d, "attached",
 	    PyBool_FromLong(module_attached && sampler_running())) != 0 ||
 	    module_dict_set(d, "connected",

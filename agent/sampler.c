@@ -262,11 +262,13 @@ sampler_account(void)
 	AGENT_STORE(agent_stats.sampler_ns, sampler_cpu_now() - 1);
 }
 
-/* Updates the achieved rate over the last AGENT_RATE_WINDOW slots. */
+/* Updates the achieved rate over the last AGENT_RATE_WINDOW slots: ticks
+ * taken and ticks a late one stood in for (made_up, reported beside). */
 static void
 sampler_rate(uint64_t now)
 {
-	uint64_t	 ticks = AGENT_LOAD(agent_stats.ticks);
+	uint64_t	 ticks = AGENT_LOAD(agent_stats.ticks) +
+			     AGENT_LOAD(agent_stats.made_up);
 	uint32_t	 pos = sampler_window_pos, w = AGENT_RATE_WINDOW;
 	uint64_t	 t0, k0;
 
@@ -523,12 +525,12 @@ sampler_frames_hash(const struct reader_thread *t, uint64_t *parent)
  * is full (nothing pending was added). */
 static int
 sampler_take(const struct reader_thread *t, uint32_t mode, uint64_t now,
-    uint64_t period_ns)
+    uint64_t period_ns, uint32_t copies)
 {
 	struct intern_thread_state *st;
 	struct intern_sample	*s;
 	uint64_t		 w, h, parent;
-	uint32_t		 thread, stack, flags;
+	uint32_t		 thread, stack, flags, i;
 	int			 full = 0, changed;
 
 	if ((thread = intern_thread(t->native_id, t->ident, &full)) == 0)
@@ -575,26 +577,32 @@ sampler_take(const struct reader_thread *t, uint32_t mode, uint64_t now,
 	s->stack = stack;
 	s->thread = thread;
 	s->t_ns = now;
-	s->weight_us = (uint32_t)w;
+	s->weight_us = (uint32_t)(w / copies + w % copies);
 	s->flags = flags;
-	AGENT_STAT_ADD(samples, 1);
+	for (i = 1; i < copies; i++) {
+		sampler_pending[sampler_npending] = *s;
+		sampler_pending[sampler_npending++].weight_us =
+		    w / copies > 0 ? (uint32_t)(w / copies) : 1;
+	}
+	AGENT_STAT_ADD(samples, copies);
 	if (t->truncated)
-		AGENT_STAT_ADD(truncated, 1);
+		AGENT_STAT_ADD(truncated, copies);
 	return (0);
 }
 
 /* One tick: capture, intern, batch.  Called with sampler_lock held. */
 static void
-sampler_tick(int n, uint64_t now, uint64_t period_ns, uint32_t mode)
+sampler_tick(int n, uint64_t now, uint64_t period_ns, uint32_t mode,
+    uint32_t copies)
 {
 	int	i;
 
 	intern_tick();
-	if (sampler_npending + (uint32_t)n > AGENT_PENDING_MAX)
-		sampler_flush(now);
 	for (i = 0; i < n; i++) {
+		if (sampler_npending + copies > AGENT_PENDING_MAX)
+			sampler_flush(now);
 		if (sampler_take(&sampler_threads[i], mode, now,
-		    period_ns) == 0)
+		    period_ns, copies) == 0)
 			continue;
 		/* A table is full: send what refers to the old tables, clear
 		 * them, and try this thread again once. */
@@ -602,11 +610,11 @@ sampler_tick(int n, uint64_t now, uint64_t period_ns, uint32_t mode)
 		intern_reset(sampler_reader);
 		intern_tick();
 		if (sampler_take(&sampler_threads[i], mode, now,
-		    period_ns) != 0) {
+		    period_ns, copies) != 0) {
 			/* Taken, and dropped: samples - dropped stays what
 			 * the daemon gets. */
-			AGENT_STAT_ADD(samples, 1);
-			AGENT_STAT_ADD(dropped, 1);
+			AGENT_STAT_ADD(samples, copies);
+			AGENT_STAT_ADD(dropped, copies);
 		}
 	}
 	sampler_last_tick_ns = now;
@@ -792,7 +800,8 @@ sampler_drain(void)
 static void *
 sampler_main(void *arg)
 {
-	uint64_t	 now, next = 0, period = 0, late, work0, work1;
+	uint64_t	 now, next = 0, period = 0, late, made, work0, work1;
+	uint32_t	 copies;
 	uint32_t	 rate, mode;
 	int		 n, profiling, was_profiling = 0, alone = 0;
 
@@ -872,10 +881,25 @@ sampler_main(void *arg)
 			pthread_mutex_lock(&sampler_lock);
 			now = agent_now_ns();
 		}
+		/* Late by k periods: this tick stands in for the k missed,
+		 * its samples repeated with their weight shared, so a sampler
+		 * starved while a thread computes does not make that thread
+		 * look idle in sample counts. */
+		copies = 1;
 		late = now - next;
 		if (late > period) {
-			AGENT_STAT_ADD(missed, late / period);
-			next = now;
+			made = late / period;
+			if (made > AGENT_MAKEUP_MAX - 1) {
+				AGENT_STAT_ADD(missed, made - (AGENT_MAKEUP_MAX - 1));
+				made = AGENT_MAKEUP_MAX - 1;
+				next = now;
+			} else {
+				/* On the grid still: the next deadline is the
+				 * first one not stood in for. */
+				next += made * period;
+			}
+			AGENT_STAT_ADD(made_up, made);
+			copies += (uint32_t)made;
 		}
 		next += period + sampler_jitter(period,
 		    AGENT_LOAD(agent_config.jitter_pct));
@@ -903,7 +927,7 @@ sampler_main(void *arg)
 			AGENT_STAT_ADD(threads_skipped,
 			    sampler_thread_window.skipped);
 		if (n > 0)
-			sampler_tick(n, now, period, mode);
+			sampler_tick(n, now, period, mode, copies);
 		else if (now - sampler_last_flush_ns >= AGENT_FLUSH_NS)
 			sampler_flush(now);
 		if (work0 != 0 && (work1 = sampler_cpu_now()) > work0 +

@@ -82,8 +82,9 @@ def profd_run(ctx, rate, seconds):
     n = s1["samples"] - s0["samples"]
     return {"rate": n / (t1 - t0), "cpu_us": (s1["sampler_ns"] -
             s0["sampler_ns"]) / max(n, 1) / 1000.0, "err": err,
-            "bound": bound, "lost": "invalid %d, dropped %d" % (
-                s1["invalid"] - s0["invalid"], s1["dropped"] - s0["dropped"])}
+            "bound": bound, "lost": "invalid %d, dropped %d, made up %d, "
+            "missed %d" % tuple(s1[k] - s0[k] for k in (
+                "invalid", "dropped", "made_up", "missed"))}
 
 
 # Run by the interpreter under test: starts the workload, attaches Tachyon

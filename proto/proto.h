@@ -214,7 +214,9 @@ enum proto_reader {
 	    "1 the build's headers, 2 the interpreter's debug offsets")	\
 	X(layout_moved, "layout fields the interpreter places elsewhere " \
 	    "than the build's headers")				\
-	X(discarded, "samples taken on the published settings, refused by CONFIG")
+	X(discarded, "samples taken on the published settings, refused by CONFIG") \
+	X(made_up, "missed ticks a late tick stood in for (samples repeated)") \
+	X(missed, "ticks lost: late past what one tick stands in for")
 
 /* Decoded messages.  Pointers point into the msgpack zone of the decode. */
 struct proto_hello {
