@@ -177,6 +177,28 @@ extern int	compat_source;
 extern unsigned	compat_moved;	/* fields the interpreter places elsewhere
 				   than the headers */
 extern char	compat_why[160];
+
+/* The _asyncio module's published offsets (3.14+), as its AsyncioDebug
+ * section gives them; filled by compat_asyncio_load (GIL held, once
+ * _asyncio is loaded: 0, or -1 with compat_why set), then read-only. */
+struct compat_asyncio_offsets {
+	struct {
+		uint64_t size, name, awaited_by, is_task, awaited_by_is_set,
+			 coro, node;
+	} task;				/* TaskObj */
+	struct {
+		uint64_t size, tasks_head;
+	} interp;			/* PyInterpreterState */
+	struct {
+		uint64_t size, running_loop, running_task, tasks_head;
+	} thread;			/* _PyThreadStateImpl */
+};
+struct compat_asyncio {
+	int				ok;
+	struct compat_asyncio_offsets	off;
+};
+extern struct compat_asyncio	compat_asyncio;
+int		compat_asyncio_load(void);
 /* Once per process: the socket and whether a profd answered (err 0). */
 void		agent_announce(int err);
 uint64_t	agent_realtime_ns(void);	/* CLOCK_REALTIME */

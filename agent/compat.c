@@ -48,6 +48,7 @@
 int			compat_source = COMPAT_SRC_NONE;
 unsigned		compat_moved;
 char			compat_why[160];
+struct compat_asyncio	compat_asyncio;
 
 #if COMPAT_SUPPORTED
 
@@ -552,6 +553,161 @@ compat_load(void)
 	return (0);
 }
 
+/*
+ * The asyncio task layout (3.14+).  The _asyncio extension publishes the
+ * offsets of its TaskObj fields and of the thread and interpreter state's
+ * task lists in a section of its own image named AsyncioDebug
+ * (_Py_AsyncioModuleDebugOffsets: no cookie, every struct with its size),
+ * not as a symbol: its address is the section's, found in the loaded
+ * file's section headers, plus the image's load base.  Loaded on demand,
+ * holding the GIL, once _asyncio is imported; read-only afterwards.
+ */
+#if PY_VERSION_HEX >= 0x030e0000
+#include <elf.h>
+#include <link.h>
+
+#define COMPAT_ASYNCIO_SECTION	".AsyncioDebug"
+
+/* Where the section may be: the _asyncio extension, or the interpreter
+ * itself when it was built in (libpython, or the executable). */
+#define COMPAT_IMAGES	4
+struct compat_images {
+	int		n;
+	uintptr_t	base[COMPAT_IMAGES];
+	char		path[COMPAT_IMAGES][512];
+};
+
+/* dl_iterate_phdr callback: notes the images that may hold the section,
+ * _asyncio first. */
+static int
+compat_find_images(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct compat_images	*im = arg;
+	const char		*name = info->dlpi_name, *base;
+	int			 i, at;
+
+	(void)size;
+	if (im->n == COMPAT_IMAGES)
+		return (1);
+	if (name == NULL || name[0] == '\0')
+		name = "/proc/self/exe";	/* the executable */
+	base = strrchr(name, '/');
+	base = base != NULL ? base + 1 : name;
+	if (strncmp(base, "_asyncio.", 9) == 0)
+		at = 0;
+	else if (strncmp(base, "libpython", 9) == 0 ||
+	    strcmp(name, "/proc/self/exe") == 0)
+		at = im->n;
+	else
+		return (0);
+	for (i = im->n; i > at; i--) {
+		im->base[i] = im->base[i - 1];
+		memcpy(im->path[i], im->path[i - 1], sizeof im->path[i]);
+	}
+	snprintf(im->path[at], sizeof im->path[at], "%s", name);
+	im->base[at] = (uintptr_t)info->dlpi_addr;
+	im->n++;
+	return (0);
+}
+
+/* The AsyncioDebug section's address in the image at base; 0 if none. */
+static uintptr_t
+compat_section(const char *path, uintptr_t base)
+{
+	Elf64_Ehdr	 eh;
+	Elf64_Shdr	*sh = NULL;
+	char		*names = NULL;
+	uintptr_t	 addr = 0;
+	size_t		 i;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return (0);
+	if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shnum == 0 ||
+	    eh.e_shnum > 4096 || eh.e_shstrndx >= eh.e_shnum)
+		goto out;
+	if ((sh = calloc(eh.e_shnum, sizeof *sh)) == NULL ||
+	    pread(fd, sh, eh.e_shnum * sizeof *sh, (off_t)eh.e_shoff) !=
+	    (ssize_t)(eh.e_shnum * sizeof *sh))
+		goto out;
+	if (sh[eh.e_shstrndx].sh_size == 0 ||
+	    sh[eh.e_shstrndx].sh_size > (1u << 20) ||
+	    (names = calloc(1, sh[eh.e_shstrndx].sh_size + 1)) == NULL ||
+	    pread(fd, names, sh[eh.e_shstrndx].sh_size,
+	    (off_t)sh[eh.e_shstrndx].sh_offset) !=
+	    (ssize_t)sh[eh.e_shstrndx].sh_size)
+		goto out;
+	for (i = 0; i < eh.e_shnum; i++) {
+		if (sh[i].sh_name >= sh[eh.e_shstrndx].sh_size ||
+		    strcmp(names + sh[i].sh_name, COMPAT_ASYNCIO_SECTION) != 0)
+			continue;
+		if (sh[i].sh_size >= sizeof(struct compat_asyncio_offsets) &&
+		    sh[i].sh_addr != 0)
+			addr = base + (uintptr_t)sh[i].sh_addr;
+		break;
+	}
+out:
+	free(names);
+	free(sh);
+	close(fd);
+	return (addr);
+}
+
+int
+compat_asyncio_load(void)
+{
+	struct compat_images		 im;
+	struct compat_asyncio_offsets	 o;
+	uintptr_t			 addr = 0;
+	int				 i;
+
+	if (compat_asyncio.ok)
+		return (0);
+	memset(&im, 0, sizeof im);
+	dl_iterate_phdr(compat_find_images, &im);
+	for (i = 0; i < im.n && addr == 0; i++)
+		addr = compat_section(im.path[i], im.base[i]);
+	if (addr == 0)
+		return (compat_fail("no %s section in _asyncio or the "
+		    "interpreter (import asyncio first)",
+		    COMPAT_ASYNCIO_SECTION));
+	if (compat_copy(&o, addr, sizeof o) == -1)
+		return (compat_fail("%s section unreadable",
+		    COMPAT_ASYNCIO_SECTION));
+	/* Every offset inside its struct, every struct of a sane size. */
+	if (o.task.size == 0 || o.task.size > COMPAT_STRUCT_MAX ||
+	    o.task.name + 8 > o.task.size ||
+	    o.task.awaited_by + 8 > o.task.size ||
+	    o.task.is_task + 1 > o.task.size ||
+	    o.task.awaited_by_is_set + 1 > o.task.size ||
+	    o.task.coro + 8 > o.task.size || o.task.node + 16 > o.task.size ||
+	    o.interp.size == 0 || o.interp.size > COMPAT_STRUCT_MAX ||
+	    o.interp.tasks_head + 16 > o.interp.size ||
+	    o.thread.size == 0 || o.thread.size > COMPAT_STRUCT_MAX ||
+	    o.thread.running_loop + 8 > o.thread.size ||
+	    o.thread.running_task + 8 > o.thread.size ||
+	    o.thread.tasks_head + 16 > o.thread.size)
+		return (compat_fail("%s: an offset lies outside its struct",
+		    COMPAT_ASYNCIO_SECTION));
+	compat_asyncio.off = o;
+	compat_asyncio.ok = 1;
+	return (0);
+}
+
+#else /* < 3.14 */
+
+int
+compat_asyncio_load(void)
+{
+	return (compat_fail("Python %d.%d publishes no asyncio offsets "
+	    "(3.14+)", PY_MAJOR_VERSION, PY_MINOR_VERSION));
+}
+
+#endif
+
 #else /* !COMPAT_SUPPORTED */
 
 int
@@ -560,6 +716,12 @@ compat_load(void)
 	snprintf(compat_why, sizeof compat_why, "no known layout for "
 	    "Python %d.%d", PY_MAJOR_VERSION, PY_MINOR_VERSION);
 	return (-1);
+}
+
+int
+compat_asyncio_load(void)
+{
+	return (compat_load());
 }
 
 #endif /* COMPAT_SUPPORTED */

@@ -577,6 +577,34 @@ fail:
 	return (NULL);
 }
 
+/*
+ * _asyncio_layout(): the _asyncio module's published offsets (3.14+) as a
+ * dict, loading them if need be; raises RuntimeError saying why not.
+ */
+static PyObject *
+module_asyncio_layout(PyObject *self, PyObject *unused)
+{
+	const struct compat_asyncio_offsets *o = &compat_asyncio.off;
+
+	if (compat_asyncio_load() == -1) {
+		PyErr_SetString(PyExc_RuntimeError, compat_why);
+		return (NULL);
+	}
+	return (Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,"
+	    "s:K,s:K}",
+	    "task_size", o->task.size, "task_name", o->task.name,
+	    "task_awaited_by", o->task.awaited_by,
+	    "task_is_task", o->task.is_task,
+	    "task_awaited_by_is_set", o->task.awaited_by_is_set,
+	    "task_coro", o->task.coro, "task_node", o->task.node,
+	    "interp_size", o->interp.size,
+	    "interp_tasks_head", o->interp.tasks_head,
+	    "thread_size", o->thread.size,
+	    "thread_running_loop", o->thread.running_loop,
+	    "thread_running_task", o->thread.running_task,
+	    "thread_tasks_head", o->thread.tasks_head));
+}
+
 /* direct_available(): whether reader_direct is linked in. */
 static PyObject *
 module_direct_available(PyObject *self, PyObject *unused)
@@ -602,6 +630,8 @@ static PyMethodDef module_methods[] = {
 	  "socket_path(runtime_dir=None): where the agent connects." },
 	{ "direct_available", module_direct_available, METH_NOARGS,
 	  "direct_available(): whether the direct reader is built in." },
+	{ "_asyncio_layout", module_asyncio_layout, METH_NOARGS,
+	  "_asyncio_layout(): _asyncio's published offsets (3.14+)." },
 	{ "_set_thread_name", module_set_thread_name, METH_VARARGS,
 	  "_set_thread_name(native_id, name, ident=0)." },
 	{ "_hide_code", module_hide_code, METH_O,

@@ -114,3 +114,20 @@ def test_generator_stacks_are_whole_or_left_out(ctx):
     # every few hundred nanoseconds still tear 1-3% of them on this VM.
     check(inv <= 0.05 * (total + inv), "%d of %d stacks invalid"
           % (inv, total + inv))
+
+
+def test_asyncio_offsets_match_live_tasks(ctx):
+    """3.14+: the _asyncio module's published offsets (a task's name and
+    coroutine, the thread's running task and loop) read the very objects
+    the asyncio API returns; before 3.14 the agent says there are none."""
+    r = subprocess.run([ctx.python, os.path.join(WORKLOADS,
+                                                 "asyncio_layout.py")],
+                       env=ctx.agent_env(), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, universal_newlines=True,
+                       timeout=60)
+    if python_version(ctx) >= (3, 14):
+        check(r.returncode == 0 and r.stdout.startswith("OK "),
+              "asyncio offsets: %s" % r.stdout[-1000:])
+    else:
+        check(r.returncode != 0 and "publishes no asyncio offsets" in
+              r.stdout, "before 3.14: %s" % r.stdout[-500:])
