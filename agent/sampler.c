@@ -585,6 +585,7 @@ sampler_take(const struct reader_thread *t, uint32_t mode, uint64_t now,
 		    w / copies > 0 ? (uint32_t)(w / copies) : 1;
 	}
 	AGENT_STAT_ADD(samples, copies);
+	AGENT_STAT_ADD(samples_made_up, copies - 1);
 	if (t->truncated)
 		AGENT_STAT_ADD(truncated, copies);
 	return (0);

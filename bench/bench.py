@@ -73,7 +73,9 @@ def rate_run(ctx, reader, rate, seconds):
     res = {}
     if a0 and a1:
         s0, s1 = a0["stats"], a1["stats"]
-        dsamples = s1["samples"] - s0["samples"]
+        # Stacks really captured: a late tick's repeats left out.
+        dsamples = (s1["samples"] - s1.get("samples_made_up", 0)) - \
+            (s0["samples"] - s0.get("samples_made_up", 0))
         dticks = s1["ticks"] - s0["ticks"]
         # stats arrive about once a second: use the agent's own window
         res["achieved"] = s1.get("achieved_mhz", 0) / 1000.0

@@ -9,6 +9,8 @@ spinning 20 frames deep), in wall mode:
                   named "profagent") for --strace-seconds at 1 kHz, divided
                   by the agent's `ticks` done in that window; the
                   per-syscall breakdown is printed below the table
+  (per sample: per stack really captured, the repeats a late tick makes
+  for the ticks it stands in for left out)
   Ir/sample       user-space instructions of the sampler thread per sample:
                   the host under valgrind --tool=callgrind
                   --instr-atstart=no --separate-threads=yes, instrumented
@@ -181,18 +183,19 @@ class Host:
     def at(self, t, key):
         """A counter at local time t, interpolated between reports."""
         r = self.reports
+        get = real if key == "real" else (lambda s: s[key])
         for (t0, s0), (t1, s1) in zip(r, r[1:]):
             if t0 <= t <= t1:
-                return s0[key] + (s1[key] - s0[key]) * (t - t0) / (t1 - t0)
+                return get(s0) + (get(s1) - get(s0)) * (t - t0) / (t1 - t0)
         return None
 
     def per_sample(self, since, key, scale=1.0):
         """Median over report-to-report windows after `since` of
         delta(key) / delta(samples)."""
         r = [x for x in self.reports if x[0] >= since]
-        v = [(s1[key] - s0[key]) * scale / (s1["samples"] - s0["samples"])
+        v = [(s1[key] - s0[key]) * scale / (real(s1) - real(s0))
              for (_, s0), (_, s1) in zip(r, r[1:])
-             if s1["samples"] > s0["samples"]]
+             if real(s1) > real(s0)]
         return statistics.median(v) if v else None
 
     def sampler_tid(self):
@@ -273,7 +276,7 @@ def run_32(ctx, agent_dir, reader, a):
         r = [s for t, s in h.reports if t >= t0]
         dt = r[-1]["ticks"] - r[0]["ticks"] if r else 0
         return {"t32_us": h.per_sample(t0, "sampler_ns", 1e-3),
-                "t32_per_tick": (r[-1]["samples"] - r[0]["samples"]) / dt
+                "t32_per_tick": (real(r[-1]) - real(r[0])) / dt
                 if dt else None}
     finally:
         h.stop()
@@ -302,7 +305,7 @@ def run_callgrind(ctx, agent_dir, reader, a):
         tb = time.monotonic()
         ctl("-d")
         h.collect(0, reports=1)
-        n0, n1 = h.at(ta, "samples"), h.at(tb, "samples")
+        n0, n1 = h.at(ta, "real"), h.at(tb, "real")
         # The sampler thread: the one running sampler_main, else valgrind's
         # thread 2 (the agent starts it before the workload's own threads).
         ir = {}
@@ -322,6 +325,12 @@ def run_callgrind(ctx, agent_dir, reader, a):
                 "cg_rate": (n1 - n0) / (tb - ta)}
     finally:
         h.stop()
+
+
+def real(s):
+    """Stacks the sampler really captured: its samples less the repeats a
+    late tick made for the ticks it stood in for."""
+    return s["samples"] - s.get("samples_made_up", 0)
 
 
 def stat(vals, spec):

@@ -12,7 +12,9 @@ turns (A B A B ...), never at once:
            PID -r 10khz -d S --collapsed`; samples from its output, its CPU
            time from the kernel (wait4 rusage of the attach process)
 
-Each row: achieved / asked rate, sampler CPU per sample (us), the 70/30
+Each row: achieved / asked rate (profd: with the ticks a late tick stood
+in for, whose count is beside), sampler CPU per stack really captured (us;
+Tachyon: per sample it wrote), the 70/30
 split error (points; within the binomial bound when under 2 sigma), and
 what was dropped or invalid.  profd also on the other interpreters listed
 (--pythons).  Never fails on timing.
@@ -80,8 +82,10 @@ def profd_run(ctx, rate, seconds):
     if not s0 or not s1:
         return None
     n = s1["samples"] - s0["samples"]
+    # CPU per stack really captured: a late tick's repeats left out.
+    real = n - (s1["samples_made_up"] - s0["samples_made_up"])
     return {"rate": n / (t1 - t0), "cpu_us": (s1["sampler_ns"] -
-            s0["sampler_ns"]) / max(n, 1) / 1000.0, "err": err,
+            s0["sampler_ns"]) / max(real, 1) / 1000.0, "err": err,
             "bound": bound, "lost": "invalid %d, dropped %d, made up %d, "
             "missed %d" % tuple(s1[k] - s0[k] for k in (
                 "invalid", "dropped", "made_up", "missed"))}

@@ -216,6 +216,7 @@ enum proto_reader {
 	    "than the build's headers")				\
 	X(discarded, "samples taken on the published settings, refused by CONFIG") \
 	X(made_up, "missed ticks a late tick stood in for (samples repeated)") \
+	X(samples_made_up, "of samples, the repeats for those ticks")	\
 	X(missed, "ticks lost: late past what one tick stands in for")
 
 /* Decoded messages.  Pointers point into the msgpack zone of the decode. */
