@@ -301,6 +301,38 @@ proto_send_thread(struct proto_sink *sink, uint32_t id, uint64_t tid,
 	return (proto_end(sink, start));
 }
 
+/*
+ * Appends v as msgpack packs an unsigned integer, in the fewest bytes
+ * (positive fixint, uint 8, 16 or 32): the same bytes msgpack_pack_uint32
+ * writes.  The sample array is the one hot encoding: through the packer
+ * every field is a callback and a copy of one to five bytes, a third of the
+ * sampler's instructions; here a chunk of samples is one copy.
+ */
+static inline char *
+proto_put_u32(char *p, uint32_t v)
+{
+	if (v < 0x80) {
+		*p++ = (char)v;
+	} else if (v <= 0xff) {
+		*p++ = (char)0xcc;
+		*p++ = (char)v;
+	} else if (v <= 0xffff) {
+		*p++ = (char)0xcd;
+		*p++ = (char)(v >> 8);
+		*p++ = (char)v;
+	} else {
+		*p++ = (char)0xce;
+		*p++ = (char)(v >> 24);
+		*p++ = (char)(v >> 16);
+		*p++ = (char)(v >> 8);
+		*p++ = (char)v;
+	}
+	return (p);
+}
+
+/* Samples encoded per copy into the sink (stack buffer of their bytes). */
+#define PROTO_PACK_CHUNK	64
+
 /* Encodes samples as one flat array, numbered (BATCH) when seq != 0,
  * with the count of stacks left out after it when invalid >= 0. */
 static int
@@ -320,12 +352,20 @@ proto_send_sample_array(struct proto_sink *sink, uint64_t seq,
 		start = proto_begin(sink, PROTO_SAMPLES, 2);
 	msgpack_pack_uint64(&sink->pk, base_ns);
 	msgpack_pack_array(&sink->pk, (size_t)count * PROTO_SAMPLE_FIELDS);
-	for (i = 0; i < count; i++) {
-		msgpack_pack_uint32(&sink->pk, s[i].stack);
-		msgpack_pack_uint32(&sink->pk, s[i].thread);
-		msgpack_pack_uint32(&sink->pk, s[i].dt_us);
-		msgpack_pack_uint32(&sink->pk, s[i].weight_us);
-		msgpack_pack_uint32(&sink->pk, s[i].flags);
+	for (i = 0; i < count; ) {
+		char		 buf[PROTO_PACK_CHUNK * PROTO_SAMPLE_FIELDS * 5];
+		char		*p = buf;
+		uint32_t	 end = count - i < PROTO_PACK_CHUNK ?
+				     count : i + PROTO_PACK_CHUNK;
+
+		for (; i < end; i++) {
+			p = proto_put_u32(p, s[i].stack);
+			p = proto_put_u32(p, s[i].thread);
+			p = proto_put_u32(p, s[i].dt_us);
+			p = proto_put_u32(p, s[i].weight_us);
+			p = proto_put_u32(p, s[i].flags);
+		}
+		proto_sink_write(sink, buf, (size_t)(p - buf));
 	}
 	if (seq != 0 && invalid >= 0)
 		msgpack_pack_uint32(&sink->pk, (uint32_t)invalid);
