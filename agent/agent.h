@@ -57,7 +57,7 @@
 #define AGENT_MAX_WEIGHT_US	1000000u	/* one sample weighs <= 1 s */
 /* A tick late by k periods stands in for the k it missed, up to this many
  * ticks in all: its samples are repeated, their weight shared (sampler.c). */
-#define AGENT_MAKEUP_MAX	64
+#define AGENT_MAKEUP_MAX	4
 #define AGENT_TIMER_SLACK_NS	1000		/* sampler's timer slack */
 #define AGENT_RATE_WINDOW	8		/* achieved rate: 8 slots... */
 #define AGENT_RATE_SLOT_NS	250000000ull	/* ... of 250 ms */
