@@ -52,6 +52,9 @@
 #define DIRECT_SNAP_REGIONS	8192		/* regions copied per capture */
 #define DIRECT_SNAP_HASH	32768		/* region index slots, 2^n */
 #define DIRECT_SNAP_WIDE	64		/* regions looked into, per capture */
+#define DIRECT_PLAN_IDLE	32		/* captures an unused code header
+						   stays planned ... */
+#define DIRECT_PLAN_IDLE_MAX	64		/* ... at most this many */
 #define DIRECT_CHUNK_SLACK	256		/* read past a chunk's top */
 #define DIRECT_CHUNK_MAX	(64u * 1024)	/* biggest chunk span copied */
 #define DIRECT_BACK_MAX		1024		/* read below a missed frame */
@@ -111,6 +114,7 @@ struct direct_region {
 	uint32_t	need;		/* DK_CHUNK: bytes the walk needed */
 	uint8_t		kind;
 	uint8_t		used;
+	uint8_t		idle;		/* captures since one used it */
 	uint8_t		done;		/* copy attempted */
 };
 
@@ -128,7 +132,7 @@ static struct {
 	int			wide[DIRECT_SNAP_WIDE];
 	int			nwide;
 	uint32_t		stamp;
-	struct { uintptr_t addr; uint32_t len; uint8_t kind; }
+	struct { uintptr_t addr; uint32_t len; uint8_t kind, idle; }
 				plan[DIRECT_SNAP_REGIONS];
 	int			nplan;
 	uint32_t		capture;	/* counter */
@@ -788,6 +792,7 @@ direct_snap_add(uintptr_t addr, size_t len, int kind)
 	r->used = 0;
 	r->done = 0;
 	r->need = 0;
+	r->idle = 0;
 	direct_snap.used = off + len;
 	/* Index it: by start address, and as wide if lookups land inside. */
 	h = direct_snap_slot(addr);
@@ -906,17 +911,26 @@ direct_snap_get(uintptr_t addr, size_t len, size_t back, size_t ahead,
 	return direct_snap_in(i, addr, len);
 }
 
-/* Keeps the regions this capture used, to copy them first next time. */
+/*
+ * Keeps the regions this capture used, to copy them first next time, and
+ * the code headers used in the last DIRECT_PLAN_IDLE captures: a thread
+ * whose leaf goes back and forth between functions would otherwise cost a
+ * second copy, of the header it left the capture before, at every change.
+ */
 static void
 direct_snap_plan(void)
 {
 	struct direct_region	*r;
-	int			 i;
+	int			 i, idle = 0;
 
 	direct_snap.nplan = 0;
 	for (i = 0; i < direct_snap.n; i++) {
 		r = &direct_snap.r[i];
-		if (!r->used || r->len == 0)
+		if (r->len == 0)
+			continue;
+		if (!r->used && (r->kind != DK_CODE ||
+		    r->idle + 1 >= DIRECT_PLAN_IDLE ||
+		    idle == DIRECT_PLAN_IDLE_MAX))
 			continue;
 		direct_snap.plan[direct_snap.nplan].addr = r->addr;
 		direct_snap.plan[direct_snap.nplan].len = r->len;
@@ -925,20 +939,25 @@ direct_snap_plan(void)
 			direct_snap.plan[direct_snap.nplan].len = r->len -
 			    (r->len - r->need - DIRECT_CHUNK_SLACK + 7) / 8;
 		direct_snap.plan[direct_snap.nplan].kind = r->kind;
+		direct_snap.plan[direct_snap.nplan].idle = r->used ? 0 :
+		    r->idle + 1;
+		if (!r->used)
+			idle++;
 		direct_snap.nplan++;
 	}
 }
 
-/* Copies what the last capture used, in one call. */
+/* Copies what the last capture planned, in one call. */
 static void
 direct_snap_prefetch(void)
 {
-	int	i;
+	int	i, k;
 
 	direct_snap_reset();
 	for (i = 0; i < direct_snap.nplan; i++)
-		direct_snap_add(direct_snap.plan[i].addr,
-		    direct_snap.plan[i].len, direct_snap.plan[i].kind);
+		if ((k = direct_snap_add(direct_snap.plan[i].addr,
+		    direct_snap.plan[i].len, direct_snap.plan[i].kind)) != -1)
+			direct_snap.r[k].idle = direct_snap.plan[i].idle;
 	direct_snap_fetch(0);
 }
 
