@@ -189,13 +189,10 @@ sampler_pick(uint32_t want)
 	return (&reader_gil);
 }
 
-static void	sampler_account(void);
-
 /* Writes pending samples as one batch. */
 static void
 sampler_flush(uint64_t now)
 {
-	sampler_account();
 	if (sampler_npending > 0)
 		conn_commit(sampler_pending, sampler_npending);
 	sampler_npending = 0;
@@ -250,7 +247,8 @@ sampler_clock_calibrate(void)
 	sampler_clock_cost = best;
 }
 
-/* Updates the sampler's own CPU time counter. */
+/* Updates the sampler's own CPU time counter: for each stats report only,
+ * as the thread's CPU clock is a system call. */
 static void
 sampler_account(void)
 {
@@ -689,7 +687,7 @@ sampler_wait(uint64_t deadline)
 		ts.tv_nsec = (long)((deadline - now) % 1000000000ull);
 		rc = nfd > 0 ? ppoll(pfd, (nfds_t)nfd, &ts, NULL) : -1;
 		if (rc >= 0 && sock != -1)
-			conn_poll_quiet(pfd[sock].revents == 0);
+			conn_poll_quiet((pfd[sock].revents & ~POLLOUT) == 0);
 		if (rc > 0) {
 			if (wake && pfd[0].revents != 0)
 				sampler_wake_take();
@@ -728,6 +726,7 @@ sampler_drain(void)
 			conn_abandon();
 			if (conn_want_write())
 				break;
+			sampler_account();
 			conn_stats();
 		}
 		conn_io(agent_now_ns());
