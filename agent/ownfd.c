@@ -36,8 +36,9 @@
 
 #include "agent.h"
 
-/* Tags have this bit set: no user-space address does. */
-#define OWNFD_TAG_BIT	(1ull << 61)
+/* Tags have this bit set: no user-space address does, and the offset stays
+ * positive whatever the width of off_t. */
+#define OWNFD_TAG_BIT	((uint64_t)1 << (sizeof(off_t) * 8 - 3))
 
 /* A tag no other open file has: random below OWNFD_TAG_BIT, with it set. */
 static uint64_t

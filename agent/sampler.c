@@ -7,6 +7,11 @@
  * waiting and taking the GIL, and never waits for the GIL while holding it.
  * The fork prepare handler takes sampler_lock, so a fork never copies the
  * sampler's tables or buffer half-updated.
+ *
+ * The sampler sleeps in one ppoll() on the daemon socket and a wake-up
+ * channel Python threads write to (config changed, stop).  That channel is
+ * a Unix socket pair, not an eventfd, a pipe or a futex; why is told at
+ * sampler_wake_fd.
  */
 
 #include <sys/prctl.h>
