@@ -24,7 +24,10 @@
  *
  * A check narrows the window to the microseconds between the check and the
  * call; it cannot close it, since the host may close on another thread at
- * any time.  Callers check once per burst of calls, not per call.
+ * any time.  Callers check once per burst of calls, not per call.  The
+ * /proc files the agent reads once (its stat, a thread's stat, cmdline)
+ * are opened, read and closed in one function and never recorded: that is
+ * the same window.
  *
  * Each struct ownfd belongs to its owner's thread (see each user).
  */
