@@ -104,7 +104,7 @@ def test_closed_descriptors_are_never_used(ctx):
           "profd got bad frames (host bytes reached it?): %s" % daemon)
 
 
-def run_reuse(ctx, what, env, n=300):
+def run_reuse(ctx, what, env, reader, n=300):
     d = os.path.join(ctx.tmp, "reuse-%d" % len(ctx.procs))
     os.mkdir(d)
     p = ctx.run_agent([HOST, "reuse", d, str(n)], env=env)
@@ -135,7 +135,9 @@ def run_reuse(ctx, what, env, n=300):
     check(r["child_ok"], "%s: a fork child lost the host's descriptors"
           % what)
     check(not r["errors"], "%s: %s" % (what, r["errors"]))
-    st0, st1, st2 = r["stats0"], r["stats1"], r["stats2"]
+    st1, st2 = r["stats1"], r["stats2"]
+    check(st2["reader"] == reader, "%s: reader %s in use, not %s"
+          % (what, st2["reader"], reader))
     check(st1["fds_lost"] >= len(r["rounds"]), "%s: %d descriptors counted "
           "lost in %d rounds: %s" % (what, st1["fds_lost"], len(r["rounds"]),
                                      st1))
@@ -148,12 +150,12 @@ def run_reuse(ctx, what, env, n=300):
 def test_reused_numbers_keep_their_signals(ctx):
     ctx.start_daemon()
     ctx.ctl("start", "--rate", 500)
-    cases = [("gil", {"PROFAGENT_READER": "gil"})]
-    cases += [("direct %s" % how, {"PROFAGENT_READER": "direct",
-                                   "PROFAGENT_DIRECT_COPY": how})
+    cases = [("gil", "gil", {"PROFAGENT_READER": "gil"})]
+    cases += [("direct %s" % how, "direct", {"PROFAGENT_READER": "direct",
+                                             "PROFAGENT_DIRECT_COPY": how})
               for how in ("pvr", "pipe", "mem")]
-    for what, extra in cases:
-        r = run_reuse(ctx, what, ctx.agent_env(**extra))
+    for what, reader, extra in cases:
+        r = run_reuse(ctx, what, ctx.agent_env(**extra), reader)
         print("  %s: %s" % (what, "; ".join(
             "agent %s -> host %s" % (x["agent_fds"], {
                 k: v for k, v in x["reused"].items() if v})
