@@ -39,8 +39,8 @@
 
 #include "agent.h"
 
-/* Tags have this bit set: no user-space address does, and the offset stays
- * positive whatever the width of off_t. */
+/* Tags have this bit set: with a 64-bit off_t no user-space address does;
+ * with any width, the offset stays positive. */
 #define OWNFD_TAG_BIT	((uint64_t)1 << (sizeof(off_t) * 8 - 3))
 
 /* A tag no other open file has: random below OWNFD_TAG_BIT, with it set. */
