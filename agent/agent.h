@@ -157,8 +157,10 @@ struct ownfd {
 	uint32_t	mode;		/* st_mode & S_IFMT */
 	uint64_t	dev;
 	uint64_t	ino;
+	uint64_t	tag;		/* its file offset; 0: none (a socket,
+					   a pipe: the inode is its own) */
 };
-#define OWNFD_NONE	{ -1, 0, 0, 0 }
+#define OWNFD_NONE	{ -1, 0, 0, 0, 0 }
 
 uint64_t	agent_now_ns(void);		/* CLOCK_MONOTONIC */
 /* One line to stderr when PROFAGENT_DEBUG is set; silent otherwise. */
@@ -204,6 +206,8 @@ void		agent_announce(int err);
 uint64_t	agent_realtime_ns(void);	/* CLOCK_REALTIME */
 
 /* ownfd.c: identity checks before a descriptor is used. */
+/* Records fd as ours: 0, or -1 if it has no identity the host could not
+ * reproduce (an eventfd, a timerfd: every one is the same inode). */
 int	ownfd_set(struct ownfd *, int fd);
 /* The number if still ours; else forgotten (not closed), counted, -1. */
 int	ownfd_get(struct ownfd *);

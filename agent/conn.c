@@ -540,9 +540,10 @@ conn_read(uint64_t now)
 
 /*
  * Tells conn_io that the sampler's last poll() found the socket with
- * nothing to read and no error: with nothing to send either, the next
- * conn_io makes no system call at all (not even the identity check).
- * Used once; without a fresh poll, conn_io does everything.
+ * nothing to read and no error: the next conn_io does not read (a recv()
+ * that finds nothing is a system call for nothing), and with nothing to
+ * send either it makes no system call at all (not even the identity
+ * check).  Used once; without a fresh poll, conn_io does everything.
  */
 void
 conn_poll_quiet(int quiet)
@@ -595,7 +596,8 @@ conn_io(uint64_t now)
 		conn_drop(now, n < 0 ? strerror(errno) : "send failed");
 		return;
 	}
-	if (conn_read(now) == 0 && conn_renewing && conn_out.len == 0)
+	if ((quiet || conn_read(now) == 0) && conn_renewing &&
+	    conn_out.len == 0)
 		conn_renew(now);
 }
 

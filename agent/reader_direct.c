@@ -13,13 +13,21 @@
  *
  * Cost: a safe copy is a system call or two (about a microsecond), plus
  * the bytes (the pipe works in pages, process_vm_readv pins each page), so
- * a capture makes as few copies of as few bytes as it can.  Each capture remembers which regions it
- * had to copy (thread states, the used part of each thread's stack chunk,
- * frames living elsewhere) and the next capture copies all of them again
- * in a single vectored call before walking; only what moved since costs an
- * extra copy.  The headers of the code objects on the stacks are part of
- * that copy, so each capture checks them fresh, and the interner's
- * fingerprint() and line() calls for the capture cost no copy.
+ * a capture makes as few copies of as few bytes as it can.  Each capture
+ * remembers which regions it had to copy (thread states, the used part of
+ * each thread's stack chunk, frames living elsewhere) and the next capture
+ * copies all of them again in a single vectored call before walking; only
+ * what moved since costs an extra copy.  The headers of the code objects
+ * on the stacks are part of that copy, so each capture checks them fresh,
+ * and the interner's fingerprint() and line() calls for the capture cost
+ * no copy.
+ *
+ * The pipe and /proc/self/mem are descriptors the host may close and
+ * reuse: they are checked (ownfd.c) once before each capture's copies, as
+ * a copy through a number no longer ours would write host memory into the
+ * host's file or read the host's data.  process_vm_readv needs no
+ * descriptor and no check, so a tick with it makes one call; the probe
+ * picks it wherever it works.
  *
  * Every function here runs on the sampler thread, except direct_atfork_child
  * (the one thread of a new child).  Globals need no lock for that reason.
@@ -46,6 +54,9 @@
 #define DIRECT_SNAP_REGIONS	8192		/* regions copied per capture */
 #define DIRECT_SNAP_HASH	32768		/* region index slots, 2^n */
 #define DIRECT_SNAP_WIDE	64		/* regions looked into, per capture */
+#define DIRECT_PLAN_IDLE	32		/* captures an unused code header
+						   stays planned ... */
+#define DIRECT_PLAN_IDLE_MAX	64		/* ... at most this many */
 #define DIRECT_CHUNK_SLACK	256		/* read past a chunk's top */
 #define DIRECT_CHUNK_MAX	(64u * 1024)	/* biggest chunk span copied */
 #define DIRECT_BACK_MAX		1024		/* read below a missed frame */
@@ -71,12 +82,12 @@ static const char *const direct_how_names[] = { "pvr", "pipe", "mem" };
 static struct {
 	int		how;
 	pid_t		pid;
-	struct ownfd	memfd;		/* /proc/self/mem */
+	struct ownfd	memfd;		/* /proc/self/mem (tagged: ownfd.c) */
 	struct ownfd	pipe[2];	/* read end, write end */
 	int		pipe_size;
 	int		atfork;		/* handler registered */
 	int		forked;		/* in a child: set up again */
-	int		verified;	/* pipe checked during this capture */
+	int		verified;	/* descriptors checked: a capture's */
 } direct_io = { DIRECT_NONE, 0, OWNFD_NONE, { OWNFD_NONE, OWNFD_NONE }, 0, 0,
     0, 0 };
 
@@ -107,6 +118,7 @@ struct direct_region {
 	uint32_t	need;		/* DK_CHUNK: bytes the walk needed */
 	uint8_t		kind;
 	uint8_t		used;
+	uint8_t		idle;		/* captures since one used it */
 	uint8_t		done;		/* copy attempted */
 };
 
@@ -124,7 +136,7 @@ static struct {
 	int			wide[DIRECT_SNAP_WIDE];
 	int			nwide;
 	uint32_t		stamp;
-	struct { uintptr_t addr; uint32_t len; uint8_t kind; }
+	struct { uintptr_t addr; uint32_t len; uint8_t kind, idle; }
 				plan[DIRECT_SNAP_REGIONS];
 	int			nplan;
 	uint32_t		capture;	/* counter */
@@ -285,7 +297,8 @@ direct_atfork_child(void)
 	direct_self_tid = 0;
 }
 
-/* Opens /proc/self/mem; 0 or -1. */
+/* Opens /proc/self/mem, tagged as ours (ownfd.c: any other open of it is
+ * the same inode); 0 or -1. */
 static int
 direct_mem_open(void)
 {
@@ -346,6 +359,27 @@ direct_pipe_check(void)
 		return 0;
 	direct_pipe_close();
 	return direct_pipe_open();
+}
+
+/*
+ * Checks the descriptors of the copy method in use before a burst of
+ * copies, and makes new ones for those the host took (see
+ * direct_pipe_check).  Through /proc/self/mem a number that is no longer
+ * ours would be read from: never harmless, the host's file may be anything.
+ * process_vm_readv has none.  0, or -1 when there is nothing to copy with.
+ */
+static int
+direct_io_verify(void)
+{
+	switch (direct_io.how) {
+	case DIRECT_PIPE:
+		return direct_pipe_check();
+	case DIRECT_MEM:
+		if (ownfd_get(&direct_io.memfd) != -1)
+			return 0;
+		return direct_mem_open();
+	}
+	return 0;
 }
 
 /*
@@ -482,7 +516,7 @@ direct_readv(char *dst, const struct iovec *src, int n, uint8_t *ok)
 		return good;
 	case DIRECT_PIPE:
 		direct_sigpipe_block();
-		if (!direct_io.verified && direct_pipe_check() == -1)
+		if (!direct_io.verified && direct_io_verify() == -1)
 			return 0;
 		for (i = 0; i < n; ) {
 			/* As many regions as the pipe holds in one writev. */
@@ -524,6 +558,8 @@ direct_readv(char *dst, const struct iovec *src, int n, uint8_t *ok)
 		}
 		return good;
 	case DIRECT_MEM:
+		if (!direct_io.verified && direct_io_verify() == -1)
+			return 0;
 		for (i = 0; i < n; i++) {
 			r = direct_sys_pread(direct_io.memfd.fd, dst,
 			    src[i].iov_len, (off_t)(uintptr_t)src[i].iov_base);
@@ -570,26 +606,44 @@ direct_try(int how)
 	return 0;
 }
 
-/* CPU time of a few representative copies with the current mechanism. */
+/*
+ * CPU time of 16 ticks' copying with the current mechanism, best of 8
+ * rounds (a preempted round says nothing).  A tick does what a capture
+ * does: the check of the method's descriptors (direct_io_verify), then one
+ * copy of regions like a capture's, each on a page of its own (the used
+ * part of a stack chunk, a thread state, code object headers, the
+ * interpreter's and the GIL's words).  INT64_MAX if the method fails.
+ */
 static int64_t
 direct_time(void)
 {
-	static char	area[4][4096];
-	struct iovec	v[4];
-	uint8_t		ok[4];
+	static const uint16_t len[] = { 2880, 320, 172, 172, 172, 172, 24, 8,
+	    8 };
+#define DIRECT_TIME_REGIONS	(int)(sizeof len / sizeof len[0])
+	static char	area[DIRECT_TIME_REGIONS][4096];
+	struct iovec	v[DIRECT_TIME_REGIONS];
+	uint8_t		ok[DIRECT_TIME_REGIONS];
 	struct timespec	a, b;
 	int64_t		t, best = INT64_MAX;
-	int		i, round;
+	int		i, round, good;
 
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < DIRECT_TIME_REGIONS; i++) {
+		memset(area[i], i + 1, sizeof area[i]);
 		v[i].iov_base = area[i] + 64;
-		v[i].iov_len = 512;
+		v[i].iov_len = len[i];
 	}
-	/* Best of a few rounds: a preempted round says nothing. */
 	for (round = 0; round < 8; round++) {
 		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
-		for (i = 0; i < 16; i++)
-			direct_readv(direct_snap.buf, v, 4, ok);
+		for (i = 0; i < 16; i++) {
+			if (direct_io_verify() == -1)
+				return INT64_MAX;
+			direct_io.verified = 1;
+			good = direct_readv(direct_snap.buf, v,
+			    DIRECT_TIME_REGIONS, ok);
+			direct_io.verified = 0;
+			if (good != DIRECT_TIME_REGIONS)
+				return INT64_MAX;
+		}
 		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
 		t = (b.tv_sec - a.tv_sec) * 1000000000LL +
 		    (b.tv_nsec - a.tv_nsec);
@@ -597,11 +651,17 @@ direct_time(void)
 			best = t;
 	}
 	return best;
+#undef DIRECT_TIME_REGIONS
 }
 
 /*
  * Picks the copy mechanism: PROFAGENT_DIRECT_COPY=pvr|pipe|mem forces one;
- * otherwise the cheapest of those that work.  0 or -1 (none works).
+ * otherwise the one whose tick costs least, checks included.  That is
+ * process_vm_readv wherever it works: one call a tick and no descriptor to
+ * check, against the pipe's writev and read after an fstat of each end,
+ * and /proc/self/mem's pread per region after an fstat and an lseek.  The
+ * others are for where it is refused (a seccomp filter).  0 or -1 (none
+ * works).
  */
 static int
 direct_io_setup(void)
@@ -624,10 +684,10 @@ direct_io_setup(void)
 			continue;
 		if (direct_try(how) == -1)
 			continue;
-		cost = direct_time();
-		/* pvr pins each page it reads: it must win clearly. */
-		if (how == DIRECT_PVR)
-			cost += cost / 4;
+		if ((cost = direct_time()) == INT64_MAX)
+			continue;
+		agent_log("copy by %s: %lld ns for 16 ticks",
+		    direct_how_names[how], (long long)cost);
 		if (cost < best_cost) {
 			best_cost = cost;
 			best = how;
@@ -748,6 +808,7 @@ direct_snap_add(uintptr_t addr, size_t len, int kind)
 	r->used = 0;
 	r->done = 0;
 	r->need = 0;
+	r->idle = 0;
 	direct_snap.used = off + len;
 	/* Index it: by start address, and as wide if lookups land inside. */
 	h = direct_snap_slot(addr);
@@ -867,17 +928,26 @@ direct_snap_get(uintptr_t addr, size_t len, size_t back, size_t ahead,
 	return direct_snap_in(i, addr, len);
 }
 
-/* Keeps the regions this capture used, to copy them first next time. */
+/*
+ * Keeps the regions this capture used, to copy them first next time, and
+ * the code headers used in the last DIRECT_PLAN_IDLE captures: a thread
+ * whose leaf goes back and forth between functions would otherwise cost a
+ * second copy, of the header it left the capture before, at every change.
+ */
 static void
 direct_snap_plan(void)
 {
 	struct direct_region	*r;
-	int			 i;
+	int			 i, idle = 0;
 
 	direct_snap.nplan = 0;
 	for (i = 0; i < direct_snap.n; i++) {
 		r = &direct_snap.r[i];
-		if (!r->used || r->len == 0)
+		if (r->len == 0)
+			continue;
+		if (!r->used && (r->kind != DK_CODE ||
+		    r->idle + 1 >= DIRECT_PLAN_IDLE ||
+		    idle == DIRECT_PLAN_IDLE_MAX))
 			continue;
 		direct_snap.plan[direct_snap.nplan].addr = r->addr;
 		direct_snap.plan[direct_snap.nplan].len = r->len;
@@ -886,20 +956,25 @@ direct_snap_plan(void)
 			direct_snap.plan[direct_snap.nplan].len = r->len -
 			    (r->len - r->need - DIRECT_CHUNK_SLACK + 7) / 8;
 		direct_snap.plan[direct_snap.nplan].kind = r->kind;
+		direct_snap.plan[direct_snap.nplan].idle = r->used ? 0 :
+		    r->idle + 1;
+		if (!r->used)
+			idle++;
 		direct_snap.nplan++;
 	}
 }
 
-/* Copies what the last capture used, in one call. */
+/* Copies what the last capture planned, in one call. */
 static void
 direct_snap_prefetch(void)
 {
-	int	i;
+	int	i, k;
 
 	direct_snap_reset();
 	for (i = 0; i < direct_snap.nplan; i++)
-		direct_snap_add(direct_snap.plan[i].addr,
-		    direct_snap.plan[i].len, direct_snap.plan[i].kind);
+		if ((k = direct_snap_add(direct_snap.plan[i].addr,
+		    direct_snap.plan[i].len, direct_snap.plan[i].kind)) != -1)
+			direct_snap.r[k].idle = direct_snap.plan[i].idle;
 	direct_snap_fetch(0);
 }
 
@@ -1384,19 +1459,17 @@ direct_capture(struct reader_thread *out, int max, struct reader_window *w,
 	if (!direct.ready || direct_io.how == DIRECT_NONE)
 		return -1;
 	/*
-	 * The pipe is checked once per capture, not before each call: the
-	 * host may close and reuse the number on another thread at any time,
-	 * so a check only narrows the window, from one capture (a few
-	 * microseconds) to one call.
+	 * The pipe or /proc/self/mem is checked once per capture, not before
+	 * each call: the host may close and reuse the number on another thread
+	 * at any time, so a check only narrows the window, from one capture (a
+	 * few microseconds) to one call.  Nor less often: the capture writes
+	 * host memory into the pipe, and reads from both.
 	 */
-	if (direct_io.how == DIRECT_PIPE && !direct_io.forked) {
-		if (direct_pipe_check() == -1)
+	if (!direct_io.forked) {
+		if (direct_io_verify() == -1)
 			return -1;
 		direct_io.verified = 1;
 	}
-	if (direct_io.how == DIRECT_MEM && !direct_io.forked &&
-	    ownfd_get(&direct_io.memfd) == -1 && direct_mem_open() == -1)
-		return -1;
 	n = direct_capture_all(out, max, w, invalid);
 	direct_io.verified = 0;
 	return n;

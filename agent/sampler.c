@@ -7,10 +7,15 @@
  * waiting and taking the GIL, and never waits for the GIL while holding it.
  * The fork prepare handler takes sampler_lock, so a fork never copies the
  * sampler's tables or buffer half-updated.
+ *
+ * The sampler sleeps in one ppoll() on the daemon socket and a wake-up
+ * channel Python threads write to (config changed, stop).  That channel is
+ * a Unix socket pair, not an eventfd, a pipe or a futex; why is told at
+ * sampler_wake_fd.
  */
 
-#include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <errno.h>
@@ -39,14 +44,24 @@ static int			 sampler_exiting;	/* interpreter gone */
 static int			 sampler_last_flush;
 
 /*
- * The wake-up eventfd: written by Python threads (sampler_wake), polled
- * and read by the sampler.  Protected by sampler_wake_lock, held only for
- * the identity check and the one call (never while polling): the host may
- * close the number under us (ownfd.c), and whichever side finds it gone
- * makes a new one.
+ * The wake-up channel: a connected pair of Unix stream sockets.  Python
+ * threads send a byte on end 1 (sampler_wake); the sampler polls end 0 and
+ * takes what came.  Not an eventfd, though it would take one descriptor
+ * instead of two: every eventfd of the system is the same anonymous inode,
+ * so no check could tell ours from one the host made on our number after
+ * closing it, and the sampler would eat the host's events (ownfd.c).  Each
+ * socket has an inode of its own.  A pipe would do as well, but a write to
+ * a pipe whose read end the host closed raises SIGPIPE in the writing
+ * Python thread; send() with MSG_NOSIGNAL does not, and send() and recv()
+ * fail on anything that is not a socket.  A futex needs no descriptor but
+ * cannot end the sampler's ppoll() on the daemon socket.
+ *
+ * Protected by sampler_wake_lock, held only for the identity checks and
+ * the one call (never while polling): the host may close either number
+ * under us, and whichever side finds an end gone makes a new pair.
  */
 static pthread_mutex_t		 sampler_wake_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ownfd		 sampler_wake_fd = OWNFD_NONE;
+static struct ownfd		 sampler_wake_fd[2] = { OWNFD_NONE, OWNFD_NONE };
 
 /* Serialises the sampler's work with fork (see above). */
 static pthread_mutex_t		 sampler_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -181,8 +196,6 @@ sampler_pick(uint32_t want)
 	return (&reader_gil);
 }
 
-static void	sampler_account(void);
-
 /* Writes pending samples as one batch, with the stacks left out as
  * invalid since the previous one (a batch of those alone, if need be). */
 static void
@@ -190,7 +203,6 @@ sampler_flush(uint64_t now)
 {
 	uint64_t	invalid = AGENT_LOAD(agent_stats.invalid);
 
-	sampler_account();
 	conn_commit(sampler_pending, sampler_npending,
 	    invalid - sampler_invalid_seen > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t)(invalid - sampler_invalid_seen), now);
@@ -255,7 +267,8 @@ sampler_clock_calibrate(void)
 	sampler_clock_cost = best;
 }
 
-/* Updates the sampler's own CPU time counter. */
+/* Updates the sampler's own CPU time counter: for each stats report only,
+ * as the thread's CPU clock is a system call. */
 static void
 sampler_account(void)
 {
@@ -665,37 +678,58 @@ sampler_select_reader(uint64_t now)
 	agent_log("using the %s reader", r->name);
 }
 
-/* Makes the wake-up eventfd if there is none; its number or -1.  With
- * sampler_wake_lock held. */
+/* Closes what is left of the wake-up pair (what is still ours). */
+static void
+sampler_wake_close(void)
+{
+	ownfd_close(&sampler_wake_fd[0]);
+	ownfd_close(&sampler_wake_fd[1]);
+}
+
+/* Makes the wake-up pair if an end is missing; the end to poll, or -1.
+ * With sampler_wake_lock held. */
 static int
 sampler_wake_open(void)
 {
-	int	fd;
+	int	sv[2];
 
-	if (sampler_wake_fd.fd != -1)
-		return (sampler_wake_fd.fd);
-	if ((fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+	if (sampler_wake_fd[0].fd != -1 && sampler_wake_fd[1].fd != -1)
+		return (sampler_wake_fd[0].fd);
+	sampler_wake_close();
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+	    sv) == -1)
 		return (-1);
-	if (ownfd_set(&sampler_wake_fd, fd) != 0) {
-		close(fd);
+	if (ownfd_set(&sampler_wake_fd[0], sv[0]) != 0 ||
+	    ownfd_set(&sampler_wake_fd[1], sv[1]) != 0) {
+		close(sv[0]);
+		close(sv[1]);
+		sampler_wake_fd[0].fd = sampler_wake_fd[1].fd = -1;
 		return (-1);
 	}
-	return (fd);
+	return (sv[0]);
 }
 
-/* Consumes a wake-up, if the eventfd is still ours (never reads the
- * host's data). */
+/*
+ * Takes the wake-ups that came, if the polled end is still ours (never
+ * reads the host's data).  An end found gone, or a pair whose other end
+ * was closed (recv() says end of stream, which would poll ready for ever),
+ * is replaced.
+ */
 static void
 sampler_wake_take(void)
 {
-	uint64_t	v;
-	int		fd;
+	char	buf[64];
+	ssize_t	n;
+	int	fd;
 
 	pthread_mutex_lock(&sampler_wake_lock);
-	if ((fd = ownfd_get(&sampler_wake_fd)) != -1)
-		(void)read(fd, &v, sizeof v);
-	else
-		(void)sampler_wake_open();
+	if ((fd = ownfd_get(&sampler_wake_fd[0])) != -1) {
+		n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (n == 0 || (n == -1 && errno != EAGAIN &&
+		    errno != EWOULDBLOCK && errno != EINTR))
+			sampler_wake_close();
+	}
+	(void)sampler_wake_open();
 	pthread_mutex_unlock(&sampler_wake_lock);
 }
 
@@ -736,9 +770,9 @@ sampler_wait(uint64_t deadline)
 		ts.tv_nsec = (long)((deadline - now) % 1000000000ull);
 		rc = nfd > 0 ? ppoll(pfd, (nfds_t)nfd, &ts, NULL) : -1;
 		if (rc >= 0 && sock != -1)
-			conn_poll_quiet(pfd[sock].revents == 0);
+			conn_poll_quiet((pfd[sock].revents & ~POLLOUT) == 0);
 		if (rc > 0) {
-			if (wake && (pfd[0].revents & (POLLIN | POLLNVAL)))
+			if (wake && pfd[0].revents != 0)
 				sampler_wake_take();
 			/* Read it at once, or poll would keep saying so. */
 			if (sock != -1 && pfd[sock].revents != 0)
@@ -775,6 +809,7 @@ sampler_drain(void)
 			conn_abandon();
 			if (conn_want_write())
 				break;
+			sampler_account();
 			conn_stats();
 		}
 		conn_io(agent_now_ns());
@@ -990,18 +1025,25 @@ sampler_start(void)
 	return (0);
 }
 
-/* Wakes the sampler. */
+/*
+ * Wakes the sampler: a byte on the pair, both ends checked first (a pair
+ * with a lost end is replaced: the sampler polls the new one from its next
+ * wait on).  A full socket already holds a wake-up.
+ */
 void
 sampler_wake(void)
 {
-	uint64_t	one = 1;
-	int		fd;
+	char	one = 1;
+	int	fd = -1;
 
 	pthread_mutex_lock(&sampler_wake_lock);
-	if ((fd = ownfd_get(&sampler_wake_fd)) == -1)
-		fd = sampler_wake_open();
+	if (ownfd_get(&sampler_wake_fd[0]) == -1 ||
+	    (fd = ownfd_get(&sampler_wake_fd[1])) == -1) {
+		(void)sampler_wake_open();
+		fd = sampler_wake_fd[1].fd;
+	}
 	if (fd != -1)
-		(void)write(fd, &one, sizeof one);
+		(void)send(fd, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 	pthread_mutex_unlock(&sampler_wake_lock);
 }
 
@@ -1060,7 +1102,7 @@ sampler_fork_child(void)
 	memcpy(&sampler_wake_lock, &fresh, sizeof fresh);
 	sampler_alive = 0;
 	__atomic_store_n(&sampler_stop_flag, 0, __ATOMIC_RELEASE);
-	ownfd_close(&sampler_wake_fd);
+	sampler_wake_close();
 	sampler_npending = 0;
 	sampler_invalid_seen = 0;
 	sampler_last_tick_ns = 0;

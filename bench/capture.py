@@ -41,8 +41,12 @@ the script prints a table and never fails on timing.
 Takes about 7 minutes with the defaults (3 rounds, 2 readers, 2 builds,
 callgrind once per reader and build) on a 2-core VM.
 
+--copy pvr|pipe|mem forces the direct reader's copy method in both builds
+(PROFAGENT_DIRECT_COPY); by default each build's probe picks.
+
   capture.py [--pythons LABEL,...] [--readers direct,gil] [--rounds N]
-             [--base COMMIT] [--no-callgrind] [--no-strace] [--json FILE]
+             [--base COMMIT] [--copy pvr|pipe|mem] [--no-callgrind]
+             [--no-strace] [--json FILE]
 """
 import argparse
 import json
@@ -215,6 +219,11 @@ class Host:
             self.proc.wait(30)
 
 
+def copy_env(a):
+    """The environment that forces --copy, if given."""
+    return {"PROFAGENT_DIRECT_COPY": a.copy} if a.copy else {}
+
+
 def parse_strace(path):
     calls = {}
     with open(path) as f:
@@ -229,7 +238,7 @@ def run_1k(ctx, agent_dir, reader, a):
     """One CPU-bound thread at 1 kHz: work, cpu, syscalls per tick."""
     ctx.ctl("reset")
     ctx.ctl("start", "--rate", 1000, "--mode", "wall")
-    h = Host(ctx, agent_dir, reader, ["--seconds", "600"])
+    h = Host(ctx, agent_dir, reader, ["--seconds", "600"], env=copy_env(a))
     res = {}
     try:
         h.wait_steady()
@@ -268,7 +277,8 @@ def run_32(ctx, agent_dir, reader, a):
     """32 spinning threads at 100 Hz: sampler CPU per thread-sample."""
     ctx.ctl("reset")
     ctx.ctl("start", "--rate", 100, "--mode", "wall")
-    h = Host(ctx, agent_dir, reader, ["--threads", "32", "--seconds", "600"])
+    h = Host(ctx, agent_dir, reader, ["--threads", "32", "--seconds", "600"],
+             env=copy_env(a))
     try:
         h.wait_steady()
         t0 = time.monotonic()
@@ -291,7 +301,7 @@ def run_callgrind(ctx, agent_dir, reader, a):
     h = Host(ctx, agent_dir, reader, ["--seconds", "900"],
              wrap=["valgrind", "--tool=callgrind", "--instr-atstart=no",
                    "--separate-threads=yes", "--fair-sched=yes",
-                   "--callgrind-out-file=" + out])
+                   "--callgrind-out-file=" + out], env=copy_env(a))
     ctl = lambda *x: subprocess.run(["callgrind_control"] + list(x) +
                                     [str(h.pid)], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, timeout=120, check=True)
@@ -349,6 +359,8 @@ def main():
     ap.add_argument("--readers", default="direct,gil")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--base", default="c43f98f")
+    ap.add_argument("--copy", choices=("pvr", "pipe", "mem"),
+                    help="force the direct reader's copy method")
     ap.add_argument("--window-seconds", type=float, default=5.0)
     ap.add_argument("--strace-seconds", type=float, default=5.0)
     ap.add_argument("--callgrind-seconds", type=float, default=8.0)
@@ -442,7 +454,8 @@ def report(raw, a, have_base):
             "floor": "floor", "floor_during": "floor_during",
             "over": "over_us", "t32": "t32_us"}
     print("Capture cost, one CPU-bound host thread 20 frames deep, 1 kHz, "
-          "wall mode; median [min, max] of %d alternating rounds" % a.rounds)
+          "wall mode; median [min, max] of %d alternating rounds%s"
+          % (a.rounds, "; copy forced to " + a.copy if a.copy else ""))
     for g in raw:
         head = ["%s %s" % (g["python"], g["reader"]),
                 "today (%s)" % a.base, "now", "target"]

@@ -4,6 +4,12 @@
   opens its own on the same numbers gets every byte of its own back: the
   agent never reads, writes or closes a descriptor that is no longer its
   own, reconnects, and does not spin.
+- A host that closes every descriptor and opens its own eventfd, pipe,
+  socketpair, timerfd and /proc/self/mem on the agent's old numbers gets
+  every one of its signals and bytes back, none of anyone else's, and the
+  agent keeps sampling: identities the host can reproduce (every eventfd
+  and timerfd is the same anonymous inode, /proc/self/mem opened again is
+  the same inode) never pass for the agent's.
 - More threads than the agent captures per tick: every one is sampled in
   turn, the main thread every tick, the rest counted in threads_skipped.
 - A relative PROFD_RUNTIME_DIR survives chdir, in the process and in its
@@ -96,6 +102,64 @@ def test_closed_descriptors_are_never_used(ctx):
     daemon = d.get("daemon", d)
     check(daemon.get("bad_frames", 0) == 0,
           "profd got bad frames (host bytes reached it?): %s" % daemon)
+
+
+def run_reuse(ctx, what, env, reader, n=300):
+    d = os.path.join(ctx.tmp, "reuse-%d" % len(ctx.procs))
+    os.mkdir(d)
+    p = ctx.run_agent([HOST, "reuse", d, str(n)], env=env)
+    wait_until(lambda: "ROUNDS-DONE" in ctx.output(p) or p.poll() is not None,
+               180, "the host's rounds (%s)" % what)
+    check(p.poll() is None, "%s: host died:\n%s"
+          % (what, ctx.output(p)[-3000:]))
+    # Samples still arrive at profd after the last round took the numbers.
+    s0 = profd_samples(ctx, p.pid)
+    wait_until(lambda: profd_samples(ctx, p.pid) > s0 + 100, 60,
+               "samples from pid %d after the rounds (%s)" % (p.pid, what))
+    open(os.path.join(d, "done"), "w").close()
+    r, out = result(ctx, p)
+    overlap = 0
+    for k, rnd in enumerate(r["rounds"]):
+        check(not rnd["errors"], "%s, round %d: %s\n%s"
+              % (what, k, rnd["errors"], out[-2000:]))
+        for kind, got in rnd["taken"].items():
+            want = n * rnd["count"][kind]
+            check(got == want, "%s, round %d: the host took back %d of its "
+                  "%d %s signals (agent had %s, host got %s)"
+                  % (what, k, got, want, kind, rnd["agent_fds"],
+                     rnd["reused"]))
+        overlap += sum(len(v) for v in rnd["reused"].values())
+    # The rounds prove something only if the host got the agent's numbers.
+    check(overlap >= len(r["rounds"]), "%s: the host got only %d of the "
+          "agent's numbers in %d rounds" % (what, overlap, len(r["rounds"])))
+    check(r["child_ok"], "%s: a fork child lost the host's descriptors"
+          % what)
+    check(not r["errors"], "%s: %s" % (what, r["errors"]))
+    st1, st2 = r["stats1"], r["stats2"]
+    check(st2["reader"] == reader, "%s: reader %s in use, not %s"
+          % (what, st2["reader"], reader))
+    check(st1["fds_lost"] >= len(r["rounds"]), "%s: %d descriptors counted "
+          "lost in %d rounds: %s" % (what, st1["fds_lost"], len(r["rounds"]),
+                                     st1))
+    check(st2["samples"] > st1["samples"] and st2["connected"],
+          "%s: the agent stopped sampling: %s -> %s" % (what, st1, st2))
+    return r
+
+
+@once
+def test_reused_numbers_keep_their_signals(ctx):
+    ctx.start_daemon()
+    ctx.ctl("start", "--rate", 500)
+    cases = [("gil", "gil", {"PROFAGENT_READER": "gil"})]
+    cases += [("direct %s" % how, "direct", {"PROFAGENT_READER": "direct",
+                                             "PROFAGENT_DIRECT_COPY": how})
+              for how in ("pvr", "pipe", "mem")]
+    for what, reader, extra in cases:
+        r = run_reuse(ctx, what, ctx.agent_env(**extra), reader)
+        print("  %s: %s" % (what, "; ".join(
+            "agent %s -> host %s" % (x["agent_fds"], {
+                k: v for k, v in x["reused"].items() if v})
+            for x in r["rounds"])))
 
 
 def test_threads_past_the_cap_all_sampled(ctx):

@@ -8,6 +8,15 @@
                                socket server/client and checks for SECONDS
                                that every byte through them is its own.
                                Waits for DIR/done, prints RESULT {json}.
+  reuse DIR N                  os.closerange(3, 1024) once a round, then
+                               opens its own eventfd, pipe, socketpair,
+                               timerfd and /proc/self/mem on the freed
+                               numbers (the agent's old ones), in a new
+                               order each round, and signals or writes each
+                               N times, leaving each signalled for a few
+                               sampler ticks before taking it back.  Prints
+                               ROUNDS-DONE, waits for DIR/done, prints
+                               RESULT {json}.
   threads N SECONDS [DIR]      N threads, each in its own function, and the
                                main thread in main_thread_own_function, for
                                SECONDS or until DIR/done exists.
@@ -15,9 +24,11 @@
                                work rate per second, RSS and the agent's
                                counters (if attached).
 """
+import ctypes
 import json
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -207,6 +218,188 @@ def integrity(mode, d, seconds):
         "stats0": st0, "stats1": st1}), flush=True)
 
 
+class Reused:
+    """One kind of descriptor the host opens on a freed number: signal(i)
+    leaves it readable, take(i) takes the signal back and says whether it
+    was all there and only it."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        if kind == "eventfd":
+            self.ends = [eventfd()]
+        elif kind == "pipe":
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            self.ends = [r, w]
+        elif kind == "socket":
+            a, b = socket.socketpair()
+            b.setblocking(False)
+            self.ends = [b.detach(), a.detach()]
+        elif kind == "timerfd":
+            self.ends = [timerfd()]
+        elif kind == "procmem":
+            # Seeked somewhere of its own: a check that seeks it shows.
+            self.ends = [os.open("/proc/self/mem", os.O_RDONLY)]
+            self.pos = id(self) & ~0xfff
+            os.lseek(self.ends[0], self.pos, os.SEEK_SET)
+        self.ident = [(os.fstat(fd).st_dev, os.fstat(fd).st_ino)
+                      for fd in self.ends]
+
+    def signal(self, i):
+        if self.kind in ("eventfd",):
+            os.write(self.ends[0], struct.pack("=Q", 1))
+        elif self.kind in ("pipe", "socket"):
+            os.write(self.ends[1], rec(i, self.kind))
+        elif self.kind == "timerfd":
+            timerfd_arm(self.ends[0], 200000)
+
+    def take(self, i):
+        try:
+            if self.kind in ("eventfd", "timerfd"):
+                return struct.unpack("=Q", os.read(self.ends[0], 8))[0] == 1
+            if self.kind in ("pipe", "socket"):
+                return os.read(self.ends[0], 4096) == rec(i, self.kind)
+        except BlockingIOError:
+            return False
+        return True
+
+    def intact(self):
+        """What is wrong with it now: changed, moved, or stray input."""
+        bad = []
+        for fd, ident in zip(self.ends, self.ident):
+            try:
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) != ident:
+                    bad.append("%s fd %d changed" % (self.kind, fd))
+            except OSError as e:
+                bad.append("%s fd %d closed: %s" % (self.kind, fd, e))
+        if bad:
+            return bad
+        if self.kind == "procmem" and \
+                os.lseek(self.ends[0], 0, os.SEEK_CUR) != self.pos:
+            bad.append("procmem fd %d moved" % self.ends[0])
+        for fd in self.ends if self.kind in ("pipe", "socket") else ():
+            os.set_blocking(fd, False)
+            try:
+                extra = os.read(fd, 4096)
+                bad.append("stray bytes on %s fd %d: %r"
+                           % (self.kind, fd, extra[:64]))
+            except OSError:
+                pass    # nothing to read, or a write end
+        if self.kind in ("eventfd", "timerfd"):
+            try:
+                os.read(self.ends[0], 8)
+                bad.append("%s fd %d signalled by someone else"
+                           % (self.kind, self.ends[0]))
+            except BlockingIOError:
+                pass
+        return bad
+
+
+def libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def eventfd():
+    if hasattr(os, "eventfd"):
+        return os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    fd = libc().eventfd(0, os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "eventfd")
+    return fd
+
+
+def timerfd():
+    """A non-blocking CLOCK_MONOTONIC timerfd (os has it from 3.13 only)."""
+    if hasattr(os, "timerfd_create"):
+        return os.timerfd_create(time.CLOCK_MONOTONIC,
+                                 flags=os.TFD_NONBLOCK | os.TFD_CLOEXEC)
+    fd = libc().timerfd_create(time.CLOCK_MONOTONIC,
+                               os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "timerfd_create")
+    return fd
+
+
+def timerfd_arm(fd, ns):
+    """Arms fd to expire once, ns from now."""
+    if hasattr(os, "timerfd_settime_ns"):
+        os.timerfd_settime_ns(fd, initial=ns)
+        return
+    spec = (ctypes.c_long * 4)(0, 0, ns // 1000000000, ns % 1000000000)
+    if libc().timerfd_settime(fd, 0, spec, None) != 0:
+        raise OSError(ctypes.get_errno(), "timerfd_settime")
+
+
+KINDS = ("eventfd", "pipe", "socket", "timerfd", "procmem")
+
+
+def reuse(d, n):
+    pa = agent()
+    st0 = wait_sampling(pa)
+    rounds = []
+    mine = []
+    for r in range(len(KINDS)):
+        theirs = [fd for fd, _ in agent_fds()
+                  if fd not in {e for k in mine for e in k.ends}]
+        os.closerange(3, 1024)
+        # A new descriptor takes the lowest free number: with the numbers
+        # below each of the agent's old ones filled, the next kind in turn
+        # (a different one first each round) gets it.
+        order = KINDS[r:] + KINDS[:r]
+        mine, fill = [], []
+        for a in sorted(theirs):
+            if any(a in k.ends for k in mine):
+                continue
+            fd = os.open(os.devnull, os.O_RDONLY)
+            while fd < a:
+                fill.append(fd)
+                fd = os.open(os.devnull, os.O_RDONLY)
+            os.close(fd)
+            mine.append(Reused(order[len(mine) % len(order)]))
+        while len(mine) < len(KINDS):
+            mine.append(Reused(order[len(mine)]))
+        for fd in fill:
+            os.close(fd)
+        got = {}
+        for k in mine:
+            for fd in k.ends:
+                if fd in theirs:
+                    got.setdefault(k.kind, []).append(fd)
+        taken = {}
+        t0 = time.monotonic()
+        for i in range(n):
+            for k in mine:
+                k.signal(i)
+            time.sleep(0.002)   # a sampler tick or so, signalled
+            for k in mine:
+                taken[k.kind] = taken.get(k.kind, 0) + k.take(i)
+        errors = [e for k in mine for e in k.intact()]
+        rounds.append({"agent_fds": theirs, "reused": got, "taken": taken,
+                       "count": {x: sum(k.kind == x for k in mine)
+                                 for x in KINDS},
+                       "errors": errors, "seconds": time.monotonic() - t0})
+        print("ROUND %d agent had %r, host got %r, took back %r%s"
+              % (r, theirs, got, taken,
+                 ", " + "; ".join(errors) if errors else ""), flush=True)
+    # A fork child (the agent's fork handlers ran in it) still has them all.
+    pid = os.fork()
+    if pid == 0:
+        os._exit(1 if any(k.intact() for k in mine) else 0)
+    _, status = os.waitpid(pid, 0)
+    st1 = pa.stats()
+    print("ROUNDS-DONE", flush=True)
+    # Stay alive (and sampled) until the test has seen samples arrive.
+    end = time.monotonic() + 120
+    while time.monotonic() < end and not os.path.exists(os.path.join(d, "done")):
+        time.sleep(0.05)
+    st2 = pa.stats()
+    print("RESULT " + json.dumps({
+        "n": n, "rounds": rounds, "child_ok": status == 0,
+        "errors": [e for k in mine for e in k.intact()],
+        "stats0": st0, "stats1": st1, "stats2": st2}), flush=True)
+
+
 def threads(n, seconds, d=None):
     stop = threading.Event()
     ready = threading.Barrier(n + 1)
@@ -277,6 +470,8 @@ if __name__ == "__main__":
     what = sys.argv[1]
     if what == "integrity":
         integrity(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+    elif what == "reuse":
+        reuse(sys.argv[2], int(sys.argv[3]))
     elif what == "threads":
         threads(int(sys.argv[2]), float(sys.argv[3]),
                 sys.argv[4] if len(sys.argv) > 4 else None)
