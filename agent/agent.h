@@ -182,7 +182,8 @@ extern char	compat_why[160];
 
 /* The _asyncio module's published offsets (3.14+), as its AsyncioDebug
  * section gives them; filled by compat_asyncio_load (GIL held, once
- * _asyncio is loaded: 0, or -1 with compat_why set), then read-only. */
+ * _asyncio is loaded: 0, or -1 with compat_asyncio.why set), then
+ * read-only. */
 struct compat_asyncio_offsets {
 	struct {
 		uint64_t size, name, awaited_by, is_task, awaited_by_is_set,
@@ -198,6 +199,7 @@ struct compat_asyncio_offsets {
 struct compat_asyncio {
 	int				ok;
 	struct compat_asyncio_offsets	off;
+	char				why[160];	/* if not ok */
 };
 extern struct compat_asyncio	compat_asyncio;
 int		compat_asyncio_load(void);

@@ -41,8 +41,6 @@
 #include "agent.h"
 
 #define COMPAT_WALK_MAX		4096	/* frames or thread states checked */
-#define COMPAT_FRAME_BYTES	512	/* biggest frame header read */
-#define COMPAT_CODE_BYTES	1024	/* biggest code header read */
 #define COMPAT_STRUCT_MAX	((uint64_t)1 << 20)	/* sane struct size */
 
 int			compat_source = COMPAT_SRC_NONE;
@@ -109,7 +107,8 @@ compat_int(uintptr_t base, size_t off, int32_t *v)
 #if PY_VERSION_HEX >= 0x030d0000
 /* Takes a field from the table when it fits its struct; else fails. */
 #define COMPAT_TAKE(dst, off, width, size) do {				\
-	if ((uint64_t)(off) + (width) > (uint64_t)(size))		\
+	if ((uint64_t)(off) > (uint64_t)(size) ||			\
+	    (uint64_t)(width) > (uint64_t)(size) - (uint64_t)(off))	\
 		return (compat_fail("debug offsets: %s (%llu) lies "	\
 		    "outside its struct (%llu bytes)", #dst,		\
 		    (unsigned long long)(off),				\
@@ -148,7 +147,7 @@ compat_from_runtime(struct compat_layout *l, int pure)
 	co = d->code_object.size;
 	in = d->interpreter_state.size;
 	by = d->bytes_object.size;
-	if (ts == 0 || fr == 0 || co == 0 || in == 0 || by == 0 ||
+	if (ts < 8 || fr < 8 || co < sizeof(PyObject) || in < 8 || by < 8 ||
 	    ts > COMPAT_STRUCT_MAX || fr > COMPAT_STRUCT_MAX ||
 	    co > COMPAT_STRUCT_MAX || in > COMPAT_STRUCT_MAX ||
 	    by > COMPAT_STRUCT_MAX)
@@ -167,7 +166,7 @@ compat_from_runtime(struct compat_layout *l, int pure)
 	COMPAT_TAKE(ts_chunk, d->thread_state.datastack_chunk, 8, ts);
 	COMPAT_NEAR(ts_top, ts_chunk);
 	COMPAT_NEAR(ts_limit, ts_chunk);
-	if (!pure && (l->ts_top + 8 > ts || l->ts_limit + 8 > ts))
+	if (!pure && (l->ts_top > ts - 8 || l->ts_limit > ts - 8))
 		return (compat_fail("debug offsets: the data stack's top "
 		    "would lie outside the thread state"));
 	l->ts_read = COMPAT_MAX3(COMPAT_MAX3(l->ts_next, l->ts_interp,
@@ -186,8 +185,12 @@ compat_from_runtime(struct compat_layout *l, int pure)
 	COMPAT_TAKE(code_name, d->code_object.qualname, 8, co);
 	COMPAT_TAKE(code_lines, d->code_object.linetable, 8, co);
 	COMPAT_TAKE(code_firstlineno, d->code_object.firstlineno, 4, co);
-	COMPAT_TAKE(code_adaptive, d->code_object.co_code_adaptive, 0, co);
+	COMPAT_TAKE(code_adaptive, d->code_object.co_code_adaptive, 1, co);
 	COMPAT_TAKE(code_units, d->bytes_object.ob_size, 8, by);
+	if (!pure && l->code_adaptive < compat_built.code_adaptive -
+	    compat_built.code_firsttraceable)
+		return (compat_fail("debug offsets: the bytecode would start "
+		    "before the first traceable instruction"));
 	COMPAT_NEAR(code_firsttraceable, code_adaptive);
 	if (!pure && l->code_firsttraceable + 4 > l->code_adaptive)
 		return (compat_fail("debug offsets: the first traceable "
@@ -213,6 +216,11 @@ compat_from_runtime(struct compat_layout *l, int pure)
 	if (l->gil_locked > 4096 || l->gil_holder > 4096)
 		return (compat_fail("debug offsets: GIL fields too far in"));
 	l->gil_read = COMPAT_MAX2(l->gil_locked + 4, l->gil_holder + 8);
+	if (l->frame_read > COMPAT_FRAME_BYTES ||
+	    l->code_read > COMPAT_CODE_BYTES ||
+	    l->code_read < sizeof(PyObject))
+		return (compat_fail("debug offsets: a frame or code header "
+		    "bigger than %d bytes", COMPAT_CODE_BYTES));
 	return (0);
 }
 #undef COMPAT_TAKE
@@ -542,6 +550,9 @@ compat_load(void)
 	(void)names;
 #endif
 	if (compat_selfcheck() == -1) {
+		/* The GIL reader reads the GIL's fields: never through a
+		 * layout that failed. */
+		compat = compat_built;
 		compat_source = COMPAT_SRC_NONE;
 		agent_warn("direct reader off: the %s layout fails its check "
 		    "(%s); sampling with the GIL reader",
@@ -574,6 +585,7 @@ compat_load(void)
 struct compat_images {
 	int		n;
 	uintptr_t	base[COMPAT_IMAGES];
+	uintptr_t	lo[COMPAT_IMAGES], hi[COMPAT_IMAGES];	/* loaded */
 	char		path[COMPAT_IMAGES][512];
 };
 
@@ -602,10 +614,27 @@ compat_find_images(struct dl_phdr_info *info, size_t size, void *arg)
 		return (0);
 	for (i = im->n; i > at; i--) {
 		im->base[i] = im->base[i - 1];
+		im->lo[i] = im->lo[i - 1];
+		im->hi[i] = im->hi[i - 1];
 		memcpy(im->path[i], im->path[i - 1], sizeof im->path[i]);
 	}
 	snprintf(im->path[at], sizeof im->path[at], "%s", name);
 	im->base[at] = (uintptr_t)info->dlpi_addr;
+	/* What the image maps: the section must lie there, or the file on
+	 * disk is not the one loaded. */
+	im->lo[at] = UINTPTR_MAX;
+	im->hi[at] = 0;
+	for (i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type != PT_LOAD)
+			continue;
+		if (info->dlpi_addr + ph->p_vaddr < im->lo[at])
+			im->lo[at] = info->dlpi_addr + ph->p_vaddr;
+		if (info->dlpi_addr + ph->p_vaddr + ph->p_memsz > im->hi[at])
+			im->hi[at] = info->dlpi_addr + ph->p_vaddr +
+			    ph->p_memsz;
+	}
 	im->n++;
 	return (0);
 }
@@ -656,8 +685,8 @@ out:
 	return (addr);
 }
 
-int
-compat_asyncio_load(void)
+static int
+compat_asyncio_find(void)
 {
 	struct compat_images		 im;
 	struct compat_asyncio_offsets	 o;
@@ -668,8 +697,14 @@ compat_asyncio_load(void)
 		return (0);
 	memset(&im, 0, sizeof im);
 	dl_iterate_phdr(compat_find_images, &im);
-	for (i = 0; i < im.n && addr == 0; i++)
+	for (i = 0; i < im.n && addr == 0; i++) {
 		addr = compat_section(im.path[i], im.base[i]);
+		if (addr != 0 && (addr < im.lo[i] ||
+		    addr + sizeof o > im.hi[i]))
+			return (compat_fail("%s: the %s section lies outside "
+			    "the loaded image (changed on disk?)", im.path[i],
+			    COMPAT_ASYNCIO_SECTION));
+	}
 	if (addr == 0)
 		return (compat_fail("no %s section in _asyncio or the "
 		    "interpreter (import asyncio first)",
@@ -699,14 +734,30 @@ compat_asyncio_load(void)
 
 #else /* < 3.14 */
 
-int
-compat_asyncio_load(void)
+static int
+compat_asyncio_find(void)
 {
 	return (compat_fail("Python %d.%d publishes no asyncio offsets "
 	    "(3.14+)", PY_MAJOR_VERSION, PY_MINOR_VERSION));
 }
 
 #endif
+
+/* Loads the asyncio offsets; its own reason in compat_asyncio.why, so that
+ * compat_why keeps saying why the direct reader is off, if it is. */
+int
+compat_asyncio_load(void)
+{
+	char	keep[sizeof compat_why];
+	int	rc;
+
+	memcpy(keep, compat_why, sizeof keep);
+	if ((rc = compat_asyncio_find()) == -1)
+		memcpy(compat_asyncio.why, compat_why,
+		    sizeof compat_asyncio.why);
+	memcpy(compat_why, keep, sizeof compat_why);
+	return (rc);
+}
 
 #else /* !COMPAT_SUPPORTED */
 
@@ -721,7 +772,10 @@ compat_load(void)
 int
 compat_asyncio_load(void)
 {
-	return (compat_load());
+	snprintf(compat_asyncio.why, sizeof compat_asyncio.why,
+	    "no known layout for Python %d.%d", PY_MAJOR_VERSION,
+	    PY_MINOR_VERSION);
+	return (-1);
 }
 
 #endif /* COMPAT_SUPPORTED */

@@ -76,6 +76,9 @@ enum compat_lines {
 };
 
 #define COMPAT_NONE	((size_t)-1)
+/* Biggest code object and frame headers a layout may ask to copy. */
+#define COMPAT_CODE_BYTES	512
+#define COMPAT_FRAME_BYTES	512
 
 /* Offsets of every field the direct reader follows. */
 struct compat_layout {
@@ -115,6 +118,15 @@ struct compat_layout {
 					   (an entry frame ends every chain);
 					   INT_MAX before */
 	int	owner_max;		/* highest valid owner value */
+	/* Before 3.12, whether a generator's frame at the bottom of a chain
+	 * runs (resumed from C with no Python caller) or was copied
+	 * suspended: 3.11 tells by the thread's C-level nesting (its current
+	 * cframe's previous is its root cframe); 3.9/3.10 by the frame
+	 * object (f_executing: not 0; f_state: FRAME_EXECUTING, 0). */
+	size_t	cframe_previous;	/* 3.11: _PyCFrame.previous, or NONE */
+	size_t	ts_root_cframe;		/* 3.11: PyThreadState.root_cframe */
+	size_t	frame_running;		/* 3.9/3.10, or NONE */
+	int	running_nonzero;	/* 3.9: running when not 0 */
 
 	/* PyCodeObject */
 	size_t	code_name;		/* co_qualname (3.11+) or co_name */
@@ -218,6 +230,13 @@ static const struct compat_layout compat_built = {
 
 #if PY_VERSION_HEX >= 0x030b0000
 	.frame_is_object = 0,
+	.frame_running = COMPAT_NONE,
+#if PY_VERSION_HEX < 0x030c0000
+	.cframe_previous = offsetof(_PyCFrame, previous),
+	.ts_root_cframe = offsetof(PyThreadState, root_cframe),
+#else
+	.cframe_previous = COMPAT_NONE,
+#endif
 #if PY_VERSION_HEX >= 0x030e0000
 	.frame_code_mask = ~(uintptr_t)Py_TAG_BITS,
 #else
@@ -256,7 +275,17 @@ static const struct compat_layout compat_built = {
 	.frame_previous = offsetof(PyFrameObject, f_back),
 	.frame_instr = offsetof(PyFrameObject, f_lasti),
 	.frame_owner = COMPAT_NONE,
-	.frame_read = COMPAT_END(PyFrameObject, f_lasti),
+	.cframe_previous = COMPAT_NONE,
+#if PY_VERSION_HEX >= 0x030a0000
+	.frame_running = offsetof(PyFrameObject, f_state),
+	.frame_read = COMPAT_MAX2(COMPAT_END(PyFrameObject, f_lasti),
+	    COMPAT_END(PyFrameObject, f_state)),
+#else
+	.frame_running = offsetof(PyFrameObject, f_executing),
+	.running_nonzero = 1,
+	.frame_read = COMPAT_MAX2(COMPAT_END(PyFrameObject, f_lasti),
+	    COMPAT_END(PyFrameObject, f_executing)),
+#endif
 #if PY_VERSION_HEX >= 0x030a0000
 	.instr = COMPAT_LASTI_UNITS,
 #else

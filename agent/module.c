@@ -587,7 +587,7 @@ module_asyncio_layout(PyObject *self, PyObject *unused)
 	const struct compat_asyncio_offsets *o = &compat_asyncio.off;
 
 	if (compat_asyncio_load() == -1) {
-		PyErr_SetString(PyExc_RuntimeError, compat_why);
+		PyErr_SetString(PyExc_RuntimeError, compat_asyncio.why);
 		return (NULL);
 	}
 	return (Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,"

@@ -63,6 +63,10 @@
 #define DIRECT_WALK_MAX		(PROTO_MAX_DEPTH + 64)	/* frames kept */
 #define DIRECT_CHAIN_MAX	65536	/* frames followed: past it, a cycle */
 #define DIRECT_RETRIES		3	/* fresh walks of a thread torn under us */
+#define DIRECT_RETRIES_CAPTURE	16	/* ... and of all threads, per capture */
+#define DIRECT_CHAIN_REGIONS	64	/* copies made to follow a chain past
+					   the frames kept; then truncated */
+#define DIRECT_OB_FLAGS_MAX	0x100	/* 3.14+: ob_flags seen as alive */
 #define DIRECT_THREADS_MAX	4096		/* thread states followed */
 #define DIRECT_CODE_CACHE	4096		/* checked code objects, 2^n */
 #define DIRECT_LINE_CACHE	256		/* line tables kept, 2^n */
@@ -200,11 +204,14 @@ static inline int
 direct_alive(const void *obj)
 {
 #if PY_VERSION_HEX >= 0x030e0000
-	uint32_t refcnt;
+	uint64_t w;
 
-	memcpy(&refcnt, (const char *)obj + offsetof(PyObject, ob_refcnt),
-	    sizeof refcnt);
-	return refcnt > 0;
+	/* Count, overflow (0 but past 2^32 references) and flags: a free-list
+	 * link or a mangled pointer fills the overflow and flag bits. */
+	memcpy(&w, (const char *)obj + offsetof(PyObject, ob_refcnt),
+	    sizeof w);
+	return (uint32_t)w > 0 && ((w >> 32) & 0xffff) == 0 &&
+	    (w >> 48) < DIRECT_OB_FLAGS_MAX;
 #else
 	Py_ssize_t refcnt;
 
@@ -1126,23 +1133,32 @@ direct_codes_check(struct direct_raw *raw, int n)
  * copied just after it was suspended (its `previous` cleared).
  */
 static int
-direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
+direct_walk(uintptr_t frame, struct direct_raw *raw, int *more,
+    int *running)
 {
 	struct direct_region *r;
 	const char	*f;
 	uintptr_t	 code, instr;
 	size_t		 back;
 	int		 n = 0, owner, steps, missed = 0, nregions, shim = 0;
-	int		 gen = 0;
+	int		 gen = 0, mark = 0;
+	signed char	 state;
 
 	/* Past the frames kept, the chain is still followed to its end: a
 	 * torn chain can loop, and must not pass for a deep stack. */
 	*more = 0;
+	*running = 0;
 	for (steps = 0; frame != 0; steps++) {
 		if (steps == DIRECT_CHAIN_MAX)
 			return -1;
-		if (n == DIRECT_WALK_MAX)
+		if (n == DIRECT_WALK_MAX && !*more) {
 			*more = 1;
+			mark = direct_snap.n;
+		}
+		/* Past the frames kept, a deep stack's end is not worth
+		 * filling the snapshot for: it stays truncated, unchecked. */
+		if (*more && direct_snap.n - mark > DIRECT_CHAIN_REGIONS)
+			return n;
 		if (!direct_ptr_ok(frame, sizeof(void *)))
 			return -1;
 		/*
@@ -1192,6 +1208,11 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
 		if (!direct_ptr_ok(code, sizeof(void *)))
 			return -1;
 		gen = owner == compat.owner_generator;
+		if (compat.frame_running != COMPAT_NONE) {
+			state = *(const signed char *)(f + compat.frame_running);
+			*running = compat.running_nonzero ? state != 0 :
+			    state == 0;
+		}
 		if (*more)
 			continue;
 		raw[n].code = code;
@@ -1213,8 +1234,11 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
 		}
 		n++;
 	}
-	if (compat.owner_shim != INT_MAX ? !shim : gen)
-		return -1;
+	if (compat.owner_shim != INT_MAX)
+		return shim ? n : -1;
+	/* 3.11: a generator's frame at the bottom: the caller checks it. */
+	if (gen)
+		*running = -1;
 	return n;
 }
 
@@ -1226,16 +1250,16 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more)
  */
 static int
 direct_finish(struct reader_thread *t, struct direct_raw *raw, int n,
-    int more)
+    int more, int running)
 {
 	int	i;
 
 	if (direct_codes_check(raw, n) == -1)
 		return -1;
-	/* Before 3.12 no entry frame marks the bottom, but a generator's
-	 * frame there means the walk lost the frames under it. */
+	/* 3.9/3.10: no entry frame marks the bottom, but a generator's frame
+	 * there that does not run means the walk lost the frames under it. */
 	if (!more && n > 0 && compat.owner_shim == INT_MAX &&
-	    (raw[n - 1].gen || raw[n - 1].gencode))
+	    raw[n - 1].gencode && !running)
 		return -1;
 	t->depth = 0;
 	t->truncated = more;
@@ -1271,11 +1295,13 @@ direct_finish(struct reader_thread *t, struct direct_raw *raw, int n,
  * count, 0 when it has no Python frame, -1 when torn.
  */
 static int
-direct_thread_walk(const char *s, struct direct_raw *raw, int *more)
+direct_thread_walk(uintptr_t ts, const char *s, struct direct_raw *raw,
+    int *more, int *running)
 {
 	const char	*p;
-	uintptr_t	 frame = 0, chunk, top, limit, cframe;
+	uintptr_t	 frame = 0, chunk, top, limit, cframe = 0;
 	size_t		 span, ahead;
+	int		 n;
 
 	if (compat.ts_frame != COMPAT_NONE) {
 		frame = direct_word(s, compat.ts_frame);
@@ -1314,8 +1340,27 @@ direct_thread_walk(const char *s, struct direct_raw *raw, int *more)
 			}
 		}
 	}
-	return direct_walk(frame, raw, more);
+	n = direct_walk(frame, raw, more, running);
+	/*
+	 * 3.11: a generator's frame ends the chain.  Whole only if it was
+	 * resumed from C with no Python caller (a server iterating a response
+	 * at the bottom of its thread): the thread's C-level evaluation is
+	 * then one deep, its cframe's previous the thread state's root.
+	 * Copied just after it yielded, it is the tail of a torn walk.
+	 */
+	if (n > 0 && *running == -1) {
+		*running = 0;
+		if (compat.cframe_previous == COMPAT_NONE || cframe == 0 ||
+		    (p = direct_snap_get(cframe + compat.cframe_previous,
+		    sizeof(uintptr_t), 0, 0, DK_OTHER)) == NULL ||
+		    direct_word(p, 0) != ts + compat.ts_root_cframe)
+			return -1;
+	}
+	return n;
 }
+
+/* Fresh walks made in this capture (sampler thread). */
+static int	direct_retries;
 
 /*
  * Captures one thread state: its ids, GIL, frames.  Returns 1 when t is
@@ -1329,7 +1374,7 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 {
 	static struct direct_raw raw[DIRECT_WALK_MAX];
 	const char	*s, *p;
-	int		 n, more, attempt;
+	int		 n, more, attempt, running;
 
 	if (!direct_ptr_ok(ts, sizeof(void *)))
 		return -1;
@@ -1364,16 +1409,26 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 	 * tried again from fresh copies of the thread state and frames.
 	 */
 	for (attempt = 0;; attempt++) {
-		n = direct_thread_walk(s, raw, &more);
+		n = direct_thread_walk(ts, s, raw, &more, &running);
 		if (n == 0) {
 			direct_snap.fresh = 0;
 			return 0;
 		}
-		if (n > 0 && direct_finish(t, raw, n, more) == 0)
+		if (n > 0 && direct_finish(t, raw, n, more, running) == 0)
 			break;
-		if (attempt == DIRECT_RETRIES || (s = (direct_snap.fresh = direct_snap.n,
-		    direct_snap_get(ts, compat.ts_read, 0, 0, DK_TSTATE))) ==
-		    NULL) {
+		/* Again from fresh copies, while this capture's retries last;
+		 * the thread state must still be this thread's. */
+		if (attempt == DIRECT_RETRIES ||
+		    direct_retries >= DIRECT_RETRIES_CAPTURE) {
+			direct_snap.fresh = 0;
+			return -1;
+		}
+		direct_retries++;
+		direct_snap.fresh = direct_snap.n;
+		if ((s = direct_snap_get(ts, compat.ts_read, 0, 0,
+		    DK_TSTATE)) == NULL ||
+		    direct_word(s, compat.ts_interp) != direct.interp ||
+		    direct_word(s, compat.ts_thread_id) != t->ident) {
 			direct_snap.fresh = 0;
 			return -1;
 		}
@@ -1408,6 +1463,7 @@ direct_capture_all(struct reader_thread *out, int max,
 		}
 	}
 	direct_snap.capture++;
+	direct_retries = 0;
 	direct_snap_prefetch();
 
 	if ((p = direct_snap_get(direct.interp + compat.interp_head,
@@ -1561,7 +1617,7 @@ direct_code_head(uintptr_t code, char *c)
 static int
 direct_code(uintptr_t code, struct reader_code *rc)
 {
-	char	c[512];
+	char	c[COMPAT_CODE_BYTES];
 
 	if (compat.code_read > sizeof c || direct_code_head(code, c) == -1)
 		return -1;
@@ -1597,7 +1653,7 @@ static uint64_t
 direct_fingerprint(uintptr_t code)
 {
 	const struct direct_code *e;
-	char	c[512];
+	char	c[COMPAT_CODE_BYTES];
 
 	if ((e = direct_code_fresh(code)) != NULL)
 		return e->fingerprint;

@@ -430,7 +430,7 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
 static int
 sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
     int changed, uint32_t mode, uint64_t now, uint64_t period_ns,
-    uint64_t *weight_us, uint32_t *flags)
+    uint32_t copies, uint64_t *weight_us, uint32_t *flags)
 {
 	uint64_t	w, tick, ticks = AGENT_LOAD(agent_stats.ticks), burned;
 	uint64_t	moved;
@@ -457,12 +457,15 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
 				take = 2;
 				*flags |= PROTO_SAMPLE_ONCPU;
 			}
-			/* Charged now; what an off thread burned under the
-			 * minimum waits for its next charge. */
-			if (take)
+			/* Charged now (a charge to the previous stack once
+			 * made, sampler_take); what an off thread burned
+			 * under the minimum waits for its next charge. */
+			if (take == 1)
 				st->charged_ns += burned;
-		} else if (!first && ticks > st->last_tick) {
-			w *= ticks - st->last_tick;
+		} else {
+			if (!first && ticks > st->last_tick)
+				w *= ticks - st->last_tick;
+			w *= copies;	/* shared by the repeats */
 		}
 		break;
 	case PROTO_MODE_GIL:
@@ -552,13 +555,14 @@ sampler_take(const struct reader_thread *t, uint32_t mode, uint64_t now,
 	h = sampler_frames_hash(t, &parent);
 	changed = h != st->frames_hash;
 	st->frames_hash = h;
-	switch (sampler_weigh(t, st, changed, mode, now, period_ns, &w,
-	    &flags)) {
+	switch (sampler_weigh(t, st, changed, mode, now, period_ns, copies,
+	    &w, &flags)) {
 	case 0:
 		return (0);
 	case 2:
 		if (st->stack == 0 || st->stack_gen != intern_generation())
 			return (0);
+		st->charged_ns += w * 1000;
 		s = &sampler_pending[sampler_npending++];
 		s->stack = st->stack;
 		s->thread = thread;
@@ -923,7 +927,7 @@ sampler_main(void *arg)
 		 * look idle in sample counts. */
 		copies = 1;
 		late = now - next;
-		if (late > period) {
+		if (late >= period) {
 			made = late / period;
 			if (made > AGENT_MAKEUP_MAX - 1) {
 				AGENT_STAT_ADD(missed, made - (AGENT_MAKEUP_MAX - 1));

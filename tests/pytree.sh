@@ -45,7 +45,7 @@ EOF
 
 case "${1:-}" in
 build)
-	if [ -x "$tree/usr/bin/python3.15" ] && [ -e "$tree/.profd-pytree" ]; then
+	if [ -e "$tree/.profd-pytree" ]; then
 		wrappers
 		exit 0
 	fi
@@ -56,7 +56,7 @@ build)
 	pkgs=""
 	for v in $versions; do pkgs="$pkgs,python$v-dev,python$v-venv"; done
 	echo "pytree: no tree of Python $versions at $tree: making it from $(mirror) ($suite; about a minute)"
-	rm -rf "$tree.new"
+	rm -rf --one-file-system "$tree.new"
 	mkdir -p "$(dirname "$tree")"
 	# The suite's Release file may be past its Valid-Until date.
 	if ! mmdebstrap --quiet --variant=apt \
@@ -65,16 +65,17 @@ build)
 	    "$suite" "$tree.new" "$(mirror)" >"$tree.log" 2>&1; then
 		tail -n 5 "$tree.log" >&2
 		echo "pytree: SKIPPING Python $versions: mmdebstrap failed (no network or no mirror?); log in $tree.log" >&2
-		rm -rf "$tree.new"
+		rm -rf --one-file-system "$tree.new"
 		exit 0
 	fi
 	touch "$tree.new/.profd-pytree"
-	rm -rf "$tree"
+	rm -rf --one-file-system "$tree"
 	mv "$tree.new" "$tree"
 	wrappers
 	;;
 list)
-	[ -e "$tree/.profd-pytree" ] || exit 0
+	# Entering the tree takes root (unshare -m, chroot).
+	[ -e "$tree/.profd-pytree" ] && [ "$(id -u)" = 0 ] || exit 0
 	wrappers
 	for v in $versions; do
 		[ -x "$bindir/python$v" ] && [ -x "$tree/usr/bin/python$v" ] &&
@@ -95,8 +96,10 @@ exec)
 	exec unshare --mount --propagation private -- /bin/sh -c '
 		t=$1; repo=$2; shift 2
 		for d in proc dev sys; do mount --rbind "/$d" "$t/$d" || exit 126; done
-		for d in /tmp /run "$repo"; do mount --bind "$d" "$t$d" || exit 126; done
-		exec chroot "$t" /bin/sh -c "cd \"\$0\" 2>/dev/null || cd /; exec \"\$@\"" "$PWD" "$@"
+		for d in /tmp /run "$repo"; do mount --rbind "$d" "$t$d" || exit 126; done
+		# The caller'"'"'s directory, if the tree shares it (else /).
+		case $PWD in /tmp|/tmp/*|/run|/run/*|"$repo"|"$repo"/*) d=$PWD ;; *) d=/ ;; esac
+		exec chroot "$t" /bin/sh -c "cd \"\$0\" 2>/dev/null || cd /; exec \"\$@\"" "$d" "$@"
 	' pytree "$tree" "$here" "$@"
 	;;
 *)

@@ -128,10 +128,13 @@ def run_reuse(ctx, what, env, reader, n=300):
                   "%d %s signals (agent had %s, host got %s)"
                   % (what, k, got, want, kind, rnd["agent_fds"],
                      rnd["reused"]))
-        overlap += sum(len(v) for v in rnd["reused"].values())
-    # The rounds prove something only if the host got the agent's numbers.
-    check(overlap >= len(r["rounds"]), "%s: the host got only %d of the "
-          "agent's numbers in %d rounds" % (what, overlap, len(r["rounds"])))
+        overlap += 1 if any(rnd["reused"].values()) else 0
+    # The rounds prove something only if the host got the agent's numbers;
+    # the agent may make new descriptors between the host's closerange()
+    # and its opens (it notices the loss at once), taking a number first.
+    check(2 * overlap >= len(r["rounds"]), "%s: the host got the agent's "
+          "numbers in only %d of %d rounds" % (what, overlap,
+                                              len(r["rounds"])))
     check(r["child_ok"], "%s: a fork child lost the host's descriptors"
           % what)
     check(not r["errors"], "%s: %s" % (what, r["errors"]))

@@ -97,23 +97,42 @@ def test_generator_stacks_are_whole_or_left_out(ctx):
     total = sum(int(l.rsplit(" ", 1)[1]) for l in folded)
     check(total > 1000, "only %d samples" % total)
     # Every stack through the workers' code starts at the thread's start.
-    roots = {}
+    roots, example = {}, {}
     for l in folded:
         stack, n = l.rsplit(" ", 1)
-        if not any(f in stack for f in ("driver", "consume", "squares")):
+        names = {f.split(" (")[0] for f in stack.split(";")}
+        if not names & {"driver", "consume", "squares"}:
             continue
         root = stack.split(";")[0].split(" (")[0]
         roots[root] = roots.get(root, 0) + int(n)
+        example.setdefault(root, stack)
     bad = {r: n for r, n in roots.items()
            if r not in ("Thread._bootstrap", "_bootstrap")}
-    check(not bad, "stacks cut short stored as whole (root: samples): %r"
-          % bad)
+    check(not bad, "stacks cut short stored as whole (root: samples): %r; "
+          "e.g. %s" % (bad, [example[r] for r in bad][:2]))
     st = [a for a in ctx.ctl_json("status")["agents"] if a["pid"] == p.pid]
     inv = st[0]["stats"]["invalid"]
     # Torn walks are retried from fresh copies; two threads yielding
     # every few hundred nanoseconds still tear 1-3% of them on this VM.
     check(inv <= 0.05 * (total + inv), "%d of %d stacks invalid"
           % (inv, total + inv))
+
+
+def test_a_generator_resumed_from_c_is_a_whole_stack(ctx):
+    """A thread whose only Python frame is a generator resumed from C (its
+    target sum() over it) is sampled, the generator as its root."""
+    ctx.start_daemon()
+    ctx.ctl("start", "--rate", "500")
+    p = ctx.run_agent([WORK, "cgen", "--seconds", "2"],
+                      env=ctx.agent_env(PROFAGENT_READER="direct"))
+    check(p.wait(120) == 0, "workload failed: %s" % ctx.output(p))
+    ctx.wait_departed(p.pid)
+    folded = ctx.ctl("show", "--pid", p.pid, "--format", "folded", "-n",
+                     "0").stdout.splitlines()
+    n = sum(int(l.rsplit(" ", 1)[1]) for l in folded
+            if l.split(";")[0].split(" (")[0] == "burning")
+    check(n >= 300, "only %d samples rooted at the generator: %s"
+          % (n, folded[:5]))
 
 
 def test_asyncio_offsets_match_live_tasks(ctx):

@@ -6,7 +6,11 @@
   genexpr    two threads that drive generator expressions and generators
              from C (sum, list) and from Python, hard: a generator's frame
              is linked under its caller only while it runs
+  cgen       a _thread whose function is sum() over a CPU-bound generator:
+             the generator's frame, resumed from C, is the thread's only
+             Python frame (as a server iterating a response generator)
 """
+import _thread
 import argparse
 import select
 import threading
@@ -80,12 +84,27 @@ def genexpr(seconds):
         t.join()
 
 
+def burning(end):
+    while time.monotonic() < end:
+        x = 0
+        for i in range(2000):
+            x += i
+        yield x
+
+
+def cgen(seconds):
+    # _thread calls sum() straight from C: no Python frame under the
+    # generator (threading.Thread would put its run() there).
+    _thread.start_new_thread(sum, (burning(time.monotonic() + seconds),))
+    time.sleep(seconds + 0.3)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("case", choices=("parked", "genexpr"))
+    p.add_argument("case", choices=("parked", "genexpr", "cgen"))
     p.add_argument("--seconds", type=float, default=3.0)
     a = p.parse_args()
-    {"parked": parked, "genexpr": genexpr}[a.case](a.seconds)
+    {"parked": parked, "genexpr": genexpr, "cgen": cgen}[a.case](a.seconds)
 
 
 if __name__ == "__main__":
