@@ -932,12 +932,11 @@ sampler_main(void *arg)
 			if (made > AGENT_MAKEUP_MAX - 1) {
 				AGENT_STAT_ADD(missed, made - (AGENT_MAKEUP_MAX - 1));
 				made = AGENT_MAKEUP_MAX - 1;
-				next = now;
-			} else {
-				/* On the grid still: the next deadline is the
-				 * first one not stood in for. */
-				next += made * period;
 			}
+			/* The grid restarts from now: kept, it would lock in
+			 * phase with work whose period is a multiple of ours
+			 * (a 1 ms burst every 10 ms seen at 2% of the time). */
+			next = now;
 			AGENT_STAT_ADD(made_up, made);
 			copies += (uint32_t)made;
 		}

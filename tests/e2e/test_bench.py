@@ -32,16 +32,17 @@ def fn(frame):
 
 def test_capture_workload_spins_20_frames_deep(ctx):
     """bench/capture.py's host: one thread whose every sample in spin() is
-    one stack of 20 Python frames, nearly all of its samples (the rest: its
-    start-up, argparse's imports on 3.14+, and the descent); with --threads
-    32, each tick 32 such stacks beside the main thread's join."""
+    one stack of 20 Python frames, most of its samples (the rest: its
+    start-up, imports included, sampled from the agent's first tick, and
+    the descent); with --threads 32, each tick 32 such stacks beside the
+    main thread's join."""
     ctx.start_daemon()
     ctx.ctl("start", "--rate", "1000", "--mode", "wall")
     one = capture_stacks(ctx)
     spinning = {s: n for s, n in one.items() if fn(s[-1]) == "spin"}
     check(len(spinning) == 1, "not one spinning stack: %r" % one)
-    check(sum(spinning.values()) >= 0.95 * sum(one.values()),
-          "the spinning stack has under 95%% of the samples: %r" % one)
+    check(sum(spinning.values()) >= 0.75 * sum(one.values()),
+          "the spinning stack has under 75%% of the samples: %r" % one)
     frames = list(spinning)[0]
     check(fn(frames[-1]) == "spin" and len(frames) == 20,
           "not 20 frames ending in spin: %d %r" % (len(frames), frames))
