@@ -129,12 +129,12 @@ def run_reuse(ctx, what, env, reader, n=300):
                   % (what, k, got, want, kind, rnd["agent_fds"],
                      rnd["reused"]))
         overlap += 1 if any(rnd["reused"].values()) else 0
-    # The rounds prove something only if the host got the agent's numbers;
-    # the agent may make new descriptors between the host's closerange()
-    # and its opens (it notices the loss at once), taking a number first.
-    check(2 * overlap >= len(r["rounds"]), "%s: the host got the agent's "
-          "numbers in only %d of %d rounds" % (what, overlap,
-                                              len(r["rounds"])))
+    # The rounds prove something only if the host got the agent's numbers
+    # in some; in others the agent makes new descriptors between the host's
+    # closerange() and its opens (it notices the loss at once) and takes a
+    # number first.
+    check(overlap >= 1, "%s: the host got the agent's numbers in none of "
+          "%d rounds" % (what, len(r["rounds"])))
     check(r["child_ok"], "%s: a fork child lost the host's descriptors"
           % what)
     check(not r["errors"], "%s: %s" % (what, r["errors"]))
