@@ -129,12 +129,7 @@ def run_reuse(ctx, what, env, reader, n=300):
                   % (what, k, got, want, kind, rnd["agent_fds"],
                      rnd["reused"]))
         overlap += 1 if any(rnd["reused"].values()) else 0
-    # The rounds prove something only if the host got the agent's numbers
-    # in some; in others the agent makes new descriptors between the host's
-    # closerange() and its opens (it notices the loss at once) and takes a
-    # number first.
-    check(overlap >= 1, "%s: the host got the agent's numbers in none of "
-          "%d rounds" % (what, len(r["rounds"])))
+    r["overlap"] = overlap
     check(r["child_ok"], "%s: a fork child lost the host's descriptors"
           % what)
     check(not r["errors"], "%s: %s" % (what, r["errors"]))
@@ -158,11 +153,20 @@ def test_reused_numbers_keep_their_signals(ctx):
                                              "PROFAGENT_DIRECT_COPY": how})
               for how in ("pvr", "pipe", "mem")]
     for what, reader, extra in cases:
-        r = run_reuse(ctx, what, ctx.agent_env(**extra), reader)
-        print("  %s: %s" % (what, "; ".join(
-            "agent %s -> host %s" % (x["agent_fds"], {
-                k: v for k, v in x["reused"].items() if v})
-            for x in r["rounds"])))
+        # The rounds prove something only if the host got the agent's
+        # numbers in some; in others the agent makes new descriptors
+        # between the host's closerange() and its opens (it notices the
+        # loss at once) and takes a number first: a fresh host, up to 4.
+        for attempt in range(4):
+            r = run_reuse(ctx, what, ctx.agent_env(**extra), reader)
+            print("  %s: %s" % (what, "; ".join(
+                "agent %s -> host %s" % (x["agent_fds"], {
+                    k: v for k, v in x["reused"].items() if v})
+                for x in r["rounds"])))
+            if r["overlap"] >= 1:
+                break
+        check(r["overlap"] >= 1, "%s: the host got the agent's numbers in "
+              "none of %d rounds, 4 hosts" % (what, len(r["rounds"])))
 
 
 def test_threads_past_the_cap_all_sampled(ctx):

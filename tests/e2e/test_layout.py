@@ -85,27 +85,34 @@ def test_every_layout_gives_the_same_stacks(ctx):
                                           "\n  ".join(sorted(base))))
 
 
-def test_generator_stacks_are_whole_or_left_out(ctx):
+def run_folded(ctx, rate, case, seconds):
+    """Runs a layout.py case under the direct reader to its end; its
+    process and its stacks as (names root first, count) pairs."""
     ctx.start_daemon()
-    ctx.ctl("start", "--rate", "1000")
-    p = ctx.run_agent([WORK, "genexpr", "--seconds", "4"],
+    ctx.ctl("start", "--rate", rate)
+    p = ctx.run_agent([WORK, case, "--seconds", seconds],
                       env=ctx.agent_env(PROFAGENT_READER="direct"))
     check(p.wait(120) == 0, "workload failed: %s" % ctx.output(p))
     ctx.wait_departed(p.pid)
-    folded = ctx.ctl("show", "--pid", p.pid, "--format", "folded", "-n",
-                     "0").stdout.splitlines()
-    total = sum(int(l.rsplit(" ", 1)[1]) for l in folded)
+    out = []
+    for line in ctx.ctl("show", "--pid", p.pid, "--format", "folded", "-n",
+                        "0").stdout.splitlines():
+        stack, n = line.rsplit(" ", 1)
+        out.append(([f.split(" (")[0] for f in stack.split(";")], int(n)))
+    return p, out
+
+
+def test_generator_stacks_are_whole_or_left_out(ctx):
+    p, folded = run_folded(ctx, "1000", "genexpr", "4")
+    total = sum(n for _, n in folded)
     check(total > 1000, "only %d samples" % total)
     # Every stack through the workers' code starts at the thread's start.
     roots, example = {}, {}
-    for l in folded:
-        stack, n = l.rsplit(" ", 1)
-        names = {f.split(" (")[0] for f in stack.split(";")}
-        if not names & {"driver", "consume", "squares"}:
+    for names, n in folded:
+        if not set(names) & {"driver", "consume", "squares"}:
             continue
-        root = stack.split(";")[0].split(" (")[0]
-        roots[root] = roots.get(root, 0) + int(n)
-        example.setdefault(root, stack)
+        roots[names[0]] = roots.get(names[0], 0) + n
+        example.setdefault(names[0], ";".join(names))
     bad = {r: n for r, n in roots.items()
            if r not in ("Thread._bootstrap", "_bootstrap")}
     check(not bad, "stacks cut short stored as whole (root: samples): %r; "
@@ -119,18 +126,11 @@ def test_generator_stacks_are_whole_or_left_out(ctx):
 
 
 def test_a_generator_resumed_from_c_is_a_whole_stack(ctx):
-    """A thread whose only Python frame is a generator resumed from C (its
-    target sum() over it) is sampled, the generator as its root."""
-    ctx.start_daemon()
-    ctx.ctl("start", "--rate", "500")
-    p = ctx.run_agent([WORK, "cgen", "--seconds", "2"],
-                      env=ctx.agent_env(PROFAGENT_READER="direct"))
-    check(p.wait(120) == 0, "workload failed: %s" % ctx.output(p))
-    ctx.wait_departed(p.pid)
-    folded = ctx.ctl("show", "--pid", p.pid, "--format", "folded", "-n",
-                     "0").stdout.splitlines()
-    n = sum(int(l.rsplit(" ", 1)[1]) for l in folded
-            if l.split(";")[0].split(" (")[0] == "burning")
+    """A thread whose only Python frame is a generator resumed from C (a
+    _thread running sum() over it) is sampled, the generator as its
+    root."""
+    _, folded = run_folded(ctx, "500", "cgen", "2")
+    n = sum(c for names, c in folded if names[0] == "burning")
     check(n >= 300, "only %d samples rooted at the generator: %s"
           % (n, folded[:5]))
 
