@@ -40,7 +40,7 @@
 
 #include "agent.h"
 
-#define COMPAT_WALK_MAX		4096	/* frames or thread states checked */
+#define COMPAT_WALK_MAX		4096	/* frames, thread states checked */
 #define COMPAT_STRUCT_MAX	((uint64_t)1 << 20)	/* sane struct size */
 
 int			compat_source = COMPAT_SRC_NONE;
@@ -136,8 +136,8 @@ compat_from_runtime(struct compat_layout *l, int pure)
 	if (memcmp(d->cookie, _Py_Debug_Cookie, sizeof d->cookie) != 0)
 		return (compat_fail("no debug offsets cookie in _PyRuntime"));
 	if ((d->version >> 16) != ((uint64_t)PY_VERSION_HEX >> 16))
-		return (compat_fail("debug offsets of Python %d.%d, agent built "
-		    "for %d.%d", (int)(d->version >> 24),
+		return (compat_fail("debug offsets of Python %d.%d, agent "
+		    "built for %d.%d", (int)(d->version >> 24),
 		    (int)(d->version >> 16) & 0xff, PY_MAJOR_VERSION,
 		    PY_MINOR_VERSION));
 	if (d->free_threaded)
@@ -538,8 +538,8 @@ compat_load(void)
 		compat = l;
 		compat_source = COMPAT_SRC_RUNTIME;
 		if ((compat_moved = compat_diff(&l, names, sizeof names)) > 0)
-			agent_warn("this Python places %u fields elsewhere than "
-			    "the headers the agent was built with (%s): "
+			agent_warn("this Python places %u fields elsewhere "
+			    "than the headers the agent was built with (%s): "
 			    "reading them where it says", compat_moved, names);
 	}
 #else

@@ -424,8 +424,9 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
  * previous tick or ran for an AGENT_ONCPU_GIL_DIV-th of the time since (a
  * burst that ended between ticks, a late sampler), has that time charged to
  * the last stack it was seen running in, never to where it sleeps now; less
- * (waking from a sleep, waiting for the GIL) waits for its next charge.  So the weights add up to
- * the CPU time the threads used, however late the ticks.
+ * (waking from a sleep, waiting for the GIL) waits for its next charge.  So
+ * the weights add up to the CPU time the threads used, however late the
+ * ticks.
  */
 static int
 sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
