@@ -27,7 +27,8 @@
 #define AGENT_ONCPU_GIL_DIV	4
 /* A thread off a CPU at its previous tick, without the GIL then and now and
  * in the same frames, is taken as off without a read for this many ticks
- * in a row (sampler.c). */
+ * in a row; the GIL holder on at its previous tick is taken as on without
+ * a read for this many periods (sampler.c). */
 #define AGENT_ONCPU_RECHECK	8
 /* Reads of the stopped GIL holder's state the gil reader makes at most. */
 #define READER_GIL_SETTLE	16
@@ -321,11 +322,11 @@ void	conn_io(uint64_t now);
 /* The last poll() saw the socket quiet: the next conn_io may do nothing. */
 void	conn_poll_quiet(int quiet);
 /* Keeps one batch until acknowledged and encodes it when the stream has
- * room: n samples (n may be 0) and the stacks left out as invalid since
- * the previous batch; now (CLOCK_MONOTONIC) dates a batch without
- * samples.  -1 if it was dropped (no room to keep it). */
+ * room: n samples (n may be 0), all taken in `mode`, and the stacks left
+ * out as invalid since the previous batch; now (CLOCK_MONOTONIC) dates a
+ * batch without samples.  -1 if it was dropped (no room to keep it). */
 int	conn_commit(const struct intern_sample *, uint32_t n,
-	    uint32_t invalid, uint64_t now);
+	    uint32_t invalid, uint32_t mode, uint64_t now);
 /* The batches committed from now until the first CONFIG are taken on the
  * settings profd published (sampling.h): that CONFIG keeps them if it asks
  * for profiling in the same mode, else discards them.  Before the sampler

@@ -54,6 +54,7 @@ struct conn_batch {
 					   published settings */
 	uint32_t	invalid;	/* stacks left out since the previous
 					   batch */
+	uint32_t	mode;		/* its samples were taken in */
 };
 
 /* Sampler thread only (see above). */
@@ -628,7 +629,10 @@ conn_encode(struct conn_batch *b)
 		prev_us = t_us;
 	}
 	before = conn_out.len;
-	if (conn_version >= PROTO_VERSION_INVALID)
+	if (conn_version >= PROTO_VERSION_MODE)
+		rc = proto_send_batch_v6(&conn_out, b->seq, b->base_ns,
+		    conn_wire, b->n, b->invalid, b->mode);
+	else if (conn_version >= PROTO_VERSION_INVALID)
 		rc = proto_send_batch_v5(&conn_out, b->seq, b->base_ns,
 		    conn_wire, b->n, b->invalid);
 	else if (conn_version >= PROTO_VERSION_BATCH)
@@ -720,7 +724,7 @@ conn_keep_alloc(uint32_t n)
 /* Keeps one batch until acknowledged and encodes it when there is room. */
 int
 conn_commit(const struct intern_sample *s, uint32_t n, uint32_t invalid,
-    uint64_t now)
+    uint32_t mode, uint64_t now)
 {
 	struct conn_batch	*b;
 	int64_t			 at;
@@ -745,6 +749,7 @@ conn_commit(const struct intern_sample *s, uint32_t n, uint32_t invalid,
 	b->gen = intern_generation();
 	b->early = conn_early_on;
 	b->invalid = invalid;
+	b->mode = mode;
 	conn_batch_count++;
 	if (!conn_renewing)
 		conn_pump();

@@ -72,6 +72,8 @@ static struct intern_sample	 sampler_pending[AGENT_PENDING_MAX];
 static uint32_t			 sampler_npending;
 static uint64_t			 sampler_invalid_seen;	/* agent_stats.invalid
 							   at the last batch */
+static uint32_t			 sampler_batch_mode;	/* of the pending
+							   samples */
 static uint64_t			 sampler_last_flush_ns;
 static uint64_t			 sampler_last_stats_ns;
 static uint64_t			 sampler_last_io_ns;
@@ -205,7 +207,8 @@ sampler_flush(uint64_t now)
 
 	conn_commit(sampler_pending, sampler_npending,
 	    invalid - sampler_invalid_seen > UINT32_MAX ? UINT32_MAX :
-	    (uint32_t)(invalid - sampler_invalid_seen), now);
+	    (uint32_t)(invalid - sampler_invalid_seen), sampler_batch_mode,
+	    now);
 	sampler_invalid_seen = invalid;
 	sampler_npending = 0;
 	sampler_last_flush_ns = now;
@@ -314,12 +317,12 @@ sampler_account_reset(void)
  *
  * A system call only when needed (the one cost per thread per tick left):
  * the GIL holder on a CPU at its previous tick whose frames changed ran
- * Python and is running it; a
- * thread off a CPU at its previous tick, without the GIL then and now, in
- * the same frames, is blocked still (read again every AGENT_ONCPU_RECHECK
- * ticks).  Otherwise the CPU clock is read, and compared to the previous
- * reading when that one is good for it: taken at the previous tick, or
- * while the thread was blocked since.
+ * Python and is running it (in the same frames, its clock is read again
+ * every AGENT_ONCPU_RECHECK periods); a thread off a CPU at its previous
+ * tick, without the GIL then and now, in the same frames, is blocked still
+ * (read again every AGENT_ONCPU_RECHECK ticks).  Otherwise the CPU clock
+ * is read, and compared to the previous reading when that one is good for
+ * it: taken at the previous tick, or while the thread was blocked since.
  *
  * A thread whose CPU clock moved less than AGENT_ONCPU_MIN_NS (at most an
  * AGENT_ONCPU_MIN_DIV-th of a period) since the previous read is not, and
@@ -359,12 +362,14 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
 	if (t->offcpu && !exact)
 		return (0);
 	/* On at its previous tick, it ran Python since and holds the GIL now.
-	 * Not one off then: it may have just woken, and the clock tells.  Its
-	 * CPU clock is not read: the next tick has no reading to compare to. */
-	if (t->gil == 1 && changed && !first && st->oncpu && !exact) {
-		st->last_cpu_at = 0;
+	 * Not one off then: it may have just woken, and the clock tells.
+	 * Still in the same frames, it is taken as on without a read until
+	 * AGENT_ONCPU_RECHECK periods passed since the last one, which is
+	 * then compared to (blocked holding the GIL, or preempted, shows). */
+	if (t->gil == 1 && !first && st->oncpu && !exact && (changed ||
+	    (st->last_cpu_at != 0 && now >= st->last_cpu_at &&
+	    now - st->last_cpu_at < AGENT_ONCPU_RECHECK * period_ns)))
 		return (1);
-	}
 	/* Off then, without the GIL then and now, in the same frames: blocked
 	 * still, read again only every AGENT_ONCPU_RECHECK ticks (a C call
 	 * that goes from waiting to computing is seen that much late).  Its
@@ -395,6 +400,10 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
 		r = 0;
 	else if (prev && cpu < st->last_cpu_ns + min)
 		r = 0;
+	else if (t->gil == 1 && prev && now > st->last_cpu_at + 2 * period_ns &&
+	    (cpu - st->last_cpu_ns) * AGENT_ONCPU_GIL_DIV <
+	    now - st->last_cpu_at)
+		r = 0;	/* an older reading: busy a GIL_DIV-th since, or off */
 	else if (t->gil == 1)
 		r = 1;
 	else if (t->gil == 0 && prev && now > st->last_cpu_at &&
@@ -874,6 +883,13 @@ sampler_main(void *arg)
 
 		pthread_mutex_lock(&sampler_lock);
 		sampler_select_reader(now);
+		/* A batch holds samples of one mode (profd files it under
+		 * that mode): a new mode starts a new batch. */
+		if (mode != sampler_batch_mode) {
+			if (sampler_npending > 0)
+				sampler_flush(now);
+			sampler_batch_mode = mode;
+		}
 		if (profiling && !was_profiling) {
 			sampler_profile_gen++;
 			sampler_account_reset();

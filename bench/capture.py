@@ -46,7 +46,7 @@ callgrind once per reader and build) on a 2-core VM.
 
   capture.py [--pythons LABEL,...] [--readers direct,gil] [--rounds N]
              [--base COMMIT] [--copy pvr|pipe|mem] [--no-callgrind]
-             [--no-strace] [--json FILE]
+             [--no-strace] [--json FILE] [--callgrind-keep DIR]
 """
 import argparse
 import json
@@ -328,6 +328,10 @@ def run_callgrind(ctx, agent_dir, reader, a):
                 ir["main"] = int(m.group(1))
             elif m and t and t.group(1) == "2":
                 ir["2"] = int(m.group(1))
+        if a.callgrind_keep:
+            keep = os.path.join(a.callgrind_keep, os.path.basename(cg))
+            shutil.copytree(cg, keep)
+            log("callgrind dumps kept in " + keep)
         ir = ir.get("main", ir.get("2"))
         if ir is None or n0 is None or n1 is None or n1 <= n0:
             return {}
@@ -365,6 +369,8 @@ def main():
     ap.add_argument("--strace-seconds", type=float, default=5.0)
     ap.add_argument("--callgrind-seconds", type=float, default=8.0)
     ap.add_argument("--no-callgrind", dest="callgrind", action="store_false")
+    ap.add_argument("--callgrind-keep", metavar="DIR",
+                    help="copy the callgrind dumps there (callgrind_annotate)")
     ap.add_argument("--no-strace", dest="strace", action="store_false")
     ap.add_argument("--json", help="also write the raw figures here")
     a = ap.parse_args()

@@ -662,6 +662,7 @@ server_agent_stack(struct agent_conn *c, const struct proto_msg *m)
  * numbered batch (BATCH) the instance already has is skipped: a replay
  * of one stored before a crash or a lost connection.
  *
+ * A version 6 batch is filed under the mode it says it was taken in.
  * A version 5 batch also says how many stacks the agent left out since
  * its previous one: the store tallies its samples per bucket they fall in,
  * and those stacks with its last sample (its base, when it has none).
@@ -696,7 +697,10 @@ server_agent_samples(struct agent_conn *c, const struct proto_msg *m)
 		return (0);
 	}
 	t = m->samples.base_ns;
-	mode = (uint32_t)(c->proc->mode + 1) << QUERY_FLAGS_MODE_SHIFT;
+	/* v6: the mode the batch was taken in; before, the setting now. */
+	mode = (uint32_t)((m->samples.has_mode &&
+	    c->version >= PROTO_VERSION_MODE ? m->samples.mode :
+	    c->proc->mode) + 1) << QUERY_FLAGS_MODE_SHIFT;
 	tally = m->samples.has_invalid && c->version >= PROTO_VERSION_INVALID;
 	width = store_get_config(server_store)->tiers[0].width_ns;
 	for (i = 0; i < m->samples.count; i++) {

@@ -334,19 +334,21 @@ proto_put_u32(char *p, uint32_t v)
 #define PROTO_PACK_CHUNK	64
 
 /* Encodes samples as one flat array, numbered (BATCH) when seq != 0,
- * with the count of stacks left out after it when invalid >= 0. */
+ * with the count of stacks left out after it when invalid >= 0, and then
+ * the mode when mode >= 0. */
 static int
 proto_send_sample_array(struct proto_sink *sink, uint64_t seq,
     uint64_t base_ns, const struct proto_sample *s, uint32_t count,
-    int64_t invalid)
+    int64_t invalid, int64_t mode)
 {
 	size_t		start;
 	uint32_t	i;
 
-	if (count > PROTO_MAX_BATCH)
+	if (count > PROTO_MAX_BATCH || (mode >= 0 && invalid < 0))
 		return (-1);
 	if (seq != 0) {
-		start = proto_begin(sink, PROTO_BATCH, invalid >= 0 ? 4 : 3);
+		start = proto_begin(sink, PROTO_BATCH, 3 + (invalid >= 0) +
+		    (mode >= 0));
 		msgpack_pack_uint64(&sink->pk, seq);
 	} else
 		start = proto_begin(sink, PROTO_SAMPLES, 2);
@@ -369,6 +371,8 @@ proto_send_sample_array(struct proto_sink *sink, uint64_t seq,
 	}
 	if (seq != 0 && invalid >= 0)
 		msgpack_pack_uint32(&sink->pk, (uint32_t)invalid);
+	if (seq != 0 && mode >= 0)
+		msgpack_pack_uint32(&sink->pk, (uint32_t)mode);
 	return (proto_end(sink, start));
 }
 
@@ -377,7 +381,7 @@ int
 proto_send_samples(struct proto_sink *sink, uint64_t base_ns,
     const struct proto_sample *s, uint32_t count)
 {
-	return (proto_send_sample_array(sink, 0, base_ns, s, count, -1));
+	return (proto_send_sample_array(sink, 0, base_ns, s, count, -1, -1));
 }
 
 /* Encodes a numbered batch of samples. */
@@ -387,7 +391,8 @@ proto_send_batch(struct proto_sink *sink, uint64_t seq, uint64_t base_ns,
 {
 	if (seq == 0)
 		return (-1);
-	return (proto_send_sample_array(sink, seq, base_ns, s, count, -1));
+	return (proto_send_sample_array(sink, seq, base_ns, s, count, -1,
+	    -1));
 }
 
 /* Encodes a version 5 batch: the stacks left out come last. */
@@ -398,7 +403,19 @@ proto_send_batch_v5(struct proto_sink *sink, uint64_t seq, uint64_t base_ns,
 	if (seq == 0)
 		return (-1);
 	return (proto_send_sample_array(sink, seq, base_ns, s, count,
-	    invalid));
+	    invalid, -1));
+}
+
+/* Encodes a version 6 batch: the stacks left out, then its mode. */
+int
+proto_send_batch_v6(struct proto_sink *sink, uint64_t seq, uint64_t base_ns,
+    const struct proto_sample *s, uint32_t count, uint32_t invalid,
+    uint32_t mode)
+{
+	if (seq == 0 || mode > PROTO_MODE_LAST)
+		return (-1);
+	return (proto_send_sample_array(sink, seq, base_ns, s, count,
+	    invalid, mode));
 }
 
 /* Encodes a daemon -> agent acknowledgement of batches up to seq. */
@@ -1059,6 +1076,15 @@ proto_decode(const char *payload, size_t len, msgpack_unpacked *up,
 				return (-1);
 			}
 			msg->samples.has_invalid = 1;
+		}
+		/* v6: the mode its samples were taken in. */
+		if (root->via.array.size > 5) {
+			if (proto_get_u32(&f[4], PROTO_MODE_LAST,
+			    &msg->samples.mode) != 0) {
+				*err = "batch has a bad mode";
+				return (-1);
+			}
+			msg->samples.has_mode = 1;
 		}
 		return (proto_decode_samples(f + 1, msg, err));
 	case PROTO_ACK:

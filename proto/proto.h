@@ -77,6 +77,15 @@
  * batch may then hold no sample at all.  The agent adds the field only
  * on a connection that negotiated version 5; the daemon takes it only
  * from one; a batch without it says nothing (unknown, not zero).
+ *
+ * The mode of each batch (version 6, PROTO_VERSION_MODE).  A BATCH carries,
+ * as its sixth field, the sampling mode (enum proto_mode) its samples were
+ * taken in: an agent never mixes modes in one batch (it closes the batch
+ * when its mode changes).  The daemon files the samples under that mode,
+ * whatever the connection's setting is when they arrive: a batch sent
+ * again after a reconnect, or in flight while `start --mode` changed the
+ * setting, keeps the mode it was taken in.  Without the field (older
+ * agents) the connection's setting is all there is.
  */
 #ifndef PROTO_H
 #define PROTO_H
@@ -87,12 +96,13 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION 5		/* the newest version spoken here */
+#define PROTO_VERSION 6		/* the newest version spoken here */
 #define PROTO_VERSION_MIN 1	/* the oldest version spoken here */
 #define PROTO_VERSION_COMPAT 2	/* "version" of a hello, for old daemons */
 #define PROTO_VERSION_BATCH 4	/* the first with BATCH and ACK */
 #define PROTO_VERSION_INVALID 5	/* the first whose BATCH counts the stacks
 				   left out */
+#define PROTO_VERSION_MODE 6	/* the first whose BATCH says its mode */
 
 /* Limits.  Every one is checked by the decoder; a peer over one is closed. */
 #define PROTO_HEADER_SIZE	4		/* length prefix */
@@ -133,7 +143,7 @@ enum proto_type {
 	/* 150..199: optional agent -> daemon messages (see above). */
 	PROTO_BATCH = 109,	/* [109, seq, base_ns, flattened]: SAMPLES
 				    with the agent's batch number (v4);
-				    [..., invalid] (v5) */
+				    [..., invalid] (v5), [..., mode] (v6) */
 
 	/* 200s: daemon -> agent. */
 	PROTO_CONFIG = 200,	/* [200, profiling, rate_hz, mode, reader,
@@ -264,6 +274,8 @@ struct proto_msg {
 			const msgpack_object *fields;
 			int	 has_invalid;	/* BATCH of v5 */
 			uint32_t invalid;	/* stacks left out */
+			int	 has_mode;	/* BATCH of v6 */
+			uint32_t mode;		/* taken in (enum proto_mode) */
 		} samples;
 		struct { const msgpack_object_map *map; } stats;
 		struct {
@@ -363,6 +375,10 @@ int	proto_send_batch(struct proto_sink *, uint64_t seq, uint64_t base_ns,
 int	proto_send_batch_v5(struct proto_sink *, uint64_t seq,
 	    uint64_t base_ns, const struct proto_sample *, uint32_t count,
 	    uint32_t invalid);
+/* The version 6 BATCH: the same, then the mode its samples were taken in. */
+int	proto_send_batch_v6(struct proto_sink *, uint64_t seq,
+	    uint64_t base_ns, const struct proto_sample *, uint32_t count,
+	    uint32_t invalid, uint32_t mode);
 int	proto_send_ack(struct proto_sink *, uint64_t seq);
 /* Stats: values in PROTO_AGENT_STATS order. */
 int	proto_send_stats(struct proto_sink *, const uint64_t *values);

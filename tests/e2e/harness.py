@@ -21,6 +21,18 @@ BIN = os.path.join(ROOT, "bin")
 WORKLOADS = os.path.join(ROOT, "tests", "workloads")
 
 
+def _proto_version():
+    """PROTO_VERSION, as proto/proto.h says: the newest version spoken."""
+    with open(os.path.join(ROOT, "proto", "proto.h")) as f:
+        for line in f:
+            if line.startswith("#define PROTO_VERSION "):
+                return int(line.split()[2])
+    raise RuntimeError("no PROTO_VERSION in proto/proto.h")
+
+
+PROTO_VERSION = _proto_version()
+
+
 class TestFailure(Exception):
     pass
 

@@ -12,7 +12,8 @@ import threading
 import time
 
 import fakeagent
-from harness import ROOT, WORKLOADS, check, connect, once, wait_until
+from harness import (PROTO_VERSION, ROOT, WORKLOADS, check, connect, once,
+                     wait_until)
 
 WIRE = os.path.join(ROOT, "tests", "data", "wire")
 REJECT = 202
@@ -131,10 +132,11 @@ def test_incompatible_hello_gets_reject_and_one_log_line(ctx):
         s.close()
         check(len(got) == 1 and msg_type(got[0]) == REJECT,
               "hello %r got %r, not one REJECT" % (hello, got))
-        # [202, 1, 5, reason]
-        check(got[0][3] == 1 and got[0][4] == 5,
-              "REJECT range %r, want 1..5" % got[0][:4])
-        check(b"profd speaks 1 to 5" in got[0], "reason: %r" % got[0])
+        # [202, 1, PROTO_VERSION, reason]
+        check(got[0][3] == 1 and got[0][4] == PROTO_VERSION,
+              "REJECT range %r, want 1..%d" % (got[0][:4], PROTO_VERSION))
+        check(b"profd speaks 1 to %d" % PROTO_VERSION in got[0],
+              "reason: %r" % got[0])
 
     def logged():
         with open(ctx.daemon_log) as f:
@@ -142,8 +144,8 @@ def test_incompatible_hello_gets_reject_and_one_log_line(ctx):
     lines = wait_until(lambda: len(logged()) >= 2 and logged(), 10,
                        "two log lines")
     check(len(lines) == 2, "log lines: %r" % lines)
-    check("agent pid 7001: protocol versions 9 to 12; profd speaks 1 to 5"
-          in lines[0], "log line: %r" % lines[0])
+    check("agent pid 7001: protocol versions 9 to 12; profd speaks 1 to %d"
+          % PROTO_VERSION in lines[0], "log line: %r" % lines[0])
     st = ctx.ctl_json("status")
     check(st["daemon"]["agents_incompatible"] == 2,
           "agents_incompatible %r" % st["daemon"]["agents_incompatible"])
@@ -155,7 +157,8 @@ def test_incompatible_hello_gets_reject_and_one_log_line(ctx):
 @once
 def test_profd_skips_optional_messages_of_a_newer_agent(ctx):
     ctx.start_daemon()
-    a = fakeagent.FakeAgent(ctx.rt, pid=7100, service="newer", versions=(2, 6))
+    a = fakeagent.FakeAgent(ctx.rt, pid=7100, service="newer",
+                            versions=(2, PROTO_VERSION + 1))
     th = a.thread("MainThread")
     st = a.stack(["wire_main", "wire_leaf"])
     a.send([160, {"future": 1}])            # optional: skipped
@@ -164,7 +167,8 @@ def test_profd_skips_optional_messages_of_a_newer_agent(ctx):
     a.flush()
     cfg = frames(a.sock.recv(4096))[0][0]
     check(msg_type(cfg) == fakeagent.CONFIG and nfields(cfg) == 7 and
-          cfg[-1] == 5, "a version 6 agent got CONFIG %r" % cfg)
+          cfg[-1] == PROTO_VERSION,
+          "a version %d agent got CONFIG %r" % (PROTO_VERSION + 1, cfg))
     wait_until(lambda: ctx.ctl_json("show", "--pid", 7100)["samples"] == 20,
                20, "20 samples of the newer agent")
     d = ctx.ctl_json("status")["daemon"]
@@ -277,7 +281,8 @@ def test_agent_given_reject_says_so_once_and_stays_away(ctx):
         c.settimeout(30)
         hello, _ = read_hello(c)
         if hello is not None:
-            c.sendall(fakeagent.frame([REJECT, 6, 8, "too old"]))
+            c.sendall(fakeagent.frame([REJECT, PROTO_VERSION + 1,
+                                           PROTO_VERSION + 3, "too old"]))
         c.close()
 
     fake = FakeDaemon(ctx, serve)
@@ -294,8 +299,9 @@ def test_agent_given_reject_says_so_once_and_stays_away(ctx):
         lines = [l for l in out.splitlines() if "refused this agent" in l]
         check(len(lines) == 1, "want one line, got:\n%s" % out[-1500:])
         check("refused this agent: too old (profd speaks protocol versions "
-              "6 to 8, this agent 1 to 5); next try in 300 s" in lines[0],
-              "line: %r" % lines[0])
+              "%d to %d, this agent 1 to %d); next try in 300 s"
+              % (PROTO_VERSION + 1, PROTO_VERSION + 3, PROTO_VERSION)
+              in lines[0], "line: %r" % lines[0])
         p.kill()
     finally:
         fake.close()

@@ -3,7 +3,7 @@ departed processes status keeps."""
 import os
 
 import fakeagent
-from harness import WORKLOADS, check, once, wait_until
+from harness import PROTO_VERSION, WORKLOADS, check, once, wait_until
 
 COMMANDS = ("status", "start", "stop", "show", "flamegraph", "ps", "reset",
             "reload")
@@ -43,7 +43,8 @@ def test_status_shows_ppid_service_mode_and_reader_in_effect(ctx):
     check(r["PPID"] == str(a["ppid"]) and a["ppid"] > 1,
           "PPID %r, json %r" % (r["PPID"], a["ppid"]))
     check(r["MODE"] == "cpu" and r["PROFILING"] == "on", "row %r" % r)
-    check(a["reader"] == "gil" and a["protocol"] == 5, "json %r" % a)
+    check(a["reader"] == "gil" and a["protocol"] == PROTO_VERSION,
+          "json %r" % a)
     p.kill()
 
 

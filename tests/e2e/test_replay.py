@@ -147,3 +147,68 @@ def test_without_a_state_dir_a_restart_starts_with_profiling_off(ctx):
     ctx.ctl("start", "--rate", "150")
     kill_9_and_restart(ctx, (), pause=0.1)
     check(not ctx.ctl_json("status")["profiling"], "profiling on after restart")
+
+
+def thread_counts(ctx, mode):
+    return {r["thread"]: r["self"] for r in
+            ctx.ctl_json("show", "--mode", mode, "--by", "thread")["threads"]}
+
+
+# Per-batch modes are the agent's C code and profd's, the same for every
+# interpreter.
+@once
+def test_batches_keep_their_mode_across_a_switch_and_a_kill_9(ctx):
+    """Samples taken in cpu mode stay cpu-mode samples when `start --mode
+    wall` comes while they are in flight, and when profd is killed right
+    after it and the agent sends them again to the new profd."""
+    state = os.path.join(ctx.tmp, "state")
+    # Acks come at each flush: a long interval leaves seconds of cpu-mode
+    # batches with the agent when profd dies.
+    args = ("-s", state, "--persist-interval", "5s")
+    ctx.start_daemon(*args)
+    ctx.ctl("start", "--rate", "200", "--mode", "cpu")
+    p = ctx.run_agent([os.path.join(WORKLOADS, "oncpu.py"), "busy2of8",
+                       os.path.join(ctx.tmp, "modes.state")],
+                      service="modes")
+    wait_until(lambda: stored_by_pid(ctx).get(p.pid, 0) > 300, 30,
+               "cpu-mode samples stored")
+    time.sleep(1.5)
+    ctx.ctl("start", "--mode", "wall")
+    time.sleep(0.3)
+    kill_9_and_restart(ctx, args, pause=0.5)
+    before = stored_by_pid(ctx).get(p.pid, 0)
+    wait_until(lambda: stored_by_pid(ctx).get(p.pid, 0) > before + 2000, 30,
+               "wall-mode samples after the restart")
+    ctx.ctl("stop")
+
+    def balanced():
+        st, got = agents_by_pid(ctx), stored_by_pid(ctx)
+        if p.pid not in st:
+            return False
+        s = st[p.pid]["stats"]
+        balanced.row = (got.get(p.pid, 0), s["samples"], s["dropped"],
+                        s["replayed"])
+        return balanced.row[0] == s["samples"] - s["dropped"]
+    balanced.row = None
+    try:
+        wait_until(balanced, 30, "stored == taken - dropped")
+    except Exception:
+        raise AssertionError("(stored, taken, dropped, replayed): %r; log: %s"
+                             % (balanced.row, ctx.log_tail()))
+    check(balanced.row[3] > 0, "no batch was sent again after the kill")
+    cpu, wall = thread_counts(ctx, "cpu"), thread_counts(ctx, "wall")
+    print("  (stored, taken, dropped, replayed) %r\n  cpu %r\n  wall %r"
+          % (balanced.row, cpu, wall))
+    busy = sum(v for k, v in cpu.items() if k.startswith("busy_"))
+    idle = sum(v for k, v in cpu.items() if k.startswith("idle_"))
+    # cpu mode samples threads that run: the idle ones next to never.
+    check(busy > 300 and idle <= busy // 50,
+          "cpu mode: busy %d, idle %d samples" % (busy, idle))
+    # Wall mode samples every thread at every tick: a busy thread has as
+    # many as an idle one, unless cpu-mode samples were filed as wall.
+    for b in ("busy_0", "busy_1"):
+        check(abs(wall.get(b, 0) - wall.get("idle_0", 0)) <=
+              wall.get("idle_0", 0) // 20 + 10,
+              "wall mode: %s has %d samples, idle_0 %d (cpu-mode samples "
+              "filed as wall?)" % (b, wall.get(b, 0), wall.get("idle_0", 0)))
+    p.kill()

@@ -176,6 +176,50 @@ Test(proto, round_trips_a_batch_with_the_stacks_left_out)
 	cr_assert_eq(m.samples.invalid, UINT32_MAX);
 }
 
+Test(proto, round_trips_a_batch_with_its_mode)
+{
+	struct proto_sample	 in[1] = { { 1, 1, 0, 1000, 0 } };
+	struct proto_msg	 m;
+	const char		*err;
+
+	cr_assert_eq(proto_send_batch_v6(&sink, 0, 5, in, 1, 0,
+	    PROTO_MODE_CPU), -1);
+	cr_assert_eq(proto_send_batch_v6(&sink, 9, 5, in, 1, 0,
+	    PROTO_MODE_LAST + 1), -1);
+	cr_assert_eq(proto_send_batch_v6(&sink, 9, 77, in, 1, 2,
+	    PROTO_MODE_CPU), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.type, PROTO_BATCH);
+	cr_assert_eq(m.samples.seq, 9);
+	cr_assert_eq(m.samples.count, 1);
+	cr_assert_eq(m.samples.invalid, 2);
+	cr_assert_eq(m.samples.has_mode, 1);
+	cr_assert_eq(m.samples.mode, PROTO_MODE_CPU);
+	sink.len = 0;
+	msgpack_unpacked_destroy(&up);
+	msgpack_unpacked_init(&up);
+	/* A version 5 batch says no mode. */
+	cr_assert_eq(proto_send_batch_v5(&sink, 10, 77, in, 1, 0), 0);
+	cr_assert_eq(decode_one(&m, &err), 0, "%s", err);
+	cr_assert_eq(m.samples.has_mode, 0);
+}
+
+Test(proto, rejects_a_batch_with_an_unknown_mode)
+{
+	/* [109, 1, 0, [], 0, 9] */
+	static const unsigned char b[] = { 0x96, 0xcc, 109, 0x01, 0x00, 0x90,
+	    0x00, 0x09 };
+	msgpack_unpacked	 u;
+	struct proto_msg	 m;
+	const char		*err = NULL;
+
+	msgpack_unpacked_init(&u);
+	cr_assert_eq(proto_decode((const char *)b, sizeof b, &u, &m, &err),
+	    -1);
+	cr_assert_not_null(err);
+	msgpack_unpacked_destroy(&u);
+}
+
 Test(proto, samples_cost_few_bytes_each)
 {
 	struct proto_sample	s[512];

