@@ -3,10 +3,13 @@
  */
 
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -268,5 +271,75 @@ access_proc_stat(pid_t pid, uint64_t *start_ns, uint32_t *ppid)
 	*start_ns = btime * 1000000000ull +
 	    ticks / (unsigned long long)hz * 1000000000ull +
 	    ticks % (unsigned long long)hz * (1000000000ull / (uint64_t)hz);
+	return (0);
+}
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD	77	/* Linux 6.5 */
+#endif
+
+/* A pidfd of a Unix socket's peer process. */
+int
+access_peer_pidfd(int fd, pid_t pid)
+{
+	socklen_t	len;
+	int		pidfd = -1;
+
+	len = sizeof pidfd;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 &&
+	    len == sizeof pidfd && pidfd >= 0) {
+		(void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+		return (pidfd);
+	}
+#ifdef SYS_pidfd_open
+	if (pid > 0)
+		return ((int)syscall(SYS_pidfd_open, pid, 0));
+#endif
+	return (-1);
+}
+
+/* Whether the process of a pidfd still runs: a pidfd is readable once its
+ * process exited. */
+int
+access_pidfd_alive(int pidfd)
+{
+	struct pollfd	pfd = { pidfd, POLLIN, 0 };
+	int		n;
+
+	if (pidfd < 0)
+		return (-1);
+	while ((n = poll(&pfd, 1, 0)) == -1 && errno == EINTR)
+		;
+	if (n < 0)
+		return (-1);
+	return (n == 0 ? 1 : 0);
+}
+
+/* A process's real and effective uids: the "Uid:" line of its status
+ * (/proc/PID's owner is root for a process that is not dumpable). */
+int
+access_proc_uids(pid_t pid, uid_t *ruid, uid_t *euid)
+{
+	char		 path[64], line[256];
+	unsigned long	 r, e;
+	FILE		*f;
+	int		 found = 0;
+
+	if (pid <= 0)
+		return (-1);
+	snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return (-1);
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (sscanf(line, "Uid: %lu %lu", &r, &e) == 2) {
+			found = 1;
+			break;
+		}
+	}
+	fclose(f);
+	if (!found)
+		return (-1);
+	*ruid = (uid_t)r;
+	*euid = (uid_t)e;
 	return (0);
 }

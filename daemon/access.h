@@ -68,4 +68,13 @@ const char *access_peer_name(const struct access_peer *, char *, size_t);
  * 0, or -1. */
 int	access_proc_stat(pid_t, uint64_t *start_ns, uint32_t *ppid);
 
+/* A pidfd of the process that connected a Unix socket (SO_PEERPIDFD; on a
+ * kernel without it, pidfd_open of pid, which may be late by a pid's
+ * reuse): -1 when neither works.  Close-on-exec. */
+int	access_peer_pidfd(int fd, pid_t pid);
+/* Whether the process of a pidfd still runs: 1, 0 (exited), -1 unknown. */
+int	access_pidfd_alive(int pidfd);
+/* A process's real and effective uids, from /proc/PID/status; 0, or -1. */
+int	access_proc_uids(pid_t, uid_t *ruid, uid_t *euid);
+
 #endif

@@ -536,6 +536,46 @@ fail:
 	return (persist_rc_of(rc));
 }
 
+/*
+ * Says whether the store's file and its WAL and shared-memory files are
+ * each absent or a regular file: a symbolic link there (to another
+ * application's database, say) is never followed, nor is anything else
+ * opened or written in its place.  0, or -1 with *why set.
+ */
+static int
+persist_regular(const struct persist *p, const char **why)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	char		 path[PERSIST_PATH_MAX + PERSIST_SUFFIX_MAX];
+	struct stat	 sb;
+	size_t		 i;
+
+	for (i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+		snprintf(path, sizeof path, "%s%s", p->path, suffix[i]);
+		if (lstat(path, &sb) != 0) {
+			if (errno == ENOENT)
+				continue;
+			*why = "cannot be checked (lstat failed)";
+			return (-1);
+		}
+		if (S_ISLNK(sb.st_mode)) {
+			*why = i == 0 ? "is a symbolic link: profd does not "
+			    "follow links in its state directory (remove it; "
+			    "profd creates the file)" : "has a -wal or -shm "
+			    "file that is a symbolic link: profd does not "
+			    "follow links in its state directory (remove it)";
+			return (-1);
+		}
+		if (!S_ISREG(sb.st_mode)) {
+			*why = i == 0 ? "is not a regular file (remove it; "
+			    "profd creates the file)" : "has a -wal or -shm "
+			    "file that is not a regular file (remove it)";
+			return (-1);
+		}
+	}
+	return (0);
+}
+
 /* Opens the file and checks it is a healthy store of this schema. */
 static enum persist_rc
 persist_db_open(struct persist *p, const char **why)
@@ -544,9 +584,13 @@ persist_db_open(struct persist *p, const char **why)
 	const char	*r;
 	int		 rc;
 
+	if (persist_regular(p, why) != 0)
+		return (PERSIST_FAIL);
 	*why = "cannot open";
+	/* NOFOLLOW: a link made after the check is refused all the same. */
 	rc = sqlite3_open_v2(p->path, &p->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+	    NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
 	/* A hostile file must not run code or grow rows without bound. */

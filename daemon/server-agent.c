@@ -180,6 +180,7 @@ server_agent_create(struct bufferevent *bev)
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		return (NULL);
 	c->bev = bev;
+	c->peer_pidfd = -1;
 	c->accepted_ns = c->input_ns = server_now_ns();
 	if (bev != NULL) {
 		c->out = bufferevent_get_output(bev);
@@ -220,6 +221,8 @@ server_agent_free(struct agent_conn *c)
 	if (c->instance != 0 && server_store != NULL)
 		store_instance_detach(server_store, c->instance,
 		    server_now_ns());
+	if (c->peer_pidfd != -1)
+		close(c->peer_pidfd);
 	if (c->close_ev != NULL)
 		event_free(c->close_ev);
 	if (c->deadline_ev != NULL)
@@ -460,11 +463,56 @@ server_agent_same_pidns(pid_t pid)
 }
 
 /*
+ * Reads the start time and parent of the process that connected, from
+ * /proc only, and checks the process is still the one that connected (its
+ * pidfd: a pid freed and reused by another process since fails) and, for
+ * a peer that is not trusted, that the connecting uid is the process's
+ * own.  0, or -1 with the connection failed: a process already gone, or
+ * another user's, is refused, never filed under a claim.
+ */
+static int
+server_agent_peer_proc(struct agent_conn *c, uint64_t *start_ns,
+    uint32_t *ppid)
+{
+	uid_t	ruid, euid;
+	int	alive;
+
+	if (access_proc_stat(c->peer_pid, start_ns, ppid) != 0 ||
+	    (!c->trusted && access_proc_uids(c->peer_pid, &ruid, &euid) != 0)) {
+		daemon_stats.hello_identity_refused++;
+		return (server_agent_fail(c, "its process is gone (no "
+		    "/proc/%ld): refused, a hello never names a process",
+		    (long)c->peer_pid));
+	}
+	if (!c->trusted && ruid != c->peer_uid && euid != c->peer_uid) {
+		daemon_stats.hello_identity_refused++;
+		return (server_agent_fail(c, "pid %ld is uid %u's process, "
+		    "not the connecting uid %u's (the pid was reused?): "
+		    "refused", (long)c->peer_pid, (unsigned)euid,
+		    (unsigned)c->peer_uid));
+	}
+	/* Still running: /proc showed the process that connected. */
+	alive = access_pidfd_alive(c->peer_pidfd);
+	if (c->peer_pidfd != -1) {
+		close(c->peer_pidfd);
+		c->peer_pidfd = -1;
+	}
+	if (alive == 0) {
+		daemon_stats.hello_identity_refused++;
+		return (server_agent_fail(c, "its process exited before its "
+		    "hello was read: refused"));
+	}
+	return (0);
+}
+
+/*
  * Decides what a hello is filed under.  The pid, start time and host come
- * from the kernel (SO_PEERCRED, /proc), not from the hello, so nobody can
- * file samples under another process.  Only root and profd's own user,
- * who could write into profd's store anyway, are believed when they
- * speak for another pid of this pid namespace (recorded data, tests).
+ * from the kernel (SO_PEERCRED, its pidfd, /proc), not from the hello, so
+ * nobody can file samples under another process: a process gone by the
+ * time its hello is read, or not the connecting user's, is refused.  Only
+ * root and profd's own user, who could write into profd's store anyway,
+ * are believed when they speak for another pid of this pid namespace
+ * (recorded data, tests).
  */
 static int
 server_agent_identify(struct agent_conn *c, struct proto_hello *h)
@@ -490,10 +538,10 @@ server_agent_identify(struct agent_conn *c, struct proto_hello *h)
 			    (unsigned long long)h->pid);
 		}
 		h->pid = (uint64_t)c->peer_pid;
-		if (access_proc_stat(c->peer_pid, &start_ns, &ppid) == 0) {
-			h->start_ns = start_ns;
-			h->ppid = ppid;
-		}
+		if (server_agent_peer_proc(c, &start_ns, &ppid) != 0)
+			return (-1);
+		h->start_ns = start_ns;
+		h->ppid = ppid;
 		if (!c->trusted) {
 			h->host = server_agent_hostname();
 			h->host_len = (uint32_t)strlen(h->host);
@@ -1062,6 +1110,7 @@ server_agent_accept(int fd)
 	c->trusted = trusted;
 	c->peer_pid = peer.pid;
 	c->peer_uid = peer.uid;
+	c->peer_pidfd = access_peer_pidfd(fd, peer.pid);
 	if (u != NULL)
 		u->conns++;
 	daemon_stats.agents_accepted++;

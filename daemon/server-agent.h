@@ -50,6 +50,8 @@ struct agent_conn {
 	int			 trusted;	/* root or profd's own uid */
 	pid_t			 peer_pid;	/* 0: in another pid namespace */
 	uid_t			 peer_uid;
+	int			 peer_pidfd;	/* the peer process until its
+						   hello, or -1 */
 	uint32_t		 pid;
 	uint32_t		 version;	/* negotiated at its hello */
 	int			 rejected;	/* REJECT sent: closing */

@@ -14,6 +14,7 @@
 	X(agents_rejected, "agent connections refused: max-agents")	\
 	X(agents_rejected_uid, "agent connections refused: max-agents-per-uid") \
 	X(hello_claims_refused, "hellos claiming another pid, filed under their own") \
+	X(hello_identity_refused, "agents refused: process gone or another user's") \
 	X(agents_closed, "agent connections ended")			\
 	X(controls_accepted, "control connections accepted")		\
 	X(controls_rejected, "control connections refused: max-controls") \

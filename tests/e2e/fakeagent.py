@@ -67,11 +67,14 @@ class FakeAgent:
 
     def __init__(self, rundir, pid=None, ppid=1, start_ns=None,
                  service="fake", host="testhost", argv=("fake.py",),
-                 versions=None):
-        """versions: (min, max) sends a version 3 hello with that range."""
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(os.path.join(rundir, "agent.sock"))
+                 versions=None, sock=None):
+        """versions: (min, max) sends a version 3 hello with that range;
+        sock: a socket already connected to rundir's agent.sock."""
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(10)
+            sock.connect(os.path.join(rundir, "agent.sock"))
+        self.sock = sock
         self.pid = pid or os.getpid()
         self.ids = {k: 0 for k in ("str", "func", "frame", "stack", "thread")}
         self.strings = {}

@@ -8,6 +8,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -221,6 +222,89 @@ def test_agents_are_filed_under_their_kernel_pid(ctx):
     check(any(a["pid"] == attacker and a["uid"] == uid for a in agents),
           "status shows the kernel's uid: %r" % agents)
     victim.kill()
+
+
+def connected_by_a_child_as(ctx, user):
+    """A socket to agent.sock that a child of ours running as user
+    connected (so the kernel's peer is that child and user), then exited:
+    its pid, and the socket, still open here."""
+    pw = pwd.getpwnam(user)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            s.connect(os.path.join(ctx.rt, "agent.sock"))
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    check(status == 0, "connecting as %s failed" % user)
+    return pid, s
+
+
+def spawn_with_pid(ctx, pid, tries=20):
+    """A root process given pid (ns_last_pid), or None where the kernel
+    does not let us choose."""
+    for _ in range(tries):
+        try:
+            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                f.write(str(pid - 1))
+        except OSError:
+            return None
+        p = subprocess.Popen(["sleep", "60"])
+        ctx.procs.append(p)
+        if p.pid == pid:
+            return p
+        p.kill()
+        p.wait()
+    return None
+
+
+@once
+def test_a_hello_from_a_process_gone_or_reused_is_refused(ctx):
+    """The process that connected exited before its hello was read: its
+    pid may already be another user's process (here a root one, given that
+    pid on purpose), or nobody's.  Either way the hello is refused, with
+    one log line and a counter, and nothing is filed under the pid; the
+    start time is never taken from the hello."""
+    if not have_users():
+        return
+    ctx.start_daemon()
+    world_readable(ctx)
+    refused = 0
+    for case in ("gone", "reused"):
+        pid, s = connected_by_a_child_as(ctx, "profd-e2e-none")
+        victim = None
+        if case == "reused":
+            victim = spawn_with_pid(ctx, pid)
+            if victim is None:
+                print("  (reuse case skipped: cannot choose a pid here)")
+                s.close()
+                continue
+        a = FakeAgent(ctx.rt, pid=pid, service="ghost-" + case,
+                      argv=("ghost.py", SECRET), start_ns=1, sock=s)
+        th = a.thread("MainThread")
+        a.samples(a.stack(["main", "EVIL_" + case]), th, 40)
+        a.flush()
+        check(closed_by_peer(s), "%s: the connection stayed open" % case)
+        refused += 1
+        check(daemon_stat(ctx, "hello_identity_refused") == refused,
+              "%s: not counted" % case)
+        pids = {p["pid"] for p in ctx.ctl_json("ps")["processes"]}
+        check(pid not in pids, "%s: a record for pid %d: %r"
+              % (case, pid, ctx.ctl_json("ps")["processes"]))
+        if victim is not None:
+            victim.kill()
+    check(daemon_stat(ctx, "samples_stored") == 0, "samples were stored")
+    with open(ctx.daemon_log, errors="replace") as f:
+        lines = [l for l in f if "refused" in l and "hello" in l or
+                 "reused?" in l]
+    check(len(lines) == refused, "want %d log lines, got %r"
+          % (refused, lines))
+    print("  %d hellos refused: %s" % (refused, "".join(lines).strip()))
 
 
 @once

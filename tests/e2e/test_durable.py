@@ -111,3 +111,45 @@ def test_a_big_store_on_disk_loads_within_the_memory_cap(ctx):
     check(st["store"]["bytes"] <= st["store"]["max_bytes"], "over the cap: %r" % st["store"])
     n = ctx.ctl_json("show")["samples"]
     check(0 < n <= 30000, "loaded %d" % n)
+
+
+@once
+def test_a_store_file_that_is_a_link_is_refused_and_its_target_untouched(ctx):
+    """profd.db (or its -wal) a symbolic link to another application's
+    SQLite file: profd refuses to start, says why, and the other file and
+    its directory stay exactly as they were."""
+    import hashlib
+    import sqlite3
+    import subprocess
+    from harness import BIN
+
+    other = os.path.join(ctx.tmp, "other")
+    os.makedirs(other)
+    target = os.path.join(other, "app.db")
+    db = sqlite3.connect(target)
+    db.execute("CREATE TABLE accounts (name TEXT, balance INTEGER)")
+    db.execute("INSERT INTO accounts VALUES ('alice', 100)")
+    db.commit()
+    db.close()
+    with open(target, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    for link in ("profd.db", "profd.db-wal"):
+        state = os.path.join(ctx.tmp, "state-" + link.replace(".", "-"))
+        os.makedirs(state)
+        os.symlink(target, os.path.join(state, link))
+        r = subprocess.run([os.path.join(BIN, "profd"), "-r",
+                            os.path.join(ctx.tmp, "rt-" + link), "-s", state,
+                            ], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=20,
+                           universal_newlines=True, env=ctx.daemon_env())
+        check(r.returncode != 0, "%s a link: profd ran (%d): %s"
+              % (link, r.returncode, r.stdout[-800:]))
+        check("symbolic link" in r.stdout and "profd.db" in r.stdout,
+              "%s a link: no clear error: %r" % (link, r.stdout[-800:]))
+        with open(target, "rb") as f:
+            check(hashlib.sha256(f.read()).hexdigest() == digest,
+                  "the other application's file was written")
+        check(sorted(os.listdir(other)) == ["app.db"],
+              "files made beside the target: %r" % os.listdir(other))
+        check(sorted(os.listdir(state)) == [link],
+              "files made in the state dir: %r" % os.listdir(state))
