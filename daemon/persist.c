@@ -83,6 +83,7 @@ enum persist_stmt {
 	PS_PUT_SEQ, PS_DEL_SEQ, PS_PUT_PROFILE, PS_DEL_PID_PROFILES,
 	PS_PUT_OVERHEAD, PS_DEL_OVERHEAD, PS_DEL_PID_OVERHEADS,
 	PS_PUT_TALLIES, PS_DEL_TALLIES,
+	PS_DEL_BUCKETS_BELOW, PS_DEL_TALLIES_BELOW,
 	PS_COUNT
 };
 
@@ -114,6 +115,8 @@ static const char *persist_stmt_sql[PS_COUNT] = {
 	"DELETE FROM overheads WHERE pid != 0",
 	"INSERT OR REPLACE INTO tallies VALUES(?1, ?2)",
 	"DELETE FROM tallies WHERE bucket = ?1",
+	"DELETE FROM buckets WHERE id < ?1",
+	"DELETE FROM tallies WHERE bucket < ?1",
 };
 
 /* The schema, exactly as sqlite_schema must hold it. */
@@ -178,6 +181,12 @@ struct persist {
 	size_t			 scratch_cap;
 	int			 failing;	/* logged; quiet until ok */
 	struct persist_counts	 counts;
+	/* Loading: past the memory cap, buckets stay on disk and only pin
+	 * what they name; rows naming what the file lacks are dropped. */
+	int			 pin_only;
+	int64_t			*drops;
+	size_t			 ndrops, drops_cap;
+	int64_t			 reset_below;	/* rows under it go (reset) */
 };
 
 /* Monotonic milliseconds. */
@@ -401,6 +410,15 @@ persist_hook_bucket_del(void *arg, const struct store_bucket *b)
 
 	if ((row = persist_map_del(p, b)) != 0)
 		p->dels[p->ndels++] = row;	/* room reserved at put */
+}
+
+/* Store hook: every sample is forgotten, the rows left on disk too. */
+static void
+persist_hook_reset(void *arg)
+{
+	struct persist	*p = arg;
+
+	p->reset_below = p->next_row;
 }
 
 /* -- opening ------------------------------------------------------------- */
@@ -918,48 +936,64 @@ persist_loaded_bucket(struct persist *p, uint64_t start, uint64_t width)
 	return (NULL);
 }
 
-/* Gives a loaded bucket the tallies of its row (column 5; NULL: none),
- * checked as its entries are. */
+/*
+ * A bucket row that names a definition the file does not have (left so by
+ * an older profd's sweep): dropped alone, after the load, not the file.
+ */
 static enum persist_rc
-persist_load_tallies(struct persist *p, sqlite3_stmt *s,
-    const struct store_bucket *b)
+persist_drop_row(struct persist *p, int64_t row)
 {
-	const struct store_tally	*t;
-	struct store_tally		*copy = NULL;
-	const void			*blob;
-	size_t				 i, n;
-	int				 bytes;
-	enum persist_rc			 r = PERSIST_OK;
+	int64_t	*v;
+	size_t	 cap;
 
+	if (p->ndrops == p->drops_cap) {
+		cap = p->drops_cap == 0 ? 64 : p->drops_cap * 2;
+		if ((v = realloc(p->drops, cap * sizeof *v)) == NULL)
+			return (PERSIST_NOFIT);
+		p->drops = v;
+		p->drops_cap = cap;
+	}
+	p->drops[p->ndrops++] = row;
+	return (PERSIST_OK);
+}
+
+/* The tallies of a bucket row (column 5; NULL: none): 0 and *t, *n (and
+ * *copy to free, if it had to be aligned), or PERSIST_BAD. */
+static enum persist_rc
+persist_tallies_of(sqlite3_stmt *s, const struct store_tally **t, size_t *n,
+    struct store_tally **copy)
+{
+	const void	*blob;
+	int		 bytes;
+
+	*t = NULL;
+	*n = 0;
+	*copy = NULL;
 	if (sqlite3_column_type(s, 5) == SQLITE_NULL)
 		return (PERSIST_OK);
 	blob = sqlite3_column_blob(s, 5);
 	bytes = sqlite3_column_bytes(s, 5);
-	if (bytes <= 0 || blob == NULL || (size_t)bytes % sizeof *t != 0)
+	if (bytes <= 0 || blob == NULL ||
+	    (size_t)bytes % sizeof(struct store_tally) != 0)
 		return (PERSIST_BAD);
-	n = (size_t)bytes / sizeof *t;
-	t = blob;
+	*n = (size_t)bytes / sizeof(struct store_tally);
+	*t = blob;
 	if ((uintptr_t)blob % _Alignof(struct store_tally) != 0) {
-		if ((copy = malloc((size_t)bytes)) == NULL)
+		if ((*copy = malloc((size_t)bytes)) == NULL)
 			return (PERSIST_NOFIT);
-		memcpy(copy, blob, bytes);
-		t = copy;
+		memcpy(*copy, blob, bytes);
+		*t = *copy;
 	}
-	for (i = 0; i < n && r == PERSIST_OK; i++) {
-		if ((t[i].samples == 0 && t[i].invalid == 0) ||
-		    store_instance_get(p->st, t[i].instance) == NULL ||
-		    (i > 0 && store_cmp_tally(&t[i - 1], &t[i]) >= 0))
-			r = PERSIST_BAD;
-	}
-	if (r == PERSIST_OK && store_load_tallies(p->st, b, t, n) != 0)
-		r = PERSIST_NOFIT;
-	free(copy);
-	return (r);
+	return (PERSIST_OK);
 }
 
 /*
  * Loads a bucket row.  Rows are checked here first, so that a refusal by
- * the store can only mean its memory cap: then loading stops.
+ * the store can only mean its memory cap: from then on the rows stay on
+ * disk and the definitions they name are pinned (store_pin), so that no
+ * sweep frees or reuses an id they hold.  A row naming a definition the
+ * file lacks is dropped alone; one that does not hold together is a
+ * damaged file (PERSIST_BAD).
  */
 static enum persist_rc
 persist_load_bucket(struct persist *p, sqlite3_stmt *s)
@@ -967,13 +1001,15 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	struct store_counts		 c;
 	const struct store_bucket	*b;
 	const struct store_entry	*e;
+	const struct store_tally	*t;
+	struct store_tally		*tcopy = NULL;
 	const void			*blob;
 	uint64_t			 start, width;
 	int64_t				 row = sqlite3_column_int64(s, 0);
 	int64_t				 n = sqlite3_column_int64(s, 3);
-	size_t				 i, len;
+	size_t				 i, len, nt;
 	uint32_t			 depth;
-	int				 bytes;
+	int				 bytes, missing = 0;
 	enum persist_rc			 r;
 
 	start = (uint64_t)sqlite3_column_int64(s, 1);
@@ -985,9 +1021,6 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	    (bytes > 0 && blob == NULL))
 		return (PERSIST_BAD);
 	len = (size_t)n;
-	store_get_counts(p->st, &c);
-	if (c.bytes + (size_t)bytes > store_get_config(p->st)->max_bytes)
-		return (PERSIST_NOFIT);
 	/* SQLite's blob is malloc'd, so aligned; copy it if not. */
 	e = blob;
 	if ((uintptr_t)blob % _Alignof(struct store_entry) != 0) {
@@ -998,23 +1031,61 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	}
 	for (i = 0; i < len; i++) {
 		if (e[i].count == 0 ||
-		    store_thread_get(p->st, e[i].thread) == NULL ||
+		    (i > 0 && store_cmp_entry(&e[i - 1], &e[i]) >= 0))
+			return (PERSIST_BAD);
+		if (store_thread_get(p->st, e[i].thread) == NULL ||
 		    store_stack_get(p->st, e[i].stack, &depth) == NULL)
-			return (PERSIST_BAD);
-		if (i > 0 && store_cmp_entry(&e[i - 1], &e[i]) >= 0)
-			return (PERSIST_BAD);
+			missing = 1;
 	}
-	if (store_load_bucket(p->st, start, width, e, len) != 0)
-		return (PERSIST_NOFIT);
-	if ((b = persist_loaded_bucket(p, start, width)) == NULL ||
-	    persist_map_put(p, b, row) != 0)
-		return (PERSIST_NOFIT);	/* rewritten under a new row */
-	if (row >= p->next_row)
-		p->next_row = row + 1;
-	if ((r = persist_load_tallies(p, s, b)) != PERSIST_OK)
+	if ((r = persist_tallies_of(s, &t, &nt, &tcopy)) != PERSIST_OK)
 		return (r);
-	p->counts.buckets_loaded++;
-	return (PERSIST_OK);
+	for (i = 0; i < nt; i++) {
+		if ((t[i].samples == 0 && t[i].invalid == 0) ||
+		    (i > 0 && store_cmp_tally(&t[i - 1], &t[i]) >= 0)) {
+			free(tcopy);
+			return (PERSIST_BAD);
+		}
+		if (store_instance_get(p->st, t[i].instance) == NULL)
+			missing = 1;
+	}
+	if (missing) {
+		free(tcopy);
+		return (persist_drop_row(p, row));
+	}
+	if (!p->pin_only) {
+		store_get_counts(p->st, &c);
+		if (c.bytes + (size_t)bytes <= store_get_config(p->st)->max_bytes &&
+		    store_load_bucket(p->st, start, width, e, len) == 0) {
+			if (row >= p->next_row)
+				p->next_row = row + 1;
+			if ((b = persist_loaded_bucket(p, start, width)) == NULL ||
+			    persist_map_put(p, b, row) != 0) {
+				/* Rewritten under a new row; no room for more. */
+				free(tcopy);
+				p->pin_only = 1;
+				return (PERSIST_OK);
+			}
+			/* Without room for its tallies it goes without. */
+			if (nt > 0 && store_load_tallies(p->st, b, t, nt) != 0)
+				p->pin_only = 1;
+			free(tcopy);
+			p->counts.buckets_loaded++;
+			return (PERSIST_OK);
+		}
+		p->pin_only = 1;
+	}
+	/* Left on disk: what it names keeps its id. */
+	r = PERSIST_OK;
+	for (i = 0; i < len && r == PERSIST_OK; i++)
+		if (store_pin(p->st, STORE_THREAD, e[i].thread) != 0 ||
+		    store_pin(p->st, STORE_STACK, e[i].stack) != 0)
+			r = PERSIST_NOFIT;
+	for (i = 0; i < nt && r == PERSIST_OK; i++)
+		if (store_pin(p->st, STORE_INSTANCE, t[i].instance) != 0)
+			r = PERSIST_NOFIT;
+	free(tcopy);
+	/* Without every pin it cannot stay: dropped. */
+	return (r == PERSIST_OK ? r : persist_drop_row(p, row));
 }
 
 /* Loads an instance's newest stored batch number. */
@@ -1062,6 +1133,43 @@ persist_load_defs(struct persist *p)
 	return (PERSIST_OK);
 }
 
+/* Deletes the rows persist_drop_row listed, with one log line. */
+static enum persist_rc
+persist_drop_rows(struct persist *p)
+{
+	sqlite3_stmt	*b = NULL, *t = NULL;
+	size_t		 i;
+	int		 rc;
+
+	if ((rc = sqlite3_prepare_v2(p->db, "DELETE FROM buckets WHERE id = ?1",
+	    -1, &b, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(p->db, "DELETE FROM tallies WHERE "
+	    "bucket = ?1", -1, &t, NULL)) != SQLITE_OK)
+		goto out;
+	for (i = 0; i < p->ndrops; i++) {
+		sqlite3_bind_int64(b, 1, p->drops[i]);
+		sqlite3_bind_int64(t, 1, p->drops[i]);
+		if ((rc = sqlite3_step(b)) != SQLITE_DONE ||
+		    (rc = sqlite3_step(t)) != SQLITE_DONE)
+			goto out;
+		sqlite3_reset(b);
+		sqlite3_reset(t);
+	}
+	rc = SQLITE_OK;
+	log_warn("%s: %zu buckets dropped: they name definitions the file does "
+	    "not have (left so by an older profd); the rest is loaded",
+	    p->path, p->ndrops);
+	p->counts.rows_deleted += p->ndrops;
+	p->counts.buckets_dropped += p->ndrops;
+out:
+	sqlite3_finalize(b);
+	sqlite3_finalize(t);
+	free(p->drops);
+	p->drops = NULL;
+	p->ndrops = p->drops_cap = 0;
+	return (rc == SQLITE_OK ? PERSIST_OK : persist_rc_of(rc));
+}
+
 /* Deletes buckets past the retention, then loads the newest that fit. */
 static enum persist_rc
 persist_load_buckets(struct persist *p, uint64_t now_ns)
@@ -1090,7 +1198,10 @@ persist_load_buckets(struct persist *p, uint64_t now_ns)
 	    "b.entries, t.rows FROM buckets b LEFT JOIN tallies t ON "
 	    "t.bucket = b.id ORDER BY b.start_ns DESC, b.id DESC",
 	    persist_load_bucket);
-	if (r != PERSIST_OK && r != PERSIST_NOFIT)
+	/* Short of memory for the list of drops: rows may be unpinned. */
+	if (r != PERSIST_OK)
+		return (r == PERSIST_NOFIT ? PERSIST_BAD : r);
+	if (p->ndrops > 0 && (r = persist_drop_rows(p)) != PERSIST_OK)
 		return (r);
 	if ((rc = sqlite3_prepare_v2(p->db, "SELECT max(id), count(*) FROM "
 	    "buckets", -1, &s, NULL)) != SQLITE_OK)
@@ -1133,6 +1244,11 @@ persist_unload(struct persist *p, uint64_t now_ns)
 	persist_map_clear(p);
 	p->next_row = 1;
 	p->counts.buckets_loaded = p->counts.buckets_skipped = 0;
+	p->counts.buckets_dropped = 0;
+	p->pin_only = 0;
+	free(p->drops);
+	p->drops = NULL;
+	p->ndrops = p->drops_cap = 0;
 	store_tick(p->st, UINT64_MAX);
 	store_sweep_begin(p->st);
 	store_sweep_end(p->st);
@@ -1236,18 +1352,20 @@ persist_open(const char *dir, struct store *st, uint64_t now_ns, char *err,
 	hooks.def_put = persist_hook_put;
 	hooks.def_del = persist_hook_del;
 	hooks.bucket_del = persist_hook_bucket_del;
+	hooks.reset = persist_hook_reset;
 	hooks.arg = p;
 	store_set_hooks(st, &hooks);
 	p->counts.load_ms = persist_ms() - t0;
 	persist_size(p);
 	log_info("%s: loaded %" PRIu64 " buckets (%" PRIu64 " left on disk "
-	    "over max_bytes) in %" PRIu64 " ms", p->path,
+	    "over max_bytes, what they name kept) in %" PRIu64 " ms", p->path,
 	    p->counts.buckets_loaded, p->counts.buckets_skipped,
 	    p->counts.load_ms);
 	return (p);
 fail:
 	if (p != NULL) {
 		persist_db_close(p);
+		free(p->drops);
 		free(p->path);
 		free(p);
 	}
@@ -1494,6 +1612,19 @@ persist_flush_buckets(struct persist *p, uint64_t *rows)
 	struct store_bucket	*b;
 	size_t			 i;
 
+	/* A reset: every row written before it, loaded or not. */
+	if (p->reset_below > 0) {
+		sqlite3_bind_int64(p->stmt[PS_DEL_BUCKETS_BELOW], 1,
+		    p->reset_below);
+		sqlite3_bind_int64(p->stmt[PS_DEL_TALLIES_BELOW], 1,
+		    p->reset_below);
+		if (persist_step(p, PS_DEL_BUCKETS_BELOW) != 0)
+			return (-1);
+		p->counts.rows_deleted += (uint64_t)sqlite3_changes(p->db);
+		if (persist_step(p, PS_DEL_TALLIES_BELOW) != 0)
+			return (-1);
+		p->reset_below = 0;
+	}
 	for (i = 0; i < p->ndels; i++) {
 		sqlite3_bind_int64(p->stmt[PS_DEL_BUCKET], 1, p->dels[i]);
 		sqlite3_bind_int64(p->stmt[PS_DEL_TALLIES], 1, p->dels[i]);
@@ -1586,6 +1717,7 @@ persist_close(struct persist *p)
 	}
 	free(p->map);
 	free(p->dels);
+	free(p->drops);
 	free(p->scratch);
 	free(p->path);
 	free(p);

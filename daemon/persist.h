@@ -30,6 +30,7 @@ struct persist_counts {
 	uint64_t	load_ms;
 	uint64_t	buckets_loaded;
 	uint64_t	buckets_skipped;	/* over the memory cap */
+	uint64_t	buckets_dropped;	/* naming what the file lacks */
 	uint64_t	set_aside;		/* files renamed .bad-* */
 };
 

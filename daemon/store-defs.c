@@ -672,8 +672,43 @@ store_sweep_begin(struct store *st)
 		if (in != NULL && (in->attached || in->end_ns >= cut))
 			store_mark(st, STORE_INSTANCE, (uint32_t)i);
 	}
+	/* What buckets left on disk name. */
+	for (k = 0; k < STORE_NKINDS; k++) {
+		for (i = 0; i < st->defs[k].npins; i++)
+			if (st->defs[k].pins[i / 8] & (1u << (i % 8)))
+				store_mark(st, k, (uint32_t)i + 1);
+	}
 	store_mark(st, STORE_FRAME, st->truncated_frame);
 	store_mark(st, STORE_STRING, st->empty_string);
+}
+
+/* Keeps a definition through every sweep (see store.h).  A bit per id:
+ * counted in the store's bytes but never refused for the cap, as it is a
+ * small fraction of the definitions it keeps (already counted). */
+int
+store_pin(struct store *st, enum store_kind k, uint32_t id)
+{
+	struct store_defs	*d = &st->defs[k];
+	uint8_t			*v;
+	uint32_t		 n, have = (d->npins + 7) / 8, want;
+
+	if (id == 0 || id > d->len || !store_defs_live(st, k, id))
+		return (-1);
+	if (id > d->npins) {
+		n = d->npins == 0 ? 8192 : d->npins;
+		while (n < id)
+			n *= 2;
+		want = (n + 7) / 8;
+		if ((v = realloc(d->pins, want)) == NULL)
+			return (-1);
+		memset(v + have, 0, want - have);
+		st->bytes += want - have;
+		st->def_bytes += want - have;
+		d->pins = v;
+		d->npins = n;
+	}
+	d->pins[(id - 1) / 8] |= (uint8_t)(1u << ((id - 1) % 8));
+	return (0);
 }
 
 /* Frees one unmarked definition. */

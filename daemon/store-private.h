@@ -65,6 +65,10 @@ struct store_defs {
 	uint32_t		 nfree, free_cap;
 	struct store_index	 index;
 	uint8_t			*marks;		/* during a sweep */
+	uint8_t			*pins;		/* bits: ids a sweep keeps,
+						   named by buckets left on
+						   disk */
+	uint32_t		 npins;		/* ids 1..npins have a bit */
 };
 
 struct store {

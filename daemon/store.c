@@ -808,6 +808,7 @@ store_free(struct store *st)
 		free(d->free_ids);
 		free(d->index.slots);
 		free(d->marks);
+		free(d->pins);
 	}
 	free(st);
 }
@@ -856,10 +857,25 @@ store_busy(const struct store *st)
 void
 store_reset(struct store *st)
 {
+	struct store_defs	*d;
+	size_t			 n;
+	int			 k;
+
 	if (st->readers > 0)
 		return;
 	while (st->buckets != NULL)
 		store_bucket_drop(st, st->buckets);
+	for (k = 0; k < STORE_NKINDS; k++) {
+		d = &st->defs[k];
+		n = (d->npins + 7) / 8;
+		st->bytes -= n;
+		st->def_bytes -= n;
+		free(d->pins);
+		d->pins = NULL;
+		d->npins = 0;
+	}
+	if (st->hooks.reset != NULL)
+		st->hooks.reset(st->hooks.arg);
 }
 
 /* Fills in the counters and sizes. */

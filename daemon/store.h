@@ -161,6 +161,7 @@ struct store_hooks {
 	void	(*def_put)(void *, enum store_kind, uint32_t id);
 	void	(*def_del)(void *, enum store_kind, uint32_t id);
 	void	(*bucket_del)(void *, const struct store_bucket *);
+	void	(*reset)(void *);	/* store_reset: every sample goes */
 	void	*arg;
 };
 
@@ -234,8 +235,8 @@ size_t		 store_sweep_end(struct store *);
  * by what arrives meanwhile. */
 void		 store_readers(struct store *, int delta);
 int		 store_busy(const struct store *);
-/* Forgets every sample (definitions go at the next sweep).  Not while
- * busy. */
+/* Forgets every sample, those left on disk too (the reset hook), and
+ * every pin (definitions go at the next sweep).  Not while busy. */
 void		 store_reset(struct store *);
 void		 store_get_counts(const struct store *, struct store_counts *);
 
@@ -283,5 +284,12 @@ int		 store_load_bucket(struct store *, uint64_t start_ns,
 /* Gives a loaded bucket (one of store_buckets) its saved tallies. */
 int		 store_load_tallies(struct store *, const struct store_bucket *,
 		     const struct store_tally *, size_t n);
+/*
+ * Keeps a loaded definition, and what it names, through every sweep until
+ * the store is freed: what a bucket left on disk (not loaded, for the
+ * memory cap) names must keep its id, or a later load would find the id
+ * gone or reused.  -1 when out of memory or the id is not live.
+ */
+int		 store_pin(struct store *, enum store_kind, uint32_t id);
 
 #endif

@@ -113,6 +113,122 @@ def test_a_big_store_on_disk_loads_within_the_memory_cap(ctx):
     check(0 < n <= 30000, "loaded %d" % n)
 
 
+def fill_past_buckets(ctx, state, nb=300, nown=20, nshared=40, nthreads=25):
+    """Starts profd on state with 1 s buckets and fills nb past buckets,
+    each with nown stacks of its own (freed by a sweep if nothing kept
+    them) and nshared * nthreads entries of shared stacks that make it big;
+    stops profd.  The samples sent."""
+    from fakeagent import SAMPLES
+    ctx.start_daemon("-s", state, "--bucket", "1s")
+    a = FakeAgent(ctx.rt, pid=3300, service="swept")
+    threads = [a.thread("worker-%d" % i) for i in range(nthreads)]
+    shared = [a.stack(["main", "shared", "s%d" % i]) for i in range(nshared)]
+    now = time.time_ns()
+    for k in range(nb):
+        own = [a.stack(["main", "f%d" % j, "g%d_%d" % (k, j)])
+               for j in range(nown)]
+        flat = []
+        for st in own:
+            flat += [st, threads[0], 0, 10000, 1]
+        for st in shared:
+            for th in threads:
+                flat += [st, th, 0, 10000, 1]
+        a.send([SAMPLES, now - (700 - k * 2) * NS, flat])
+        a.flush()
+    a.close()
+    total = nb * (nown + nshared * nthreads)
+    wait_until(lambda: stored(ctx) == total, 60, "%d samples" % total)
+    check(ctx.stop_daemon() == 0, "SIGTERM exit")
+    return total
+
+
+@once
+def test_a_restart_with_a_bigger_cap_after_a_sweep_gives_the_right_names(ctx):
+    """Buckets left on disk by a small --max-memory keep what they name:
+    a sweep while they are not loaded frees none of their definitions, so
+    a restart with room loads every sample, each under its own names."""
+    state = os.path.join(ctx.tmp, "state")
+    nb, nown, nshared, nthreads = 300, 20, 40, 25
+    total = fill_past_buckets(ctx, state, nb, nown, nshared, nthreads)
+    ctx.start_daemon("-s", state, "--max-memory", "16M",
+                     "--persist-interval", "1s", "--sweep-interval", "1s")
+    loaded = ctx.ctl_json("show")["samples"]
+    check(0 < loaded < total, "want some buckets left on disk: loaded %d"
+          % loaded)
+    sweeps = ctx.ctl_json("status")["daemon"]["sweeps"]
+    wait_until(lambda: ctx.ctl_json("status")["daemon"]["sweeps"] > sweeps,
+               30, "a sweep of the full store")
+    time.sleep(2.5)                 # past a flush of what it freed
+    check(ctx.stop_daemon() == 0, "SIGTERM exit")
+    ctx.start_daemon("-s", state)
+    check(not [f for f in os.listdir(state) if ".bad" in f],
+          "set aside: %r; log: %s" % (os.listdir(state), ctx.log_tail()))
+    out = ctx.ctl("show", "--format", "folded", "--top", "0").stdout
+    rows = {}
+    for line in out.splitlines():
+        stack, n = line.rsplit(" ", 1)
+        stack = ";".join(f.split(" (")[0] for f in stack.split(";"))
+        rows[stack] = rows.get(stack, 0) + int(n)
+    want = {"main;f%d;g%d_%d" % (j, k, j): 1 for k in range(nb)
+            for j in range(nown)}
+    want.update({"main;shared;s%d" % i: nb * nthreads
+                 for i in range(nshared)})
+    wrong = [(s, n, want.get(s)) for s, n in rows.items()
+             if want.get(s) != n]
+    check(not wrong and len(rows) == len(want),
+          "%d of %d stacks as sent; wrong (stack, got, want): %r" %
+          (len(rows) - len(wrong), len(want), wrong[:5]))
+    print("  loaded %d of %d under the 16M cap; all with their names "
+          "after a sweep and a restart with room" % (loaded, total))
+
+
+@once
+def test_a_reset_forgets_the_buckets_left_on_disk(ctx):
+    state = os.path.join(ctx.tmp, "state")
+    total = fill_past_buckets(ctx, state)
+    ctx.start_daemon("-s", state, "--max-memory", "16M")
+    check(0 < ctx.ctl_json("show")["samples"] < total, "some left on disk")
+    ctx.ctl("reset")
+    check(ctx.stop_daemon() == 0, "SIGTERM exit")
+    ctx.start_daemon("-s", state)
+    check(ctx.ctl_json("show")["samples"] == 0, "samples back after a reset")
+
+
+@once
+def test_a_bucket_naming_a_missing_definition_is_dropped_alone(ctx):
+    """A file an older profd left with a bucket whose thread it deleted:
+    that bucket alone goes, with one log line; the rest loads."""
+    import sqlite3
+    state = os.path.join(ctx.tmp, "state")
+    ctx.start_daemon("-s", state, "--bucket", "1s")
+    a = FakeAgent(ctx.rt, pid=3400, service="partial")
+    kept, lonely = a.thread("kept"), a.thread("lonely")
+    st = a.stack(["main", "work"])
+    now = time.time_ns()
+    for k in range(10):
+        a.samples(st, kept, 7, t_ns=now - (100 - k * 3) * NS)
+    a.samples(st, lonely, 5, t_ns=now - 50 * NS)
+    a.close()
+    wait_until(lambda: stored(ctx) == 75, 20, "75 samples")
+    check(ctx.stop_daemon() == 0, "SIGTERM exit")
+    db = sqlite3.connect(os.path.join(state, "profd.db"))
+    n = db.execute("DELETE FROM threads WHERE name = (SELECT id FROM "
+                   "strings WHERE text = CAST('lonely' AS BLOB))").rowcount
+    db.commit()
+    db.close()
+    check(n == 1, "the thread row to delete: %d" % n)
+    ctx.start_daemon("-s", state)
+    check(not [f for f in os.listdir(state) if ".bad" in f],
+          "set aside: %r" % os.listdir(state))
+    got = ctx.ctl_json("show", "--by", "thread")["threads"]
+    check({r["thread"]: r["self"] for r in got} == {"kept": 70},
+          "threads %r" % got)
+    with open(ctx.daemon_log, errors="replace") as f:
+        lines = [l for l in f if "buckets dropped" in l]
+    check(len(lines) == 1 and "1 buckets dropped" in lines[0],
+          "log lines %r" % lines)
+
+
 @once
 def test_a_store_file_that_is_a_link_is_refused_and_its_target_untouched(ctx):
     """profd.db (or its -wal) a symbolic link to another application's

@@ -677,12 +677,99 @@ Test(persist, bad_tallies_blob_is_set_aside)
 	assert_set_aside();
 }
 
-Test(persist, tallies_of_an_unknown_instance_are_set_aside)
+Test(persist, a_bucket_naming_an_unknown_instance_is_dropped_alone)
 {
+	struct store		*st;
+	struct persist		*p;
+	struct persist_counts	 c;
+	long long		 n;
+
 	store_free(write_filled(5));
-	/* The first tally's instance (its first 4 bytes, LE) made unknown. */
-	run_sql("UPDATE tallies SET rows = x'e7030000' || substr(rows, 5)");
-	assert_set_aside();
+	n = query("SELECT count(*) FROM buckets");
+	/* One bucket's first tally's instance (its first 4 bytes, LE) made
+	 * unknown: that bucket goes, not the file. */
+	run_sql("UPDATE tallies SET rows = x'e7030000' || substr(rows, 5) "
+	    "WHERE bucket = (SELECT min(bucket) FROM tallies)");
+	st = new_store(0);
+	p = open_ok(st, NOW);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.set_aside, 0);
+	cr_assert_eq(c.buckets_dropped, 1);
+	cr_assert_eq((long long)c.buckets_loaded, n - 1);
+	persist_close(p);
+	cr_assert_eq(count_files(PERSIST_FILE ".bad-"), 0);
+	cr_assert_eq(query("SELECT count(*) FROM buckets"), n - 1);
+	store_free(st);
+}
+
+/* Writes 30 buckets whose 40 stacks each are theirs alone (frames at
+ * lines no other bucket uses). */
+static void
+write_own_stacks(void)
+{
+	struct store	*st = new_store(0);
+	struct persist	*p = open_ok(st, NOW);
+	uint32_t	 in, th, file, func, frames[3], sk, k, i, j;
+
+	cr_assert_neq(in = attach(st, 300), 0);
+	cr_assert_neq(th = store_thread(st, in, 3000,
+	    store_string(st, "MainThread", 10)), 0);
+	file = store_string(st, "app.py", 6);
+	func = store_func(st, store_string(st, "f", 1), file, 1);
+	for (k = 0; k < 30; k++) {
+		for (i = 0; i < 40; i++) {
+			for (j = 0; j < 3; j++)
+				cr_assert_neq(frames[j] = store_frame(st, func,
+				    10000 * k + 100 * i + j + 1), 0);
+			cr_assert_neq(sk = store_stack(st, frames, 3, 0), 0);
+			cr_assert_eq(store_add(st, NOW - (300 - k * 10) * SEC,
+			    th, sk, 0, 1, 100), 0);
+		}
+	}
+	store_tick(st, NOW);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_close(p);
+	store_free(st);
+}
+
+Test(persist, a_bucket_left_on_disk_keeps_what_it_names_through_a_sweep)
+{
+	struct store		*st;
+	struct persist		*p;
+	struct persist_counts	 c;
+	struct store_counts	 sa;
+	long long		 frames, stacks, buckets;
+
+	write_own_stacks();
+	frames = query("SELECT count(*) FROM frames");
+	stacks = query("SELECT count(*) FROM stacks");
+	buckets = query("SELECT count(*) FROM buckets");
+	st = new_store(0);
+	persist_close(open_ok(st, NOW));
+	store_get_counts(st, &sa);
+	store_free(st);
+	/* Room for the definitions and half the buckets. */
+	st = new_store(sa.def_bytes + (sa.bytes - sa.def_bytes) / 2);
+	p = open_ok(st, NOW);
+	persist_get_counts(p, &c);
+	cr_assert_gt(c.buckets_skipped, 0);
+	store_sweep_begin(st);
+	store_sweep_end(st);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_close(p);
+	store_free(st);
+	cr_assert_eq(query("SELECT count(*) FROM frames"), frames,
+	    "a sweep deleted frames a bucket on disk names");
+	cr_assert_eq(query("SELECT count(*) FROM stacks"), stacks);
+	st = new_store(0);
+	p = open_ok(st, NOW);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.buckets_dropped, 0);
+	cr_assert_eq(c.buckets_skipped, 0);
+	cr_assert_eq((long long)c.buckets_loaded, buckets);
+	cr_assert_eq(count_files(PERSIST_FILE ".bad-"), 0);
+	persist_close(p);
+	store_free(st);
 }
 
 Test(persist, tallies_of_no_bucket_are_deleted_on_load)
