@@ -616,7 +616,7 @@ persist_db_open(struct persist *p, const char **why)
 	sqlite3_db_config(p->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
 	sqlite3_limit(p->db, SQLITE_LIMIT_LENGTH, PERSIST_MAX_ROW);
 	if ((rc = persist_exec(p, "PRAGMA journal_mode=WAL")) != SQLITE_OK ||
-	    (rc = persist_exec(p, "PRAGMA synchronous=NORMAL")) != SQLITE_OK ||
+	    (rc = persist_exec(p, "PRAGMA synchronous=FULL")) != SQLITE_OK ||
 	    (rc = persist_exec(p, "PRAGMA cell_size_check=ON")) != SQLITE_OK)
 		goto fail;
 	if ((rc = sqlite3_prepare_v2(p->db, "PRAGMA quick_check(1)", -1, &s,
@@ -638,6 +638,17 @@ fail:
 		*why = sqlite3_errmsg(p->db);
 	return (rc == SQLITE_CANTOPEN && access(p->path, F_OK) == 0 ?
 	    PERSIST_BAD : persist_rc_of(rc));
+}
+
+/* Sets what each commit waits for: with FULL, SQLite syncs the WAL at
+ * every commit (a flush), so what was acknowledged survives a power cut;
+ * with OFF it is written to the OS only. */
+int
+persist_set_sync(struct persist *p, enum persist_sync how)
+{
+	return (persist_exec(p, how == PERSIST_SYNC_NONE ?
+	    "PRAGMA synchronous=OFF" : "PRAGMA synchronous=FULL") == SQLITE_OK ?
+	    0 : -1);
 }
 
 /* Closes the file. */

@@ -34,12 +34,21 @@ struct persist_counts {
 	uint64_t	set_aside;		/* files renamed .bad-* */
 };
 
+/* What a flush's commit waits for (--sync). */
+enum persist_sync {
+	PERSIST_SYNC_INTERVAL = 0,	/* fsync: survives a power cut */
+	PERSIST_SYNC_NONE = 1,		/* the OS has it: survives kill -9 */
+};
+
 /*
  * Opens (creating) DIR/profd.db and loads it into st, a new store.  NULL
- * with err set only when DIR itself is unusable.
+ * with err set only when DIR itself is unusable.  Commits are synced
+ * (PERSIST_SYNC_INTERVAL) until persist_set_sync says otherwise.
  */
 struct persist	*persist_open(const char *dir, struct store *st,
 		     uint64_t now_ns, char *err, size_t errlen);
+/* Sets what each commit waits for; 0, or -1. */
+int		 persist_set_sync(struct persist *, enum persist_sync);
 /* Writes what changed since the last flush; 0, or -1 (retried later). */
 int		 persist_flush(struct persist *);
 /* Flushes, removes the hooks and closes. */

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "units.h"
 #include "log.h"
+#include "persist.h"
 #include "proto.h"
 #include "rundir.h"
 #include "server.h"
@@ -39,6 +40,7 @@ enum {
 	OPT_BUCKET,
 	OPT_RETENTION,
 	OPT_PERSIST_INTERVAL,
+	OPT_SYNC,
 	OPT_SWEEP_INTERVAL,
 	OPT_RESYNC_IDS,
 	OPT_ALLOW_USER,
@@ -70,6 +72,7 @@ static const struct option profd_options[] = {
 	{ "bucket", required_argument, NULL, OPT_BUCKET },
 	{ "retention", required_argument, NULL, OPT_RETENTION },
 	{ "persist-interval", required_argument, NULL, OPT_PERSIST_INTERVAL },
+	{ "sync", required_argument, NULL, OPT_SYNC },
 	{ "sweep-interval", required_argument, NULL, OPT_SWEEP_INTERVAL },
 	{ "resync-ids", required_argument, NULL, OPT_RESYNC_IDS },
 	{ "allow-user", required_argument, NULL, OPT_ALLOW_USER },
@@ -150,6 +153,9 @@ profd_usage(FILE *f)
 "                         buckets after 1 d\n"
 "  --persist-interval TIME  with -s, write the newest samples this often;\n"
 "                         kill -9 loses at most this much (default %us)\n"
+"  --sync interval|none   with -s: interval (default) fsyncs each write, so\n"
+"                         what agents were told is kept survives a power\n"
+"                         cut; none leaves it to the OS (survives kill -9)\n"
 "  --sweep-interval TIME  free definitions no sample uses this often\n"
 "                         (default %us; sooner when memory is short)\n"
 "  --resync-ids N         ask an agent to redefine its ids when it holds\n"
@@ -333,6 +339,17 @@ profd_set(void *arg, const char *name, const char *v, char *err,
 	case OPT_PERSIST_INTERVAL:
 		return (profd_duration(name, v, 1, 3600, &lim->persist_s, err,
 		    errlen));
+	case OPT_SYNC:
+		if (strcmp(v, "interval") == 0)
+			lim->sync = PERSIST_SYNC_INTERVAL;
+		else if (strcmp(v, "none") == 0)
+			lim->sync = PERSIST_SYNC_NONE;
+		else {
+			snprintf(err, errlen, "--sync wants interval or none, "
+			    "not '%s'", v);
+			return (-1);
+		}
+		return (0);
 	case OPT_HELLO_TIMEOUT:
 		return (profd_duration(name, v, 1, 3600,
 		    &lim->hello_timeout_s, err, errlen));
@@ -446,6 +463,7 @@ profd_reload_note(const struct profd_opts *was, const struct profd_opts *now)
 	PROFD_SAME(bucket_s, "bucket");
 	PROFD_SAME(retention_s, "retention");
 	PROFD_SAME(persist_s, "persist-interval");
+	PROFD_SAME(sync, "sync");
 	PROFD_SAME(sweep_s, "sweep-interval");
 	PROFD_SAME(resync_ids, "resync-ids");
 	PROFD_SAME(agent_mode, "agent-socket-mode");

@@ -358,6 +358,11 @@ server_init(struct event_base *base, const struct server_limits *lim,
 		    server_now_ns(), err, errlen);
 		if (server_persist == NULL)
 			return (-1);
+		if (persist_set_sync(server_persist, lim->sync) != 0) {
+			snprintf(err, errlen, "%s: cannot set --sync",
+			    lim->state_dir);
+			return (-1);
+		}
 		server_profile_resume();
 	}
 	/* Only now: a sweep while definitions are loaded would free them. */

@@ -27,6 +27,7 @@ struct server_limits {
 	uint64_t bucket_s;		/* finest bucket width */
 	uint64_t retention_s;		/* oldest data kept */
 	uint64_t persist_s;		/* open buckets written every */
+	int	 sync;			/* PERSIST_SYNC_* */
 	uint64_t sweep_s;		/* definitions reclaimed every */
 	uint64_t resync_ids;		/* stale ids before a resync */
 	uint64_t hello_timeout_s;	/* agent: connect -> hello */

@@ -5,14 +5,15 @@
 # libxml2-utils for xmllint, groff-base and man-db to render the man pages,
 # systemd-container and mmdebstrap (debootstrap as a fallback) for
 # `make test-boot`, clang and
-# libclang-rt-dev (libFuzzer) for `make fuzz`).  Needs root (or sudo) only
+# libclang-rt-dev (libFuzzer) for `make fuzz`, strace for the durability
+# test and the capture bench).  Needs root (or sudo) only
 # when something is missing.
 set -e
 PKGS="gcc make pkg-config libevent-dev libmsgpack-dev libcriterion-dev
 libsystemd-dev uthash-dev python3 python3-dev systemd libsqlite3-dev
 libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
 golang-go chromium nodejs libxml2-utils groff-base man-db
-systemd-container mmdebstrap debootstrap clang libclang-rt-dev"
+systemd-container mmdebstrap debootstrap clang libclang-rt-dev strace"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -269,3 +269,41 @@ def test_a_store_file_that_is_a_link_is_refused_and_its_target_untouched(ctx):
               "files made beside the target: %r" % os.listdir(other))
         check(sorted(os.listdir(state)) == [link],
               "files made in the state dir: %r" % os.listdir(state))
+
+
+@once
+def test_sync_interval_fsyncs_each_write_and_none_does_not(ctx):
+    """--sync interval (the default) syncs the store at each flush before
+    acknowledging; --sync none leaves it to the OS.  strace counts the
+    fsync and fdatasync calls profd makes while agents' samples come in."""
+    import shutil
+    import subprocess
+    if not shutil.which("strace"):
+        print("  (skipped: no strace)")
+        return
+    counts = {}
+    for how in ("interval", "none"):
+        state = os.path.join(ctx.tmp, "state-" + how)
+        trace = os.path.join(ctx.tmp, "strace-" + how)
+        d = ctx.start_daemon("-s", state, "--persist-interval", "1s",
+                             "--sync", how)
+        tracer = subprocess.Popen(["strace", "-f", "-qq", "-o", trace,
+                                   "-e", "trace=fsync,fdatasync",
+                                   "-p", str(d.pid)])
+        ctx.procs.append(tracer)
+        time.sleep(0.5)                 # attached
+        a = FakeAgent(ctx.rt, pid=3500, service="sync-" + how)
+        th = a.thread("MainThread")
+        st = a.stack(["main", "work"])
+        for _ in range(3):
+            a.samples(st, th, 10)
+            a.flush()
+            time.sleep(1.2)
+        a.close()
+        check(ctx.stop_daemon() == 0, "SIGTERM exit")
+        tracer.wait(10)
+        with open(trace) as f:
+            counts[how] = sum(1 for l in f if "sync(" in l)
+    print("  fsync/fdatasync calls: %r" % counts)
+    check(counts["interval"] >= 3, "interval: %r" % counts)
+    check(counts["none"] == 0, "none: %r" % counts)
