@@ -140,6 +140,7 @@ server_store_config(const struct server_limits *lim, struct store_config *c)
 	c->tiers[2].until_ns = UINT64_MAX;
 	c->ntiers = 3;
 	c->retention_ns = lim->retention_s * s;
+	c->max_gone = lim->max_gone;
 	/* Late samples: up to a bucket's width, at most STORE_GRACE_S. */
 	c->grace_ns = (w0 < STORE_GRACE_S ? w0 : STORE_GRACE_S) * s;
 	/* --max-memory = store + connections' share + what is kept for

@@ -628,12 +628,60 @@ store_marked(const struct store *st, enum store_kind k, uint32_t id)
 	return (d->marks[id - 1]);
 }
 
+/* An instance that left, by when. */
+struct store_gone {
+	uint64_t	end_ns;
+	uint32_t	id;
+};
+
+/* Newest first. */
+static int
+store_gone_cmp(const void *a, const void *b)
+{
+	const struct store_gone	*x = a, *y = b;
+
+	return (x->end_ns < y->end_ns ? 1 : x->end_ns > y->end_ns ? -1 : 0);
+}
+
+/*
+ * Marks the attached instances, and of those that left within the
+ * retention and that no sample names (not marked yet), the max_gone that
+ * left last: a storm of short-lived processes must not fill the store with
+ * records that evict samples.  Short of memory to choose, all are kept.
+ */
+static void
+store_sweep_gone(struct store *st, uint64_t cut)
+{
+	struct store_defs	*d = &st->defs[STORE_INSTANCE];
+	struct store_instance	*in;
+	struct store_gone	*g;
+	size_t			 n = 0, i;
+
+	g = malloc(((size_t)d->len + 1) * sizeof *g);
+	for (i = 1; i <= d->len; i++) {
+		in = store_defs_ptr(d, (uint32_t)i);
+		if (in == NULL)
+			continue;
+		if (in->attached || (in->end_ns >= cut && g == NULL))
+			store_mark(st, STORE_INSTANCE, (uint32_t)i);
+		else if (in->end_ns >= cut && !d->marks[i - 1]) {
+			g[n].end_ns = in->end_ns;
+			g[n++].id = (uint32_t)i;
+		}
+	}
+	if (g == NULL)
+		return;
+	qsort(g, n, sizeof *g, store_gone_cmp);
+	for (i = 0; i < n && i < st->cfg.max_gone; i++)
+		store_mark(st, STORE_INSTANCE, g[i].id);
+	free(g);
+}
+
 /* Clears the marks and marks what the buckets and the store itself use. */
 void
 store_sweep_begin(struct store *st)
 {
 	struct store_bucket	*b;
-	struct store_instance	*in;
 	uint64_t		 cut;
 	size_t			 i;
 	int			 k;
@@ -665,19 +713,17 @@ store_sweep_begin(struct store *st)
 		for (i = 0; i < b->ntallies; i++)
 			store_mark(st, STORE_INSTANCE, b->tallies[i].instance);
 	}
-	cut = st->now_ns > st->cfg.retention_ns ?
-	    st->now_ns - st->cfg.retention_ns : 0;
-	for (i = 1; i <= st->defs[STORE_INSTANCE].len; i++) {
-		in = store_defs_ptr(&st->defs[STORE_INSTANCE], (uint32_t)i);
-		if (in != NULL && (in->attached || in->end_ns >= cut))
-			store_mark(st, STORE_INSTANCE, (uint32_t)i);
-	}
-	/* What buckets left on disk name. */
+	/* What the buckets left on disk name. */
 	for (k = 0; k < STORE_NKINDS; k++) {
 		for (i = 0; i < st->defs[k].npins; i++)
 			if (st->defs[k].pins[i / 8] & (1u << (i % 8)))
 				store_mark(st, k, (uint32_t)i + 1);
 	}
+	/* Attached processes, and the max_gone that left last of those no
+	 * sample names (their batch numbers skip a replay). */
+	cut = st->now_ns > st->cfg.retention_ns ?
+	    st->now_ns - st->cfg.retention_ns : 0;
+	store_sweep_gone(st, cut);
 	store_mark(st, STORE_FRAME, st->truncated_frame);
 	store_mark(st, STORE_STRING, st->empty_string);
 }

@@ -743,6 +743,7 @@ store_config_default(struct store_config *c)
 	c->retention_ns = 7ull * 86400 * 1000000000;
 	c->grace_ns = 10ull * 1000000000;
 	c->max_bytes = (size_t)512 << 20;
+	c->max_gone = 256;
 }
 
 /* Creates an empty store. */

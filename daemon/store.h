@@ -121,6 +121,8 @@ struct store_config {
 	uint64_t		 retention_ns;	/* oldest data kept */
 	uint64_t		 grace_ns;	/* late samples accepted */
 	size_t			 max_bytes;	/* the store's memory */
+	size_t			 max_gone;	/* departed processes no
+						   sample names, kept */
 };
 
 /* Counters of the store (see stats.h for their descriptions). */

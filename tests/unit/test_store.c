@@ -650,6 +650,32 @@ Test(store, sweep_frees_detached_instances_nothing_uses)
 	cr_assert_eq(counts().instances, 1);
 }
 
+Test(store, sweep_keeps_only_the_last_departed_that_no_sample_names)
+{
+	const struct store_config	*cfg = store_get_config(st);
+	uint32_t			 ids[1000], sk = stack2("a"), th, i;
+	size_t				 before;
+
+	/* One departed process with samples, then a storm of short-lived
+	 * ones without. */
+	th = thread(5000, "MainThread");
+	cr_assert_eq(store_add(st, T0, th, sk, 0, 1, 1), 0);
+	store_instance_detach(st, store_thread_get(st, th)->instance, T0);
+	before = counts().def_bytes;
+	for (i = 0; i < 1000; i++) {
+		cr_assert_neq(ids[i] = instance(10000 + i, 1), 0);
+		store_instance_detach(st, ids[i], T0 + 1 + i);
+	}
+	store_sweep_begin(st);
+	store_sweep_end(st);
+	cr_assert_eq(counts().instances, cfg->max_gone + 1);
+	cr_assert_not_null(store_instance_get(st,
+	    store_thread_get(st, th)->instance), "the one samples name");
+	cr_assert_not_null(store_instance_get(st, ids[999]), "the last");
+	cr_assert_null(store_instance_get(st, ids[999 - cfg->max_gone]));
+	cr_assert_lt(counts().def_bytes, before + (cfg->max_gone + 16) * 1024);
+}
+
 Test(store, thread_churn_keeps_memory_flat)
 {
 	uint32_t	in = instance(1, 1), sk = stack2("a"), th, round;
