@@ -48,6 +48,11 @@
 #define PERSIST_MAP_MIN		64		/* slots of the bucket map */
 #define PERSIST_PATH_MAX	4096		/* DIR/profd.db.bad-<t>.<n> */
 #define PERSIST_SUFFIX_MAX	64		/* what we append to it */
+#define PERSIST_SHRINK_MIN	256		/* free pages worth giving back */
+#define PERSIST_SHRINK_STEP	8192		/* pages given back per flush */
+#define PERSIST_CONVERT_MAX	(256ull << 20)	/* biggest older file made
+						   shrinkable at open */
+#define PERSIST_WAL_LIMIT	(64 << 20)	/* WAL kept after a checkpoint */
 
 /* What opening or loading found. */
 enum persist_rc {
@@ -594,12 +599,58 @@ persist_regular(const struct persist *p, const char **why)
 	return (0);
 }
 
+/* One integer of a pragma; -1 on error. */
+static int64_t
+persist_pragma(struct persist *p, const char *sql)
+{
+	sqlite3_stmt	*s = NULL;
+	int64_t		 v = -1;
+
+	if (sqlite3_prepare_v2(p->db, sql, -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return (v);
+}
+
+/*
+ * A file an older profd made without auto_vacuum never shrinks: made
+ * shrinkable now (a VACUUM) when it is small enough to do so quickly,
+ * else said once with the command that does it.
+ */
+static void
+persist_convert(struct persist *p)
+{
+	int64_t		pages, size;
+	uint64_t	t0;
+
+	if (persist_pragma(p, "PRAGMA auto_vacuum") != 0)
+		return;
+	pages = persist_pragma(p, "PRAGMA page_count");
+	size = persist_pragma(p, "PRAGMA page_size");
+	if (pages < 0 || size <= 0)
+		return;
+	if ((uint64_t)pages * (uint64_t)size > PERSIST_CONVERT_MAX) {
+		log_warn("%s: made by an older profd, it never gives space "
+		    "back; stop profd and run: sqlite3 %s 'PRAGMA "
+		    "auto_vacuum=INCREMENTAL; VACUUM'", p->path, p->path);
+		return;
+	}
+	t0 = persist_ms();
+	if (persist_exec(p, "PRAGMA auto_vacuum=INCREMENTAL") == SQLITE_OK &&
+	    persist_exec(p, "VACUUM") == SQLITE_OK)
+		log_info("%s: made able to give space back (VACUUM, %" PRIu64
+		    " ms)", p->path, persist_ms() - t0);
+}
+
 /* Opens the file and checks it is a healthy store of this schema. */
 static enum persist_rc
 persist_db_open(struct persist *p, const char **why)
 {
 	sqlite3_stmt	*s = NULL;
 	const char	*r;
+	char		 sql[64];
+	enum persist_rc	 r2;
 	int		 rc;
 
 	if (persist_regular(p, why) != 0)
@@ -615,10 +666,18 @@ persist_db_open(struct persist *p, const char **why)
 	sqlite3_db_config(p->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	sqlite3_db_config(p->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
 	sqlite3_limit(p->db, SQLITE_LIMIT_LENGTH, PERSIST_MAX_ROW);
-	if ((rc = persist_exec(p, "PRAGMA journal_mode=WAL")) != SQLITE_OK ||
+	/* A new file: pages deletes free can be given back (set before
+	 * the WAL and any table; a no-op on a file that has tables). */
+	if ((rc = persist_exec(p, "PRAGMA auto_vacuum=INCREMENTAL")) !=
+	    SQLITE_OK ||
+	    (rc = persist_exec(p, "PRAGMA journal_mode=WAL")) != SQLITE_OK ||
 	    (rc = persist_exec(p, "PRAGMA synchronous=FULL")) != SQLITE_OK ||
 	    (rc = persist_exec(p, "PRAGMA cell_size_check=ON")) != SQLITE_OK)
 		goto fail;
+	/* The WAL shrinks back to this after a checkpoint. */
+	snprintf(sql, sizeof sql, "PRAGMA journal_size_limit=%d",
+	    PERSIST_WAL_LIMIT);
+	(void)persist_exec(p, sql);
 	if ((rc = sqlite3_prepare_v2(p->db, "PRAGMA quick_check(1)", -1, &s,
 	    NULL)) != SQLITE_OK)
 		goto fail;
@@ -631,7 +690,9 @@ persist_db_open(struct persist *p, const char **why)
 		return (PERSIST_BAD);
 	}
 	sqlite3_finalize(s);
-	return (persist_check(p, why));
+	if ((r2 = persist_check(p, why)) == PERSIST_OK)
+		persist_convert(p);
+	return (r2);
 fail:
 	sqlite3_finalize(s);
 	if (p->db != NULL)
@@ -1678,6 +1739,27 @@ persist_flush_done(struct persist *p)
 		b->dirty = 0;
 }
 
+/*
+ * Gives pages that deletes freed back to the file system, at most
+ * PERSIST_SHRINK_STEP a flush, and checkpoints them so that the file
+ * itself shrinks: the file is as big as what it holds, not as the most
+ * it ever held.
+ */
+static void
+persist_shrink(struct persist *p)
+{
+	char	sql[64];
+
+	if (persist_pragma(p, "PRAGMA freelist_count") < PERSIST_SHRINK_MIN)
+		return;
+	snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%d)",
+	    PERSIST_SHRINK_STEP);
+	if (persist_exec(p, sql) != SQLITE_OK ||
+	    persist_exec(p, "PRAGMA wal_checkpoint(TRUNCATE)") != SQLITE_OK)
+		return;
+	p->counts.shrinks++;
+}
+
 /* Writes what changed since the last flush, in one transaction. */
 int
 persist_flush(struct persist *p)
@@ -1700,6 +1782,7 @@ persist_flush(struct persist *p)
 	persist_flush_done(p);
 	p->counts.flushes++;
 	p->counts.rows_written += rows;
+	persist_shrink(p);
 	persist_size(p);
 	if (p->failing) {
 		p->failing = 0;

@@ -32,6 +32,7 @@ struct persist_counts {
 	uint64_t	buckets_skipped;	/* over the memory cap */
 	uint64_t	buckets_dropped;	/* naming what the file lacks */
 	uint64_t	set_aside;		/* files renamed .bad-* */
+	uint64_t	shrinks;		/* free pages given back */
 };
 
 /* What a flush's commit waits for (--sync). */

@@ -307,3 +307,36 @@ def test_sync_interval_fsyncs_each_write_and_none_does_not(ctx):
     print("  fsync/fdatasync calls: %r" % counts)
     check(counts["interval"] >= 3, "interval: %r" % counts)
     check(counts["none"] == 0, "none: %r" % counts)
+
+
+def store_size(state):
+    return sum(os.path.getsize(os.path.join(state, f))
+               for f in ("profd.db", "profd.db-wal")
+               if os.path.exists(os.path.join(state, f)))
+
+
+@once
+def test_the_store_file_gives_space_back(ctx):
+    """Deletes give their pages back to the file system: after a reset the
+    file is small again.  A file an older profd made (no auto_vacuum) is
+    made so at start, with one log line."""
+    import sqlite3
+    state = os.path.join(ctx.tmp, "state")
+    fill_past_buckets(ctx, state)
+    full = store_size(state)
+    db = sqlite3.connect(os.path.join(state, "profd.db"))
+    db.execute("PRAGMA auto_vacuum=NONE")
+    db.execute("VACUUM")
+    check(db.execute("PRAGMA auto_vacuum").fetchone()[0] == 0, "older file")
+    db.close()
+    ctx.start_daemon("-s", state, "--persist-interval", "1s")
+    with open(ctx.daemon_log, errors="replace") as f:
+        lines = [l for l in f if "able to give space back" in l]
+    check(len(lines) == 1, "conversion log lines %r" % lines)
+    ctx.ctl("reset")
+    time.sleep(2.5)                 # past a flush
+    check(ctx.stop_daemon() == 0, "SIGTERM exit")
+    small = store_size(state)
+    print("  store file %d bytes full, %d after a reset" % (full, small))
+    check(small < full // 4, "%d bytes after a reset, %d full"
+          % (small, full))
