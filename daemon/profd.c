@@ -53,6 +53,8 @@ enum {
 	OPT_HELLO_TIMEOUT,
 	OPT_FRAME_TIMEOUT,
 	OPT_CONTROL_TIMEOUT,
+	OPT_QUERY_TIMEOUT,
+	OPT_MAX_QUERIES,
 };
 
 static const struct option profd_options[] = {
@@ -87,6 +89,8 @@ static const struct option profd_options[] = {
 	{ "hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT },
 	{ "frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT },
 	{ "control-timeout", required_argument, NULL, OPT_CONTROL_TIMEOUT },
+	{ "query-timeout", required_argument, NULL, OPT_QUERY_TIMEOUT },
+	{ "max-queries", required_argument, NULL, OPT_MAX_QUERIES },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -172,6 +176,11 @@ profd_usage(FILE *f)
 "  --control-timeout TIME profctl connections: closed after this long\n"
 "                         without a request, or with a reply unread\n"
 "                         (default %us)\n"
+"  --query-timeout TIME   a show not answered this soon is ended with an\n"
+"                         error saying how to narrow it (default %us)\n"
+"  --max-queries N        shows reading the store at once; more wait their\n"
+"                         turn, and none starts while housekeeping waits\n"
+"                         (default %d)\n"
 "\n"
 "TIME is a number with s, m, h, d or w; SIZE a number with K, M, G or T;\n"
 "MODE an octal file mode.  SIGHUP or `profctl reload` reads the config\n"
@@ -184,7 +193,8 @@ profd_usage(FILE *f)
 	    DEFAULT_SWEEP_S, DEFAULT_RESYNC_IDS, DEFAULT_MAX_AGENTS,
 	    DEFAULT_MAX_CONTROLS, DEFAULT_MAX_GONE, DEFAULT_MAX_IDS,
 	    DEFAULT_HELLO_TIMEOUT_S, DEFAULT_FRAME_TIMEOUT_S,
-	    DEFAULT_CONTROL_TIMEOUT_S);
+	    DEFAULT_CONTROL_TIMEOUT_S, DEFAULT_QUERY_TIMEOUT_S,
+	    DEFAULT_MAX_QUERIES);
 }
 
 /* Parses a duration. */
@@ -360,6 +370,12 @@ profd_set(void *arg, const char *name, const char *v, char *err,
 	case OPT_CONTROL_TIMEOUT:
 		return (profd_duration(name, v, 1, 86400,
 		    &lim->control_timeout_s, err, errlen));
+	case OPT_QUERY_TIMEOUT:
+		return (profd_duration(name, v, 1, 3600,
+		    &lim->query_timeout_s, err, errlen));
+	case OPT_MAX_QUERIES:
+		return (profd_number(name, v, 1, 1024, &lim->max_queries, err,
+		    errlen));
 	case OPT_ALLOW_USER:
 		return (access_add_user(ac->users, &ac->nusers, v, err,
 		    errlen));
@@ -499,6 +515,8 @@ profd_reload(char *err, size_t errlen)
 	server_limits.hello_timeout_s = o.lim.hello_timeout_s;
 	server_limits.frame_timeout_s = o.lim.frame_timeout_s;
 	server_limits.control_timeout_s = o.lim.control_timeout_s;
+	server_limits.query_timeout_s = o.lim.query_timeout_s;
+	server_limits.max_queries = o.lim.max_queries;
 	/* What the reload could not apply stays as it was. */
 	o.lim = profd_opts.lim;
 	o.lim.max_agents = server_limits.max_agents;
@@ -507,6 +525,8 @@ profd_reload(char *err, size_t errlen)
 	o.lim.hello_timeout_s = server_limits.hello_timeout_s;
 	o.lim.frame_timeout_s = server_limits.frame_timeout_s;
 	o.lim.control_timeout_s = server_limits.control_timeout_s;
+	o.lim.query_timeout_s = server_limits.query_timeout_s;
+	o.lim.max_queries = server_limits.max_queries;
 	memcpy(o.rundir, profd_opts.rundir, sizeof o.rundir);
 	memcpy(o.state_dir, profd_opts.state_dir, sizeof o.state_dir);
 	o.lim.state_dir = profd_opts.lim.state_dir;

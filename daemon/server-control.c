@@ -43,6 +43,8 @@ struct control_conn {
 	struct control_show_job	*job;		/* a show in steps */
 	struct event		*step_ev;	/* its next step */
 	struct timespec		 job_start;
+	int			 queued;	/* a show waits for its turn;
+						   its request unread yet */
 	struct event		*deadline_ev;
 	enum control_deadline	 deadline;
 	uint64_t		 waiting_ns;	/* idle or reading since */
@@ -827,11 +829,57 @@ server_control_deadline(struct control_conn *cc, enum control_deadline d)
 	server_deadline(cc->deadline_ev, s);
 }
 
+static void	server_control_read_cb(struct bufferevent *, void *);
+
+/* Shows reading the store now. */
+static size_t
+server_control_running(void)
+{
+	struct control_conn	*cc;
+	size_t			 n = 0;
+
+	DL_FOREACH(server_control_list, cc)
+		n += cc->job != NULL;
+	return (n);
+}
+
+/* Whether a show may start now: under --max-queries, and no housekeeping
+ * waits for the running ones to end (it goes first). */
+static int
+server_control_may_start(void)
+{
+	return (!server_housekeep_due &&
+	    server_control_running() < server_limits.max_queries);
+}
+
+/*
+ * A show ended: the housekeeping it held off runs if it was the last, then
+ * the shows waiting for a turn start, oldest connection first.
+ */
+static void
+server_control_turn(void)
+{
+	struct control_conn	*cc, *cc1;
+
+	server_housekeep_resume();
+	DL_FOREACH_SAFE(server_control_list, cc, cc1) {
+		if (!server_control_may_start())
+			break;
+		if (!cc->queued)
+			continue;
+		cc->queued = 0;
+		server_control_read_cb(cc->bev, cc);
+	}
+}
+
 /* Frees a control connection. */
 static void
 server_control_free(struct control_conn *cc)
 {
+	int	had_job = cc->job != NULL;
+
 	control_show_free(cc->job);
+	cc->job = NULL;
 	access_peer_free(&cc->peer);
 	if (cc->step_ev != NULL)
 		event_free(cc->step_ev);
@@ -842,6 +890,8 @@ server_control_free(struct control_conn *cc)
 	server_control_count--;
 	bufferevent_free(cc->bev);
 	free(cc);
+	if (had_job)
+		server_control_turn();
 }
 
 /* Frees every control connection (shutdown). */
@@ -925,25 +975,36 @@ server_control_step_cb(evutil_socket_t fd, short events, void *arg)
 	int			 rc;
 
 	rc = control_show_step(cc->job, CONTROL_SHOW_STEP_ENTRIES);
-	if (rc == 0) {
-		/* A timer, not event_active: agents' I/O runs first. */
-		evtimer_add(cc->step_ev, &zero);
-		return;
-	}
-	proto_sink_init(&sink, PROTO_HEADER_SIZE + PROTO_MAX_REPLY);
-	if (control_show_finish(cc->job, &sink) != 0)
-		daemon_stats.request_errors++;
-	control_show_free(cc->job);
-	cc->job = NULL;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	/* (Signed: the nanoseconds may go backwards across a second.) */
 	us = (uint64_t)((int64_t)(now.tv_sec - cc->job_start.tv_sec) *
 	    1000000 + ((int64_t)now.tv_nsec - cc->job_start.tv_nsec) / 1000);
+	proto_sink_init(&sink, PROTO_HEADER_SIZE + PROTO_MAX_REPLY);
+	if (rc == 0 && us >= server_limits.query_timeout_s * 1000000) {
+		/* Past its deadline: ended, so that it holds nothing up. */
+		daemon_stats.queries_timed_out++;
+		daemon_stats.request_errors++;
+		log_warn("control: a show ran past --query-timeout (%llu s); "
+		    "ended", (unsigned long long)server_limits.query_timeout_s);
+		proto_send_error(&sink, "the query ran past profd's "
+		    "--query-timeout (%llu s): narrow it with --since, "
+		    "--service or --pid",
+		    (unsigned long long)server_limits.query_timeout_s);
+	} else if (rc == 0) {
+		proto_sink_free(&sink);
+		/* A timer, not event_active: agents' I/O runs first. */
+		evtimer_add(cc->step_ev, &zero);
+		return;
+	} else if (control_show_finish(cc->job, &sink) != 0)
+		daemon_stats.request_errors++;
+	control_show_free(cc->job);
+	cc->job = NULL;
 	daemon_stats.query_us_last = us;
 	if (us > daemon_stats.query_us_max)
 		daemon_stats.query_us_max = us;
 	server_control_send(cc, &sink);
 	proto_sink_free(&sink);
+	server_control_turn();
 }
 
 /*
@@ -961,6 +1022,15 @@ server_control_show_async(struct control_conn *cc,
 
 	if (server_base == NULL)
 		return (-1);
+	/* Not its turn: the request stays in the input until one ends. */
+	if (!server_control_may_start()) {
+		if (!cc->queued)
+			daemon_stats.queries_waited++;
+		cc->queued = 1;
+		bufferevent_disable(cc->bev, EV_READ);
+		server_control_deadline(cc, CONTROL_DEADLINE_NONE);
+		return (1);
+	}
 	cmd = server_control_find("show", 4);
 	memset(&a, 0, sizeof a);
 	a.map = args;
@@ -1042,11 +1112,14 @@ server_control_read_cb(struct bufferevent *bev, void *arg)
 			;	/* the refusal is in sink */
 		else if (msg.request.command_len == 4 &&
 		    memcmp(msg.request.command, "show", 4) == 0 &&
-		    server_control_show_async(cc, msg.request.args, &sink) ==
-		    0) {
-			/* Answered when its query is done. */
+		    (rc = server_control_show_async(cc, msg.request.args,
+		    &sink)) >= 0) {
+			/* Answered when its query is done; read again when
+			 * its turn comes (1). */
 			msgpack_unpacked_destroy(&up);
-			evbuffer_drain(bufferevent_get_input(bev), frame_len);
+			if (rc == 0)
+				evbuffer_drain(bufferevent_get_input(bev),
+				    frame_len);
 			proto_sink_free(&sink);
 			return;
 		}

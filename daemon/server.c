@@ -111,6 +111,8 @@ server_limits_default(struct server_limits *lim)
 	lim->hello_timeout_s = DEFAULT_HELLO_TIMEOUT_S;
 	lim->frame_timeout_s = DEFAULT_FRAME_TIMEOUT_S;
 	lim->control_timeout_s = DEFAULT_CONTROL_TIMEOUT_S;
+	lim->query_timeout_s = DEFAULT_QUERY_TIMEOUT_S;
+	lim->max_queries = DEFAULT_MAX_QUERIES;
 	lim->state_dir = NULL;
 }
 
@@ -209,6 +211,28 @@ server_store_counts(void)
 	daemon_stats.store_def_bytes = sc.def_bytes;
 }
 
+/* Housekeeping held off by running shows (see server_housekeep). */
+int	server_housekeep_due;
+
+/* Writes to disk every persist_s, and acknowledges what is durable. */
+static void
+server_housekeep_persist(uint64_t now)
+{
+	const uint64_t	s = 1000000000;
+
+	if (server_persist != NULL &&
+	    now - server_last_persist_ns >= server_limits.persist_s * s) {
+		server_last_persist_ns = now;
+		if (persist_flush(server_persist) == 0) {
+			daemon_stats.persist_flushes++;
+			server_agent_ack_all();
+		} else
+			daemon_stats.persist_errors++;
+	}
+	if (server_persist == NULL)
+		server_agent_ack_all();		/* stored is durable enough */
+}
+
 /*
  * Seals, rolls up and expires buckets; reclaims definitions every
  * STORE_SWEEP_S, or sooner when the store is nearly full or refused
@@ -221,6 +245,17 @@ server_housekeep(uint64_t now, int force_sweep)
 	static uint64_t		refused_seen;
 	const uint64_t		s = 1000000000;
 
+	/* Shows reading the store hold off what changes it: none starts
+	 * until they are done and this ran (server_housekeep_resume). */
+	if (store_busy(server_store)) {
+		if (!server_housekeep_due)
+			daemon_stats.housekeeping_waits++;
+		server_housekeep_due = 1;
+		server_housekeep_persist(now);
+		server_store_counts();
+		return;
+	}
+	server_housekeep_due = 0;
 	store_tick(server_store, now);
 	store_get_counts(server_store, &sc);
 	/* Give what roll-ups, evictions and sweeps freed back to the system,
@@ -243,18 +278,16 @@ server_housekeep(uint64_t now, int force_sweep)
 		server_agent_mark_all();
 		store_sweep_end(server_store);
 	}
-	if (server_persist != NULL &&
-	    now - server_last_persist_ns >= server_limits.persist_s * s) {
-		server_last_persist_ns = now;
-		if (persist_flush(server_persist) == 0) {
-			daemon_stats.persist_flushes++;
-			server_agent_ack_all();
-		} else
-			daemon_stats.persist_errors++;
-	}
-	if (server_persist == NULL)
-		server_agent_ack_all();		/* stored is durable enough */
+	server_housekeep_persist(now);
 	server_store_counts();
+}
+
+/* After the last running show: the housekeeping it held off, at once. */
+void
+server_housekeep_resume(void)
+{
+	if (server_housekeep_due && !store_busy(server_store))
+		server_housekeep(server_now_ns(), 0);
 }
 
 /*

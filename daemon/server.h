@@ -33,6 +33,8 @@ struct server_limits {
 	uint64_t hello_timeout_s;	/* agent: connect -> hello */
 	uint64_t frame_timeout_s;	/* first byte -> whole frame */
 	uint64_t control_timeout_s;	/* control idle / reply undrained */
+	uint64_t query_timeout_s;	/* a show: begun -> answered */
+	size_t	max_queries;		/* shows reading the store at once */
 	const char *state_dir;		/* NULL: memory only */
 	mode_t	agent_mode;		/* of sockets we bind */
 	mode_t	control_mode;
@@ -57,6 +59,8 @@ extern struct server_limits	 server_limits;
 extern struct server_profile	 server_profile;
 extern struct store		*server_store;
 extern struct registry		*server_registry;
+/* Housekeeping waits for the running shows (server_housekeep_resume). */
+extern int			 server_housekeep_due;
 #define SERVER_RUNDIR_MAX 4096
 extern char			 server_rundir[SERVER_RUNDIR_MAX];
 
@@ -104,6 +108,7 @@ uint64_t server_now_ns(void);
 /* Housekeeping of the store: seal, roll up, expire, reclaim, persist.
  * Runs every STORE_TICK_MS; tests call it directly. */
 void	server_housekeep(uint64_t now_ns, int force_sweep);
+void	server_housekeep_resume(void);
 /* Copies the store's counters into daemon_stats (status does, too). */
 void	server_store_counts(void);
 /* Reads the configuration again (profd.c sets it): 0 with err holding the

@@ -27,6 +27,9 @@
 #define DEFAULT_FRAME_TIMEOUT_S	10		/* first byte -> whole frame */
 #define DEFAULT_CONTROL_TIMEOUT_S 60		/* control: idle, or reply
 						   not drained */
+#define DEFAULT_QUERY_TIMEOUT_S	30		/* a show, begun -> answered */
+#define DEFAULT_MAX_QUERIES	4		/* shows reading the store at
+						   once; more wait their turn */
 /* Share of --max-memory that all connections' tables and buffers may use
  * together (taken out of the store's share); over it, the peer that grows
  * is closed. */

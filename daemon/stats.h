@@ -65,6 +65,9 @@
 	X(publish_errors, "failed writes of the sampling settings file") \
 	X(query_us_last, "time of the last query, microseconds")	\
 	X(query_us_max, "longest query, microseconds")			\
+	X(queries_timed_out, "shows ended at --query-timeout")		\
+	X(queries_waited, "shows that waited for a turn (max-queries, housekeeping)") \
+	X(housekeeping_waits, "housekeeping runs held back by running shows") \
 	X(agents_forgotten, "disconnected agents dropped from status")	\
 	X(requests, "control requests answered")			\
 	X(request_errors, "control requests answered with an error")

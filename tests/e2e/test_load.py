@@ -303,3 +303,91 @@ def test_garbage_is_closed_and_counted(ctx):
           % (conns, d["bad_frames"] - bad0))
     check(d["bad_frames"] - bad0 >= conns // 2, "bad frames: %r" % d)
     serves(ctx, 5006)
+
+
+@once
+def test_thirty_clients_looping_shows_hold_up_neither_housekeeping_nor_agents(ctx):
+    """Thirty profctl clients loop svg and pprof shows over a store of
+    300,000 entries while an agent sends samples: housekeeping (sweeps
+    every second here) keeps running, the agent's samples are stored as
+    they come, status answers, and profd stays within --max-memory."""
+    import subprocess
+    import threading
+    from fakeagent import SAMPLES
+    from harness import BIN
+    ctx.start_daemon("--max-memory", "64M", "--bucket", "1s",
+                     "--sweep-interval", "1s")
+    a = FakeAgent(ctx.rt, pid=4400, service="past")
+    threads = [a.thread("worker-%d" % i) for i in range(25)]
+    stacks = [a.stack(["main", "shared", "s%d" % i]) for i in range(40)]
+    now = time.time_ns()
+    for k in range(300):
+        own = a.stack(["main", "own", "g%d" % k])
+        flat = [own, threads[0], 0, 10000, 1]
+        for st in stacks:
+            for th in threads:
+                flat += [st, th, 0, 10000, 1]
+        a.send([SAMPLES, now - (700 - k * 2) * 1000000000, flat])
+        a.flush()
+    a.close()
+    wait_until(lambda: stat(ctx, "samples_stored") == 300 * 1001, 60,
+               "the past samples")
+
+    stop = threading.Event()
+    errors = []
+    done = [0]
+
+    def client(i):
+        out = os.path.join(ctx.tmp, "out-%d" % i)
+        while not stop.is_set():
+            fmt = ("svg", "pprof")[i % 2]
+            r = subprocess.run([os.path.join(BIN, "profctl"), "-r", ctx.rt,
+                                "show", "--format", fmt, "-o", out],
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE,
+                               universal_newlines=True, timeout=120)
+            if r.returncode != 0:
+                errors.append(r.stderr.strip()[:200])
+            done[0] += 1
+
+    live = FakeAgent(ctx.rt, pid=4401, service="live")
+    lth = live.thread("MainThread")
+    lst = live.stack(["main", "live"])
+    workers = [threading.Thread(target=client, args=(i,), daemon=True)
+               for i in range(30)]
+    for w in workers:
+        w.start()
+    t0 = time.monotonic()
+    sweeps0 = stat(ctx, "sweeps")
+    sent, worst_lag, peak_rss = 0, 0.0, 0
+    base = stat(ctx, "samples_stored")
+    while time.monotonic() - t0 < 12:
+        live.samples(lst, lth, 10)
+        live.flush()
+        sent += 10
+        t_sent = time.monotonic()
+        # The agent is read and stored while the shows run.
+        wait_until(lambda: stat(ctx, "samples_stored") >= base + sent, 10,
+                   "the live agent's samples stored")
+        worst_lag = max(worst_lag, time.monotonic() - t_sent)
+        peak_rss = max(peak_rss, rss_kb(ctx.daemon.pid))
+        time.sleep(0.2)
+    sweeps = stat(ctx, "sweeps") - sweeps0
+    d = status(ctx)["daemon"]
+    stop.set()
+    for w in workers:
+        w.join(120)
+    live.close()
+    print("  %d shows in 12 s, %d errors; %d sweeps; live samples stored "
+          "within %.2f s (worst); peak RSS %d KiB; waited %d, housekeeping "
+          "held back %d, timed out %d" % (done[0], len(errors), sweeps,
+                                          worst_lag, peak_rss,
+                                          d.get("queries_waited", -1),
+                                          d.get("housekeeping_waits", -1),
+                                          d.get("queries_timed_out", -1)))
+    check(not errors, "shows failed: %r" % errors[:3])
+    check(done[0] >= 30, "only %d shows answered" % done[0])
+    check(sweeps >= 6, "%d sweeps in 12 s at --sweep-interval 1s" % sweeps)
+    check(worst_lag < 2.0, "the live agent waited %.2f s" % worst_lag)
+    check(peak_rss < 64 * 1024, "RSS %d KiB over --max-memory 64M"
+          % peak_rss)
