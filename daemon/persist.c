@@ -185,6 +185,7 @@ struct persist {
 	struct store_entry	*scratch;	/* an open bucket, sorted */
 	size_t			 scratch_cap;
 	int			 failing;	/* logged; quiet until ok */
+	char			 why[160];	/* the last failure */
 	struct persist_counts	 counts;
 	/* Loading: past the memory cap, buckets stay on disk and only pin
 	 * what they name; rows naming what the file lacks are dropped. */
@@ -209,6 +210,8 @@ static void
 persist_fail(struct persist *p, const char *what)
 {
 	p->counts.failures++;
+	snprintf(p->why, sizeof p->why, "%s", p->db != NULL ?
+	    sqlite3_errmsg(p->db) : "no db");
 	if (p->failing)
 		return;
 	p->failing = 1;
@@ -1733,6 +1736,7 @@ persist_flush_done(struct persist *p)
 		    id)) != NULL) {
 			in->dirty = 0;
 			in->seq_durable = in->seq;
+			in->samples_durable = in->samples;
 		}
 	}
 	for (b = store_buckets(p->st); b != NULL; b = b->next)
@@ -1791,6 +1795,48 @@ persist_flush(struct persist *p)
 	return (0);
 fail:
 	persist_fail(p, "cannot begin a transaction");
+	return (-1);
+}
+
+/*
+ * The last flush, while the agents are still connected: tried twice, and
+ * when it fails, says exactly what is not on disk: the samples of
+ * connected processes, whose agents keep every batch not acknowledged and
+ * send it again to the next profd, and those of processes that are gone,
+ * which are lost.  0, or -1.
+ */
+int
+persist_final(struct persist *p)
+{
+	const struct store_instance	*in;
+	uint64_t			 held = 0, lost = 0, n;
+	uint32_t			 id, lim, nheld = 0, nlost = 0;
+
+	if (p == NULL)
+		return (-1);
+	if (persist_flush(p) == 0 || persist_flush(p) == 0)
+		return (0);
+	lim = store_id_limit(p->st, STORE_INSTANCE);
+	for (id = 1; id < lim; id++) {
+		if ((in = store_instance_get(p->st, id)) == NULL ||
+		    in->samples <= in->samples_durable)
+			continue;
+		n = in->samples - in->samples_durable;
+		if (in->attached) {
+			held += n;
+			nheld++;
+		} else {
+			lost += n;
+			nlost++;
+		}
+	}
+	p->counts.lost_at_exit = lost;
+	log_warn("%s: cannot write at exit (%s): %" PRIu64 " samples are not "
+	    "on disk: %" PRIu64 " of %u connected processes, whose agents "
+	    "keep them and send them again to the next profd, and %" PRIu64
+	    " of %u processes that are gone: lost", p->path,
+	    p->why, held + lost, held,
+	    nheld, lost, nlost);
 	return (-1);
 }
 

@@ -33,6 +33,8 @@ struct persist_counts {
 	uint64_t	buckets_dropped;	/* naming what the file lacks */
 	uint64_t	set_aside;		/* files renamed .bad-* */
 	uint64_t	shrinks;		/* free pages given back */
+	uint64_t	lost_at_exit;		/* samples of gone processes the
+						   last flush could not write */
 };
 
 /* What a flush's commit waits for (--sync). */
@@ -52,6 +54,9 @@ struct persist	*persist_open(const char *dir, struct store *st,
 int		 persist_set_sync(struct persist *, enum persist_sync);
 /* Writes what changed since the last flush; 0, or -1 (retried later). */
 int		 persist_flush(struct persist *);
+/* The last flush, with the agents still connected; when it fails, one
+ * line says which samples are lost and which the agents still hold. */
+int		 persist_final(struct persist *);
 /* Flushes, removes the hooks and closes. */
 void		 persist_close(struct persist *);
 void		 persist_get_counts(const struct persist *,

@@ -815,6 +815,11 @@ server_free(void)
 		event_free(server_tick_ev);
 	server_tick_ev = NULL;
 	server_control_free_all();
+	if (server_persist != NULL) {
+		server_housekeep_due = 0;
+		store_tick(server_store, server_now_ns());
+		(void)persist_final(server_persist);
+	}
 	server_agent_free_all();
 	if (server_persist != NULL) {
 		server_housekeep(server_now_ns(), 0);

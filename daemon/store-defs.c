@@ -1132,6 +1132,7 @@ store_load_instance(struct store *st, const struct store_instance *src)
 	in->end_ns = src->end_ns;
 	in->last_ns = src->last_ns;
 	in->samples = src->samples;
+	in->samples_durable = src->samples;
 	in->dropped = src->dropped;
 	/* Whatever it was when saved, nothing is connected now. */
 	in->attached = 0;

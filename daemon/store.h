@@ -82,6 +82,7 @@ struct store_instance {
 	char		**argv;
 	uint32_t	 argc;
 	uint64_t	 samples;	/* received */
+	uint64_t	 samples_durable; /* of that, on disk (persist.c) */
 	uint64_t	 dropped;	/* the agent's own drop counter */
 	uint64_t	 seq;		/* newest batch number stored */
 	uint64_t	 seq_durable;	/* of that, on disk (persist.c) */

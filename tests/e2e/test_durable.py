@@ -340,3 +340,63 @@ def test_the_store_file_gives_space_back(ctx):
     print("  store file %d bytes full, %d after a reset" % (full, small))
     check(small < full // 4, "%d bytes after a reset, %d full"
           % (small, full))
+
+
+@once
+def test_a_full_disk_at_exit_says_what_is_lost_and_what_the_agents_hold(ctx):
+    """The state dir's file system fills up; profd is stopped.  Its last
+    line says how many samples are not on disk: those of connected agents
+    (which keep them and send them again) and those of processes that are
+    gone (lost); a restart finds exactly the rest."""
+    import subprocess
+    disk = os.path.join(ctx.tmp, "disk")
+    os.makedirs(disk)
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", disk],
+            stderr=subprocess.DEVNULL).returncode != 0:
+        print("  (skipped: cannot mount a small tmpfs here)")
+        return
+    try:
+        state = os.path.join(disk, "state")
+        ctx.start_daemon("-s", state, "--persist-interval", "1s")
+        gone = FakeAgent(ctx.rt, pid=3600, service="gone")
+        stay = FakeAgent(ctx.rt, pid=3601, service="stay")
+        gth, sth = gone.thread("MainThread"), stay.thread("MainThread")
+        gone.samples(gone.stack(["main", "early"]), gth, 50)
+        gone.flush()
+        wait_until(lambda: stored(ctx) == 50, 10, "50 samples")
+        time.sleep(1.5)                 # on disk
+        fd = os.open(os.path.join(disk, "filler"), os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 4096) > 0:
+                pass
+        except OSError:
+            pass
+        os.close(fd)
+        # New stacks and buckets that need room the disk does not have.
+        now = time.time_ns()
+        for k in range(40):
+            gone.samples(gone.stack(["main", "late%d" % k]), gth, 10,
+                         t_ns=now - k * NS * 11)
+            stay.samples(stay.stack(["main", "held%d" % k]), sth, 5,
+                         t_ns=now - k * NS * 11)
+        gone.close()
+        stay.flush()
+        wait_until(lambda: stored(ctx) == 50 + 400 + 200, 10, "650 samples")
+        time.sleep(1.5)                 # a flush that fails
+        check(ctx.stop_daemon() == 0, "SIGTERM exit")
+        stay.close()
+        with open(ctx.daemon_log, errors="replace") as f:
+            lines = [l for l in f if "cannot write at exit" in l]
+        check(len(lines) == 1, "exit lines %r" % lines)
+        check("600 samples are not on disk: 200 of 1 connected" in lines[0]
+              and "400 of 1 processes that are gone: lost" in lines[0],
+              "exit line %r" % lines[0])
+        os.unlink(os.path.join(disk, "filler"))
+        ctx.start_daemon("-s", state)
+        check(ctx.ctl_json("show")["samples"] == 50,
+              "after a restart: %d samples" % ctx.ctl_json("show")["samples"])
+        print("  " + lines[0].strip())
+    finally:
+        ctx.stop_daemon()
+        subprocess.run(["umount", "-l", disk])
