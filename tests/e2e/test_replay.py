@@ -212,3 +212,52 @@ def test_batches_keep_their_mode_across_a_switch_and_a_kill_9(ctx):
               "wall mode: %s has %d samples, idle_0 %d (cpu-mode samples "
               "filed as wall?)" % (b, wall.get(b, 0), wall.get("idle_0", 0)))
     p.kill()
+
+
+@once
+def test_kill_9_at_20_random_moments_loses_nothing_acknowledged(ctx):
+    """profd killed with -9 at 20 random moments under load (mid-flush,
+    mid-batch, right after a restart) and restarted at once: per agent,
+    stored == taken - dropped at the end."""
+    import random
+    rnd = random.Random(int(os.environ.get("PROFD_SEED", "0")) or None)
+    state = os.path.join(ctx.tmp, "state")
+    args = ("-s", state, "--persist-interval", "1s")
+    ctx.start_daemon(*args)
+    ctx.ctl("start", "--rate", "200")
+    work = os.path.join(WORKLOADS, "workload.py")
+    procs = [ctx.run_agent([work, "--seconds", "120", "--threads", "2"],
+                           service="kill20-%d" % i) for i in range(3)]
+    pids = {p.pid for p in procs}
+    wait_until(lambda: pids <= set(agents_by_pid(ctx)) and
+               all(stored_by_pid(ctx).get(p, 0) > 0 for p in pids), 30,
+               "the agents' samples stored")
+    pauses = []
+    for _ in range(20):
+        pause = rnd.uniform(0.05, 1.5)
+        pauses.append(round(pause, 2))
+        time.sleep(pause)
+        kill_9_and_restart(ctx, args, pause=0)
+    wait_until(lambda: pids <= set(agents_by_pid(ctx)), 30,
+               "the agents back after the last kill")
+    ctx.ctl("stop")
+
+    def balanced():
+        st, got = agents_by_pid(ctx), stored_by_pid(ctx)
+        if not pids <= set(st):
+            return False
+        balanced.rows = {p: (got.get(p, 0), st[p]["stats"]["samples"],
+                             st[p]["stats"]["dropped"],
+                             st[p]["stats"]["replayed"]) for p in pids}
+        return all(s == t - d for s, t, d, _ in balanced.rows.values())
+    balanced.rows = None
+    try:
+        wait_until(balanced, 30, "stored == taken - dropped for each agent")
+    except Exception:
+        raise AssertionError("kills after %r s; per pid (stored, taken, "
+                             "dropped, replayed): %r; log: %s"
+                             % (pauses, balanced.rows, ctx.log_tail()))
+    print("  kills after %r s; per pid (stored, taken, dropped, replayed): "
+          "%r" % (pauses, balanced.rows))
+    for p in procs:
+        p.kill()
