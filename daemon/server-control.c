@@ -354,10 +354,19 @@ server_control_check_pids(struct control_args *a)
 int
 server_control_end(struct proto_sink *sink, size_t start)
 {
+	size_t	max = sink->max > PROTO_HEADER_SIZE ?
+		    sink->max - PROTO_HEADER_SIZE : 0;
+
 	if (proto_end(sink, start) == 0)
 		return (0);
-	proto_send_error(sink, "reply larger than %u MiB; narrow it with "
-	    "--top or --pid", PROTO_MAX_REPLY >> 20);
+	if (max >= PROTO_MAX_REPLY)
+		proto_send_error(sink, "reply larger than %u MiB; narrow it "
+		    "with --top, --since or --pid", PROTO_MAX_REPLY >> 20);
+	else
+		proto_send_error(sink, "reply larger than the %zu KiB profd "
+		    "has room for now (a quarter of its --max-memory, less "
+		    "the replies other clients have not read yet); narrow it "
+		    "with --top, --since or --pid, or try again", max >> 10);
 	return (-1);
 }
 
@@ -923,6 +932,26 @@ server_control_unread(void)
 	return (n);
 }
 
+/*
+ * Room for a show's reply: what the replies of every client may hold
+ * together (CONTROL_REPLY_PCT of --max-memory) less what is unread, at
+ * least CONTROL_REPLY_SMALL: a reply is built within it or not at all, so
+ * that replies never take profd past its memory bound.
+ */
+static size_t
+server_control_reply_room(void)
+{
+	size_t	cap = server_limits.max_memory / 100 * CONTROL_REPLY_PCT;
+	size_t	unread = server_control_unread();
+	size_t	room = unread < cap ? cap - unread : 0;
+
+	if (room < CONTROL_REPLY_SMALL)
+		room = CONTROL_REPLY_SMALL;
+	if (room > PROTO_MAX_REPLY)
+		room = PROTO_MAX_REPLY;
+	return (PROTO_HEADER_SIZE + room);
+}
+
 /* Queues a reply frame without copying it; stops reading until it is
  * sent.  The sink's buffer now belongs to the connection's output.  While
  * other clients leave more than CONTROL_REPLY_PCT of --max-memory unread,
@@ -979,7 +1008,7 @@ server_control_step_cb(evutil_socket_t fd, short events, void *arg)
 	/* (Signed: the nanoseconds may go backwards across a second.) */
 	us = (uint64_t)((int64_t)(now.tv_sec - cc->job_start.tv_sec) *
 	    1000000 + ((int64_t)now.tv_nsec - cc->job_start.tv_nsec) / 1000);
-	proto_sink_init(&sink, PROTO_HEADER_SIZE + PROTO_MAX_REPLY);
+	proto_sink_init(&sink, server_control_reply_room());
 	if (rc == 0 && us >= server_limits.query_timeout_s * 1000000) {
 		/* Past its deadline: ended, so that it holds nothing up. */
 		daemon_stats.queries_timed_out++;

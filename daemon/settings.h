@@ -49,7 +49,8 @@
 #define CONTROL_SHOW_STEP_ENTRIES 262144	/* store entries a show reads per
 					   loop turn */
 /* Replies queued for profctl clients and not yet read, as a share of
- * --max-memory (one reply, however big, is always let through). */
+ * --max-memory, with the show reply being built: one that does not fit is
+ * an error (server_control_reply_room). */
 #define CONTROL_REPLY_PCT	25
 #define CONTROL_REPLY_SMALL	(64u << 10)	/* ... nor one this small */
 #define CONTROL_MAX_INPUT	(PROTO_HEADER_SIZE + PROTO_MAX_MSG)
