@@ -400,7 +400,8 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
 		r = 0;
 	else if (prev && cpu < st->last_cpu_ns + min)
 		r = 0;
-	else if (t->gil == 1 && prev && now > st->last_cpu_at + 2 * period_ns &&
+	else if (t->gil == 1 && st->oncpu && prev &&
+	    now > st->last_cpu_at + 2 * period_ns &&
 	    (cpu - st->last_cpu_ns) * AGENT_ONCPU_GIL_DIV <
 	    now - st->last_cpu_at)
 		r = 0;	/* an older reading: busy a GIL_DIV-th since, or off */

@@ -1,8 +1,9 @@
 /*
  * persist.c -- the profile store on disk (see persist.h).
  *
- * One SQLite file in WAL mode (synchronous=NORMAL: a crash loses at most
- * the last flush, never the file).  Definitions are rows keyed by their
+ * One SQLite file in WAL mode (synchronous=FULL, or NORMAL with --sync
+ * none: a crash, or with NORMAL a power cut, loses at most the last flush,
+ * never the file).  Definitions are rows keyed by their
  * store id.  A bucket is one row keyed by a row id of ours, because two
  * buckets with the same start and width can live at once (a back-fill
  * next to a sealed one); a bucket's row id is remembered by the bucket's
@@ -185,6 +186,7 @@ struct persist {
 	struct store_entry	*scratch;	/* an open bucket, sorted */
 	size_t			 scratch_cap;
 	int			 failing;	/* logged; quiet until ok */
+	int			 incremental;	/* auto_vacuum=INCREMENTAL */
 	char			 why[160];	/* the last failure */
 	struct persist_counts	 counts;
 	/* Loading: past the memory cap, buckets stay on disk and only pin
@@ -627,6 +629,7 @@ persist_convert(struct persist *p)
 	int64_t		pages, size;
 	uint64_t	t0;
 
+	p->incremental = persist_pragma(p, "PRAGMA auto_vacuum") == 2;
 	if (persist_pragma(p, "PRAGMA auto_vacuum") != 0)
 		return;
 	pages = persist_pragma(p, "PRAGMA page_count");
@@ -641,9 +644,13 @@ persist_convert(struct persist *p)
 	}
 	t0 = persist_ms();
 	if (persist_exec(p, "PRAGMA auto_vacuum=INCREMENTAL") == SQLITE_OK &&
-	    persist_exec(p, "VACUUM") == SQLITE_OK)
+	    persist_exec(p, "VACUUM") == SQLITE_OK) {
+		p->incremental = 1;
 		log_info("%s: made able to give space back (VACUUM, %" PRIu64
 		    " ms)", p->path, persist_ms() - t0);
+	} else
+		log_warn("%s: cannot make it give space back (VACUUM: %s); it "
+		    "keeps working as it is", p->path, sqlite3_errmsg(p->db));
 }
 
 /* Opens the file and checks it is a healthy store of this schema. */
@@ -706,13 +713,14 @@ fail:
 
 /* Sets what each commit waits for: with FULL, SQLite syncs the WAL at
  * every commit (a flush), so what was acknowledged survives a power cut;
- * with OFF it is written to the OS only. */
+ * with NORMAL it is written to the OS only (synced at checkpoints): a
+ * power cut may lose the last commits, never the file. */
 int
 persist_set_sync(struct persist *p, enum persist_sync how)
 {
 	return (persist_exec(p, how == PERSIST_SYNC_NONE ?
-	    "PRAGMA synchronous=OFF" : "PRAGMA synchronous=FULL") == SQLITE_OK ?
-	    0 : -1);
+	    "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL") ==
+	    SQLITE_OK ? 0 : -1);
 }
 
 /* Closes the file. */
@@ -1133,21 +1141,20 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 		    store_load_bucket(p->st, start, width, e, len) == 0) {
 			if (row >= p->next_row)
 				p->next_row = row + 1;
+			p->counts.buckets_loaded++;
+			/* Unmapped, its row outlives it in memory; without its
+			 * tallies, its tallies row stays: either way what the
+			 * row names is pinned, as for a row left on disk. */
 			if ((b = persist_loaded_bucket(p, start, width)) == NULL ||
-			    persist_map_put(p, b, row) != 0) {
-				/* Rewritten under a new row; no room for more. */
-				free(tcopy);
+			    persist_map_put(p, b, row) != 0 || (nt > 0 &&
+			    store_load_tallies(p->st, b, t, nt) != 0))
 				p->pin_only = 1;
+			else {
+				free(tcopy);
 				return (PERSIST_OK);
 			}
-			/* Without room for its tallies it goes without. */
-			if (nt > 0 && store_load_tallies(p->st, b, t, nt) != 0)
-				p->pin_only = 1;
-			free(tcopy);
-			p->counts.buckets_loaded++;
-			return (PERSIST_OK);
-		}
-		p->pin_only = 1;
+		} else
+			p->pin_only = 1;
 	}
 	/* Left on disk: what it names keeps its id. */
 	r = PERSIST_OK;
@@ -1216,6 +1223,8 @@ persist_drop_rows(struct persist *p)
 	size_t		 i;
 	int		 rc;
 
+	if ((rc = persist_exec(p, "BEGIN")) != SQLITE_OK)
+		goto out;
 	if ((rc = sqlite3_prepare_v2(p->db, "DELETE FROM buckets WHERE id = ?1",
 	    -1, &b, NULL)) != SQLITE_OK ||
 	    (rc = sqlite3_prepare_v2(p->db, "DELETE FROM tallies WHERE "
@@ -1230,7 +1239,8 @@ persist_drop_rows(struct persist *p)
 		sqlite3_reset(b);
 		sqlite3_reset(t);
 	}
-	rc = SQLITE_OK;
+	if ((rc = persist_exec(p, "COMMIT")) != SQLITE_OK)
+		goto out;
 	log_warn("%s: %zu buckets dropped: they name definitions the file does "
 	    "not have (left so by an older profd); the rest is loaded",
 	    p->path, p->ndrops);
@@ -1239,6 +1249,8 @@ persist_drop_rows(struct persist *p)
 out:
 	sqlite3_finalize(b);
 	sqlite3_finalize(t);
+	if (rc != SQLITE_OK)
+		persist_exec(p, "ROLLBACK");
 	free(p->drops);
 	p->drops = NULL;
 	p->ndrops = p->drops_cap = 0;
@@ -1698,7 +1710,6 @@ persist_flush_buckets(struct persist *p, uint64_t *rows)
 		p->counts.rows_deleted += (uint64_t)sqlite3_changes(p->db);
 		if (persist_step(p, PS_DEL_TALLIES_BELOW) != 0)
 			return (-1);
-		p->reset_below = 0;
 	}
 	for (i = 0; i < p->ndels; i++) {
 		sqlite3_bind_int64(p->stmt[PS_DEL_BUCKET], 1, p->dels[i]);
@@ -1729,6 +1740,7 @@ persist_flush_done(struct persist *p)
 	persist_pend_clear(p);
 	p->resync_defs = 0;
 	p->ndels = 0;
+	p->reset_below = 0;	/* committed */
 	lim = store_id_limit(p->st, STORE_INSTANCE);
 	for (id = 1; id < lim; id++) {
 		/* The store hands out const; dirty is ours to clear. */
@@ -1754,7 +1766,8 @@ persist_shrink(struct persist *p)
 {
 	char	sql[64];
 
-	if (persist_pragma(p, "PRAGMA freelist_count") < PERSIST_SHRINK_MIN)
+	if (!p->incremental ||
+	    persist_pragma(p, "PRAGMA freelist_count") < PERSIST_SHRINK_MIN)
 		return;
 	snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%d)",
 	    PERSIST_SHRINK_STEP);

@@ -33,6 +33,7 @@ enum control_deadline {
 	CONTROL_DEADLINE_IDLE,		/* control-timeout for a request */
 	CONTROL_DEADLINE_FRAME,		/* frame-timeout from its first byte */
 	CONTROL_DEADLINE_REPLY,		/* control-timeout to read a reply */
+	CONTROL_DEADLINE_QUEUED,	/* query-timeout for a show's turn */
 };
 
 struct control_conn {
@@ -652,6 +653,9 @@ server_control_reset(struct control_args *a, struct proto_sink *sink)
 	size_t			 start;
 
 	if (store_busy(server_store)) {
+		/* No new show starts before the running ones end: the next
+		 * try gets in. */
+		server_housekeep_due = 1;
 		snprintf(a->error, sizeof a->error, "a query is reading the "
 		    "store; try again in a moment");
 		return (-1);
@@ -833,7 +837,9 @@ server_control_deadline(struct control_conn *cc, enum control_deadline d)
 	}
 	if (d == CONTROL_DEADLINE_FRAME)
 		s = server_limits.frame_timeout_s;
-	if (d == CONTROL_DEADLINE_IDLE)
+	if (d == CONTROL_DEADLINE_QUEUED)
+		s = server_limits.query_timeout_s;
+	if (d == CONTROL_DEADLINE_IDLE || d == CONTROL_DEADLINE_QUEUED)
 		cc->waiting_ns = server_now_ns();
 	server_deadline(cc->deadline_ev, s);
 }
@@ -865,11 +871,15 @@ server_control_may_start(void)
  * A show ended: the housekeeping it held off runs if it was the last, then
  * the shows waiting for a turn start, oldest connection first.
  */
+static int	server_control_closing_all;	/* shutdown: no turns */
+
 static void
 server_control_turn(void)
 {
 	struct control_conn	*cc, *cc1;
 
+	if (server_control_closing_all)
+		return;
 	server_housekeep_resume();
 	DL_FOREACH_SAFE(server_control_list, cc, cc1) {
 		if (!server_control_may_start())
@@ -909,8 +919,10 @@ server_control_free_all(void)
 {
 	struct control_conn	*cc, *cc1;
 
+	server_control_closing_all = 1;
 	DL_FOREACH_SAFE(server_control_list, cc, cc1)
 		server_control_free(cc);
+	server_control_closing_all = 0;
 }
 
 /* Frees a reply buffer once libevent has sent it. */
@@ -1057,7 +1069,7 @@ server_control_show_async(struct control_conn *cc,
 			daemon_stats.queries_waited++;
 		cc->queued = 1;
 		bufferevent_disable(cc->bev, EV_READ);
-		server_control_deadline(cc, CONTROL_DEADLINE_NONE);
+		server_control_deadline(cc, CONTROL_DEADLINE_QUEUED);
 		return (1);
 	}
 	cmd = server_control_find("show", 4);
@@ -1199,6 +1211,28 @@ server_control_event_cb(struct bufferevent *bev, short what, void *arg)
 	server_control_free(cc);
 }
 
+/* A show that waited --query-timeout for its turn: answered "busy". */
+static void
+server_control_busy(struct control_conn *cc)
+{
+	struct proto_sink	sink;
+	const char		*payload;
+	size_t			 plen, flen;
+
+	cc->queued = 0;
+	daemon_stats.queries_timed_out++;
+	daemon_stats.request_errors++;
+	if (server_read_frame(cc->bev, PROTO_MAX_MSG, CONTROL_MAX_INPUT,
+	    &payload, &plen, &flen) == 1)
+		evbuffer_drain(bufferevent_get_input(cc->bev), flen);
+	proto_sink_init(&sink, PROTO_HEADER_SIZE + CONTROL_REPLY_SMALL);
+	proto_send_error(&sink, "busy: other shows held every one of profd's "
+	    "--max-queries turns for --query-timeout (%llu s); try again",
+	    (unsigned long long)server_limits.query_timeout_s);
+	server_control_send(cc, &sink);
+	proto_sink_free(&sink);
+}
+
 /* A deadline passed: closes the connection, counted by cause. */
 static void
 server_control_deadline_cb(evutil_socket_t fd, short events, void *arg)
@@ -1218,6 +1252,9 @@ server_control_deadline_cb(evutil_socket_t fd, short events, void *arg)
 		log_warn("control: reply not read within %llu s; closing",
 		    (unsigned long long)s);
 		break;
+	case CONTROL_DEADLINE_QUEUED:
+		server_control_busy(cc);
+		return;
 	default:
 		daemon_stats.control_timeouts++;
 		log_debug("control: no request for %llu s; closing",
@@ -1240,7 +1277,8 @@ server_control_victim(enum access_level level)
 	 * others, those with the least access go first. */
 	DL_FOREACH(server_control_list, cc) {
 		if (cc->closing || (cc->deadline != CONTROL_DEADLINE_IDLE &&
-		    cc->deadline != CONTROL_DEADLINE_FRAME) ||
+		    cc->deadline != CONTROL_DEADLINE_FRAME &&
+		    cc->deadline != CONTROL_DEADLINE_QUEUED) ||
 		    cc->level > level)
 			continue;
 		if (v == NULL || cc->level < v->level ||

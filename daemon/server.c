@@ -251,6 +251,7 @@ server_housekeep(uint64_t now, int force_sweep)
 		if (!server_housekeep_due)
 			daemon_stats.housekeeping_waits++;
 		server_housekeep_due = 1;
+		store_tick(server_store, now);	/* the clock only */
 		server_housekeep_persist(now);
 		server_store_counts();
 		return;

