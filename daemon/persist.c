@@ -44,6 +44,10 @@
 #endif
 
 #define PERSIST_MAX_ROW		(256 << 20)	/* SQLITE_LIMIT_LENGTH */
+#define PERSIST_PARTS_MAX	65535		/* slices of one bucket */
+/* Bytes of entries a bucket row holds; the rest goes in bucket_parts.
+ * PERSIST_MAX_ROW, or less from PROFD_PERSIST_MAX_ROW (tests). */
+static size_t	persist_max_row = PERSIST_MAX_ROW;
 #define PERSIST_BAD_TRIES	100		/* .bad-<time>.<n> names */
 #define PERSIST_STATE_MIN	1024		/* ids of a new pending map */
 #define PERSIST_MAP_MIN		64		/* slots of the bucket map */
@@ -90,6 +94,7 @@ enum persist_stmt {
 	PS_PUT_OVERHEAD, PS_DEL_OVERHEAD, PS_DEL_PID_OVERHEADS,
 	PS_PUT_TALLIES, PS_DEL_TALLIES,
 	PS_DEL_BUCKETS_BELOW, PS_DEL_TALLIES_BELOW,
+	PS_PUT_PART, PS_DEL_PARTS, PS_DEL_PARTS_BELOW, PS_GET_PARTS,
 	PS_COUNT
 };
 
@@ -123,6 +128,12 @@ static const char *persist_stmt_sql[PS_COUNT] = {
 	"DELETE FROM tallies WHERE bucket = ?1",
 	"DELETE FROM buckets WHERE id < ?1",
 	"DELETE FROM tallies WHERE bucket < ?1",
+	"INSERT OR REPLACE INTO bucket_parts VALUES(?1, ?2)",
+	"DELETE FROM bucket_parts WHERE id >= ?1 * 65536 AND "
+	    "id < (?1 + 1) * 65536",
+	"DELETE FROM bucket_parts WHERE id < ?1 * 65536",
+	"SELECT entries FROM bucket_parts WHERE id > ?1 * 65536 AND "
+	    "id < (?1 + 1) * 65536 ORDER BY id",
 };
 
 /* The schema, exactly as sqlite_schema must hold it. */
@@ -166,6 +177,10 @@ static const struct {
 	/* What a bucket's batches said of their stacks (store_tally). */
 	{ "table", "tallies", "CREATE TABLE tallies("
 	    "bucket INTEGER PRIMARY KEY, rows BLOB NOT NULL)" },
+	/* The entries of a bucket too big for one row past its first
+	 * persist_max_row bytes, in slices: id = bucket row << 16 | part. */
+	{ "table", "bucket_parts", "CREATE TABLE bucket_parts("
+	    "id INTEGER PRIMARY KEY, entries BLOB NOT NULL)" },
 };
 #define PERSIST_NSCHEMA	(sizeof persist_schema / sizeof persist_schema[0])
 #define PERSIST_FIRST_ADDED	9	/* persist_schema[9..] came later */
@@ -1070,6 +1085,93 @@ persist_tallies_of(sqlite3_stmt *s, const struct store_tally **t, size_t *n,
 	return (PERSIST_OK);
 }
 
+/* Pins what a slice of a bucket left on disk names: 0, or PERSIST_NOFIT. */
+static enum persist_rc
+persist_slice_pin(struct persist *p, const struct store_entry *e, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (store_pin(p->st, STORE_THREAD, e[i].thread) != 0 ||
+		    store_pin(p->st, STORE_STACK, e[i].stack) != 0)
+			return (PERSIST_NOFIT);
+	return (PERSIST_OK);
+}
+
+/* Checks a slice of a bucket's entries, in order after *prev (NULL: the
+ * first slice); sets *missing if one names what the store lacks. */
+static enum persist_rc
+persist_slice_check(struct persist *p, const struct store_entry *e, size_t n,
+    const struct store_entry *prev, int *missing)
+{
+	uint32_t	depth;
+	size_t		i;
+
+	for (i = 0; i < n; i++) {
+		if (e[i].count == 0 || (i > 0 ?
+		    store_cmp_entry(&e[i - 1], &e[i]) >= 0 :
+		    prev != NULL && store_cmp_entry(prev, &e[0]) >= 0))
+			return (PERSIST_BAD);
+		if (store_thread_get(p->st, e[i].thread) == NULL ||
+		    store_stack_get(p->st, e[i].stack, &depth) == NULL)
+			*missing = 1;
+	}
+	return (PERSIST_OK);
+}
+
+/*
+ * Reads the slices of bucket row `row` past its first `have` entries, up
+ * to n in all: into to[have..n) when to is given, else checked and pinned
+ * one slice at a time (*missing set if one names what the store lacks).
+ * PERSIST_BAD unless they hold exactly n entries.
+ */
+static enum persist_rc
+persist_load_parts(struct persist *p, int64_t row, struct store_entry *to,
+    size_t n, size_t have, int *missing)
+{
+	sqlite3_stmt		*s = p->stmt[PS_GET_PARTS];
+	struct store_entry	 last, *slice;
+	const void		*blob;
+	enum persist_rc		 r = PERSIST_OK;
+	size_t			 k;
+	int			 bytes, rc, first = 1;
+
+	sqlite3_bind_int64(s, 1, row);
+	memset(&last, 0, sizeof last);
+	while (r == PERSIST_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		blob = sqlite3_column_blob(s, 0);
+		bytes = sqlite3_column_bytes(s, 0);
+		if (bytes <= 0 || blob == NULL ||
+		    (size_t)bytes % sizeof last != 0 ||
+		    (k = (size_t)bytes / sizeof last) > n - have) {
+			r = PERSIST_BAD;
+			break;
+		}
+		if (to != NULL) {
+			memcpy(to + have, blob, bytes);
+			have += k;
+			continue;
+		}
+		/* Aligned for the check: the scratch holds one slice. */
+		if (persist_scratch(p, k) != 0) {
+			r = PERSIST_NOFIT;
+			break;
+		}
+		slice = p->scratch;
+		memcpy(slice, blob, bytes);
+		if ((r = persist_slice_check(p, slice, k, first ? NULL : &last,
+		    missing)) == PERSIST_OK && !*missing)
+			r = persist_slice_pin(p, slice, k);
+		last = slice[k - 1];
+		first = 0;
+		have += k;
+	}
+	if (r == PERSIST_OK && (rc != SQLITE_DONE || have != n))
+		r = PERSIST_BAD;
+	sqlite3_reset(s);
+	return (r);
+}
+
 /*
  * Loads a bucket row.  Rows are checked here first, so that a refusal by
  * the store can only mean its memory cap: from then on the rows stay on
@@ -1091,34 +1193,56 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	int64_t				 row = sqlite3_column_int64(s, 0);
 	int64_t				 n = sqlite3_column_int64(s, 3);
 	size_t				 i, len, nt;
-	uint32_t			 depth;
-	int				 bytes, missing = 0;
+	int				 bytes, missing = 0, parts, fits;
+	int				 pinned = 0;
 	enum persist_rc			 r;
 
 	start = (uint64_t)sqlite3_column_int64(s, 1);
 	width = (uint64_t)sqlite3_column_int64(s, 2);
 	blob = sqlite3_column_blob(s, 4);
 	bytes = sqlite3_column_bytes(s, 4);
-	if (row <= 0 || width == 0 || start > UINT64_MAX - width || n < 0 ||
-	    bytes < 0 || (uint64_t)n * sizeof *p->scratch != (uint64_t)bytes ||
-	    (bytes > 0 && blob == NULL))
+	if (row <= 0 || row >= INT64_MAX / 65536 || width == 0 ||
+	    start > UINT64_MAX - width || n < 0 || bytes < 0 ||
+	    (size_t)bytes % sizeof *p->scratch != 0 ||
+	    (uint64_t)n * sizeof *p->scratch < (uint64_t)bytes ||
+	    (uint64_t)n > (uint64_t)PERSIST_MAX_ROW / sizeof *p->scratch *
+	    (PERSIST_PARTS_MAX + 1) || (bytes > 0 && blob == NULL))
 		return (PERSIST_BAD);
 	len = (size_t)n;
+	/* Past its first slice, a big bucket's entries are in bucket_parts:
+	 * put together if it is to be loaded, else checked slice by slice. */
+	parts = (uint64_t)n * sizeof *p->scratch > (uint64_t)bytes;
+	store_get_counts(p->st, &c);
+	fits = !p->pin_only && c.bytes + len * sizeof *p->scratch <=
+	    store_get_config(p->st)->max_bytes;
 	/* SQLite's blob is malloc'd, so aligned; copy it if not. */
 	e = blob;
-	if ((uintptr_t)blob % _Alignof(struct store_entry) != 0) {
-		if (persist_scratch(p, len) != 0)
+	if ((parts && fits) ||
+	    (uintptr_t)blob % _Alignof(struct store_entry) != 0) {
+		if (persist_scratch(p, parts && fits ? len : (size_t)bytes /
+		    sizeof *p->scratch) != 0)
 			return (PERSIST_NOFIT);
 		memcpy(p->scratch, blob, bytes);
 		e = p->scratch;
 	}
-	for (i = 0; i < len; i++) {
-		if (e[i].count == 0 ||
-		    (i > 0 && store_cmp_entry(&e[i - 1], &e[i]) >= 0))
-			return (PERSIST_BAD);
-		if (store_thread_get(p->st, e[i].thread) == NULL ||
-		    store_stack_get(p->st, e[i].stack, &depth) == NULL)
-			missing = 1;
+	if (parts && fits) {
+		if ((r = persist_load_parts(p, row, p->scratch, len,
+		    (size_t)bytes / sizeof *p->scratch, NULL)) != PERSIST_OK)
+			return (r);
+		parts = 0;
+	} else
+		len = (size_t)bytes / sizeof *p->scratch;
+	if ((r = persist_slice_check(p, e, len, NULL, &missing)) != PERSIST_OK)
+		return (r);
+	/* Left on disk: the first slice pinned (the scratch is reused for
+	 * the others), then the other slices, one at a time. */
+	if (parts && !missing) {
+		if ((r = persist_slice_pin(p, e, len)) != PERSIST_OK)
+			return (persist_drop_row(p, row));
+		pinned = 1;
+		if ((r = persist_load_parts(p, row, NULL, (size_t)n, len,
+		    &missing)) != PERSIST_OK)
+			return (r);
 	}
 	if ((r = persist_tallies_of(s, &t, &nt, &tcopy)) != PERSIST_OK)
 		return (r);
@@ -1136,8 +1260,7 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 		return (persist_drop_row(p, row));
 	}
 	if (!p->pin_only) {
-		store_get_counts(p->st, &c);
-		if (c.bytes + (size_t)bytes <= store_get_config(p->st)->max_bytes &&
+		if (fits && !parts &&
 		    store_load_bucket(p->st, start, width, e, len) == 0) {
 			if (row >= p->next_row)
 				p->next_row = row + 1;
@@ -1156,12 +1279,9 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 		} else
 			p->pin_only = 1;
 	}
-	/* Left on disk: what it names keeps its id. */
-	r = PERSIST_OK;
-	for (i = 0; i < len && r == PERSIST_OK; i++)
-		if (store_pin(p->st, STORE_THREAD, e[i].thread) != 0 ||
-		    store_pin(p->st, STORE_STACK, e[i].stack) != 0)
-			r = PERSIST_NOFIT;
+	/* Left on disk: what it names keeps its id (a big bucket's slices
+	 * were pinned as they were checked). */
+	r = pinned ? PERSIST_OK : persist_slice_pin(p, e, len);
 	for (i = 0; i < nt && r == PERSIST_OK; i++)
 		if (store_pin(p->st, STORE_INSTANCE, t[i].instance) != 0)
 			r = PERSIST_NOFIT;
@@ -1233,11 +1353,14 @@ persist_drop_rows(struct persist *p)
 	for (i = 0; i < p->ndrops; i++) {
 		sqlite3_bind_int64(b, 1, p->drops[i]);
 		sqlite3_bind_int64(t, 1, p->drops[i]);
+		sqlite3_bind_int64(p->stmt[PS_DEL_PARTS], 1, p->drops[i]);
 		if ((rc = sqlite3_step(b)) != SQLITE_DONE ||
-		    (rc = sqlite3_step(t)) != SQLITE_DONE)
+		    (rc = sqlite3_step(t)) != SQLITE_DONE ||
+		    (rc = sqlite3_step(p->stmt[PS_DEL_PARTS])) != SQLITE_DONE)
 			goto out;
 		sqlite3_reset(b);
 		sqlite3_reset(t);
+		sqlite3_reset(p->stmt[PS_DEL_PARTS]);
 	}
 	if ((rc = persist_exec(p, "COMMIT")) != SQLITE_OK)
 		goto out;
@@ -1279,7 +1402,9 @@ persist_load_buckets(struct persist *p, uint64_t now_ns)
 		return (persist_rc_of(rc));
 	p->counts.rows_deleted += sqlite3_changes(p->db);
 	if ((rc = persist_exec(p, "DELETE FROM tallies WHERE bucket NOT IN "
-	    "(SELECT id FROM buckets)")) != SQLITE_OK)
+	    "(SELECT id FROM buckets)")) != SQLITE_OK ||
+	    (rc = persist_exec(p, "DELETE FROM bucket_parts WHERE id / 65536 "
+	    "NOT IN (SELECT id FROM buckets)")) != SQLITE_OK)
 		return (persist_rc_of(rc));
 	r = persist_load_rows(p, "SELECT b.id, b.start_ns, b.width_ns, b.n, "
 	    "b.entries, t.rows FROM buckets b LEFT JOIN tallies t ON "
@@ -1362,6 +1487,7 @@ struct persist *
 persist_open(const char *dir, struct store *st, uint64_t now_ns, char *err,
     size_t errlen)
 {
+	const char		*env;
 	struct persist		*p = NULL;
 	struct store_hooks	 hooks;
 	struct stat		 sb;
@@ -1394,6 +1520,11 @@ persist_open(const char *dir, struct store *st, uint64_t now_ns, char *err,
 	}
 	p->st = st;
 	p->next_row = 1;
+	persist_max_row = PERSIST_MAX_ROW;
+	if ((env = getenv("PROFD_PERSIST_MAX_ROW")) != NULL &&
+	    strtoull(env, NULL, 10) >= 4096 &&
+	    strtoull(env, NULL, 10) < PERSIST_MAX_ROW)
+		persist_max_row = (size_t)strtoull(env, NULL, 10);
 	for (k = 0; k < STORE_NKINDS; k++)
 		before[k] = store_id_limit(st, k);
 
@@ -1648,8 +1779,8 @@ persist_put_bucket(struct persist *p, const struct store_bucket *b)
 {
 	sqlite3_stmt			*s = p->stmt[PS_PUT_BUCKET];
 	const struct store_entry	*e = b->entries;
-	size_t				 i, n = 0;
-	int64_t				 row;
+	size_t				 i, n = 0, per, first;
+	int64_t				 row, part;
 
 	if ((row = persist_map_get(p, b)) == 0) {
 		row = p->next_row;
@@ -1669,16 +1800,29 @@ persist_put_bucket(struct persist *p, const struct store_bucket *b)
 		qsort(p->scratch, n, sizeof *p->scratch, store_cmp_entry);
 		e = p->scratch;
 	}
-	if (n * sizeof *e > PERSIST_MAX_ROW)
+	/* The row holds n (all) and the first slice; the other slices go
+	 * in bucket_parts (a bucket never shrinks: nothing to delete). */
+	per = persist_max_row / sizeof *e;
+	first = n < per ? n : per;
+	if (n > per * (PERSIST_PARTS_MAX + 1))
 		return (-1);
 	sqlite3_bind_int64(s, 1, row);
 	sqlite3_bind_int64(s, 2, (int64_t)b->start_ns);
 	sqlite3_bind_int64(s, 3, (int64_t)b->width_ns);
 	sqlite3_bind_int64(s, 4, (int64_t)n);
-	sqlite3_bind_blob(s, 5, n > 0 ? (const void *)e : "",
-	    (int)(n * sizeof *e), SQLITE_STATIC);
+	sqlite3_bind_blob(s, 5, first > 0 ? (const void *)e : "",
+	    (int)(first * sizeof *e), SQLITE_STATIC);
 	if (persist_step(p, PS_PUT_BUCKET) != 0)
 		return (-1);
+	for (i = first, part = 1; i < n; i += per, part++) {
+		s = p->stmt[PS_PUT_PART];
+		sqlite3_bind_int64(s, 1, row * 65536 + part);
+		sqlite3_bind_blob(s, 2, e + i, (int)((n - i < per ? n - i :
+		    per) * sizeof *e), SQLITE_STATIC);
+		if (persist_step(p, PS_PUT_PART) != 0)
+			return (-1);
+		p->counts.parts_written++;
+	}
 	/* A bucket never loses tallies, and a deleted bucket's go with it:
 	 * nothing to delete for one that has none. */
 	if (b->ntallies == 0)
@@ -1708,14 +1852,19 @@ persist_flush_buckets(struct persist *p, uint64_t *rows)
 		if (persist_step(p, PS_DEL_BUCKETS_BELOW) != 0)
 			return (-1);
 		p->counts.rows_deleted += (uint64_t)sqlite3_changes(p->db);
-		if (persist_step(p, PS_DEL_TALLIES_BELOW) != 0)
+		sqlite3_bind_int64(p->stmt[PS_DEL_PARTS_BELOW], 1,
+		    p->reset_below);
+		if (persist_step(p, PS_DEL_TALLIES_BELOW) != 0 ||
+		    persist_step(p, PS_DEL_PARTS_BELOW) != 0)
 			return (-1);
 	}
 	for (i = 0; i < p->ndels; i++) {
 		sqlite3_bind_int64(p->stmt[PS_DEL_BUCKET], 1, p->dels[i]);
 		sqlite3_bind_int64(p->stmt[PS_DEL_TALLIES], 1, p->dels[i]);
+		sqlite3_bind_int64(p->stmt[PS_DEL_PARTS], 1, p->dels[i]);
 		if (persist_step(p, PS_DEL_BUCKET) != 0 ||
-		    persist_step(p, PS_DEL_TALLIES) != 0)
+		    persist_step(p, PS_DEL_TALLIES) != 0 ||
+		    persist_step(p, PS_DEL_PARTS) != 0)
 			return (-1);
 		p->counts.rows_deleted++;
 	}

@@ -33,6 +33,7 @@ struct persist_counts {
 	uint64_t	buckets_dropped;	/* naming what the file lacks */
 	uint64_t	set_aside;		/* files renamed .bad-* */
 	uint64_t	shrinks;		/* free pages given back */
+	uint64_t	parts_written;		/* slices of buckets over a row */
 	uint64_t	lost_at_exit;		/* samples of gone processes the
 						   last flush could not write */
 };

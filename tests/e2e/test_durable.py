@@ -402,3 +402,39 @@ def test_a_full_disk_at_exit_says_what_is_lost_and_what_the_agents_hold(ctx):
     finally:
         ctx.stop_daemon()
         subprocess.run(["umount", "-l", disk])
+
+
+@once
+def test_a_bucket_bigger_than_a_row_is_written_in_slices(ctx):
+    """A bucket whose entries outgrow one SQLite row (256 MiB; 4 KiB here,
+    PROFD_PERSIST_MAX_ROW) is written in slices: flushes go on, the agents
+    get their acks, and a restart reads every sample back."""
+    state = os.path.join(ctx.tmp, "state")
+    old = ctx.daemon_env
+    ctx.daemon_env = lambda: dict(old(), PROFD_PERSIST_MAX_ROW="4096")
+    try:
+        ctx.start_daemon("-s", state, "--persist-interval", "1s")
+        a = FakeAgent(ctx.rt, pid=3700, service="wide")
+        threads = [a.thread("t%d" % i) for i in range(20)]
+        stacks = [a.stack(["main", "f%d" % j]) for j in range(50)]
+        for th in threads:
+            for st in stacks:
+                a.samples(st, th, 2)
+        a.flush()
+        wait_until(lambda: stored(ctx) == 2000, 20, "2000 samples")
+        flushes = ctx.ctl_json("status")["daemon"]["persist_flushes"]
+        wait_until(lambda: ctx.ctl_json("status")["daemon"][
+            "persist_flushes"] > flushes + 1, 10, "two more flushes")
+        d = ctx.ctl_json("status")["daemon"]
+        check(d["persist_errors"] == 0, "persist errors %d" %
+              d["persist_errors"])
+        a.close()
+        check(ctx.stop_daemon() == 0, "SIGTERM exit")
+        ctx.start_daemon("-s", state)
+        check(ctx.ctl_json("show")["samples"] == 2000,
+              "after a restart: %d" % ctx.ctl_json("show")["samples"])
+        rows = ctx.ctl_json("show", "--by", "thread")["threads"]
+        check(len(rows) == 20 and all(r["self"] == 100 for r in rows),
+              "threads %r" % rows[:3])
+    finally:
+        ctx.daemon_env = old

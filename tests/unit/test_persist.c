@@ -702,10 +702,10 @@ Test(persist, a_bucket_naming_an_unknown_instance_is_dropped_alone)
 	store_free(st);
 }
 
-/* Writes 30 buckets whose 40 stacks each are theirs alone (frames at
- * lines no other bucket uses). */
+/* Writes 30 buckets whose nstacks stacks each are theirs alone (frames
+ * at lines no other bucket uses). */
 static void
-write_own_stacks(void)
+write_own_stacks(uint32_t nstacks)
 {
 	struct store	*st = new_store(0);
 	struct persist	*p = open_ok(st, NOW);
@@ -717,10 +717,10 @@ write_own_stacks(void)
 	file = store_string(st, "app.py", 6);
 	func = store_func(st, store_string(st, "f", 1), file, 1);
 	for (k = 0; k < 30; k++) {
-		for (i = 0; i < 40; i++) {
+		for (i = 0; i < nstacks; i++) {
 			for (j = 0; j < 3; j++)
 				cr_assert_neq(frames[j] = store_frame(st, func,
-				    10000 * k + 100 * i + j + 1), 0);
+				    1000000 * k + 100 * i + j + 1), 0);
 			cr_assert_neq(sk = store_stack(st, frames, 3, 0), 0);
 			cr_assert_eq(store_add(st, NOW - (300 - k * 10) * SEC,
 			    th, sk, 0, 1, 100), 0);
@@ -732,6 +732,69 @@ write_own_stacks(void)
 	store_free(st);
 }
 
+Test(persist, a_bucket_bigger_than_a_row_goes_in_slices_and_comes_back)
+{
+	struct store		*a, *b;
+	struct persist		*p;
+	struct persist_counts	 c;
+
+	/* 128 entries a row: each bucket of 200 is two slices. */
+	setenv("PROFD_PERSIST_MAX_ROW", "4096", 1);
+	a = write_filled(200);
+	cr_assert_gt(query("SELECT count(*) FROM bucket_parts"), 0);
+	cr_assert_eq(query("SELECT count(*) FROM buckets WHERE n * 32 != "
+	    "length(entries)"), query("SELECT count(*) FROM bucket_parts"));
+	b = new_store(0);
+	p = open_ok(b, NOW);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.buckets_dropped, 0);
+	assert_same(a, b);
+	persist_close(p);
+	store_free(a);
+	store_free(b);
+	unsetenv("PROFD_PERSIST_MAX_ROW");
+}
+
+Test(persist, a_big_bucket_left_on_disk_keeps_what_its_slices_name)
+{
+	struct store		*st;
+	struct persist		*p;
+	struct persist_counts	 c;
+	struct store_counts	 sa;
+	long long		 frames, buckets;
+
+	/* 128 entries a row: each bucket of 300 own stacks is three slices. */
+	setenv("PROFD_PERSIST_MAX_ROW", "4096", 1);
+	write_own_stacks(300);
+	cr_assert_gt(query("SELECT count(*) FROM bucket_parts"), 0);
+	frames = query("SELECT count(*) FROM frames");
+	buckets = query("SELECT count(*) FROM buckets");
+	st = new_store(0);
+	persist_close(open_ok(st, NOW));
+	store_get_counts(st, &sa);
+	store_free(st);
+	st = new_store(sa.def_bytes + (sa.bytes - sa.def_bytes) / 2);
+	p = open_ok(st, NOW);
+	persist_get_counts(p, &c);
+	cr_assert_gt(c.buckets_skipped, 0);
+	cr_assert_eq(c.buckets_dropped, 0);
+	store_sweep_begin(st);
+	store_sweep_end(st);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_close(p);
+	store_free(st);
+	cr_assert_eq(query("SELECT count(*) FROM frames"), frames,
+	    "a sweep deleted frames a slice on disk names");
+	st = new_store(0);
+	p = open_ok(st, NOW);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.buckets_dropped, 0);
+	cr_assert_eq((long long)c.buckets_loaded, buckets);
+	persist_close(p);
+	store_free(st);
+	unsetenv("PROFD_PERSIST_MAX_ROW");
+}
+
 Test(persist, a_bucket_left_on_disk_keeps_what_it_names_through_a_sweep)
 {
 	struct store		*st;
@@ -740,7 +803,7 @@ Test(persist, a_bucket_left_on_disk_keeps_what_it_names_through_a_sweep)
 	struct store_counts	 sa;
 	long long		 frames, stacks, buckets;
 
-	write_own_stacks();
+	write_own_stacks(40);
 	frames = query("SELECT count(*) FROM frames");
 	stacks = query("SELECT count(*) FROM stacks");
 	buckets = query("SELECT count(*) FROM buckets");
