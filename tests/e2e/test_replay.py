@@ -26,6 +26,27 @@ def agents_by_pid(ctx):
             if a["connected"]}
 
 
+def wait_balanced(ctx, pids, what=""):
+    """Waits until, for each agent, stored == taken - dropped; its rows
+    {pid: (stored, taken, dropped, replayed)}."""
+    rows = {}
+
+    def balanced():
+        st, got = agents_by_pid(ctx), stored_by_pid(ctx)
+        if not pids <= set(st):
+            return False
+        rows.update({p: (got.get(p, 0), st[p]["stats"]["samples"],
+                         st[p]["stats"]["dropped"],
+                         st[p]["stats"]["replayed"]) for p in pids})
+        return all(s == t - d for s, t, d, _ in rows.values())
+    try:
+        wait_until(balanced, 30, "stored == taken - dropped for each agent")
+    except Exception:
+        raise AssertionError("%sper pid (stored, taken, dropped, replayed): "
+                             "%r; log: %s" % (what, rows, ctx.log_tail()))
+    return rows
+
+
 # Replay and acks are the agent's C code and profd's, the same for every
 # interpreter.
 @once
@@ -57,29 +78,16 @@ def test_kill_9_twice_mid_stream_loses_nothing(ctx):
                    "both agents back and storing past the kill")
     ctx.ctl("stop")
 
-    def balanced():
-        st, got = agents_by_pid(ctx), stored_by_pid(ctx)
-        if not pids <= set(st):
-            return False
-        rows = {p: (got.get(p, 0), st[p]["stats"]["samples"],
-                    st[p]["stats"]["dropped"]) for p in pids}
-        balanced.rows = rows
-        return all(s == taken - dropped for s, taken, dropped in rows.values())
-    balanced.rows = None
-    try:
-        wait_until(balanced, 30, "stored == taken - dropped for each agent")
-    except Exception:
-        raise AssertionError("per pid (stored, taken, dropped): %r; log: %s"
-                             % (balanced.rows, ctx.log_tail()))
+    rows = wait_balanced(ctx, pids)
     st = agents_by_pid(ctx)
     replayed = sum(st[p]["stats"]["replayed"] for p in pids)
     dup = ctx.ctl_json("status")["daemon"]["samples_duplicate"]
     check(replayed > 0, "no batch was sent again after the kills")
     check(all(st[p]["stats"]["samples"] > 500 for p in pids),
           "too few samples taken: %r" % {p: st[p]["stats"] for p in pids})
-    print("  per pid (stored, taken, dropped): %r; replayed %d, "
+    print("  per pid (stored, taken, dropped, replayed): %r; replayed %d, "
           "duplicates skipped since the last restart %d"
-          % (balanced.rows, replayed, dup))
+          % (rows, replayed, dup))
     for p in procs:
         p.kill()
 
@@ -181,24 +189,11 @@ def test_batches_keep_their_mode_across_a_switch_and_a_kill_9(ctx):
                "wall-mode samples after the restart")
     ctx.ctl("stop")
 
-    def balanced():
-        st, got = agents_by_pid(ctx), stored_by_pid(ctx)
-        if p.pid not in st:
-            return False
-        s = st[p.pid]["stats"]
-        balanced.row = (got.get(p.pid, 0), s["samples"], s["dropped"],
-                        s["replayed"])
-        return balanced.row[0] == s["samples"] - s["dropped"]
-    balanced.row = None
-    try:
-        wait_until(balanced, 30, "stored == taken - dropped")
-    except Exception:
-        raise AssertionError("(stored, taken, dropped, replayed): %r; log: %s"
-                             % (balanced.row, ctx.log_tail()))
-    check(balanced.row[3] > 0, "no batch was sent again after the kill")
+    row = wait_balanced(ctx, {p.pid})[p.pid]
+    check(row[3] > 0, "no batch was sent again after the kill")
     cpu, wall = thread_counts(ctx, "cpu"), thread_counts(ctx, "wall")
     print("  (stored, taken, dropped, replayed) %r\n  cpu %r\n  wall %r"
-          % (balanced.row, cpu, wall))
+          % (row, cpu, wall))
     busy = sum(v for k, v in cpu.items() if k.startswith("busy_"))
     idle = sum(v for k, v in cpu.items() if k.startswith("idle_"))
     # cpu mode samples threads that run: the idle ones next to never.
@@ -242,22 +237,8 @@ def test_kill_9_at_20_random_moments_loses_nothing_acknowledged(ctx):
                "the agents back after the last kill")
     ctx.ctl("stop")
 
-    def balanced():
-        st, got = agents_by_pid(ctx), stored_by_pid(ctx)
-        if not pids <= set(st):
-            return False
-        balanced.rows = {p: (got.get(p, 0), st[p]["stats"]["samples"],
-                             st[p]["stats"]["dropped"],
-                             st[p]["stats"]["replayed"]) for p in pids}
-        return all(s == t - d for s, t, d, _ in balanced.rows.values())
-    balanced.rows = None
-    try:
-        wait_until(balanced, 30, "stored == taken - dropped for each agent")
-    except Exception:
-        raise AssertionError("kills after %r s; per pid (stored, taken, "
-                             "dropped, replayed): %r; log: %s"
-                             % (pauses, balanced.rows, ctx.log_tail()))
+    rows = wait_balanced(ctx, pids, "kills after %r s; " % pauses)
     print("  kills after %r s; per pid (stored, taken, dropped, replayed): "
-          "%r" % (pauses, balanced.rows))
+          "%r" % (pauses, rows))
     for p in procs:
         p.kill()
