@@ -175,6 +175,7 @@ static struct direct_lines direct_lines[DIRECT_LINE_CACHE];	/* sampler */
 
 /* A frame as walked, before its code object is checked. */
 struct direct_raw {
+	uintptr_t	addr;	/* the frame's own (< 3.11: an object) */
 	uintptr_t	code;
 	int64_t		loc;	/* bytes from the bytecode start */
 	int		gen;	/* owned by a generator */
@@ -1138,7 +1139,7 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more,
 {
 	struct direct_region *r;
 	const char	*f;
-	uintptr_t	 code, instr;
+	uintptr_t	 code, instr, here;
 	size_t		 back;
 	int		 n = 0, owner, steps, missed = 0, nregions, shim = 0;
 	int		 gen = 0, mark = 0;
@@ -1201,6 +1202,7 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more,
 		    direct_word(f, offsetof(PyObject, ob_type)) !=
 		    direct.frame_type)
 			return -1;
+		here = frame;
 		frame = direct_word(f, compat.frame_previous);
 		shim = owner >= compat.owner_shim;
 		if (shim)
@@ -1215,6 +1217,7 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more,
 		}
 		if (*more)
 			continue;
+		raw[n].addr = here;
 		raw[n].code = code;
 		raw[n].gen = owner == compat.owner_generator;
 		switch (compat.instr) {
@@ -1243,6 +1246,31 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more,
 }
 
 /*
+ * Copies a chain's bottom frame again, fresh: 0 if it still has no
+ * caller, runs, and has the same code object, else -1.
+ */
+static int
+direct_bottom_again(const struct direct_raw *r)
+{
+	const char	*f;
+	int		 fresh = direct_snap.fresh, running;
+	signed char	 state;
+
+	if (compat.frame_running == COMPAT_NONE)
+		return 0;
+	direct_snap.fresh = direct_snap.n;
+	f = direct_snap_get(r->addr, compat.frame_read, 0, 0, DK_OTHER);
+	direct_snap.fresh = fresh;
+	if (f == NULL || direct_word(f, compat.frame_previous) != 0 ||
+	    (direct_word(f, compat.frame_code) & compat.frame_code_mask) !=
+	    r->code)
+		return -1;
+	state = *(const signed char *)(f + compat.frame_running);
+	running = compat.running_nonzero ? state != 0 : state == 0;
+	return running ? 0 : -1;
+}
+
+/*
  * Turns a walked chain into the thread's frames: checks code objects and
  * offsets, drops frames not started yet (what CPython's own frame walk
  * hides) and the agent's own, keeps the innermost PROTO_MAX_DEPTH.  0, or
@@ -1257,9 +1285,12 @@ direct_finish(struct reader_thread *t, struct direct_raw *raw, int n,
 	if (direct_codes_check(raw, n) == -1)
 		return -1;
 	/* 3.9/3.10: no entry frame marks the bottom, but a generator's frame
-	 * there that does not run means the walk lost the frames under it. */
+	 * there that does not run means the walk lost the frames under it;
+	 * one that runs was resumed from C, or copied torn (its caller link
+	 * read before it resumed, its state after): a fresh copy agrees. */
 	if (!more && n > 0 && compat.owner_shim == INT_MAX &&
-	    raw[n - 1].gencode && !running)
+	    raw[n - 1].gencode && (!running ||
+	    direct_bottom_again(&raw[n - 1]) != 0))
 		return -1;
 	t->depth = 0;
 	t->truncated = more;
