@@ -477,9 +477,15 @@ server_agent_peer_proc(struct agent_conn *c, uint64_t *start_ns,
 	uid_t	ruid, euid;
 	int	alive;
 
+	errno = 0;
 	if (access_proc_stat(c->peer_pid, start_ns, ppid) != 0 ||
 	    (!c->trusted && access_proc_uids(c->peer_pid, &ruid, &euid) != 0)) {
 		daemon_stats.hello_identity_refused++;
+		if (errno == EACCES || errno == EPERM)
+			return (server_agent_fail(c, "profd may not read "
+			    "/proc/%ld (/proc mounted hidepid=, or "
+			    "ProtectProc=?): refused; profd must see its "
+			    "agents' processes", (long)c->peer_pid));
 		return (server_agent_fail(c, "its process is gone (no "
 		    "/proc/%ld): refused, a hello never names a process",
 		    (long)c->peer_pid));
