@@ -254,6 +254,21 @@ sampler_jitter(uint64_t period, uint32_t pct)
 	return ((int64_t)(x % (2 * span + 1)) - (int64_t)span);
 }
 
+/* A random offset in [0, period / 2) (the same xorshift as the jitter). */
+static uint64_t
+sampler_phase(uint64_t period)
+{
+	uint64_t	x = sampler_rng;
+
+	if (period < 2)
+		return (0);
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	sampler_rng = x;
+	return (x % (period / 2));
+}
+
 /* Measures what reading our own CPU clock costs, to take it out of work_ns. */
 static void
 sampler_clock_calibrate(void)
@@ -400,11 +415,6 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
 		r = 0;
 	else if (prev && cpu < st->last_cpu_ns + min)
 		r = 0;
-	else if (t->gil == 1 && st->oncpu && prev &&
-	    now > st->last_cpu_at + 2 * period_ns &&
-	    (cpu - st->last_cpu_ns) * AGENT_ONCPU_GIL_DIV <
-	    now - st->last_cpu_at)
-		r = 0;	/* an older reading: busy a GIL_DIV-th since, or off */
 	else if (t->gil == 1)
 		r = 1;
 	else if (t->gil == 0 && prev && now > st->last_cpu_at &&
@@ -951,10 +961,12 @@ sampler_main(void *arg)
 				AGENT_STAT_ADD(missed, made - (AGENT_MAKEUP_MAX - 1));
 				made = AGENT_MAKEUP_MAX - 1;
 			}
-			/* The grid restarts from now: kept, it would lock in
-			 * phase with work whose period is a multiple of ours
-			 * (a 1 ms burst every 10 ms seen at 2% of the time). */
-			next = now;
+			/* The grid restarts from now, at a random phase: kept,
+			 * or restarted right at the moment the tick got in, it
+			 * can lock in phase with work whose period is a
+			 * multiple of ours (a 1 ms burst every 10 ms seen at 2%
+			 * of the time). */
+			next = now - sampler_phase(period);
 			AGENT_STAT_ADD(made_up, made);
 			copies += (uint32_t)made;
 		}
