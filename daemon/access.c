@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "access.h"
@@ -216,17 +217,32 @@ access_btime(uint64_t *btime)
 		*btime = cached;
 		return (0);
 	}
-	if ((f = fopen("/proc/stat", "re")) == NULL)
-		return (-1);
-	while (fgets(line, sizeof line, f) != NULL) {
-		if (sscanf(line, "btime %llu", &v) == 1) {
-			cached = v;
-			break;
+	if ((f = fopen("/proc/stat", "re")) != NULL) {
+		while (fgets(line, sizeof line, f) != NULL) {
+			if (sscanf(line, "btime %llu", &v) == 1) {
+				cached = v;
+				break;
+			}
 		}
+		fclose(f);
 	}
-	fclose(f);
-	if (cached == 0)
-		return (-1);
+	/* Without /proc/stat (systemd's ProcSubset=pid): the same from the
+	 * clocks, to the second. */
+	if (cached == 0) {
+		struct timespec	rt, bt;
+
+		int64_t		ns;
+
+		if (clock_gettime(CLOCK_REALTIME, &rt) != 0 ||
+		    clock_gettime(CLOCK_BOOTTIME, &bt) != 0)
+			return (-1);
+		/* Rounded, so that every start of profd finds the same. */
+		ns = ((int64_t)rt.tv_sec - (int64_t)bt.tv_sec) * 1000000000 +
+		    (rt.tv_nsec - bt.tv_nsec);
+		if (ns <= 0)
+			return (-1);
+		cached = (uint64_t)((ns + 500000000) / 1000000000);
+	}
 	*btime = cached;
 	return (0);
 }
