@@ -233,40 +233,42 @@ sampler_cpu_now(void)
 	return ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + 1);
 }
 
+/* The next number of an xorshift64 sequence: no locks, no libc state
+ * shared with the host. */
+static uint64_t
+sampler_random(void)
+{
+	uint64_t	x = sampler_rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	sampler_rng = x;
+	return (x);
+}
+
 /*
  * The next tick's offset from the period grid, uniform in +-jitter% of a
- * period (xorshift64: no locks, no libc state shared with the host).
+ * period.
  * Jitter keeps the sampler from locking in phase with periodic work;
  * wall-mode weights use real elapsed time, so it adds no bias.
  */
 static int64_t
 sampler_jitter(uint64_t period, uint32_t pct)
 {
-	uint64_t	x = sampler_rng, span;
+	uint64_t	span;
 
 	if (pct == 0)
 		return (0);
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	sampler_rng = x;
 	span = period * pct / 100;
-	return ((int64_t)(x % (2 * span + 1)) - (int64_t)span);
+	return ((int64_t)(sampler_random() % (2 * span + 1)) - (int64_t)span);
 }
 
-/* A random offset in [0, period / 2) (the same xorshift as the jitter). */
+/* A random offset in [0, period / 2). */
 static uint64_t
 sampler_phase(uint64_t period)
 {
-	uint64_t	x = sampler_rng;
-
-	if (period < 2)
-		return (0);
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	sampler_rng = x;
-	return (x % (period / 2));
+	return (period < 2 ? 0 : sampler_random() % (period / 2));
 }
 
 /* Measures what reading our own CPU clock costs, to take it out of work_ns. */

@@ -641,11 +641,12 @@ persist_pragma(struct persist *p, const char *sql)
 static void
 persist_convert(struct persist *p)
 {
-	int64_t		pages, size;
+	int64_t		pages, size, mode;
 	uint64_t	t0;
 
-	p->incremental = persist_pragma(p, "PRAGMA auto_vacuum") == 2;
-	if (persist_pragma(p, "PRAGMA auto_vacuum") != 0)
+	mode = persist_pragma(p, "PRAGMA auto_vacuum");
+	p->incremental = mode == 2;
+	if (mode != 0)
 		return;
 	pages = persist_pragma(p, "PRAGMA page_count");
 	size = persist_pragma(p, "PRAGMA page_size");
