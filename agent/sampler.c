@@ -361,21 +361,18 @@ sampler_account_reset(void)
  *
  * `exact` (cpu mode) reads the clock of every thread but a blocked one, and
  * sets *burned to the CPU time it used since samples last weighed it
- * (SAMPLER_UNKNOWN without a reading to compare to); *moved is what the
- * clock moved since its previous reading if it was on a CPU at its previous
- * tick or busy an AGENT_ONCPU_GIL_DIV-th of the time since, else 0.
+ * (SAMPLER_UNKNOWN without a reading to compare to).
  */
 #define SAMPLER_UNKNOWN	UINT64_MAX
 static int
 sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
     int first, int changed, uint64_t now, uint64_t period_ns, int exact,
-    uint64_t *burned, uint64_t *moved)
+    uint64_t *burned)
 {
 	uint64_t	min = period_ns / AGENT_ONCPU_MIN_DIV, cpu = 0;
 	int		r, cpu_ok, prev;
 
 	*burned = SAMPLER_UNKNOWN;
-	*moved = 0;
 	if (t->offcpu && !exact)
 		return (0);
 	/* On at its previous tick, it ran Python since and holds the GIL now.
@@ -402,11 +399,6 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
 	cpu_ok = sampler_thread_cpu(t->native_id, &cpu) == 0;
 	prev = cpu_ok && !first && st->last_cpu_at != 0 &&
 	    cpu >= st->last_cpu_ns;
-	/* A burst since the previous reading: on then, or busy since. */
-	if (prev && (st->oncpu || now <= st->last_cpu_at ||
-	    (cpu - st->last_cpu_ns) * AGENT_ONCPU_GIL_DIV >=
-	    now - st->last_cpu_at))
-		*moved = cpu - st->last_cpu_ns;
 	if (exact && cpu_ok) {
 		if (first || st->charged_ns == 0 || cpu < st->charged_ns)
 			st->charged_ns = cpu;
@@ -441,14 +433,14 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
  *
  * In cpu mode a thread on a CPU at the tick is sampled, weighed by the CPU
  * time it used since samples last weighed it (the period, before its first
- * clock reading).  One off a CPU now whose clock moved at least
- * AGENT_ONCPU_MIN_NS since its previous reading, and either was on at its
- * previous tick or ran for an AGENT_ONCPU_GIL_DIV-th of the time since (a
- * burst that ended between ticks, a late sampler), has that time charged to
- * the last stack it was seen running in, never to where it sleeps now; less
- * (waking from a sleep, waiting for the GIL) waits for its next charge.  So
- * the weights add up to the CPU time the threads used, however late the
- * ticks.
+ * clock reading).  One off a CPU now that burned at least
+ * AGENT_ONCPU_MIN_NS since samples last weighed it (a burst that ended
+ * between ticks, a late sampler) has that time charged to the last stack it
+ * was seen running in, never to where it sleeps now; less (waking from a
+ * sleep, waiting for the GIL) waits for its next charge.  So the weights
+ * add up to the CPU time the threads used, however late the ticks: what a
+ * thread burns after the last tick that read its clock is all that is
+ * lost when it exits.
  */
 static int
 sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
@@ -456,12 +448,11 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
     uint32_t copies, uint64_t *weight_us, uint32_t *flags)
 {
 	uint64_t	w, tick, ticks = AGENT_LOAD(agent_stats.ticks), burned;
-	uint64_t	moved;
 	int		first, oncpu, take;
 
 	first = st->seen_gen != sampler_profile_gen;
 	oncpu = sampler_oncpu(t, st, first, changed, now, period_ns,
-	    mode == PROTO_MODE_CPU, &burned, &moved);
+	    mode == PROTO_MODE_CPU, &burned);
 	*flags = oncpu ? PROTO_SAMPLE_ONCPU : 0;
 	if (t->gil == 1)
 		*flags |= PROTO_SAMPLE_GIL;
@@ -476,7 +467,7 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
 		w = period_ns / 1000;
 		if (burned != SAMPLER_UNKNOWN) {
 			w = burned / 1000;
-			if (!oncpu && moved >= AGENT_ONCPU_MIN_NS) {
+			if (!oncpu && burned >= AGENT_ONCPU_MIN_NS) {
 				take = 2;
 				*flags |= PROTO_SAMPLE_ONCPU;
 			}

@@ -125,23 +125,31 @@ def test_cpu_mode_puts_a_duty_cycle_on_burn(ctx):
                       "%.1f%%, burn() has %.1f%% of the thread's CPU (%r)"
                       % (reader, cycle, 100 * s, what, 100 * floor,
                          100 * truth, f))
-            prof, deltas = profile(ctx, "wall", reader, 2.5, [state],
-                                   thread="dutycycle")
-            f = prof.get(p.pid, {})
-            sb, wb = f.get("burn", (0, 0))
-            si, wi = f.get("idle", (0, 0))
-            check(sb + si > (100 if ctx.sanitize else 400), "%s wall %s: "
-                  "%d samples" % (reader, cycle, sb + si))
             # The time split by weight: a tick the sampler was late for
             # (it competes for the CPU with the very thread it samples)
-            # carries the time since the thread's previous sample.
-            got = wb / float(wb + wi)
-            d = deltas[0]
-            want = d[0] / float(d[0] + d[1])
-            check(abs(got - want) <= wall_tolerance(), "%s reader, wall, "
-                  "%s ms: burn %.1f%% of the weight (%.1f%% of samples), "
-                  "true %.1f%%" % (reader, cycle, 100 * got,
-                                   100.0 * sb / (sb + si), 100 * want))
+            # carries the time since the thread's previous sample.  A
+            # machine busy elsewhere can starve the sampler for a whole
+            # window, through every burst: a second window then decides
+            # (a wrong attribution fails both).
+            for attempt in (1, 2):
+                prof, deltas = profile(ctx, "wall", reader, 2.5, [state],
+                                       thread="dutycycle")
+                f = prof.get(p.pid, {})
+                sb, wb = f.get("burn", (0, 0))
+                si, wi = f.get("idle", (0, 0))
+                check(sb + si > (100 if ctx.sanitize else 400), "%s wall "
+                      "%s: %d samples" % (reader, cycle, sb + si))
+                got = wb / float(wb + wi)
+                d = deltas[0]
+                want = d[0] / float(d[0] + d[1])
+                msg = ("%s reader, wall, %s ms: burn %.1f%% of the weight "
+                       "(%.1f%% of samples), true %.1f%%"
+                       % (reader, cycle, 100 * got, 100.0 * sb / (sb + si),
+                          100 * want))
+                print("  " + msg)
+                if abs(got - want) <= wall_tolerance() or attempt == 2:
+                    break
+            check(abs(got - want) <= wall_tolerance(), msg)
         p.kill()
         p.wait()
 
