@@ -735,6 +735,7 @@ control_show_begin(struct control_args *a)
 	stackfmt = j->format != 0;
 	/* Labels need the threads kept apart: pprof, speedscope, and
 	 * folded with root frames. */
+	j->cq.q.cold = server_cold_source();
 	j->cq.q.by_thread = stackfmt && (strcmp(control_show_formats[
 	    j->format], "folded") != 0 || j->opts.root_pid ||
 	    j->opts.root_thread);

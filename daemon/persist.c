@@ -37,6 +37,7 @@
 #include "log.h"
 #include "persist.h"
 #include "proto.h"
+#include "query.h"
 #include "store.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -75,6 +76,16 @@ struct persist_pending {
 	size_t		 n, cap;
 	uint8_t		*state;		/* PERSIST_PUT|DEL by id */
 	size_t		 state_len;
+};
+
+/* A bucket only on disk. */
+struct persist_cold {
+	int64_t		row;
+	uint64_t	start_ns;
+	uint64_t	width_ns;
+	uint64_t	n;		/* entries */
+	uint64_t	samples;
+	uint64_t	bytes;		/* entries and tallies, about */
 };
 
 /* A bucket's address to its row id. */
@@ -210,6 +221,12 @@ struct persist {
 	int64_t			*drops;
 	size_t			 ndrops, drops_cap;
 	int64_t			 reset_below;	/* rows under it go (reset) */
+	/* Buckets only on disk (evicted for the memory cap, or left there
+	 * at load), oldest first: queries read them from the file. */
+	struct persist_cold	*cold;
+	size_t			 ncold, cold_cap;
+	uint64_t		 pin_samples;	/* of the row being pinned */
+	struct query_cold	 source;	/* for queries */
 };
 
 /* Monotonic milliseconds. */
@@ -413,6 +430,249 @@ persist_map_clear(struct persist *p)
 	p->ndels = 0;
 }
 
+/* -- buckets only on disk ------------------------------------------------- */
+
+static int64_t	persist_pragma(struct persist *, const char *);
+
+/* Adds a bucket only on disk, in start order: 0, or -1 out of memory. */
+static int
+persist_cold_add(struct persist *p, int64_t row, uint64_t start,
+    uint64_t width, uint64_t n, uint64_t samples, uint64_t bytes)
+{
+	struct persist_cold	*v;
+	size_t			 cap, at;
+
+	if (p->ncold == p->cold_cap) {
+		cap = p->cold_cap == 0 ? PERSIST_MAP_MIN : p->cold_cap * 2;
+		if (cap > SIZE_MAX / sizeof *v ||
+		    (v = realloc(p->cold, cap * sizeof *v)) == NULL)
+			return (-1);
+		p->cold = v;
+		p->cold_cap = cap;
+	}
+	/* Mostly the newest (an eviction) or the oldest (a load). */
+	at = p->ncold;
+	while (at > 0 && (p->cold[at - 1].start_ns > start ||
+	    (p->cold[at - 1].start_ns == start && p->cold[at - 1].row > row)))
+		at--;
+	memmove(&p->cold[at + 1], &p->cold[at],
+	    (p->ncold - at) * sizeof *p->cold);
+	p->cold[at].row = row;
+	p->cold[at].start_ns = start;
+	p->cold[at].width_ns = width;
+	p->cold[at].n = n;
+	p->cold[at].samples = samples;
+	p->cold[at].bytes = bytes;
+	p->ncold++;
+	p->counts.cold_buckets = p->ncold;
+	p->counts.cold_samples += samples;
+	return (0);
+}
+
+/* Queries: the buckets on disk overlapping [since, until). */
+static int
+persist_cold_list(void *arg, uint64_t since, uint64_t until,
+    struct query_cold_row **out, size_t *nout)
+{
+	struct persist		*p = arg;
+	struct query_cold_row	*v;
+	size_t			 i, n = 0;
+
+	*out = NULL;
+	*nout = 0;
+	for (i = 0; i < p->ncold; i++)
+		n += p->cold[i].start_ns + p->cold[i].width_ns > since &&
+		    p->cold[i].start_ns < until;
+	if (n == 0)
+		return (0);
+	if ((v = calloc(n, sizeof *v)) == NULL)
+		return (-1);
+	for (i = 0, n = 0; i < p->ncold; i++) {
+		if (p->cold[i].start_ns + p->cold[i].width_ns <= since ||
+		    p->cold[i].start_ns >= until)
+			continue;
+		v[n].row = p->cold[i].row;
+		v[n].start_ns = p->cold[i].start_ns;
+		v[n].width_ns = p->cold[i].width_ns;
+		v[n++].n = p->cold[i].n;
+	}
+	*out = v;
+	*nout = n;
+	return (0);
+}
+
+/* Reads [from, from + n) of a blob's entries into to; how many it holds
+ * in *have.  0, or -1 (no such row, or damaged). */
+static int
+persist_cold_blob(struct persist *p, const char *table, int64_t rowid,
+    uint64_t from, struct store_entry *to, size_t n, uint64_t *have)
+{
+	sqlite3_blob	*b;
+	int		 bytes, rc = -1;
+
+	if (sqlite3_blob_open(p->db, "main", table, "entries", rowid, 0,
+	    &b) != SQLITE_OK)
+		return (-1);
+	bytes = sqlite3_blob_bytes(b);
+	if (bytes >= 0 && (size_t)bytes % sizeof *to == 0) {
+		*have = (uint64_t)bytes / sizeof *to;
+		if (n == 0)
+			rc = 0;
+		else if (from + n <= *have && sqlite3_blob_read(b, to,
+		    (int)(n * sizeof *to), (int)(from * sizeof *to)) ==
+		    SQLITE_OK)
+			rc = 0;
+	}
+	sqlite3_blob_close(b);
+	return (rc);
+}
+
+/* Queries: entries [from, from + n) of a bucket on disk, across its
+ * slices (the row's own, then bucket_parts). */
+static int
+persist_cold_read(void *arg, const struct query_cold_row *r, uint64_t from,
+    struct store_entry *to, size_t n)
+{
+	struct persist	*p = arg;
+	uint64_t	 base = 0, have, k;
+	int64_t		 part;
+
+	if (p->db == NULL || from + n > r->n)
+		return (-1);
+	for (part = 0; n > 0 && part <= PERSIST_PARTS_MAX; part++) {
+		/* How many this slice holds, first. */
+		if (persist_cold_blob(p, part == 0 ? "buckets" :
+		    "bucket_parts", part == 0 ? r->row : r->row * 65536 + part,
+		    0, NULL, 0, &have) != 0)
+			return (-1);
+		if (from < base + have) {
+			k = base + have - from < n ? base + have - from : n;
+			if (persist_cold_blob(p, part == 0 ? "buckets" :
+			    "bucket_parts", part == 0 ? r->row :
+			    r->row * 65536 + part, from - base, to, (size_t)k,
+			    &have) != 0)
+				return (-1);
+			to += k;
+			from += k;
+			n -= (size_t)k;
+		}
+		base += have;
+	}
+	return (n == 0 ? 0 : -1);
+}
+
+/* Queries: a bucket on disk's tallies. */
+static int
+persist_cold_tallies(void *arg, const struct query_cold_row *r,
+    struct store_tally **out, size_t *nout)
+{
+	struct persist	*p = arg;
+	sqlite3_stmt	*s;
+	const void	*blob;
+	int		 bytes, rc = -1;
+
+	*out = NULL;
+	*nout = 0;
+	if (p->db == NULL || sqlite3_prepare_v2(p->db, "SELECT rows FROM "
+	    "tallies WHERE bucket = ?1", -1, &s, NULL) != SQLITE_OK)
+		return (-1);
+	sqlite3_bind_int64(s, 1, r->row);
+	switch (sqlite3_step(s)) {
+	case SQLITE_DONE:
+		rc = 0;
+		break;
+	case SQLITE_ROW:
+		blob = sqlite3_column_blob(s, 0);
+		bytes = sqlite3_column_bytes(s, 0);
+		if (bytes <= 0 || blob == NULL ||
+		    (size_t)bytes % sizeof **out != 0 ||
+		    (*out = malloc((size_t)bytes)) == NULL)
+			break;
+		memcpy(*out, blob, (size_t)bytes);
+		*nout = (size_t)bytes / sizeof **out;
+		rc = 0;
+		break;
+	}
+	sqlite3_finalize(s);
+	return (rc);
+}
+
+/* The source queries read buckets on disk through. */
+const struct query_cold *
+persist_cold_source(struct persist *p)
+{
+	if (p == NULL)
+		return (NULL);
+	p->source.arg = p;
+	p->source.list = persist_cold_list;
+	p->source.read = persist_cold_read;
+	p->source.tallies = persist_cold_tallies;
+	return (&p->source);
+}
+
+/* Takes the oldest bucket on disk off the list, its row to delete at the
+ * next flush: 0, or -1 (no room to note it: kept). */
+static int
+persist_cold_drop(struct persist *p)
+{
+	int64_t	*v;
+	size_t	 cap;
+
+	if (p->dels_cap < p->ndels + p->map_used + 1) {
+		cap = p->dels_cap == 0 ? PERSIST_MAP_MIN : p->dels_cap * 2;
+		if ((v = realloc(p->dels, cap * sizeof *v)) == NULL)
+			return (-1);
+		p->dels = v;
+		p->dels_cap = cap;
+	}
+	p->dels[p->ndels++] = p->cold[0].row;
+	p->counts.cold_samples -= p->cold[0].samples;
+	memmove(&p->cold[0], &p->cold[1], (p->ncold - 1) * sizeof *p->cold);
+	p->ncold--;
+	p->counts.cold_buckets = p->ncold;
+	return (0);
+}
+
+/*
+ * Housekeeping of the buckets on disk (not while a query reads them):
+ * those past the retention go, then the oldest while the file holds more
+ * than max_disk bytes (0: no bound).  Their rows are deleted by the next
+ * flush.
+ */
+void
+persist_expire(struct persist *p, uint64_t now_ns, uint64_t max_disk)
+{
+	const struct store_config	*cfg;
+	uint64_t			 cut, used, freed = 0;
+	int64_t				 pages, free_pages, page;
+
+	if (p == NULL || p->db == NULL || p->ncold == 0)
+		return;
+	cfg = store_get_config(p->st);
+	cut = now_ns > cfg->retention_ns ? now_ns - cfg->retention_ns : 0;
+	while (p->ncold > 0 && p->cold[0].start_ns + p->cold[0].width_ns <=
+	    cut) {
+		p->counts.cold_expired_samples += p->cold[0].samples;
+		if (persist_cold_drop(p) != 0)
+			return;
+	}
+	if (max_disk == 0 || p->ncold == 0)
+		return;
+	pages = persist_pragma(p, "PRAGMA page_count");
+	free_pages = persist_pragma(p, "PRAGMA freelist_count");
+	page = persist_pragma(p, "PRAGMA page_size");
+	if (pages < 0 || free_pages < 0 || page <= 0 || free_pages > pages)
+		return;
+	used = (uint64_t)(pages - free_pages) * (uint64_t)page;
+	while (p->ncold > 0 && used > max_disk + freed) {
+		freed += p->cold[0].bytes;
+		p->counts.cold_dropped_samples += p->cold[0].samples;
+		p->counts.cold_dropped_buckets++;
+		if (persist_cold_drop(p) != 0)
+			return;
+	}
+}
+
 /* -- hooks --------------------------------------------------------------- */
 
 static void
@@ -437,6 +697,23 @@ persist_hook_bucket_del(void *arg, const struct store_bucket *b)
 		p->dels[p->ndels++] = row;	/* room reserved at put */
 }
 
+/* Store hook: a bucket evicted for the memory cap stays on disk if its
+ * row holds it all (written, unchanged since). */
+static int
+persist_hook_bucket_keep(void *arg, const struct store_bucket *b)
+{
+	struct persist	*p = arg;
+	int64_t		 row;
+
+	if (b->dirty || (row = persist_map_get(p, b)) == 0 ||
+	    persist_cold_add(p, row, b->start_ns, b->width_ns, b->n,
+	    b->samples, b->n * sizeof *b->entries + b->ntallies *
+	    sizeof *b->tallies) != 0)
+		return (-1);
+	persist_map_del(p, b);
+	return (0);
+}
+
 /* Store hook: every sample is forgotten, the rows left on disk too. */
 static void
 persist_hook_reset(void *arg)
@@ -444,6 +721,7 @@ persist_hook_reset(void *arg)
 	struct persist	*p = arg;
 
 	p->reset_below = p->next_row;
+	p->ncold = 0;
 }
 
 /* -- opening ------------------------------------------------------------- */
@@ -1092,10 +1370,12 @@ persist_slice_pin(struct persist *p, const struct store_entry *e, size_t n)
 {
 	size_t	i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (store_pin(p->st, STORE_THREAD, e[i].thread) != 0 ||
 		    store_pin(p->st, STORE_STACK, e[i].stack) != 0)
 			return (PERSIST_NOFIT);
+		p->pin_samples += e[i].count;
+	}
 	return (PERSIST_OK);
 }
 
@@ -1198,6 +1478,7 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	int				 pinned = 0;
 	enum persist_rc			 r;
 
+	p->pin_samples = 0;
 	start = (uint64_t)sqlite3_column_int64(s, 1);
 	width = (uint64_t)sqlite3_column_int64(s, 2);
 	blob = sqlite3_column_blob(s, 4);
@@ -1287,6 +1568,11 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 		if (store_pin(p->st, STORE_INSTANCE, t[i].instance) != 0)
 			r = PERSIST_NOFIT;
 	free(tcopy);
+	/* Queries read it from the file. */
+	if (r == PERSIST_OK && persist_cold_add(p, row, start, width,
+	    (uint64_t)n, p->pin_samples, (uint64_t)n * sizeof *p->scratch +
+	    nt * sizeof *t) != 0)
+		r = PERSIST_NOFIT;
 	/* Without every pin it cannot stay: dropped. */
 	return (r == PERSIST_OK ? r : persist_drop_row(p, row));
 }
@@ -1459,6 +1745,7 @@ persist_unload(struct persist *p, uint64_t now_ns)
 	p->counts.buckets_loaded = p->counts.buckets_skipped = 0;
 	p->counts.buckets_dropped = 0;
 	p->pin_only = 0;
+	p->ncold = 0;
 	free(p->drops);
 	p->drops = NULL;
 	p->ndrops = p->drops_cap = 0;
@@ -1571,6 +1858,7 @@ persist_open(const char *dir, struct store *st, uint64_t now_ns, char *err,
 	hooks.def_put = persist_hook_put;
 	hooks.def_del = persist_hook_del;
 	hooks.bucket_del = persist_hook_bucket_del;
+	hooks.bucket_keep = persist_hook_bucket_keep;
 	hooks.reset = persist_hook_reset;
 	hooks.arg = p;
 	store_set_hooks(st, &hooks);
@@ -1585,6 +1873,7 @@ fail:
 	if (p != NULL) {
 		persist_db_close(p);
 		free(p->drops);
+		free(p->cold);
 		free(p->path);
 		free(p);
 	}
@@ -2022,6 +2311,7 @@ persist_close(struct persist *p)
 	free(p->dels);
 	free(p->drops);
 	free(p->scratch);
+	free(p->cold);
 	free(p->path);
 	free(p);
 }

@@ -36,6 +36,11 @@ struct persist_counts {
 	uint64_t	parts_written;		/* slices of buckets over a row */
 	uint64_t	lost_at_exit;		/* samples of gone processes the
 						   last flush could not write */
+	uint64_t	cold_buckets;		/* only on disk, read there */
+	uint64_t	cold_samples;		/* of those */
+	uint64_t	cold_expired_samples;	/* on disk, past the retention */
+	uint64_t	cold_dropped_samples;	/* on disk, for max_disk */
+	uint64_t	cold_dropped_buckets;
 };
 
 /* What a flush's commit waits for (--sync). */
@@ -62,6 +67,18 @@ int		 persist_final(struct persist *);
 void		 persist_close(struct persist *);
 void		 persist_get_counts(const struct persist *,
 		     struct persist_counts *);
+
+/*
+ * Buckets only on disk: evicted from memory for its cap (the store's
+ * bucket_keep hook: a written bucket keeps its row) or left there at load.
+ * Queries read them through persist_cold_source; persist_expire, between
+ * queries, drops those past the retention, then the oldest while the file
+ * holds more than max_disk bytes (0: no bound).
+ */
+struct query_cold;
+const struct query_cold *persist_cold_source(struct persist *);
+void		 persist_expire(struct persist *, uint64_t now_ns,
+		     uint64_t max_disk);
 
 /*
  * The profiling state (what `profctl start/stop` set), kept in the same

@@ -39,6 +39,7 @@ enum {
 	OPT_MAX_MEMORY,
 	OPT_BUCKET,
 	OPT_RETENTION,
+	OPT_MAX_DISK,
 	OPT_PERSIST_INTERVAL,
 	OPT_SYNC,
 	OPT_SWEEP_INTERVAL,
@@ -73,6 +74,7 @@ static const struct option profd_options[] = {
 	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
 	{ "bucket", required_argument, NULL, OPT_BUCKET },
 	{ "retention", required_argument, NULL, OPT_RETENTION },
+	{ "max-disk", required_argument, NULL, OPT_MAX_DISK },
 	{ "persist-interval", required_argument, NULL, OPT_PERSIST_INTERVAL },
 	{ "sync", required_argument, NULL, OPT_SYNC },
 	{ "sweep-interval", required_argument, NULL, OPT_SWEEP_INTERVAL },
@@ -150,8 +152,13 @@ profd_usage(FILE *f)
 "\n"
 "Store and limits:\n"
 "  --max-memory SIZE      memory for the whole daemon, e.g. 64M, 2G; past it\n"
-"                         the oldest samples go first (default %zuM)\n"
-"  --retention TIME       keep samples this long, e.g. 12h, 7d (default %ud)\n"
+"                         the oldest samples leave memory first: with -s\n"
+"                         they stay on disk, where shows read them; without,\n"
+"                         they are dropped (default %zuM)\n"
+"  --retention TIME       keep samples this long, e.g. 12h, 30d (default %ud)\n"
+"  --max-disk SIZE        with -s, past this size of the file the oldest\n"
+"                         samples only on disk go first; 0: no bound but the\n"
+"                         retention (default %zuG)\n"
 "  --bucket TIME          finest time resolution (default %us); older data\n"
 "                         rolls up into 1 min buckets after 1 h and 1 h\n"
 "                         buckets after 1 d\n"
@@ -189,7 +196,8 @@ profd_usage(FILE *f)
 	    DEFAULT_CONFIG, RUNDIR_ENV, RUNDIR_SYSTEM,
 	    DEFAULT_AGENT_SOCKET_MODE, DEFAULT_CONTROL_SOCKET_MODE,
 	    DEFAULT_MAX_AGENTS_PER_UID, DEFAULT_MAX_MEMORY >> 20,
-	    DEFAULT_RETENTION_S / 86400, DEFAULT_BUCKET_S, DEFAULT_PERSIST_S,
+	    DEFAULT_RETENTION_S / 86400, (size_t)(DEFAULT_MAX_DISK >> 30),
+	    DEFAULT_BUCKET_S, DEFAULT_PERSIST_S,
 	    DEFAULT_SWEEP_S, DEFAULT_RESYNC_IDS, DEFAULT_MAX_AGENTS,
 	    DEFAULT_MAX_CONTROLS, DEFAULT_MAX_GONE, DEFAULT_MAX_IDS,
 	    DEFAULT_HELLO_TIMEOUT_S, DEFAULT_FRAME_TIMEOUT_S,
@@ -335,6 +343,16 @@ profd_set(void *arg, const char *name, const char *v, char *err,
 	case OPT_BUCKET:
 		return (profd_duration(name, v, 1, 3600, &lim->bucket_s, err,
 		    errlen));
+	case OPT_MAX_DISK:
+		if (units_size(v, &size) != 0 || (size != 0 &&
+		    size < PROFD_MIN_DISK)) {
+			snprintf(err, errlen, "--max-disk wants 0 (no bound) or "
+			    "a size of at least %zuM (like 512M or 10G), not "
+			    "'%s'", (size_t)(PROFD_MIN_DISK >> 20), v);
+			return (-1);
+		}
+		lim->max_disk = size;
+		return (0);
 	case OPT_RETENTION:
 		return (profd_duration(name, v, 60, 366 * 86400,
 		    &lim->retention_s, err, errlen));
@@ -479,6 +497,7 @@ profd_reload_note(const struct profd_opts *was, const struct profd_opts *now)
 	PROFD_SAME(max_memory, "max-memory");
 	PROFD_SAME(bucket_s, "bucket");
 	PROFD_SAME(retention_s, "retention");
+	PROFD_SAME(max_disk, "max-disk");
 	PROFD_SAME(persist_s, "persist-interval");
 	PROFD_SAME(sync, "sync");
 	PROFD_SAME(sweep_s, "sweep-interval");

@@ -156,6 +156,10 @@ struct query_scan {
 	const struct store_bucket	**sealed;	/* left to read */
 	size_t				  nsealed, next;
 	size_t				  entry;	/* in sealed[next] */
+	struct query_cold_row		 *cold;		/* on disk, to read */
+	size_t				  ncold, cnext;
+	uint64_t			  centry;	/* in cold[cnext] */
+	struct store_entry		 *slice;	/* QUERY_COLD_SLICE */
 	uint64_t			  until;
 	struct query_result		  res;
 	int				  failed;
@@ -172,20 +176,21 @@ query_overlaps(const struct query_scan *sc, const struct store_bucket *b)
 /* Notes a bucket as read, and what its batches said of their stacks
  * (a few tallies: read whole here). */
 static void
-query_note_bucket(struct query_scan *sc, const struct store_bucket *b)
+query_note_bucket(struct query_scan *sc, uint64_t start_ns, uint64_t width_ns,
+    const struct store_tally *tallies, size_t ntallies)
 {
 	struct query_result		*res = &sc->res;
 	const struct store_tally	*t;
 	const struct store_instance	*in;
 	size_t				 i;
 
-	if (res->buckets == 0 || b->start_ns < res->from_ns)
-		res->from_ns = b->start_ns;
-	if (b->start_ns + b->width_ns > res->to_ns)
-		res->to_ns = b->start_ns + b->width_ns;
+	if (res->buckets == 0 || start_ns < res->from_ns)
+		res->from_ns = start_ns;
+	if (start_ns + width_ns > res->to_ns)
+		res->to_ns = start_ns + width_ns;
 	res->buckets++;
-	for (i = 0; i < b->ntallies; i++) {
-		t = &b->tallies[i];
+	for (i = 0; i < ntallies; i++) {
+		t = &tallies[i];
 		if (sc->q.mode != QUERY_MODE_ANY &&
 		    QUERY_FLAGS_MODE(t->flags) != sc->q.mode)
 			continue;
@@ -197,10 +202,10 @@ query_note_bucket(struct query_scan *sc, const struct store_bucket *b)
 	}
 }
 
-/* Reads entries [from, to) of a bucket. */
+/* Reads entries [from, to) of a bucket's. */
 static int
-query_read(struct query_scan *sc, const struct store_bucket *b, size_t from,
-    size_t to)
+query_read(struct query_scan *sc, const struct store_entry *entries,
+    size_t from, size_t to)
 {
 	const struct store_entry	*e;
 	size_t				 i;
@@ -208,7 +213,7 @@ query_read(struct query_scan *sc, const struct store_bucket *b, size_t from,
 	int				 pass = 0;
 
 	for (i = from; i < to; i++) {
-		e = &b->entries[i];
+		e = &entries[i];
 		if (e->count == 0)
 			continue;
 		sc->res.entries++;
@@ -261,6 +266,8 @@ query_scan_free(struct query_scan *sc)
 	free(sc->thread_us);
 	free(sc->t.cells);
 	free(sc->sealed);
+	free(sc->cold);
+	free(sc->slice);
 	query_result_free(&sc->res);
 	free(sc);
 }
@@ -295,19 +302,69 @@ query_begin(const struct store *st, const struct query *q)
 	for (b = store_buckets(st); b != NULL; b = b->next) {
 		if (!query_overlaps(sc, b))
 			continue;
-		query_note_bucket(sc, b);
+		query_note_bucket(sc, b->start_ns, b->width_ns, b->tallies,
+		    b->ntallies);
 		if (b->sealed)
 			sc->sealed[sc->nsealed++] = b;
-		else if (query_read(sc, b, 0, b->cap) != 0)
+		else if (query_read(sc, b->entries, 0, b->cap) != 0)
 			goto fail;
 	}
+	if (q->cold != NULL && (q->cold->list(q->cold->arg, q->since_ns,
+	    sc->until, &sc->cold, &sc->ncold) != 0 || (sc->ncold > 0 &&
+	    (sc->slice = malloc(QUERY_COLD_SLICE * sizeof *sc->slice)) ==
+	    NULL)))
+		goto fail;
 	return (sc);
 fail:
 	query_scan_free(sc);
 	return (NULL);
 }
 
-/* Reads up to budget entries of the sealed buckets. */
+/* Reads a slice of the next bucket on disk (its tallies first): 0, or -1
+ * out of memory.  One that cannot be read is left out, and counted. */
+static int
+query_step_cold(struct query_scan *sc, size_t *budget)
+{
+	const struct query_cold		*cold = sc->q.cold;
+	const struct query_cold_row	*r = &sc->cold[sc->cnext];
+	struct store_tally		*t = NULL;
+	size_t				 nt = 0, take;
+
+	if (sc->centry == 0) {
+		if (cold->tallies(cold->arg, r, &t, &nt) != 0) {
+			sc->res.cold_failed++;
+			sc->cnext++;
+			return (0);
+		}
+		query_note_bucket(sc, r->start_ns, r->width_ns, t, nt);
+		sc->res.cold++;
+		free(t);
+	}
+	take = r->n - sc->centry < QUERY_COLD_SLICE ?
+	    (size_t)(r->n - sc->centry) : QUERY_COLD_SLICE;
+	if (take > *budget)
+		take = *budget;
+	if (take > 0 && cold->read(cold->arg, r, sc->centry, sc->slice,
+	    take) != 0) {
+		/* What was read of it stays: it is counted as failed. */
+		sc->res.cold_failed++;
+		sc->cnext++;
+		sc->centry = 0;
+		return (0);
+	}
+	if (query_read(sc, sc->slice, 0, take) != 0)
+		return (-1);
+	sc->centry += take;
+	*budget -= take;
+	if (take == 0 || sc->centry >= r->n) {
+		sc->cnext++;
+		sc->centry = 0;
+	}
+	return (0);
+}
+
+/* Reads up to budget entries of the sealed buckets, then of those on
+ * disk. */
 int
 query_step(struct query_scan *sc, size_t budget)
 {
@@ -321,7 +378,8 @@ query_step(struct query_scan *sc, size_t budget)
 		take = b->n - sc->entry;
 		if (take > budget)
 			take = budget;
-		if (query_read(sc, b, sc->entry, sc->entry + take) != 0) {
+		if (query_read(sc, b->entries, sc->entry, sc->entry + take) !=
+		    0) {
 			sc->failed = 1;
 			return (-1);
 		}
@@ -332,7 +390,14 @@ query_step(struct query_scan *sc, size_t budget)
 			sc->entry = 0;
 		}
 	}
-	return (sc->next == sc->nsealed);
+	while (sc->next == sc->nsealed && sc->cnext < sc->ncold &&
+	    budget > 0) {
+		if (query_step_cold(sc, &budget) != 0) {
+			sc->failed = 1;
+			return (-1);
+		}
+	}
+	return (sc->next == sc->nsealed && sc->cnext == sc->ncold);
 }
 
 /* Collects the sums into cells. */
@@ -342,7 +407,7 @@ query_end(struct query_scan *sc, struct query_result *res)
 	struct query_cell	*c;
 	size_t			 i, n;
 
-	if (sc->failed || sc->next < sc->nsealed)
+	if (sc->failed || sc->next < sc->nsealed || sc->cnext < sc->ncold)
 		goto fail;
 	if (sc->q.by_thread) {
 		for (i = 0, n = 0; i < sc->t.cap; i++) {

@@ -14,8 +14,38 @@
 #include "profile.h"
 
 struct store;
+struct store_entry;
+struct store_tally;
 
 #define QUERY_MODE_ANY	(-1)
+
+/*
+ * Buckets kept only on disk (evicted from memory for its cap, or left there
+ * at a restart): a query lists those of its window when it begins and reads
+ * their entries a slice at a time (QUERY_COLD_SLICE), as it reads a sealed
+ * bucket in memory.  persist.c provides them.
+ */
+#define QUERY_COLD_SLICE	16384	/* entries read at once (512 KiB) */
+struct query_cold_row {
+	int64_t		row;		/* the source's key */
+	uint64_t	start_ns;
+	uint64_t	width_ns;
+	uint64_t	n;		/* entries */
+};
+struct query_cold {
+	void	*arg;
+	/* The rows overlapping [since, until), oldest first, as a malloc'd
+	 * array (NULL and 0: none): 0, or -1. */
+	int	(*list)(void *, uint64_t since, uint64_t until,
+		    struct query_cold_row **, size_t *);
+	/* Entries [from, from + n) of a row, in the store's order: 0, or -1
+	 * (the row is gone or damaged: left out of the result). */
+	int	(*read)(void *, const struct query_cold_row *, uint64_t from,
+		    struct store_entry *, size_t n);
+	/* A row's tallies as a malloc'd array (NULL and 0: none): 0, or -1. */
+	int	(*tallies)(void *, const struct query_cold_row *,
+		    struct store_tally **, size_t *);
+};
 
 /* Sample flags as the store keeps them: the agent's PROTO_SAMPLE_* bits,
  * and the mode the sample was taken in (PROTO_MODE_* + 1; 0 unknown). */
@@ -34,6 +64,7 @@ struct query {
 	int			 oncpu;		/* only on-CPU samples */
 	int			 mode;		/* QUERY_MODE_ANY or a mode */
 	int			 by_thread;	/* keep threads apart in cells */
+	const struct query_cold	*cold;		/* NULL: memory only */
 };
 
 /* Samples of one (stack, thread). */
@@ -54,6 +85,9 @@ struct query_result {
 	uint64_t		 from_ns;	/* first bucket used */
 	uint64_t		 to_ns;		/* end of the last one */
 	size_t			 buckets;	/* buckets read */
+	size_t			 cold;		/* of those, from disk */
+	size_t			 cold_failed;	/* on disk, unreadable: left
+						   out */
 	uint64_t		 entries;	/* entries read */
 	/* What the window's batches said of their stacks (store_tally), for
 	 * the processes and mode asked (per process: whatever the thread and
@@ -94,7 +128,8 @@ struct query_node {
 /*
  * Runs a query in bounded steps, so the event loop can serve agents in
  * between: query_begin() reads the open buckets at once and lists the
- * sealed ones; each query_step() reads at most `budget` entries of them
+ * sealed ones and those on disk (q->cold); each query_step() reads at most
+ * `budget` entries of them
  * and returns 1 when the result is complete, 0 when more steps are needed,
  * -1 when out of memory.  Between begin and end the store must not drop,
  * seal, roll up or sweep anything (store_readers).  query_run() does all

@@ -105,6 +105,7 @@ server_limits_default(struct server_limits *lim)
 	lim->max_memory = DEFAULT_MAX_MEMORY;
 	lim->bucket_s = DEFAULT_BUCKET_S;
 	lim->retention_s = DEFAULT_RETENTION_S;
+	lim->max_disk = DEFAULT_MAX_DISK;
 	lim->persist_s = DEFAULT_PERSIST_S;
 	lim->sweep_s = DEFAULT_SWEEP_S;
 	lim->resync_ids = DEFAULT_RESYNC_IDS;
@@ -185,11 +186,19 @@ server_now_ns(void)
 	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
 }
 
+/* Where shows read the buckets kept only on disk; NULL: memory only. */
+const struct query_cold *
+server_cold_source(void)
+{
+	return (persist_cold_source(server_persist));
+}
+
 /* Copies the store's counters into the daemon's. */
 void
 server_store_counts(void)
 {
 	struct store_counts	sc;
+	struct persist_counts	pc;
 
 	store_get_counts(server_store, &sc);
 	daemon_stats.samples_stored = sc.samples_stored;
@@ -198,6 +207,17 @@ server_store_counts(void)
 	daemon_stats.expired_samples = sc.expired_samples;
 	daemon_stats.evicted_samples = sc.evicted_samples;
 	daemon_stats.evicted_buckets = sc.evicted_buckets;
+	daemon_stats.spilled_samples = sc.spilled_samples;
+	daemon_stats.spilled_buckets = sc.spilled_buckets;
+	if (server_persist != NULL) {
+		persist_get_counts(server_persist, &pc);
+		daemon_stats.disk_buckets = pc.cold_buckets;
+		daemon_stats.disk_samples = pc.cold_samples;
+		daemon_stats.disk_expired_samples = pc.cold_expired_samples;
+		daemon_stats.disk_dropped_samples = pc.cold_dropped_samples;
+		daemon_stats.disk_dropped_buckets = pc.cold_dropped_buckets;
+		daemon_stats.disk_bytes = pc.bytes;
+	}
 	daemon_stats.rollups = sc.rollups;
 	daemon_stats.sweeps = sc.sweeps;
 	daemon_stats.reclaimed = sc.reclaimed;
@@ -261,9 +281,11 @@ server_housekeep(uint64_t now, int force_sweep)
 	store_get_counts(server_store, &sc);
 	/* Give what roll-ups, evictions and sweeps freed back to the system,
 	 * so resident memory follows the store. */
-	if (sc.rollups + sc.evicted_buckets + sc.reclaimed != server_freed &&
+	if (sc.rollups + sc.evicted_buckets + sc.spilled_buckets +
+	    sc.reclaimed != server_freed &&
 	    now - server_last_trim_ns >= (uint64_t)SERVER_TRIM_S * s) {
-		server_freed = sc.rollups + sc.evicted_buckets + sc.reclaimed;
+		server_freed = sc.rollups + sc.evicted_buckets +
+		    sc.spilled_buckets + sc.reclaimed;
 		server_last_trim_ns = now;
 		malloc_trim(0);
 	}
@@ -279,6 +301,8 @@ server_housekeep(uint64_t now, int force_sweep)
 		server_agent_mark_all();
 		store_sweep_end(server_store);
 	}
+	/* Buckets only on disk: past the retention or --max-disk. */
+	persist_expire(server_persist, now, server_limits.max_disk);
 	server_housekeep_persist(now);
 	server_store_counts();
 }

@@ -26,6 +26,7 @@ struct server_limits {
 	size_t	max_memory;		/* whole daemon, bytes */
 	uint64_t bucket_s;		/* finest bucket width */
 	uint64_t retention_s;		/* oldest data kept */
+	uint64_t max_disk;		/* bytes of the file; 0: no bound */
 	uint64_t persist_s;		/* open buckets written every */
 	int	 sync;			/* PERSIST_SYNC_* */
 	uint64_t sweep_s;		/* definitions reclaimed every */
@@ -58,6 +59,8 @@ extern struct event_base	*server_base;
 extern struct server_limits	 server_limits;
 extern struct server_profile	 server_profile;
 extern struct store		*server_store;
+struct query_cold;
+const struct query_cold	*server_cold_source(void);
 extern struct registry		*server_registry;
 /* Housekeeping waits for the running shows (server_housekeep_resume). */
 extern int			 server_housekeep_due;

@@ -75,7 +75,9 @@
 #define MEMORY_RESERVE		((size_t)8 << 20)	/* of that, kept
 							   out of the store */
 #define DEFAULT_BUCKET_S	10		/* finest bucket width */
-#define DEFAULT_RETENTION_S	(7 * 86400)	/* oldest data kept */
+#define DEFAULT_RETENTION_S	(30 * 86400)	/* oldest data kept */
+#define DEFAULT_MAX_DISK	((uint64_t)4 << 30)	/* the file, with -s */
+#define PROFD_MIN_DISK		((uint64_t)1 << 20)	/* smallest --max-disk */
 #define DEFAULT_TIER0_AGE_S	3600		/* finest width until */
 #define DEFAULT_TIER1_WIDTH_S	60		/* then this width */
 #define DEFAULT_TIER1_AGE_S	86400		/* until this age */

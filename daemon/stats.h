@@ -48,6 +48,14 @@
 	X(expired_samples, "samples dropped past the retention")	\
 	X(evicted_samples, "samples dropped for max-memory, oldest first") \
 	X(evicted_buckets, "buckets dropped for max-memory")		\
+	X(spilled_samples, "samples past max-memory kept on disk only")	\
+	X(spilled_buckets, "buckets past max-memory kept on disk only")	\
+	X(disk_buckets, "buckets only on disk, read there by queries")	\
+	X(disk_samples, "samples in those buckets")			\
+	X(disk_expired_samples, "samples on disk only, dropped past the retention") \
+	X(disk_dropped_samples, "samples on disk only, dropped for max-disk") \
+	X(disk_dropped_buckets, "buckets on disk only, dropped for max-disk") \
+	X(disk_bytes, "bytes of the store's file, with its WAL")		\
 	X(rollups, "buckets merged into coarser ones")			\
 	X(sweeps, "definition sweeps run")				\
 	X(reclaimed, "definitions freed by sweeps")			\

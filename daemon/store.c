@@ -159,8 +159,28 @@ store_bucket_drop(struct store *st, struct store_bucket *b)
 	store_bucket_free(st, b);
 }
 
+/* Pins what a bucket names (store_pin): 0, or -1 short of memory. */
+static int
+store_bucket_pin(struct store *st, const struct store_bucket *b)
+{
+	size_t	i;
+
+	for (i = 0; i < b->cap; i++) {
+		if (b->entries[i].count == 0)
+			continue;
+		if (store_pin(st, STORE_THREAD, b->entries[i].thread) != 0 ||
+		    store_pin(st, STORE_STACK, b->entries[i].stack) != 0)
+			return (-1);
+	}
+	for (i = 0; i < b->ntallies; i++)
+		if (store_pin(st, STORE_INSTANCE, b->tallies[i].instance) != 0)
+			return (-1);
+	return (0);
+}
+
 /*
- * Evicts the oldest sealed bucket to make room; when none is sealed, seals
+ * Evicts the oldest sealed bucket to make room (with a bucket_keep hook,
+ * the oldest written one first: it stays on disk); when none is sealed, seals
  * the oldest open one that holds samples and evicts that (the cap cannot
  * even hold the newest buckets).  -1 if there is nothing to evict.
  */
@@ -169,14 +189,30 @@ store_evict_one(struct store *st, const struct store_bucket *keep)
 {
 	struct store_bucket	*b;
 
-	for (b = st->buckets; b != NULL && !b->sealed; b = b->next)
-		;
+	/* One on disk already can stay there: the oldest such first. */
+	b = NULL;
+	if (st->hooks.bucket_keep != NULL)
+		for (b = st->buckets; b != NULL && (!b->sealed || b->dirty);
+		    b = b->next)
+			;
+	if (b == NULL)
+		for (b = st->buckets; b != NULL && !b->sealed; b = b->next)
+			;
 	if (b == NULL) {
 		for (b = st->buckets; b != NULL && (b->n == 0 || b == keep);
 		    b = b->next)
 			;
 		if (b == NULL)
 			return (-1);
+	}
+	/* Kept on disk: what it names keeps its id for as long. */
+	if (st->hooks.bucket_keep != NULL && store_bucket_pin(st, b) == 0 &&
+	    st->hooks.bucket_keep(st->hooks.arg, b) == 0) {
+		st->counts.spilled_samples += b->samples;
+		st->counts.spilled_buckets++;
+		store_bucket_unlink(st, b);
+		store_bucket_free(st, b);
+		return (0);
 	}
 	st->counts.evicted_samples += b->samples;
 	st->counts.evicted_buckets++;

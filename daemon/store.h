@@ -20,7 +20,7 @@
  * missing.  Agents that do not say leave nothing there: unknown, not 0.
  *
  * Bounds: buckets older than the retention go; past max_bytes the oldest
- * buckets go first.  Definitions that no bucket and no live connection uses
+ * buckets go first, to disk only when the bucket_keep hook keeps them.  Definitions that no bucket and no live connection uses
  * are reclaimed by store_sweep().  Every drop is counted.
  */
 #ifndef STORE_H
@@ -134,6 +134,8 @@ struct store_counts {
 	uint64_t	expired_samples;	/* past the retention */
 	uint64_t	evicted_samples;	/* past max_bytes */
 	uint64_t	evicted_buckets;
+	uint64_t	spilled_samples;	/* past max_bytes, kept on disk */
+	uint64_t	spilled_buckets;
 	uint64_t	rollups;
 	uint64_t	reclaimed;		/* definitions freed */
 	uint64_t	sweeps;
@@ -164,6 +166,10 @@ struct store_hooks {
 	void	(*def_put)(void *, enum store_kind, uint32_t id);
 	void	(*def_del)(void *, enum store_kind, uint32_t id);
 	void	(*bucket_del)(void *, const struct store_bucket *);
+	/* A bucket evicted for max_bytes: 0 if its row stays on disk (to be
+	 * read from there), else -1 and bucket_del follows.  What it names
+	 * is pinned first (store_pin). */
+	int	(*bucket_keep)(void *, const struct store_bucket *);
 	void	(*reset)(void *);	/* store_reset: every sample goes */
 	void	*arg;
 };

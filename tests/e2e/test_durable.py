@@ -109,8 +109,9 @@ def test_a_big_store_on_disk_loads_within_the_memory_cap(ctx):
     ctx.start_daemon("-s", state, "--max-memory", "16M")
     st = ctx.ctl_json("status")
     check(st["store"]["bytes"] <= st["store"]["max_bytes"], "over the cap: %r" % st["store"])
+    # What memory cannot hold is read from disk.
     n = ctx.ctl_json("show")["samples"]
-    check(0 < n <= 30000, "loaded %d" % n)
+    check(n == 30000, "show counts %d of 30000" % n)
 
 
 def fill_past_buckets(ctx, state, nb=300, nown=20, nshared=40, nthreads=25):
@@ -152,9 +153,13 @@ def test_a_restart_with_a_bigger_cap_after_a_sweep_gives_the_right_names(ctx):
     total = fill_past_buckets(ctx, state, nb, nown, nshared, nthreads)
     ctx.start_daemon("-s", state, "--max-memory", "16M",
                      "--persist-interval", "1s", "--sweep-interval", "1s")
-    loaded = ctx.ctl_json("show")["samples"]
-    check(0 < loaded < total, "want some buckets left on disk: loaded %d"
-          % loaded)
+    d = ctx.ctl_json("status")["daemon"]
+    loaded = total - d["disk_samples"]
+    check(0 < loaded < total and d["disk_buckets"] > 0,
+          "want some buckets left on disk: %d of %d loaded, %d buckets on "
+          "disk" % (loaded, total, d["disk_buckets"]))
+    check(ctx.ctl_json("show")["samples"] == total, "show does not count "
+          "what is on disk")
     sweeps = ctx.ctl_json("status")["daemon"]["sweeps"]
     wait_until(lambda: ctx.ctl_json("status")["daemon"]["sweeps"] > sweeps,
                30, "a sweep of the full store")
@@ -187,8 +192,10 @@ def test_a_reset_forgets_the_buckets_left_on_disk(ctx):
     state = os.path.join(ctx.tmp, "state")
     total = fill_past_buckets(ctx, state)
     ctx.start_daemon("-s", state, "--max-memory", "16M")
-    check(0 < ctx.ctl_json("show")["samples"] < total, "some left on disk")
+    check(ctx.ctl_json("status")["daemon"]["disk_buckets"] > 0,
+          "some left on disk")
     ctx.ctl("reset")
+    check(ctx.ctl_json("show")["samples"] == 0, "samples after a reset")
     check(ctx.stop_daemon() == 0, "SIGTERM exit")
     ctx.start_daemon("-s", state)
     check(ctx.ctl_json("show")["samples"] == 0, "samples back after a reset")
@@ -443,3 +450,140 @@ def test_a_bucket_bigger_than_a_row_is_written_in_slices(ctx):
               "threads %r" % rows[:3])
     finally:
         ctx.daemon_env = old
+
+
+def folded_counts(ctx, *args):
+    """show --format folded as {stack of bare names: samples}."""
+    rows = {}
+    for line in ctx.ctl("show", "--format", "folded", "--top", "0",
+                        *args).stdout.splitlines():
+        stack, n = line.rsplit(" ", 1)
+        stack = ";".join(f.split(" (")[0] for f in stack.split(";"))
+        rows[stack] = rows.get(stack, 0) + int(n)
+    return rows
+
+
+def send_rounds(ctx, a, threads, shared, rounds, per_round, first_k=0):
+    """Sends rounds of per_round past 1 s buckets (each with a stack of its
+    own and every shared stack on every thread), waiting after each round
+    for a flush; the expected folded counts."""
+    from fakeagent import SAMPLES
+    now = time.time_ns()
+    want = {}
+    k = first_k
+    for _ in range(rounds):
+        flushes = ctx.ctl_json("status")["daemon"]["persist_flushes"]
+        for _ in range(per_round):
+            own = a.stack(["main", "own", "g%d" % k])
+            flat = [own, threads[0], 0, 10000, 1]
+            want["main;own;g%d" % k] = 1
+            for st in shared:
+                for th in threads:
+                    flat += [st, th, 0, 10000, 1]
+            a.send([SAMPLES, now - (900 - k * 2) * NS, flat])
+            k += 1
+        a.flush()
+        wait_until(lambda: ctx.ctl_json("status")["daemon"]
+                   ["persist_flushes"] > flushes + 1, 30, "a flush")
+    for i in range(len(shared)):
+        want["main;shared;s%d" % i] = (k - first_k) * len(threads)
+    return want, now
+
+
+@once
+def test_past_the_memory_cap_old_buckets_stay_on_disk_and_shows_read_them(ctx):
+    """A store bigger than --max-memory: the oldest buckets leave memory
+    for disk (spilled), never lost, and every view still counts them under
+    their own names, while the store's memory stays under its cap.  With
+    room again after a restart, they load as they were."""
+    state = os.path.join(ctx.tmp, "state")
+    ctx.start_daemon("-s", state, "--bucket", "1s", "--max-memory", "16M",
+                     "--persist-interval", "1s", "--sweep-interval", "1s")
+    a = FakeAgent(ctx.rt, pid=3400, service="spill")
+    threads = [a.thread("worker-%d" % i) for i in range(25)]
+    shared = [a.stack(["main", "shared", "s%d" % i]) for i in range(40)]
+    want, sent = send_rounds(ctx, a, threads, shared, 6, 50)
+    total = sum(want.values())
+    wait_until(lambda: stored(ctx) == total, 60, "%d samples" % total)
+    st = ctx.ctl_json("status")
+    d = st["daemon"]
+    print("  %d samples: %d buckets spilled to disk (%d samples), %d "
+          "evicted (%d samples), store %d of %d bytes"
+          % (total, d["spilled_buckets"], d["spilled_samples"],
+             d["evicted_buckets"], d["evicted_samples"],
+             st["store"]["bytes"], st["store"]["max_bytes"]))
+    check(d["spilled_buckets"] > 0 and d["disk_buckets"] > 0,
+          "nothing spilled to disk: %r" % d)
+    check(d["evicted_samples"] == 0, "%d samples lost past the cap"
+          % d["evicted_samples"])
+    check(st["store"]["bytes"] <= st["store"]["max_bytes"],
+          "store over its cap: %r" % st["store"])
+    got = folded_counts(ctx)
+    wrong = [(s, n, want.get(s)) for s, n in got.items() if want.get(s) != n]
+    check(not wrong and len(got) == len(want), "%d of %d stacks as sent; "
+          "wrong (stack, got, want): %r" % (len(got) - len(wrong),
+                                            len(want), wrong[:5]))
+    # A window inside the spilled part reads only what it holds.
+    t0 = (sent - 900 * NS) // NS
+    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    one = ctx.ctl_json("show", "--since", iso(t0), "--until", iso(t0 + 1))
+    check(one["samples"] == 1 + 40 * 25,
+          "the oldest bucket's second: %d samples" % one["samples"])
+    a.close()
+    check(ctx.stop_daemon() == 0, "SIGTERM exit")
+    ctx.start_daemon("-s", state)
+    check(ctx.ctl_json("status")["daemon"]["disk_buckets"] == 0,
+          "with room, all loads")
+    check(folded_counts(ctx) == want, "after a restart with room: other "
+          "stacks")
+
+
+@once
+def test_max_disk_drops_the_oldest_buckets_on_disk_first(ctx):
+    state = os.path.join(ctx.tmp, "state")
+    ctx.start_daemon("-s", state, "--bucket", "1s", "--max-memory", "16M",
+                     "--max-disk", "6M", "--persist-interval", "1s")
+    a = FakeAgent(ctx.rt, pid=3500, service="disk")
+    threads = [a.thread("worker-%d" % i) for i in range(25)]
+    shared = [a.stack(["main", "shared", "s%d" % i]) for i in range(40)]
+    want, _ = send_rounds(ctx, a, threads, shared, 8, 50)
+    total = sum(want.values())
+    wait_until(lambda: ctx.ctl_json("status")["daemon"]
+               ["disk_dropped_buckets"] > 0, 30, "buckets dropped for "
+               "--max-disk")
+    d = ctx.ctl_json("status")["daemon"]
+    shown = ctx.ctl_json("show")["samples"]
+    print("  %d sent; %d dropped for --max-disk (%d buckets), %d shown; "
+          "file %d bytes" % (total, d["disk_dropped_samples"],
+                             d["disk_dropped_buckets"], shown,
+                             d["disk_bytes"]))
+    check(shown == total - d["disk_dropped_samples"] - d["evicted_samples"],
+          "shown %d, sent %d, dropped %d + %d" % (
+              shown, total, d["disk_dropped_samples"], d["evicted_samples"]))
+    # The oldest go first: the first bucket's own stack is gone, the
+    # newest's is there.
+    got = folded_counts(ctx)
+    check("main;own;g0" not in got and "main;own;g399" in got,
+          "not the oldest first: g0 %r, g399 %r" % (got.get("main;own;g0"),
+                                                    got.get("main;own;g399")))
+    a.close()
+
+
+@once
+def test_max_disk_refuses_what_is_not_a_size(ctx):
+    """Exit 2 with a line that says what --max-disk wants; --help shows
+    the 30-day retention and the disk bound."""
+    import subprocess
+    from harness import BIN
+    profd = os.path.join(BIN, "profd")
+    for bad in ("5", "lots", "-1G"):
+        r = subprocess.run([profd, "-r", ctx.rt, "--max-disk", bad],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=10)
+        check(r.returncode == 2 and "--max-disk wants 0 (no bound) or a "
+              "size" in r.stderr, "--max-disk %s: exit %d, %r"
+              % (bad, r.returncode, r.stderr))
+    r = subprocess.run([profd, "--help"], stdout=subprocess.PIPE,
+                       universal_newlines=True, timeout=10)
+    check("--max-disk SIZE" in r.stdout and "(default 30d)" in r.stdout,
+          "profd --help: %r" % r.stdout)
