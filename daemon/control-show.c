@@ -314,14 +314,20 @@ control_show_rows_key(enum query_by by)
 	return (keys[by]);
 }
 
-/* The warning for a result too many of whose stacks were left out, in
- * buf; NULL when there is none. */
+/* The warning for a result with buckets on disk left out, or too many of
+ * whose stacks were left out, in buf; NULL when there is none. */
 static const char *
 control_show_warning(const struct query_result *res, const char *window,
     char *buf, size_t len)
 {
 	double	pct = query_invalid_pct(res);
 
+	if (res->cold_failed > 0) {
+		snprintf(buf, len, "warning: %zu buckets of %s kept on disk "
+		    "could not be read and are left out; see profd's log",
+		    res->cold_failed, window);
+		return (buf);
+	}
 	if (pct <= CONTROL_SHOW_INVALID_PCT)
 		return (NULL);
 	snprintf(buf, len, "warning: %.1f%% of stacks in %s were unreadable "
@@ -358,12 +364,12 @@ control_show_pack_head(msgpack_packer *pk, const struct query_result *res,
 	msgpack_pack_uint64(pk, res->to_ns);
 	proto_pack_cstr(pk, "view");
 	proto_pack_cstr(pk, view);
-	if (query_invalid_pct(res) < 0)
-		return;
-	proto_pack_cstr(pk, "invalid");
-	msgpack_pack_uint64(pk, res->invalid);
-	proto_pack_cstr(pk, "invalid_pct");
-	msgpack_pack_double(pk, query_invalid_pct(res));
+	if (query_invalid_pct(res) >= 0) {
+		proto_pack_cstr(pk, "invalid");
+		msgpack_pack_uint64(pk, res->invalid);
+		proto_pack_cstr(pk, "invalid_pct");
+		msgpack_pack_double(pk, query_invalid_pct(res));
+	}
 	if ((warning = control_show_warning(res, "this window", buf,
 	    sizeof buf)) != NULL) {
 		proto_pack_cstr(pk, "warning");
