@@ -1,7 +1,10 @@
 /*
  * fuzz-persist.c -- libFuzzer target for persist_open(): the input is
  * written as DIR/profd.db and opened into a new store.  A bad file must
- * be set aside (or loaded), never crash or leak.
+ * be set aside (or loaded), never crash or leak.  Every other input opens
+ * it under a cap too small for its buckets, which then stay on disk, and
+ * reads them all as a query does (the rows, their tallies, their entries
+ * a slice at a time).
  */
 
 #include <glob.h>
@@ -13,11 +16,39 @@
 
 #include "log.h"
 #include "persist.h"
+#include "query.h"
 #include "store.h"
 
 #define FUZZ_NOW	(1700000000ull * 1000000000ull)
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+/* Reads every bucket left on disk as a query would. */
+static void
+fuzz_read_cold(struct persist *p)
+{
+	static struct store_entry	 slice[QUERY_COLD_SLICE];
+	const struct query_cold		*src = persist_cold_source(p);
+	struct query_cold_row		*rows = NULL;
+	struct store_tally		*t;
+	size_t				 n = 0, nt, i;
+	uint64_t			 at, k;
+
+	if (src->list(src->arg, 0, UINT64_MAX, &rows, &n) != 0)
+		return;
+	for (i = 0; i < n; i++) {
+		if (src->tallies(src->arg, &rows[i], &t, &nt) == 0)
+			free(t);
+		for (at = 0; at < rows[i].n; at += k) {
+			k = rows[i].n - at < QUERY_COLD_SLICE ?
+			    rows[i].n - at : QUERY_COLD_SLICE;
+			if (src->read(src->arg, &rows[i], at, slice,
+			    (size_t)k) != 0)
+				break;
+		}
+	}
+	free(rows);
+}
 
 /* Removes what an open left in the directory. */
 static void
@@ -58,11 +89,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fwrite(data, 1, size, f);
 	fclose(f);
 	store_config_default(&cfg);
-	cfg.max_bytes = 16 << 20;
+	cfg.max_bytes = size % 2 ? 16 << 20 : 24 << 10;
 	if ((st = store_new(&cfg)) == NULL)
 		abort();
 	if ((p = persist_open(dir, st, FUZZ_NOW, err, sizeof err)) == NULL)
 		abort();	/* the directory is fine: never NULL */
+	fuzz_read_cold(p);
 	persist_flush(p);
 	persist_close(p);
 	store_free(st);
