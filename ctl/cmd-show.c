@@ -63,7 +63,9 @@ const struct cmd_entry cmd_show_entry = {
 	    "samples where\n"
 	    "                     it is the leaf, TOTAL = samples where it is "
 	    "on the\n"
-	    "                     stack (recursion counts once)\n"
+	    "                     stack (recursion counts once); a prefix "
+	    "only one view\n"
+	    "                     has will do (func, proc)\n"
 	    "      --tree         the call tree by function, heaviest child "
 	    "first\n"
 	    "      --depth N      tree: at most N levels (default: all)\n"
@@ -131,6 +133,7 @@ struct cmd_show_opts {
 	size_t		 nbase_threads;
 	uint64_t	 top;
 	int		 top_set;
+	int		 one_more;	/* ask top + 1 rows: were there more? */
 	const char	*format;	/* table, json or a stack format */
 	int		 time_weight;
 	int		 root_pid, root_thread;
@@ -290,6 +293,9 @@ cmd_show_table_frames(const msgpack_object *body, const char *key,
 	static const char *const headers[] = {
 		"SELF%", "SELF", "TOTAL%", "TOTAL", "FUNCTION (FILE:LINE)"
 	};
+	static const char *const line_headers[] = {
+		"SELF%", "SELF", "TOTAL%", "TOTAL", "LINE: FUNCTION (FILE:LINE)"
+	};
 	static const char *const file_headers[] = {
 		"SELF%", "SELF", "TOTAL%", "TOTAL", "FILE"
 	};
@@ -303,8 +309,9 @@ cmd_show_table_frames(const msgpack_object *body, const char *key,
 	int			 files = strcmp(key, "files") == 0;
 
 	whole = cmd_obj_uint(body, o->time_weight ? "weight_us" : "samples");
-	if ((t = render_table_create(5, files ? file_headers : headers,
-	    "rrrrl")) == NULL)
+	if ((t = render_table_create(5, files ? file_headers :
+	    strcmp(key, "lines") == 0 ? line_headers : headers, "rrrrl")) ==
+	    NULL)
 		return (-1);
 	for (i = 0; rows != NULL && i < rows->via.array.size; i++) {
 		r = &rows->via.array.ptr[i];
@@ -455,15 +462,21 @@ cmd_show_table_diff(const msgpack_object *body)
 	struct render_table	*t;
 	const char		*cells[4];
 	char			 b[16], n[16], d[16];
+	char			 bf[32], bt[32], nf[32], nt[32];
 	uint32_t		 i;
 
 	static const char *const headers[] = {
 		"BASE%", "NOW%", "CHANGE", "FUNCTION (FILE:LINE)"
 	};
 
-	printf("baseline: %" PRIu64 " samples; now: %" PRIu64 " samples\n",
-	    cmd_obj_uint(body, "base_samples"),
-	    cmd_obj_uint(body, "samples"));
+	cmd_show_clock(bf, sizeof bf, cmd_obj_uint(body, "base_from_ns"));
+	cmd_show_clock(bt, sizeof bt, cmd_obj_uint(body, "base_to_ns"));
+	cmd_show_clock(nf, sizeof nf, cmd_obj_uint(body, "from_ns"));
+	cmd_show_clock(nt, sizeof nt, cmd_obj_uint(body, "to_ns"));
+	printf("baseline: %" PRIu64 " samples, %s to %s\n"
+	    "now:      %" PRIu64 " samples, %s to %s\n",
+	    cmd_obj_uint(body, "base_samples"), bf, bt,
+	    cmd_obj_uint(body, "samples"), nf, nt);
 	t = render_table_create(4, headers, "rrrl");
 	if (t == NULL)
 		return (-1);
@@ -486,22 +499,75 @@ fail:
 	return (-1);
 }
 
-/* Prints a rows reply as a table. */
+/* The view --by names: a view's name or a prefix that only it has (func,
+ * proc, svc for service too); NULL if none or ambiguous. */
+static const char *
+cmd_show_by(const char *s)
+{
+	static const char *const views[] = {
+		"function", "line", "file", "thread", "process", "service"
+	};
+	const char	*found = NULL;
+	size_t		 i, n = strlen(s);
+
+	if (strcmp(s, "svc") == 0)
+		return ("service");
+	for (i = 0; n > 0 && i < sizeof views / sizeof views[0]; i++) {
+		if (strncmp(s, views[i], n) != 0)
+			continue;
+		if (found != NULL)
+			return (NULL);
+		found = views[i];
+	}
+	return (found);
+}
+
+/* The key of a view's rows in a reply. */
+static const char *
+cmd_show_rows_key(const char *view)
+{
+	static const char *const keys[][2] = {
+		{ "diff", "functions" }, { "function", "functions" },
+		{ "line", "lines" }, { "file", "files" },
+		{ "thread", "threads" }, { "process", "processes" },
+		{ "service", "services" },
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (strcmp(view, keys[i][0]) == 0)
+			return (keys[i][1]);
+	return (NULL);
+}
+
+/*
+ * Prints a rows reply as a table: 0, 1 when the window has no samples
+ * (nothing printed: cmd_show_why_empty says why), -1 on error.  Asked for
+ * one row more than --top (one_more), it prints --top and says there are
+ * more only when there are.
+ */
 static int
 cmd_show_table(const msgpack_object *body, const struct cmd_show_opts *o)
 {
-	char	view[32];
-	int	rc;
+	msgpack_object	*rows;
+	const char	*key;
+	char		 view[32];
+	int		 rc, more = 0;
 
 	cmd_obj_str(body, "view", view, sizeof view);
 	if (cmd_obj_uint(body, "samples") == 0 && !o->diff) {
-		printf("no samples in this window: is profiling on? try "
-		    "'profctl start' (and 'profctl status' to see the "
-		    "attached processes)\n");
-		cmd_show_warnings(body, stdout, "");
-		return (0);
+		cmd_show_warnings(body, stderr, "profctl: ");
+		return (1);
 	}
-	cmd_show_summary(body);
+	if (o->top != 0 && !o->tree && (key = cmd_show_rows_key(view)) !=
+	    NULL && (rows = (msgpack_object *)cmd_show_array(body, key)) !=
+	    NULL && rows->via.array.size > o->top) {
+		/* The reply is ours to trim. */
+		rows->via.array.size = (uint32_t)o->top;
+		more = 1;
+	}
+	if (strcmp(view, "diff") != 0)
+		cmd_show_summary(body);
 	cmd_show_warnings(body, stdout, "");
 	if (strcmp(view, "tree") == 0)
 		rc = cmd_show_table_tree(body, o);
@@ -523,9 +589,49 @@ cmd_show_table(const msgpack_object *body, const struct cmd_show_opts *o)
 		fprintf(stderr, "profctl: out of memory\n");
 		return (-1);
 	}
-	if (o->top != 0 && !o->tree)
+	if (more || (o->top != 0 && !o->tree && !o->one_more))
 		printf("(first %" PRIu64 " rows; --top 0 shows all)\n", o->top);
 	return (0);
+}
+
+/*
+ * Says on stderr why a window has no samples, from profd's state: off,
+ * on in another mode than --mode asked, or on with nothing matching.
+ */
+static void
+cmd_show_why_empty(const struct cmd_ctx *ctx, const struct cmd_show_opts *o)
+{
+	struct client		 c;
+	const msgpack_object	*body, *v;
+	char			 mode[16];
+	int			 profiling = -1;
+
+	mode[0] = '\0';
+	if (client_init(&c, ctx->rundir) == 0) {
+		client_begin(&c, "status", 0);
+		if (client_call(&c, &body) == 0 &&
+		    body->type == MSGPACK_OBJECT_MAP &&
+		    (v = proto_map_get(&body->via.map, "profiling")) != NULL &&
+		    v->type == MSGPACK_OBJECT_BOOLEAN) {
+			profiling = v->via.boolean;
+			cmd_obj_str(body, "mode", mode, sizeof mode);
+		}
+		client_free(&c);
+	}
+	if (profiling == 0)
+		fprintf(stderr, "profctl: no samples in this window: profiling "
+		    "is off; 'profctl start' turns it on\n");
+	else if (profiling == 1 && o->mode != NULL && mode[0] != '\0' &&
+	    strcmp(o->mode, mode) != 0)
+		fprintf(stderr, "profctl: no %s-mode samples in this window: "
+		    "profiling is on in %s mode; drop --mode %s, or 'profctl "
+		    "start --mode %s' to sample in that mode\n", o->mode, mode,
+		    o->mode, o->mode);
+	else
+		fprintf(stderr, "profctl: no samples in this window match%s: "
+		    "widen it (--since) or drop filters; 'profctl status' "
+		    "lists the attached processes\n", profiling == 1 ?
+		    " (profiling is on)" : "");
 }
 
 /* Writes bytes to the output file or stdout. */
@@ -685,7 +791,8 @@ cmd_show_pack(struct client *c, const struct cmd_show_opts *o,
 			    (const char **)o->base_threads, o->nbase_threads);
 	}
 	proto_pack_cstr(pk, "top");
-	msgpack_pack_uint64(pk, o->top);
+	msgpack_pack_uint64(pk, o->top != 0 && o->one_more ? o->top + 1 :
+	    o->top);
 	proto_pack_cstr(pk, "format");
 	proto_pack_cstr(pk, format);
 	proto_pack_cstr(pk, "weight");
@@ -843,7 +950,7 @@ cmd_show_exec(const struct cmd_entry *self, const struct cmd_ctx *ctx,
 	const char			*err, *wire;
 	double				 pct;
 	char				*end;
-	int				 ch, i, ret = CMD_EXIT_USAGE;
+	int				 ch, i, rc, ret = CMD_EXIT_USAGE;
 
 	memset(&o, 0, sizeof o);
 	o.format = "table";
@@ -922,18 +1029,13 @@ cmd_show_exec(const struct cmd_entry *self, const struct cmd_ctx *ctx,
 			o.mode = optarg;
 			break;
 		case 'b':
-			if (strcmp(optarg, "function") != 0 &&
-			    strcmp(optarg, "line") != 0 &&
-			    strcmp(optarg, "file") != 0 &&
-			    strcmp(optarg, "thread") != 0 &&
-			    strcmp(optarg, "process") != 0 &&
-			    strcmp(optarg, "service") != 0) {
+			if ((o.by = cmd_show_by(optarg)) == NULL) {
 				cmd_usage_error(self, "--by '%s': use "
 				    "function, line, file, thread, process or "
-				    "service", optarg);
+				    "service (or a prefix: func, proc...)",
+				    optarg);
 				goto done;
 			}
-			o.by = optarg;
 			break;
 		case CMD_SHOW_OPT_TREE:
 			o.tree = 1;
@@ -1015,6 +1117,8 @@ cmd_show_exec(const struct cmd_entry *self, const struct cmd_ctx *ctx,
 		goto done;
 	if (!o.top_set && strcmp(o.format, "table") == 0 && !o.tree)
 		o.top = CMD_SHOW_TOP_DEFAULT;
+	o.one_more = strcmp(o.format, "table") == 0 && !o.tree &&
+	    o.top < UINT64_MAX;
 
 	ret = CMD_EXIT_ERROR;
 	if (client_init(&c, ctx->rundir) != 0)
@@ -1043,8 +1147,12 @@ cmd_show_exec(const struct cmd_entry *self, const struct cmd_ctx *ctx,
 			    o.output, strerror(errno));
 			goto out;
 		}
-		if (cmd_show_table(body, &o) != 0)
+		if ((rc = cmd_show_table(body, &o)) < 0)
 			goto out;
+		if (rc > 0) {
+			cmd_show_why_empty(ctx, &o);
+			goto out;
+		}
 	} else if (cmd_show_stacks(body, &o) != 0)
 		goto out;
 	ret = CMD_EXIT_OK;

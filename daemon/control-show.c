@@ -324,8 +324,8 @@ control_show_warning(const struct query_result *res, const char *window,
 
 	if (res->cold_failed > 0) {
 		snprintf(buf, len, "warning: %zu buckets of %s kept on disk "
-		    "could not be read and are left out; see profd's log",
-		    res->cold_failed, window);
+		    "could not be read (all or part of them is left out); "
+		    "see profd's log", res->cold_failed, window);
 		return (buf);
 	}
 	if (pct <= CONTROL_SHOW_INVALID_PCT)
@@ -524,11 +524,15 @@ control_show_diff(struct control_args *a, struct proto_sink *sink,
 	base_warning = control_show_warning(base, "the baseline window", buf,
 	    sizeof buf);
 	start = proto_begin_reply(sink, 1);
-	msgpack_pack_map(pk, control_show_head_pairs(res) + 2 +
+	msgpack_pack_map(pk, control_show_head_pairs(res) + 4 +
 	    (query_invalid_pct(base) >= 0) + (base_warning != NULL));
 	control_show_pack_head(pk, res, "diff");
 	proto_pack_cstr(pk, "base_samples");
 	msgpack_pack_uint64(pk, base->count);
+	proto_pack_cstr(pk, "base_from_ns");
+	msgpack_pack_uint64(pk, base->from_ns);
+	proto_pack_cstr(pk, "base_to_ns");
+	msgpack_pack_uint64(pk, base->to_ns);
 	if (query_invalid_pct(base) >= 0) {
 		proto_pack_cstr(pk, "base_invalid_pct");
 		msgpack_pack_double(pk, query_invalid_pct(base));

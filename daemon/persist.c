@@ -226,6 +226,8 @@ struct persist {
 	struct persist_cold	*cold;
 	size_t			 ncold, cold_cap;
 	uint64_t		 pin_samples;	/* of the row being pinned */
+	uint64_t		 cold_pending;	/* bytes of rows to delete */
+	int			 loading;	/* cold rows come unsorted */
 	struct query_cold	 source;	/* for queries */
 };
 
@@ -433,6 +435,7 @@ persist_map_clear(struct persist *p)
 /* -- buckets only on disk ------------------------------------------------- */
 
 static int64_t	persist_pragma(struct persist *, const char *);
+static int	persist_scratch(struct persist *, size_t);
 
 /* Adds a bucket only on disk, in start order: 0, or -1 out of memory. */
 static int
@@ -450,9 +453,10 @@ persist_cold_add(struct persist *p, int64_t row, uint64_t start,
 		p->cold = v;
 		p->cold_cap = cap;
 	}
-	/* Mostly the newest (an eviction) or the oldest (a load). */
+	/* Loading: appended, sorted once at the end (persist_cold_sort);
+	 * later mostly the newest (an eviction). */
 	at = p->ncold;
-	while (at > 0 && (p->cold[at - 1].start_ns > start ||
+	while (!p->loading && at > 0 && (p->cold[at - 1].start_ns > start ||
 	    (p->cold[at - 1].start_ns == start && p->cold[at - 1].row > row)))
 		at--;
 	memmove(&p->cold[at + 1], &p->cold[at],
@@ -467,6 +471,17 @@ persist_cold_add(struct persist *p, int64_t row, uint64_t start,
 	p->counts.cold_buckets = p->ncold;
 	p->counts.cold_samples += samples;
 	return (0);
+}
+
+/* Orders buckets on disk by start, then row. */
+static int
+persist_cold_cmp(const void *a, const void *b)
+{
+	const struct persist_cold	*x = a, *y = b;
+
+	if (x->start_ns != y->start_ns)
+		return (x->start_ns < y->start_ns ? -1 : 1);
+	return (x->row < y->row ? -1 : x->row > y->row);
 }
 
 /* Queries: the buckets on disk overlapping [since, until). */
@@ -527,6 +542,26 @@ persist_cold_blob(struct persist *p, const char *table, int64_t rowid,
 	return (rc);
 }
 
+static int	persist_cold_entries(struct persist *,
+		    const struct query_cold_row *, uint64_t,
+		    struct store_entry *, size_t);
+
+/* A bucket on disk a query could not read: one log line a minute. */
+static void
+persist_cold_failed(struct persist *p, int64_t row, const char *what)
+{
+	static uint64_t	last_ms;
+	uint64_t	now = persist_ms();
+
+	p->counts.cold_unreadable++;
+	if (last_ms != 0 && now - last_ms < 60000)
+		return;
+	last_ms = now;
+	log_warn("%s: the %s of bucket row %lld cannot be read (%s): queries "
+	    "leave it out", p->path, what, (long long)row,
+	    p->db != NULL ? sqlite3_errmsg(p->db) : "closed");
+}
+
 /* Queries: entries [from, from + n) of a bucket on disk, across its
  * slices (the row's own, then bucket_parts). */
 static int
@@ -534,6 +569,18 @@ persist_cold_read(void *arg, const struct query_cold_row *r, uint64_t from,
     struct store_entry *to, size_t n)
 {
 	struct persist	*p = arg;
+
+	if (persist_cold_entries(p, r, from, to, n) == 0)
+		return (0);
+	persist_cold_failed(p, r->row, "entries");
+	return (-1);
+}
+
+/* persist_cold_read, without a word. */
+static int
+persist_cold_entries(struct persist *p, const struct query_cold_row *r,
+    uint64_t from, struct store_entry *to, size_t n)
+{
 	uint64_t	 base = 0, have, k;
 	int64_t		 part;
 
@@ -594,6 +641,8 @@ persist_cold_tallies(void *arg, const struct query_cold_row *r,
 		break;
 	}
 	sqlite3_finalize(s);
+	if (rc != 0)
+		persist_cold_failed(p, r->row, "tallies");
 	return (rc);
 }
 
@@ -610,50 +659,95 @@ persist_cold_source(struct persist *p)
 	return (&p->source);
 }
 
-/* Takes the oldest bucket on disk off the list, its row to delete at the
- * next flush: 0, or -1 (no room to note it: kept). */
-static int
-persist_cold_drop(struct persist *p)
+/* Unpins what a bucket on disk names, read back from it; what cannot be
+ * read stays pinned (memory, never a wrong name). */
+static void
+persist_cold_unpin(struct persist *p, const struct persist_cold *c)
+{
+	struct query_cold_row	 r;
+	struct store_tally	*t;
+	uint64_t		 at, k, i;
+	size_t			 nt;
+
+	r.row = c->row;
+	r.start_ns = c->start_ns;
+	r.width_ns = c->width_ns;
+	r.n = c->n;
+	if (persist_scratch(p, QUERY_COLD_SLICE) != 0)
+		return;
+	for (at = 0; at < r.n; at += k) {
+		k = r.n - at < QUERY_COLD_SLICE ? r.n - at : QUERY_COLD_SLICE;
+		if (persist_cold_entries(p, &r, at, p->scratch, (size_t)k) !=
+		    0)
+			return;
+		for (i = 0; i < k; i++) {
+			store_unpin(p->st, STORE_THREAD, p->scratch[i].thread);
+			store_unpin(p->st, STORE_STACK, p->scratch[i].stack);
+		}
+	}
+	if (persist_cold_tallies(p, &r, &t, &nt) != 0)
+		return;
+	for (i = 0; i < nt; i++)
+		store_unpin(p->st, STORE_INSTANCE, t[i].instance);
+	free(t);
+}
+
+/* Takes the oldest `n` buckets on disk off the list, their rows to delete
+ * at the next flush and what they name unpinned: how many, fewer if no
+ * room was left to note a row. */
+static size_t
+persist_cold_drop(struct persist *p, size_t n, uint64_t *samples)
 {
 	int64_t	*v;
-	size_t	 cap;
+	size_t	 i, cap;
 
-	if (p->dels_cap < p->ndels + p->map_used + 1) {
-		cap = p->dels_cap == 0 ? PERSIST_MAP_MIN : p->dels_cap * 2;
-		if ((v = realloc(p->dels, cap * sizeof *v)) == NULL)
-			return (-1);
-		p->dels = v;
-		p->dels_cap = cap;
+	*samples = 0;
+	for (i = 0; i < n; i++) {
+		if (p->dels_cap < p->ndels + p->map_used + 1) {
+			cap = p->dels_cap == 0 ? PERSIST_MAP_MIN :
+			    p->dels_cap * 2;
+			if ((v = reallocarray(p->dels, cap, sizeof *v)) == NULL)
+				break;
+			p->dels = v;
+			p->dels_cap = cap;
+		}
+		persist_cold_unpin(p, &p->cold[i]);
+		p->dels[p->ndels++] = p->cold[i].row;
+		p->cold_pending += p->cold[i].bytes;
+		*samples += p->cold[i].samples;
 	}
-	p->dels[p->ndels++] = p->cold[0].row;
-	p->counts.cold_samples -= p->cold[0].samples;
-	memmove(&p->cold[0], &p->cold[1], (p->ncold - 1) * sizeof *p->cold);
-	p->ncold--;
+	memmove(&p->cold[0], &p->cold[i], (p->ncold - i) * sizeof *p->cold);
+	p->ncold -= i;
+	p->counts.cold_samples -= *samples;
 	p->counts.cold_buckets = p->ncold;
-	return (0);
+	return (i);
 }
 
 /*
  * Housekeeping of the buckets on disk (not while a query reads them):
  * those past the retention go, then the oldest while the file holds more
- * than max_disk bytes (0: no bound).  Their rows are deleted by the next
- * flush.
+ * than max_disk bytes (0: no bound), counting what deletes not yet
+ * flushed will free.  Their rows are deleted by the next flush.
  */
 void
 persist_expire(struct persist *p, uint64_t now_ns, uint64_t max_disk)
 {
 	const struct store_config	*cfg;
-	uint64_t			 cut, used, freed = 0;
+	uint64_t			 cut, used, freed, samples;
 	int64_t				 pages, free_pages, page;
+	size_t				 n, done;
 
 	if (p == NULL || p->db == NULL || p->ncold == 0)
 		return;
 	cfg = store_get_config(p->st);
 	cut = now_ns > cfg->retention_ns ? now_ns - cfg->retention_ns : 0;
-	while (p->ncold > 0 && p->cold[0].start_ns + p->cold[0].width_ns <=
-	    cut) {
-		p->counts.cold_expired_samples += p->cold[0].samples;
-		if (persist_cold_drop(p) != 0)
+	for (n = 0; n < p->ncold && p->cold[n].start_ns +
+	    p->cold[n].width_ns <= cut; n++)
+		;
+	if (n > 0) {
+		done = persist_cold_drop(p, n, &samples);
+		p->counts.cold_expired_samples += samples;
+		if (done < n)
 			return;
 	}
 	if (max_disk == 0 || p->ncold == 0)
@@ -664,12 +758,13 @@ persist_expire(struct persist *p, uint64_t now_ns, uint64_t max_disk)
 	if (pages < 0 || free_pages < 0 || page <= 0 || free_pages > pages)
 		return;
 	used = (uint64_t)(pages - free_pages) * (uint64_t)page;
-	while (p->ncold > 0 && used > max_disk + freed) {
-		freed += p->cold[0].bytes;
-		p->counts.cold_dropped_samples += p->cold[0].samples;
-		p->counts.cold_dropped_buckets++;
-		if (persist_cold_drop(p) != 0)
-			return;
+	freed = p->cold_pending;
+	for (n = 0; n < p->ncold && used > max_disk + freed; n++)
+		freed += p->cold[n].bytes;
+	if (n > 0) {
+		done = persist_cold_drop(p, n, &samples);
+		p->counts.cold_dropped_samples += samples;
+		p->counts.cold_dropped_buckets += done;
 	}
 }
 
@@ -722,6 +817,7 @@ persist_hook_reset(void *arg)
 
 	p->reset_below = p->next_row;
 	p->ncold = 0;
+	p->counts.cold_buckets = p->counts.cold_samples = 0;
 }
 
 /* -- opening ------------------------------------------------------------- */
@@ -1475,7 +1571,7 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	int64_t				 n = sqlite3_column_int64(s, 3);
 	size_t				 i, len, nt;
 	int				 bytes, missing = 0, parts, fits;
-	int				 pinned = 0;
+	int				 pinned = 0, in_memory = 0;
 	enum persist_rc			 r;
 
 	p->pin_samples = 0;
@@ -1547,6 +1643,7 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 			if (row >= p->next_row)
 				p->next_row = row + 1;
 			p->counts.buckets_loaded++;
+			in_memory = 1;
 			/* Unmapped, its row outlives it in memory; without its
 			 * tallies, its tallies row stays: either way what the
 			 * row names is pinned, as for a row left on disk. */
@@ -1568,8 +1665,10 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 		if (store_pin(p->st, STORE_INSTANCE, t[i].instance) != 0)
 			r = PERSIST_NOFIT;
 	free(tcopy);
-	/* Queries read it from the file. */
-	if (r == PERSIST_OK && persist_cold_add(p, row, start, width,
+	/* Queries read it from the file (unless it is in memory after all,
+	 * only not mapped: its row is then pinned, never read). */
+	if (r == PERSIST_OK && !in_memory && persist_cold_add(p, row, start,
+	    width,
 	    (uint64_t)n, p->pin_samples, (uint64_t)n * sizeof *p->scratch +
 	    nt * sizeof *t) != 0)
 		r = PERSIST_NOFIT;
@@ -1693,10 +1792,13 @@ persist_load_buckets(struct persist *p, uint64_t now_ns)
 	    (rc = persist_exec(p, "DELETE FROM bucket_parts WHERE id / 65536 "
 	    "NOT IN (SELECT id FROM buckets)")) != SQLITE_OK)
 		return (persist_rc_of(rc));
+	p->loading = 1;
 	r = persist_load_rows(p, "SELECT b.id, b.start_ns, b.width_ns, b.n, "
 	    "b.entries, t.rows FROM buckets b LEFT JOIN tallies t ON "
 	    "t.bucket = b.id ORDER BY b.start_ns DESC, b.id DESC",
 	    persist_load_bucket);
+	p->loading = 0;
+	qsort(p->cold, p->ncold, sizeof *p->cold, persist_cold_cmp);
 	/* Short of memory for the list of drops: rows may be unpinned. */
 	if (r != PERSIST_OK)
 		return (r == PERSIST_NOFIT ? PERSIST_BAD : r);
@@ -1746,6 +1848,8 @@ persist_unload(struct persist *p, uint64_t now_ns)
 	p->counts.buckets_dropped = 0;
 	p->pin_only = 0;
 	p->ncold = 0;
+	p->cold_pending = 0;
+	p->counts.cold_buckets = p->counts.cold_samples = 0;
 	free(p->drops);
 	p->drops = NULL;
 	p->ndrops = p->drops_cap = 0;
@@ -2179,6 +2283,7 @@ persist_flush_done(struct persist *p)
 	persist_pend_clear(p);
 	p->resync_defs = 0;
 	p->ndels = 0;
+	p->cold_pending = 0;
 	p->reset_below = 0;	/* committed */
 	lim = store_id_limit(p->st, STORE_INSTANCE);
 	for (id = 1; id < lim; id++) {

@@ -41,6 +41,7 @@ struct persist_counts {
 	uint64_t	cold_expired_samples;	/* on disk, past the retention */
 	uint64_t	cold_dropped_samples;	/* on disk, for max_disk */
 	uint64_t	cold_dropped_buckets;
+	uint64_t	cold_unreadable;	/* reads of them that failed */
 };
 
 /* What a flush's commit waits for (--sync). */

@@ -205,17 +205,53 @@ profd_usage(FILE *f)
 	    DEFAULT_MAX_QUERIES);
 }
 
+/* Writes seconds in the largest unit that holds them whole (90s, 1m,
+ * 366d). */
+static void
+profd_seconds(uint64_t v, char *buf, size_t len)
+{
+	static const struct {
+		uint64_t	s;
+		char		unit;
+	} units[] = { { 86400, 'd' }, { 3600, 'h' }, { 60, 'm' } };
+	size_t	i;
+
+	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (v >= units[i].s && v % units[i].s == 0) {
+			snprintf(buf, len, "%llu%c",
+			    (unsigned long long)(v / units[i].s), units[i].unit);
+			return;
+		}
+	}
+	snprintf(buf, len, "%llus", (unsigned long long)v);
+}
+
 /* Parses a duration. */
 static int
 profd_duration(const char *name, const char *s, uint64_t min, uint64_t max,
     uint64_t *to, char *err, size_t errlen)
 {
-	uint64_t	v;
+	static const char *const examples[] = {
+		"1s", "30s", "5m", "2h", "1d", "7d", "30d"
+	};
+	char		lo[32], hi[32], like[64];
+	uint64_t	v, e;
+	size_t		i, n = 0, len = 0;
 
 	if (units_duration(s, &v) != 0 || v < min || v > max) {
-		snprintf(err, errlen, "--%s wants a time from %llus to %llus "
-		    "(like 30s, 5m, 2h, 7d), not '%s'", name,
-		    (unsigned long long)min, (unsigned long long)max, s);
+		profd_seconds(min, lo, sizeof lo);
+		profd_seconds(max, hi, sizeof hi);
+		like[0] = '\0';
+		for (i = 0; i < sizeof examples / sizeof examples[0] && n < 3;
+		    i++) {
+			if (units_duration(examples[i], &e) != 0 || e < min ||
+			    e > max)
+				continue;
+			len += (size_t)snprintf(like + len, sizeof like - len,
+			    "%s%s", n++ > 0 ? ", " : "", examples[i]);
+		}
+		snprintf(err, errlen, "--%s wants a time from %s to %s (like "
+		    "%s), not '%s'", name, lo, hi, like, s);
 		return (-1);
 	}
 	*to = v;

@@ -161,16 +161,31 @@ struct query_scan {
 	uint64_t			  centry;	/* in cold[cnext] */
 	struct store_entry		 *slice;	/* QUERY_COLD_SLICE */
 	uint64_t			  until;
+	int				  overlap;	/* query_in_window */
 	struct query_result		  res;
 	int				  failed;
 };
 
-/* Whether a bucket overlaps the query's window. */
+/*
+ * Whether a bucket is in the query's window: its middle is, so that two
+ * windows side by side never both read the bucket on their boundary; or,
+ * for a window that holds no bucket's middle (narrower than the buckets
+ * it falls in: sc->overlap), it overlaps the window.
+ */
+static int
+query_in_window(const struct query_scan *sc, uint64_t start, uint64_t width)
+{
+	uint64_t	mid = start + width / 2;
+
+	if (sc->overlap)
+		return (start + width > sc->q.since_ns && start < sc->until);
+	return (mid >= sc->q.since_ns && mid < sc->until);
+}
+
 static int
 query_overlaps(const struct query_scan *sc, const struct store_bucket *b)
 {
-	return (b->start_ns + b->width_ns > sc->q.since_ns &&
-	    b->start_ns < sc->until);
+	return (query_in_window(sc, b->start_ns, b->width_ns));
 }
 
 /* Notes a bucket as read, and what its batches said of their stacks
@@ -278,7 +293,7 @@ query_begin(const struct store *st, const struct query *q)
 {
 	struct query_scan		*sc;
 	const struct store_bucket	*b;
-	size_t				 n = 0;
+	size_t				 n = 0, i;
 
 	if ((sc = calloc(1, sizeof *sc)) == NULL)
 		return (NULL);
@@ -295,6 +310,22 @@ query_begin(const struct store *st, const struct query *q)
 	    ((sc->stack_count = calloc(sc->nstacks, 8)) == NULL ||
 	    (sc->stack_us = calloc(sc->nstacks, 8)) == NULL))
 		goto fail;
+	if (q->cold != NULL && q->cold->list(q->cold->arg, q->since_ns,
+	    sc->until, &sc->cold, &sc->ncold) != 0)
+		goto fail;
+	/* Buckets by their middle, unless no middle is in the window. */
+	for (b = store_buckets(st); b != NULL; b = b->next)
+		n += query_overlaps(sc, b);
+	for (i = 0; i < sc->ncold; i++)
+		n += query_in_window(sc, sc->cold[i].start_ns,
+		    sc->cold[i].width_ns);
+	sc->overlap = n == 0;
+	for (i = 0, n = 0; i < sc->ncold; i++)
+		if (query_in_window(sc, sc->cold[i].start_ns,
+		    sc->cold[i].width_ns))
+			sc->cold[n++] = sc->cold[i];
+	sc->ncold = n;
+	n = 0;
 	for (b = store_buckets(st); b != NULL; b = b->next)
 		n += b->sealed && query_overlaps(sc, b);
 	if (n > 0 && (sc->sealed = calloc(n, sizeof *sc->sealed)) == NULL)
@@ -309,10 +340,8 @@ query_begin(const struct store *st, const struct query *q)
 		else if (query_read(sc, b->entries, 0, b->cap) != 0)
 			goto fail;
 	}
-	if (q->cold != NULL && (q->cold->list(q->cold->arg, q->since_ns,
-	    sc->until, &sc->cold, &sc->ncold) != 0 || (sc->ncold > 0 &&
-	    (sc->slice = malloc(QUERY_COLD_SLICE * sizeof *sc->slice)) ==
-	    NULL)))
+	if (sc->ncold > 0 && (sc->slice = malloc(QUERY_COLD_SLICE *
+	    sizeof *sc->slice)) == NULL)
 		goto fail;
 	return (sc);
 fail:

@@ -217,6 +217,7 @@ server_store_counts(void)
 		daemon_stats.disk_dropped_samples = pc.cold_dropped_samples;
 		daemon_stats.disk_dropped_buckets = pc.cold_dropped_buckets;
 		daemon_stats.disk_bytes = pc.bytes;
+		daemon_stats.disk_unreadable = pc.cold_unreadable;
 	}
 	daemon_stats.rollups = sc.rollups;
 	daemon_stats.sweeps = sc.sweeps;

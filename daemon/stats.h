@@ -56,6 +56,7 @@
 	X(disk_dropped_samples, "samples on disk only, dropped for max-disk") \
 	X(disk_dropped_buckets, "buckets on disk only, dropped for max-disk") \
 	X(disk_bytes, "bytes of the store's file, with its WAL")		\
+	X(disk_unreadable, "reads of buckets only on disk that failed")	\
 	X(rollups, "buckets merged into coarser ones")			\
 	X(sweeps, "definition sweeps run")				\
 	X(reclaimed, "definitions freed by sweeps")			\

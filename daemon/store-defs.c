@@ -686,8 +686,9 @@ store_sweep_begin(struct store *st)
 	size_t			 i;
 	int			 k;
 
-	if (st->readers > 0)
-		return;		/* a query uses the definitions */
+	if (st->readers > 0 || st->pins_failed)
+		return;		/* a query uses the definitions; or a bucket
+				   on disk names ids no pin counts */
 	for (k = 0; k < STORE_NKINDS; k++) {
 		free(st->defs[k].marks);
 		st->defs[k].marks = calloc(st->defs[k].len + 1, 1);
@@ -716,7 +717,7 @@ store_sweep_begin(struct store *st)
 	/* What the buckets left on disk name. */
 	for (k = 0; k < STORE_NKINDS; k++) {
 		for (i = 0; i < st->defs[k].npins; i++)
-			if (st->defs[k].pins[i / 8] & (1u << (i % 8)))
+			if (st->defs[k].pins[i] != 0)
 				store_mark(st, k, (uint32_t)i + 1);
 	}
 	/* Attached processes, and the max_gone that left last of those no
@@ -728,33 +729,45 @@ store_sweep_begin(struct store *st)
 	store_mark(st, STORE_STRING, st->empty_string);
 }
 
-/* Keeps a definition through every sweep (see store.h).  A bit per id:
- * counted in the store's bytes but never refused for the cap, as it is a
- * small fraction of the definitions it keeps (already counted). */
+/* Keeps a definition through every sweep while a bucket only on disk
+ * names it (see store.h): a count per id, charged to the store's bytes
+ * but never refused for the cap, as it is a small fraction of the
+ * definitions it keeps (already counted). */
 int
 store_pin(struct store *st, enum store_kind k, uint32_t id)
 {
 	struct store_defs	*d = &st->defs[k];
-	uint8_t			*v;
-	uint32_t		 n, have = (d->npins + 7) / 8, want;
+	uint32_t		*v, n;
 
 	if (id == 0 || id > d->len || !store_defs_live(st, k, id))
 		return (-1);
 	if (id > d->npins) {
-		n = d->npins == 0 ? 8192 : d->npins;
+		n = d->npins == 0 ? 64 : d->npins;
 		while (n < id)
 			n *= 2;
-		want = (n + 7) / 8;
-		if ((v = realloc(d->pins, want)) == NULL)
+		if ((v = reallocarray(d->pins, n, sizeof *v)) == NULL)
 			return (-1);
-		memset(v + have, 0, want - have);
-		st->bytes += want - have;
-		st->def_bytes += want - have;
+		memset(v + d->npins, 0, (size_t)(n - d->npins) * sizeof *v);
+		st->bytes += (size_t)(n - d->npins) * sizeof *v;
+		st->def_bytes += (size_t)(n - d->npins) * sizeof *v;
 		d->pins = v;
 		d->npins = n;
 	}
-	d->pins[(id - 1) / 8] |= (uint8_t)(1u << ((id - 1) % 8));
+	if (d->pins[id - 1] != UINT32_MAX)
+		d->pins[id - 1]++;
 	return (0);
+}
+
+/* Undoes one store_pin: the bucket on disk that named it is gone. */
+void
+store_unpin(struct store *st, enum store_kind k, uint32_t id)
+{
+	struct store_defs	*d = &st->defs[k];
+
+	if (id == 0 || id > d->npins || d->pins[id - 1] == 0 ||
+	    d->pins[id - 1] == UINT32_MAX)
+		return;
+	d->pins[id - 1]--;
 }
 
 /* Frees one unmarked definition. */

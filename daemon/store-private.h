@@ -65,10 +65,11 @@ struct store_defs {
 	uint32_t		 nfree, free_cap;
 	struct store_index	 index;
 	uint8_t			*marks;		/* during a sweep */
-	uint8_t			*pins;		/* bits: ids a sweep keeps,
-						   named by buckets left on
-						   disk */
-	uint32_t		 npins;		/* ids 1..npins have a bit */
+	uint32_t		*pins;		/* by id: entries of buckets
+						   kept only on disk that name
+						   it; a sweep keeps those > 0
+						   (UINT32_MAX: for good) */
+	uint32_t		 npins;		/* ids 1..npins have a count */
 };
 
 struct store {
@@ -88,6 +89,7 @@ struct store {
 	int			 sweeping;
 	int			 making_room;	/* in need_room */
 	int			 readers;	/* queries reading buckets */
+	int			 pins_failed;	/* no sweep until a reset */
 	void			(*need_room)(void *);
 	void			*need_room_arg;
 	struct store_counts	 counts;

@@ -159,8 +159,12 @@ store_bucket_drop(struct store *st, struct store_bucket *b)
 	store_bucket_free(st, b);
 }
 
-/* Pins what a bucket names (store_pin): 0, or -1 short of memory. */
-static int
+/*
+ * Pins what a bucket kept on disk names (store_pin).  Short of memory for
+ * a count, sweeps stop until a reset: an id a row on disk names is never
+ * freed nor reused (a loss of memory, never a wrong name).
+ */
+static void
 store_bucket_pin(struct store *st, const struct store_bucket *b)
 {
 	size_t	i;
@@ -169,13 +173,18 @@ store_bucket_pin(struct store *st, const struct store_bucket *b)
 		if (b->entries[i].count == 0)
 			continue;
 		if (store_pin(st, STORE_THREAD, b->entries[i].thread) != 0 ||
-		    store_pin(st, STORE_STACK, b->entries[i].stack) != 0)
-			return (-1);
+		    store_pin(st, STORE_STACK, b->entries[i].stack) != 0) {
+			st->pins_failed = 1;
+			return;
+		}
 	}
-	for (i = 0; i < b->ntallies; i++)
-		if (store_pin(st, STORE_INSTANCE, b->tallies[i].instance) != 0)
-			return (-1);
-	return (0);
+	for (i = 0; i < b->ntallies; i++) {
+		if (store_pin(st, STORE_INSTANCE, b->tallies[i].instance) !=
+		    0) {
+			st->pins_failed = 1;
+			return;
+		}
+	}
 }
 
 /*
@@ -205,9 +214,11 @@ store_evict_one(struct store *st, const struct store_bucket *keep)
 		if (b == NULL)
 			return (-1);
 	}
-	/* Kept on disk: what it names keeps its id for as long. */
-	if (st->hooks.bucket_keep != NULL && store_bucket_pin(st, b) == 0 &&
+	/* Kept on disk: what it names keeps its id for as long (a bucket
+	 * not written since it changed cannot be kept). */
+	if (st->hooks.bucket_keep != NULL && !b->dirty &&
 	    st->hooks.bucket_keep(st->hooks.arg, b) == 0) {
+		store_bucket_pin(st, b);
 		st->counts.spilled_samples += b->samples;
 		st->counts.spilled_buckets++;
 		store_bucket_unlink(st, b);
@@ -904,13 +915,14 @@ store_reset(struct store *st)
 		store_bucket_drop(st, st->buckets);
 	for (k = 0; k < STORE_NKINDS; k++) {
 		d = &st->defs[k];
-		n = (d->npins + 7) / 8;
+		n = (size_t)d->npins * sizeof *d->pins;
 		st->bytes -= n;
 		st->def_bytes -= n;
 		free(d->pins);
 		d->pins = NULL;
 		d->npins = 0;
 	}
+	st->pins_failed = 0;
 	if (st->hooks.reset != NULL)
 		st->hooks.reset(st->hooks.arg);
 }

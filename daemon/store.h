@@ -166,9 +166,10 @@ struct store_hooks {
 	void	(*def_put)(void *, enum store_kind, uint32_t id);
 	void	(*def_del)(void *, enum store_kind, uint32_t id);
 	void	(*bucket_del)(void *, const struct store_bucket *);
-	/* A bucket evicted for max_bytes: 0 if its row stays on disk (to be
-	 * read from there), else -1 and bucket_del follows.  What it names
-	 * is pinned first (store_pin). */
+	/* A bucket evicted for max_bytes (written, unchanged since): 0 if
+	 * its row stays on disk (to be read from there), else -1 and
+	 * bucket_del follows.  What a kept one names is then pinned
+	 * (store_pin), until the persistence layer unpins it. */
 	int	(*bucket_keep)(void *, const struct store_bucket *);
 	void	(*reset)(void *);	/* store_reset: every sample goes */
 	void	*arg;
@@ -294,11 +295,14 @@ int		 store_load_bucket(struct store *, uint64_t start_ns,
 int		 store_load_tallies(struct store *, const struct store_bucket *,
 		     const struct store_tally *, size_t n);
 /*
- * Keeps a loaded definition, and what it names, through every sweep until
- * store_reset: what a bucket left on disk (not loaded, for the
- * memory cap) names must keep its id, or a later load would find the id
- * gone or reused.  -1 when out of memory or the id is not live.
+ * Keeps a definition, and what it names, through every sweep while a
+ * bucket kept only on disk names it: once per entry (or tally) naming it,
+ * undone by store_unpin when that bucket is deleted, all undone by
+ * store_reset.  Otherwise a later load, or a query reading the bucket,
+ * would find the id gone or reused.  -1 when out of memory or the id is
+ * not live.
  */
 int		 store_pin(struct store *, enum store_kind, uint32_t id);
+void		 store_unpin(struct store *, enum store_kind, uint32_t id);
 
 #endif

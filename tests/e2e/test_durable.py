@@ -542,7 +542,8 @@ def test_past_the_memory_cap_old_buckets_stay_on_disk_and_shows_read_them(ctx):
 def test_max_disk_drops_the_oldest_buckets_on_disk_first(ctx):
     state = os.path.join(ctx.tmp, "state")
     ctx.start_daemon("-s", state, "--bucket", "1s", "--max-memory", "16M",
-                     "--max-disk", "6M", "--persist-interval", "1s")
+                     "--max-disk", "6M", "--persist-interval", "1s",
+                     "--sweep-interval", "1s")
     a = FakeAgent(ctx.rt, pid=3500, service="disk")
     threads = [a.thread("worker-%d" % i) for i in range(25)]
     shared = [a.stack(["main", "shared", "s%d" % i]) for i in range(40)]
@@ -566,7 +567,15 @@ def test_max_disk_drops_the_oldest_buckets_on_disk_first(ctx):
     check("main;own;g0" not in got and "main;own;g399" in got,
           "not the oldest first: g0 %r, g399 %r" % (got.get("main;own;g0"),
                                                     got.get("main;own;g399")))
+    # What only the dropped buckets named is freed by the sweeps once the
+    # agent is gone: their own stacks (one each), not the shared ones.
     a.close()
+    left = 40 + 400 - d["disk_dropped_buckets"]
+    wait_until(lambda: ctx.ctl_json("status")["daemon"]["store_stacks"]
+               <= left + 5, 30, "the dropped buckets' stacks freed (want "
+               "at most %d)" % (left + 5))
+    check(len(folded_counts(ctx)) == len(got), "a sweep changed the "
+          "stacks shown")
 
 
 @once
