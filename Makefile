@@ -247,8 +247,10 @@ build/systemd/%: systemd/%.in Makefile
 	@mkdir -p $(dir $@)
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' $< >$@
 
-# The agent goes into $(PYTHON)'s own site-packages (platlib), under DESTDIR.
-PYSITEDIR = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
+# The agent goes into $(PYTHON)'s own site-packages (platlib), under DESTDIR:
+# with PREFIX=/usr, Debian's python3 puts it in /usr/lib/python3/dist-packages
+# (its deb_system scheme), not in the /usr/local one it uses by default.
+PYSITEDIR = $(shell $(PYTHON) -c 'import sys, sysconfig; print(sysconfig.get_path("platlib", "deb_system") if sys.argv[1] == "/usr" and "deb_system" in sysconfig.get_scheme_names() else sysconfig.get_path("platlib"))' '$(PREFIX)')
 MANPAGES := man/profd.8 man/profctl.1
 
 install: daemon ctl units install-agent

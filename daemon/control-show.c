@@ -632,7 +632,7 @@ control_show_encode(struct control_args *a, struct proto_sink *sink,
 	mode = cq->q.mode != QUERY_MODE_ANY ? (uint32_t)cq->q.mode :
 	    server_profile.mode;
 	p->weight = mode == PROTO_MODE_CPU ? PROFILE_WEIGHT_CPU :
-	    PROFILE_WEIGHT_WALL;
+	    cq->q.oncpu ? PROFILE_WEIGHT_ONCPU : PROFILE_WEIGHT_WALL;
 	control_show_title(cq, title, sizeof title);
 	if (profile_set_title(p, title) != 0)
 		goto oom;

@@ -75,6 +75,7 @@ struct format_svg {
 
 	char			 label[FORMAT_SVG_LABEL_MAX];
 	char			 clean[FORMAT_SVG_LABEL_MAX];
+	char			 name[FORMAT_SVG_LABEL_MAX];	/* in a box */
 };
 
 static const char format_svg_style[] =
@@ -109,7 +110,7 @@ static const char format_svg_script[] =
     "		t = g.querySelector(\"title\").textContent;\n"
     "		f = {\n"
     "			g: g, r: g.querySelector(\"rect\"), t: g.querySelector(\"text\"),\n"
-    "			tip: t, label: t.slice(0, t.lastIndexOf(SEP)),\n"
+    "			tip: t, label: boxName(t.slice(0, t.lastIndexOf(SEP))),\n"
     "			o: +g.getAttribute(\"data-o\"), v: +g.getAttribute(\"data-v\"),\n"
     "			d: +g.getAttribute(\"data-d\")\n"
     "		};\n"
@@ -145,6 +146,13 @@ static const char format_svg_script[] =
     "			resetSearch();\n"
     "		}\n"
     "	});\n"
+    "}\n"
+    "\n"
+    "// A box shows the function's name; its file and line are in the tip.\n"
+    "function boxName(s) {\n"
+    "	var i = s.lastIndexOf(\" (\");\n"
+    "\n"
+    "	return (i > 0 && s.charAt(s.length - 1) === \")\" ? s.slice(0, i) : s);\n"
     "}\n"
     "\n"
     "function frameOf(el) {\n"
@@ -265,7 +273,9 @@ static const char format_svg_script[] =
     "	}\n"
     "}\n"
     "\n"
-    "init();\n";
+    "init();\n"
+    "// The roots are at the bottom: a deep graph opens on them.\n"
+    "window.scrollTo(0, document.documentElement.scrollHeight || 1e9);\n";
 
 /* Appends formatted text, remembering a failure. */
 static void __attribute__((format(printf, 2, 3)))
@@ -594,7 +604,7 @@ format_svg_frame(struct format_svg *fs, uint32_t level, size_t lo, size_t hi,
 	const char			*name = "?";
 	char				 t[32];
 	uint32_t			 c, f = FORMAT_SVG_BAD;
-	size_t				 chars;
+	size_t				 chars, nchars;
 	int				 y, r, g, b;
 
 	if (level == 0) {
@@ -608,6 +618,7 @@ format_svg_frame(struct format_svg *fs, uint32_t level, size_t lo, size_t hi,
 			name = p->funcs[p->frames[f].func].name;
 	}
 	chars = format_svg_clean(fs->label, fs->clean, sizeof fs->clean);
+	nchars = format_svg_clean(name, fs->name, sizeof fs->name);
 	format_svg_colour(name, &r, &g, &b);
 	x = FORMAT_SVG_XPAD + off * fs->scale;
 	width = w * fs->scale;
@@ -629,7 +640,7 @@ format_svg_frame(struct format_svg *fs, uint32_t level, size_t lo, size_t hi,
 	    "<text x=\"%.2f\" y=\"%d\">", 100.0 * w / fs->total, x, y, width,
 	    FORMAT_SVG_FRAME_H - 1, r, g, b, x + FORMAT_SVG_TEXT_PAD,
 	    y + FORMAT_SVG_FRAME_H - 4);
-	format_svg_text(fs, fs->clean, chars,
+	format_svg_text(fs, fs->name, nchars,
 	    format_svg_fit(width, FORMAT_SVG_FONT));
 	format_svg_printf(fs, "</text></g>\n");
 }
@@ -713,6 +724,9 @@ format_svg_header(struct format_svg *fs, enum format_weight weight)
 		break;
 	case PROFILE_WEIGHT_CPU:
 		kind = " CPU";
+		break;
+	case PROFILE_WEIGHT_ONCPU:
+		kind = " on-CPU";
 		break;
 	default:
 		kind = "";

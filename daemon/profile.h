@@ -20,6 +20,7 @@
 enum profile_weight {
 	PROFILE_WEIGHT_WALL = 0,	/* wall-clock time */
 	PROFILE_WEIGHT_CPU = 1,		/* CPU time */
+	PROFILE_WEIGHT_ONCPU = 2,	/* wall time of on-CPU samples */
 };
 
 struct profile_func {

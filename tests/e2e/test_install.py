@@ -36,10 +36,18 @@ def files_under(d):
 def test_make_install_and_uninstall_with_destdir(ctx):
     dest = os.path.join(ctx.tmp, "dest")
     make(ctx, "install", "PREFIX=/usr", "DESTDIR=" + dest)
-    r = run([ctx.python, "-c", "import sysconfig; print(sysconfig.get_path"
-             "('platlib')); print(sysconfig.get_config_var('EXT_SUFFIX'))"])
-    site, ext = r.stdout.split()
+    # Debian's python3 with PREFIX=/usr: its system dist-packages, where
+    # it looks first (its default scheme is /usr/local's).
+    r = run([ctx.python, "-c", "import sysconfig; s = sysconfig.get_scheme_"
+             "names(); print(sysconfig.get_path('platlib', 'deb_system') if "
+             "'deb_system' in s else sysconfig.get_path('platlib')); "
+             "print(sysconfig.get_config_var('EXT_SUFFIX')); "
+             "print('deb_system' in s)"])
+    site, ext, debian = r.stdout.split()
     site = site.lstrip("/")
+    if debian == "True":
+        check(site == "usr/lib/python3/dist-packages", "Debian's python3 "
+              "with PREFIX=/usr installs into /%s" % site)
     want = {"usr/sbin/profd", "usr/bin/profctl",
             "usr/lib/systemd/system/profd.service",
             "usr/lib/systemd/system/profd.socket",

@@ -3,6 +3,7 @@ show in each format, checked by tools we did not write (python's json, go
 tool pprof, speedscope's own app, headless Chromium)."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -112,6 +113,18 @@ def test_speedscope_and_flame_graph_open_in_their_viewers(ctx):
              "the flame graph in Chromium", timeout=300)
     for name in ("before.png", "searched.png", "zoomed.png"):
         check(os.path.getsize(os.path.join(shots, name)) > 5000, "screenshot %s" % name)
+    # A box shows the function's name, its tip the file and line; the
+    # subtitle says what --oncpu measures.
+    with open(svg) as f:
+        doc = f.read()
+    boxes = re.findall(r'<text x="[0-9.]+" y="[0-9]+">([^<]*)</text>', doc)
+    check("leaf_a" in boxes and not [b for b in boxes if ".py:" in b],
+          "box labels with paths: %r" % [b for b in boxes if ".py" in b][:3])
+    check(re.search(r"<title>leaf_a \([^<]*workload\.py:[0-9]+\)", doc),
+          "no file:line in leaf_a's tip")
+    on = ctx.ctl("flamegraph", "--oncpu", "-o", "-").stdout
+    check("on-CPU time" in on.split('id="subtitle"')[1].split("<")[0],
+          "--oncpu subtitle: %r" % on.split('id="subtitle"')[1][:120])
 
 
 @once
