@@ -101,6 +101,15 @@ cmd_status_store(const msgpack_object_map *m)
 	    cmd_status_uint(dm, "samples_stored"),
 	    cmd_status_uint(dm, "expired_samples"),
 	    cmd_status_uint(dm, "evicted_samples"));
+	/* With a state dir: what only the disk holds, and the file. */
+	if (dir[0] != '\0')
+		printf("on disk: %" PRIu64 " more buckets (%" PRIu64 " samples) "
+		    "past the memory cap, read by shows; file %.1f MiB; "
+		    "dropped for max-disk %" PRIu64 "\n",
+		    cmd_status_uint(dm, "disk_buckets"),
+		    cmd_status_uint(dm, "disk_samples"),
+		    cmd_status_uint(dm, "disk_bytes") / 1048576.0,
+		    cmd_status_uint(dm, "disk_dropped_samples"));
 }
 
 /* Gets a bool from a map, 0 when absent. */

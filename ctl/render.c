@@ -236,11 +236,14 @@ render_percent(char *buf, size_t len, uint64_t part, uint64_t whole)
 	snprintf(buf, len, "%.1f%%", pct);
 }
 
-/* Formats seconds as the two largest units, e.g. "2d3h", "1h05m", "42s". */
+/* Formats seconds as the two largest units, e.g. "2d3h", "1h05m", "42s";
+ * whole days as days alone ("30d"). */
 void
 render_duration(char *buf, size_t len, uint64_t s)
 {
-	if (s >= 86400)
+	if (s >= 86400 && s % 86400 < 3600)
+		snprintf(buf, len, "%" PRIu64 "d", s / 86400);
+	else if (s >= 86400)
 		snprintf(buf, len, "%" PRIu64 "d%" PRIu64 "h", s / 86400,
 		    s % 86400 / 3600);
 	else if (s >= 3600)

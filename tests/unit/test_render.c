@@ -224,6 +224,10 @@ Test(render, formats_durations_with_two_units)
 	cr_assert_str_eq(buf, "1h02m");
 	render_duration(buf, sizeof buf, 2 * 86400 + 3 * 3600 + 59);
 	cr_assert_str_eq(buf, "2d3h");
+	render_duration(buf, sizeof buf, 30 * 86400);
+	cr_assert_str_eq(buf, "30d");
+	render_duration(buf, sizeof buf, 30 * 86400 + 59 * 60);
+	cr_assert_str_eq(buf, "30d");
 }
 
 Test(render, counts_width_in_characters_not_bytes)
