@@ -130,8 +130,11 @@ def test_budget_keeps_the_sampler_under_it_and_the_split_true(ctx):
     wb = fn.get("leaf_b", {}).get("self_us", 0)
     na = fn.get("leaf_a", {}).get("self", 0)
     nb = fn.get("leaf_b", {}).get("self", 0)
-    check(na + nb >= (50 if ctx.sanitize else 300),
-          "only %d samples of the leaves in %d s" % (na + nb, WINDOW_S))
+    # What 1% of a core buys moves with the machine's load (30 Hz on a
+    # loaded CI run, 300+ alone): enough to judge the split, whose
+    # tolerance widens with fewer samples (3 standard errors).
+    check(na + nb >= 100, "only %d samples of the leaves in %d s"
+          % (na + nb, WINDOW_S))
     share = wa / float(wa + wb)
     print("  leaf_a %.1f%% of the weight (%.1f%% of %d samples), true 70%%"
           % (100 * share, 100.0 * na / (na + nb), na + nb))
