@@ -24,7 +24,10 @@ build/fuzz/fuzz-agent-input build/fuzz/fuzz-control: FUZZ_FLAGS += -iquote build
 
 # The known profile of test_format_pprof read by the real pprof (golang-go).
 PPROF_KNOWN	:= build/pprof-known.pb.gz
-.PHONY: check-pprof
+.PHONY: check-pprof check-formats
+# Every encoder checked by tools we did not write.
+check-formats: check-speedscope check-svg check-pprof
+
 check-pprof:
 	@$(MAKE) --no-print-directory $(OBJDIR)/tests/test_format_pprof
 	@rm -f $(PPROF_KNOWN)

@@ -1,12 +1,13 @@
-# svg.mk -- the flame graph's browser check (make svg-check): the unit suite
+# svg.mk -- the flame graph's browser check (make check-svg): the unit suite
 # writes a sample SVG, xmllint parses it, and headless Chromium drives it
 # through tests/browser/svg-check.js.  Needs libxml2-utils, chromium, nodejs
 # and npm (playwright-core only; no browser is downloaded).
 SVG_OUT	?= build/svg
 SVG_FUNC ?= db_query
 
-.PHONY: svg-check
-svg-check:
+.PHONY: check-svg svg-check
+svg-check: check-svg
+check-svg:
 	@$(MAKE) --no-print-directory $(OBJDIR)/tests/test_format_svg
 	@mkdir -p $(SVG_OUT)
 	PROFD_SVG_OUT=$(abspath $(SVG_OUT))/sample.svg \
