@@ -105,7 +105,7 @@ cmd_status_store(const msgpack_object_map *m)
 	if (dir[0] != '\0')
 		printf("on disk: %" PRIu64 " more buckets (%" PRIu64 " samples) "
 		    "past the memory cap, read by shows; file %.1f MiB; "
-		    "dropped for max-disk %" PRIu64 "\n",
+		    "samples dropped for max-disk %" PRIu64 "\n",
 		    cmd_status_uint(dm, "disk_buckets"),
 		    cmd_status_uint(dm, "disk_samples"),
 		    cmd_status_uint(dm, "disk_bytes") / 1048576.0,

@@ -523,6 +523,15 @@ control_show_diff(struct control_args *a, struct proto_sink *sink,
 		nd = (size_t)top;
 	base_warning = control_show_warning(base, "the baseline window", buf,
 	    sizeof buf);
+	/* A window narrower than the buckets of its age reads the one it
+	 * falls in, which the other window may read too. */
+	if (base_warning == NULL && base->buckets > 0 && res->buckets > 0 &&
+	    base->from_ns < res->to_ns && res->from_ns < base->to_ns) {
+		snprintf(buf, sizeof buf, "warning: the two windows read the "
+		    "same buckets (one is narrower than the buckets of its "
+		    "age): samples there count in both");
+		base_warning = buf;
+	}
 	start = proto_begin_reply(sink, 1);
 	msgpack_pack_map(pk, control_show_head_pairs(res) + 4 +
 	    (query_invalid_pct(base) >= 0) + (base_warning != NULL));

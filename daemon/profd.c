@@ -245,7 +245,7 @@ profd_duration(const char *name, const char *s, uint64_t min, uint64_t max,
 		for (i = 0; i < sizeof examples / sizeof examples[0] && n < 3;
 		    i++) {
 			if (units_duration(examples[i], &e) != 0 || e < min ||
-			    e > max)
+			    e > max || len >= sizeof like)
 				continue;
 			len += (size_t)snprintf(like + len, sizeof like - len,
 			    "%s%s", n++ > 0 ? ", " : "", examples[i]);

@@ -686,9 +686,8 @@ store_sweep_begin(struct store *st)
 	size_t			 i;
 	int			 k;
 
-	if (st->readers > 0 || st->pins_failed)
-		return;		/* a query uses the definitions; or a bucket
-				   on disk names ids no pin counts */
+	if (st->readers > 0)
+		return;		/* a query uses the definitions */
 	for (k = 0; k < STORE_NKINDS; k++) {
 		free(st->defs[k].marks);
 		st->defs[k].marks = calloc(st->defs[k].len + 1, 1);

@@ -89,7 +89,6 @@ struct store {
 	int			 sweeping;
 	int			 making_room;	/* in need_room */
 	int			 readers;	/* queries reading buckets */
-	int			 pins_failed;	/* no sweep until a reset */
 	void			(*need_room)(void *);
 	void			*need_room_arg;
 	struct store_counts	 counts;

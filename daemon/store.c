@@ -159,32 +159,55 @@ store_bucket_drop(struct store *st, struct store_bucket *b)
 	store_bucket_free(st, b);
 }
 
-/*
- * Pins what a bucket kept on disk names (store_pin).  Short of memory for
- * a count, sweeps stop until a reset: an id a row on disk names is never
- * freed nor reused (a loss of memory, never a wrong name).
- */
+/* Undoes store_bucket_pin for the first `n` entries (all: SIZE_MAX) and,
+ * with tallies, for the tallies. */
 static void
-store_bucket_pin(struct store *st, const struct store_bucket *b)
+store_bucket_unpin(struct store *st, const struct store_bucket *b, size_t n,
+    int tallies)
 {
 	size_t	i;
+
+	for (i = 0; i < b->cap && i < n; i++) {
+		if (b->entries[i].count == 0)
+			continue;
+		store_unpin(st, STORE_THREAD, b->entries[i].thread);
+		store_unpin(st, STORE_STACK, b->entries[i].stack);
+	}
+	for (i = 0; tallies && i < b->ntallies; i++)
+		store_unpin(st, STORE_INSTANCE, b->tallies[i].instance);
+}
+
+/* Pins what a bucket to keep on disk names (store_pin): 0, or -1 short of
+ * memory for a count, with nothing left pinned by this call. */
+static int
+store_bucket_pin(struct store *st, const struct store_bucket *b)
+{
+	size_t	i, t;
 
 	for (i = 0; i < b->cap; i++) {
 		if (b->entries[i].count == 0)
 			continue;
-		if (store_pin(st, STORE_THREAD, b->entries[i].thread) != 0 ||
-		    store_pin(st, STORE_STACK, b->entries[i].stack) != 0) {
-			st->pins_failed = 1;
-			return;
+		if (store_pin(st, STORE_THREAD, b->entries[i].thread) != 0)
+			goto undo;
+		if (store_pin(st, STORE_STACK, b->entries[i].stack) != 0) {
+			store_unpin(st, STORE_THREAD, b->entries[i].thread);
+			goto undo;
 		}
 	}
-	for (i = 0; i < b->ntallies; i++) {
-		if (store_pin(st, STORE_INSTANCE, b->tallies[i].instance) !=
+	for (t = 0; t < b->ntallies; t++) {
+		if (store_pin(st, STORE_INSTANCE, b->tallies[t].instance) !=
 		    0) {
-			st->pins_failed = 1;
-			return;
+			while (t-- > 0)
+				store_unpin(st, STORE_INSTANCE,
+				    b->tallies[t].instance);
+			store_bucket_unpin(st, b, SIZE_MAX, 0);
+			return (-1);
 		}
 	}
+	return (0);
+undo:
+	store_bucket_unpin(st, b, i, 0);
+	return (-1);
 }
 
 /*
@@ -217,14 +240,18 @@ store_evict_one(struct store *st, const struct store_bucket *keep)
 	/* Kept on disk: what it names keeps its id for as long (a bucket
 	 * not written since it changed cannot be kept). */
 	if (st->hooks.bucket_keep != NULL && !b->dirty &&
-	    st->hooks.bucket_keep(st->hooks.arg, b) == 0) {
-		store_bucket_pin(st, b);
+	    store_bucket_pin(st, b) == 0) {
+		if (st->hooks.bucket_keep(st->hooks.arg, b) != 0) {
+			store_bucket_unpin(st, b, SIZE_MAX, 1);
+			goto drop;
+		}
 		st->counts.spilled_samples += b->samples;
 		st->counts.spilled_buckets++;
 		store_bucket_unlink(st, b);
 		store_bucket_free(st, b);
 		return (0);
 	}
+drop:
 	st->counts.evicted_samples += b->samples;
 	st->counts.evicted_buckets++;
 	store_bucket_drop(st, b);
@@ -922,7 +949,6 @@ store_reset(struct store *st)
 		d->pins = NULL;
 		d->npins = 0;
 	}
-	st->pins_failed = 0;
 	if (st->hooks.reset != NULL)
 		st->hooks.reset(st->hooks.arg);
 }

@@ -166,10 +166,10 @@ struct store_hooks {
 	void	(*def_put)(void *, enum store_kind, uint32_t id);
 	void	(*def_del)(void *, enum store_kind, uint32_t id);
 	void	(*bucket_del)(void *, const struct store_bucket *);
-	/* A bucket evicted for max_bytes (written, unchanged since): 0 if
-	 * its row stays on disk (to be read from there), else -1 and
-	 * bucket_del follows.  What a kept one names is then pinned
-	 * (store_pin), until the persistence layer unpins it. */
+	/* A bucket evicted for max_bytes (written, unchanged since), what
+	 * it names pinned first (store_pin): 0 if its row stays on disk (to
+	 * be read from there; the persistence layer unpins it when the row
+	 * goes), else -1: unpinned, and bucket_del follows. */
 	int	(*bucket_keep)(void *, const struct store_bucket *);
 	void	(*reset)(void *);	/* store_reset: every sample goes */
 	void	*arg;

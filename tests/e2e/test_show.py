@@ -55,6 +55,13 @@ def test_windows_side_by_side_never_count_a_bucket_twice(ctx):
                           iso(t - 31))
     check(narrow["samples"] == 10, "2 s inside a 10 s bucket: %d samples"
           % narrow["samples"])
+    # Two such windows side by side read that one bucket twice, and the
+    # diff says so.
+    d = ctx.ctl_json("show", "--diff", "--since", iso(t - 33), "--until",
+                     iso(t - 31), "--base-since", iso(t - 35),
+                     "--base-until", iso(t - 33))
+    check("read the same buckets" in d.get("base_warning", ""),
+          "no warning for windows inside one bucket: %r" % d)
     a.close()
 
 
