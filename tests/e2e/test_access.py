@@ -313,14 +313,17 @@ def test_agents_per_uid_are_limited(ctx):
         return
     ctx.start_daemon("--max-agents-per-uid", "3")
     world_readable(ctx)
+    # The user's 6 connections stay open until profd has taken or refused
+    # each one (the test tells the script on stdin); then the script counts
+    # those profd kept open.
     script = (
-        "import socket, time, sys\n"
+        "import socket, sys\n"
         "socks = []\n"
         "for i in range(6):\n"
         "    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
         "    s.connect(%r)\n"
         "    socks.append(s)\n"
-        "time.sleep(1.5)\n"
+        "sys.stdin.readline()\n"
         "alive = 0\n"
         "for s in socks:\n"
         "    s.settimeout(0.2)\n"
@@ -331,9 +334,21 @@ def test_agents_per_uid_are_limited(ctx):
         "    except OSError:\n"
         "        pass\n"
         "print(alive)\n" % os.path.join(ctx.rt, "agent.sock"))
-    r = as_user("profd-e2e-none", ["/usr/bin/python3", "-c", script])
-    check(r.returncode == 0, r.stderr)
-    check(r.stdout.strip() == "3", "3 of 6 kept: %r" % r.stdout)
+    pw = pwd.getpwnam("profd-e2e-none")
+    p = subprocess.Popen(["/usr/bin/python3", "-c", script], user=pw.pw_uid,
+                         group=pw.pw_gid, extra_groups=[], cwd="/",
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True)
+    ctx.procs.append(p)
+
+    def decided():
+        d = ctx.ctl_json("status")["daemon"]
+        return (p.poll() is not None or
+                d["agents_accepted"] + d["agents_rejected_uid"] >= 6)
+    wait_until(decided, 20, "profd to take or refuse 6 connections")
+    out, err = p.communicate("go\n", timeout=30)
+    check(p.returncode == 0, err)
+    check(out.strip() == "3", "3 of 6 kept: %r" % out)
     check(daemon_stat(ctx, "agents_rejected_uid") == 3, "counted")
     # Root's agents are not held back by another user's limit.
     a = FakeAgent(ctx.rt, pid=4242, service="root-app")

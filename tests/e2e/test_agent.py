@@ -51,8 +51,10 @@ def test_late_process_joins_running_profile(ctx):
 
 def test_start_by_pid_samples_only_that_process(ctx):
     ctx.start_daemon()
-    a = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--seconds", "8"])
-    b = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--seconds", "8"])
+    # Both outlive the waits below however slow the machine (killed at the
+    # end).
+    a = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--seconds", "120"])
+    b = ctx.run_agent([os.path.join(WORKLOADS, "workload.py"), "--seconds", "120"])
 
     def both():
         st = ctx.ctl_json("status")
@@ -63,18 +65,38 @@ def test_start_by_pid_samples_only_that_process(ctx):
     def got():
         show = ctx.ctl_json("show", "--pid", a.pid, "--pid", b.pid)
         return {x["pid"]: x["samples"] for x in show["processes"]}
-    # Two seconds for b to show samples it must not take; a's first batch
-    # may come later on a loaded machine.
-    time.sleep(2)
+
+    def stats(pid):
+        a = [x for x in ctx.ctl_json("status")["agents"] if x["pid"] == pid]
+        check(a and a[0]["connected"], "agent of pid %d gone" % pid)
+        return a[0].get("stats") or {}
+    # b's reports come every second, each one's bytes_sent counting the one
+    # before.  Of those after the start, the first may have been made
+    # before profd sent anything, the second before b read a CONFIG sent
+    # just then; the third comes after a second of sampling, had b been
+    # told to sample.
+    reports = [stats(b.pid).get("bytes_sent")]
+
+    def b_reported():
+        n = stats(b.pid)
+        if n.get("bytes_sent") != reports[-1]:
+            reports.append(n.get("bytes_sent"))
+        return len(reports) > 3 and n
     wait_until(lambda: got().get(a.pid, 0) > 0, 30,
                "samples from the started pid")
+    sb = wait_until(b_reported, 30, "3 stats reports from the other pid")
+    check(sb["ticks"] == 0 and sb["samples"] == 0,
+          "the other pid sampled: %r" % sb)
     shown = got()
     check(shown.get(b.pid, 0) == 0, "samples from the other pid: %r" % shown)
     only_b = ctx.ctl_json("show", "--pid", b.pid)
     check(only_b["samples"] == 0, "--pid filter leaks: %r" % only_b["samples"])
+    # A pid profd does not know: a refused request, exit 1.
     r = ctx.ctl("start", "--pid", "999999", ok=False)
-    check(r.returncode != 0 and "999999" in r.stderr,
-          "unknown pid accepted: %r" % r.stderr)
+    check(r.returncode == 1 and "999999" in r.stderr,
+          "unknown pid: exit %d, %r" % (r.returncode, r.stderr))
+    a.kill()
+    b.kill()
 
 
 def test_attach_in_code(ctx):

@@ -26,17 +26,49 @@ def read_state(path):
         return [int(x) for x in f.read().split()]
 
 
+def agent_reports(ctx):
+    """{pid: (samples profd took from it since the last reset, its agent's
+    last stats report)} of the connected agents."""
+    return {a["pid"]: (a["samples"], a.get("stats") or {})
+            for a in ctx.ctl_json("status")["agents"] if a["connected"]}
+
+
+def wait_stored(ctx, base):
+    """After a stop: waits until each agent of base (agent_reports at the
+    reset, which zeroes profd's counts) says it stopped, two reports in a
+    row with the same ticks (while it samples, ticks come between any two),
+    and profd holds every sample it counted since its report in base."""
+    seen = {pid: [] for pid in base}
+
+    def stored():
+        now = agent_reports(ctx)
+        done = True
+        for pid, (_, b) in base.items():
+            check(pid in now, "the agent of pid %d went" % pid)
+            got, r = now[pid]
+            s = seen[pid]
+            if not s or r.get("bytes_sent") != s[-1].get("bytes_sent"):
+                s.append(r)
+            sent = sum(sign * (r.get(k, 0) - b.get(k, 0)) for sign, k in
+                       ((1, "samples"), (-1, "dropped"), (-1, "discarded")))
+            done = done and len(s) >= 2 and got >= sent and \
+                s[-1].get("ticks") == s[-2].get("ticks")
+        return done
+    wait_until(stored, 60, "the agents to stop and their samples stored")
+
+
 def profile(ctx, mode, reader, seconds, states=(), thread=None):
     """Profiles for `seconds`; returns {pid: {function: (self, self_us)}}
     and the state files' deltas over the window."""
     ctx.ctl("stop")
     ctx.ctl("reset")
+    base = agent_reports(ctx)
     before = [read_state(s) for s in states]
     ctx.ctl("start", "--rate", RATE, "--mode", mode, "--reader", reader)
-    time.sleep(seconds)
+    time.sleep(seconds)     # the measuring window
     ctx.ctl("stop")
     after = [read_state(s) for s in states]
-    time.sleep(0.5)
+    wait_stored(ctx, base)
     out = {}
     for a in ctx.ctl_json("status")["agents"]:
         if not a["connected"]:
@@ -66,12 +98,12 @@ def overloaded():
 
 
 def wall_tolerance():
-    """Issue 8 asks for 2 points of the true split.  On this 2-core VM the
-    sampler competes for a CPU with the very thread it samples: a tick it
-    is late for leaves the end of a burst to the next stack, so the split
-    drifts 2 to 8 points with whatever else runs (README).  5 points here
-    catches a wrong attribution without failing on the machine's noise;
-    10 when overloaded."""
+    """The wall-mode time split, within 5 points of the true one (10 when
+    overloaded).  The aim is 2 points, but on this 2-core VM the sampler
+    competes for a CPU with the very thread it samples: a tick it is late
+    for leaves the end of a burst to the next stack, so the split drifts 2
+    to 8 points with whatever else runs (README).  5 points catches a wrong
+    attribution without failing on the machine's noise."""
     return 0.10 if overloaded() else 0.05
 
 
@@ -187,12 +219,13 @@ def test_two_busy_threads_of_eight_share_cpu_mode(ctx):
     for reader in READERS:
         ctx.ctl("stop")
         ctx.ctl("reset")
+        base = agent_reports(ctx)
         cpu0 = [thread_cpu(p.pid, t) for t in tids]
         ctx.ctl("start", "--rate", RATE, "--mode", "cpu", "--reader", reader)
-        time.sleep(3)
+        time.sleep(3)           # the measuring window
         ctx.ctl("stop")
         cpu = [thread_cpu(p.pid, t) - c for t, c in zip(tids, cpu0)]
-        time.sleep(0.5)
+        wait_stored(ctx, base)
         threads = ctx.ctl_json("show", "--pid", p.pid, "--by",
                                "thread")["threads"]
         got = {t["thread"]: t["self"] for t in threads}

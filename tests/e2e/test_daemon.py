@@ -14,7 +14,9 @@ COMMANDS = ["status", "start", "stop", "show", "reset"]
 @once
 def test_profctl_without_daemon_says_where_and_what_to_do(ctx):
     r = ctx.ctl("status", ok=False)
-    check(r.returncode != 0, "status succeeded without a daemon")
+    # No daemon is a failed request (exit 1), not a usage error (2).
+    check(r.returncode == 1, "status without a daemon exited %d, want 1"
+          % r.returncode)
     check(ctx.sock("control.sock") in r.stderr, "path not named: %r" % r.stderr)
     check("profd" in r.stderr, "no hint to start profd: %r" % r.stderr)
 
@@ -34,13 +36,24 @@ def test_every_command_has_help(ctx):
 
 @once
 def test_profctl_rejects_bad_arguments(ctx):
+    """profctl(1) EXIT STATUS: 2 for a usage error (a bad flag value, an
+    unknown flag or command), 1 for a request profd refuses (here an
+    unknown pid); either way stderr says why."""
     ctx.start_daemon()
-    for args in (["start", "--rate", "0"], ["start", "--rate", "20000"],
-                 ["start", "--rate", "fast"], ["show", "--format", "xml"],
-                 ["start", "--mode", "bogus"], ["frobnicate"]):
-        r = ctx.ctl(*args, ok=False)
-        check(r.returncode != 0 and r.stderr.strip(),
-              "profctl %s: exit %d, stderr %r" % (args, r.returncode, r.stderr))
+    usage = (["start", "--rate", "0"], ["start", "--rate", "20000"],
+             ["start", "--rate", "fast"], ["show", "--format", "xml"],
+             ["start", "--mode", "bogus"], ["start", "--bogus"],
+             ["frobnicate"])
+    refused = (["start", "--pid", "999999"], ["stop", "--pid", "999999"],
+               ["show", "--pid", "999999"])
+    for want, cases in ((2, usage), (1, refused)):
+        for args in cases:
+            r = ctx.ctl(*args, ok=False)
+            check(r.returncode == want and r.stderr.strip(),
+                  "profctl %s: exit %d (want %d), stderr %r"
+                  % (" ".join(args), r.returncode, want, r.stderr))
+    # profd stays up after refusing them.
+    check(ctx.daemon.poll() is None, "profd died")
 
 
 @once

@@ -1,9 +1,8 @@
 """The required end-to-end case: a parent and 4 workers, merged."""
 import os
 import signal
-import time
 
-from harness import WORKLOADS, check, wait_until
+from harness import WORKLOADS, TestFailure, check, wait_until
 
 
 def read_pids(path):
@@ -15,6 +14,27 @@ def read_pids(path):
 
 def proc_samples(show):
     return {p["pid"]: p["samples"] for p in show.get("processes", [])}
+
+
+def reports(ctx, pids):
+    """{pid: its agent's last stats report, and "received": the samples
+    profd took from it}"""
+    return {a["pid"]: dict(a["stats"], received=a["samples"])
+            for a in ctx.ctl_json("status")["agents"] if a["pid"] in pids}
+
+
+def sampler_cpu(pid):
+    """CPU time of pid's sampler thread (named profagent), clock ticks."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                st = f.read()
+        except OSError:
+            continue
+        if st[st.index("(") + 1:st.rindex(")")] == "profagent":
+            f = st[st.rindex(")") + 2:].split()
+            return int(f[11]) + int(f[12])
+    raise TestFailure("pid %d has no profagent thread" % pid)
 
 
 def leaf_split(show):
@@ -68,30 +88,53 @@ def fleet_case(ctx, start):
     check(st["profiling"] is True, "status says not profiling")
 
     ctx.ctl("stop")
-    # Batches in flight when stop was sent may still land: wait for a
-    # second without any, then none may come.
-    last = [-1]
+    # Each agent (the workers, their parent, a spawn start's helper) says
+    # in its reports, one a second, when it stopped: two in a row with the
+    # same ticks (while it samples, ticks come between any two).  Then
+    # profd has every sample it counted.
+    procs = {a["pid"] for a in ctx.ctl_json("status")["agents"]
+             if a["connected"]}
+    seen = {p: [] for p in procs}
 
-    def quiet():
-        n = ctx.ctl_json("show")["samples"]
-        if n == last[0]:
-            return True
-        last[0] = n
-        time.sleep(1)
-        return False
-    wait_until(quiet, 30, "samples to stop after stop", step=0)
+    def stopped():
+        for p, r in reports(ctx, procs).items():
+            if not seen[p] or r["bytes_sent"] != seen[p][-1]["bytes_sent"]:
+                seen[p].append(r)
+        return all(len(s) >= 2 and s[-1]["ticks"] == s[-2]["ticks"] and
+                   s[-1]["received"] >= s[-1]["samples"] - s[-1]["dropped"]
+                   - s[-1]["discarded"] for s in seen.values())
+    wait_until(stopped, 60, "every agent to stop sampling after stop")
     s1 = ctx.ctl_json("show")["samples"]
-    time.sleep(1.5)
+    after_stop = {p: s[-1] for p, s in seen.items()}
+
+    # One report more from each: whatever it sampled since would show in
+    # its ticks and be stored.
+    def reported_again():
+        r = reports(ctx, procs)
+        return all(r[p]["bytes_sent"] != after_stop[p]["bytes_sent"]
+                   for p in procs) and r
+    r2 = wait_until(reported_again, 30, "a report more from every agent")
     s2 = ctx.ctl_json("show")["samples"]
     check(s2 == s1, "samples still flow after stop: %d -> %d" % (s1, s2))
+    ticked = {p: (after_stop[p]["ticks"], r2[p]["ticks"]) for p in procs
+              if r2[p]["ticks"] != after_stop[p]["ticks"]}
+    check(not ticked, "agents still ticking after stop: %r" % ticked)
     st = ctx.ctl_json("status")
     check(st["profiling"] is False, "status still says profiling")
 
+    # Every worker samples again, then profd goes.
+    before = proc_samples(ctx.ctl_json("show"))
     ctx.ctl("start", "--rate", "200")
-    time.sleep(0.5)
+    wait_until(lambda: all(proc_samples(ctx.ctl_json("show")).get(p, 0) >
+                           before.get(p, 0) for p in pids), 60,
+               "every worker to sample again")
+    cpu = {p: sampler_cpu(p) for p in pids}
     ctx.daemon.kill()
     ctx.daemon.wait(5)
-    time.sleep(0.5)         # the workers go on sampling with profd gone
+    # The workers go on sampling with profd gone: each one's sampler
+    # thread runs on.
+    wait_until(lambda: all(sampler_cpu(p) > cpu[p] for p in pids), 60,
+               "every worker's sampler to run with profd gone")
     open(done, "w").close()
     rc = fleet.wait(90)
     out = ctx.output(fleet)

@@ -120,7 +120,9 @@ def test_pid_reuse_is_a_new_process(ctx):
         th = a.thread("MainThread")
         a.samples(a.stack(["main", fn]), th, 10)
         a.close()
-        time.sleep(0.3)
+        # Each life is over, as profd saw it, before the next connects;
+        # its samples are stored by then (one stream, read in order).
+        ctx.wait_departed(5005)
     wait_stored(ctx, 20)
     ps = [p for p in ctx.ctl_json("ps")["processes"] if p["pid"] == 5005]
     check(len(ps) == 2, "a reused pid must be two processes: %r" % ps)
@@ -256,7 +258,11 @@ def test_thread_churn_runs_at_flat_memory(ctx):
         sizes.append(daemon_stat(ctx, "store_bytes"))
         last = ctx.ctl_json("show", "--pid", str(9100 + rnd))["samples"]
         check(last == 4000, "round %d: %d of 4000 stored" % (rnd, last))
-        time.sleep(1.1)     # the next round in another bucket
+        # The next round in another bucket: its samples are stamped with
+        # the time they are made, once the clock is past this 1 s bucket.
+        bucket = time.time_ns() // NS
+        wait_until(lambda: time.time_ns() // NS > bucket, 5,
+                   "the next 1 s bucket")
     d = ctx.ctl_json("status")["daemon"]
     check(d["reclaimed"] > 0 and d["evicted_samples"] > 0, "no reclaim: %r" % d)
     check(max(sizes) <= 16 << 20, "store over the cap: %r" % sizes)

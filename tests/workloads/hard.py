@@ -2,10 +2,13 @@
 host itself behaved.  Run: hard.py CASE [--seconds S] [--done FILE]
 
   recursion     recurse 2000 deep and spin there (stack over the depth cap)
-  churn         start and end threads as fast as possible
+  churn         start and end threads as fast as possible; prints
+                "churning" once started (ends early once --done FILE exists)
   many          120 threads at once, all running Python (ends early once
                 --done FILE exists)
-  forkstorm     fork 40 children in quick succession; each works, then exits
+  forkstorm     fork 40 children in quick succession (prints kid=PID for
+                each); each works, then exits (with --done FILE: once FILE
+                exists, at most --seconds later)
   forkthread    os.fork() from a non-main thread; the child works 1.5 s
   exit          threads still running while the interpreter exits
   async         generators, coroutines and asyncio tasks doing the work
@@ -48,7 +51,8 @@ def churn_body():
 def case_churn(a):
     end = time.monotonic() + a.seconds
     n = 0
-    while time.monotonic() < end:
+    print("churning", flush=True)
+    while time.monotonic() < end and not (a.done and os.path.exists(a.done)):
         ts = [threading.Thread(target=churn_body) for _ in range(8)]
         for t in ts:
             t.start()
@@ -90,8 +94,13 @@ def case_forkstorm(a):
         pid = os.fork()
         if pid == 0:
             spin(0.3)
+            end = time.monotonic() + a.seconds
+            while a.done and not os.path.exists(a.done) and \
+                    time.monotonic() < end:
+                time.sleep(0.01)
             os._exit(0)
         kids.append(pid)
+        print("kid=%d" % pid, flush=True)
         time.sleep(0.01)
     bad = 0
     for pid in kids:
