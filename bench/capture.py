@@ -1,4 +1,4 @@
-"""capture.py -- the sampler's capture cost (issue 8 part 2), baseline vs now.
+"""capture.py -- the sampler's capture cost, a baseline build against this tree.
 
 For each interpreter (default python3.11) and each reader (direct, gil), with
 a real profd and the real agent, on tests/workloads/capture.py (one

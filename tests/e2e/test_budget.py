@@ -58,12 +58,12 @@ def stats_say(ctx, pid, **want):
 
 
 def tolerance(ctx, n):
-    """2 points of the true split, as issue 8 asks; 4 for a sanitized agent
+    """2 points of the true split, what a budget must keep; 4 for a sanitized agent
     or an overloaded machine (more runnable threads than twice the CPUs),
-    where the sampler is late in step with the workload (README).  And at
+    where the sampler is late in step with the workload (docs/agent.md).  And at
     least 3 standard errors of a share measured on n samples: a 1% budget
     leaves a few hundred ticks a second at best on a VM where a timer
-    wake-up alone costs 21-27 us (README, "Performance"), fewer when the
+    wake-up alone costs 21-27 us (docs/performance.md), fewer when the
     machine is loaded, and 2 points is then within the sampling noise."""
     tol, why = 0.02, []
     load = os.getloadavg()[0]

@@ -102,7 +102,7 @@ def wall_tolerance():
     overloaded).  The aim is 2 points, but on this 2-core VM the sampler
     competes for a CPU with the very thread it samples: a tick it is late
     for leaves the end of a burst to the next stack, so the split drifts 2
-    to 8 points with whatever else runs (README).  5 points catches a wrong
+    to 8 points with whatever else runs (docs/agent.md).  5 points catches a wrong
     attribution without failing on the machine's noise."""
     return 0.10 if overloaded() else 0.05
 
@@ -121,7 +121,7 @@ def test_cpu_mode_puts_a_duty_cycle_on_burn(ctx):
     """The direct reader only: the gil reader reads a stack only when the
     thread lets the GIL go, and a burst shorter than the switch interval
     (5 ms) ends in sleep() first, so it sees almost none of burn() in any
-    mode (README, "How the agent samples").  A sanitized agent is several
+    mode (docs/agent.md, "How the agent samples").  A sanitized agent is several
     times slower: the bounds loosen as on an overloaded machine."""
     SANITIZED[0] = ctx.sanitize
     ctx.start_daemon()
