@@ -341,13 +341,29 @@ def test_profd_gone_for_a_minute(ctx):
     gone = rates[-gone_s:]
     med = statistics.median(gone)
     st = r["stats"]
-    print("  work/s: baseline %.0f, profd gone %.0f (%.0f%%); max gap %.3f s;"
-          " RSS %d -> %d KiB; dropped %d, connects %d"
-          % (base, med, 100 * med / base, r["max_gap"], r["rss"][-gone_s] // 1024,
-             r["rss"][-1] // 1024, st["dropped"], st["connects"]))
+    # Two processes on a busy 2-CPU machine get unequal shares of it, so
+    # the host's speed is its work per second of its own thread's CPU
+    # (what the agent could spoil: locks, caches, signals), and what the
+    # agent costs is its threads' CPU, per second of the window.
+    def per_cpu(res):
+        return statistics.median(n / c for n, c in
+                                 zip(res["rates"][-gone_s:],
+                                     res["cpu"][-gone_s:]) if c > 0)
+    base_eff, eff = per_cpu(rb), per_cpu(r)
+    agent_cpu = statistics.median(r["other"][-gone_s:])
+    print("  work/s: baseline %.0f, profd gone %.0f (%.0f%%); per CPU second"
+          " %.0f vs %.0f (%.0f%%); the agent's threads %.1f%% of a core;"
+          " max gap %.3f s; RSS %d -> %d KiB; dropped %d, connects %d"
+          % (base, med, 100 * med / base, eff, base_eff,
+             100 * eff / base_eff, 100 * agent_cpu, r["max_gap"],
+             r["rss"][-gone_s] // 1024, r["rss"][-1] // 1024,
+             st["dropped"], st["connects"]))
     # An instrumented sampler says nothing about the real one's cost.
-    check(ctx.sanitize or med >= 0.75 * base,
-          "host slowed: %.0f/s vs %.0f/s without the agent" % (med, base))
+    check(ctx.sanitize or eff >= 0.85 * base_eff,
+          "host slowed: %.0f work a CPU second vs %.0f without the agent"
+          % (eff, base_eff))
+    check(ctx.sanitize or agent_cpu < 0.15, "the agent used %.1f%% of a "
+          "core with profd gone" % (100 * agent_cpu))
     check(r["max_gap"] < 2.0, "host stalled %.2f s" % r["max_gap"])
     check(st["profiling"] and not st["connected"], "agent state: %s" % st)
     check(st["dropped"] > 0, "no drops counted: %s" % st)

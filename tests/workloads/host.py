@@ -442,10 +442,13 @@ def work_unit():
 def work(d, seconds):
     pa = agent()
     rates = []
+    cpu = []        # this thread's CPU seconds, per slot
+    other = []      # the other threads' (the agent's), per slot
     rss = []
     max_gap = 0.0
     t0 = last = time.monotonic()
     slot_end = t0 + 1.0
+    c0, p0 = time.thread_time(), time.process_time()
     n = 0
     while True:
         work_unit()
@@ -455,6 +458,10 @@ def work(d, seconds):
         last = now
         if now >= slot_end:
             rates.append(n)
+            c1, p1 = time.thread_time(), time.process_time()
+            cpu.append(c1 - c0)
+            other.append((p1 - p0) - (c1 - c0))
+            c0, p0 = c1, p1
             n = 0
             slot_end += 1.0
             with open("/proc/self/statm") as f:
@@ -462,7 +469,8 @@ def work(d, seconds):
             if now - t0 >= seconds:
                 break
     print("RESULT " + json.dumps({
-        "rates": rates, "rss": rss, "max_gap": max_gap,
+        "rates": rates, "cpu": cpu, "other": other, "rss": rss,
+        "max_gap": max_gap,
         "stats": pa.stats() if pa else None}), flush=True)
 
 
