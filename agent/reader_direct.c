@@ -1246,28 +1246,37 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more,
 }
 
 /*
- * Copies a chain's bottom frame again, fresh: 0 if it still has no
- * caller, runs, and has the same code object, else -1.
+ * Copies a chain's bottom frame again, fresh, DIRECT_BOTTOM_COPIES times:
+ * 0 if every copy still has no caller, runs, and has the same code object,
+ * else -1.  One copy can be torn the same way as the walk's (a generator
+ * resumed between the read of its caller link and that of its state);
+ * each more copy makes that as unlikely again.
  */
+#define DIRECT_BOTTOM_COPIES	3
 static int
 direct_bottom_again(const struct direct_raw *r)
 {
 	const char	*f;
-	int		 fresh = direct_snap.fresh, running;
+	int		 fresh = direct_snap.fresh, running, i;
 	signed char	 state;
 
 	if (compat.frame_running == COMPAT_NONE)
 		return 0;
-	direct_snap.fresh = direct_snap.n;
-	f = direct_snap_get(r->addr, compat.frame_read, 0, 0, DK_OTHER);
-	direct_snap.fresh = fresh;
-	if (f == NULL || direct_word(f, compat.frame_previous) != 0 ||
-	    (direct_word(f, compat.frame_code) & compat.frame_code_mask) !=
-	    r->code)
-		return -1;
-	state = *(const signed char *)(f + compat.frame_running);
-	running = compat.running_nonzero ? state != 0 : state == 0;
-	return running ? 0 : -1;
+	for (i = 0; i < DIRECT_BOTTOM_COPIES; i++) {
+		direct_snap.fresh = direct_snap.n;
+		f = direct_snap_get(r->addr, compat.frame_read, 0, 0,
+		    DK_OTHER);
+		direct_snap.fresh = fresh;
+		if (f == NULL || direct_word(f, compat.frame_previous) != 0 ||
+		    (direct_word(f, compat.frame_code) &
+		    compat.frame_code_mask) != r->code)
+			return -1;
+		state = *(const signed char *)(f + compat.frame_running);
+		running = compat.running_nonzero ? state != 0 : state == 0;
+		if (!running)
+			return -1;
+	}
+	return 0;
 }
 
 /*

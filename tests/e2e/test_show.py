@@ -50,16 +50,18 @@ def test_windows_side_by_side_never_count_a_bucket_twice(ctx):
     check(out[0].startswith("baseline: ") and out[1].startswith("now: ")
           and " to " in out[0] and " to " in out[1],
           "the diff's windows: %r" % out[:2])
-    # A window narrower than a bucket still reads the bucket it is in.
-    narrow = ctx.ctl_json("show", "--since", iso(t - 33), "--until",
-                          iso(t - 31))
+    # A window narrower than a bucket, inside one and short of its
+    # middle, still reads the bucket it is in.
+    b = (t - 40) // 10 * 10                # a 10 s bucket, all sampled
+    narrow = ctx.ctl_json("show", "--since", iso(b + 1), "--until",
+                          iso(b + 3))
     check(narrow["samples"] == 10, "2 s inside a 10 s bucket: %d samples"
           % narrow["samples"])
     # Two such windows side by side read that one bucket twice, and the
     # diff says so.
-    d = ctx.ctl_json("show", "--diff", "--since", iso(t - 33), "--until",
-                     iso(t - 31), "--base-since", iso(t - 35),
-                     "--base-until", iso(t - 33))
+    d = ctx.ctl_json("show", "--diff", "--since", iso(b + 3), "--until",
+                     iso(b + 5), "--base-since", iso(b + 1),
+                     "--base-until", iso(b + 3))
     check("read the same buckets" in d.get("base_warning", ""),
           "no warning for windows inside one bucket: %r" % d)
     a.close()
