@@ -1798,7 +1798,8 @@ persist_load_buckets(struct persist *p, uint64_t now_ns)
 	    "t.bucket = b.id ORDER BY b.start_ns DESC, b.id DESC",
 	    persist_load_bucket);
 	p->loading = 0;
-	qsort(p->cold, p->ncold, sizeof *p->cold, persist_cold_cmp);
+	if (p->ncold > 1)
+		qsort(p->cold, p->ncold, sizeof *p->cold, persist_cold_cmp);
 	/* Short of memory for the list of drops: rows may be unpinned. */
 	if (r != PERSIST_OK)
 		return (r == PERSIST_NOFIT ? PERSIST_BAD : r);
