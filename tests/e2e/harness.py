@@ -170,13 +170,17 @@ class Ctx:
         return env
 
     def spawn(self, args, env=None, **kw):
-        """Starts a process (list of args); output goes to a log file."""
-        out = open(os.path.join(self.tmp, "proc-%d.log" % len(self.procs)),
-                   "w+")
-        p = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                             env=env if env is not None else self.agent_env(),
-                             universal_newlines=True, **kw)
-        p.logfile = out
+        """Starts a process (list of args); output goes to a log file.
+        The process and its children write in append mode, and the test
+        reads through a descriptor of its own: a shared file offset moved
+        by a read would make a write land over earlier lines."""
+        path = os.path.join(self.tmp, "proc-%d.log" % len(self.procs))
+        with open(path, "a") as out:
+            p = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                 env=env if env is not None
+                                 else self.agent_env(),
+                                 universal_newlines=True, **kw)
+        p.logpath = path
         self.procs.append(p)
         return p
 
@@ -190,9 +194,8 @@ class Ctx:
 
     @staticmethod
     def output(p):
-        p.logfile.flush()
-        p.logfile.seek(0)
-        return p.logfile.read()
+        with open(p.logpath, errors="replace") as f:
+            return f.read()
 
     def close(self):
         for p in self.procs:
