@@ -110,6 +110,12 @@ cmd_status_store(const msgpack_object_map *m)
 		    cmd_status_uint(dm, "disk_samples"),
 		    cmd_status_uint(dm, "disk_bytes") / 1048576.0,
 		    cmd_status_uint(dm, "disk_dropped_samples"));
+	/* A restart serves before it has read what is on disk. */
+	if (dir[0] != '\0' && cmd_status_uint(dm, "disk_unchecked") > 0)
+		printf("on disk: %" PRIu64 " of those buckets left unread at "
+		    "start, still being checked (shows read them already; "
+		    "their samples are counted once checked)\n",
+		    cmd_status_uint(dm, "disk_unchecked"));
 }
 
 /* Gets a bool from a map, 0 when absent. */

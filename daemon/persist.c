@@ -26,7 +26,10 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,13 +62,35 @@ static size_t	persist_max_row = PERSIST_MAX_ROW;
 #define PERSIST_CONVERT_MAX	(256ull << 20)	/* biggest older file made
 						   shrinkable at open */
 #define PERSIST_WAL_LIMIT	(64 << 20)	/* WAL kept after a checkpoint */
+#define PERSIST_LOAD_MS		300		/* loading before serving; the
+						   rest is checked meanwhile */
+#define PERSIST_CHECK_ROW_COST	256		/* entries a row's start counts
+						   as, in a check's budget */
+#define PERSIST_CHECK_LOGS	8		/* rows left out logged alone */
+#define PERSIST_SYNC_CHECK_MAX	(64ull << 20)	/* files checked whole before
+						   serving; bigger ones on a
+						   thread, before any write */
+static uint64_t	persist_sync_check_max = PERSIST_SYNC_CHECK_MAX; /* or from
+						   PROFD_PERSIST_SYNC_CHECK_MAX */
+#define PERSIST_DAMAGED		".damaged"	/* marks a file to check whole
+						   and set aside at start */
+static uint64_t	persist_load_ms = PERSIST_LOAD_MS;	/* or from
+						   PROFD_PERSIST_LOAD_MS */
 
 /* What opening or loading found. */
+enum persist_qc {
+	PERSIST_QC_RUNNING = 0,
+	PERSIST_QC_OK,
+	PERSIST_QC_BAD,
+	PERSIST_QC_STOPPED,	/* interrupted: the file's state unknown */
+};
+
 enum persist_rc {
 	PERSIST_OK = 0,
 	PERSIST_FAIL = -1,	/* cannot use the directory or the file */
 	PERSIST_BAD = -2,	/* not a usable store: set it aside */
-	PERSIST_NOFIT = -3	/* definitions over the store's memory */
+	PERSIST_NOFIT = -3,	/* definitions over the store's memory */
+	PERSIST_LATE = -4	/* past the load's time: the rest later */
 };
 
 /* Pending definition changes of one kind, each id once. */
@@ -86,6 +111,7 @@ struct persist_cold {
 	uint64_t	n;		/* entries */
 	uint64_t	samples;
 	uint64_t	bytes;		/* entries and tallies, about */
+	int		checked;	/* its names checked and pinned */
 };
 
 /* A bucket's address to its row id. */
@@ -229,6 +255,37 @@ struct persist {
 	uint64_t		 cold_pending;	/* bytes of rows to delete */
 	int			 loading;	/* cold rows come unsorted */
 	struct query_cold	 source;	/* for queries */
+	/* A load stops taking rows at load_until (ms); those left are
+	 * checked and pinned a slice at a time (persist_check_step), the
+	 * store's ids held (store_hold_ids) until the last is done. */
+	uint64_t		 load_until;
+	int64_t			 load_row;	/* the row it stopped at */
+	int			 load_skip;	/* until that row is seen */
+	size_t			 unchecked;
+	int			 held;
+	uint32_t		 id_limit[STORE_NKINDS];	/* ids the file
+						   had: a row naming one past
+						   them names what it lacks */
+	uint64_t		 check_ms;	/* when checking began */
+	uint64_t		 check_dropped;	/* rows left out */
+	/* A big file's whole-file check (quick_check) runs on a thread of
+	 * its own with its own connection; nothing is written until it says
+	 * the file is sound (persist_qc_*). */
+	pthread_t		 qc;
+	sqlite3			*qc_db;
+	int			 qc_running;	/* a thread to join */
+	int			 qc_state;	/* atomic: PERSIST_QC_* */
+	char			 qc_why[160];
+	int			 damaged;	/* nothing more is written */
+	struct {
+		int64_t			 row;	/* being checked; 0: none */
+		size_t			 at;	/* where it was in cold[] */
+		uint64_t		 from;	/* entries checked, pinned */
+		uint64_t		 samples;
+		struct store_entry	 last;
+		struct store_tally	*t;	/* its tallies, pinned */
+		size_t			 nt;
+	}			 check;
 };
 
 /* Monotonic milliseconds. */
@@ -440,7 +497,7 @@ static int	persist_scratch(struct persist *, size_t);
 /* Adds a bucket only on disk, in start order: 0, or -1 out of memory. */
 static int
 persist_cold_add(struct persist *p, int64_t row, uint64_t start,
-    uint64_t width, uint64_t n, uint64_t samples, uint64_t bytes)
+    uint64_t width, uint64_t n, uint64_t samples, uint64_t bytes, int checked)
 {
 	struct persist_cold	*v;
 	size_t			 cap, at;
@@ -467,7 +524,11 @@ persist_cold_add(struct persist *p, int64_t row, uint64_t start,
 	p->cold[at].n = n;
 	p->cold[at].samples = samples;
 	p->cold[at].bytes = bytes;
+	p->cold[at].checked = checked;
 	p->ncold++;
+	/* The row being checked moved up one. */
+	if (p->check.row != 0 && at <= p->check.at)
+		p->check.at++;
 	p->counts.cold_buckets = p->ncold;
 	p->counts.cold_samples += samples;
 	return (0);
@@ -509,6 +570,7 @@ persist_cold_list(void *arg, uint64_t since, uint64_t until,
 		v[n].row = p->cold[i].row;
 		v[n].start_ns = p->cold[i].start_ns;
 		v[n].width_ns = p->cold[i].width_ns;
+		v[n].unchecked = !p->cold[i].checked;
 		v[n++].n = p->cold[i].n;
 	}
 	*out = v;
@@ -542,6 +604,15 @@ persist_cold_blob(struct persist *p, const char *table, int64_t rowid,
 	return (rc);
 }
 
+/* Whether an entry of a row left unread names an id past those the file
+ * had: a definition it lacks, which a new one may have taken since. */
+static int
+persist_past_file(const struct persist *p, const struct store_entry *e)
+{
+	return (e->thread >= p->id_limit[STORE_THREAD] ||
+	    e->stack >= p->id_limit[STORE_STACK]);
+}
+
 static int	persist_cold_entries(struct persist *,
 		    const struct query_cold_row *, uint64_t,
 		    struct store_entry *, size_t);
@@ -569,9 +640,16 @@ persist_cold_read(void *arg, const struct query_cold_row *r, uint64_t from,
     struct store_entry *to, size_t n)
 {
 	struct persist	*p = arg;
+	size_t		 i;
 
-	if (persist_cold_entries(p, r, from, to, n) == 0)
+	if (persist_cold_entries(p, r, from, to, n) == 0) {
+		/* Not checked yet: what names an id past the file's is left
+		 * out (a new definition may have that id). */
+		for (i = 0; r->unchecked && p->held && i < n; i++)
+			if (persist_past_file(p, &to[i]))
+				to[i].count = 0;
 		return (0);
+	}
 	persist_cold_failed(p, r->row, "entries");
 	return (-1);
 }
@@ -616,6 +694,7 @@ persist_cold_tallies(void *arg, const struct query_cold_row *r,
 	struct persist	*p = arg;
 	sqlite3_stmt	*s;
 	const void	*blob;
+	size_t		 i, k;
 	int		 bytes, rc = -1;
 
 	*out = NULL;
@@ -640,6 +719,13 @@ persist_cold_tallies(void *arg, const struct query_cold_row *r,
 		rc = 0;
 		break;
 	}
+	/* Not checked yet: a process past the file's is left out. */
+	if (rc == 0 && r->unchecked && p->held) {
+		for (i = 0, k = 0; i < *nout; i++)
+			if ((*out)[i].instance < p->id_limit[STORE_INSTANCE])
+				(*out)[k++] = (*out)[i];
+		*nout = k;
+	}
 	sqlite3_finalize(s);
 	if (rc != 0)
 		persist_cold_failed(p, r->row, "tallies");
@@ -659,6 +745,43 @@ persist_cold_source(struct persist *p)
 	return (&p->source);
 }
 
+/* A bucket on disk as queries see it. */
+static void
+persist_cold_row(const struct persist_cold *c, struct query_cold_row *r)
+{
+	r->row = c->row;
+	r->start_ns = c->start_ns;
+	r->width_ns = c->width_ns;
+	r->n = c->n;
+	r->unchecked = 0;	/* read as it is: checks and unpins */
+}
+
+/* Unpins what the first `upto` entries of a bucket on disk name, read back
+ * from it: 0, or -1 if they cannot be read (they stay pinned: memory, never
+ * a wrong name). */
+static int
+persist_cold_unpin_entries(struct persist *p, const struct persist_cold *c,
+    uint64_t upto)
+{
+	struct query_cold_row	 r;
+	uint64_t		 at, k, i;
+
+	persist_cold_row(c, &r);
+	if (upto > 0 && persist_scratch(p, QUERY_COLD_SLICE) != 0)
+		return (-1);
+	for (at = 0; at < upto; at += k) {
+		k = upto - at < QUERY_COLD_SLICE ? upto - at : QUERY_COLD_SLICE;
+		if (persist_cold_entries(p, &r, at, p->scratch, (size_t)k) !=
+		    0)
+			return (-1);
+		for (i = 0; i < k; i++) {
+			store_unpin(p->st, STORE_THREAD, p->scratch[i].thread);
+			store_unpin(p->st, STORE_STACK, p->scratch[i].stack);
+		}
+	}
+	return (0);
+}
+
 /* Unpins what a bucket on disk names, read back from it; what cannot be
  * read stays pinned (memory, never a wrong name). */
 static void
@@ -666,25 +789,11 @@ persist_cold_unpin(struct persist *p, const struct persist_cold *c)
 {
 	struct query_cold_row	 r;
 	struct store_tally	*t;
-	uint64_t		 at, k, i;
-	size_t			 nt;
+	size_t			 nt, i;
 
-	r.row = c->row;
-	r.start_ns = c->start_ns;
-	r.width_ns = c->width_ns;
-	r.n = c->n;
-	if (persist_scratch(p, QUERY_COLD_SLICE) != 0)
+	persist_cold_row(c, &r);
+	if (persist_cold_unpin_entries(p, c, c->n) != 0)
 		return;
-	for (at = 0; at < r.n; at += k) {
-		k = r.n - at < QUERY_COLD_SLICE ? r.n - at : QUERY_COLD_SLICE;
-		if (persist_cold_entries(p, &r, at, p->scratch, (size_t)k) !=
-		    0)
-			return;
-		for (i = 0; i < k; i++) {
-			store_unpin(p->st, STORE_THREAD, p->scratch[i].thread);
-			store_unpin(p->st, STORE_STACK, p->scratch[i].stack);
-		}
-	}
 	if (persist_cold_tallies(p, &r, &t, &nt) != 0)
 		return;
 	for (i = 0; i < nt; i++)
@@ -711,7 +820,10 @@ persist_cold_drop(struct persist *p, size_t n, uint64_t *samples)
 			p->dels = v;
 			p->dels_cap = cap;
 		}
-		persist_cold_unpin(p, &p->cold[i]);
+		/* Not checked yet: it pinned nothing (expiry waits for the
+		 * checks, so none is half done). */
+		if (p->cold[i].checked)
+			persist_cold_unpin(p, &p->cold[i]);
 		p->dels[p->ndels++] = p->cold[i].row;
 		p->cold_pending += p->cold[i].bytes;
 		*samples += p->cold[i].samples;
@@ -737,7 +849,7 @@ persist_expire(struct persist *p, uint64_t now_ns, uint64_t max_disk)
 	int64_t				 pages, free_pages, page;
 	size_t				 n, done;
 
-	if (p == NULL || p->db == NULL || p->ncold == 0)
+	if (p == NULL || p->db == NULL || p->ncold == 0 || p->unchecked > 0)
 		return;
 	cfg = store_get_config(p->st);
 	cut = now_ns > cfg->retention_ns ? now_ns - cfg->retention_ns : 0;
@@ -766,6 +878,240 @@ persist_expire(struct persist *p, uint64_t now_ns, uint64_t max_disk)
 		p->counts.cold_dropped_samples += samples;
 		p->counts.cold_dropped_buckets += done;
 	}
+}
+
+/* -- checking what a load left on disk ----------------------------------- */
+
+static enum persist_rc	persist_slice_check(struct persist *,
+			    const struct store_entry *, size_t,
+			    const struct store_entry *, int *);
+static enum persist_rc	persist_slice_pin(struct persist *,
+			    const struct store_entry *, size_t);
+
+/* Stops checking: every row is gone (a reset) or checked. */
+static void
+persist_check_forget(struct persist *p)
+{
+	free(p->check.t);
+	memset(&p->check, 0, sizeof p->check);
+	p->unchecked = 0;
+	p->counts.cold_unchecked = 0;
+	if (p->held) {
+		store_hold_ids(p->st, -1);
+		p->held = 0;
+	}
+}
+
+/* The index of the row being checked, or of the next to check; -1 if
+ * none is left. */
+static ssize_t
+persist_check_find(struct persist *p)
+{
+	size_t	i;
+
+	if (p->check.row != 0) {
+		if (p->check.at < p->ncold &&
+		    p->cold[p->check.at].row == p->check.row)
+			return ((ssize_t)p->check.at);
+		for (i = 0; i < p->ncold; i++) {
+			if (p->cold[i].row == p->check.row)
+				return ((ssize_t)(p->check.at = i));
+		}
+		return (-1);
+	}
+	for (i = p->check.at; i < p->ncold; i++) {
+		if (!p->cold[i].checked)
+			return ((ssize_t)(p->check.at = i));
+	}
+	for (i = 0; i < p->check.at && i < p->ncold; i++) {
+		if (!p->cold[i].checked)
+			return ((ssize_t)(p->check.at = i));
+	}
+	return (-1);
+}
+
+/*
+ * Leaves row cold[i] out: what its check pinned is unpinned (the entries
+ * read back: how many, returned), and the row is deleted at the next flush
+ * (kept in the file, unread, if there is no room to note it).  One log
+ * line, for the first PERSIST_CHECK_LOGS.
+ */
+static uint64_t
+persist_check_drop(struct persist *p, size_t i, const char *why)
+{
+	struct persist_cold	*c = &p->cold[i];
+	int64_t			*v;
+	uint64_t		 reread;
+	size_t			 k, cap;
+
+	if (p->check_dropped++ < PERSIST_CHECK_LOGS)
+		log_warn("%s: bucket row %lld (%llu entries) is left out and "
+		    "deleted: %s%s", p->path, (long long)c->row,
+		    (unsigned long long)c->n, why,
+		    p->check_dropped == PERSIST_CHECK_LOGS ? " (more are "
+		    "counted, not logged)" : "");
+	reread = p->check.from;
+	(void)persist_cold_unpin_entries(p, c, p->check.from);
+	for (k = 0; k < p->check.nt; k++)
+		store_unpin(p->st, STORE_INSTANCE, p->check.t[k].instance);
+	free(p->check.t);
+	p->check.t = NULL;
+	p->check.nt = 0;
+	p->check.row = 0;
+	p->check.from = 0;
+	if (p->dels_cap < p->ndels + p->map_used + 1) {
+		cap = p->dels_cap == 0 ? PERSIST_MAP_MIN : p->dels_cap * 2;
+		if ((v = reallocarray(p->dels, cap, sizeof *v)) != NULL) {
+			p->dels = v;
+			p->dels_cap = cap;
+		}
+	}
+	if (p->dels_cap >= p->ndels + p->map_used + 1) {
+		p->dels[p->ndels++] = c->row;
+		p->cold_pending += c->bytes;
+	}
+	memmove(&p->cold[i], &p->cold[i + 1],
+	    (p->ncold - i - 1) * sizeof *p->cold);
+	p->ncold--;
+	p->counts.cold_buckets = p->ncold;
+	p->counts.buckets_dropped++;
+	p->unchecked--;
+	return (reread);
+}
+
+/* Starts checking cold[i]: its tallies read, checked and pinned.  0, or
+ * -1 with the row dropped. */
+static int
+persist_check_begin(struct persist *p, size_t i)
+{
+	struct query_cold_row	 r;
+	const char		*why = NULL;
+	size_t			 k, pinned = 0;
+
+	persist_cold_row(&p->cold[i], &r);
+	p->check.row = r.row;
+	p->check.at = i;
+	p->check.from = 0;
+	p->check.samples = 0;
+	if (persist_cold_tallies(p, &r, &p->check.t, &p->check.nt) != 0)
+		why = "its tallies cannot be read";
+	for (k = 0; why == NULL && k < p->check.nt; k++) {
+		if ((p->check.t[k].samples == 0 &&
+		    p->check.t[k].invalid == 0) || (k > 0 &&
+		    store_cmp_tally(&p->check.t[k - 1], &p->check.t[k]) >= 0))
+			why = "its tallies are damaged";
+		else if (p->check.t[k].instance >=
+		    p->id_limit[STORE_INSTANCE] || store_pin(p->st,
+		    STORE_INSTANCE, p->check.t[k].instance) != 0)
+			why = "it names a process the file lacks";
+		else
+			pinned++;
+	}
+	if (why == NULL)
+		return (0);
+	p->check.nt = pinned;		/* what the drop unpins */
+	persist_check_drop(p, i, why);
+	return (-1);
+}
+
+/*
+ * Checks up to `budget` entries of the rows a load left on disk without
+ * reading them (past PERSIST_LOAD_MS): each must hold together and name
+ * only definitions the file has, and is pinned; one that does not is
+ * dropped alone.  Nothing while a query reads.  1 when every row is
+ * checked (the ids are then released), else 0.
+ */
+int
+persist_check_step(struct persist *p, size_t budget)
+{
+	struct persist_cold	*c;
+	struct query_cold_row	 r;
+	const char		*why;
+	ssize_t			 i;
+	uint64_t		 k, j;
+	int			 missing;
+
+	if (p == NULL)
+		return (1);
+	while (p->unchecked > 0 && budget > 0 && !store_busy(p->st)) {
+		if ((i = persist_check_find(p)) < 0) {
+			p->unchecked = 0;
+			break;
+		}
+		if (p->check.row == 0) {
+			/* A row's start (its tallies read) costs as a few
+			 * entries would. */
+			budget -= budget < PERSIST_CHECK_ROW_COST ? budget :
+			    PERSIST_CHECK_ROW_COST;
+			if (persist_check_begin(p, (size_t)i) != 0)
+				continue;
+		}
+		c = &p->cold[i];
+		persist_cold_row(c, &r);
+		k = c->n - p->check.from;
+		if (k > QUERY_COLD_SLICE)
+			k = QUERY_COLD_SLICE;
+		if (k > budget)
+			k = budget;
+		if (k > 0) {
+			why = NULL;
+			missing = 0;
+			if (persist_scratch(p, (size_t)k) != 0)
+				break;		/* again later */
+			if (persist_cold_entries(p, &r, p->check.from,
+			    p->scratch, (size_t)k) != 0)
+				why = "its entries cannot be read";
+			else if (persist_slice_check(p, p->scratch, (size_t)k,
+			    p->check.from > 0 ? &p->check.last : NULL,
+			    &missing) != PERSIST_OK)
+				why = "its entries are damaged";
+			for (j = 0; why == NULL && !missing && j < k; j++)
+				missing = persist_past_file(p, &p->scratch[j]);
+			if (why == NULL && missing)
+				why = "it names a definition the file lacks";
+			if (why != NULL) {
+				k = persist_check_drop(p, (size_t)i, why);
+				budget -= budget < k ? budget : (size_t)k;
+				continue;
+			}
+			p->pin_samples = 0;
+			if (persist_slice_pin(p, p->scratch, (size_t)k) !=
+			    PERSIST_OK) {
+				/* Some of this slice stay pinned: memory,
+				 * never a wrong name. */
+				k = persist_check_drop(p, (size_t)i,
+				    "no memory to pin what it names");
+				budget -= budget < k ? budget : (size_t)k;
+				continue;
+			}
+			p->check.samples += p->pin_samples;
+			p->check.last = p->scratch[k - 1];
+			p->check.from += k;
+			budget -= (size_t)k;
+		}
+		if (p->check.from == c->n) {
+			c->checked = 1;
+			c->samples = p->check.samples;
+			p->counts.cold_samples += c->samples;
+			free(p->check.t);
+			p->check.t = NULL;
+			p->check.nt = 0;
+			p->check.row = 0;
+			p->check.from = 0;
+			p->check.at = (size_t)i + 1;
+			p->unchecked--;
+		}
+	}
+	p->counts.cold_unchecked = p->unchecked;
+	if (p->unchecked == 0 && p->held) {
+		log_info("%s: checked the buckets left on disk at start in "
+		    "%" PRIu64 " ms (%" PRIu64 " samples; %" PRIu64 " buckets "
+		    "left out and deleted)", p->path,
+		    persist_ms() - p->check_ms, p->counts.cold_samples,
+		    p->check_dropped);
+		persist_check_forget(p);
+	}
+	return (p->unchecked == 0);
 }
 
 /* -- hooks --------------------------------------------------------------- */
@@ -803,7 +1149,7 @@ persist_hook_bucket_keep(void *arg, const struct store_bucket *b)
 	if (b->dirty || (row = persist_map_get(p, b)) == 0 ||
 	    persist_cold_add(p, row, b->start_ns, b->width_ns, b->n,
 	    b->samples, b->n * sizeof *b->entries + b->ntallies *
-	    sizeof *b->tallies) != 0)
+	    sizeof *b->tallies, 1) != 0)
 		return (-1);
 	persist_map_del(p, b);
 	return (0);
@@ -818,6 +1164,7 @@ persist_hook_reset(void *arg)
 	p->reset_below = p->next_row;
 	p->ncold = 0;
 	p->counts.cold_buckets = p->counts.cold_samples = 0;
+	persist_check_forget(p);
 }
 
 /* -- opening ------------------------------------------------------------- */
@@ -1045,7 +1392,7 @@ persist_convert(struct persist *p)
 
 /* Opens the file and checks it is a healthy store of this schema. */
 static enum persist_rc
-persist_db_open(struct persist *p, const char **why)
+persist_db_open(struct persist *p, int whole, const char **why)
 {
 	sqlite3_stmt	*s = NULL;
 	const char	*r;
@@ -1078,6 +1425,12 @@ persist_db_open(struct persist *p, const char **why)
 	snprintf(sql, sizeof sql, "PRAGMA journal_size_limit=%d",
 	    PERSIST_WAL_LIMIT);
 	(void)persist_exec(p, sql);
+	/* A big file is checked whole on a thread (persist_qc_start). */
+	if (!whole) {
+		if ((r2 = persist_check(p, why)) == PERSIST_OK)
+			persist_convert(p);
+		return (r2);
+	}
 	if ((rc = sqlite3_prepare_v2(p->db, "PRAGMA quick_check(1)", -1, &s,
 	    NULL)) != SQLITE_OK)
 		goto fail;
@@ -1577,6 +1930,12 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	p->pin_samples = 0;
 	start = (uint64_t)sqlite3_column_int64(s, 1);
 	width = (uint64_t)sqlite3_column_int64(s, 2);
+	/* Out of time: this row and the older ones are taken unread
+	 * (persist_load_rest) and checked while profd serves. */
+	if (persist_ms() >= p->load_until) {
+		p->load_row = row;
+		return (PERSIST_LATE);
+	}
 	blob = sqlite3_column_blob(s, 4);
 	bytes = sqlite3_column_bytes(s, 4);
 	if (row <= 0 || row >= INT64_MAX / 65536 || width == 0 ||
@@ -1670,10 +2029,76 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	if (r == PERSIST_OK && !in_memory && persist_cold_add(p, row, start,
 	    width,
 	    (uint64_t)n, p->pin_samples, (uint64_t)n * sizeof *p->scratch +
-	    nt * sizeof *t) != 0)
+	    nt * sizeof *t, 1) != 0)
 		r = PERSIST_NOFIT;
 	/* Without every pin it cannot stay: dropped. */
 	return (r == PERSIST_OK ? r : persist_drop_row(p, row));
+}
+
+/*
+ * A row left unread by a load out of time: listed as a bucket on disk,
+ * not checked yet (persist_check_step).  One whose columns cannot be right
+ * is dropped alone.  Rows come newest first; those the load took (newer,
+ * or as new with a higher row id) are skipped.
+ */
+static enum persist_rc
+persist_load_meta(struct persist *p, sqlite3_stmt *s)
+{
+	int64_t		row = sqlite3_column_int64(s, 0);
+	int64_t		n = sqlite3_column_int64(s, 3);
+	int64_t		bytes = sqlite3_column_int64(s, 4);
+	int64_t		tbytes = sqlite3_column_int64(s, 5);
+	uint64_t	start, width;
+
+	/* Taken by the load: every row before the one it stopped at. */
+	if (p->load_skip) {
+		if (row != p->load_row)
+			return (PERSIST_OK);
+		p->load_skip = 0;
+	}
+	start = (uint64_t)sqlite3_column_int64(s, 1);
+	width = (uint64_t)sqlite3_column_int64(s, 2);
+	if (row <= 0 || row >= INT64_MAX / 65536 || width == 0 ||
+	    start > UINT64_MAX - width || n < 0 || bytes < 0 || tbytes < 0 ||
+	    (uint64_t)bytes % sizeof *p->scratch != 0 ||
+	    (uint64_t)tbytes % sizeof(struct store_tally) != 0 ||
+	    (uint64_t)n * sizeof *p->scratch < (uint64_t)bytes ||
+	    (uint64_t)n > (uint64_t)PERSIST_MAX_ROW / sizeof *p->scratch *
+	    (PERSIST_PARTS_MAX + 1))
+		return (persist_drop_row(p, row));
+	if (row >= p->next_row)
+		p->next_row = row + 1;
+	if (persist_cold_add(p, row, start, width, (uint64_t)n, 0,
+	    (uint64_t)n * sizeof *p->scratch + (uint64_t)tbytes, 0) != 0)
+		return (persist_drop_row(p, row));
+	p->unchecked++;
+	return (PERSIST_OK);
+}
+
+/* Lists the rows a load out of time did not take (persist_load_meta),
+ * without reading their entries. */
+static enum persist_rc
+persist_load_rest(struct persist *p)
+{
+	sqlite3_stmt	*s = NULL;
+	enum persist_rc	 r = PERSIST_OK;
+	int		 rc;
+
+	/* In the load's order, whatever the types a damaged file holds. */
+	if ((rc = sqlite3_prepare_v2(p->db, "SELECT b.id, b.start_ns, "
+	    "b.width_ns, b.n, length(b.entries), ifnull(length(t.rows), 0) "
+	    "FROM buckets b LEFT JOIN tallies t ON t.bucket = b.id ORDER BY "
+	    "b.start_ns DESC, b.id DESC", -1, &s, NULL)) != SQLITE_OK)
+		return (persist_rc_of(rc));
+	p->load_skip = 1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((r = persist_load_meta(p, s)) != PERSIST_OK)
+			break;
+	}
+	if (r == PERSIST_OK && rc != SQLITE_DONE)
+		r = persist_rc_of(rc);
+	sqlite3_finalize(s);
+	return (r);
 }
 
 /* Loads an instance's newest stored batch number. */
@@ -1775,7 +2200,7 @@ persist_load_buckets(struct persist *p, uint64_t now_ns)
 	uint64_t			 cut;
 	int64_t				 total;
 	enum persist_rc			 r;
-	int				 rc;
+	int				 rc, k;
 
 	cut = now_ns > cfg->retention_ns ? now_ns - cfg->retention_ns : 0;
 	if ((rc = sqlite3_prepare_v2(p->db, "DELETE FROM buckets WHERE "
@@ -1793,13 +2218,26 @@ persist_load_buckets(struct persist *p, uint64_t now_ns)
 	    "NOT IN (SELECT id FROM buckets)")) != SQLITE_OK)
 		return (persist_rc_of(rc));
 	p->loading = 1;
+	p->load_until = persist_ms() + persist_load_ms;
 	r = persist_load_rows(p, "SELECT b.id, b.start_ns, b.width_ns, b.n, "
 	    "b.entries, t.rows FROM buckets b LEFT JOIN tallies t ON "
 	    "t.bucket = b.id ORDER BY b.start_ns DESC, b.id DESC",
 	    persist_load_bucket);
+	if (r == PERSIST_LATE)
+		r = persist_load_rest(p);
 	p->loading = 0;
 	if (p->ncold > 1)
 		qsort(p->cold, p->ncold, sizeof *p->cold, persist_cold_cmp);
+	p->counts.cold_unchecked = p->unchecked;
+	if (r == PERSIST_OK && p->unchecked > 0 && !p->held) {
+		store_hold_ids(p->st, 1);
+		p->held = 1;
+		for (k = 0; k < STORE_NKINDS; k++)
+			p->id_limit[k] = store_id_limit(p->st, k);
+		p->check.at = 0;
+		p->check_ms = persist_ms();
+		p->check_dropped = 0;
+	}
 	/* Short of memory for the list of drops: rows may be unpinned. */
 	if (r != PERSIST_OK)
 		return (r == PERSIST_NOFIT ? PERSIST_BAD : r);
@@ -1851,6 +2289,7 @@ persist_unload(struct persist *p, uint64_t now_ns)
 	p->ncold = 0;
 	p->cold_pending = 0;
 	p->counts.cold_buckets = p->counts.cold_samples = 0;
+	persist_check_forget(p);
 	free(p->drops);
 	p->drops = NULL;
 	p->ndrops = p->drops_cap = 0;
@@ -1875,6 +2314,134 @@ persist_size(struct persist *p)
 		p->counts.bytes += (uint64_t)sb.st_size;
 }
 
+/* Whether the file is marked damaged (by a check of a former run). */
+static int
+persist_marked(const struct persist *p)
+{
+	char		path[PERSIST_PATH_MAX + PERSIST_SUFFIX_MAX];
+	struct stat	sb;
+
+	snprintf(path, sizeof path, "%s" PERSIST_DAMAGED, p->path);
+	return (lstat(path, &sb) == 0);
+}
+
+/* Marks the file damaged, or (mark 0) takes the mark away. */
+static void
+persist_mark(const struct persist *p, int mark)
+{
+	char	path[PERSIST_PATH_MAX + PERSIST_SUFFIX_MAX];
+	int	fd;
+
+	snprintf(path, sizeof path, "%s" PERSIST_DAMAGED, p->path);
+	if (!mark) {
+		(void)unlink(path);
+		return;
+	}
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) != -1)
+		close(fd);
+}
+
+/* The thread of a big file's whole-file check, on its own connection. */
+static void *
+persist_qc_main(void *arg)
+{
+	struct persist	*p = arg;
+	sqlite3_stmt	*s = NULL;
+	const char	*r;
+	int		 rc, state = PERSIST_QC_OK;
+
+	if ((rc = sqlite3_prepare_v2(p->qc_db, "PRAGMA quick_check(1)", -1,
+	    &s, NULL)) == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		r = (const char *)sqlite3_column_text(s, 0);
+		if (r == NULL || strcmp(r, "ok") != 0) {
+			state = PERSIST_QC_BAD;
+			snprintf(p->qc_why, sizeof p->qc_why, "%s",
+			    r != NULL ? r : "no answer");
+		}
+	} else if ((rc & 0xff) == SQLITE_INTERRUPT) {
+		state = PERSIST_QC_STOPPED;
+	} else if ((rc & 0xff) == SQLITE_CORRUPT ||
+	    (rc & 0xff) == SQLITE_NOTADB) {
+		state = PERSIST_QC_BAD;
+		snprintf(p->qc_why, sizeof p->qc_why, "%s",
+		    sqlite3_errmsg(p->qc_db));
+	}
+	/* Other errors (no memory, I/O) prove nothing: as checked. */
+	sqlite3_finalize(s);
+	for (r = p->qc_why; *r != '\0'; r++)	/* one log line */
+		if (*r == '\n')
+			p->qc_why[r - p->qc_why] = ' ';
+	__atomic_store_n(&p->qc_state, state, __ATOMIC_RELEASE);
+	return (NULL);
+}
+
+/* Starts the whole-file check of a big file on a thread; without one, it
+ * runs now. */
+static void
+persist_qc_start(struct persist *p)
+{
+	sigset_t	all, old;
+	int		started;
+
+	p->qc_state = PERSIST_QC_RUNNING;
+	if (sqlite3_open_v2(p->path, &p->qc_db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
+		log_warn("%s: cannot open it to check it (%s): taken as sound",
+		    p->path, p->qc_db != NULL ? sqlite3_errmsg(p->qc_db) :
+		    "no memory");
+		sqlite3_close(p->qc_db);
+		p->qc_db = NULL;
+		p->qc_state = PERSIST_QC_OK;
+		return;
+	}
+	sqlite3_db_config(p->qc_db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(p->qc_db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	/* Signals are the loop's: the thread takes none. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	started = pthread_create(&p->qc, NULL, persist_qc_main, p) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (started)
+		p->qc_running = 1;
+	else
+		(void)persist_qc_main(p);
+}
+
+/* Ends the whole-file check (interrupted if `stop`), and acts on what it
+ * found: a damaged file is written no more and marked, to be set aside at
+ * the next start. */
+static void
+persist_qc_end(struct persist *p, int stop)
+{
+	int	state;
+
+	if (p->qc_running) {
+		if (stop)
+			sqlite3_interrupt(p->qc_db);
+		pthread_join(p->qc, NULL);
+		p->qc_running = 0;
+	}
+	if (p->qc_db == NULL)
+		return;
+	sqlite3_close(p->qc_db);
+	p->qc_db = NULL;
+	state = __atomic_load_n(&p->qc_state, __ATOMIC_ACQUIRE);
+	if (state == PERSIST_QC_BAD) {
+		p->damaged = 1;
+		persist_mark(p, 1);
+		log_warn("%s: damaged (quick_check: %s): nothing more is "
+		    "written to it, what profd holds stays in memory, and the "
+		    "file is set aside at the next start", p->path, p->qc_why);
+	} else if (state == PERSIST_QC_STOPPED) {
+		p->damaged = 1;
+		log_warn("%s: its check was stopped before the end: nothing "
+		    "more is written to it", p->path);
+	}
+}
+
 /* Opens the store's file and loads it. */
 struct persist *
 persist_open(const char *dir, struct store *st, uint64_t now_ns, char *err,
@@ -1888,7 +2455,7 @@ persist_open(const char *dir, struct store *st, uint64_t now_ns, char *err,
 	uint32_t		 before[STORE_NKINDS], id;
 	uint64_t		 t0 = persist_ms();
 	enum persist_rc		 r;
-	int			 k, tries, fresh = 0;
+	int			 k, tries, fresh = 0, whole, marked;
 
 	if (stat(dir, &sb) != 0) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
@@ -1914,15 +2481,29 @@ persist_open(const char *dir, struct store *st, uint64_t now_ns, char *err,
 	p->st = st;
 	p->next_row = 1;
 	persist_max_row = PERSIST_MAX_ROW;
+	persist_load_ms = PERSIST_LOAD_MS;
+	if ((env = getenv("PROFD_PERSIST_LOAD_MS")) != NULL &&
+	    strtoull(env, NULL, 10) <= 3600000)
+		persist_load_ms = strtoull(env, NULL, 10);
 	if ((env = getenv("PROFD_PERSIST_MAX_ROW")) != NULL &&
 	    strtoull(env, NULL, 10) >= 4096 &&
 	    strtoull(env, NULL, 10) < PERSIST_MAX_ROW)
 		persist_max_row = (size_t)strtoull(env, NULL, 10);
+	if ((env = getenv("PROFD_PERSIST_SYNC_CHECK_MAX")) != NULL)
+		persist_sync_check_max = strtoull(env, NULL, 10);
+	else
+		persist_sync_check_max = PERSIST_SYNC_CHECK_MAX;
 	for (k = 0; k < STORE_NKINDS; k++)
 		before[k] = store_id_limit(st, k);
+	/* A big file is checked whole on a thread, unless a former check
+	 * found it damaged. */
+	marked = persist_marked(p);
+	whole = marked || stat(p->path, &sb) != 0 ||
+	    (uint64_t)sb.st_size <= persist_sync_check_max;
 
 	for (tries = 0; tries < 3; tries++) {
-		if ((r = persist_db_open(p, &why)) == PERSIST_OK &&
+		if ((r = persist_db_open(p, whole || fresh, &why)) ==
+		    PERSIST_OK &&
 		    persist_prepare(p) != 0) {
 			r = persist_rc_of(sqlite3_errcode(p->db));
 			why = sqlite3_errmsg(p->db);
@@ -1960,6 +2541,10 @@ persist_open(const char *dir, struct store *st, uint64_t now_ns, char *err,
 				persist_pend(p, k, id, PERSIST_PUT);
 		}
 	}
+	if (marked)
+		persist_mark(p, 0);	/* checked whole, or set aside */
+	if (!whole && !fresh)
+		persist_qc_start(p);
 	hooks.def_put = persist_hook_put;
 	hooks.def_del = persist_hook_del;
 	hooks.bucket_del = persist_hook_bucket_del;
@@ -1970,9 +2555,10 @@ persist_open(const char *dir, struct store *st, uint64_t now_ns, char *err,
 	p->counts.load_ms = persist_ms() - t0;
 	persist_size(p);
 	log_info("%s: loaded %" PRIu64 " buckets (%" PRIu64 " left on disk "
-	    "over max_bytes, what they name kept) in %" PRIu64 " ms", p->path,
+	    "over max_bytes or past %" PRIu64 " ms of loading, %zu of them "
+	    "checked while serving) in %" PRIu64 " ms", p->path,
 	    p->counts.buckets_loaded, p->counts.buckets_skipped,
-	    p->counts.load_ms);
+	    persist_load_ms, p->unchecked, p->counts.load_ms);
 	return (p);
 fail:
 	if (p != NULL) {
@@ -2330,6 +2916,14 @@ persist_flush(struct persist *p)
 
 	if (p == NULL || p->db == NULL)
 		return (-1);
+	if (p->qc_running) {
+		if (__atomic_load_n(&p->qc_state, __ATOMIC_ACQUIRE) ==
+		    PERSIST_QC_RUNNING)
+			return (1);	/* not until the file is known sound */
+		persist_qc_end(p, 0);
+	}
+	if (p->damaged)
+		return (-1);
 	if (persist_step(p, PS_BEGIN) != 0)
 		goto fail;
 	if (persist_flush_defs(p, &rows) != 0 ||
@@ -2372,6 +2966,7 @@ persist_final(struct persist *p)
 
 	if (p == NULL)
 		return (-1);
+	persist_qc_end(p, 0);		/* waits for the file's check */
 	if (persist_flush(p) == 0 || persist_flush(p) == 0)
 		return (0);
 	lim = store_id_limit(p->st, STORE_INSTANCE);
@@ -2406,7 +3001,9 @@ persist_close(struct persist *p)
 
 	if (p == NULL)
 		return;
+	persist_qc_end(p, 1);
 	persist_flush(p);
+	persist_check_forget(p);
 	store_set_hooks(p->st, NULL);
 	persist_db_close(p);
 	for (k = 0; k < STORE_NKINDS; k++) {
@@ -2438,7 +3035,7 @@ persist_profile_put(struct persist *p, const struct persist_profile *pf)
 {
 	sqlite3_stmt	*s;
 
-	if (p == NULL || p->db == NULL)
+	if (p == NULL || p->db == NULL || p->damaged)
 		return (-1);
 	s = p->stmt[PS_PUT_PROFILE];
 	sqlite3_bind_int64(s, 1, pf->pid);
@@ -2472,7 +3069,7 @@ fail:
 int
 persist_profile_clear_pids(struct persist *p)
 {
-	if (p == NULL || p->db == NULL)
+	if (p == NULL || p->db == NULL || p->damaged)
 		return (-1);
 	if (persist_step(p, PS_DEL_PID_PROFILES) != 0 ||
 	    persist_step(p, PS_DEL_PID_OVERHEADS) != 0) {

@@ -42,6 +42,8 @@ struct persist_counts {
 	uint64_t	cold_dropped_samples;	/* on disk, for max_disk */
 	uint64_t	cold_dropped_buckets;
 	uint64_t	cold_unreadable;	/* reads of them that failed */
+	uint64_t	cold_unchecked;		/* of them, left by the load to
+						   check while serving */
 };
 
 /* What a flush's commit waits for (--sync). */
@@ -59,7 +61,8 @@ struct persist	*persist_open(const char *dir, struct store *st,
 		     uint64_t now_ns, char *err, size_t errlen);
 /* Sets what each commit waits for; 0, or -1. */
 int		 persist_set_sync(struct persist *, enum persist_sync);
-/* Writes what changed since the last flush; 0, or -1 (retried later). */
+/* Writes what changed since the last flush; 0, -1 (retried later), or 1:
+ * not yet, a big file's whole-file check still runs (nothing written). */
 int		 persist_flush(struct persist *);
 /* The last flush, with the agents still connected; when it fails, one
  * line says which samples are lost and which the agents still hold. */
@@ -80,6 +83,14 @@ struct query_cold;
 const struct query_cold *persist_cold_source(struct persist *);
 void		 persist_expire(struct persist *, uint64_t now_ns,
 		     uint64_t max_disk);
+/*
+ * persist_open loads for PERSIST_LOAD_MS at most (newest first); the rows
+ * it had no time for are read by queries like any bucket on disk, and
+ * checked a slice at a time: up to `budget` entries a call, none while a
+ * query reads.  Until the last is, the store's ids are held
+ * (store_hold_ids) and nothing expires.  1 when all are checked, else 0.
+ */
+int		 persist_check_step(struct persist *, size_t budget);
 
 /*
  * The profiling state (what `profctl start/stop` set), kept in the same

@@ -31,6 +31,7 @@ struct query_cold_row {
 	uint64_t	start_ns;
 	uint64_t	width_ns;
 	uint64_t	n;		/* entries */
+	int		unchecked;	/* the source's own use */
 };
 struct query_cold {
 	void	*arg;

@@ -50,6 +50,7 @@ size_t			 server_conn_budget;
 
 static struct timespec	 server_started;
 static struct event	*server_tick_ev;	/* housekeeping timer */
+static struct event	*server_check_ev;	/* checks after a load */
 static struct persist	*server_persist;	/* NULL: memory only */
 static uint64_t		 server_last_sweep_ns;
 static uint64_t		 server_last_persist_ns;
@@ -218,6 +219,7 @@ server_store_counts(void)
 		daemon_stats.disk_dropped_buckets = pc.cold_dropped_buckets;
 		daemon_stats.disk_bytes = pc.bytes;
 		daemon_stats.disk_unreadable = pc.cold_unreadable;
+		daemon_stats.disk_unchecked = pc.cold_unchecked;
 	}
 	daemon_stats.rollups = sc.rollups;
 	daemon_stats.sweeps = sc.sweeps;
@@ -244,11 +246,17 @@ server_housekeep_persist(uint64_t now)
 	if (server_persist != NULL &&
 	    now - server_last_persist_ns >= server_limits.persist_s * s) {
 		server_last_persist_ns = now;
-		if (persist_flush(server_persist) == 0) {
+		switch (persist_flush(server_persist)) {
+		case 0:
 			daemon_stats.persist_flushes++;
 			server_agent_ack_all();
-		} else
+			break;
+		case 1:
+			break;	/* the file is being checked: later */
+		default:
 			daemon_stats.persist_errors++;
+			break;
+		}
 	}
 	if (server_persist == NULL)
 		server_agent_ack_all();		/* stored is durable enough */
@@ -343,6 +351,24 @@ server_need_room(void *arg)
 	store_sweep_end(server_store);
 	store_get_counts(server_store, &sc);
 	freed_last = sc.reclaimed - before;
+}
+
+/* Checks what the load left on disk, a slice a turn of the loop, until
+ * all is checked (persist_check_step). */
+static void
+server_check_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct timeval	 tv = { 0, SERVER_CHECK_MS * 1000 };
+
+	(void)fd;
+	(void)events;
+	if (persist_check_step(server_persist, SERVER_CHECK_ENTRIES) == 0) {
+		evtimer_add(server_check_ev, &tv);
+		return;
+	}
+	server_store_counts();
+	event_free(server_check_ev);
+	server_check_ev = NULL;
 }
 
 /* The housekeeping timer; also tells systemd's watchdog the loop runs. */
@@ -448,6 +474,15 @@ server_init(struct event_base *base, const struct server_limits *lim,
 		    NULL);
 		if (server_tick_ev == NULL || event_add(server_tick_ev,
 		    &tick) != 0)
+			return (-1);
+	}
+	/* Buckets the load had no time for: checked while serving. */
+	if (base != NULL && server_persist != NULL &&
+	    persist_check_step(server_persist, 0) == 0) {
+		struct timeval	 tv = { 0, 0 };
+
+		if ((server_check_ev = evtimer_new(base, server_check_cb,
+		    NULL)) == NULL || evtimer_add(server_check_ev, &tv) != 0)
 			return (-1);
 	}
 	server_housekeep(server_now_ns(), 0);
@@ -840,6 +875,9 @@ server_free(void)
 	if (server_tick_ev != NULL)
 		event_free(server_tick_ev);
 	server_tick_ev = NULL;
+	if (server_check_ev != NULL)
+		event_free(server_check_ev);
+	server_check_ev = NULL;
 	server_control_free_all();
 	if (server_persist != NULL) {
 		server_housekeep_due = 0;

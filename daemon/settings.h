@@ -90,6 +90,10 @@
 #define STORE_ROOM_SWEEP_MS	1000		/* a sweep for room that freed
 						   nothing, at most this often */
 #define DEFAULT_PERSIST_S	10		/* write the open buckets */
+/* Buckets a restart left on disk unread are checked this many entries at
+ * a time (about 1 ms of the loop), every SERVER_CHECK_MS. */
+#define SERVER_CHECK_ENTRIES	16384
+#define SERVER_CHECK_MS		1
 #define SERVER_TRIM_S		10		/* return freed memory, at most */
 #define SERVER_MMAP_THRESHOLD	(256 << 10)	/* allocations mapped alone */
 /* Shortest WATCHDOG=1 period honoured (half of systemd's WatchdogSec=). */

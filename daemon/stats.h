@@ -57,6 +57,8 @@
 	X(disk_dropped_buckets, "buckets on disk only, dropped for max-disk") \
 	X(disk_bytes, "bytes of the store's file, with its WAL")		\
 	X(disk_unreadable, "reads of buckets only on disk that failed")	\
+	X(disk_unchecked, "of those, left unread by the load at start and "	\
+	    "not checked yet")							\
 	X(rollups, "buckets merged into coarser ones")			\
 	X(sweeps, "definition sweeps run")				\
 	X(reclaimed, "definitions freed by sweeps")			\

@@ -64,11 +64,12 @@ store_defs_grow(struct store *st, struct store_defs *d)
 	return (++d->len);
 }
 
-/* Picks an id for a new item (a freed one first); 0 when none is left. */
+/* Picks an id for a new item (a freed one first, unless the ids are held);
+ * 0 when none is left. */
 uint32_t
 store_defs_alloc(struct store *st, struct store_defs *d)
 {
-	if (d->nfree > 0) {
+	if (d->nfree > 0 && st->id_hold == 0) {
 		d->live++;
 		return (d->free_ids[--d->nfree]);
 	}
@@ -686,8 +687,9 @@ store_sweep_begin(struct store *st)
 	size_t			 i;
 	int			 k;
 
-	if (st->readers > 0)
-		return;		/* a query uses the definitions */
+	if (st->readers > 0 || st->id_hold > 0)
+		return;		/* a query uses the definitions, or a load
+				   still checks what the disk names */
 	for (k = 0; k < STORE_NKINDS; k++) {
 		free(st->defs[k].marks);
 		st->defs[k].marks = calloc(st->defs[k].len + 1, 1);

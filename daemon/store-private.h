@@ -89,6 +89,7 @@ struct store {
 	int			 sweeping;
 	int			 making_room;	/* in need_room */
 	int			 readers;	/* queries reading buckets */
+	int			 id_hold;	/* store_hold_ids */
 	void			(*need_room)(void *);
 	void			*need_room_arg;
 	struct store_counts	 counts;

@@ -921,6 +921,13 @@ store_readers(struct store *st, int delta)
 	st->readers += delta;
 }
 
+/* Holds or releases the ids (store.h). */
+void
+store_hold_ids(struct store *st, int delta)
+{
+	st->id_hold += delta;
+}
+
 /* Whether a query is reading. */
 int
 store_busy(const struct store *st)

@@ -245,6 +245,11 @@ size_t		 store_sweep_end(struct store *);
  * by what arrives meanwhile. */
 void		 store_readers(struct store *, int delta);
 int		 store_busy(const struct store *);
+/* Held (+1) until released (-1): no sweep frees a definition and no freed
+ * id is given to a new one.  While a load is still checking the buckets
+ * it left on disk, an id they name that the file lacks must not come back
+ * meaning something else. */
+void		 store_hold_ids(struct store *, int delta);
 /* Forgets every sample, those left on disk too (the reset hook), and
  * every pin (definitions go at the next sweep).  Not while busy. */
 void		 store_reset(struct store *);

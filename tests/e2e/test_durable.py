@@ -114,6 +114,17 @@ def test_a_big_store_on_disk_loads_within_the_memory_cap(ctx):
     check(n == 30000, "show counts %d of 30000" % n)
 
 
+def folded_rows(ctx):
+    """The folded profile, as {stack of function names: samples}."""
+    out = ctx.ctl("show", "--format", "folded", "--top", "0").stdout
+    rows = {}
+    for line in out.splitlines():
+        stack, n = line.rsplit(" ", 1)
+        stack = ";".join(f.split(" (")[0] for f in stack.split(";"))
+        rows[stack] = rows.get(stack, 0) + int(n)
+    return rows
+
+
 def fill_past_buckets(ctx, state, nb=300, nown=20, nshared=40, nthreads=25):
     """Starts profd on state with 1 s buckets and fills nb past buckets,
     each with nown stacks of its own (freed by a sweep if nothing kept
@@ -168,12 +179,7 @@ def test_a_restart_with_a_bigger_cap_after_a_sweep_gives_the_right_names(ctx):
     ctx.start_daemon("-s", state)
     check(not [f for f in os.listdir(state) if ".bad" in f],
           "set aside: %r; log: %s" % (os.listdir(state), ctx.log_tail()))
-    out = ctx.ctl("show", "--format", "folded", "--top", "0").stdout
-    rows = {}
-    for line in out.splitlines():
-        stack, n = line.rsplit(" ", 1)
-        stack = ";".join(f.split(" (")[0] for f in stack.split(";"))
-        rows[stack] = rows.get(stack, 0) + int(n)
+    rows = folded_rows(ctx)
     want = {"main;f%d;g%d_%d" % (j, k, j): 1 for k in range(nb)
             for j in range(nown)}
     want.update({"main;shared;s%d" % i: nb * nthreads
@@ -185,6 +191,62 @@ def test_a_restart_with_a_bigger_cap_after_a_sweep_gives_the_right_names(ctx):
           (len(rows) - len(wrong), len(want), wrong[:5]))
     print("  loaded %d of %d under the 16M cap; all with their names "
           "after a sweep and a restart with room" % (loaded, total))
+
+
+@once
+def test_a_restart_serves_before_it_has_read_the_disk(ctx):
+    """A restart given no time to load (PROFD_PERSIST_LOAD_MS=0) serves at
+    once: every bucket stays on disk, shows read them there under their
+    names while profd checks them a slice at a time; once checked, they are
+    pinned like any bucket on disk, so a sweep then frees none of what they
+    name and a later restart that loads them all gets the same profile.
+    The file counts as big (PROFD_PERSIST_SYNC_CHECK_MAX=0): it is checked
+    whole on a thread, and written once that is done."""
+    state = os.path.join(ctx.tmp, "state")
+    nb, nown, nshared, nthreads = 300, 20, 40, 25
+    total = fill_past_buckets(ctx, state, nb, nown, nshared, nthreads)
+    want = {"main;f%d;g%d_%d" % (j, k, j): 1 for k in range(nb)
+            for j in range(nown)}
+    want.update({"main;shared;s%d" % i: nb * nthreads
+                 for i in range(nshared)})
+    t0 = time.monotonic()
+    ctx.start_daemon("-s", state, "--sweep-interval", "1s",
+                     "--persist-interval", "1s",
+                     wrap=["env", "PROFD_PERSIST_LOAD_MS=0",
+                           "PROFD_PERSIST_SYNC_CHECK_MAX=0"])
+    rows = folded_rows(ctx)
+    first = time.monotonic() - t0
+    wrong = [(s, n, want.get(s)) for s, n in rows.items() if want.get(s) != n]
+    check(not wrong and len(rows) == len(want),
+          "first show: %d of %d stacks as sent; wrong (stack, got, want): "
+          "%r" % (len(rows) - len(wrong), len(want), wrong[:5]))
+    with open(ctx.daemon_log, errors="replace") as f:
+        log = f.read()
+    check("loaded 0 buckets (%d left on disk" % nb in log,
+          "want every bucket left unread: %s" % ctx.log_tail())
+    wait_until(lambda: ctx.ctl_json("status")["daemon"]["disk_unchecked"]
+               == 0, 60, "the buckets on disk checked")
+    d = ctx.ctl_json("status")["daemon"]
+    check(d["disk_buckets"] == nb and d["disk_samples"] == total,
+          "after the checks: %d buckets, %d samples on disk; want %d, %d" %
+          (d["disk_buckets"], d["disk_samples"], nb, total))
+    sweeps = d["sweeps"]
+    wait_until(lambda: ctx.ctl_json("status")["daemon"]["sweeps"] > sweeps,
+               30, "a sweep after the checks")
+    check(folded_rows(ctx) == want, "the profile changed after a sweep")
+    a = FakeAgent(ctx.rt, pid=3400, service="after")
+    a.samples(a.stack(["main", "after"]), a.thread("MainThread"), 7)
+    a.close()
+    want["main;after"] = 7
+    wait_until(lambda: ctx.ctl_json("status")["daemon"]["persist_flushes"]
+               > 0, 30, "a write once the file is checked")
+    check(ctx.stop_daemon() == 0, "SIGTERM exit")
+    ctx.start_daemon("-s", state)
+    check(folded_rows(ctx) == want, "a restart that loads it all differs")
+    check(not [f for f in os.listdir(state) if ".bad" in f],
+          "set aside: %r" % os.listdir(state))
+    print("  %d samples in %d buckets, all on disk unread: first show "
+          "answered %.2f s after the start" % (total, nb, first))
 
 
 @once

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "persist.h"
 #include "proto.h"
+#include "query.h"
 #include "store.h"
 
 #define SEC	1000000000ull
@@ -962,5 +963,256 @@ Test(persist, file_without_the_newer_tables_gains_them)
 	cr_assert_eq(query("SELECT count(*) FROM profiles"), 0);
 	cr_assert_eq(query("SELECT count(*) FROM overheads"), 0);
 	cr_assert_eq(query("SELECT count(*) FROM tallies"), 0);
+	store_free(st);
+}
+
+/* Checks, a few entries at a time, every row a load out of time left
+ * unread; the number of steps it took. */
+static int
+check_all(struct persist *p)
+{
+	int	steps = 1;
+
+	while (persist_check_step(p, 7) == 0) {
+		steps++;
+		cr_assert_lt(steps, 1000000, "the checks never end");
+	}
+	return (steps);
+}
+
+/* Opens dir into a new store with no time to load: every row is left
+ * unread, to check. */
+static struct persist *
+open_late(struct store **st)
+{
+	struct persist	*p;
+
+	setenv("PROFD_PERSIST_LOAD_MS", "0", 1);
+	*st = new_store(0);
+	p = open_ok(*st, NOW);
+	unsetenv("PROFD_PERSIST_LOAD_MS");
+	return (p);
+}
+
+Test(persist, a_load_out_of_time_serves_at_once_and_checks_the_rest)
+{
+	const struct store_bucket	*x;
+	struct store			*a, *b;
+	struct persist			*p;
+	struct persist_counts		 c;
+	uint64_t			 samples = 0;
+	long long			 rows;
+
+	a = write_filled(20);
+	for (x = store_buckets(a); x != NULL; x = x->next)
+		samples += x->samples;
+	rows = query("SELECT count(*) FROM buckets");
+	p = open_late(&b);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.buckets_loaded, 0);
+	cr_assert_eq((long long)c.cold_buckets, rows);
+	cr_assert_eq(c.cold_unchecked, c.cold_buckets);
+	cr_assert_eq(c.cold_samples, 0, "counted before their check");
+	cr_assert_gt(check_all(p), 30, "checked in more than one step");
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.cold_unchecked, 0);
+	cr_assert_eq(c.buckets_dropped, 0);
+	cr_assert_eq((long long)c.cold_buckets, rows);
+	cr_assert_eq(c.cold_samples, samples);
+	/* Pinned: a sweep frees nothing they name. */
+	store_sweep_begin(b);
+	store_sweep_end(b);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_close(p);
+	store_free(b);
+	/* With time, the same file loads whole, as it was written. */
+	b = new_store(0);
+	p = open_ok(b, NOW);
+	assert_same(a, b);
+	persist_close(p);
+	store_free(a);
+	store_free(b);
+}
+
+Test(persist, an_id_a_row_left_unread_names_is_not_given_again)
+{
+	struct store		*st;
+	struct persist		*p;
+	struct persist_counts	 c;
+	uint32_t		 func, frame, sk;
+	long long		 gone, rows;
+
+	store_free(write_filled(20));
+	/* A stack row missing (an older profd's sweep): every bucket names
+	 * that stack, so every bucket goes, each alone, at its check. */
+	gone = query("SELECT min(id) + 2 FROM stacks");
+	run_sql("DELETE FROM stacks WHERE id = (SELECT min(id) + 2 FROM "
+	    "stacks)");
+	rows = query("SELECT count(*) FROM buckets");
+	p = open_late(&st);
+	/* Before the checks, a new stack does not take the missing id the
+	 * rows on disk still name. */
+	func = store_func(st, store_string(st, "new", 3),
+	    store_string(st, "new.py", 6), 1);
+	cr_assert_neq(frame = store_frame(st, func, 7), 0);
+	cr_assert_neq(sk = store_stack(st, &frame, 1, 0), 0);
+	cr_assert_neq((long long)sk, gone);
+	check_all(p);
+	persist_get_counts(p, &c);
+	cr_assert_eq((long long)c.buckets_dropped, rows);
+	cr_assert_eq(c.cold_buckets, 0);
+	cr_assert_eq(c.set_aside, 0);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_close(p);
+	cr_assert_eq(query("SELECT count(*) FROM buckets"), 0);
+	cr_assert_eq(count_files(PERSIST_FILE ".bad-"), 0);
+	store_free(st);
+}
+
+Test(persist, a_damaged_row_left_unread_is_dropped_alone_at_its_check)
+{
+	struct store		*st;
+	struct persist		*p;
+	struct persist_counts	 c;
+	long long		 rows;
+
+	store_free(write_filled(20));
+	rows = query("SELECT count(*) FROM buckets");
+	/* One bucket's entries out of order; another's tally names a
+	 * process the file lacks. */
+	run_sql("UPDATE buckets SET entries = CAST(substr(entries, 33) || "
+	    "substr(entries, 1, 32) AS BLOB) WHERE id = (SELECT min(id) FROM "
+	    "buckets)");
+	run_sql("UPDATE tallies SET rows = CAST(x'e7030000' || substr(rows, 5) "
+	    "AS BLOB) WHERE bucket = (SELECT max(bucket) FROM tallies)");
+	p = open_late(&st);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.buckets_dropped, 0);
+	check_all(p);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.buckets_dropped, 2);
+	cr_assert_eq((long long)c.cold_buckets, rows - 2);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_close(p);
+	cr_assert_eq(query("SELECT count(*) FROM buckets"), rows - 2);
+	cr_assert_eq(count_files(PERSIST_FILE ".bad-"), 0);
+	store_free(st);
+}
+
+Test(persist, a_row_left_unread_naming_an_id_past_the_file_is_never_read_as_a_new_one)
+{
+	const struct query_cold	*src;
+	struct query_cold_row	*rows;
+	struct store_entry	 e[64];
+	struct store		*st;
+	struct persist		*p;
+	struct persist_counts	 c;
+	uint32_t		 func, frame, sk;
+	size_t			 n, i, k;
+	long long		 gone, total;
+
+	store_free(write_filled(20));
+	/* The highest stack id missing: a new stack takes it. */
+	gone = query("SELECT max(id) FROM stacks");
+	run_sql("DELETE FROM stacks WHERE id = (SELECT max(id) FROM stacks)");
+	total = query("SELECT count(*) FROM buckets");
+	p = open_late(&st);
+	func = store_func(st, store_string(st, "new", 3),
+	    store_string(st, "new.py", 6), 1);
+	cr_assert_neq(frame = store_frame(st, func, 7), 0);
+	cr_assert_eq((long long)(sk = store_stack(st, &frame, 1, 0)), gone);
+	/* Read as a query does before the checks: no entry counts under it. */
+	cr_assert_not_null(src = persist_cold_source(p));
+	cr_assert_eq(src->list(src->arg, 0, UINT64_MAX, &rows, &n), 0);
+	cr_assert_eq((long long)n, total);
+	for (i = 0; i < n; i++) {
+		cr_assert(rows[i].n <= 64);
+		cr_assert_eq(src->read(src->arg, &rows[i], 0, e, rows[i].n), 0);
+		for (k = 0; k < rows[i].n; k++)
+			cr_assert(e[k].stack != sk || e[k].count == 0,
+			    "an unchecked row read under a new stack's id");
+	}
+	free(rows);
+	check_all(p);
+	persist_get_counts(p, &c);
+	cr_assert_eq((long long)c.buckets_dropped, total);
+	persist_close(p);
+	store_free(st);
+}
+
+/* Flushes until the whole-file check of a big file lets it: what the
+ * first flush after it returned. */
+static int
+flush_after_check(struct persist *p)
+{
+	int	r, i;
+
+	for (i = 0; (r = persist_flush(p)) == 1; i++) {
+		cr_assert_lt(i, 20000, "the file's check never ends");
+		usleep(1000);
+	}
+	return (r);
+}
+
+Test(persist, a_big_file_is_checked_whole_on_a_thread_before_any_write)
+{
+	struct store	*a, *b;
+	struct persist	*p;
+
+	a = write_filled(200);
+	/* Every file counts as big. */
+	setenv("PROFD_PERSIST_SYNC_CHECK_MAX", "0", 1);
+	b = new_store(0);
+	p = open_ok(b, NOW);
+	unsetenv("PROFD_PERSIST_SYNC_CHECK_MAX");
+	assert_same(a, b);
+	cr_assert_eq(flush_after_check(p), 0);
+	persist_close(p);
+	cr_assert_eq(count_files(PERSIST_FILE ".damaged"), 0);
+	store_free(a);
+	store_free(b);
+}
+
+Test(persist, a_big_file_found_damaged_is_written_no_more_and_set_aside_next)
+{
+	struct store	*st;
+	struct persist	*p;
+	unsigned char	 b[4];
+	long long	 page, trunk;
+	int		 fd;
+
+	store_free(write_filled(200));
+	/* Free pages (the rows of half the buckets), then a freelist trunk
+	 * page that claims more leaves than a page holds: only a check of
+	 * the whole file reads it. */
+	run_sql("DELETE FROM buckets WHERE id % 2 = 0; "
+	    "PRAGMA wal_checkpoint(TRUNCATE)");
+	page = query("PRAGMA page_size");
+	cr_assert_gt(query("PRAGMA freelist_count"), 0);
+	cr_assert_geq(fd = open(db, O_RDWR), 0);
+	cr_assert_eq(pread(fd, b, 4, 32), 4);
+	trunk = (long long)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3];
+	cr_assert_gt(trunk, 0);
+	b[0] = 0x7f;
+	b[1] = b[2] = b[3] = 0xff;
+	cr_assert_eq(pwrite(fd, b, 4, (trunk - 1) * page + 4), 4);
+	close(fd);
+	setenv("PROFD_PERSIST_SYNC_CHECK_MAX", "0", 1);
+	st = new_store(0);
+	p = open_ok(st, NOW);
+	unsetenv("PROFD_PERSIST_SYNC_CHECK_MAX");
+	cr_assert_eq(count_files(PERSIST_FILE ".bad-"), 0, "served first");
+	cr_assert_eq(flush_after_check(p), -1);
+	cr_assert_eq(persist_flush(p), -1, "a damaged file is written");
+	persist_close(p);
+	store_free(st);
+	cr_assert_eq(count_files(PERSIST_FILE ".damaged"), 1);
+	/* The next start checks it whole at once, and sets it aside. */
+	st = new_store(0);
+	p = open_ok(st, NOW);
+	cr_assert_eq(count_files(PERSIST_FILE ".bad-"), 1);
+	cr_assert_eq(count_files(PERSIST_FILE ".damaged"), 0);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_close(p);
 	store_free(st);
 }
