@@ -277,6 +277,15 @@ struct persist {
 	int			 qc_state;	/* atomic: PERSIST_QC_* */
 	char			 qc_why[160];
 	int			 damaged;	/* nothing more is written */
+	/* Held until the check passes: the retention's deletes at open
+	 * (rows older than cut), the rows a load dropped, and the saved
+	 * profiling state (the newest per pid; clear: pids' rows go). */
+	int			 defer;		/* writes wait for the check */
+	int			 defer_cut;
+	uint64_t		 cut;
+	struct persist_profile	*defer_pf;
+	size_t			 ndefer_pf, defer_pf_cap;
+	int			 defer_clear;
 	struct {
 		int64_t			 row;	/* being checked; 0: none */
 		size_t			 at;	/* where it was in cold[] */
@@ -1356,11 +1365,12 @@ persist_pragma(struct persist *p, const char *sql)
 
 /*
  * A file an older profd made without auto_vacuum never shrinks: made
- * shrinkable now (a VACUUM) when it is small enough to do so quickly,
- * else said once with the command that does it.
+ * shrinkable now (a VACUUM) when it is small enough to do so quickly and
+ * may be written yet (`vacuum`), else said once with the command that
+ * does it.
  */
 static void
-persist_convert(struct persist *p)
+persist_convert(struct persist *p, int vacuum)
 {
 	int64_t		pages, size, mode;
 	uint64_t	t0;
@@ -1373,7 +1383,7 @@ persist_convert(struct persist *p)
 	size = persist_pragma(p, "PRAGMA page_size");
 	if (pages < 0 || size <= 0)
 		return;
-	if ((uint64_t)pages * (uint64_t)size > PERSIST_CONVERT_MAX) {
+	if (!vacuum || (uint64_t)pages * (uint64_t)size > PERSIST_CONVERT_MAX) {
 		log_warn("%s: made by an older profd, it never gives space "
 		    "back; stop profd and run: sqlite3 %s 'PRAGMA "
 		    "auto_vacuum=INCREMENTAL; VACUUM'", p->path, p->path);
@@ -1428,7 +1438,7 @@ persist_db_open(struct persist *p, int whole, const char **why)
 	/* A big file is checked whole on a thread (persist_qc_start). */
 	if (!whole) {
 		if ((r2 = persist_check(p, why)) == PERSIST_OK)
-			persist_convert(p);
+			persist_convert(p, 0);
 		return (r2);
 	}
 	if ((rc = sqlite3_prepare_v2(p->db, "PRAGMA quick_check(1)", -1, &s,
@@ -1444,7 +1454,7 @@ persist_db_open(struct persist *p, int whole, const char **why)
 	}
 	sqlite3_finalize(s);
 	if ((r2 = persist_check(p, why)) == PERSIST_OK)
-		persist_convert(p);
+		persist_convert(p, 1);
 	return (r2);
 fail:
 	sqlite3_finalize(s);
@@ -2081,14 +2091,17 @@ static enum persist_rc
 persist_load_rest(struct persist *p)
 {
 	sqlite3_stmt	*s = NULL;
+	char		 sql[256];
 	enum persist_rc	 r = PERSIST_OK;
 	int		 rc;
 
 	/* In the load's order, whatever the types a damaged file holds. */
-	if ((rc = sqlite3_prepare_v2(p->db, "SELECT b.id, b.start_ns, "
-	    "b.width_ns, b.n, length(b.entries), ifnull(length(t.rows), 0) "
-	    "FROM buckets b LEFT JOIN tallies t ON t.bucket = b.id ORDER BY "
-	    "b.start_ns DESC, b.id DESC", -1, &s, NULL)) != SQLITE_OK)
+	snprintf(sql, sizeof sql, "SELECT b.id, b.start_ns, b.width_ns, b.n, "
+	    "length(b.entries), ifnull(length(t.rows), 0) FROM buckets b LEFT "
+	    "JOIN tallies t ON t.bucket = b.id WHERE b.start_ns + b.width_ns "
+	    "> %" PRId64 " ORDER BY b.start_ns DESC, b.id DESC",
+	    (int64_t)p->cut);
+	if ((rc = sqlite3_prepare_v2(p->db, sql, -1, &s, NULL)) != SQLITE_OK)
 		return (persist_rc_of(rc));
 	p->load_skip = 1;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -2191,22 +2204,18 @@ out:
 	return (rc == SQLITE_OK ? PERSIST_OK : persist_rc_of(rc));
 }
 
-/* Deletes buckets past the retention, then loads the newest that fit. */
+/* Deletes the buckets that ended before p->cut (the retention at
+ * open), with their tallies and slices. */
 static enum persist_rc
-persist_load_buckets(struct persist *p, uint64_t now_ns)
+persist_cut(struct persist *p)
 {
-	const struct store_config	*cfg = store_get_config(p->st);
-	sqlite3_stmt			*s = NULL;
-	uint64_t			 cut;
-	int64_t				 total;
-	enum persist_rc			 r;
-	int				 rc, k;
+	sqlite3_stmt	*s = NULL;
+	int		 rc;
 
-	cut = now_ns > cfg->retention_ns ? now_ns - cfg->retention_ns : 0;
 	if ((rc = sqlite3_prepare_v2(p->db, "DELETE FROM buckets WHERE "
 	    "start_ns + width_ns <= ?1", -1, &s, NULL)) != SQLITE_OK)
 		return (persist_rc_of(rc));
-	sqlite3_bind_int64(s, 1, (int64_t)cut);
+	sqlite3_bind_int64(s, 1, (int64_t)p->cut);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
@@ -2217,12 +2226,36 @@ persist_load_buckets(struct persist *p, uint64_t now_ns)
 	    (rc = persist_exec(p, "DELETE FROM bucket_parts WHERE id / 65536 "
 	    "NOT IN (SELECT id FROM buckets)")) != SQLITE_OK)
 		return (persist_rc_of(rc));
+	return (PERSIST_OK);
+}
+
+/* Deletes buckets past the retention, then loads the newest that fit. */
+static enum persist_rc
+persist_load_buckets(struct persist *p, uint64_t now_ns)
+{
+	const struct store_config	*cfg = store_get_config(p->st);
+	sqlite3_stmt			*s = NULL;
+	char				 sql[256];
+	uint64_t			 cut;
+	int64_t				 total;
+	enum persist_rc			 r;
+	int				 rc, k;
+
+	cut = now_ns > cfg->retention_ns ? now_ns - cfg->retention_ns : 0;
+	/* A big file is written only once checked: what is past the
+	 * retention is deleted then, and not loaded now. */
+	p->cut = cut;
+	if (p->defer)
+		p->defer_cut = 1;
+	else if ((r = persist_cut(p)) != PERSIST_OK)
+		return (r);
 	p->loading = 1;
 	p->load_until = persist_ms() + persist_load_ms;
-	r = persist_load_rows(p, "SELECT b.id, b.start_ns, b.width_ns, b.n, "
+	snprintf(sql, sizeof sql, "SELECT b.id, b.start_ns, b.width_ns, b.n, "
 	    "b.entries, t.rows FROM buckets b LEFT JOIN tallies t ON "
-	    "t.bucket = b.id ORDER BY b.start_ns DESC, b.id DESC",
-	    persist_load_bucket);
+	    "t.bucket = b.id WHERE b.start_ns + b.width_ns > %" PRId64 " "
+	    "ORDER BY b.start_ns DESC, b.id DESC", (int64_t)cut);
+	r = persist_load_rows(p, sql, persist_load_bucket);
 	if (r == PERSIST_LATE)
 		r = persist_load_rest(p);
 	p->loading = 0;
@@ -2241,7 +2274,8 @@ persist_load_buckets(struct persist *p, uint64_t now_ns)
 	/* Short of memory for the list of drops: rows may be unpinned. */
 	if (r != PERSIST_OK)
 		return (r == PERSIST_NOFIT ? PERSIST_BAD : r);
-	if (p->ndrops > 0 && (r = persist_drop_rows(p)) != PERSIST_OK)
+	if (p->ndrops > 0 && !p->defer &&
+	    (r = persist_drop_rows(p)) != PERSIST_OK)
 		return (r);
 	if ((rc = sqlite3_prepare_v2(p->db, "SELECT max(id), count(*) FROM "
 	    "buckets", -1, &s, NULL)) != SQLITE_OK)
@@ -2290,6 +2324,7 @@ persist_unload(struct persist *p, uint64_t now_ns)
 	p->cold_pending = 0;
 	p->counts.cold_buckets = p->counts.cold_samples = 0;
 	persist_check_forget(p);
+	p->defer_cut = 0;
 	free(p->drops);
 	p->drops = NULL;
 	p->ndrops = p->drops_cap = 0;
@@ -2342,6 +2377,8 @@ persist_mark(const struct persist *p, int mark)
 		close(fd);
 }
 
+static void	persist_qc_end(struct persist *, int);
+
 /* The thread of a big file's whole-file check, on its own connection. */
 static void *
 persist_qc_main(void *arg)
@@ -2363,13 +2400,12 @@ persist_qc_main(void *arg)
 		}
 	} else if ((rc & 0xff) == SQLITE_INTERRUPT) {
 		state = PERSIST_QC_STOPPED;
-	} else if ((rc & 0xff) == SQLITE_CORRUPT ||
-	    (rc & 0xff) == SQLITE_NOTADB) {
+	} else {
+		/* Damaged, or unreadable (I/O): as the check at open would. */
 		state = PERSIST_QC_BAD;
 		snprintf(p->qc_why, sizeof p->qc_why, "%s",
 		    sqlite3_errmsg(p->qc_db));
 	}
-	/* Other errors (no memory, I/O) prove nothing: as checked. */
 	sqlite3_finalize(s);
 	for (r = p->qc_why; *r != '\0'; r++)	/* one log line */
 		if (*r == '\n')
@@ -2389,12 +2425,11 @@ persist_qc_start(struct persist *p)
 	p->qc_state = PERSIST_QC_RUNNING;
 	if (sqlite3_open_v2(p->path, &p->qc_db, SQLITE_OPEN_READONLY |
 	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
-		log_warn("%s: cannot open it to check it (%s): taken as sound",
-		    p->path, p->qc_db != NULL ? sqlite3_errmsg(p->qc_db) :
-		    "no memory");
+		/* No second connection: checked now, on the first. */
 		sqlite3_close(p->qc_db);
-		p->qc_db = NULL;
-		p->qc_state = PERSIST_QC_OK;
+		p->qc_db = p->db;
+		(void)persist_qc_main(p);
+		persist_qc_end(p, 0);
 		return;
 	}
 	sqlite3_db_config(p->qc_db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
@@ -2406,8 +2441,10 @@ persist_qc_start(struct persist *p)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (started)
 		p->qc_running = 1;
-	else
+	else {
 		(void)persist_qc_main(p);
+		persist_qc_end(p, 0);
+	}
 }
 
 /* Ends the whole-file check (interrupted if `stop`), and acts on what it
@@ -2426,9 +2463,13 @@ persist_qc_end(struct persist *p, int stop)
 	}
 	if (p->qc_db == NULL)
 		return;
-	sqlite3_close(p->qc_db);
+	if (p->qc_db != p->db)
+		sqlite3_close(p->qc_db);
 	p->qc_db = NULL;
 	state = __atomic_load_n(&p->qc_state, __ATOMIC_ACQUIRE);
+	if (state != PERSIST_QC_OK)
+		snprintf(p->why, sizeof p->why, "%s", state == PERSIST_QC_BAD ?
+		    "the file is damaged" : "the file's check was stopped");
 	if (state == PERSIST_QC_BAD) {
 		p->damaged = 1;
 		persist_mark(p, 1);
@@ -2502,6 +2543,7 @@ persist_open(const char *dir, struct store *st, uint64_t now_ns, char *err,
 	    (uint64_t)sb.st_size <= persist_sync_check_max;
 
 	for (tries = 0; tries < 3; tries++) {
+		p->defer = !whole && !fresh;
 		if ((r = persist_db_open(p, whole || fresh, &why)) ==
 		    PERSIST_OK &&
 		    persist_prepare(p) != 0) {
@@ -2908,6 +2950,40 @@ persist_shrink(struct persist *p)
 	p->counts.shrinks++;
 }
 
+/*
+ * The writes a big file's open held until its check passed: the
+ * retention's deletes, the rows the load dropped, the profiling state
+ * saved meanwhile.  0, or -1 (tried again at the next flush).
+ */
+static int
+persist_undefer(struct persist *p)
+{
+	size_t	i;
+
+	if (p->defer_cut) {
+		if (persist_cut(p) != PERSIST_OK) {
+			persist_fail(p, "cannot delete what is past the "
+			    "retention");
+			return (-1);
+		}
+		p->defer_cut = 0;
+	}
+	if (p->ndrops > 0 && persist_drop_rows(p) != PERSIST_OK) {
+		persist_fail(p, "cannot delete the buckets left out");
+		return (-1);
+	}
+	p->defer = 0;
+	if (p->defer_clear)
+		(void)persist_profile_clear_pids(p);
+	p->defer_clear = 0;
+	for (i = 0; i < p->ndefer_pf; i++)
+		(void)persist_profile_put(p, &p->defer_pf[i]);
+	free(p->defer_pf);
+	p->defer_pf = NULL;
+	p->ndefer_pf = p->defer_pf_cap = 0;
+	return (0);
+}
+
 /* Writes what changed since the last flush, in one transaction. */
 int
 persist_flush(struct persist *p)
@@ -2923,6 +2999,8 @@ persist_flush(struct persist *p)
 		persist_qc_end(p, 0);
 	}
 	if (p->damaged)
+		return (-1);
+	if (p->defer && persist_undefer(p) != 0)
 		return (-1);
 	if (persist_step(p, PS_BEGIN) != 0)
 		goto fail;
@@ -3013,6 +3091,7 @@ persist_close(struct persist *p)
 	free(p->map);
 	free(p->dels);
 	free(p->drops);
+	free(p->defer_pf);
 	free(p->scratch);
 	free(p->cold);
 	free(p->path);
@@ -3033,10 +3112,32 @@ persist_get_counts(const struct persist *p, struct persist_counts *c)
 int
 persist_profile_put(struct persist *p, const struct persist_profile *pf)
 {
-	sqlite3_stmt	*s;
+	struct persist_profile	*v;
+	sqlite3_stmt		*s;
+	size_t			 i, cap;
 
 	if (p == NULL || p->db == NULL || p->damaged)
 		return (-1);
+	if (p->defer) {
+		/* The file is being checked: kept for the first write. */
+		for (i = 0; i < p->ndefer_pf && p->defer_pf[i].pid != pf->pid;
+		    i++)
+			;
+		if (i == p->ndefer_pf) {
+			if (p->ndefer_pf == p->defer_pf_cap) {
+				cap = p->defer_pf_cap == 0 ? 16 :
+				    p->defer_pf_cap * 2;
+				if ((v = reallocarray(p->defer_pf, cap,
+				    sizeof *v)) == NULL)
+					return (-1);
+				p->defer_pf = v;
+				p->defer_pf_cap = cap;
+			}
+			p->ndefer_pf++;
+		}
+		p->defer_pf[i] = *pf;
+		return (0);
+	}
 	s = p->stmt[PS_PUT_PROFILE];
 	sqlite3_bind_int64(s, 1, pf->pid);
 	sqlite3_bind_int64(s, 2, pf->profiling ? 1 : 0);
@@ -3069,8 +3170,18 @@ fail:
 int
 persist_profile_clear_pids(struct persist *p)
 {
+	size_t	i, k;
+
 	if (p == NULL || p->db == NULL || p->damaged)
 		return (-1);
+	if (p->defer) {
+		for (i = 0, k = 0; i < p->ndefer_pf; i++)
+			if (p->defer_pf[i].pid == 0)
+				p->defer_pf[k++] = p->defer_pf[i];
+		p->ndefer_pf = k;
+		p->defer_clear = 1;
+		return (0);
+	}
 	if (persist_step(p, PS_DEL_PID_PROFILES) != 0 ||
 	    persist_step(p, PS_DEL_PID_OVERHEADS) != 0) {
 		p->counts.failures++;

@@ -1216,3 +1216,36 @@ Test(persist, a_big_file_found_damaged_is_written_no_more_and_set_aside_next)
 	persist_close(p);
 	store_free(st);
 }
+
+Test(persist, a_big_file_is_not_written_before_its_check_passes)
+{
+	struct store		*b;
+	struct persist		*p;
+	struct persist_profile	 pf = { 0, 1, 250, PROTO_MODE_CPU,
+				    PROTO_READER_GIL, 10, 150 };
+	struct persist_counts	 c;
+	uint64_t		 later;
+
+	store_free(write_filled(10));
+	/* The oldest 15 of 30 buckets past the retention; the file big. */
+	later = NOW + store_get_config(b = new_store(0))->retention_ns -
+	    150 * SEC;
+	setenv("PROFD_PERSIST_SYNC_CHECK_MAX", "0", 1);
+	p = open_ok(b, later);
+	unsetenv("PROFD_PERSIST_SYNC_CHECK_MAX");
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.buckets_loaded, 15, "past the retention, loaded");
+	cr_assert_eq(persist_profile_put(p, &pf), 0);
+	pf.pid = 77;
+	cr_assert_eq(persist_profile_put(p, &pf), 0);
+	cr_assert_eq(persist_profile_clear_pids(p), 0);
+	/* Nothing written yet: the old rows and no saved state. */
+	cr_assert_eq(query("SELECT count(*) FROM buckets"), 30);
+	cr_assert_eq(query("SELECT count(*) FROM profiles"), 0);
+	cr_assert_eq(flush_after_check(p), 0);
+	cr_assert_eq(query("SELECT count(*) FROM buckets"), 15);
+	cr_assert_eq(query("SELECT count(*) FROM profiles"), 1);
+	cr_assert_eq(query("SELECT rate_hz FROM profiles WHERE pid = 0"), 250);
+	persist_close(p);
+	store_free(b);
+}
