@@ -2090,10 +2090,7 @@ persist_load_meta(struct persist *p, sqlite3_stmt *s)
 static enum persist_rc
 persist_load_rest(struct persist *p)
 {
-	sqlite3_stmt	*s = NULL;
-	char		 sql[256];
-	enum persist_rc	 r = PERSIST_OK;
-	int		 rc;
+	char	sql[256];
 
 	/* In the load's order, whatever the types a damaged file holds. */
 	snprintf(sql, sizeof sql, "SELECT b.id, b.start_ns, b.width_ns, b.n, "
@@ -2101,17 +2098,8 @@ persist_load_rest(struct persist *p)
 	    "JOIN tallies t ON t.bucket = b.id WHERE b.start_ns + b.width_ns "
 	    "> %" PRId64 " ORDER BY b.start_ns DESC, b.id DESC",
 	    (int64_t)p->cut);
-	if ((rc = sqlite3_prepare_v2(p->db, sql, -1, &s, NULL)) != SQLITE_OK)
-		return (persist_rc_of(rc));
 	p->load_skip = 1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if ((r = persist_load_meta(p, s)) != PERSIST_OK)
-			break;
-	}
-	if (r == PERSIST_OK && rc != SQLITE_DONE)
-		r = persist_rc_of(rc);
-	sqlite3_finalize(s);
-	return (r);
+	return (persist_load_rows(p, sql, persist_load_meta));
 }
 
 /* Loads an instance's newest stored batch number. */
