@@ -608,7 +608,7 @@ intern_stack_leaf(const struct reader *r, const struct reader_thread *t,
 	struct intern_stackent	*e;
 
 	depth = t->depth > PROTO_MAX_DEPTH ? PROTO_MAX_DEPTH : t->depth;
-	if (like == 0 || like >= stacks.n)
+	if (like == 0 || like > stacks.n)
 		return (intern_stack(r, t, full));
 	e = VEC_AT(stacks, struct intern_stackent, like);
 	if (depth == 0 || e->depth != depth ||

@@ -512,11 +512,15 @@ Test(intern, leaf_only_interning_matches_the_whole_stack)
 	int32_t			l1[] = { 7, 21, 2 }, l2[] = { 8, 21, 2 };
 	uint32_t		a = stack_of(abc, l1, 3), b, whole;
 
+	/* a is the newest stack; only the leaf's code is asked about. */
 	fx_thread(&t, 4242, abc, l2, 3);
+	intern_tick();
+	fx_calls.fingerprint = 0;
 	b = intern_stack_leaf(&fx_reader, &t, a, &full);
 	cr_assert_eq(full, 0);
 	cr_assert_neq(b, 0);
 	cr_assert_neq(b, a);
+	cr_assert_eq(fx_calls.fingerprint, 1);
 	whole = stack_of(abc, l2, 3);
 	cr_assert_eq(b, whole);
 	/* Another depth, truncation or no stack at all: the whole path. */
