@@ -73,6 +73,14 @@ reader_hidden(uintptr_t code)
 	return (0);
 }
 
+/* Changes whenever a code object is hidden (readers cache the answers of
+ * reader_hidden under it). */
+uint32_t
+reader_hidden_generation(void)
+{
+	return (__atomic_load_n(&reader_hidden_count, __ATOMIC_ACQUIRE));
+}
+
 /* Starts a capture of at most max threads. */
 void
 reader_window_begin(struct reader_window *w, int max, uint64_t main_ident)

@@ -103,6 +103,7 @@ void	reader_window_end(struct reader_window *);
 /* reader.c: the agent's own code objects, left out of every stack. */
 int	reader_hide(uintptr_t code);
 int	reader_hidden(uintptr_t code);
+uint32_t reader_hidden_generation(void);
 /* Reads /proc/self/task/TID/FILE into buf; 0, or -1. */
 int	reader_task_read(uint64_t tid, const char *file, char *buf,
 	    size_t len);

@@ -143,7 +143,11 @@ static struct {
 	struct { uintptr_t addr; uint32_t len; uint8_t kind, idle; }
 				plan[DIRECT_SNAP_REGIONS];
 	int			nplan;
+	int			nprefetched;	/* regions the plan gave */
+	int			same;	/* the plan is the regions as they are */
+	int			iov_ok;	/* leading regions whose iov is set */
 	uint32_t		capture;	/* counter */
+	uint32_t		hidden_gen;	/* at the capture's start */
 	int			fresh;	/* lookups ignore regions below */
 } direct_snap;
 
@@ -158,8 +162,13 @@ struct direct_code {
 	uint32_t	checked;
 	int32_t		units;		/* bytecode size, code units; -1 n/a */
 	int32_t		firsttraceable;
+	int64_t		loc_max;	/* a frame's offset, bytes: at most */
+	int64_t		loc_start;	/* ... and below it, not started */
+	uint32_t	hidden_gen;	/* reader_hidden_generation() when
+					 * `hidden` was looked up */
 	uint8_t		ok;
 	uint8_t		gen;		/* < 3.11: a generator's or coroutine's */
+	uint8_t		hidden;
 };
 static struct direct_code direct_codes[DIRECT_CODE_CACHE];	/* sampler */
 
@@ -179,10 +188,6 @@ struct direct_raw {
 	uintptr_t	code;
 	int64_t		loc;	/* bytes from the bytecode start */
 	int		gen;	/* owned by a generator */
-	int32_t		units;	/* from the code object, once checked */
-#define DIRECT_UNITS_DUE	INT32_MIN	/* its copy is yet to come */
-	int32_t		firsttraceable;
-	int		gencode;	/* < 3.11: generator code, once checked */
 };
 
 static int	direct_copy(void *, uintptr_t, size_t);
@@ -302,6 +307,7 @@ direct_atfork_child(void)
 	ownfd_close(&direct_io.pipe[1]);
 	direct_io.forked = 1;
 	direct_snap.nplan = 0;
+	direct_snap.same = 0;
 	direct_self_tid = 0;
 }
 
@@ -773,6 +779,7 @@ direct_probe(void)
 	direct.tid_off = compat.ts_native_id == COMPAT_NONE ?
 	    direct_tid_offset() : -1;
 	direct_snap.nplan = 0;
+	direct_snap.same = 0;
 	direct.ready = 1;
 	return 0;
 }
@@ -785,6 +792,7 @@ direct_snap_reset(void)
 	direct_snap.n = 0;
 	direct_snap.last = 0;
 	direct_snap.nwide = 0;
+	direct_snap.iov_ok = 0;
 	direct_snap.stamp++;
 }
 
@@ -838,7 +846,7 @@ direct_snap_add(uintptr_t addr, size_t len, int kind)
 static void
 direct_snap_fetch(int from)
 {
-	static struct iovec	v[DIRECT_SNAP_REGIONS];
+	static struct iovec	v[DIRECT_SNAP_REGIONS];	/* by region */
 	static uint8_t		ok[DIRECT_SNAP_REGIONS];
 	struct direct_region	*r;
 	int			 i, n = direct_snap.n - from;
@@ -846,14 +854,21 @@ direct_snap_fetch(int from)
 	if (n <= 0)
 		return;
 	/* Regions are added back to back, as direct_readv writes them. */
-	for (i = 0; i < n; i++) {
-		r = &direct_snap.r[from + i];
+	for (i = from > direct_snap.iov_ok ? from : direct_snap.iov_ok;
+	    i < direct_snap.n; i++) {
+		r = &direct_snap.r[i];
 		v[i].iov_base = (void *)r->addr;
-		v[i].iov_len = r->len;
+		/* The length asked, from the offsets: a failed copy's len is
+		 * 0, and the regions after it must land where they were put. */
+		v[i].iov_len = (i + 1 < direct_snap.n ?
+		    direct_snap.r[i + 1].off : direct_snap.used) - r->off;
 	}
-	direct_readv(direct_snap.buf + direct_snap.r[from].off, v, n, ok);
-	for (i = 0; i < n; i++) {
-		r = &direct_snap.r[from + i];
+	if (from <= direct_snap.iov_ok)
+		direct_snap.iov_ok = direct_snap.n;
+	direct_readv(direct_snap.buf + direct_snap.r[from].off, v + from, n,
+	    ok + from);
+	for (i = from; i < direct_snap.n; i++) {
+		r = &direct_snap.r[i];
 		r->done = 1;
 		if (!ok[i])
 			r->len = 0;
@@ -948,6 +963,17 @@ direct_snap_plan(void)
 	struct direct_region	*r;
 	int			 i, idle = 0;
 
+	/* Nothing added, nothing idle, no chunk to shrink: the next capture
+	 * copies the same regions into the same places. */
+	direct_snap.same = direct_snap.n == direct_snap.nprefetched;
+	for (i = 0; i < direct_snap.n && direct_snap.same; i++) {
+		r = &direct_snap.r[i];
+		if (r->len == 0 || !r->used || (r->kind == DK_CHUNK &&
+		    r->need + DIRECT_CHUNK_SLACK < r->len))
+			direct_snap.same = 0;
+	}
+	if (direct_snap.same)
+		return;
 	direct_snap.nplan = 0;
 	for (i = 0; i < direct_snap.n; i++) {
 		r = &direct_snap.r[i];
@@ -976,13 +1002,30 @@ direct_snap_plan(void)
 static void
 direct_snap_prefetch(void)
 {
-	int	i, k;
+	struct direct_region	*r;
+	int			 i, k;
 
-	direct_snap_reset();
-	for (i = 0; i < direct_snap.nplan; i++)
-		if ((k = direct_snap_add(direct_snap.plan[i].addr,
-		    direct_snap.plan[i].len, direct_snap.plan[i].kind)) != -1)
-			direct_snap.r[k].idle = direct_snap.plan[i].idle;
+	if (direct_snap.same) {
+		/* The regions, their index and their iovs stay. */
+		direct_snap.same = 0;
+		direct_snap.last = 0;
+		for (i = 0; i < direct_snap.n; i++) {
+			r = &direct_snap.r[i];
+			r->used = 0;
+			r->done = 0;
+			r->need = 0;
+			r->idle = 0;
+		}
+	} else {
+		direct_snap_reset();
+		for (i = 0; i < direct_snap.nplan; i++)
+			if ((k = direct_snap_add(direct_snap.plan[i].addr,
+			    direct_snap.plan[i].len,
+			    direct_snap.plan[i].kind)) != -1)
+				direct_snap.r[k].idle =
+				    direct_snap.plan[i].idle;
+	}
+	direct_snap.nprefetched = direct_snap.n;
 	direct_snap_fetch(0);
 }
 
@@ -1021,13 +1064,19 @@ direct_code_hash(const char *c)
 static int
 direct_code_fill(struct direct_code *e, uintptr_t code, const char *c)
 {
+	uint64_t	fp = direct_code_hash(c);
+
+	/* The same code object as when it was last looked up: whether it is
+	 * hidden is known. */
+	if (e->addr != code || e->fingerprint != fp)
+		e->hidden_gen = UINT32_MAX;
 	e->addr = code;
 	e->checked = direct_snap.capture;
 	e->ok = 0;
 	e->units = -1;
 	e->firsttraceable = 0;
 	e->gen = 0;
-	e->fingerprint = direct_code_hash(c);
+	e->fingerprint = fp;
 	if (direct_word(c, offsetof(PyObject, ob_type)) != direct.code_type ||
 	    !direct_alive(c))
 		return -1;
@@ -1041,7 +1090,7 @@ direct_code_fill(struct direct_code *e, uintptr_t code, const char *c)
 		 * One past the end is valid: a shim code object whose frame
 		 * must never show sets it there (3.13's _Py_InitCleanup, the
 		 * frame under an __init__ called by a specialized CALL, has 3
-		 * units and firsttraceable 4); direct_finish then hides the
+		 * units and firsttraceable 4); direct_keep then hides the
 		 * frame, as CPython's own frame walk does.
 		 */
 		if (compat.code_firsttraceable != COMPAT_NONE)
@@ -1054,131 +1103,204 @@ direct_code_fill(struct direct_code *e, uintptr_t code, const char *c)
 		e->gen = (direct_int(c, compat.code_flags) & (CO_GENERATOR |
 		    CO_COROUTINE | CO_ASYNC_GENERATOR |
 		    CO_ITERABLE_COROUTINE)) != 0;
+	if (e->hidden_gen != direct_snap.hidden_gen) {
+		e->hidden = reader_hidden(code) != 0;
+		e->hidden_gen = direct_snap.hidden_gen;
+	}
+	/* 3.11+: prev_instr may sit one unit before the code. */
+	e->loc_max = e->units >= 0 ? (int64_t)e->units * 2 : INT32_MAX;
+	e->loc_start = e->units >= 0 ? (int64_t)e->firsttraceable * 2 : -2;
 	e->ok = 1;
 	return 0;
 }
 
 /*
- * Checks the code object of every frame of a walked stack against its
- * header as copied in this capture (prefetched, or copied now for the new
- * ones, in one call), and notes in raw[] what the frames need of it.  0, or
- * -1 if one is unreadable or not a code object.
+ * The checked-code entry of a code object, as this capture checked it: from
+ * the cache, else from its header in the snapshot (checked now, so its
+ * other frames find it done).  NULL when it is not a code object, or when
+ * its header is not copied yet (*due set).
  */
-static int
-direct_codes_check(struct direct_raw *raw, int n)
+static inline const struct direct_code *
+direct_code_get(uintptr_t code, int *due)
 {
-	static uintptr_t	 due[DIRECT_WALK_MAX];
-	struct direct_code	*e;
+	struct direct_code	*e = direct_code_slot(code);
 	const char		*c;
-	int			 i, k, ndue = 0, from = direct_snap.n;
 
-	for (i = 0; i < n; i++) {
-		e = direct_code_slot(raw[i].code);
-		if (e->addr != raw[i].code ||
-		    e->checked != direct_snap.capture) {
-			/* Prefetched: checked now, so the code's other frames
-			 * of the stack find it done. */
-			if ((c = direct_snap_find(raw[i].code,
-			    compat.code_read)) == NULL) {
-				raw[i].units = DIRECT_UNITS_DUE;
-				for (k = 0; k < ndue && due[k] != raw[i].code;
-				    k++)
-					;
-				if (k < ndue)
-					continue;
-				if (direct_snap_add(raw[i].code,
-				    compat.code_read, DK_CODE) == -1)
-					return -1;
-				due[ndue++] = raw[i].code;
-				continue;
-			}
-			if (direct_code_fill(e, raw[i].code, c) == -1)
-				return -1;
-		}
-		if (!e->ok)
-			return -1;
-		raw[i].units = e->units;
-		raw[i].firsttraceable = e->firsttraceable;
-		raw[i].gencode = e->gen;
+	if (__builtin_expect(e->addr == code &&
+	    e->checked == direct_snap.capture, 1))
+		return e->ok ? e : NULL;
+	if ((c = direct_snap_find(code, compat.code_read)) == NULL) {
+		*due = 1;
+		return NULL;
 	}
-	if (ndue == 0)
+	return direct_code_fill(e, code, c) == 0 ? e : NULL;
+}
+
+/*
+ * Adds a frame at loc of a code object checked (e) to frames[*depth],
+ * unless CPython's own frame walk would hide it (not started yet; a
+ * generator's frame always is) or it is the agent's own; keeps the
+ * innermost PROTO_MAX_DEPTH.  0, or -1 if loc is out of the code.
+ */
+static inline int
+direct_keep(struct reader_frame *frames, uint32_t *depth, int *truncated,
+    uintptr_t code, int64_t loc, int gen, const struct direct_code *e)
+{
+	if (loc < -2 || loc > e->loc_max)
+		return -1;
+	if ((loc < e->loc_start && !gen) || e->hidden)
 		return 0;
-	direct_snap_fetch(from);
-	for (i = 0; i < n; i++) {
-		if (raw[i].units != DIRECT_UNITS_DUE)
-			continue;
-		e = direct_code_slot(raw[i].code);
-		if (e->addr != raw[i].code || e->checked != direct_snap.capture) {
-			/* Direct-mapped: a slot may have gone to another code
-			 * of this stack; refilling it from the copy is cheap. */
-			if ((c = direct_snap_find(raw[i].code,
-			    compat.code_read)) == NULL ||
-			    direct_code_fill(e, raw[i].code, c) == -1)
-				return -1;
-		}
-		if (!e->ok)
-			return -1;
-		raw[i].units = e->units;
-		raw[i].firsttraceable = e->firsttraceable;
-		raw[i].gencode = e->gen;
+	if (*depth == PROTO_MAX_DEPTH) {
+		*truncated = 1;
+		return 0;
 	}
+	frames[*depth].code = code;
+	frames[*depth].loc = (int32_t)(loc < 0 ? -1 : loc);
+	(*depth)++;
 	return 0;
 }
 
 /*
- * Walks one thread's frame chain from frame, leaf first, into raw[].
- * Returns the count, or -1 if the chain is torn; *more is set when the walk
- * stopped with frames left.  On 3.12+ every chain ends at an entry frame
- * (a shim the interpreter pushes where C calls into Python): a chain that
- * ends elsewhere was cut short under us, most often at a generator's frame
- * copied just after it was suspended (its `previous` cleared).
+ * Checks the frames [from, n) of a walked stack, whose code headers were
+ * not all in the snapshot: copies the missing ones in one call, then keeps
+ * the frames in order.  0, or -1 if a code object is unreadable or not one.
  */
 static int
-direct_walk(uintptr_t frame, struct direct_raw *raw, int *more,
-    int *running)
+direct_codes_due(struct reader_thread *t, struct direct_raw *raw, int from,
+    int n)
 {
-	struct direct_region *r;
+	static uintptr_t	 due[DIRECT_WALK_MAX];
+	const struct direct_code *e;
+	int			 i, k, missing, ndue = 0, first = direct_snap.n;
+
+	for (i = from; i < n; i++) {
+		missing = 0;
+		if (direct_code_get(raw[i].code, &missing) != NULL)
+			continue;
+		if (!missing)
+			return -1;
+		for (k = 0; k < ndue && due[k] != raw[i].code; k++)
+			;
+		if (k < ndue)
+			continue;
+		if (direct_snap_add(raw[i].code, compat.code_read, DK_CODE) ==
+		    -1)
+			return -1;
+		due[ndue++] = raw[i].code;
+	}
+	direct_snap_fetch(first);
+	/* Direct-mapped: a slot may have gone to another code of this stack;
+	 * refilling it from the copy is cheap. */
+	for (i = from; i < n; i++)
+		if ((e = direct_code_get(raw[i].code, &missing)) == NULL ||
+		    direct_keep(t->frames, &t->depth, &t->truncated,
+		    raw[i].code, raw[i].loc, raw[i].gen, e) == -1)
+			return -1;
+	return 0;
+}
+
+/* The frames the copy last hit holds whole: [lo, lo + span) (sampler). */
+struct direct_span {
+	uintptr_t	 lo;
+	uintptr_t	 span;
+	const char	*base;
+};
+
+/* Sets s to the region last hit, if it holds a whole frame. */
+static inline void
+direct_span_last(struct direct_span *s)
+{
+	const struct direct_region *r = &direct_snap.r[direct_snap.last];
+
+	s->lo = 0;
+	s->span = 0;
+	s->base = NULL;
+	if (direct_snap.last < direct_snap.n &&
+	    direct_snap.last >= direct_snap.fresh && r->done &&
+	    r->len >= compat.frame_read) {
+		s->lo = r->addr;
+		s->span = r->len - compat.frame_read + 1;
+		s->base = direct_snap.buf + r->off;
+	}
+}
+
+/*
+ * Walks one thread's frame chain from frame, leaf first, in one pass: each
+ * frame into raw[], its code object checked and the frame kept in t as it
+ * goes.  A frame whose code header is not in the snapshot stops the
+ * checks: *due gets its index (else -1), and direct_codes_due does the
+ * rest after the walk.  Returns the count, or -1 if the chain is torn;
+ * *more is set when the walk stopped with frames left.  On 3.12+ every
+ * chain ends at an entry frame (a shim the interpreter pushes where C calls
+ * into Python): a chain that ends elsewhere was cut short under us, most
+ * often at a generator's frame copied just after it was suspended (its
+ * `previous` cleared).
+ */
+static int
+direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
+    int *more_out, int *running_out, int *due_out)
+{
+	/* The layout and state in locals: stores to raw[] and t could alias
+	 * them. */
+	const size_t	 o_code = compat.frame_code;
+	const size_t	 o_prev = compat.frame_previous;
+	const size_t	 o_owner = compat.frame_owner;
+	const size_t	 o_instr = compat.frame_instr;
+	const size_t	 o_running = compat.frame_running;
+	const uintptr_t	 mask = compat.frame_code_mask;
+	const uintptr_t	 adaptive = compat.code_adaptive;
+	const int	 instr_ptr = compat.instr == COMPAT_PREV_INSTR ||
+			     compat.instr == COMPAT_INSTR_PTR;
+	const int	 instr_units = compat.instr == COMPAT_LASTI_UNITS;
+	const int	 owner_max = compat.owner_max;
+	const int	 owner_shim = compat.owner_shim;
+	const int	 owner_gen = compat.owner_generator;
+	const int	 is_object = compat.frame_is_object;
+	struct direct_span span;
+	const struct direct_code *e;
 	const char	*f;
-	uintptr_t	 code, instr, here;
+	uintptr_t	 code, here;
 	size_t		 back;
+	int64_t		 loc;
+	uint32_t	 depth = 0;
 	int		 n = 0, owner, steps, missed = 0, nregions, shim = 0;
-	int		 gen = 0, mark = 0;
+	int		 gen = 0, mark = 0, missing = 0, more = 0, running = 0;
+	int		 due = -1, truncated = 0, rc = -1;
 	signed char	 state;
 
 	/* Past the frames kept, the chain is still followed to its end: a
 	 * torn chain can loop, and must not pass for a deep stack. */
-	*more = 0;
-	*running = 0;
+	direct_span_last(&span);
 	for (steps = 0; frame != 0; steps++) {
 		if (steps == DIRECT_CHAIN_MAX)
-			return -1;
-		if (n == DIRECT_WALK_MAX && !*more) {
-			*more = 1;
+			goto out;
+		if (n == DIRECT_WALK_MAX && !more) {
+			more = 1;
 			mark = direct_snap.n;
 		}
 		/* Past the frames kept, a deep stack's end is not worth
 		 * filling the snapshot for: it stays truncated, unchecked. */
-		if (*more && direct_snap.n - mark > DIRECT_CHAIN_REGIONS)
-			return n;
-		if (!direct_ptr_ok(frame, sizeof(void *)))
-			return -1;
-		/*
-		 * Past the copied chunk, a lone miss is usually a shim frame
-		 * on the C stack or a generator's frame: copy just it.  A
-		 * second miss in a row means an older chunk, whose frames sit
-		 * just below: copy a stretch of it.
-		 */
+		if (more && direct_snap.n - mark > DIRECT_CHAIN_REGIONS) {
+			rc = n;
+			goto out;
+		}
+		if ((frame & (sizeof(void *) - 1)) != 0)
+			goto out;
 		/* Most frames lie in the chunk the previous one was in. */
-		r = &direct_snap.r[direct_snap.last];
-		if (direct_snap.last < direct_snap.n &&
-		    direct_snap.last >= direct_snap.fresh && r->done &&
-		    frame >= r->addr && frame - r->addr <= r->len &&
-		    compat.frame_read <= r->len - (frame - r->addr)) {
-			f = direct_snap.buf + r->off + (frame - r->addr);
+		if (frame - span.lo < span.span) {
+			f = span.base + (frame - span.lo);
 			missed = 0;
 		} else {
+			/*
+			 * Past the copied chunk, a lone miss is usually a shim
+			 * frame on the C stack or a generator's frame: copy
+			 * just it.  A second miss in a row means an older
+			 * chunk, whose frames sit just below: copy a stretch.
+			 */
+			if (!direct_ptr_ok(frame, sizeof(void *)))
+				goto out;
 			back = 0;
-			if (missed && !compat.frame_is_object) {
+			if (missed && !is_object) {
 				back = frame & 4095;
 				if (back > DIRECT_BACK_MAX)
 					back = DIRECT_BACK_MAX;
@@ -1187,62 +1309,74 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, int *more,
 			f = direct_snap_get(frame, compat.frame_read, back, 0,
 			    DK_OTHER);
 			if (f == NULL)
-				return -1;
+				goto out;
 			missed = direct_snap.n != nregions;
+			direct_span_last(&span);
 		}
-		code = direct_word(f, compat.frame_code) &
-		    compat.frame_code_mask;
+		code = direct_word(f, o_code) & mask;
 		owner = 0;
-		if (compat.frame_owner != COMPAT_NONE) {
-			owner = *(const signed char *)(f + compat.frame_owner);
-			if (owner < 0 || owner > compat.owner_max)
-				return -1;
+		if (o_owner != COMPAT_NONE) {
+			owner = *(const signed char *)(f + o_owner);
+			if (owner < 0 || owner > owner_max)
+				goto out;
 		}
-		if (compat.frame_is_object &&
-		    direct_word(f, offsetof(PyObject, ob_type)) !=
+		if (is_object && direct_word(f, offsetof(PyObject, ob_type)) !=
 		    direct.frame_type)
-			return -1;
+			goto out;
 		here = frame;
-		frame = direct_word(f, compat.frame_previous);
-		shim = owner >= compat.owner_shim;
+		frame = direct_word(f, o_prev);
+		shim = owner >= owner_shim;
 		if (shim)
 			continue;	/* the interpreter's own shim frame */
 		if (!direct_ptr_ok(code, sizeof(void *)))
-			return -1;
-		gen = owner == compat.owner_generator;
-		if (compat.frame_running != COMPAT_NONE) {
-			state = *(const signed char *)(f + compat.frame_running);
-			*running = compat.running_nonzero ? state != 0 :
+			goto out;
+		gen = owner == owner_gen;
+		if (o_running != COMPAT_NONE) {
+			state = *(const signed char *)(f + o_running);
+			running = compat.running_nonzero ? state != 0 :
 			    state == 0;
 		}
-		if (*more)
+		if (more)
 			continue;
+		if (instr_ptr)
+			loc = (int64_t)(direct_word(f, o_instr) -
+			    (code + adaptive));
+		else
+			loc = (int64_t)direct_int(f, o_instr) *
+			    (instr_units ? 2 : 1);
 		raw[n].addr = here;
 		raw[n].code = code;
-		raw[n].gen = owner == compat.owner_generator;
-		switch (compat.instr) {
-		case COMPAT_LASTI_BYTES:
-			raw[n].loc = direct_int(f, compat.frame_instr);
-			break;
-		case COMPAT_LASTI_UNITS:
-			raw[n].loc = (int64_t)direct_int(f, compat.frame_instr)
-			    * 2;
-			break;
-		case COMPAT_PREV_INSTR:
-		case COMPAT_INSTR_PTR:
-			instr = direct_word(f, compat.frame_instr);
-			raw[n].loc = (int64_t)(instr -
-			    (code + compat.code_adaptive));
-			break;
+		raw[n].gen = gen;
+		raw[n].loc = loc;
+		if (due == -1) {
+			if ((e = direct_code_get(code, &missing)) != NULL) {
+				if (direct_keep(t->frames, &depth, &truncated,
+				    code, loc, gen, e) == -1)
+					goto out;
+			} else if (missing) {
+				due = n;
+			} else {
+				goto out;
+			}
 		}
 		n++;
 	}
-	if (compat.owner_shim != INT_MAX)
-		return shim ? n : -1;
-	/* 3.11: a generator's frame at the bottom: the caller checks it. */
-	if (gen)
-		*running = -1;
-	return n;
+	if (owner_shim != INT_MAX)
+		rc = shim ? n : -1;
+	else {
+		rc = n;
+		/* 3.11: a generator's frame at the bottom: the caller checks
+		 * it. */
+		if (gen)
+			running = -1;
+	}
+out:
+	t->depth = depth;
+	t->truncated = truncated;
+	*more_out = more;
+	*running_out = running;
+	*due_out = due;
+	return rc;
 }
 
 /*
@@ -1280,53 +1414,29 @@ direct_bottom_again(const struct direct_raw *r)
 }
 
 /*
- * Turns a walked chain into the thread's frames: checks code objects and
- * offsets, drops frames not started yet (what CPython's own frame walk
- * hides) and the agent's own, keeps the innermost PROTO_MAX_DEPTH.  0, or
- * -1 if torn.
+ * Completes a walked chain into the thread's frames: the checks the walk
+ * left (its frames from due on, when due is not -1) and the bottom of a
+ * 3.9/3.10 chain.  0, or -1 if torn.
  */
 static int
 direct_finish(struct reader_thread *t, struct direct_raw *raw, int n,
-    int more, int running)
+    int more, int running, int due)
 {
-	int	i;
+	const struct direct_code *e;
+	int			 missing = 0;
 
-	if (direct_codes_check(raw, n) == -1)
+	if (due >= 0 && direct_codes_due(t, raw, due, n) == -1)
 		return -1;
+	if (more)
+		t->truncated = 1;
 	/* 3.9/3.10: no entry frame marks the bottom, but a generator's frame
 	 * there that does not run means the walk lost the frames under it;
 	 * one that runs was resumed from C, or copied torn (its caller link
 	 * read before it resumed, its state after): a fresh copy agrees. */
 	if (!more && n > 0 && compat.owner_shim == INT_MAX &&
-	    raw[n - 1].gencode && (!running ||
-	    direct_bottom_again(&raw[n - 1]) != 0))
+	    ((e = direct_code_get(raw[n - 1].code, &missing)) == NULL ||
+	    (e->gen && (!running || direct_bottom_again(&raw[n - 1]) != 0))))
 		return -1;
-	t->depth = 0;
-	t->truncated = more;
-	for (i = 0; i < n; i++) {
-		if (raw[i].units >= 0) {
-			/* 3.11+: prev_instr may sit one unit before the code. */
-			if (raw[i].loc < -2 ||
-			    raw[i].loc > (int64_t)raw[i].units * 2)
-				return -1;
-			/* Not started yet (_PyFrame_IsIncomplete). */
-			if (!raw[i].gen &&
-			    raw[i].loc < (int64_t)raw[i].firsttraceable * 2)
-				continue;
-		} else if (raw[i].loc < -2 || raw[i].loc > INT32_MAX) {
-			return -1;
-		}
-		if (reader_hidden(raw[i].code))
-			continue;
-		if (t->depth == PROTO_MAX_DEPTH) {
-			t->truncated = 1;
-			break;
-		}
-		t->frames[t->depth].code = raw[i].code;
-		t->frames[t->depth].loc = (int32_t)(raw[i].loc < 0 ?
-		    -1 : raw[i].loc);
-		t->depth++;
-	}
 	return 0;
 }
 
@@ -1336,7 +1446,7 @@ direct_finish(struct reader_thread *t, struct direct_raw *raw, int n,
  */
 static int
 direct_thread_walk(uintptr_t ts, const char *s, struct direct_raw *raw,
-    int *more, int *running)
+    struct reader_thread *t, int *more, int *running, int *due)
 {
 	const char	*p;
 	uintptr_t	 frame = 0, chunk, top, limit, cframe = 0;
@@ -1380,7 +1490,7 @@ direct_thread_walk(uintptr_t ts, const char *s, struct direct_raw *raw,
 			}
 		}
 	}
-	n = direct_walk(frame, raw, more, running);
+	n = direct_walk(frame, raw, t, more, running, due);
 	/*
 	 * 3.11: a generator's frame ends the chain.  Whole only if it was
 	 * resumed from C with no Python caller (a server iterating a response
@@ -1414,7 +1524,7 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 {
 	static struct direct_raw raw[DIRECT_WALK_MAX];
 	const char	*s, *p;
-	int		 n, more, attempt, running;
+	int		 n, more, attempt, running, due = -1;
 
 	if (!direct_ptr_ok(ts, sizeof(void *)))
 		return -1;
@@ -1449,12 +1559,14 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 	 * tried again from fresh copies of the thread state and frames.
 	 */
 	for (attempt = 0;; attempt++) {
-		n = direct_thread_walk(ts, s, raw, &more, &running);
+		n = direct_thread_walk(ts, s, raw, t, &more, &running,
+		    &due);
 		if (n == 0) {
 			direct_snap.fresh = 0;
 			return 0;
 		}
-		if (n > 0 && direct_finish(t, raw, n, more, running) == 0)
+		if (n > 0 && direct_finish(t, raw, n, more, running,
+		    due) == 0)
 			break;
 		/* Again from fresh copies, while this capture's retries last;
 		 * the thread state must still be this thread's. */
@@ -1503,6 +1615,7 @@ direct_capture_all(struct reader_thread *out, int max,
 		}
 	}
 	direct_snap.capture++;
+	direct_snap.hidden_gen = reader_hidden_generation();
 	direct_retries = 0;
 	direct_snap_prefetch();
 
