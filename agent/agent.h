@@ -27,8 +27,8 @@
 #define AGENT_ONCPU_GIL_DIV	4
 /* A thread off a CPU at its previous tick, without the GIL then and now and
  * in the same frames, is taken as off without a read for this many ticks
- * in a row; the GIL holder on at its previous tick is taken as on without
- * a read for this many periods (sampler.c). */
+ * in a row; the GIL holder on at its previous tick, in the same frames, as
+ * on (sampler.c). */
 #define AGENT_ONCPU_RECHECK	8
 /* Reads of the stopped GIL holder's state the gil reader makes at most. */
 #define READER_GIL_SETTLE	16

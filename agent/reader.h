@@ -32,7 +32,30 @@ struct reader_thread {
 	int		 offcpu;	/* the reader knows it is not on a
 					   CPU (see reader_gil.c) */
 	struct reader_frame frames[PROTO_MAX_DEPTH];
+	/* Set by a reader that summed the frames' shares as it read them
+	 * (reader_frame_share): their sum, and the leaf's share. */
+	int		 hashed;
+	uint64_t	 share_sum;
+	uint64_t	 share_leaf;
 };
+
+/*
+ * A frame's share of its capture's frames hash (see sampler.c): the frame
+ * at depth i from the leaf, its code object, the reader's fingerprint of
+ * it and its location.  The hash is the sum of the shares and a term for
+ * depth and truncation, so a reader can sum the shares as it walks.
+ */
+static inline uint64_t
+reader_frame_share(uint32_t i, uintptr_t code, uint64_t fp, int32_t loc)
+{
+	/* fp differs between code objects, so the xor is one-to-one in
+	 * (code, loc, i) for a code object, and random between two. */
+	uint64_t	h = ((uint64_t)code ^ fp ^ ((uint64_t)i << 48) ^
+			    ((uint64_t)(uint32_t)loc << 16)) *
+			    0x9e3779b97f4a7c15ull;
+
+	return (h ^ (h >> 29));
+}
 
 #define READER_NAME_MAX	512
 #define READER_HIDDEN_MAX	16	/* agent code objects never shown */

@@ -1136,28 +1136,55 @@ direct_code_get(uintptr_t code, int *due)
 	return direct_code_fill(e, code, c) == 0 ? e : NULL;
 }
 
+/* The frames a walk kept so far, and the sum of their hash shares. */
+struct direct_kept {
+	uint32_t	depth;
+	int		truncated;
+	uint64_t	sum;
+	uint64_t	leaf;		/* the leaf's share */
+};
+
 /*
- * Adds a frame at loc of a code object checked (e) to frames[*depth],
+ * Adds a frame at loc of a code object checked (e) to frames[k->depth],
  * unless CPython's own frame walk would hide it (not started yet; a
  * generator's frame always is) or it is the agent's own; keeps the
  * innermost PROTO_MAX_DEPTH.  0, or -1 if loc is out of the code.
  */
 static inline int
-direct_keep(struct reader_frame *frames, uint32_t *depth, int *truncated,
+direct_keep(struct reader_frame *frames, struct direct_kept *k,
     uintptr_t code, int64_t loc, int gen, const struct direct_code *e)
 {
+	uint64_t	share;
+	int32_t		at;
+
 	if (loc < -2 || loc > e->loc_max)
 		return -1;
 	if ((loc < e->loc_start && !gen) || e->hidden)
 		return 0;
-	if (*depth == PROTO_MAX_DEPTH) {
-		*truncated = 1;
+	if (k->depth == PROTO_MAX_DEPTH) {
+		k->truncated = 1;
 		return 0;
 	}
-	frames[*depth].code = code;
-	frames[*depth].loc = (int32_t)(loc < 0 ? -1 : loc);
-	(*depth)++;
+	at = (int32_t)(loc < 0 ? -1 : loc);
+	share = reader_frame_share(k->depth, code, e->fingerprint, at);
+	if (k->depth == 0)
+		k->leaf = share;
+	k->sum += share;
+	frames[k->depth].code = code;
+	frames[k->depth].loc = at;
+	k->depth++;
 	return 0;
+}
+
+/* Puts what a walk kept into t. */
+static inline void
+direct_kept_put(struct reader_thread *t, const struct direct_kept *k)
+{
+	t->depth = k->depth;
+	t->truncated = k->truncated;
+	t->hashed = 1;
+	t->share_sum = k->sum;
+	t->share_leaf = k->leaf;
 }
 
 /*
@@ -1171,6 +1198,8 @@ direct_codes_due(struct reader_thread *t, struct direct_raw *raw, int from,
 {
 	static uintptr_t	 due[DIRECT_WALK_MAX];
 	const struct direct_code *e;
+	struct direct_kept	 kept = { t->depth, t->truncated, t->share_sum,
+				     t->share_leaf };
 	int			 i, k, missing, ndue = 0, first = direct_snap.n;
 
 	for (i = from; i < n; i++) {
@@ -1193,9 +1222,10 @@ direct_codes_due(struct reader_thread *t, struct direct_raw *raw, int from,
 	 * refilling it from the copy is cheap. */
 	for (i = from; i < n; i++)
 		if ((e = direct_code_get(raw[i].code, &missing)) == NULL ||
-		    direct_keep(t->frames, &t->depth, &t->truncated,
-		    raw[i].code, raw[i].loc, raw[i].gen, e) == -1)
+		    direct_keep(t->frames, &kept, raw[i].code, raw[i].loc,
+		    raw[i].gen, e) == -1)
 			return -1;
+	direct_kept_put(t, &kept);
 	return 0;
 }
 
@@ -1262,10 +1292,10 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 	uintptr_t	 code, here;
 	size_t		 back;
 	int64_t		 loc;
-	uint32_t	 depth = 0;
+	struct direct_kept kept = { 0, 0, 0, 0 };
 	int		 n = 0, owner, steps, missed = 0, nregions, shim = 0;
 	int		 gen = 0, mark = 0, missing = 0, more = 0, running = 0;
-	int		 due = -1, truncated = 0, rc = -1;
+	int		 due = -1, rc = -1;
 	signed char	 state;
 
 	/* Past the frames kept, the chain is still followed to its end: a
@@ -1350,8 +1380,8 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 		raw[n].loc = loc;
 		if (due == -1) {
 			if ((e = direct_code_get(code, &missing)) != NULL) {
-				if (direct_keep(t->frames, &depth, &truncated,
-				    code, loc, gen, e) == -1)
+				if (direct_keep(t->frames, &kept, code, loc,
+				    gen, e) == -1)
 					goto out;
 			} else if (missing) {
 				due = n;
@@ -1371,8 +1401,7 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 			running = -1;
 	}
 out:
-	t->depth = depth;
-	t->truncated = truncated;
+	direct_kept_put(t, &kept);
 	*more_out = more;
 	*running_out = running;
 	*due_out = due;

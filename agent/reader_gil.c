@@ -231,6 +231,7 @@ reader_gil_walk(PyThreadState *t, struct reader_thread *rt)
 	int		 bad = 0;
 
 	rt->depth = 0;
+	rt->hashed = 0;
 	rt->truncated = 0;
 	f = PyThreadState_GetFrame(t);
 	while (f != NULL) {

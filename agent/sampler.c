@@ -334,8 +334,9 @@ sampler_account_reset(void)
  *
  * A system call only when needed (the one cost per thread per tick left):
  * the GIL holder on a CPU at its previous tick whose frames changed ran
- * Python and is running it (in the same frames, its clock is read again
- * every AGENT_ONCPU_RECHECK periods); a thread off a CPU at its previous
+ * Python and is running it (in the same frames as at its previous tick
+ * for AGENT_ONCPU_RECHECK ticks in a row, its clock is read: the reading
+ * after that many more tells one blocked holding the GIL); a thread off a CPU at its previous
  * tick, without the GIL then and now, in the same frames, is blocked still
  * (read again every AGENT_ONCPU_RECHECK ticks).  Otherwise the CPU clock
  * is read, and compared to the previous reading when that one is good for
@@ -377,13 +378,20 @@ sampler_oncpu(const struct reader_thread *t, struct intern_thread_state *st,
 		return (0);
 	/* On at its previous tick, it ran Python since and holds the GIL now.
 	 * Not one off then: it may have just woken, and the clock tells.
-	 * Still in the same frames, it is taken as on without a read until
-	 * AGENT_ONCPU_RECHECK periods passed since the last one, which is
-	 * then compared to (blocked holding the GIL, or preempted, shows). */
-	if (t->gil == 1 && !first && st->oncpu && !exact && (changed ||
-	    (st->last_cpu_at != 0 && now >= st->last_cpu_at &&
-	    now - st->last_cpu_at < AGENT_ONCPU_RECHECK * period_ns)))
-		return (1);
+	 * In the same frames as at its previous tick (a loop that came round
+	 * to the same instruction, or blocked holding the GIL, or
+	 * preempted), it is taken as on without a read for up to
+	 * AGENT_ONCPU_RECHECK such ticks in a row. */
+	if (t->gil == 1 && !first && st->oncpu && !exact) {
+		if (changed) {
+			st->same_ticks = 0;
+			return (1);
+		}
+		if (st->same_ticks < AGENT_ONCPU_RECHECK) {
+			st->same_ticks++;
+			return (1);
+		}
+	}
 	/* Off then, without the GIL then and now, in the same frames: blocked
 	 * still, read again only every AGENT_ONCPU_RECHECK ticks (a C call
 	 * that goes from waiting to computing is seen that much late).  Its
@@ -506,48 +514,44 @@ sampler_weigh(const struct reader_thread *t, struct intern_thread_state *st,
 	return (take);
 }
 
-/* Mixes a frame (code, its fingerprint, location) into a hash. */
-static inline uint64_t
-sampler_frame_mix(uint64_t h, const struct reader_frame *f, uint64_t fp)
-{
-	h = (h ^ (uint64_t)f->code) * 0x9e3779b97f4a7c15ull;
-	h ^= h >> 31;
-	h = (h ^ fp) * 0xd6e8feb86659fd93ull;
-	h ^= h >> 32;
-	h = (h ^ (uint32_t)f->loc) * 0xbf58476d1ce4e5b9ull;
-	return (h ^ (h >> 29));
-}
-
 /*
  * A hash of a capture's frames (code, the reader's fingerprint of it,
- * location), depth and truncation, and in *parent of all of them but the
- * leaf: a thread whose hash is its last sample's is in the same frames, and
- * its stack is not interned again; one whose parent hash is has only its
- * leaf interned.  The fingerprints tell a code object freed and another
- * made at its address (what the interner checks once per tick) apart.
+ * location, depth), their number and truncation, and in *parent of all of
+ * them but the leaf: a thread whose hash is its last sample's is in the
+ * same frames, and its stack is not interned again; one whose parent hash
+ * is has only its leaf interned.  The fingerprints tell a code object freed
+ * and another made at its address (what the interner checks once per tick)
+ * apart.  The hash is a sum of the frames' shares: a reader that summed
+ * them as it read the frames (the direct reader) saves the loop here.
  */
 static uint64_t
 sampler_frames_hash(const struct reader_thread *t, uint64_t *parent)
 {
-	uint64_t	h = 0x51ed2701u ^ ((uint64_t)t->depth << 1) ^
-			    (t->truncated != 0), fp = 0;
+	uint64_t	h = (0x51ed2701u ^ ((uint64_t)t->depth << 1) ^
+			    (t->truncated != 0)) * 0xbf58476d1ce4e5b9ull;
+	uint64_t	share, leaf = 0, fp = 0;
 	uintptr_t	last = 0;
-	uint32_t	i = t->depth < PROTO_MAX_DEPTH ? t->depth :
+	uint32_t	i, n = t->depth < PROTO_MAX_DEPTH ? t->depth :
 			    PROTO_MAX_DEPTH;
 
-	while (i > 0) {
-		i--;
-		if (t->frames[i].code != last) {
-			last = t->frames[i].code;
-			fp = sampler_reader->fingerprint != NULL ?
-			    sampler_reader->fingerprint(last) : 0;
+	if (t->hashed) {
+		h += t->share_sum;
+		leaf = t->share_leaf;
+	} else {
+		for (i = 0; i < n; i++) {
+			if (t->frames[i].code != last) {
+				last = t->frames[i].code;
+				fp = sampler_reader->fingerprint != NULL ?
+				    sampler_reader->fingerprint(last) : 0;
+			}
+			share = reader_frame_share(i, t->frames[i].code, fp,
+			    t->frames[i].loc);
+			if (i == 0)
+				leaf = share;
+			h += share;
 		}
-		if (i == 0)
-			*parent = h | 1;
-		h = sampler_frame_mix(h, &t->frames[i], fp);
 	}
-	if (t->depth == 0)
-		*parent = h | 1;
+	*parent = (h - leaf) | 1;
 	return (h | 1);		/* 0: none */
 }
 
