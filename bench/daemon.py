@@ -41,6 +41,10 @@ LOADGEN = os.path.join(ROOT, "build", "bench", "loadgen")
 TICK = os.sysconf("SC_CLK_TCK")
 RESTART_WAIT = 20   # s: give up on a restarted profd showing the data
 
+# The week's counters of samples the store let go (status "daemon").
+WEEK_LOSSES = ("evicted_samples", "samples_dropped", "expired_samples",
+               "disk_expired_samples", "disk_dropped_samples")
+
 # Tried in order for the week: the new store's flags, then bare -s.
 WEEK_FLAGS = [
     ["--bucket", "10s", "--retention", "7d"],
@@ -406,14 +410,15 @@ class Bench:
             if cand.start():
                 p = cand
                 break
-        label = ("week: %g days x %d procs, 10 s buckets, 5k stacks" %
-                 (a.week_days, a.week_procs))
+        label = ("week: %g days x %d procs, 10 s buckets, 5k stacks, "
+                 "%d samples a bucket and process (compressed)" %
+                 (a.week_days, a.week_procs, a.week_per_bucket))
         if p is None:
             why = [l for l in cand.tail().splitlines() if "option" in l]
             self.cmds.append("f. n/m: profd does not take -s DIR (%s)" %
                              (why[-1] if why else "exited at start-up"))
-            for fig, tgt in (("RSS", "< 512 MiB"), ("state on disk", "report"),
-                             ("restart until show answers", "< 2 s")):
+            for fig, tgt in (("RSS", "< 256 MiB"), ("state on disk", "report"),
+                             ("restart until show answers", "< 1 s")):
                 self.row("%s: %s" % (label, fig), tgt, "n/m", "n/m")
             return
         self.cmd("f", p.argv())
@@ -454,20 +459,28 @@ class Bench:
             p.stop()
         self.cmd("f", p.argv(), "   # restarted; then profctl status, "
                  "show --top 20 --format json until it has data")
+        # What the store let go: a figure that holds only because data
+        # was thrown away is not met.
+        lost = {k: int(st.get(k, 0) or 0) for k in WEEK_LOSSES}
+        spilled = int(st.get("spilled_samples", 0) or 0)
         self.raw["week"] = dict(sent=sent, received=got, rss=rss, disk=disk,
                                 store_bytes=st.get("store_bytes"),
+                                spilled_samples=spilled, lost=lost,
                                 restart_status=t_status, restart_show=t_show)
         note = "" if got >= sent else "; %d of %d received" % (got, sent)
-        self.row("%s: RSS" % label, "< 512 MiB",
-                 "%.1f MiB (%.1fM samples%s)" % (rss / 2**20, sent / 1e6, note),
-                 "yes" if rss < 512 * 2**20 else "no")
+        losses = ", ".join("%s %d" % (k, v) for k, v in lost.items())
+        kept = got >= sent and not any(lost.values())
+        self.row("%s: RSS" % label, "< 256 MiB",
+                 "%.1f MiB (%.1fM samples%s; lost: %s; kept on disk only: "
+                 "%d)" % (rss / 2**20, sent / 1e6, note, losses, spilled),
+                 "yes" if rss < 256 * 2**20 and kept else "no")
         self.row("%s: state on disk" % label, "report",
                  "%.1f MiB" % (disk / 2**20), "-")
-        self.row("%s: restart until show answers" % label, "< 2 s",
+        self.row("%s: restart until show answers" % label, "< 1 s",
                  "status %s, show %s" % (
                      "-" if t_status is None else "%.2f s" % t_status,
                      "no data" if t_show is None else "%.2f s" % t_show),
-                 "yes" if t_show is not None and t_show < 2 else "no")
+                 "yes" if t_show is not None and t_show < 1 else "no")
 
     def run(self):
         steps = [("a", self.ingest), ("b", self.fleet), ("c", self.query),
