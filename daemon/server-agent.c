@@ -8,6 +8,7 @@
  * agent alone is closed.
  */
 
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -954,6 +955,19 @@ server_agent_after_read(struct agent_conn *c, int frames)
 	return (server_agent_charge(c, 0));
 }
 
+/* Whether the peer's socket holds bytes profd has not read yet. */
+static int
+server_agent_waiting(struct agent_conn *c)
+{
+	evutil_socket_t	fd;
+	int		n = 0;
+
+	if (c->bev == NULL || (fd = bufferevent_getfd(c->bev)) < 0 ||
+	    ioctl(fd, FIONREAD, &n) != 0)
+		return (0);
+	return (n > 0);
+}
+
 /* A deadline passed: no hello, or a frame not whole in time. */
 static void
 server_agent_deadline_cb(evutil_socket_t fd, short events, void *arg)
@@ -967,6 +981,16 @@ server_agent_deadline_cb(evutil_socket_t fd, short events, void *arg)
 		server_agent_fail(c, "no hello within %llu s",
 		    (unsigned long long)server_limits.hello_timeout_s);
 	} else {
+		/* Bytes waiting in the socket: the peer is ahead, profd is
+		 * what is slow (a loop busy with many senders, or with the
+		 * disk).  That is not the peer's delay: the deadline starts
+		 * again.  A slow sender's bytes are read as they come. */
+		if (server_agent_waiting(c)) {
+			daemon_stats.frame_deadlines_waived++;
+			server_deadline(c->deadline_ev,
+			    server_limits.frame_timeout_s);
+			return;
+		}
 		daemon_stats.frame_timeouts++;
 		server_agent_fail(c, "frame not whole within %llu s of its "
 		    "first byte",

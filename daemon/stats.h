@@ -25,6 +25,7 @@
 	X(protocol_errors, "of those, decodable but against the protocol")	\
 	X(hello_timeouts, "agents closed for sending no hello")		\
 	X(frame_timeouts, "peers closed for a frame not whole in time") \
+	X(frame_deadlines_waived, "frame deadlines restarted: the peer's bytes were waiting on profd") \
 	X(control_timeouts, "control connections closed idle")		\
 	X(reply_timeouts, "control connections closed not reading a reply") \
 	X(agents_evicted, "idle agents closed to let a new one in")	\

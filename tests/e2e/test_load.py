@@ -8,11 +8,14 @@ input").
 """
 import json
 import os
+import signal
 import socket
 import struct
+import threading
 import time
 
-from fakeagent import FakeAgent, HELLO, STRING, frame as msg_frame, pack
+from fakeagent import (FakeAgent, HELLO, SAMPLES, STRING, frame as msg_frame,
+                       pack)
 from harness import (TestFailure, check, closed_by_peer, connect, frame, once,
                      wait_until)
 
@@ -104,6 +107,46 @@ def test_deadlines_are_absolute_not_idle(ctx):
     check(d["hello_timeouts"] >= 1 and d["frame_timeouts"] >= 2 and
           d["control_timeouts"] >= 1, "counters: %r" % d)
     serves(ctx, 5001)
+
+
+@once
+def test_a_frame_waiting_on_a_stalled_profd_is_not_timed_out(ctx):
+    # The frame deadline is the sender's delay: when profd stalls (here
+    # stopped) with the rest of an agent's frame waiting in the socket,
+    # more than one read takes (16 KiB), the deadline starts again instead
+    # of closing the agent.
+    d = ctx.start_daemon("--frame-timeout", "2s")
+    a = FakeAgent(ctx.rt, service="stall")
+    st, th = a.stack(["main", "stalled"]), a.thread("MainThread")
+    a.samples(st, th, 5)
+    a.flush()
+
+    def stored(n):
+        r = ctx.ctl("show", "--pid", str(a.pid), "--format", "json",
+                    ok=False)
+        return r.returncode == 0 and json.loads(r.stdout)["samples"] == n
+
+    wait_until(lambda: stored(5), 30, "the first 5 samples")
+    n = 8192                       # a batch at most
+    big = msg_frame([SAMPLES, time.time_ns(), [st, th, 0, 10000, 1] * n])
+    check(len(big) > 40000, "frame of %d bytes only" % len(big))
+    a.sock.sendall(big[:1000])     # begun: its deadline runs
+    time.sleep(0.5)
+    os.kill(d.pid, signal.SIGSTOP)
+    try:
+        rest = threading.Thread(target=a.sock.sendall, args=(big[1000:],))
+        rest.start()
+        time.sleep(3.0)            # past the deadline, profd stopped
+    finally:
+        os.kill(d.pid, signal.SIGCONT)
+    rest.join(30)
+    check(not rest.is_alive(), "the rest of the frame was never read")
+    wait_until(lambda: stored(5 + n), 30, "the big frame's samples")
+    dm = status(ctx)["daemon"]
+    check(dm["frame_timeouts"] == 0 and dm["frame_deadlines_waived"] >= 1,
+          "counters: frame_timeouts %d, frame_deadlines_waived %d"
+          % (dm["frame_timeouts"], dm["frame_deadlines_waived"]))
+    a.close()
 
 
 @once
