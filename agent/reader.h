@@ -48,12 +48,17 @@ struct reader_thread {
 static inline uint64_t
 reader_frame_share(uint32_t i, uintptr_t code, uint64_t fp, int32_t loc)
 {
-	/* fp differs between code objects, so the xor is one-to-one in
-	 * (code, loc, i) for a code object, and random between two. */
-	uint64_t	h = ((uint64_t)code ^ fp ^ ((uint64_t)i << 48) ^
-			    ((uint64_t)(uint32_t)loc << 16)) *
-			    0x9e3779b97f4a7c15ull;
+	/* One-to-one in (i, loc) for a code object and its fingerprint, and
+	 * mixed in every bit: a frame moved to another depth, or two frames
+	 * swapped, must change the sum (a gil reader's fingerprint is a
+	 * small serial number, not a random one). */
+	uint64_t	h = (uint64_t)code ^ (fp * 0x9e3779b97f4a7c15ull);
 
+	h += (((uint64_t)i << 32) | (uint32_t)loc) * 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 31;
+	h *= 0xd6e8feb86659fd93ull;
+	h ^= h >> 32;
+	h *= 0x94d049bb133111ebull;
 	return (h ^ (h >> 29));
 }
 

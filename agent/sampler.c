@@ -336,7 +336,8 @@ sampler_account_reset(void)
  * the GIL holder on a CPU at its previous tick whose frames changed ran
  * Python and is running it (in the same frames as at its previous tick
  * for AGENT_ONCPU_RECHECK ticks in a row, its clock is read: the reading
- * after that many more tells one blocked holding the GIL); a thread off a CPU at its previous
+ * after that many more tells one blocked holding the GIL, by the 18th
+ * tick); a thread off a CPU at its previous
  * tick, without the GIL then and now, in the same frames, is blocked still
  * (read again every AGENT_ONCPU_RECHECK ticks).  Otherwise the CPU clock
  * is read, and compared to the previous reading when that one is good for

@@ -42,8 +42,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 RESTART_WAIT = 20   # s: give up on a restarted profd showing the data
 
 # The week's counters of samples the store let go (status "daemon").
-WEEK_LOSSES = ("evicted_samples", "samples_dropped", "expired_samples",
-               "disk_expired_samples", "disk_dropped_samples")
+WEEK_LOSSES = ("evicted_samples", "samples_dropped", "ids_unmapped",
+               "expired_samples", "disk_expired_samples",
+               "disk_dropped_samples")
 
 # Tried in order for the week: the new store's flags, then bare -s.
 WEEK_FLAGS = [

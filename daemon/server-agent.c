@@ -955,17 +955,36 @@ server_agent_after_read(struct agent_conn *c, int frames)
 	return (server_agent_charge(c, 0));
 }
 
-/* Whether the peer's socket holds bytes profd has not read yet. */
+/*
+ * Whether the peer's socket holds what profd has not read of the frame:
+ * the rest of it, or at least a read's worth (AGENT_WAIVE_BYTES; a frame
+ * longer than the socket holds).  A few bytes a dribbler just sent do not
+ * count.
+ */
 static int
 server_agent_waiting(struct agent_conn *c)
 {
-	evutil_socket_t	fd;
-	int		n = 0;
+	struct evbuffer	*in;
+	evutil_socket_t	 fd;
+	unsigned char	 head[PROTO_HEADER_SIZE];
+	size_t		 have, need;
+	uint32_t	 len;
+	int		 n = 0;
 
 	if (c->bev == NULL || (fd = bufferevent_getfd(c->bev)) < 0 ||
-	    ioctl(fd, FIONREAD, &n) != 0)
+	    ioctl(fd, FIONREAD, &n) != 0 || n <= 0)
 		return (0);
-	return (n > 0);
+	if ((size_t)n >= AGENT_WAIVE_BYTES)
+		return (1);
+	in = bufferevent_get_input(c->bev);
+	have = evbuffer_get_length(in);
+	if (have < sizeof head ||
+	    evbuffer_copyout(in, head, sizeof head) != (ev_ssize_t)sizeof head)
+		return (0);
+	len = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 |
+	    (uint32_t)head[2] << 8 | head[3];
+	need = sizeof head + len > have ? sizeof head + len - have : 0;
+	return (need > 0 && (size_t)n >= need);
 }
 
 /* A deadline passed: no hello, or a frame not whole in time. */

@@ -43,6 +43,9 @@
 #define AGENT_MAX_OUTPUT	(64u << 10)	/* unsent bytes to an agent */
 /* Stop reading while this much unprocessed input is buffered. */
 #define AGENT_MAX_INPUT		(PROTO_HEADER_SIZE + PROTO_MAX_MSG + (64u << 10))
+/* A frame deadline starts again when the socket holds the frame's rest or
+ * at least this much unread (server-agent.c): the peer waits on profd. */
+#define AGENT_WAIVE_BYTES	(16u << 10)
 
 /* Per control connection. */
 #define CONTROL_MAX_PIDS	65536		/* pids in one request */

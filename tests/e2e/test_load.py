@@ -6,11 +6,13 @@ keeps serving others, stays within its memory bound and counts the case.
 All daemon-only (@once).  Figures are printed for the README ("Load and bad
 input").
 """
+import fcntl
 import json
 import os
 import signal
 import socket
 import struct
+import termios
 import threading
 import time
 
@@ -130,8 +132,14 @@ def test_a_frame_waiting_on_a_stalled_profd_is_not_timed_out(ctx):
     n = 8192                       # a batch at most
     big = msg_frame([SAMPLES, time.time_ns(), [st, th, 0, 10000, 1] * n])
     check(len(big) > 40000, "frame of %d bytes only" % len(big))
-    a.sock.sendall(big[:1000])     # begun: its deadline runs
-    time.sleep(0.5)
+    a.sock.sendall(big[:1000])     # begun: its deadline runs once read
+
+    def unread():
+        return struct.unpack("i", fcntl.ioctl(a.sock, termios.TIOCOUTQ,
+                                              b"\0" * 4))[0]
+
+    wait_until(lambda: unread() == 0, 10, "profd reading the frame's start")
+    time.sleep(0.2)
     os.kill(d.pid, signal.SIGSTOP)
     try:
         rest = threading.Thread(target=a.sock.sendall, args=(big[1000:],))
