@@ -64,6 +64,8 @@
 #define DIRECT_CHAIN_MAX	65536	/* frames followed: past it, a cycle */
 #define DIRECT_RETRIES		3	/* fresh walks of a thread torn under us */
 #define DIRECT_RETRIES_CAPTURE	16	/* ... and of all threads, per capture */
+#define DIRECT_ENDS_SHIFT	8	/* chain ends remembered: 2^this */
+#define DIRECT_ENDS		(1 << DIRECT_ENDS_SHIFT)
 #define DIRECT_CHAIN_REGIONS	64	/* copies made to follow a chain past
 					   the frames kept; then truncated */
 #define DIRECT_OB_FLAGS_MAX	0x100	/* 3.14+: ob_flags seen as alive */
@@ -188,6 +190,15 @@ struct direct_raw {
 	uintptr_t	code;
 	int64_t		loc;	/* bytes from the bytecode start */
 	int		gen;	/* owned by a generator */
+};
+
+/* What a walk of one chain found besides its frames. */
+struct direct_chain {
+	int		more;	/* stopped with frames left */
+	int		running; /* < 3.12: the bottom frame runs */
+	int		due;	/* first frame whose code is unchecked, or -1 */
+	uintptr_t	end;	/* the last frame followed */
+	uintptr_t	above;	/* the one whose link led to it, or 0 */
 };
 
 static int	direct_copy(void *, uintptr_t, size_t);
@@ -1268,7 +1279,7 @@ direct_span_last(struct direct_span *s)
  */
 static int
 direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
-    int *more_out, int *running_out, int *due_out)
+    struct direct_chain *c)
 {
 	/* The layout and state in locals: stores to raw[] and t could alias
 	 * them. */
@@ -1289,7 +1300,7 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 	struct direct_span span;
 	const struct direct_code *e;
 	const char	*f;
-	uintptr_t	 code, here;
+	uintptr_t	 code, here = 0, above = 0;
 	size_t		 back;
 	int64_t		 loc;
 	struct direct_kept kept = { 0, 0, 0, 0 };
@@ -1353,6 +1364,7 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 		if (is_object && direct_word(f, offsetof(PyObject, ob_type)) !=
 		    direct.frame_type)
 			goto out;
+		above = here;
 		here = frame;
 		frame = direct_word(f, o_prev);
 		shim = owner >= owner_shim;
@@ -1402,9 +1414,11 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 	}
 out:
 	direct_kept_put(t, &kept);
-	*more_out = more;
-	*running_out = running;
-	*due_out = due;
+	c->more = more;
+	c->running = running;
+	c->due = due;
+	c->end = here;
+	c->above = above;
 	return rc;
 }
 
@@ -1443,28 +1457,90 @@ direct_bottom_again(const struct direct_raw *r)
 }
 
 /*
+ * 3.12+: where each thread's chain last ended, believed again without a
+ * copy (sampler thread).  A hint: a slot holds one thread's, by its state.
+ */
+static struct direct_end {
+	uintptr_t	ts;
+	uintptr_t	end;
+} direct_ends[DIRECT_ENDS];
+
+/*
+ * 3.12+: checks where a whole chain ended: 0 if believed, else -1.  An
+ * entry frame with no caller ends every chain.  But a frame's link, copied
+ * just before the C call under it returned, leads into C stack that has
+ * since been reused, where stale bytes can look like such an end: the
+ * stack would pass for whole with its root frames lost.  An end where the
+ * thread's chain ended last time is believed; another is copied again,
+ * fresh, with the frame that led to it, DIRECT_END_COPIES times, and
+ * believed (and remembered) only if every copy still says the same.
+ */
+#define DIRECT_END_COPIES	2
+static int
+direct_end_check(uintptr_t ts, const struct direct_chain *c)
+{
+	struct direct_end *d;
+	const char	*f;
+	int		 fresh = direct_snap.fresh, i, k, owner, rc = -1;
+
+	d = &direct_ends[(ts * UINT64_C(0x9e3779b97f4a7c15)) >>
+	    (64 - DIRECT_ENDS_SHIFT)];
+	if (d->ts == ts && d->end == c->end)
+		return 0;
+	for (i = 0; i < DIRECT_END_COPIES; i++) {
+		/* Both in one copy: the frame that led here, then the end. */
+		direct_snap.fresh = direct_snap.n;
+		if ((c->above != 0 && direct_snap_add(c->above,
+		    compat.frame_read, DK_OTHER) == -1) ||
+		    (k = direct_snap_add(c->end, compat.frame_read,
+		    DK_OTHER)) == -1)
+			goto out;
+		direct_snap_fetch(direct_snap.fresh);
+		if (c->above != 0 && ((f = direct_snap_in(k - 1, c->above,
+		    compat.frame_read)) == NULL ||
+		    direct_word(f, compat.frame_previous) != c->end))
+			goto out;
+		if ((f = direct_snap_in(k, c->end, compat.frame_read)) ==
+		    NULL || direct_word(f, compat.frame_previous) != 0)
+			goto out;
+		owner = *(const signed char *)(f + compat.frame_owner);
+		if (owner < compat.owner_shim || owner > compat.owner_max)
+			goto out;
+	}
+	d->ts = ts;
+	d->end = c->end;
+	rc = 0;
+out:
+	direct_snap.fresh = fresh;
+	return rc;
+}
+
+/*
  * Completes a walked chain into the thread's frames: the checks the walk
- * left (its frames from due on, when due is not -1) and the bottom of a
- * 3.9/3.10 chain.  0, or -1 if torn.
+ * left (its frames from due on, when due is not -1), and where a whole
+ * chain ended (3.12+) or its bottom frame (3.9/3.10).  0, or -1 if torn.
  */
 static int
-direct_finish(struct reader_thread *t, struct direct_raw *raw, int n,
-    int more, int running, int due)
+direct_finish(uintptr_t ts, struct reader_thread *t, struct direct_raw *raw,
+    int n, const struct direct_chain *c)
 {
 	const struct direct_code *e;
-	int			 missing = 0;
+	int			 missing = 0, more = c->more;
 
-	if (due >= 0 && direct_codes_due(t, raw, due, n) == -1)
+	if (c->due >= 0 && direct_codes_due(t, raw, c->due, n) == -1)
 		return -1;
 	if (more)
 		t->truncated = 1;
+	else if (compat.owner_shim != INT_MAX && direct_end_check(ts, c) != 0)
+		return -1;
 	/* 3.9/3.10: no entry frame marks the bottom, but a generator's frame
 	 * there that does not run means the walk lost the frames under it;
 	 * one that runs was resumed from C, or copied torn (its caller link
 	 * read before it resumed, its state after): a fresh copy agrees. */
 	if (!more && n > 0 && compat.owner_shim == INT_MAX &&
 	    ((e = direct_code_get(raw[n - 1].code, &missing)) == NULL ||
-	    (e->gen && (!running || direct_bottom_again(&raw[n - 1]) != 0))))
+	    (e->gen && (!c->running ||
+	    direct_bottom_again(&raw[n - 1]) != 0))))
 		return -1;
 	return 0;
 }
@@ -1475,7 +1551,7 @@ direct_finish(struct reader_thread *t, struct direct_raw *raw, int n,
  */
 static int
 direct_thread_walk(uintptr_t ts, const char *s, struct direct_raw *raw,
-    struct reader_thread *t, int *more, int *running, int *due)
+    struct reader_thread *t, struct direct_chain *c)
 {
 	const char	*p;
 	uintptr_t	 frame = 0, chunk, top, limit, cframe = 0;
@@ -1519,7 +1595,7 @@ direct_thread_walk(uintptr_t ts, const char *s, struct direct_raw *raw,
 			}
 		}
 	}
-	n = direct_walk(frame, raw, t, more, running, due);
+	n = direct_walk(frame, raw, t, c);
 	/*
 	 * 3.11: a generator's frame ends the chain.  Whole only if it was
 	 * resumed from C with no Python caller (a server iterating a response
@@ -1527,8 +1603,8 @@ direct_thread_walk(uintptr_t ts, const char *s, struct direct_raw *raw,
 	 * then one deep, its cframe's previous the thread state's root.
 	 * Copied just after it yielded, it is the tail of a torn walk.
 	 */
-	if (n > 0 && *running == -1) {
-		*running = 0;
+	if (n > 0 && c->running == -1) {
+		c->running = 0;
 		if (compat.cframe_previous == COMPAT_NONE || cframe == 0 ||
 		    (p = direct_snap_get(cframe + compat.cframe_previous,
 		    sizeof(uintptr_t), 0, 0, DK_OTHER)) == NULL ||
@@ -1553,7 +1629,8 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 {
 	static struct direct_raw raw[DIRECT_WALK_MAX];
 	const char	*s, *p;
-	int		 n, more, attempt, running, due = -1;
+	struct direct_chain c;
+	int		 n, attempt;
 
 	if (!direct_ptr_ok(ts, sizeof(void *)))
 		return -1;
@@ -1588,14 +1665,12 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 	 * tried again from fresh copies of the thread state and frames.
 	 */
 	for (attempt = 0;; attempt++) {
-		n = direct_thread_walk(ts, s, raw, t, &more, &running,
-		    &due);
+		n = direct_thread_walk(ts, s, raw, t, &c);
 		if (n == 0) {
 			direct_snap.fresh = 0;
 			return 0;
 		}
-		if (n > 0 && direct_finish(t, raw, n, more, running,
-		    due) == 0)
+		if (n > 0 && direct_finish(ts, t, raw, n, &c) == 0)
 			break;
 		/* Again from fresh copies, while this capture's retries last;
 		 * the thread state must still be this thread's. */
