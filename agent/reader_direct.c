@@ -66,6 +66,9 @@
 #define DIRECT_RETRIES_CAPTURE	16	/* ... and of all threads, per capture */
 #define DIRECT_ENDS_SHIFT	8	/* chain ends remembered: 2^this */
 #define DIRECT_ENDS		(1 << DIRECT_ENDS_SHIFT)
+#define DIRECT_REUSE_SHIFT	5	/* threads whose callers are kept: 2^this */
+#define DIRECT_REUSE_SLOTS	(1 << DIRECT_REUSE_SHIFT)
+#define DIRECT_REUSE_BYTES	(16u * 1024)	/* of callers' frames, each */
 #define DIRECT_CHAIN_REGIONS	64	/* copies made to follow a chain past
 					   the frames kept; then truncated */
 #define DIRECT_OB_FLAGS_MAX	0x100	/* 3.14+: ob_flags seen as alive */
@@ -192,6 +195,32 @@ struct direct_raw {
 	int		gen;	/* owned by a generator */
 };
 
+/*
+ * 3.11+: one thread's callers as the last full walk found them: the bytes
+ * of its stack chunk from the start up to the leaf's frame, and the frames
+ * kept from them.  A capture whose leaf is the same frame, with the same
+ * caller link, over the same bytes below it, walks only the leaf: the
+ * walk of the callers is a function of those bytes (a suspended caller's
+ * frame is written only when control returns to it; their code objects
+ * are alive, each frame holding its own).  Only chains wholly in the
+ * chunk are kept, but for the shims that end them.  Sampler thread.
+ */
+struct direct_reuse {
+	uintptr_t	ts;		/* the thread state, 0 if empty */
+	uintptr_t	leaf;		/* the leaf frame's address */
+	uintptr_t	leaf_prev;	/* its caller link */
+	uintptr_t	lo;		/* the chunk's start */
+	uintptr_t	end, above;	/* where the chain ended */
+	uint32_t	hidden_gen;	/* reader_hidden_generation() then */
+	int		nraw;		/* frames followed past the leaf */
+	uint32_t	depth;		/* of them, kept */
+	uint64_t	sum;		/* their hash shares */
+	struct reader_frame frames[PROTO_MAX_DEPTH - 1];
+	char		bytes[DIRECT_REUSE_BYTES];	/* [lo, leaf) */
+};
+
+static struct direct_reuse	direct_reuses[DIRECT_REUSE_SLOTS];
+
 /* What a walk of one chain found besides its frames. */
 struct direct_chain {
 	int		more;	/* stopped with frames left */
@@ -199,6 +228,12 @@ struct direct_chain {
 	int		due;	/* first frame whose code is unchecked, or -1 */
 	uintptr_t	end;	/* the last frame followed */
 	uintptr_t	above;	/* the one whose link led to it, or 0 */
+	uintptr_t	ts;	/* the thread's state */
+	struct direct_reuse *reuse; /* its slot, or NULL */
+	int		reused;	/* the callers came from it */
+	int		keep;	/* the walk may be kept in it: */
+	uintptr_t	leaf, leaf_prev, lo;
+	const char	*lo_copy; /* [lo, leaf) in the snapshot */
 };
 
 static int	direct_copy(void *, uintptr_t, size_t);
@@ -312,6 +347,8 @@ direct_gettid(void)
 static void
 direct_atfork_child(void)
 {
+	int	i;
+
 	direct_io.pid = getpid();
 	ownfd_close(&direct_io.memfd);
 	ownfd_close(&direct_io.pipe[0]);
@@ -320,6 +357,8 @@ direct_atfork_child(void)
 	direct_snap.nplan = 0;
 	direct_snap.same = 0;
 	direct_self_tid = 0;
+	for (i = 0; i < DIRECT_REUSE_SLOTS; i++)
+		direct_reuses[i].ts = 0;
 }
 
 /* Opens /proc/self/mem, tagged as ours (ownfd.c: any other open of it is
@@ -1266,6 +1305,55 @@ direct_span_last(struct direct_span *s)
 }
 
 /*
+ * Takes the callers from a thread's slot when the leaf at leaf, linked to
+ * prev, sits over the same bytes as then: 0, else -1.  The chunk's copy
+ * must hold them.
+ */
+static int
+direct_reuse_take(struct direct_reuse *r, const struct direct_span *chunk,
+    uintptr_t leaf, uintptr_t prev, struct reader_thread *t,
+    struct direct_kept *k, struct direct_chain *c)
+{
+	if (r->leaf != leaf || r->leaf_prev != prev ||
+	    r->hidden_gen != direct_snap.hidden_gen || r->lo != chunk->lo ||
+	    leaf - chunk->lo >= chunk->span ||
+	    memcmp(chunk->base, r->bytes, leaf - r->lo) != 0)
+		return -1;
+	memcpy(&t->frames[1], r->frames, r->depth * sizeof r->frames[0]);
+	k->depth += r->depth;
+	k->sum += r->sum;
+	c->reused = 1;
+	c->end = r->end;
+	c->above = r->above;
+	c->running = 0;
+	return 0;
+}
+
+/* Keeps a whole walk of thread ts in its slot, if the walk said it may. */
+static void
+direct_reuse_keep(uintptr_t ts, const struct direct_chain *c,
+    const struct reader_thread *t, int n)
+{
+	struct direct_reuse *r = c->reuse;
+
+	if (r == NULL || c->reused || !c->keep || t->depth < 2 ||
+	    t->truncated || !t->hashed)
+		return;
+	r->ts = ts;
+	r->leaf = c->leaf;
+	r->leaf_prev = c->leaf_prev;
+	r->lo = c->lo;
+	r->end = c->end;
+	r->above = c->above;
+	r->hidden_gen = direct_snap.hidden_gen;
+	r->nraw = n - 1;
+	r->depth = t->depth - 1;
+	r->sum = t->share_sum - t->share_leaf;
+	memcpy(r->frames, &t->frames[1], r->depth * sizeof r->frames[0]);
+	memcpy(r->bytes, c->lo_copy, c->leaf - c->lo);
+}
+
+/*
  * Walks one thread's frame chain from frame, leaf first, in one pass: each
  * frame into raw[], its code object checked and the frame kept in t as it
  * goes.  A frame whose code header is not in the snapshot stops the
@@ -1306,12 +1394,15 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 	struct direct_kept kept = { 0, 0, 0, 0 };
 	int		 n = 0, owner, steps, missed = 0, nregions, shim = 0;
 	int		 gen = 0, mark = 0, missing = 0, more = 0, running = 0;
-	int		 due = -1, rc = -1;
+	int		 due = -1, rc = -1, left = -1, leaf_kept = 0, tail = 0;
 	signed char	 state;
+	struct direct_span chunk;
+	uintptr_t	 leaf_link = 0;
 
 	/* Past the frames kept, the chain is still followed to its end: a
 	 * torn chain can loop, and must not pass for a deep stack. */
 	direct_span_last(&span);
+	chunk = span;
 	for (steps = 0; frame != 0; steps++) {
 		if (steps == DIRECT_CHAIN_MAX)
 			goto out;
@@ -1332,6 +1423,8 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 			f = span.base + (frame - span.lo);
 			missed = 0;
 		} else {
+			if (left < 0)
+				left = steps;
 			/*
 			 * Past the copied chunk, a lone miss is usually a shim
 			 * frame on the C stack or a generator's frame: copy
@@ -1368,8 +1461,11 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 		here = frame;
 		frame = direct_word(f, o_prev);
 		shim = owner >= owner_shim;
-		if (shim)
+		if (shim) {
+			tail++;
 			continue;	/* the interpreter's own shim frame */
+		}
+		tail = 0;
 		if (!direct_ptr_ok(code, sizeof(void *)))
 			goto out;
 		gen = owner == owner_gen;
@@ -1401,7 +1497,17 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 				goto out;
 			}
 		}
-		n++;
+		if (n++ == 0) {
+			leaf_kept = kept.depth == 1;
+			leaf_link = frame;
+			if (leaf_kept && due == -1 && left < 0 &&
+			    c->reuse != NULL && c->reuse->ts == c->ts &&
+			    direct_reuse_take(c->reuse,
+			    &chunk, here, frame, t, &kept, c) == 0) {
+				rc = n + c->reuse->nraw;
+				goto out;
+			}
+		}
 	}
 	if (owner_shim != INT_MAX)
 		rc = shim ? n : -1;
@@ -1412,13 +1518,29 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 		if (gen)
 			running = -1;
 	}
+	/* Keepable: the leaf kept, every code checked, every frame inside
+	 * the chunk but the shims that end the chain (an entry frame, 3.15's
+	 * base frame). */
+	if (rc > 1 && c->reuse != NULL && leaf_kept && due == -1 && !more &&
+	    !kept.truncated && (left < 0 || left >= steps - tail) &&
+	    chunk.span != 0 && raw[0].addr > chunk.lo &&
+	    raw[0].addr - chunk.lo < chunk.span &&
+	    raw[0].addr - chunk.lo <= DIRECT_REUSE_BYTES) {
+		c->keep = 1;
+		c->leaf = raw[0].addr;
+		c->leaf_prev = leaf_link;
+		c->lo = chunk.lo;
+		c->lo_copy = chunk.base;
+	}
 out:
+	if (!c->reused) {
+		c->end = here;
+		c->above = above;
+		c->running = running;
+	}
 	direct_kept_put(t, &kept);
 	c->more = more;
-	c->running = running;
 	c->due = due;
-	c->end = here;
-	c->above = above;
 	return rc;
 }
 
@@ -1558,6 +1680,10 @@ direct_thread_walk(uintptr_t ts, const char *s, struct direct_raw *raw,
 	size_t		 span, ahead;
 	int		 n;
 
+	c->keep = 0;
+	c->reused = 0;
+	c->leaf = c->leaf_prev = c->lo = 0;
+	c->lo_copy = NULL;
 	if (compat.ts_frame != COMPAT_NONE) {
 		frame = direct_word(s, compat.ts_frame);
 	} else {
@@ -1595,6 +1721,11 @@ direct_thread_walk(uintptr_t ts, const char *s, struct direct_raw *raw,
 			}
 		}
 	}
+	c->ts = ts;
+	c->reuse = NULL;
+	if (!compat.frame_is_object && compat.ts_chunk != COMPAT_NONE)
+		c->reuse = &direct_reuses[(ts * UINT64_C(0x9e3779b97f4a7c15))
+		    >> (64 - DIRECT_REUSE_SHIFT)];
 	n = direct_walk(frame, raw, t, c);
 	/*
 	 * 3.11: a generator's frame ends the chain.  Whole only if it was
@@ -1670,8 +1801,10 @@ direct_thread(uintptr_t ts, struct reader_thread *t, uintptr_t *next,
 			direct_snap.fresh = 0;
 			return 0;
 		}
-		if (n > 0 && direct_finish(ts, t, raw, n, &c) == 0)
+		if (n > 0 && direct_finish(ts, t, raw, n, &c) == 0) {
+			direct_reuse_keep(ts, &c, t, n);
 			break;
+		}
 		/* Again from fresh copies, while this capture's retries last;
 		 * the thread state must still be this thread's. */
 		if (attempt == DIRECT_RETRIES ||

@@ -143,6 +143,27 @@ def test_a_generator_resumed_from_c_is_a_whole_stack(ctx):
           % (n, folded[:5]))
 
 
+def test_callers_that_change_under_the_same_leaf_frame_are_read_again(ctx):
+    """A leaf frame that keeps its address and caller link while the
+    callers under it change (swap_a for 3 ms, swap_b for 1 ms, frames of
+    one size) is credited to the callers it has at each sample: the direct
+    reader walks only the leaf when the bytes of the callers' frames are
+    those of its last walk, and must see that they are not."""
+    _, folded = run_folded(ctx, "1000", "swap", "3")
+    by = {"swap_a": 0, "swap_b": 0}
+    for names, n in folded:
+        if names[-1] == "swap_leaf":
+            check(names[0] == "<module>" and names[-2] in by,
+                  "a stack of the leaf not under its callers: %s"
+                  % ";".join(names))
+            by[names[-2]] += n
+    a, b = by["swap_a"], by["swap_b"]
+    check(a + b >= 1000, "only %d samples in the leaf" % (a + b))
+    # 3 ms of every 4 under swap_a; the calls between cost little.
+    check(abs(a / (a + b) - 0.75) <= 0.06, "swap_a %d, swap_b %d: %.1f%% "
+          "under swap_a, want 75%%" % (a, b, 100.0 * a / (a + b)))
+
+
 def test_asyncio_offsets_match_live_tasks(ctx):
     """3.14+: the _asyncio module's published offsets (a task's name and
     coroutine, the thread's running task and loop) read the very objects

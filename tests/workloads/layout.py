@@ -9,6 +9,10 @@
   cgen       a _thread whose function is sum() over a CPU-bound generator:
              the generator's frame, resumed from C, is the thread's only
              Python frame (as a server iterating a response generator)
+  swap       the main thread spins in swap_leaf, called 3 ms at a time
+             from swap_a and 1 ms at a time from swap_b: two callers of
+             one frame size, so the leaf's frame has the same address and
+             caller link under both, and only the callers' bytes differ
 """
 import _thread
 import argparse
@@ -99,12 +103,35 @@ def cgen(seconds):
     time.sleep(seconds + 0.3)
 
 
+def swap_leaf(end):
+    x = 0
+    while time.monotonic() < end:
+        x += 1
+    return x
+
+
+def swap_a(end):
+    return swap_leaf(end)
+
+
+def swap_b(end):
+    return swap_leaf(end)
+
+
+def swap(seconds):
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:
+        swap_a(time.monotonic() + 0.003)
+        swap_b(time.monotonic() + 0.001)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("case", choices=("parked", "genexpr", "cgen"))
+    p.add_argument("case", choices=("parked", "genexpr", "cgen", "swap"))
     p.add_argument("--seconds", type=float, default=3.0)
     a = p.parse_args()
-    {"parked": parked, "genexpr": genexpr, "cgen": cgen}[a.case](a.seconds)
+    {"parked": parked, "genexpr": genexpr, "cgen": cgen,
+     "swap": swap}[a.case](a.seconds)
 
 
 if __name__ == "__main__":
