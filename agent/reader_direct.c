@@ -66,7 +66,7 @@
 #define DIRECT_RETRIES_CAPTURE	16	/* ... and of all threads, per capture */
 #define DIRECT_ENDS_SHIFT	8	/* chain ends remembered: 2^this */
 #define DIRECT_ENDS		(1 << DIRECT_ENDS_SHIFT)
-#define DIRECT_REUSE_SHIFT	5	/* threads whose callers are kept: 2^this */
+#define DIRECT_REUSE_SHIFT	6	/* threads whose callers are kept: 2^this */
 #define DIRECT_REUSE_SLOTS	(1 << DIRECT_REUSE_SHIFT)
 #define DIRECT_REUSE_BYTES	(16u * 1024)	/* of callers' frames, each */
 #define DIRECT_CHAIN_REGIONS	64	/* copies made to follow a chain past
@@ -212,6 +212,7 @@ struct direct_reuse {
 	uintptr_t	lo;		/* the chunk's start */
 	uintptr_t	end, above;	/* where the chain ended */
 	uint32_t	hidden_gen;	/* reader_hidden_generation() then */
+	uint32_t	used;		/* the capture that last walked it */
 	int		nraw;		/* frames followed past the leaf */
 	uint32_t	depth;		/* of them, kept */
 	uint64_t	sum;		/* their hash shares */
@@ -220,6 +221,28 @@ struct direct_reuse {
 };
 
 static struct direct_reuse	direct_reuses[DIRECT_REUSE_SLOTS];
+
+/*
+ * The slot of thread state ts: one of a pair, the one that holds ts, else
+ * the one a capture walked least recently (the other thread of the pair
+ * keeps its own while both are sampled).
+ */
+static struct direct_reuse *
+direct_reuse_slot(uintptr_t ts)
+{
+	struct direct_reuse	*a, *b;
+	size_t			 i;
+
+	i = (size_t)((ts * UINT64_C(0x9e3779b97f4a7c15)) >>
+	    (64 - DIRECT_REUSE_SHIFT));
+	a = &direct_reuses[i];
+	b = &direct_reuses[i ^ 1];
+	if (a->ts == ts)
+		return a;
+	if (b->ts == ts)
+		return b;
+	return (int32_t)(a->used - b->used) <= 0 ? a : b;
+}
 
 /* What a walk of one chain found besides its frames. */
 struct direct_chain {
@@ -1323,6 +1346,7 @@ direct_reuse_take(struct direct_reuse *r, const struct direct_span *chunk,
 	k->depth += r->depth;
 	k->sum += r->sum;
 	c->reused = 1;
+	r->used = direct_snap.capture;
 	c->end = r->end;
 	c->above = r->above;
 	c->running = 0;
@@ -1346,6 +1370,7 @@ direct_reuse_keep(uintptr_t ts, const struct direct_chain *c,
 	r->end = c->end;
 	r->above = c->above;
 	r->hidden_gen = direct_snap.hidden_gen;
+	r->used = direct_snap.capture;
 	r->nraw = n - 1;
 	r->depth = t->depth - 1;
 	r->sum = t->share_sum - t->share_leaf;
@@ -1724,8 +1749,7 @@ direct_thread_walk(uintptr_t ts, const char *s, struct direct_raw *raw,
 	c->ts = ts;
 	c->reuse = NULL;
 	if (!compat.frame_is_object && compat.ts_chunk != COMPAT_NONE)
-		c->reuse = &direct_reuses[(ts * UINT64_C(0x9e3779b97f4a7c15))
-		    >> (64 - DIRECT_REUSE_SHIFT)];
+		c->reuse = direct_reuse_slot(ts);
 	n = direct_walk(frame, raw, t, c);
 	/*
 	 * 3.11: a generator's frame ends the chain.  Whole only if it was
