@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh -- `make bench`: the timer wake-up floor of this machine, the
-# agent's benchmark table (bench/bench.py), the capture cost table against
-# the agent before issue 8's work (bench/capture.py), then the daemon's
+# agent's benchmark table (bench/bench.py), the floor of the direct reader's
+# copy (bench/copyfloor.c) and the capture cost table against a baseline
+# build (bench/capture.py), then the daemon's
 # (bench/daemon.py, fake agents from build/bench/loadgen).  Extra arguments:
 # BENCH_ARGS="--pythons python3.12 --pairs 5" for bench.py,
 # BENCH_CAPTURE_ARGS="--rounds 1 --no-callgrind" for capture.py,
@@ -19,6 +20,8 @@ if [ "${BENCH_ONLY:-agent}" = agent ]; then
 fi
 if [ "${BENCH_ONLY:-capture}" = capture ]; then
 	cc -O2 -Wall -Wextra -o build/bench/wakeup bench/wakeup.c
+	cc -O2 -Wall -Wextra -o build/bench/copyfloor bench/copyfloor.c
+	build/bench/copyfloor
 	python3 bench/capture.py $BENCH_CAPTURE_ARGS
 fi
 if [ "${BENCH_ONLY:-tachyon}" = tachyon ]; then
