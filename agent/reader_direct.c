@@ -200,16 +200,18 @@ struct direct_raw {
  * of its stack chunk from the start up to the leaf's frame, and the frames
  * kept from them.  A capture whose leaf is the same frame, with the same
  * caller link, over the same bytes below it, walks only the leaf: the
- * walk of the callers is a function of those bytes (a suspended caller's
- * frame is written only when control returns to it; their code objects
- * are alive, each frame holding its own).  Only chains wholly in the
- * chunk are kept, but for the shims that end them.  Sampler thread.
+ * walk of the callers is a function of those bytes, and whatever changes a
+ * caller (a return into it, a frame object made for it, a write to its
+ * locals) changes them.  Their code objects are alive, each frame holding
+ * its own.  Only chains wholly in the chunk, callers below the leaf, are
+ * kept, but for the shims that end them; the end was checked when the walk
+ * was kept (direct_end_check).  Sampler thread.
  */
 struct direct_reuse {
 	uintptr_t	ts;		/* the thread state, 0 if empty */
 	uintptr_t	leaf;		/* the leaf frame's address */
 	uintptr_t	leaf_prev;	/* its caller link */
-	uintptr_t	lo;		/* the chunk's start */
+	uintptr_t	lo;		/* the start of the chunk's copy */
 	uintptr_t	end, above;	/* where the chain ended */
 	uint32_t	hidden_gen;	/* reader_hidden_generation() then */
 	uint32_t	used;		/* the capture that last walked it */
@@ -221,6 +223,15 @@ struct direct_reuse {
 };
 
 static struct direct_reuse	direct_reuses[DIRECT_REUSE_SLOTS];
+
+/*
+ * 3.12+: where each thread's chain last ended, believed again without a
+ * copy (sampler thread).  A hint: a slot holds one thread's, by its state.
+ */
+static struct direct_end {
+	uintptr_t	ts;
+	uintptr_t	end;
+} direct_ends[DIRECT_ENDS];
 
 /*
  * The slot of thread state ts: one of a pair, the one that holds ts, else
@@ -382,6 +393,8 @@ direct_atfork_child(void)
 	direct_self_tid = 0;
 	for (i = 0; i < DIRECT_REUSE_SLOTS; i++)
 		direct_reuses[i].ts = 0;
+	for (i = 0; i < DIRECT_ENDS; i++)
+		direct_ends[i].ts = 0;
 }
 
 /* Opens /proc/self/mem, tagged as ours (ownfd.c: any other open of it is
@@ -1382,9 +1395,12 @@ direct_reuse_keep(uintptr_t ts, const struct direct_chain *c,
  * Walks one thread's frame chain from frame, leaf first, in one pass: each
  * frame into raw[], its code object checked and the frame kept in t as it
  * goes.  A frame whose code header is not in the snapshot stops the
- * checks: *due gets its index (else -1), and direct_codes_due does the
+ * checks: c->due gets its index (else -1), and direct_codes_due does the
  * rest after the walk.  Returns the count, or -1 if the chain is torn;
- * *more is set when the walk stopped with frames left.  On 3.12+ every
+ * c->more is set when the walk stopped with frames left.  When the thread's
+ * slot (c->reuse) holds a walk under the same leaf frame, over the same
+ * bytes, its callers are taken from there (c->reused; raw[] then holds the
+ * leaf only); a whole walk that may be kept there sets c->keep.  On 3.12+ every
  * chain ends at an entry frame (a shim the interpreter pushes where C calls
  * into Python): a chain that ends elsewhere was cut short under us, most
  * often at a generator's frame copied just after it was suspended (its
@@ -1420,6 +1436,7 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 	int		 n = 0, owner, steps, missed = 0, nregions, shim = 0;
 	int		 gen = 0, mark = 0, missing = 0, more = 0, running = 0;
 	int		 due = -1, rc = -1, left = -1, leaf_kept = 0, tail = 0;
+	int		 below = 1;
 	signed char	 state;
 	struct direct_span chunk;
 	uintptr_t	 leaf_link = 0;
@@ -1484,6 +1501,9 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 			goto out;
 		above = here;
 		here = frame;
+		/* The callers in the chunk lie below the leaf, as pushed. */
+		if (n > 0 && left < 0 && here + compat.frame_read > raw[0].addr)
+			below = 0;
 		frame = direct_word(f, o_prev);
 		shim = owner >= owner_shim;
 		if (shim) {
@@ -1547,7 +1567,7 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 	 * the chunk but the shims that end the chain (an entry frame, 3.15's
 	 * base frame). */
 	if (rc > 1 && c->reuse != NULL && leaf_kept && due == -1 && !more &&
-	    !kept.truncated && (left < 0 || left >= steps - tail) &&
+	    !kept.truncated && below && (left < 0 || left >= steps - tail) &&
 	    chunk.span != 0 && raw[0].addr > chunk.lo &&
 	    raw[0].addr - chunk.lo < chunk.span &&
 	    raw[0].addr - chunk.lo <= DIRECT_REUSE_BYTES) {
@@ -1604,15 +1624,6 @@ direct_bottom_again(const struct direct_raw *r)
 }
 
 /*
- * 3.12+: where each thread's chain last ended, believed again without a
- * copy (sampler thread).  A hint: a slot holds one thread's, by its state.
- */
-static struct direct_end {
-	uintptr_t	ts;
-	uintptr_t	end;
-} direct_ends[DIRECT_ENDS];
-
-/*
  * 3.12+: checks where a whole chain ended: 0 if believed, else -1.  An
  * entry frame with no caller ends every chain.  But a frame's link, copied
  * just before the C call under it returned, leads into C stack that has
@@ -1665,7 +1676,8 @@ out:
 /*
  * Completes a walked chain into the thread's frames: the checks the walk
  * left (its frames from due on, when due is not -1), and where a whole
- * chain ended (3.12+) or its bottom frame (3.9/3.10).  0, or -1 if torn.
+ * chain ended (3.12+) or its bottom frame (3.9/3.10, frame objects).  0,
+ * or -1 if torn.
  */
 static int
 direct_finish(uintptr_t ts, struct reader_thread *t, struct direct_raw *raw,
@@ -1684,7 +1696,7 @@ direct_finish(uintptr_t ts, struct reader_thread *t, struct direct_raw *raw,
 	 * there that does not run means the walk lost the frames under it;
 	 * one that runs was resumed from C, or copied torn (its caller link
 	 * read before it resumed, its state after): a fresh copy agrees. */
-	if (!more && n > 0 && compat.owner_shim == INT_MAX &&
+	if (!more && n > 0 && compat.frame_is_object &&
 	    ((e = direct_code_get(raw[n - 1].code, &missing)) == NULL ||
 	    (e->gen && (!c->running ||
 	    direct_bottom_again(&raw[n - 1]) != 0))))
