@@ -5,15 +5,16 @@ import os
 from harness import WORKLOADS, check, wait_until
 
 
-def capture_stacks(ctx, *args):
+def capture_stacks(ctx, *args, samples=200):
     """{function names (root first): samples} of tests/workloads/capture.py ARGS,
-    from profd's folded output once it holds 200 samples of it."""
+    from profd's folded output once it holds `samples` of it, counted from
+    a reset made after the workload said it was ready."""
     p = ctx.run_agent([os.path.join(WORKLOADS, "capture.py"), "--seconds",
                        "120"] + list(args), service="capture")
     wait_until(lambda: "ready" in ctx.output(p), 60, "the workload")
     ctx.ctl("reset")
-    wait_until(lambda: ctx.ctl_json("show", "--pid", p.pid)["samples"] >= 200,
-               60, "200 samples")
+    wait_until(lambda: ctx.ctl_json("show", "--pid", p.pid)["samples"] >=
+               samples, 60, "%d samples" % samples)
     folded = ctx.ctl("show", "--pid", p.pid, "--format", "folded", "--top",
                      "0").stdout
     p.kill()
@@ -48,7 +49,10 @@ def test_capture_workload_spins_20_frames_deep(ctx):
           "not 20 frames ending in spin: %d %r" % (len(frames), frames))
 
     ctx.ctl("start", "--rate", "100", "--mode", "wall")
-    many = capture_stacks(ctx, "--threads", "32")
+    # 100 ticks: a batch of samples taken before the reset (threads still
+    # on their way down, the main thread waiting for them) that reaches
+    # profd after it weighs a few samples against 100 of the main thread.
+    many = capture_stacks(ctx, "--threads", "32", samples=3300)
     spin = {s: n for s, n in many.items() if fn(s[-1]) == "spin"}
     rest = sum(many.values()) - sum(spin.values())
     check(all(len(s) == 20 for s in spin),
