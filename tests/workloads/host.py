@@ -441,6 +441,11 @@ def work_unit():
 
 def work(d, seconds):
     pa = agent()
+    # The measured host and its baseline both run this loop on one CPU,
+    # the same one (the agent's thread, started before, keeps its own):
+    # they get equal shares of it, and whatever else takes that CPU, the
+    # VM's neighbours included, slows both alike.
+    os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     rates = []
     cpu = []        # this thread's CPU seconds, per slot
     other = []      # the other threads' (the agent's), per slot
