@@ -18,8 +18,16 @@ spinning 20 frames deep), in wall mode:
                   --callgrind-seconds later; the thread whose dump holds
                   sampler_main (else valgrind's thread 2), its Ir divided
                   by the samples of the window
-                  (callgrind slows the host some 50x: the rate it reaches
-                  is lower, the figure is still per sample)
+                  (callgrind slows the host some 50x: it reaches tens of
+                  Hz.  Work paced by the clock, not by samples (stats,
+                  socket I/O, the alone check: cg_timed; the flush every
+                  50 ms is left per sample, an overstatement) is taken per
+                  second and spread over the 1,000 samples a second the row
+                  names; the row below shows both parts, and the raw
+                  all-Ir-over-samples figure.  The copy method is forced
+                  to --copy, else to the one the probe picked in the
+                  rounds (seen in their system calls): under valgrind the
+                  probe would time valgrind's emulation instead)
   work_ns/sample  the agent's work_ns delta / samples delta, median over the
                   stats reports (one a second) of a --window-seconds window
   cpu/sample      sampler_ns delta / samples delta, the same way
@@ -67,6 +75,7 @@ import harness  # noqa: E402
 WORKLOAD = os.path.join(ROOT, "tests", "workloads", "capture.py")
 WAKEUP = os.path.join(ROOT, "build", "bench", "wakeup")
 TARGETS = {"syscalls": "<= 2", "ir": "<= 3,000", "work": "<= 3 us",
+           "ir_tick": "-", "ir_timed": "-", "ir_raw": "-",
            "cpu": "-", "over": "<= 3 us", "floor": "-", "floor_during": "-",
            "t32": "<= 1.5 us"}
 
@@ -292,8 +301,25 @@ def run_32(ctx, agent_dir, reader, a):
         h.stop()
 
 
-def run_callgrind(ctx, agent_dir, reader, a):
-    """Instructions of the sampler thread per sample, under callgrind."""
+def picked(runs):
+    """The copy method the probe picked at full speed, from the system calls
+    the sampler made in the strace windows (pvr without them)."""
+    calls = {}
+    for r in runs:
+        for c, n in r.get("calls", {}).items():
+            calls[c] = calls.get(c, 0) + n
+    for call, how in (("process_vm_readv", "pvr"), ("writev", "pipe"),
+                      ("pread64", "mem")):
+        if calls.get(call):
+            return how
+    return "pvr"
+
+
+def run_callgrind(ctx, agent_dir, reader, a, how="pvr"):
+    """Instructions of the sampler thread per sample, under callgrind.  The
+    copy method is forced to `how` (--copy, else what the probe picked at
+    full speed in the rounds): under valgrind the probe would time
+    valgrind's emulation of each method, not the machine's."""
     ctx.ctl("reset")
     ctx.ctl("start", "--rate", 1000, "--mode", "wall")
     cg = tempfile.mkdtemp(prefix="cg-", dir=ctx.tmp)
@@ -301,7 +327,8 @@ def run_callgrind(ctx, agent_dir, reader, a):
     h = Host(ctx, agent_dir, reader, ["--seconds", "900"],
              wrap=["valgrind", "--tool=callgrind", "--instr-atstart=no",
                    "--separate-threads=yes", "--fair-sched=yes",
-                   "--callgrind-out-file=" + out], env=copy_env(a))
+                   "--callgrind-out-file=" + out],
+             env={"PROFAGENT_DIRECT_COPY": how})
     ctl = lambda *x: subprocess.run(["callgrind_control"] + list(x) +
                                     [str(h.pid)], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, timeout=120, check=True)
@@ -318,7 +345,7 @@ def run_callgrind(ctx, agent_dir, reader, a):
         n0, n1 = h.at(ta, "real"), h.at(tb, "real")
         # The sampler thread: the one running sampler_main, else valgrind's
         # thread 2 (the agent starts it before the workload's own threads).
-        ir = {}
+        ir, dump = {}, {}
         for f in os.listdir(cg):
             with open(os.path.join(cg, f), errors="replace") as fh:
                 text = fh.read()
@@ -326,19 +353,87 @@ def run_callgrind(ctx, agent_dir, reader, a):
             t = re.search(r"^thread: (\d+)", text, re.M)
             if m and "sampler_main" in text:
                 ir["main"] = int(m.group(1))
+                dump["main"] = os.path.join(cg, f)
             elif m and t and t.group(1) == "2":
                 ir["2"] = int(m.group(1))
+                dump["2"] = os.path.join(cg, f)
         if a.callgrind_keep:
             keep = os.path.join(a.callgrind_keep, os.path.basename(cg))
             shutil.copytree(cg, keep)
             log("callgrind dumps kept in " + keep)
+        path = dump.get("main", dump.get("2"))
         ir = ir.get("main", ir.get("2"))
         if ir is None or n0 is None or n1 is None or n1 <= n0:
             return {}
-        return {"ir": ir / (n1 - n0), "cg_samples": n1 - n0,
-                "cg_rate": (n1 - n0) / (tb - ta)}
+        n, secs = n1 - n0, tb - ta
+        r = {"ir_raw": ir / n, "cg_samples": n, "cg_rate": n / secs}
+        timed = cg_timed(path) if path else None
+        if timed is not None and 0 <= timed <= ir:
+            # Work paced by the clock, not by samples, weighs per second
+            # what it weighed here; at the 1 kHz the row names it is spread
+            # over 1,000 samples a second, not over callgrind's few dozen.
+            r["ir_tick"] = (ir - timed) / n
+            r["ir_timed_s"] = timed / secs
+            r["ir"] = r["ir_tick"] + r["ir_timed_s"] / 1000.0
+        else:
+            r["ir"] = r["ir_raw"]
+        return r
     finally:
         h.stop()
+
+
+def cg_timed(path):
+    """Ir of the sampler thread's work paced by the clock, not by samples:
+    what sampler_main's calls of sampler_housekeep (stats each second,
+    socket I/O) and of sampler_alone (every AGENT_ALONE_CHECK_NS) cost,
+    less housekeep's own test of the clock, made every tick.  The flush
+    every AGENT_FLUSH_NS stays per sample: it encodes and emits each
+    sample, and its fixed part is left spread over callgrind's few samples
+    a flush, which overstates it.  From callgrind_annotate's caller tree:
+    the inclusive cost of each call edge.  None if the dump cannot be read
+    that way."""
+    try:
+        out = subprocess.run(["callgrind_annotate", "--tree=caller",
+                              "--inclusive=yes", "--auto=no", path],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             universal_newlines=True, timeout=120).stdout
+        own = subprocess.run(["callgrind_annotate", "--inclusive=no",
+                              "--auto=no", path],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             universal_newlines=True, timeout=120).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    fn = lambda text: re.sub(r"\s*\(\d[\d,]*x\)$", "",
+                             text.split(" [")[0]).rsplit(":", 1)[-1]
+    edges, callers = {}, []
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+([<*>])\s+(.*)$", line)
+        if not m:
+            if not line.strip():
+                callers = []
+            continue
+        cost, kind, who = int(m.group(1).replace(",", "")), m.group(2), m.group(3)
+        if kind == "<":
+            callers.append((fn(who), cost))
+        elif kind == "*":
+            for c, v in callers:
+                # An inlined header's share of a function shows up as a
+                # call of the function by itself: not a call.
+                if c != fn(who):
+                    edges[(c, fn(who))] = max(edges.get((c, fn(who)), 0), v)
+            callers = []
+    self_cost = {}
+    for line in own.splitlines():
+        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+([^=<>*\s].*)$", line)
+        if m and ":" in m.group(2):
+            k = fn(m.group(2))
+            self_cost[k] = max(self_cost.get(k, 0),
+                               int(m.group(1).replace(",", "")))
+    keep = edges.get(("sampler_main", "sampler_housekeep"))
+    if keep is None:
+        return None
+    keep += edges.get(("sampler_main", "sampler_alone"), 0)
+    return keep - self_cost.get("sampler_housekeep", 0)
 
 
 def real(s):
@@ -427,7 +522,9 @@ def main():
                     ctx = harness.Ctx(py, d)
                     try:
                         ctx.start_daemon()
-                        cgs[name] = run_callgrind(ctx, d, reader, a)
+                        how = a.copy or picked(runs.get(name, []))
+                        cgs[name] = run_callgrind(ctx, d, reader, a, how)
+                        cgs[name]["copy"] = how
                         log("%s %s %s callgrind: %s" % (label, reader, name,
                                                         cgs[name]))
                     except Exception as e:
@@ -447,7 +544,14 @@ def main():
 def report(raw, a, have_base):
     rows = [
         ("syscalls per tick (strace -c, sampler thread)", "syscalls", ".2f"),
-        ("user-space Ir per sample (callgrind, sampler thread)", "ir", ",.0f"),
+        ("user-space Ir per sample at 1 kHz (callgrind, sampler thread)",
+         "ir", ",.0f"),
+        ("  of which per tick (capture, interning, flush)", "ir_tick",
+         ",.0f"),
+        ("  of which paced by the clock, Ir a second / 1,000", "ir_timed",
+         ",.0f"),
+        ("  as measured at callgrind's rate (all Ir / samples)", "ir_raw",
+         ",.0f"),
         ("work_ns per sample, us (median of 1 s reports)", "work", ".2f"),
         ("sampler CPU per sample, us", "cpu", ".1f"),
         ("wake-up floor, us a tick, during the window", "floor_during",
@@ -471,9 +575,13 @@ def report(raw, a, have_base):
             for name in ("today", "now"):
                 if name == "today" and not have_base:
                     cells.append("n/a")
-                elif k == "ir":
-                    cells.append(stat([g["callgrind"].get(name, {}).get("ir")],
-                                      spec))
+                elif k.startswith("ir"):
+                    cg = g["callgrind"].get(name, {})
+                    v = cg.get(k)
+                    if k == "ir_timed":
+                        v = cg.get("ir_timed_s")
+                        v = v / 1000.0 if v is not None else None
+                    cells.append(stat([v], spec))
                 else:
                     cells.append(stat([r.get(keys[k]) for r in
                                        g["runs"].get(name, [])], spec))
@@ -500,8 +608,9 @@ def report(raw, a, have_base):
         for name in ("today", "now"):
             cg = g["callgrind"].get(name)
             if cg:
-                print("  %s callgrind window: %d samples at %.0f Hz"
-                      % (name, cg["cg_samples"], cg["cg_rate"]))
+                print("  %s callgrind window: %d samples at %.0f Hz, "
+                      "copy by %s" % (name, cg["cg_samples"], cg["cg_rate"],
+                                      cg.get("copy", "?")))
         for name in ("today", "now"):
             v = [r.get("rate") for r in g["runs"].get(name, [])
                  if r.get("rate")]
