@@ -43,7 +43,7 @@
 #define AGENT_PENDING_MAX	(AGENT_FLUSH_SAMPLES + AGENT_MAX_THREADS)
 #define AGENT_STATS_NS		1000000000ull	/* PROTO_STATS period */
 #define AGENT_IO_NS		5000000ull	/* socket I/O while sampling */
-#define AGENT_WORK_EVERY	64		/* ticks per work_ns measure */
+#define AGENT_WORK_EVERY	256		/* ticks per work_ns measure */
 #define AGENT_IDLE_POLL_MS	100		/* poll while not profiling */
 #define AGENT_ALONE_CHECK_NS	250000000ull	/* is the sampler alone? */
 #define AGENT_BACKOFF_MIN_NS	100000000ull	/* reconnect backoff 100 ms */

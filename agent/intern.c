@@ -163,9 +163,11 @@ intern_hash_bytes(const void *p, size_t len, uint64_t seed)
 	const unsigned char	*s = p;
 	uint64_t		 h = seed ^ (len * 0x9e3779b97f4a7c15ull), w;
 
+	/* A multiply and a rotation a word; the final mix spreads it all. */
 	while (len >= 8) {
 		memcpy(&w, s, 8);
-		h = (h ^ intern_mix(w)) * 0x9e3779b97f4a7c15ull;
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h = (h << 29) | (h >> 35);
 		s += 8;
 		len -= 8;
 	}
@@ -596,6 +598,17 @@ intern_stack(const struct reader *r, const struct reader_thread *t,
 }
 
 /*
+ * The stacks intern_stack_leaf made lately, by the stack whose callers they
+ * share and their leaf: a thread whose leaf moves among a few lines under
+ * the same callers finds its stack here without hashing it.  An entry is
+ * only a hint: the stack it names is compared with what it must be.
+ */
+#define INTERN_LEAF_SLOTS	256	/* 2^n */
+static struct {
+	uint32_t	like, leaf, idx;
+} intern_leaves[INTERN_LEAF_SLOTS];
+
+/*
  * Interns a captured stack whose frames but the leaf are those of stack
  * `like` (the caller knows: the same code and locations as when `like` was
  * interned, in this generation): only the leaf is looked up.
@@ -604,8 +617,8 @@ uint32_t
 intern_stack_leaf(const struct reader *r, const struct reader_thread *t,
     uint32_t like, int *full)
 {
-	uint32_t		 ids[PROTO_MAX_DEPTH], depth;
-	struct intern_stackent	*e;
+	uint32_t		 ids[PROTO_MAX_DEPTH], depth, idx, slot;
+	struct intern_stackent	*e, *o;
 
 	depth = t->depth > PROTO_MAX_DEPTH ? PROTO_MAX_DEPTH : t->depth;
 	if (like == 0 || like > stacks.n)
@@ -616,8 +629,25 @@ intern_stack_leaf(const struct reader *r, const struct reader_thread *t,
 		return (intern_stack(r, t, full));
 	if ((ids[0] = intern_frame_of(r, t, 0, full)) == 0)
 		return (0);
+	slot = (uint32_t)(intern_mix(((uint64_t)like << 32) | ids[0]) &
+	    (INTERN_LEAF_SLOTS - 1));
+	idx = intern_leaves[slot].idx;
+	if (intern_leaves[slot].like == like &&
+	    intern_leaves[slot].leaf == ids[0] && idx != 0 && idx <= stacks.n) {
+		o = VEC_AT(stacks, struct intern_stackent, idx);
+		if (o->depth == depth && o->truncated == e->truncated &&
+		    stackwords[o->off] == ids[0] &&
+		    memcmp(stackwords + o->off + 1, stackwords + e->off + 1,
+		    (depth - 1) * sizeof ids[0]) == 0)
+			return (idx);
+	}
 	memcpy(ids + 1, stackwords + e->off + 1, (depth - 1) * sizeof ids[0]);
-	return (intern_stack_ids(ids, depth, t->truncated != 0, full));
+	if ((idx = intern_stack_ids(ids, depth, t->truncated != 0, full)) != 0) {
+		intern_leaves[slot].like = like;
+		intern_leaves[slot].leaf = ids[0];
+		intern_leaves[slot].idx = idx;
+	}
+	return (idx);
 }
 
 /* Interns a stack of frame indices, leaf first. */

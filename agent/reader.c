@@ -29,7 +29,7 @@ static uint64_t		reader_hidden_filter[4];
 static inline unsigned
 reader_hidden_bit(uintptr_t code)
 {
-	return ((unsigned)(((uint64_t)code * 0x9e3779b97f4a7c15ull) >> 56));
+	return ((unsigned)reader_slot(code, 8));
 }
 
 /* Hides a code object's frames: 1 if added, 0 if already hidden, -1 if

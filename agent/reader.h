@@ -39,6 +39,15 @@ struct reader_thread {
 	uint64_t	 share_leaf;
 };
 
+/* Slot of a key in a table of 2^bits slots: the top bits of its product
+ * with 2^64 / the golden ratio (Fibonacci hashing), which spreads
+ * addresses whose low bits are all alike. */
+static inline size_t
+reader_slot(uint64_t key, unsigned bits)
+{
+	return ((size_t)((key * UINT64_C(0x9e3779b97f4a7c15)) >> (64 - bits)));
+}
+
 /*
  * A frame's share of its capture's frames hash (see sampler.c): the frame
  * at depth i from the leaf, its code object, the reader's fingerprint of

@@ -52,7 +52,8 @@
 /* Limits. */
 #define DIRECT_SNAP_BYTES	(2048u * 1024)	/* bytes copied per capture */
 #define DIRECT_SNAP_REGIONS	8192		/* regions copied per capture */
-#define DIRECT_SNAP_HASH	32768		/* region index slots, 2^n */
+#define DIRECT_SNAP_SHIFT	15		/* region index slots: 2^this */
+#define DIRECT_SNAP_HASH	(1 << DIRECT_SNAP_SHIFT)
 #define DIRECT_SNAP_WIDE	64		/* regions looked into, per capture */
 #define DIRECT_PLAN_IDLE	32		/* captures an unused code header
 						   stays planned ... */
@@ -73,8 +74,10 @@
 					   the frames kept; then truncated */
 #define DIRECT_OB_FLAGS_MAX	0x100	/* 3.14+: ob_flags seen as alive */
 #define DIRECT_THREADS_MAX	4096		/* thread states followed */
-#define DIRECT_CODE_CACHE	4096		/* checked code objects, 2^n */
-#define DIRECT_LINE_CACHE	256		/* line tables kept, 2^n */
+#define DIRECT_CODE_SHIFT	12		/* checked code objects: 2^this */
+#define DIRECT_CODE_CACHE	(1 << DIRECT_CODE_SHIFT)
+#define DIRECT_LINE_SHIFT	8		/* line tables kept: 2^this */
+#define DIRECT_LINE_CACHE	(1 << DIRECT_LINE_SHIFT)
 #define DIRECT_LINES_MAX	(256u * 1024)	/* biggest line table read */
 #define DIRECT_PIPE_SIZE	(256 * 1024)	/* pipe capacity asked for */
 #define DIRECT_IOV_MAX		1024		/* iovecs per system call */
@@ -244,8 +247,7 @@ direct_reuse_slot(uintptr_t ts)
 	struct direct_reuse	*a, *b;
 	size_t			 i;
 
-	i = (size_t)((ts * UINT64_C(0x9e3779b97f4a7c15)) >>
-	    (64 - DIRECT_REUSE_SHIFT));
+	i = reader_slot(ts, DIRECT_REUSE_SHIFT);
 	a = &direct_reuses[i];
 	b = &direct_reuses[i ^ 1];
 	if (a->ts == ts)
@@ -886,8 +888,7 @@ direct_snap_reset(void)
 static inline unsigned
 direct_snap_slot(uintptr_t addr)
 {
-	return (unsigned)(((uint64_t)addr * 0x9e3779b97f4a7c15ULL) >> 40) &
-	    (DIRECT_SNAP_HASH - 1);
+	return (unsigned)reader_slot(addr, DIRECT_SNAP_SHIFT);
 }
 
 /* Adds a region to copy later; its index, or -1 when the snapshot is full. */
@@ -1119,9 +1120,7 @@ direct_snap_prefetch(void)
 static struct direct_code *
 direct_code_slot(uintptr_t code)
 {
-	uint64_t	h = (uint64_t)code * 0x9e3779b97f4a7c15ULL;
-
-	return &direct_codes[(h >> 32) & (DIRECT_CODE_CACHE - 1)];
+	return &direct_codes[reader_slot(code, DIRECT_CODE_SHIFT)];
 }
 
 /* Fingerprint of a copied code object header. */
@@ -1641,8 +1640,7 @@ direct_end_check(uintptr_t ts, const struct direct_chain *c)
 	const char	*f;
 	int		 fresh = direct_snap.fresh, i, k, owner, rc = -1;
 
-	d = &direct_ends[(ts * UINT64_C(0x9e3779b97f4a7c15)) >>
-	    (64 - DIRECT_ENDS_SHIFT)];
+	d = &direct_ends[reader_slot(ts, DIRECT_ENDS_SHIFT)];
 	if (d->ts == ts && d->end == c->end)
 		return 0;
 	for (i = 0; i < DIRECT_END_COPIES; i++) {
@@ -2177,13 +2175,12 @@ direct_line(uintptr_t code, int32_t loc)
 	char			 c[512];
 	const struct direct_code *e;
 	struct direct_lines	*l;
-	uint64_t		 fp, h;
+	uint64_t		 fp;
 	uintptr_t		 tab;
 	char			 bh[64];
 	intptr_t		 size;
 
-	h = (uint64_t)code * 0x9e3779b97f4a7c15ULL;
-	l = &direct_lines[(h >> 32) & (DIRECT_LINE_CACHE - 1)];
+	l = &direct_lines[reader_slot(code, DIRECT_LINE_SHIFT)];
 	if ((e = direct_code_fresh(code)) != NULL && l->table != NULL &&
 	    l->addr == code && l->fingerprint == e->fingerprint)
 		return direct_addr2line(l, loc);
@@ -2225,11 +2222,10 @@ direct_forget(uintptr_t code)
 {
 	struct direct_lines	*l;
 	struct direct_code	*e = direct_code_slot(code);
-	uint64_t		 h = (uint64_t)code * 0x9e3779b97f4a7c15ULL;
 
 	if (e->addr == code)
 		memset(e, 0, sizeof *e);
-	l = &direct_lines[(h >> 32) & (DIRECT_LINE_CACHE - 1)];
+	l = &direct_lines[reader_slot(code, DIRECT_LINE_SHIFT)];
 	if (l->addr == code) {
 		free(l->table);
 		memset(l, 0, sizeof *l);

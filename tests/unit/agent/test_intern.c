@@ -536,3 +536,41 @@ Test(intern, leaf_only_interning_matches_the_whole_stack)
 	cr_assert_eq(intern_stack_leaf(&fx_reader, &t, 0, &full), a);
 	cr_assert_eq(intern_stack_leaf(&fx_reader, &t, 99999, &full), a);
 }
+
+/* The leaf path remembers which stack a leaf made under given callers.  A
+ * reset renumbers every stack and frame: the same pair of numbers may then
+ * name a stack of other callers, and the answer must be the stack the
+ * frames make, not the one remembered. */
+Test(intern, leaf_only_interning_is_right_after_a_reset_reuses_the_ids)
+{
+	struct reader_thread	t;
+	int			full = 0;
+	int32_t			l1[] = { 7, 21, 2 }, l2[] = { 8, 21, 2 };
+	int32_t			l3[] = { 9, 21, 2 };
+	uintptr_t		other[] = { 0x400, 0x300, 0x100 };
+	uint32_t		a, b, c, got;
+
+	/* Stack 1 = frames 1 2 3; the leaf (0x300, 8) is frame 4: stack 2
+	 * = 4 2 3, remembered as "frame 4 under stack 1's callers". */
+	a = stack_of(abc, l1, 3);
+	fx_thread(&t, 4242, abc, l2, 3);
+	intern_tick();
+	b = intern_stack_leaf(&fx_reader, &t, a, &full);
+	cr_assert_eq(b, stack_of(abc, l2, 3));
+	intern_tick();
+	cr_assert_eq(intern_stack_leaf(&fx_reader, &t, a, &full), b);
+
+	/* After a reset: stack 1 = (0x400,7) (0x300,21) (0x100,2) = frames
+	 * 1 2 3; stack 2 = (0x400,9) (0x200,21) (0x100,2) = frames 4 5 3.
+	 * Frame 4 under stack 1's callers is now a third stack, 4 2 3. */
+	intern_reset(&fx_reader);
+	cr_assert_eq(stack_of(other, l1, 3), a);
+	cr_assert_eq(stack_of(dbc, l3, 3), b);
+	fx_thread(&t, 4242, other, l3, 3);
+	intern_tick();
+	got = intern_stack_leaf(&fx_reader, &t, a, &full);
+	c = intern_stack(&fx_reader, &t, &full);
+	cr_assert_eq(full, 0);
+	cr_assert_neq(c, b);
+	cr_assert_eq(got, c);
+}
