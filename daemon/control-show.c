@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -606,78 +607,139 @@ control_show_title(const struct control_query *cq, char *buf, size_t len)
 		    cq->nthreads > 1 ? ",..." : "");
 }
 
-/* Replies the profile of a result in a stack format. */
+/* A stack format's encoding: made on the loop from the store, run on any
+ * thread (the profile and the buffer are its own), replied on the loop. */
+struct control_encoding {
+	struct profile		*p;
+	struct evbuffer		*out;
+	format_fn		 fn;
+	struct format_opts	 opts;
+	int			 rc;
+	unsigned		 delay_ms;	/* PROFD_TEST_ENCODE_DELAY_MS */
+};
+
+/* Frees an encoding's profile and bytes. */
+static void
+control_encoding_free(struct control_encoding *e)
+{
+	if (e->out != NULL)
+		evbuffer_free(e->out);
+	profile_free(e->p);
+	e->out = NULL;
+	e->p = NULL;
+}
+
+/* Copies the profile of a result out of the store for a stack format: 0,
+ * or -1 with a->error set. */
 static int
-control_show_encode(struct control_args *a, struct proto_sink *sink,
+control_encoding_make(struct control_args *a, struct control_encoding *e,
     const struct query_result *res, const struct control_query *cq,
     int format, uint64_t top, const struct format_opts *optsp)
 {
-	struct format_opts	 opts = *optsp;
-	struct profile		*p = NULL;
-	struct evbuffer		*out = NULL;
-	format_fn		 fn;
 	uint32_t		 mode;
-	struct evbuffer_iovec	 v;
-	size_t			 len, start;
-	int			 n;
 	char			 title[256], buf[256];
-	const char		*warning;
-	int			 labels;
+	const char		*warning, *env;
 
-	fn = format_find(control_show_formats[format]);
-	if (fn == NULL) {
+	memset(e, 0, sizeof *e);
+	e->opts = *optsp;
+	/* Tests: an encoding that takes this long, to show what waits on it. */
+	if ((env = getenv("PROFD_TEST_ENCODE_DELAY_MS")) != NULL)
+		e->delay_ms = (unsigned)strtoul(env, NULL, 10);
+	e->fn = format_find(control_show_formats[format]);
+	if (e->fn == NULL) {
 		snprintf(a->error, sizeof a->error, "format %s is not built "
 		    "into this profd", control_show_formats[format]);
 		return (-1);
 	}
-	labels = cq->q.by_thread;
-	if ((p = query_profile(server_store, res, labels)) == NULL ||
-	    (out = evbuffer_new()) == NULL)
+	if ((e->p = query_profile(server_store, res, cq->q.by_thread)) ==
+	    NULL || (e->out = evbuffer_new()) == NULL)
 		goto oom;
 	if (top != 0)
-		profile_keep_top(p, (size_t)top);
-	p->rate_hz = server_profile.rate_hz;
+		profile_keep_top(e->p, (size_t)top);
+	e->p->rate_hz = server_profile.rate_hz;
 	/* What the weights measure: the mode asked, else the one in effect. */
 	mode = cq->q.mode != QUERY_MODE_ANY ? (uint32_t)cq->q.mode :
 	    server_profile.mode;
-	p->weight = mode == PROTO_MODE_CPU ? PROFILE_WEIGHT_CPU :
+	e->p->weight = mode == PROTO_MODE_CPU ? PROFILE_WEIGHT_CPU :
 	    cq->q.oncpu ? PROFILE_WEIGHT_ONCPU : PROFILE_WEIGHT_WALL;
 	control_show_title(cq, title, sizeof title);
-	if (profile_set_title(p, title) != 0)
+	if (profile_set_title(e->p, title) != 0)
 		goto oom;
 	warning = control_show_warning(res, "this window", buf, sizeof buf);
-	if (warning != NULL && profile_set_warning(p, warning) != 0)
+	if (warning != NULL && profile_set_warning(e->p, warning) != 0)
 		goto oom;
-	if (fn(p, &opts, out) != 0)
-		goto oom;
-	len = evbuffer_get_length(out);
+	return (0);
+oom:
+	control_encoding_free(e);
+	snprintf(a->error, sizeof a->error, "out of memory encoding the "
+	    "profile; narrow it with --top, --since or --pid");
+	return (-1);
+}
+
+/* Runs the encoder: touches only the encoding (any thread). */
+static void
+control_encoding_run(struct control_encoding *e)
+{
+	struct timespec	ts;
+
+	if (e->delay_ms > 0) {
+		ts.tv_sec = e->delay_ms / 1000;
+		ts.tv_nsec = (long)(e->delay_ms % 1000) * 1000000;
+		while (nanosleep(&ts, &ts) != 0)
+			;
+	}
+	e->rc = e->fn(e->p, &e->opts, e->out);
+}
+
+/* Replies an encoding that ran: 0, or -1 with a->error set. */
+static int
+control_encoding_reply(struct control_args *a, struct proto_sink *sink,
+    struct control_encoding *e, const struct query_result *res, int format)
+{
+	struct evbuffer_iovec	 v;
+	size_t			 len, start;
+	int			 n;
+
+	if (e->rc != 0) {
+		control_encoding_free(e);
+		snprintf(a->error, sizeof a->error, "out of memory encoding "
+		    "the profile; narrow it with --top, --since or --pid");
+		return (-1);
+	}
+	len = evbuffer_get_length(e->out);
 	start = proto_begin_reply(sink, 1);
 	msgpack_pack_map(&sink->pk, control_show_head_pairs(res) + 3);
 	control_show_pack_head(&sink->pk, res, "stacks");
 	proto_pack_cstr(&sink->pk, "format");
 	proto_pack_cstr(&sink->pk, control_show_formats[format]);
 	proto_pack_cstr(&sink->pk, "stacks");
-	msgpack_pack_uint64(&sink->pk, p->nsamples);
+	msgpack_pack_uint64(&sink->pk, e->p->nsamples);
 	proto_pack_cstr(&sink->pk, "data");
 	msgpack_pack_bin(&sink->pk, len);
 	/* Chunk by chunk: no contiguous copy of the encoded bytes. */
-	while (evbuffer_get_length(out) > 0) {
-		n = evbuffer_peek(out, -1, NULL, &v, 1);
+	while (evbuffer_get_length(e->out) > 0) {
+		n = evbuffer_peek(e->out, -1, NULL, &v, 1);
 		if (n < 1 || v.iov_len == 0)
 			break;
 		msgpack_pack_bin_body(&sink->pk, v.iov_base, v.iov_len);
-		evbuffer_drain(out, v.iov_len);
+		evbuffer_drain(e->out, v.iov_len);
 	}
-	evbuffer_free(out);
-	profile_free(p);
+	control_encoding_free(e);
 	return (server_control_end(sink, start));
-oom:
-	if (out != NULL)
-		evbuffer_free(out);
-	profile_free(p);
-	snprintf(a->error, sizeof a->error, "out of memory encoding the "
-	    "profile; narrow it with --top, --since or --pid");
-	return (-1);
+}
+
+/* Replies the profile of a result in a stack format, at once. */
+static int
+control_show_encode(struct control_args *a, struct proto_sink *sink,
+    const struct query_result *res, const struct control_query *cq,
+    int format, uint64_t top, const struct format_opts *optsp)
+{
+	struct control_encoding	e;
+
+	if (control_encoding_make(a, &e, res, cq, format, top, optsp) != 0)
+		return (-1);
+	control_encoding_run(&e);
+	return (control_encoding_reply(a, sink, &e, res, format));
 }
 
 /* A show request between its query's steps. */
@@ -693,6 +755,8 @@ struct control_show_job {
 	struct format_opts	 opts;
 	int			 reading;	/* counted in store_readers */
 	enum access_level	 level;		/* of the peer */
+	struct control_encoding	 enc;		/* a stack format's, aside */
+	int			 encoding;	/* enc made, its reply due */
 };
 
 /* Frees a job, ending its read of the store. */
@@ -702,6 +766,7 @@ control_show_free(struct control_show_job *j)
 	if (j == NULL)
 		return;
 	query_scan_free(j->scan);
+	control_encoding_free(&j->enc);
 	query_result_free(&j->res);
 	query_result_free(&j->base);
 	control_query_free(&j->cq);
@@ -872,6 +937,70 @@ control_show_finish(struct control_show_job *j, struct proto_sink *sink)
 	else
 		rc = control_show_rows(&a, sink, &j->res, (enum query_by)j->by,
 		    j->top);
+	if (rc != 0 && a.error[0] != '\0') {
+		sink->len = 0;
+		sink->full = 0;
+		proto_send_error(sink, "%s", a.error);
+	}
+	return (rc);
+}
+
+/* Whether a finished job replies in a stack format. */
+int
+control_show_stacks(const struct control_show_job *j)
+{
+	return (j->phase == 2 && !j->diff && !j->tree && j->format != 0);
+}
+
+/*
+ * A finished job whose reply is a stack format can be encoded beside the
+ * loop: control_show_aside() copies its profile out of the store and ends
+ * its read of the store (1; 0 when the job is not such a one; -1 with an
+ * error reply in sink), control_show_aside_run() encodes it on any thread,
+ * control_show_aside_finish() writes the reply back on the loop.
+ */
+int
+control_show_aside(struct control_show_job *j, struct proto_sink *sink)
+{
+	struct control_args	a;
+
+	if (!control_show_stacks(j))
+		return (0);
+	memset(&a, 0, sizeof a);
+	a.level = j->level;
+	if (control_encoding_make(&a, &j->enc, &j->res, &j->cq,
+	    (int)j->format, j->top, &j->opts) != 0) {
+		proto_send_error(sink, "%s", a.error);
+		return (-1);
+	}
+	j->encoding = 1;
+	if (j->reading) {
+		store_readers(server_store, -1);
+		j->reading = 0;
+	}
+	return (1);
+}
+
+/* Encodes what control_show_aside made (any thread). */
+void
+control_show_aside_run(struct control_show_job *j)
+{
+	control_encoding_run(&j->enc);
+}
+
+/* Writes the reply of an encoding made aside: 0, or -1 (an error reply). */
+int
+control_show_aside_finish(struct control_show_job *j,
+    struct proto_sink *sink)
+{
+	struct control_args	a;
+	int			rc;
+
+	memset(&a, 0, sizeof a);
+	a.level = j->level;
+	j->encoding = 0;
+	rc = control_encoding_reply(&a, sink, &j->enc, &j->res,
+	    (int)j->format);
 	if (rc != 0 && a.error[0] != '\0') {
 		sink->len = 0;
 		sink->full = 0;

@@ -26,6 +26,7 @@
 #include "server.h"
 #include "stats.h"
 #include "store.h"
+#include "worker.h"
 
 /* What a control connection's deadline is for. */
 enum control_deadline {
@@ -42,6 +43,8 @@ struct control_conn {
 	struct access_peer	 peer;
 	int			 closing;	/* close once output is sent */
 	struct control_show_job	*job;		/* a show in steps */
+	struct control_aside	*aside;		/* its encoding, on the worker */
+	int			 aside_wait;	/* ... waiting for the one out */
 	struct event		*step_ev;	/* its next step */
 	struct timespec		 job_start;
 	int			 queued;	/* a show waits for its turn;
@@ -891,12 +894,47 @@ server_control_turn(void)
 	}
 }
 
+/* A show's encoding handed to the worker.  The job is the aside's while
+ * it is there: a connection closed meanwhile lets go of both, and the
+ * aside frees them when it comes back. */
+struct control_aside {
+	struct worker_job	 w;
+	struct control_show_job	*job;
+	struct control_conn	*cc;	/* NULL once the connection is gone */
+};
+
+/* Encodings out on the worker: one at a time, so that the profiles and
+ * bytes of encodings never add up past what one show holds. */
+static int	server_control_asides;
+
+/* The encoding out came back: the oldest show waiting for its turn goes. */
+static void
+server_control_aside_next(void)
+{
+	struct control_conn	*cc;
+	struct timeval		 zero = { 0, 0 };
+
+	server_control_asides--;
+	DL_FOREACH(server_control_list, cc) {
+		if (cc->aside_wait) {
+			cc->aside_wait = 0;
+			evtimer_add(cc->step_ev, &zero);
+			break;
+		}
+	}
+}
+
 /* Frees a control connection. */
 static void
 server_control_free(struct control_conn *cc)
 {
 	int	had_job = cc->job != NULL;
 
+	if (cc->aside != NULL) {
+		cc->aside->cc = NULL;
+		cc->aside = NULL;
+		cc->job = NULL;
+	}
 	control_show_free(cc->job);
 	cc->job = NULL;
 	access_peer_free(&cc->peer);
@@ -1004,6 +1042,107 @@ server_control_send(struct control_conn *cc, struct proto_sink *sink)
 	sink->len = sink->cap = 0;
 }
 
+/* Ends a connection's show: its figures, its reply, the next turn. */
+static void
+server_control_show_end(struct control_conn *cc, struct proto_sink *sink)
+{
+	struct timespec	now;
+	uint64_t	us;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	us = (uint64_t)((int64_t)(now.tv_sec - cc->job_start.tv_sec) *
+	    1000000 + ((int64_t)now.tv_nsec - cc->job_start.tv_nsec) / 1000);
+	control_show_free(cc->job);
+	cc->job = NULL;
+	daemon_stats.query_us_last = us;
+	if (us > daemon_stats.query_us_max)
+		daemon_stats.query_us_max = us;
+	server_control_send(cc, sink);
+	server_control_turn();
+}
+
+/* On the worker: encodes. */
+static void
+server_control_aside_run(struct worker_job *w)
+{
+	struct control_aside	*x = (struct control_aside *)w;
+
+	control_show_aside_run(x->job);
+}
+
+/* Back on the loop: replies the encoding, unless the connection went. */
+static void
+server_control_aside_done(struct worker_job *w, int cancelled)
+{
+	struct control_aside	*x = (struct control_aside *)w;
+	struct control_conn	*cc = x->cc;
+	struct proto_sink	 sink;
+
+	if (!cancelled)
+		server_control_aside_next();
+	if (cc == NULL || cancelled) {
+		if (cc != NULL) {
+			cc->aside = NULL;
+			cc->job = NULL;
+		}
+		control_show_free(x->job);
+		free(x);
+		return;
+	}
+	cc->aside = NULL;
+	free(x);
+	proto_sink_init(&sink, server_control_reply_room());
+	if (control_show_aside_finish(cc->job, &sink) != 0)
+		daemon_stats.request_errors++;
+	server_control_show_end(cc, &sink);
+	proto_sink_free(&sink);
+}
+
+/*
+ * Hands a finished show's encoding to the worker: 1 if it went (answered
+ * later), 2 if it waits for the one out to come back, 0 if it is not a
+ * stack format or no worker runs (finish it on the loop), 3 if it was
+ * encoded here after all (sink holds the reply), -1 if it failed (sink
+ * holds the error reply).
+ */
+static int
+server_control_aside(struct control_conn *cc, struct proto_sink *sink)
+{
+	struct control_aside	*x;
+	int			 rc;
+
+	if (!worker_running() || !control_show_stacks(cc->job))
+		return (0);
+	if (server_control_asides > 0) {
+		cc->aside_wait = 1;
+		return (2);
+	}
+	if ((x = calloc(1, sizeof *x)) == NULL)
+		return (0);
+	if ((rc = control_show_aside(cc->job, sink)) != 1) {
+		free(x);
+		return (rc);
+	}
+	/* The store is no longer read: what housekeeping waited for runs. */
+	server_housekeep_resume();
+	x->w.run = server_control_aside_run;
+	x->w.done = server_control_aside_done;
+	x->job = cc->job;
+	x->cc = cc;
+	cc->aside = x;
+	daemon_stats.shows_encoded_aside++;
+	server_control_asides++;
+	if (worker_submit(&x->w) != 0) {
+		/* Not running after all: encoded here, answered in sink. */
+		server_control_asides--;
+		cc->aside = NULL;
+		free(x);
+		control_show_aside_run(cc->job);
+		return (control_show_aside_finish(cc->job, sink) != 0 ? -1 : 3);
+	}
+	return (1);
+}
+
 /* Runs the next step of a connection's show; answers when it is done. */
 static void
 server_control_step_cb(evutil_socket_t fd, short events, void *arg)
@@ -1013,7 +1152,7 @@ server_control_step_cb(evutil_socket_t fd, short events, void *arg)
 	struct timespec		 now;
 	struct timeval		 zero = { 0, 0 };
 	uint64_t		 us;
-	int			 rc;
+	int			 rc, ra;
 
 	rc = control_show_step(cc->job, CONTROL_SHOW_STEP_ENTRIES);
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -1036,16 +1175,17 @@ server_control_step_cb(evutil_socket_t fd, short events, void *arg)
 		/* A timer, not event_active: agents' I/O runs first. */
 		evtimer_add(cc->step_ev, &zero);
 		return;
+	} else if (rc == 1 && (ra = server_control_aside(cc, &sink)) != 0) {
+		if (ra == 1 || ra == 2) {
+			proto_sink_free(&sink);
+			return;
+		}
+		if (ra == -1)
+			daemon_stats.request_errors++;
 	} else if (control_show_finish(cc->job, &sink) != 0)
 		daemon_stats.request_errors++;
-	control_show_free(cc->job);
-	cc->job = NULL;
-	daemon_stats.query_us_last = us;
-	if (us > daemon_stats.query_us_max)
-		daemon_stats.query_us_max = us;
-	server_control_send(cc, &sink);
+	server_control_show_end(cc, &sink);
 	proto_sink_free(&sink);
-	server_control_turn();
 }
 
 /*

@@ -66,13 +66,20 @@ void	server_control_pack_argv(msgpack_packer *, const struct control_args *,
  * "show" runs in steps so that agents are served while a big query reads
  * the store: begin parses and starts it (NULL with a->error set), each
  * step reads up to `budget` entries (1: done, 0: more, -1: out of memory),
- * finish writes the reply.  control_show() does it all at once.
+ * finish writes the reply.  control_show() does it all at once.  A stack
+ * format is encoded beside the loop instead of in finish: aside, run (on
+ * the worker), aside_finish (see control-show.c).
  */
 struct control_show_job;
 struct control_show_job *control_show_begin(struct control_args *);
 int	control_show_step(struct control_show_job *, size_t budget);
 int	control_show_finish(struct control_show_job *, struct proto_sink *);
 void	control_show_free(struct control_show_job *);
+int	control_show_stacks(const struct control_show_job *);
+int	control_show_aside(struct control_show_job *, struct proto_sink *);
+void	control_show_aside_run(struct control_show_job *);
+int	control_show_aside_finish(struct control_show_job *,
+	    struct proto_sink *);
 
 /* Handlers in their own files. */
 int	control_show(struct control_args *, struct proto_sink *);

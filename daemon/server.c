@@ -32,6 +32,7 @@
 #include "stats.h"
 #include "persist.h"
 #include "store.h"
+#include "worker.h"
 
 /* All of these: event loop thread only. */
 struct event_base	*server_base;
@@ -407,6 +408,9 @@ server_init(struct event_base *base, const struct server_limits *lim,
 	 * one gives it back and RSS follows what is held (glibc would
 	 * otherwise raise its threshold and keep them in the heap). */
 	mallopt(M_MMAP_THRESHOLD, SERVER_MMAP_THRESHOLD);
+	/* One heap for every thread: what the worker frees goes back like
+	 * the loop's, instead of staying in an arena of its own. */
+	mallopt(M_ARENA_MAX, 1);
 	server_conn_bytes = 0;
 	server_conn_budget = server_conn_share(lim);
 	if (server_limits.max_ids > PROTO_MAX_ID)
@@ -486,6 +490,11 @@ server_init(struct event_base *base, const struct server_limits *lim,
 			return (-1);
 	}
 	server_housekeep(server_now_ns(), 0);
+	/* Shows' stack formats are encoded beside the loop; without the
+	 * thread, on it, as before. */
+	if (base != NULL && worker_start(base) != 0)
+		log_warn("no worker thread: shows are encoded on the event "
+		    "loop");
 	return (0);
 }
 
@@ -879,6 +888,8 @@ server_free(void)
 		event_free(server_check_ev);
 	server_check_ev = NULL;
 	server_control_free_all();
+	/* Encodings still out: their connections are gone; freed. */
+	worker_stop();
 	if (server_persist != NULL) {
 		server_housekeep_due = 0;
 		store_tick(server_store, server_now_ns());

@@ -78,6 +78,7 @@
 	X(query_us_last, "time of the last query, microseconds")	\
 	X(query_us_max, "longest query, microseconds")			\
 	X(queries_timed_out, "shows ended at --query-timeout")		\
+	X(shows_encoded_aside, "shows whose stack format was encoded beside the event loop") \
 	X(queries_waited, "shows that waited for a turn (max-queries, housekeeping)") \
 	X(housekeeping_waits, "housekeeping runs held back by running shows") \
 	X(agents_forgotten, "disconnected agents dropped from status")	\

@@ -448,3 +448,83 @@ def test_thirty_clients_looping_shows_hold_up_neither_housekeeping_nor_agents(ct
     if not ctx.sanitize:        # ASan's shadow and quarantine are not ours
         check(peak_rss < 64 * 1024, "RSS %d KiB over --max-memory 64M"
               % peak_rss)
+
+
+@once
+def test_a_long_encoding_holds_up_neither_agents_status_nor_housekeeping(ctx):
+    """A show's stack format is encoded beside the event loop: while one
+    takes 6 s (PROFD_TEST_ENCODE_DELAY_MS), status answers, an agent's
+    samples are stored and sweeps run; the show then answers with its
+    SVG.  A client that leaves mid-encoding costs nothing, and profd stops
+    cleanly with an encoding still out."""
+    import subprocess
+    from harness import BIN
+    old = ctx.daemon_env
+    ctx.daemon_env = lambda: dict(old(), PROFD_TEST_ENCODE_DELAY_MS="6000")
+    try:
+        ctx.start_daemon("--sweep-interval", "1s")
+    finally:
+        ctx.daemon_env = old
+    a = FakeAgent(ctx.rt, pid=4500, service="enc")
+    th, st = a.thread("MainThread"), a.stack(["main", "work"])
+    a.samples(st, th, 50)
+    a.flush()
+    wait_until(lambda: stat(ctx, "samples_stored") == 50, 30, "50 samples")
+    svg = os.path.join(ctx.tmp, "enc.svg")
+
+    def show():
+        return subprocess.Popen([os.path.join(BIN, "profctl"), "-r", ctx.rt,
+                                 "show", "--format", "svg", "-o", svg],
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE,
+                                universal_newlines=True)
+
+    p = show()
+    wait_until(lambda: stat(ctx, "shows_encoded_aside") == 1, 10,
+               "the encoding to be handed over")
+    t0 = time.monotonic()
+    sweeps0 = stat(ctx, "sweeps")
+    a.samples(st, th, 25)
+    a.flush()
+    wait_until(lambda: stat(ctx, "samples_stored") == 75, 10,
+               "the agent's samples stored during the encoding")
+    stored_after = time.monotonic() - t0
+    check(p.poll() is None, "the show answered before the agent's "
+          "samples were stored")
+    wait_until(lambda: stat(ctx, "sweeps") >= sweeps0 + 2, 10,
+               "two sweeps during the encoding")
+    check(p.poll() is None, "the show answered before two sweeps ran")
+    out, err = p.communicate(timeout=30)
+    took = time.monotonic() - t0
+    print("  samples stored %.2f s into a 6 s encoding; the show answered "
+          "after %.2f s" % (stored_after, took))
+    check(p.returncode == 0, "show failed: %s" % err.strip())
+    check(stored_after < 2.0, "the agent waited %.2f s" % stored_after)
+    with open(svg) as f:
+        body = f.read()
+    check("<svg" in body and "work" in body, "not the profile's SVG")
+
+    # A client gone before its encoding came back.
+    p = show()
+    wait_until(lambda: stat(ctx, "shows_encoded_aside") == 2, 10,
+               "the second encoding")
+    p.kill()
+    p.wait()
+    # Queued behind the orphaned one on the worker: answered once that
+    # came back and was freed.
+    r = ctx.ctl("show", "--format", "folded")
+    check(r.stdout.rstrip().endswith(" 75") and "work" in r.stdout,
+          "folded after: %r" % r.stdout)
+
+    # Stopping with an encoding out.
+    p = show()
+    wait_until(lambda: stat(ctx, "shows_encoded_aside") == 4, 10,
+               "the third encoding")
+    t1 = time.monotonic()
+    rc = ctx.stop_daemon(timeout=30)
+    p.communicate(timeout=30)
+    a.close()
+    check(rc == 0, "profd exited %r with an encoding out: %s"
+          % (rc, ctx.log_tail()))
+    print("  stopped in %.2f s with an encoding out"
+          % (time.monotonic() - t1))
