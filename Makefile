@@ -49,6 +49,9 @@ else
 OBJDIR	:= build/obj
 FLAVOR	:= plain
 endif
+# profd runs a worker thread beside its loop (daemon/worker.c).
+CFLAGS	+= -pthread
+LDFLAGS	+= -pthread
 # bin/ holds one flavour at a time; switching SANITIZE relinks.
 STAMP	:= bin/.flavor-$(FLAVOR)
 

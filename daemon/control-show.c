@@ -756,7 +756,6 @@ struct control_show_job {
 	int			 reading;	/* counted in store_readers */
 	enum access_level	 level;		/* of the peer */
 	struct control_encoding	 enc;		/* a stack format's, aside */
-	int			 encoding;	/* enc made, its reply due */
 };
 
 /* Frees a job, ending its read of the store. */
@@ -973,7 +972,6 @@ control_show_aside(struct control_show_job *j, struct proto_sink *sink)
 		proto_send_error(sink, "%s", a.error);
 		return (-1);
 	}
-	j->encoding = 1;
 	if (j->reading) {
 		store_readers(server_store, -1);
 		j->reading = 0;
@@ -998,7 +996,6 @@ control_show_aside_finish(struct control_show_job *j,
 
 	memset(&a, 0, sizeof a);
 	a.level = j->level;
-	j->encoding = 0;
 	rc = control_encoding_reply(&a, sink, &j->enc, &j->res,
 	    (int)j->format);
 	if (rc != 0 && a.error[0] != '\0') {

@@ -22,6 +22,7 @@
 #include <sys/random.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -139,9 +140,21 @@ format_pprof_free(struct format_pprof *fp)
 	free(fp->values);
 }
 
-/* The seed of format_pprof_hash: random, once per process (event loop
- * thread only). */
-static uint64_t	format_pprof_seed;
+/* The seed of format_pprof_hash: random, set once per process whichever
+ * thread encodes first. */
+static uint64_t		format_pprof_seed;
+static pthread_once_t	format_pprof_seeded = PTHREAD_ONCE_INIT;
+
+/* Sets format_pprof_seed (pthread_once). */
+static void
+format_pprof_seed_init(void)
+{
+	if (getrandom(&format_pprof_seed, sizeof format_pprof_seed,
+	    GRND_NONBLOCK) != sizeof format_pprof_seed)
+		format_pprof_seed = (uint64_t)time(NULL) ^
+		    ((uint64_t)getpid() << 32);
+	format_pprof_seed |= 1;
+}
 
 /* Hashes a string table key with the process's seed. */
 static uint32_t
@@ -151,12 +164,7 @@ format_pprof_hash(const void *p, size_t len)
 	uint64_t		 h;
 	size_t			 i;
 
-	if (format_pprof_seed == 0 && getrandom(&format_pprof_seed,
-	    sizeof format_pprof_seed, GRND_NONBLOCK) != sizeof
-	    format_pprof_seed)
-		format_pprof_seed = (uint64_t)time(NULL) ^
-		    ((uint64_t)getpid() << 32);
-	format_pprof_seed |= 1;
+	pthread_once(&format_pprof_seeded, format_pprof_seed_init);
 	h = format_pprof_seed ^ (len * 0x9e3779b97f4a7c15ull);
 	for (i = 0; i < len; i++)
 		h = (h ^ s[i]) * 0x100000001b3ull;

@@ -44,7 +44,8 @@ struct control_conn {
 	int			 closing;	/* close once output is sent */
 	struct control_show_job	*job;		/* a show in steps */
 	struct control_aside	*aside;		/* its encoding, on the worker */
-	int			 aside_wait;	/* ... waiting for the one out */
+	uint64_t		 aside_wait;	/* ... waiting for the one out:
+						   its place in line, or 0 */
 	struct event		*step_ev;	/* its next step */
 	struct timespec		 job_start;
 	int			 queued;	/* a show waits for its turn;
@@ -903,24 +904,30 @@ struct control_aside {
 	struct control_conn	*cc;	/* NULL once the connection is gone */
 };
 
-/* Encodings out on the worker: one at a time, so that the profiles and
- * bytes of encodings never add up past what one show holds. */
+/* Encodings out on the worker: CONTROL_ENCODINGS_OUT (one) at a time, so
+ * that the profiles and bytes of encodings never add up past what one show
+ * holds. */
 static int	server_control_asides;
+static uint64_t	server_control_aside_line;	/* places handed out */
 
-/* The encoding out came back: the oldest show waiting for its turn goes. */
+/* While there is room on the worker, the show that has waited longest for
+ * it goes.  Called whenever an encoding comes back or a show ends. */
 static void
-server_control_aside_next(void)
+server_control_aside_kick(void)
 {
-	struct control_conn	*cc;
+	struct control_conn	*cc, *first = NULL;
 	struct timeval		 zero = { 0, 0 };
 
-	server_control_asides--;
+	if (server_control_asides >= CONTROL_ENCODINGS_OUT)
+		return;
 	DL_FOREACH(server_control_list, cc) {
-		if (cc->aside_wait) {
-			cc->aside_wait = 0;
-			evtimer_add(cc->step_ev, &zero);
-			break;
-		}
+		if (cc->aside_wait != 0 && (first == NULL ||
+		    cc->aside_wait < first->aside_wait))
+			first = cc;
+	}
+	if (first != NULL) {
+		first->aside_wait = 0;
+		evtimer_add(first->step_ev, &zero);
 	}
 }
 
@@ -1058,6 +1065,7 @@ server_control_show_end(struct control_conn *cc, struct proto_sink *sink)
 	if (us > daemon_stats.query_us_max)
 		daemon_stats.query_us_max = us;
 	server_control_send(cc, sink);
+	server_control_aside_kick();
 	server_control_turn();
 }
 
@@ -1078,8 +1086,7 @@ server_control_aside_done(struct worker_job *w, int cancelled)
 	struct control_conn	*cc = x->cc;
 	struct proto_sink	 sink;
 
-	if (!cancelled)
-		server_control_aside_next();
+	server_control_asides--;
 	if (cc == NULL || cancelled) {
 		if (cc != NULL) {
 			cc->aside = NULL;
@@ -1087,6 +1094,8 @@ server_control_aside_done(struct worker_job *w, int cancelled)
 		}
 		control_show_free(x->job);
 		free(x);
+		if (!cancelled)
+			server_control_aside_kick();
 		return;
 	}
 	cc->aside = NULL;
@@ -1113,8 +1122,8 @@ server_control_aside(struct control_conn *cc, struct proto_sink *sink)
 
 	if (!worker_running() || !control_show_stacks(cc->job))
 		return (0);
-	if (server_control_asides > 0) {
-		cc->aside_wait = 1;
+	if (server_control_asides >= CONTROL_ENCODINGS_OUT) {
+		cc->aside_wait = ++server_control_aside_line;
 		return (2);
 	}
 	if ((x = calloc(1, sizeof *x)) == NULL)
@@ -1140,6 +1149,8 @@ server_control_aside(struct control_conn *cc, struct proto_sink *sink)
 		control_show_aside_run(cc->job);
 		return (control_show_aside_finish(cc->job, sink) != 0 ? -1 : 3);
 	}
+	/* Shows queued behind the housekeeping that just ran may start. */
+	server_control_turn();
 	return (1);
 }
 

@@ -49,6 +49,8 @@
 
 /* Per control connection. */
 #define CONTROL_MAX_PIDS	65536		/* pids in one request */
+#define CONTROL_ENCODINGS_OUT	1	/* shows' encodings on the worker
+					   thread at once; more wait */
 #define CONTROL_SHOW_STEP_ENTRIES 262144	/* store entries a show reads per
 					   loop turn */
 /* Replies queued for profctl clients and not yet read, as a share of

@@ -453,9 +453,10 @@ def test_thirty_clients_looping_shows_hold_up_neither_housekeeping_nor_agents(ct
 @once
 def test_a_long_encoding_holds_up_neither_agents_status_nor_housekeeping(ctx):
     """A show's stack format is encoded beside the event loop: while one
-    takes 6 s (PROFD_TEST_ENCODE_DELAY_MS), status answers, an agent's
-    samples are stored and sweeps run; the show then answers with its
-    SVG.  A client that leaves mid-encoding costs nothing, and profd stops
+    takes 6 s (PROFD_TEST_ENCODE_DELAY_MS), status and a table show answer,
+    an agent's samples are stored and sweeps run; the show then answers
+    with its SVG.  A second stack show waits for the encoding out and then
+    answers, though the client of that one left meanwhile; profd stops
     cleanly with an encoding still out."""
     import subprocess
     from harness import BIN
@@ -493,33 +494,46 @@ def test_a_long_encoding_holds_up_neither_agents_status_nor_housekeeping(ctx):
           "samples were stored")
     wait_until(lambda: stat(ctx, "sweeps") >= sweeps0 + 2, 10,
                "two sweeps during the encoding")
-    check(p.poll() is None, "the show answered before two sweeps ran")
+    t_rows = time.monotonic()
+    rows = ctx.ctl("show", "--top", "5").stdout
+    t_rows = time.monotonic() - t_rows
+    check("work" in rows, "table show: %r" % rows)
+    check(p.poll() is None, "the show answered before two sweeps ran and "
+          "a table show answered")
     out, err = p.communicate(timeout=30)
     took = time.monotonic() - t0
-    print("  samples stored %.2f s into a 6 s encoding; the show answered "
-          "after %.2f s" % (stored_after, took))
+    print("  samples stored %.2f s into a 6 s encoding, a table show "
+          "answered in %.2f s; the show answered after %.2f s"
+          % (stored_after, t_rows, took))
+    check(t_rows < 3.0, "the table show took %.2f s" % t_rows)
     check(p.returncode == 0, "show failed: %s" % err.strip())
     check(stored_after < 2.0, "the agent waited %.2f s" % stored_after)
     with open(svg) as f:
         body = f.read()
     check("<svg" in body and "work" in body, "not the profile's SVG")
 
-    # A client gone before its encoding came back.
+    # A client gone before its encoding came back, and a second stack
+    # show that waits for that encoding, then has its own.
     p = show()
     wait_until(lambda: stat(ctx, "shows_encoded_aside") == 2, 10,
                "the second encoding")
+    folded = subprocess.Popen([os.path.join(BIN, "profctl"), "-r", ctx.rt,
+                               "show", "--format", "folded"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True)
     p.kill()
     p.wait()
-    # Queued behind the orphaned one on the worker: answered once that
-    # came back and was freed.
-    r = ctx.ctl("show", "--format", "folded")
-    check(r.stdout.rstrip().endswith(" 75") and "work" in r.stdout,
-          "folded after: %r" % r.stdout)
+    out, err = folded.communicate(timeout=60)
+    check(folded.returncode == 0, "the waiting show failed: %s" % err)
+    check(out.rstrip().endswith(" 75") and "work" in out,
+          "folded after: %r" % out)
+    check(stat(ctx, "shows_encoded_aside") == 3,
+          "the waiting show was not encoded aside")
 
     # Stopping with an encoding out.
     p = show()
     wait_until(lambda: stat(ctx, "shows_encoded_aside") == 4, 10,
-               "the third encoding")
+               "the fourth encoding")
     t1 = time.monotonic()
     rc = ctx.stop_daemon(timeout=30)
     p.communicate(timeout=30)
