@@ -10,7 +10,9 @@ build/bench/loadgen, fake agents speaking the real protocol:
   c query    10M samples over 100k stacks spread over the last hour, then
              `profctl show --top 20` and `show --since 5m`, median of 5
   d latency  on that store, `show` in a loop while one agent sends a new
-             stack every 20 ms: agent-to-store latency (see loadgen.c)
+             stack every 20 ms: agent-to-store latency (see loadgen.c);
+             then the same while 10 clients loop stack formats (5 svg,
+             5 pprof, each written to /dev/null)
   e memory   profd RSS before/after 100k new depth-20 stacks: bytes/stack
   f week     7 days x 50 processes at 10 s buckets, 5,000 stacks (compressed,
              see loadgen.c), state dir -s DIR: RSS, disk, restart time
@@ -338,20 +340,33 @@ class Bench:
             p.stop()
 
     def latency(self, p):
+        self.latency_with(p, "show loops", [["--top", 20, "--format",
+                                              "json"]], "latency")
+        self.latency_with(p, "10 clients loop svg and pprof shows",
+                          [["--format", "svg", "-o", "/dev/null"],
+                           ["--format", "pprof", "-o", "/dev/null"]] * 5,
+                          "latency_formats")
+
+    def latency_with(self, p, what, queries, key):
+        """Agent-to-store latency while each of queries loops in a client
+        of its own."""
         a = self.a
         stop = threading.Event()
         shows = []
 
-        def loop():
+        def loop(q):
             while not stop.is_set():
                 t0 = time.monotonic()
-                p.ctl("show", "--top", 20, "--format", "json", check=False)
+                p.ctl("show", *q, check=False)
                 shows.append(time.monotonic() - t0)
 
-        th = threading.Thread(target=loop)
-        self.cmd("d", [PROFCTL, "-r", p.dir, "show", "--top", 20, "--format",
-                       "json"], "   # in a loop, meanwhile:")
-        th.start()
+        ths = [threading.Thread(target=loop, args=(q,)) for q in queries]
+        for q in sorted(set(tuple(q) for q in queries)):
+            self.cmd("d", [PROFCTL, "-r", p.dir, "show"] + list(q),
+                     "   # %d clients in a loop, meanwhile:"
+                     % sum(1 for x in queries if tuple(x) == q))
+        for th in ths:
+            th.start()
         try:
             lg = Loadgen(p, ["latency", "-t", a.seconds, "--period-ms", 20,
                              "--first", 50000000])
@@ -360,15 +375,20 @@ class Bench:
             lg.finish()
         finally:
             stop.set()
-            th.join()
+            for th in ths:
+                th.join()
         p99 = float(done["p99_ms"])
-        self.raw["latency"] = dict(done, shows=len(shows))
+        d = p.status()["daemon"]
+        self.raw[key] = dict(done, shows=len(shows))
         self.row("latency: agent batch -> in store, p50/p99/max, while "
-                 "show loops", "p99 < 50 ms",
-                 "%s / %s / %s ms (%s probes; %d shows, median %s)" % (
+                 + what, "p99 < 50 ms",
+                 "%s / %s / %s ms (%s probes; %d shows, median %s; "
+                 "%d encoded aside, %d refused)" % (
                      done["p50_ms"], done["p99_ms"], done["max_ms"],
                      done["probes"], len(shows),
-                     ms(statistics.median(shows)) if shows else "-"),
+                     ms(statistics.median(shows)) if shows else "-",
+                     d.get("shows_encoded_aside", 0),
+                     d.get("replies_refused", 0)),
                  "yes" if p99 < 50 else "no")
 
     # e ------------------------------------------------------------------
