@@ -125,6 +125,8 @@ struct compat_layout {
 	 * object (f_executing: not 0; f_state: FRAME_EXECUTING, 0). */
 	size_t	cframe_previous;	/* 3.11: _PyCFrame.previous, or NONE */
 	size_t	ts_root_cframe;		/* 3.11: PyThreadState.root_cframe */
+	size_t	frame_is_entry;		/* 3.11: the first frame of a C-level
+					   evaluation (is_entry), or NONE */
 	size_t	frame_running;		/* 3.9/3.10, or NONE */
 	int	running_nonzero;	/* 3.9: running when not 0 */
 
@@ -234,8 +236,10 @@ static const struct compat_layout compat_built = {
 #if PY_VERSION_HEX < 0x030c0000
 	.cframe_previous = offsetof(_PyCFrame, previous),
 	.ts_root_cframe = offsetof(PyThreadState, root_cframe),
+	.frame_is_entry = offsetof(_PyInterpreterFrame, is_entry),
 #else
 	.cframe_previous = COMPAT_NONE,
+	.frame_is_entry = COMPAT_NONE,
 #endif
 #if PY_VERSION_HEX >= 0x030e0000
 	.frame_code_mask = ~(uintptr_t)Py_TAG_BITS,
@@ -276,6 +280,7 @@ static const struct compat_layout compat_built = {
 	.frame_instr = offsetof(PyFrameObject, f_lasti),
 	.frame_owner = COMPAT_NONE,
 	.cframe_previous = COMPAT_NONE,
+	.frame_is_entry = COMPAT_NONE,
 #if PY_VERSION_HEX >= 0x030a0000
 	.frame_running = offsetof(PyFrameObject, f_state),
 	.frame_read = COMPAT_MAX2(COMPAT_END(PyFrameObject, f_lasti),

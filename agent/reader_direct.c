@@ -1233,18 +1233,26 @@ struct direct_kept {
  * Adds a frame at loc of a code object checked (e) to frames[k->depth],
  * unless CPython's own frame walk would hide it (not started yet; a
  * generator's frame always is) or it is the agent's own; keeps the
- * innermost PROTO_MAX_DEPTH.  0, or -1 if loc is out of the code.
+ * innermost PROTO_MAX_DEPTH.  0, or -1 if loc is out of the code.  A frame
+ * not started yet with a callee (`above`: not the leaf) is a torn read,
+ * -1: a frame starts before it calls, and the frame read there is one
+ * pushed since in the place of the caller the walk came from (a call that
+ * returned, and another of the same size made), whose callers a hidden
+ * frame would leave one short.
  */
 static inline int
 direct_keep(struct reader_frame *frames, struct direct_kept *k,
-    uintptr_t code, int64_t loc, int gen, const struct direct_code *e)
+    uintptr_t code, int64_t loc, int gen, const struct direct_code *e,
+    int above)
 {
 	uint64_t	share;
 	int32_t		at;
 
 	if (loc < -2 || loc > e->loc_max)
 		return -1;
-	if ((loc < e->loc_start && !gen) || e->hidden)
+	if (loc < e->loc_start && !gen)
+		return above ? -1 : 0;
+	if (e->hidden)
 		return 0;
 	if (k->depth == PROTO_MAX_DEPTH) {
 		k->truncated = 1;
@@ -1308,7 +1316,7 @@ direct_codes_due(struct reader_thread *t, struct direct_raw *raw, int from,
 	for (i = from; i < n; i++)
 		if ((e = direct_code_get(raw[i].code, &missing)) == NULL ||
 		    direct_keep(t->frames, &kept, raw[i].code, raw[i].loc,
-		    raw[i].gen, e) == -1)
+		    raw[i].gen, e, i > 0) == -1)
 			return -1;
 	direct_kept_put(t, &kept);
 	return 0;
@@ -1533,7 +1541,7 @@ direct_walk(uintptr_t frame, struct direct_raw *raw, struct reader_thread *t,
 		if (due == -1) {
 			if ((e = direct_code_get(code, &missing)) != NULL) {
 				if (direct_keep(t->frames, &kept, code, loc,
-				    gen, e) == -1)
+				    gen, e, n > 0) == -1)
 					goto out;
 			} else if (missing) {
 				due = n;
@@ -1623,14 +1631,19 @@ direct_bottom_again(const struct direct_raw *r)
 }
 
 /*
- * 3.12+: checks where a whole chain ended: 0 if believed, else -1.  An
- * entry frame with no caller ends every chain.  But a frame's link, copied
- * just before the C call under it returned, leads into C stack that has
- * since been reused, where stale bytes can look like such an end: the
- * stack would pass for whole with its root frames lost.  An end where the
- * thread's chain ended last time is believed; another is copied again,
- * fresh, with the frame that led to it, DIRECT_END_COPIES times, and
- * believed (and remembered) only if every copy still says the same.
+ * 3.11+: checks where a whole chain ended: 0 if believed, else -1.  From
+ * 3.12 an entry frame with no caller ends every chain; in 3.11 a frame
+ * with no caller that is the first of its C-level evaluation (is_entry).
+ * But a frame's link, copied just before the C call under it returned,
+ * leads into C stack that has since been reused, where stale bytes can
+ * look like such an end; and a frame address read a moment after the
+ * chunk was copied can lead to bytes the thread has since overwritten (in
+ * 3.11, a generator's first frame, pushed to be copied into the generator
+ * and popped, has no caller): the stack would pass for whole with its
+ * root frames lost.  An end where the thread's chain ended last time is
+ * believed; another is copied again, fresh, with the frame that led to
+ * it, DIRECT_END_COPIES times, and believed (and remembered) only if every
+ * copy still says the same.
  */
 #define DIRECT_END_COPIES	2
 static int
@@ -1660,11 +1673,69 @@ direct_end_check(uintptr_t ts, const struct direct_chain *c)
 		    NULL || direct_word(f, compat.frame_previous) != 0)
 			goto out;
 		owner = *(const signed char *)(f + compat.frame_owner);
-		if (owner < compat.owner_shim || owner > compat.owner_max)
+		if (compat.owner_shim != INT_MAX ? owner < compat.owner_shim ||
+		    owner > compat.owner_max : owner < 0 ||
+		    owner > compat.owner_max || (compat.frame_is_entry !=
+		    COMPAT_NONE && *(const unsigned char *)(f +
+		    compat.frame_is_entry) == 0))
 			goto out;
 	}
 	d->ts = ts;
 	d->end = c->end;
+	rc = 0;
+out:
+	direct_snap.fresh = fresh;
+	return rc;
+}
+
+/*
+ * 3.11: checks a chain that ends at a generator's frame resumed from C
+ * (the thread state's cframe one deep, its previous the root; the walk
+ * read these): 0 if believed, else -1.  Those words lie on the thread's C
+ * stack, copied a moment apart from the thread state: a thread that
+ * returned meanwhile leaves stale bytes there, and a generator frame
+ * suspended since has no caller either, so a cut stack could pass for
+ * whole.  A chain that ended at this frame last time is believed; another
+ * is copied again, fresh, DIRECT_END_COPIES times (the thread state's
+ * cframe, that cframe's frame and previous, the bottom frame's caller
+ * link), and believed (and remembered) only if every copy says the same.
+ */
+static int
+direct_gen_end_check(uintptr_t ts, uintptr_t cframe, uintptr_t top,
+    uintptr_t end)
+{
+	struct direct_end *d;
+	const char	*f;
+	size_t		 span;
+	int		 fresh = direct_snap.fresh, i, k, rc = -1;
+
+	d = &direct_ends[reader_slot(ts, DIRECT_ENDS_SHIFT)];
+	if (d->ts == ts && d->end == end)
+		return 0;
+	span = (compat.cframe_frame > compat.cframe_previous ?
+	    compat.cframe_frame : compat.cframe_previous) + sizeof(uintptr_t);
+	for (i = 0; i < DIRECT_END_COPIES; i++) {
+		direct_snap.fresh = direct_snap.n;
+		if ((k = direct_snap_add(ts + compat.ts_cframe,
+		    sizeof(uintptr_t), DK_OTHER)) == -1 ||
+		    direct_snap_add(cframe, span, DK_OTHER) == -1 ||
+		    direct_snap_add(end, compat.frame_read, DK_OTHER) == -1)
+			goto out;
+		direct_snap_fetch(direct_snap.fresh);
+		if ((f = direct_snap_in(k, ts + compat.ts_cframe,
+		    sizeof(uintptr_t))) == NULL || direct_word(f, 0) != cframe)
+			goto out;
+		if ((f = direct_snap_in(k + 1, cframe, span)) == NULL ||
+		    direct_word(f, compat.cframe_frame) != top ||
+		    direct_word(f, compat.cframe_previous) !=
+		    ts + compat.ts_root_cframe)
+			goto out;
+		if ((f = direct_snap_in(k + 2, end, compat.frame_read)) ==
+		    NULL || direct_word(f, compat.frame_previous) != 0)
+			goto out;
+	}
+	d->ts = ts;
+	d->end = end;
 	rc = 0;
 out:
 	direct_snap.fresh = fresh;
@@ -1688,7 +1759,9 @@ direct_finish(uintptr_t ts, struct reader_thread *t, struct direct_raw *raw,
 		return -1;
 	if (more)
 		t->truncated = 1;
-	else if (compat.owner_shim != INT_MAX && direct_end_check(ts, c) != 0)
+	else if ((compat.owner_shim != INT_MAX ||
+	    compat.frame_is_entry != COMPAT_NONE) &&
+	    direct_end_check(ts, c) != 0)
 		return -1;
 	/* 3.9/3.10: no entry frame marks the bottom, but a generator's frame
 	 * there that does not run means the walk lost the frames under it;
@@ -1773,7 +1846,8 @@ direct_thread_walk(uintptr_t ts, const char *s, struct direct_raw *raw,
 		if (compat.cframe_previous == COMPAT_NONE || cframe == 0 ||
 		    (p = direct_snap_get(cframe + compat.cframe_previous,
 		    sizeof(uintptr_t), 0, 0, DK_OTHER)) == NULL ||
-		    direct_word(p, 0) != ts + compat.ts_root_cframe)
+		    direct_word(p, 0) != ts + compat.ts_root_cframe ||
+		    direct_gen_end_check(ts, cframe, frame, c->end) != 0)
 			return -1;
 	}
 	return n;
