@@ -1233,12 +1233,14 @@ struct direct_kept {
  * Adds a frame at loc of a code object checked (e) to frames[k->depth],
  * unless CPython's own frame walk would hide it (not started yet; a
  * generator's frame always is) or it is the agent's own; keeps the
- * innermost PROTO_MAX_DEPTH.  0, or -1 if loc is out of the code.  A frame
- * not started yet with a callee (`above`: not the leaf) is a torn read,
- * -1: a frame starts before it calls, and the frame read there is one
- * pushed since in the place of the caller the walk came from (a call that
- * returned, and another of the same size made), whose callers a hidden
- * frame would leave one short.
+ * innermost PROTO_MAX_DEPTH.  0, or -1 if loc is out of the code.  On
+ * 3.11 a frame not started yet with a callee (`above`: not the leaf) is a
+ * torn read, -1: a frame starts before it calls, and the frame read there
+ * is one pushed since in the place of the caller the walk came from (a
+ * call that returned, and another of the same size made), whose callers a
+ * hidden frame would leave one short.  Later versions keep hiding such a
+ * frame: in 3.13 and 3.14 a forked child's stack holds one that reads as
+ * not started under a callee (why is not known yet).
  */
 static inline int
 direct_keep(struct reader_frame *frames, struct direct_kept *k,
@@ -1250,9 +1252,10 @@ direct_keep(struct reader_frame *frames, struct direct_kept *k,
 
 	if (loc < -2 || loc > e->loc_max)
 		return -1;
-	if (loc < e->loc_start && !gen)
-		return above ? -1 : 0;
-	if (e->hidden)
+	if (loc < e->loc_start && !gen && above &&
+	    compat.frame_is_entry != COMPAT_NONE)
+		return -1;
+	if ((loc < e->loc_start && !gen) || e->hidden)
 		return 0;
 	if (k->depth == PROTO_MAX_DEPTH) {
 		k->truncated = 1;
