@@ -793,7 +793,6 @@ server_control_request(const char *command, size_t command_len,
 	memset(&a, 0, sizeof a);
 	a.map = args;
 	a.level = level;
-	daemon_stats.requests++;
 	cmd = server_control_find(command, command_len);
 	if (cmd != NULL && level < cmd->level) {
 		snprintf(a.error, sizeof a.error, "permission denied: '%s' "
@@ -1034,6 +1033,7 @@ server_control_send(struct control_conn *cc, struct proto_sink *sink)
 		proto_send_error(sink, "busy: %zu MiB of replies wait for "
 		    "other clients to read them; try again", unread >> 20);
 	}
+	daemon_stats.requests++;
 	bufferevent_disable(cc->bev, EV_READ);
 	server_control_deadline(cc, CONTROL_DEADLINE_REPLY);
 	if (sink->len == 0 || evbuffer_add_reference(out, sink->data,
@@ -1227,7 +1227,6 @@ server_control_show_async(struct control_conn *cc,
 	memset(&a, 0, sizeof a);
 	a.map = args;
 	a.level = cc->level;
-	daemon_stats.requests++;
 	if (cc->step_ev == NULL && (cc->step_ev = evtimer_new(server_base,
 	    server_control_step_cb, cc)) == NULL)
 		snprintf(a.error, sizeof a.error, "out of memory");
