@@ -775,6 +775,16 @@ control_show_free(struct control_show_job *j)
 	free(j);
 }
 
+/* Marks what a job's scan and results name (during a sweep). */
+void
+control_show_mark(const struct control_show_job *j)
+{
+	if (j->scan != NULL)
+		query_scan_mark(j->scan);
+	query_result_mark(server_store, &j->res);
+	query_result_mark(server_store, &j->base);
+}
+
 /* Parses a show request and starts its query. */
 struct control_show_job *
 control_show_begin(struct control_args *a)

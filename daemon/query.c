@@ -144,7 +144,7 @@ query_thread_verdict(const struct store *st, const struct query *q,
 
 /* A scan in progress. */
 struct query_scan {
-	const struct store		 *st;
+	struct store			 *st;
 	struct query			  q;
 	uint8_t				 *verdict;	/* per thread */
 	uint32_t			  nthreads;
@@ -153,7 +153,7 @@ struct query_scan {
 	uint64_t			 *stack_count, *stack_us;
 	uint64_t			 *thread_count, *thread_us;
 	struct query_table		  t;		/* by_thread cells */
-	const struct store_bucket	**sealed;	/* left to read */
+	const struct store_bucket	**sealed;	/* held until read */
 	size_t				  nsealed, next;
 	size_t				  entry;	/* in sealed[next] */
 	struct query_cold_row		 *cold;		/* on disk, to read */
@@ -280,6 +280,8 @@ query_scan_free(struct query_scan *sc)
 	free(sc->thread_count);
 	free(sc->thread_us);
 	free(sc->t.cells);
+	for (; sc->next < sc->nsealed; sc->next++)
+		store_bucket_release(sc->st, sc->sealed[sc->next]);
 	free(sc->sealed);
 	free(sc->cold);
 	free(sc->slice);
@@ -287,9 +289,10 @@ query_scan_free(struct query_scan *sc)
 	free(sc);
 }
 
-/* Starts a scan: reads the open buckets, lists the sealed ones. */
+/* Starts a scan: reads the open buckets, lists and holds the sealed
+ * ones. */
 struct query_scan *
-query_begin(const struct store *st, const struct query *q)
+query_begin(struct store *st, const struct query *q)
 {
 	struct query_scan		*sc;
 	const struct store_bucket	*b;
@@ -335,9 +338,10 @@ query_begin(const struct store *st, const struct query *q)
 			continue;
 		query_note_bucket(sc, b->start_ns, b->width_ns, b->tallies,
 		    b->ntallies);
-		if (b->sealed)
+		if (b->sealed) {
+			store_bucket_hold(st, b);
 			sc->sealed[sc->nsealed++] = b;
-		else if (query_read(sc, b->entries, 0, b->cap) != 0)
+		} else if (query_read(sc, b->entries, 0, b->cap) != 0)
 			goto fail;
 	}
 	if (sc->ncold > 0 && (sc->slice = malloc(QUERY_COLD_SLICE *
@@ -415,6 +419,7 @@ query_step(struct query_scan *sc, size_t budget)
 		sc->entry += take;
 		budget -= take;
 		if (sc->entry == b->n) {
+			store_bucket_release(sc->st, b);
 			sc->next++;
 			sc->entry = 0;
 		}
@@ -484,9 +489,44 @@ fail:
 	return (-1);
 }
 
+/* Marks what a scan has summed so far (during a sweep: store_mark);
+ * what it has yet to read, its held buckets and the store's pins name. */
+void
+query_scan_mark(const struct query_scan *sc)
+{
+	size_t	i;
+
+	for (i = 1; i < sc->nthreads; i++)
+		if (sc->thread_count[i] != 0)
+			store_mark(sc->st, STORE_THREAD, (uint32_t)i);
+	for (i = 1; sc->stack_count != NULL && i < sc->nstacks; i++)
+		if (sc->stack_count[i] != 0)
+			store_mark(sc->st, STORE_STACK, (uint32_t)i);
+	for (i = 0; i < sc->t.cap; i++)
+		if (sc->t.cells[i].count != 0) {
+			store_mark(sc->st, STORE_STACK, sc->t.cells[i].stack);
+			store_mark(sc->st, STORE_THREAD,
+			    sc->t.cells[i].thread);
+		}
+}
+
+/* Marks what a result names (during a sweep). */
+void
+query_result_mark(struct store *st, const struct query_result *res)
+{
+	size_t	i;
+
+	for (i = 0; i < res->ncells; i++) {
+		store_mark(st, STORE_STACK, res->cells[i].stack);
+		store_mark(st, STORE_THREAD, res->cells[i].thread);
+	}
+	for (i = 0; i < res->nowners; i++)
+		store_mark(st, STORE_THREAD, res->owners[i].thread);
+}
+
 /* Runs a whole query at once. */
 int
-query_run(const struct store *st, const struct query *q,
+query_run(struct store *st, const struct query *q,
     struct query_result *res)
 {
 	struct query_scan	*sc;

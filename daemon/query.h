@@ -132,17 +132,21 @@ struct query_node {
  * sealed ones and those on disk (q->cold); each query_step() reads at most
  * `budget` entries of them
  * and returns 1 when the result is complete, 0 when more steps are needed,
- * -1 when out of memory.  Between begin and end the store must not drop,
- * seal, roll up or sweep anything (store_readers).  query_run() does all
- * steps at once.
+ * -1 when out of memory.  Housekeeping may run between steps: the scan
+ * holds each sealed bucket until it has read it (store_bucket_hold), and
+ * a sweep meanwhile must keep what it summed (query_scan_mark, from the
+ * store's sweep hook) and what finished results name (query_result_mark).
+ * query_run() does all steps at once.
  */
 struct query_scan;
-struct query_scan *query_begin(const struct store *, const struct query *);
+struct query_scan *query_begin(struct store *, const struct query *);
 int	query_step(struct query_scan *, size_t budget);
 /* Moves the result out (after the last step) and frees the scan. */
 int	query_end(struct query_scan *, struct query_result *);
 void	query_scan_free(struct query_scan *);
-int	query_run(const struct store *, const struct query *,
+void	query_scan_mark(const struct query_scan *);
+void	query_result_mark(struct store *, const struct query_result *);
+int	query_run(struct store *, const struct query *,
 	    struct query_result *);
 void	query_result_free(struct query_result *);
 /* The share of the stacks of a result's window that were left out as

@@ -60,6 +60,8 @@ struct control_conn {
 /* Open control connections: event loop thread only. */
 static struct control_conn	*server_control_list;
 size_t				 server_control_count;
+/* A reset waits for the running shows: none starts meanwhile. */
+static int			 server_control_reset_due;
 
 typedef int (*control_exec)(struct control_args *, struct proto_sink *);
 
@@ -659,7 +661,7 @@ server_control_reset(struct control_args *a, struct proto_sink *sink)
 	if (store_busy(server_store)) {
 		/* No new show starts before the running ones end: the next
 		 * try gets in. */
-		server_housekeep_due = 1;
+		server_control_reset_due = 1;
 		snprintf(a->error, sizeof a->error, "a query is reading the "
 		    "store; try again in a moment");
 		return (-1);
@@ -861,17 +863,17 @@ server_control_running(void)
 	return (n);
 }
 
-/* Whether a show may start now: under --max-queries, and no housekeeping
- * waits for the running ones to end (it goes first). */
+/* Whether a show may start now: under --max-queries, and no reset waits
+ * for the running ones to end (it goes first). */
 static int
 server_control_may_start(void)
 {
-	return (!server_housekeep_due &&
+	return (!server_control_reset_due &&
 	    server_control_running() < server_limits.max_queries);
 }
 
 /*
- * A show ended: the housekeeping it held off runs if it was the last, then
+ * A show ended: if it was the last, a reset waiting for it may go; then
  * the shows waiting for a turn start, oldest connection first.
  */
 static int	server_control_closing_all;	/* shutdown: no turns */
@@ -883,7 +885,8 @@ server_control_turn(void)
 
 	if (server_control_closing_all)
 		return;
-	server_housekeep_resume();
+	if (!store_busy(server_store))
+		server_control_reset_due = 0;
 	DL_FOREACH_SAFE(server_control_list, cc, cc1) {
 		if (!server_control_may_start())
 			break;
@@ -967,6 +970,18 @@ server_control_free_all(void)
 	DL_FOREACH_SAFE(server_control_list, cc, cc1)
 		server_control_free(cc);
 	server_control_closing_all = 0;
+}
+
+/* Marks what every running show needs (store_set_sweep_hook). */
+void
+server_control_mark_all(void *arg)
+{
+	struct control_conn	*cc;
+
+	(void)arg;
+	DL_FOREACH(server_control_list, cc)
+		if (cc->job != NULL)
+			control_show_mark(cc->job);
 }
 
 /* Frees a reply buffer once libevent has sent it. */
@@ -1132,8 +1147,6 @@ server_control_aside(struct control_conn *cc, struct proto_sink *sink)
 		free(x);
 		return (rc);
 	}
-	/* The store is no longer read: what housekeeping waited for runs. */
-	server_housekeep_resume();
 	x->w.run = server_control_aside_run;
 	x->w.done = server_control_aside_done;
 	x->job = cc->job;
@@ -1149,9 +1162,38 @@ server_control_aside(struct control_conn *cc, struct proto_sink *sink)
 		control_show_aside_run(cc->job);
 		return (control_show_aside_finish(cc->job, sink) != 0 ? -1 : 3);
 	}
-	/* Shows queued behind the housekeeping that just ran may start. */
+	/* Shows queued behind a reset may start. */
 	server_control_turn();
 	return (1);
+}
+
+/* Tests: PROFD_TEST_SHOW_STEP=ENTRIES:MS makes every show read that
+ * many entries a step and wait that long between steps, so that a test
+ * can hold a show open while housekeeping runs. */
+static void
+server_control_step_size(size_t *entries, struct timeval *pause)
+{
+	static size_t		n;
+	static struct timeval	tv;
+	static int		read_env;
+	const char		*env;
+	char			*end;
+	unsigned long		ms;
+
+	if (!read_env) {
+		read_env = 1;
+		n = CONTROL_SHOW_STEP_ENTRIES;
+		if ((env = getenv("PROFD_TEST_SHOW_STEP")) != NULL) {
+			n = strtoul(env, &end, 10);
+			ms = *end == ':' ? strtoul(end + 1, NULL, 10) : 0;
+			if (n == 0)
+				n = CONTROL_SHOW_STEP_ENTRIES;
+			tv.tv_sec = (time_t)(ms / 1000);
+			tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+		}
+	}
+	*entries = n;
+	*pause = tv;
 }
 
 /* Runs the next step of a connection's show; answers when it is done. */
@@ -1161,11 +1203,13 @@ server_control_step_cb(evutil_socket_t fd, short events, void *arg)
 	struct control_conn	*cc = arg;
 	struct proto_sink	 sink;
 	struct timespec		 now;
-	struct timeval		 zero = { 0, 0 };
+	struct timeval		 pause;
+	size_t			 entries;
 	uint64_t		 us;
 	int			 rc, ra;
 
-	rc = control_show_step(cc->job, CONTROL_SHOW_STEP_ENTRIES);
+	server_control_step_size(&entries, &pause);
+	rc = control_show_step(cc->job, entries);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	/* (Signed: the nanoseconds may go backwards across a second.) */
 	us = (uint64_t)((int64_t)(now.tv_sec - cc->job_start.tv_sec) *
@@ -1184,7 +1228,7 @@ server_control_step_cb(evutil_socket_t fd, short events, void *arg)
 	} else if (rc == 0) {
 		proto_sink_free(&sink);
 		/* A timer, not event_active: agents' I/O runs first. */
-		evtimer_add(cc->step_ev, &zero);
+		evtimer_add(cc->step_ev, &pause);
 		return;
 	} else if (rc == 1 && (ra = server_control_aside(cc, &sink)) != 0) {
 		if (ra == 1 || ra == 2) {

@@ -19,6 +19,8 @@ extern size_t server_control_count;
 /* Accepts a control connection (from the listener). */
 void	server_control_accept(int fd);
 void	server_control_free_all(void);
+/* The store's sweep hook: marks what every running show needs. */
+void	server_control_mark_all(void *);
 
 /*
  * Runs one request and writes exactly one whole reply frame into sink:
@@ -75,6 +77,8 @@ struct control_show_job *control_show_begin(struct control_args *);
 int	control_show_step(struct control_show_job *, size_t budget);
 int	control_show_finish(struct control_show_job *, struct proto_sink *);
 void	control_show_free(struct control_show_job *);
+/* Marks what the job's query needs (store_mark, during a sweep). */
+void	control_show_mark(const struct control_show_job *);
 int	control_show_stacks(const struct control_show_job *);
 int	control_show_aside(struct control_show_job *, struct proto_sink *);
 void	control_show_aside_run(struct control_show_job *);

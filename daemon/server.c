@@ -233,10 +233,9 @@ server_store_counts(void)
 	daemon_stats.store_entries = sc.entries;
 	daemon_stats.store_bytes = sc.bytes;
 	daemon_stats.store_def_bytes = sc.def_bytes;
+	daemon_stats.store_retired_bytes = sc.retired_bytes;
+	daemon_stats.store_retired_buckets = sc.retired_buckets;
 }
-
-/* Housekeeping held off by running shows (see server_housekeep). */
-int	server_housekeep_due;
 
 /* Writes to disk every persist_s, and acknowledges what is durable. */
 static void
@@ -275,18 +274,8 @@ server_housekeep(uint64_t now, int force_sweep)
 	static uint64_t		refused_seen;
 	const uint64_t		s = 1000000000;
 
-	/* Shows reading the store hold off what changes it: none starts
-	 * until they are done and this ran (server_housekeep_resume). */
-	if (store_busy(server_store)) {
-		if (!server_housekeep_due)
-			daemon_stats.housekeeping_waits++;
-		server_housekeep_due = 1;
-		store_tick(server_store, now);	/* the clock only */
-		server_housekeep_persist(now);
-		server_store_counts();
-		return;
-	}
-	server_housekeep_due = 0;
+	/* Running shows hold the buckets they have yet to read, and the
+	 * sweep keeps what they summed: nothing here waits for them. */
 	store_tick(server_store, now);
 	store_get_counts(server_store, &sc);
 	/* Give what roll-ups, evictions and sweeps freed back to the system,
@@ -315,14 +304,6 @@ server_housekeep(uint64_t now, int force_sweep)
 	persist_expire(server_persist, now, server_limits.max_disk);
 	server_housekeep_persist(now);
 	server_store_counts();
-}
-
-/* After the last running show: the housekeeping it held off, at once. */
-void
-server_housekeep_resume(void)
-{
-	if (server_housekeep_due && !store_busy(server_store))
-		server_housekeep(server_now_ns(), 0);
 }
 
 /*
@@ -457,6 +438,7 @@ server_init(struct event_base *base, const struct server_limits *lim,
 	}
 	/* Only now: a sweep while definitions are loaded would free them. */
 	store_set_room_hook(server_store, server_need_room, NULL);
+	store_set_sweep_hook(server_store, server_control_mark_all, NULL);
 	/* Under WatchdogSec=, ping at half the interval, ticking that often
 	 * if the interval is shorter than two ticks. */
 	server_watchdog_ns = 0;
@@ -891,7 +873,6 @@ server_free(void)
 	/* Encodings still out: their connections are gone; freed. */
 	worker_stop();
 	if (server_persist != NULL) {
-		server_housekeep_due = 0;
 		store_tick(server_store, server_now_ns());
 		(void)persist_final(server_persist);
 	}

@@ -62,8 +62,6 @@ extern struct store		*server_store;
 struct query_cold;
 const struct query_cold	*server_cold_source(void);
 extern struct registry		*server_registry;
-/* Housekeeping waits for the running shows (server_housekeep_resume). */
-extern int			 server_housekeep_due;
 #define SERVER_RUNDIR_MAX 4096
 extern char			 server_rundir[SERVER_RUNDIR_MAX];
 
@@ -111,7 +109,6 @@ uint64_t server_now_ns(void);
 /* Housekeeping of the store: seal, roll up, expire, reclaim, persist.
  * Runs every STORE_TICK_MS; tests call it directly. */
 void	server_housekeep(uint64_t now_ns, int force_sweep);
-void	server_housekeep_resume(void);
 /* Copies the store's counters into daemon_stats (status does, too). */
 void	server_store_counts(void);
 /* Reads the configuration again (profd.c sets it): 0 with err holding the

@@ -72,6 +72,8 @@
 	X(store_entries, "aggregated counters held")			\
 	X(store_bytes, "bytes used by the store")			\
 	X(store_def_bytes, "of those, by definitions")			\
+	X(store_retired_bytes, "of those, by buckets gone from the store that running shows have yet to read") \
+	X(store_retired_buckets, "buckets gone from the store that running shows have yet to read") \
 	X(persist_flushes, "writes of the store to disk")		\
 	X(persist_errors, "failed writes of the store to disk")		\
 	X(publish_errors, "failed writes of the sampling settings file") \
@@ -79,8 +81,7 @@
 	X(query_us_max, "longest query, microseconds")			\
 	X(queries_timed_out, "shows ended at --query-timeout")		\
 	X(shows_encoded_aside, "shows whose stack format was encoded beside the event loop") \
-	X(queries_waited, "shows that waited for a turn (max-queries, housekeeping)") \
-	X(housekeeping_waits, "housekeeping runs held back by running shows") \
+	X(queries_waited, "shows that waited for a turn (max-queries, a reset)") \
 	X(agents_forgotten, "disconnected agents dropped from status")	\
 	X(requests, "control requests answered")			\
 	X(request_errors, "control requests answered with an error")

@@ -618,6 +618,22 @@ store_mark(struct store *st, enum store_kind k, uint32_t id)
 	}
 }
 
+/* Marks what a bucket names. */
+static void
+store_mark_bucket(struct store *st, const struct store_bucket *b)
+{
+	size_t	i;
+
+	for (i = 0; i < b->cap; i++) {
+		if (b->entries[i].count == 0)
+			continue;
+		store_mark(st, STORE_THREAD, b->entries[i].thread);
+		store_mark(st, STORE_STACK, b->entries[i].stack);
+	}
+	for (i = 0; i < b->ntallies; i++)
+		store_mark(st, STORE_INSTANCE, b->tallies[i].instance);
+}
+
 /* Whether an id is marked. */
 int
 store_marked(const struct store *st, enum store_kind k, uint32_t id)
@@ -687,9 +703,8 @@ store_sweep_begin(struct store *st)
 	size_t			 i;
 	int			 k;
 
-	if (st->readers > 0 || st->id_hold > 0)
-		return;		/* a query uses the definitions, or a load
-				   still checks what the disk names */
+	if (st->id_hold > 0)
+		return;		/* a load still checks what the disk names */
 	for (k = 0; k < STORE_NKINDS; k++) {
 		free(st->defs[k].marks);
 		st->defs[k].marks = calloc(st->defs[k].len + 1, 1);
@@ -705,16 +720,14 @@ store_sweep_begin(struct store *st)
 		}
 	}
 	st->sweeping = 1;
-	for (b = st->buckets; b != NULL; b = b->next) {
-		for (i = 0; i < b->cap; i++) {
-			if (b->entries[i].count == 0)
-				continue;
-			store_mark(st, STORE_THREAD, b->entries[i].thread);
-			store_mark(st, STORE_STACK, b->entries[i].stack);
-		}
-		for (i = 0; i < b->ntallies; i++)
-			store_mark(st, STORE_INSTANCE, b->tallies[i].instance);
-	}
+	for (b = st->buckets; b != NULL; b = b->next)
+		store_mark_bucket(st, b);
+	/* Buckets gone from the store that queries have yet to read, and
+	 * what those queries summed so far. */
+	for (b = st->retired; b != NULL; b = b->next)
+		store_mark_bucket(st, b);
+	if (st->sweep_hook != NULL)
+		st->sweep_hook(st->sweep_hook_arg);
 	/* What the buckets left on disk name. */
 	for (k = 0; k < STORE_NKINDS; k++) {
 		for (i = 0; i < st->defs[k].npins; i++)

@@ -81,6 +81,9 @@ struct store {
 	struct store_defs	 defs[STORE_NKINDS];
 	struct store_bucket	*buckets;	/* oldest first */
 	struct store_bucket	*last;		/* last one added to */
+	struct store_bucket	*retired;	/* held by queries */
+	size_t			 retired_bytes;
+	size_t			 nretired;
 	size_t			 nbuckets;
 	size_t			 nentries;
 	uint64_t		 now_ns;	/* as of the last tick */
@@ -92,6 +95,8 @@ struct store {
 	int			 id_hold;	/* store_hold_ids */
 	void			(*need_room)(void *);
 	void			*need_room_arg;
+	void			(*sweep_hook)(void *);
+	void			*sweep_hook_arg;
 	struct store_counts	 counts;
 };
 

@@ -37,8 +37,9 @@ int
 store_charge(struct store *st, size_t n, int def)
 {
 	n += STORE_MALLOC_OVERHEAD;
-	/* While a query reads the buckets nothing may go: overshoot. */
-	while (st->readers == 0 && st->bytes + n > st->cfg.max_bytes) {
+	/* Retired buckets go when their queries have read them: not
+	 * counted against the cap, which evicting one could not help. */
+	while (st->bytes - st->retired_bytes + n > st->cfg.max_bytes) {
 		if (def != 1 || st->sweeping || st->making_room)
 			return (-1);
 		/* Buckets hold definitions: evicting one frees them only
@@ -51,7 +52,7 @@ store_charge(struct store *st, size_t n, int def)
 		st->making_room = 1;
 		st->need_room(st->need_room_arg);
 		st->making_room = 0;
-		if (st->bytes + n > st->cfg.max_bytes &&
+		if (st->bytes - st->retired_bytes + n > st->cfg.max_bytes &&
 		    !store_has_sealed(st))
 			return (-1);
 	}
@@ -90,17 +91,76 @@ store_entry_hash(const struct store *st, uint32_t thread, uint32_t stack,
 	    5));
 }
 
+/* The memory a bucket is charged for. */
+static size_t
+store_bucket_bytes(const struct store_bucket *b)
+{
+	size_t	n = sizeof *b + b->cap * sizeof *b->entries +
+		    STORE_MALLOC_OVERHEAD;
+
+	if (b->ntallies > 0)
+		n += b->ntallies * sizeof *b->tallies + STORE_MALLOC_OVERHEAD;
+	return (n);
+}
+
 /* Frees a bucket, giving its memory back. */
 static void
 store_bucket_free(struct store *st, struct store_bucket *b)
 {
-	store_uncharge(st, sizeof *b + b->cap * sizeof *b->entries, 0);
-	if (b->ntallies > 0)
-		store_uncharge(st, b->ntallies * sizeof *b->tallies, 0);
-	st->nentries -= b->n;
+	st->bytes -= store_bucket_bytes(b);
+	if (b->retired) {
+		st->retired_bytes -= store_bucket_bytes(b);
+		st->nretired--;
+		if (b->prev != NULL)
+			b->prev->next = b->next;
+		else
+			st->retired = b->next;
+		if (b->next != NULL)
+			b->next->prev = b->prev;
+	} else
+		st->nentries -= b->n;
 	free(b->entries);
 	free(b->tallies);
 	free(b);
+}
+
+/* A bucket left the store (unlinked, hooks told): freed, or kept among
+ * the retired until the queries that hold it have read it. */
+static void
+store_bucket_gone(struct store *st, struct store_bucket *b)
+{
+	if (b->holds == 0) {
+		store_bucket_free(st, b);
+		return;
+	}
+	st->nentries -= b->n;
+	b->retired = 1;
+	st->retired_bytes += store_bucket_bytes(b);
+	st->nretired++;
+	b->prev = NULL;
+	b->next = st->retired;
+	if (st->retired != NULL)
+		st->retired->prev = b;
+	st->retired = b;
+}
+
+/* A query will read a sealed bucket: it stays in memory until released. */
+void
+store_bucket_hold(struct store *st, const struct store_bucket *b)
+{
+	(void)st;
+	((struct store_bucket *)b)->holds++;
+}
+
+/* A query has read a bucket (or ends): a retired one no query holds any
+ * more is freed. */
+void
+store_bucket_release(struct store *st, const struct store_bucket *cb)
+{
+	struct store_bucket	*b = (struct store_bucket *)cb;
+
+	if (--b->holds == 0 && b->retired)
+		store_bucket_free(st, b);
 }
 
 /* Unlinks a bucket from the list. */
@@ -156,7 +216,7 @@ store_bucket_drop(struct store *st, struct store_bucket *b)
 	store_bucket_unlink(st, b);
 	if (st->hooks.bucket_del != NULL)
 		st->hooks.bucket_del(st->hooks.arg, b);
-	store_bucket_free(st, b);
+	store_bucket_gone(st, b);
 }
 
 /* Undoes store_bucket_pin for the first `n` entries (all: SIZE_MAX) and,
@@ -248,7 +308,7 @@ store_evict_one(struct store *st, const struct store_bucket *keep)
 		st->counts.spilled_samples += b->samples;
 		st->counts.spilled_buckets++;
 		store_bucket_unlink(st, b);
-		store_bucket_free(st, b);
+		store_bucket_gone(st, b);
 		return (0);
 	}
 drop:
@@ -287,7 +347,7 @@ store_charge_bucket(struct store *st, size_t n,
     const struct store_bucket *keep)
 {
 	while (store_charge(st, n, 0) != 0) {
-		if (st->readers > 0 || store_evict_one(st, keep) != 0)
+		if (store_evict_one(st, keep) != 0)
 			return (-1);
 	}
 	return (0);
@@ -747,8 +807,6 @@ store_tick(struct store *st, uint64_t now)
 	uint64_t			 cut, start;
 
 	st->now_ns = now;
-	if (st->readers > 0)
-		return;		/* a query reads the buckets */
 	/* Expire by age. */
 	cut = now > st->cfg.retention_ns ? now - st->cfg.retention_ns : 0;
 	for (b = st->buckets; b != NULL; b = b1) {
@@ -798,7 +856,8 @@ store_tick(struct store *st, uint64_t now)
 			;
 	}
 	/* Enforce the cap. */
-	while (st->bytes > st->cfg.max_bytes && store_evict_one(st, NULL) == 0)
+	while (st->bytes - st->retired_bytes > st->cfg.max_bytes &&
+	    store_evict_one(st, NULL) == 0)
 		;
 }
 
@@ -870,6 +929,12 @@ store_free(struct store *st)
 		free(b->tallies);
 		free(b);
 	}
+	for (b = st->retired; b != NULL; b = b1) {
+		b1 = b->next;
+		free(b->entries);
+		free(b->tallies);
+		free(b);
+	}
 	for (k = 0; k < STORE_NKINDS; k++) {
 		d = &st->defs[k];
 		if (k == STORE_STRING || k == STORE_STACK) {
@@ -895,6 +960,14 @@ store_get_config(const struct store *st)
 	return (&st->cfg);
 }
 
+/* Sets the hook that marks what running queries use, during a sweep. */
+void
+store_set_sweep_hook(struct store *st, void (*fn)(void *), void *arg)
+{
+	st->sweep_hook = fn;
+	st->sweep_hook_arg = arg;
+}
+
 /* Sets the hook that sweeps when definitions find no room. */
 void
 store_set_room_hook(struct store *st, void (*fn)(void *), void *arg)
@@ -913,8 +986,7 @@ store_set_hooks(struct store *st, const struct store_hooks *h)
 		st->hooks = *h;
 }
 
-/* Counts a query that reads the buckets: nothing is dropped, sealed,
- * rolled up or swept until it is done. */
+/* Counts a running query (store.h). */
 void
 store_readers(struct store *st, int delta)
 {
@@ -974,6 +1046,8 @@ store_get_counts(const struct store *st, struct store_counts *c)
 	c->buckets = st->nbuckets;
 	c->entries = st->nentries;
 	c->bytes = st->bytes;
+	c->retired_bytes = st->retired_bytes;
+	c->retired_buckets = st->nretired;
 	c->def_bytes = st->def_bytes;
 	c->oldest_ns = st->buckets != NULL ? st->buckets->start_ns : 0;
 }

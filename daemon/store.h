@@ -63,6 +63,9 @@ struct store_bucket {
 	uint64_t		 samples;	/* sum of counts */
 	struct store_tally	*tallies;	/* sorted */
 	size_t			 ntallies;
+	int			 holds;		/* queries yet to read it */
+	int			 retired;	/* gone from the store, kept
+						   for its holds */
 	struct store_bucket	*prev, *next;	/* oldest first */
 };
 
@@ -144,6 +147,9 @@ struct store_counts {
 	size_t		buckets;
 	size_t		entries;
 	size_t		bytes;			/* memory charged */
+	size_t		retired_bytes;		/* of that, retired buckets
+						   held by queries */
+	size_t		retired_buckets;
 	size_t		def_bytes;		/* of that, definitions */
 	uint64_t	oldest_ns;		/* oldest bucket's start */
 };
@@ -240,11 +246,23 @@ int		 store_marked(const struct store *, enum store_kind,
 		     uint32_t id);
 size_t		 store_sweep_end(struct store *);
 
-/* A query starts (+1) or ends (-1) reading: while any reads, nothing is
- * dropped, sealed, rolled up or swept, and the memory cap may be exceeded
- * by what arrives meanwhile. */
+/*
+ * A query starts (+1) or ends (-1): while any runs, store_reset waits
+ * (store_busy).  Housekeeping does not: a query holds the sealed buckets
+ * it has yet to read (store_bucket_hold), and a bucket dropped, rolled up
+ * or evicted meanwhile leaves the store but stays in memory, its memory
+ * still counted in bytes (retired_bytes) but not against max_bytes, until
+ * the last hold is let go.  A sweep marks what retired buckets name and
+ * calls the sweep hook, where the caller marks what running queries have
+ * summed so far (store_mark).
+ */
 void		 store_readers(struct store *, int delta);
 int		 store_busy(const struct store *);
+void		 store_bucket_hold(struct store *, const struct store_bucket *);
+void		 store_bucket_release(struct store *,
+		     const struct store_bucket *);
+void		 store_set_sweep_hook(struct store *, void (*)(void *),
+		     void *);
 /* Held (+1) until released (-1): no sweep frees a definition and no freed
  * id is given to a new one.  While a load is still checking the buckets
  * it left on disk, an id they name that the file lacks must not come back

@@ -572,3 +572,124 @@ Test(query, sums_what_the_windows_batches_said_of_their_stacks)
 	cr_assert_eq(res.reported + res.invalid, 0);
 	cr_assert_eq(query_invalid_pct(&res), -1);
 }
+
+static struct query_scan	*marked_scan;
+
+static struct store_counts
+counts_of(const struct store *s)
+{
+	struct store_counts	c;
+
+	store_get_counts(s, &c);
+	return (c);
+}
+
+/* The function name of a stack's leaf. */
+static const char *
+leaf_name(uint32_t sk)
+{
+	const uint32_t	*frames;
+	uint32_t	 depth, fn, line;
+
+	cr_assert_not_null(frames = store_stack_get(st, sk, &depth));
+	cr_assert_eq(store_frame_get(st, frames[0], &fn, &line), 0);
+	return (fname(fn));
+}
+
+/* The sweep hook profd sets: what the running scan summed stays. */
+static void
+mark_scan(void *arg)
+{
+	(void)arg;
+	if (marked_scan != NULL)
+		query_scan_mark(marked_scan);
+}
+
+static void
+sweep(void)
+{
+	store_sweep_begin(st);
+	store_sweep_end(st);
+}
+
+Test(query, a_scan_reads_what_it_began_with_while_housekeeping_runs)
+{
+	const struct store_config	*cfg = store_get_config(st);
+	struct store_counts		 c;
+	uint32_t			 f[2], s_sealed, s_open, s_lost, depth;
+	size_t				 i;
+	uint64_t			 k;
+	int				 rc;
+
+	f[0] = frame("sealed_only", "old.py", 1);
+	f[1] = frame("main", "app.py", 10);
+	s_sealed = stack(f, 2);
+	f[0] = frame("open_only", "old.py", 2);
+	s_open = stack(f, 2);
+	f[0] = frame("lost", "old.py", 3);
+	s_lost = stack(f, 2);
+	for (k = 0; k < 3; k++) {
+		store_tick(st, T0 + k * 10 * NS);
+		cr_assert_eq(store_add(st, T0 + k * 10 * NS, web_main,
+		    s_sealed, WALL, 2, 20), 0);
+	}
+	store_tick(st, T0 + 40 * NS);
+	cr_assert_eq(store_add(st, T0 + 40 * NS, db_main, s_open, WALL, 5,
+	    50), 0);
+	store_set_sweep_hook(st, mark_scan, NULL);
+	cr_assert_not_null(marked_scan = query_begin(st, &q));
+	cr_assert_eq(query_step(marked_scan, 1), 0, "more to read");
+	/* Everything expires and is swept while the scan is half done. */
+	store_tick(st, T0 + cfg->retention_ns + 7200 * NS);
+	sweep();
+	c = counts_of(st);
+	cr_assert_eq(c.buckets, 0);
+	cr_assert_gt(c.retired_buckets, 0);
+	cr_assert_not_null(store_stack_get(st, s_sealed, &depth));
+	cr_assert_not_null(store_stack_get(st, s_open, &depth));
+	cr_assert_null(store_stack_get(st, s_lost, &depth), "nothing held it");
+	while ((rc = query_step(marked_scan, 1)) == 0)
+		;
+	cr_assert_eq(rc, 1);
+	cr_assert_eq(query_end(marked_scan, &res), 0);
+	marked_scan = NULL;
+	c = counts_of(st);
+	cr_assert_eq(c.retired_buckets, 0, "each freed once read");
+	cr_assert_eq(c.retired_bytes, 0);
+	cr_assert_eq(res.count, 11);
+	cr_assert_eq(res.ncells, 2);
+	for (i = 0; i < res.ncells; i++) {
+		if (res.cells[i].stack == s_sealed)
+			cr_assert_eq(res.cells[i].count, 6);
+		else
+			cr_assert_eq(res.cells[i].stack, s_open);
+	}
+	/* A finished result keeps what it names through a sweep too. */
+	store_sweep_begin(st);
+	query_result_mark(st, &res);
+	store_sweep_end(st);
+	cr_assert_str_eq(leaf_name(s_sealed), "sealed_only");
+	cr_assert_str_eq(leaf_name(s_open), "open_only");
+	query_result_free(&res);
+	sweep();
+	cr_assert_null(store_stack_get(st, s_sealed, &depth));
+}
+
+Test(query, a_scan_freed_early_lets_go_of_what_it_held)
+{
+	const struct store_config	*cfg = store_get_config(st);
+	struct query_scan		*sc;
+	uint64_t			 k;
+
+	for (k = 0; k < 3; k++) {
+		store_tick(st, T0 + k * 10 * NS);
+		samples();
+	}
+	store_tick(st, T0 + 60 * NS);
+	cr_assert_not_null(sc = query_begin(st, &q));
+	store_tick(st, T0 + cfg->retention_ns + 7200 * NS);
+	cr_assert_gt(counts_of(st).retired_buckets, 0);
+	query_scan_free(sc);
+	cr_assert_eq(counts_of(st).retired_buckets, 0);
+	cr_assert_eq(counts_of(st).retired_bytes, 0);
+}

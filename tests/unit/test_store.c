@@ -1040,3 +1040,131 @@ Test(store, loads_tallies_only_consistent_ones)
 	cr_assert_eq(store_load_tallies(st, store_buckets(st), t, 2), -1,
 	    "a bucket loaded twice");
 }
+
+/* The first sealed bucket. */
+static const struct store_bucket *
+first_sealed(void)
+{
+	const struct store_bucket	*b;
+
+	for (b = store_buckets(st); b != NULL && !b->sealed; b = b->next)
+		;
+	cr_assert_not_null(b);
+	return (b);
+}
+
+Test(store, a_held_bucket_that_expires_stays_readable_until_released)
+{
+	const struct store_config	*cfg = store_get_config(st);
+	const struct store_bucket	*b;
+	struct store_counts		 c;
+	uint32_t			 th = thread(1, "Main");
+	uint32_t			 sk = stack2("held");
+	uint32_t			 depth;
+	size_t				 bytes;
+
+	cr_assert_eq(store_add(st, T0, th, sk, 0, 3, 30), 0);
+	store_tick(st, T0 + 30 * NS);
+	b = first_sealed();
+	store_bucket_hold(st, b);
+	bytes = counts().bytes;
+	/* Housekeeping runs while the bucket is held: it expires. */
+	store_tick(st, T0 + cfg->retention_ns + 3600 * NS);
+	c = counts();
+	cr_assert_eq(c.expired_samples, 3);
+	cr_assert_eq(c.buckets, 0);
+	cr_assert_eq(c.entries, 0);
+	cr_assert_eq(c.retired_buckets, 1);
+	cr_assert_gt(c.retired_bytes, 0);
+	cr_assert_eq(c.bytes, bytes, "still in memory, still counted");
+	cr_assert_null(store_buckets(st));
+	/* Its entries are still there, and a sweep keeps what they name. */
+	cr_assert_eq(b->n, 1);
+	cr_assert_eq(b->entries[0].stack, sk);
+	cr_assert_eq(b->entries[0].count, 3);
+	store_sweep_begin(st);
+	store_sweep_end(st);
+	cr_assert_not_null(store_stack_get(st, sk, &depth));
+	cr_assert_not_null(store_thread_get(st, th));
+	/* Released: freed, and the next sweep frees what it named. */
+	store_bucket_release(st, b);
+	c = counts();
+	cr_assert_eq(c.retired_buckets, 0);
+	cr_assert_eq(c.retired_bytes, 0);
+	cr_assert_lt(c.bytes, bytes);
+	store_sweep_begin(st);
+	store_sweep_end(st);
+	cr_assert_null(store_stack_get(st, sk, &depth));
+}
+
+Test(store, a_held_bucket_rolled_up_leaves_one_merged_bucket_counted_once)
+{
+	const struct store_bucket	*b;
+	struct store_counts		 c;
+	uint32_t			 th = thread(1, "Main");
+	uint32_t			 sk = stack2("a");
+	uint64_t			 k;
+
+	for (k = 0; k < 6; k++) {
+		store_tick(st, T0 + k * 10 * NS);
+		cr_assert_eq(store_add(st, T0 + k * 10 * NS, th, sk, 0, 1, 1),
+		    0);
+	}
+	store_tick(st, T0 + 80 * NS);
+	b = first_sealed();
+	store_bucket_hold(st, b);
+	/* An hour later the minute rolls up: the held 10 s bucket is
+	 * retired, not freed, and not counted twice. */
+	store_tick(st, T0 + 3700 * NS);
+	c = counts();
+	cr_assert_gt(c.rollups, 0);
+	cr_assert_eq(c.retired_buckets, 1);
+	cr_assert_eq(bucket_samples(NULL), 6);
+	cr_assert_eq(b->samples, 1);
+	store_bucket_release(st, b);
+	cr_assert_eq(counts().retired_buckets, 0);
+	cr_assert_eq(bucket_samples(NULL), 6);
+}
+
+Test(store, held_buckets_are_evicted_for_the_cap_and_freed_when_released)
+{
+	const struct store_bucket	*held[64];
+	const struct store_bucket	*b;
+	struct store_counts		 c;
+	uint32_t			 th, sk[200];
+	char				 name[16];
+	uint64_t			 i, k;
+	size_t				 nheld = 0, max = 96u << 10;
+
+	store_free(st);
+	st = store_with(max);
+	th = thread(1, "Main");
+	for (i = 0; i < 200; i++) {
+		snprintf(name, sizeof name, "f%llu", (unsigned long long)i);
+		sk[i] = stack2(name);
+	}
+	for (k = 0; k < 40; k++) {
+		store_tick(st, T0 + k * 10 * NS);
+		/* A query holds every sealed bucket as it appears. */
+		for (b = store_buckets(st); b != NULL; b = b->next)
+			if (b->sealed && b->holds == 0 && nheld < 64) {
+				store_bucket_hold(st, b);
+				held[nheld++] = b;
+			}
+		for (i = 0; i < 200; i++)
+			store_add(st, T0 + k * 10 * NS, th, sk[i], 0, 1, 1);
+		c = counts();
+		cr_assert_leq(c.bytes - c.retired_bytes, max);
+	}
+	c = counts();
+	cr_assert_gt(c.evicted_buckets, 0, "housekeeping did not wait");
+	cr_assert_gt(c.retired_buckets, 0);
+	cr_assert_eq(c.samples_dropped, 0);
+	for (i = 0; i < nheld; i++)
+		store_bucket_release(st, held[i]);
+	c = counts();
+	cr_assert_eq(c.retired_buckets, 0);
+	cr_assert_eq(c.retired_bytes, 0);
+	cr_assert_leq(c.bytes, max);
+	cr_assert_eq(c.evicted_samples + bucket_samples(NULL), 40 * 200);
+}
