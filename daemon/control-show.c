@@ -629,12 +629,13 @@ control_encoding_free(struct control_encoding *e)
 	e->p = NULL;
 }
 
-/* Copies the profile of a result out of the store for a stack format: 0,
- * or -1 with a->error set. */
+/* Copies the profile of a result out of the store for a stack format
+ * (takes *made, if already built, instead): 0, or -1 with a->error set. */
 static int
 control_encoding_make(struct control_args *a, struct control_encoding *e,
     const struct query_result *res, const struct control_query *cq,
-    int format, uint64_t top, const struct format_opts *optsp)
+    int format, uint64_t top, const struct format_opts *optsp,
+    struct profile **made)
 {
 	uint32_t		 mode;
 	char			 title[256], buf[256];
@@ -651,8 +652,13 @@ control_encoding_make(struct control_args *a, struct control_encoding *e,
 		    "into this profd", control_show_formats[format]);
 		return (-1);
 	}
-	if ((e->p = query_profile(server_store, res, cq->q.by_thread)) ==
-	    NULL || (e->out = evbuffer_new()) == NULL)
+	if (*made != NULL) {
+		e->p = *made;
+		*made = NULL;
+	} else if ((e->p = query_profile(server_store, res,
+	    cq->q.by_thread)) == NULL)
+		goto oom;
+	if ((e->out = evbuffer_new()) == NULL)
 		goto oom;
 	if (top != 0)
 		profile_keep_top(e->p, (size_t)top);
@@ -732,22 +738,34 @@ control_encoding_reply(struct control_args *a, struct proto_sink *sink,
 static int
 control_show_encode(struct control_args *a, struct proto_sink *sink,
     const struct query_result *res, const struct control_query *cq,
-    int format, uint64_t top, const struct format_opts *optsp)
+    int format, uint64_t top, const struct format_opts *optsp,
+    struct profile **made)
 {
 	struct control_encoding	e;
 
-	if (control_encoding_make(a, &e, res, cq, format, top, optsp) != 0)
+	if (control_encoding_make(a, &e, res, cq, format, top, optsp,
+	    made) != 0)
 		return (-1);
 	control_encoding_run(&e);
 	return (control_encoding_reply(a, sink, &e, res, format));
 }
+
+enum control_show_phase {
+	CONTROL_SHOW_SCAN,		/* the window */
+	CONTROL_SHOW_BASELINE,		/* a diff's baseline */
+	CONTROL_SHOW_DONE,
+	CONTROL_SHOW_PROFILE,		/* a stack format's profile copied out
+					   of the store */
+};
 
 /* A show request between its query's steps. */
 struct control_show_job {
 	struct control_query	 cq, bq;
 	int			 diff;
 	struct query_scan	*scan;
-	int			 phase;		/* 0 main, 1 baseline, 2 done */
+	int			 phase;		/* enum control_show_phase */
+	struct query_profiling	*making;	/* a stack format's profile */
+	struct profile		*made;
 	struct query_result	 res, base;
 	uint32_t		 by, format;
 	uint64_t		 top, depth, permille;
@@ -765,6 +783,8 @@ control_show_free(struct control_show_job *j)
 	if (j == NULL)
 		return;
 	query_scan_free(j->scan);
+	query_profile_abort(j->making);
+	profile_free(j->made);
 	control_encoding_free(&j->enc);
 	query_result_free(&j->res);
 	query_result_free(&j->base);
@@ -894,30 +914,58 @@ fail:
 	return (NULL);
 }
 
-/* Reads up to budget more entries: 1 when the queries are done, 0 when
- * more steps are needed, -1 when out of memory. */
+/* Copies up to budget / CONTROL_SHOW_CELL_COST more cells of a stack
+ * format's profile out of the store. */
+static int
+control_show_step_profile(struct control_show_job *j, size_t budget)
+{
+	int	rc;
+
+	rc = query_profile_step(j->making, budget / CONTROL_SHOW_CELL_COST +
+	    1);
+	if (rc <= 0)
+		return (rc);
+	j->made = query_profile_end(j->making);
+	j->making = NULL;
+	j->phase = CONTROL_SHOW_DONE;
+	return (1);
+}
+
+/* Reads up to budget more entries (or copies that much of a profile): 1
+ * when the job is done, 0 when more steps are needed, -1 when out of
+ * memory. */
 int
 control_show_step(struct control_show_job *j, size_t budget)
 {
 	struct query_result	*res;
 	int			 rc;
 
-	if (j->phase == 2)
+	if (j->phase == CONTROL_SHOW_DONE)
 		return (1);
+	if (j->phase == CONTROL_SHOW_PROFILE)
+		return (control_show_step_profile(j, budget));
 	if ((rc = query_step(j->scan, budget)) <= 0)
 		return (rc);
-	res = j->phase == 0 ? &j->res : &j->base;
+	res = j->phase == CONTROL_SHOW_SCAN ? &j->res : &j->base;
 	rc = query_end(j->scan, res);
 	j->scan = NULL;
 	if (rc != 0)
 		return (-1);
-	if (j->phase == 0 && j->diff) {
-		j->phase = 1;
+	if (j->phase == CONTROL_SHOW_SCAN && j->diff) {
+		j->phase = CONTROL_SHOW_BASELINE;
 		if ((j->scan = query_begin(server_store, &j->bq.q)) == NULL)
 			return (-1);
 		return (0);
 	}
-	j->phase = 2;
+	if (j->format != 0 && !j->diff && !j->tree) {
+		/* The profile is copied in steps too. */
+		j->phase = CONTROL_SHOW_PROFILE;
+		if ((j->making = query_profile_begin(server_store, &j->res,
+		    j->cq.q.by_thread)) == NULL)
+			return (-1);
+		return (0);
+	}
+	j->phase = CONTROL_SHOW_DONE;
 	return (1);
 }
 
@@ -930,7 +978,7 @@ control_show_finish(struct control_show_job *j, struct proto_sink *sink)
 
 	memset(&a, 0, sizeof a);
 	a.level = j->level;
-	if (j->phase != 2) {
+	if (j->phase != CONTROL_SHOW_DONE) {
 		proto_send_error(sink, "out of memory for the query; narrow it "
 		    "with --since or --pid");
 		return (-1);
@@ -942,7 +990,7 @@ control_show_finish(struct control_show_job *j, struct proto_sink *sink)
 		    j->permille);
 	else if (j->format != 0)
 		rc = control_show_encode(&a, sink, &j->res, &j->cq,
-		    (int)j->format, j->top, &j->opts);
+		    (int)j->format, j->top, &j->opts, &j->made);
 	else
 		rc = control_show_rows(&a, sink, &j->res, (enum query_by)j->by,
 		    j->top);
@@ -958,7 +1006,8 @@ control_show_finish(struct control_show_job *j, struct proto_sink *sink)
 int
 control_show_stacks(const struct control_show_job *j)
 {
-	return (j->phase == 2 && !j->diff && !j->tree && j->format != 0);
+	return (j->phase == CONTROL_SHOW_DONE && !j->diff && !j->tree &&
+	    j->format != 0);
 }
 
 /*
@@ -978,7 +1027,7 @@ control_show_aside(struct control_show_job *j, struct proto_sink *sink)
 	memset(&a, 0, sizeof a);
 	a.level = j->level;
 	if (control_encoding_make(&a, &j->enc, &j->res, &j->cq,
-	    (int)j->format, j->top, &j->opts) != 0) {
+	    (int)j->format, j->top, &j->opts, &j->made) != 0) {
 		proto_send_error(sink, "%s", a.error);
 		return (-1);
 	}

@@ -642,6 +642,20 @@ persist_cold_failed(struct persist *p, int64_t row, const char *what)
 	    p->db != NULL ? sqlite3_errmsg(p->db) : "closed");
 }
 
+/* Whether a row is to be deleted at the next flush: what it names is
+ * unpinned already (persist_cold_drop), and a sweep may have given those
+ * ids to new definitions, so a query that listed it must not read it. */
+static int
+persist_row_going(const struct persist *p, int64_t row)
+{
+	size_t	i;
+
+	for (i = 0; i < p->ndels; i++)
+		if (p->dels[i] == row)
+			return (1);
+	return (0);
+}
+
 /* Queries: entries [from, from + n) of a bucket on disk, across its
  * slices (the row's own, then bucket_parts). */
 static int
@@ -651,6 +665,8 @@ persist_cold_read(void *arg, const struct query_cold_row *r, uint64_t from,
 	struct persist	*p = arg;
 	size_t		 i;
 
+	if (persist_row_going(p, r->row))
+		return (-1);	/* gone, not damaged: not counted */
 	if (persist_cold_entries(p, r, from, to, n) == 0) {
 		/* Not checked yet: what names an id past the file's is left
 		 * out (a new definition may have that id). */
@@ -708,6 +724,8 @@ persist_cold_tallies(void *arg, const struct query_cold_row *r,
 
 	*out = NULL;
 	*nout = 0;
+	if (persist_row_going(p, r->row))
+		return (-1);	/* gone, not damaged: not counted */
 	if (p->db == NULL || sqlite3_prepare_v2(p->db, "SELECT rows FROM "
 	    "tallies WHERE bucket = ?1", -1, &s, NULL) != SQLITE_OK)
 		return (-1);
@@ -845,8 +863,7 @@ persist_cold_drop(struct persist *p, size_t n, uint64_t *samples)
 }
 
 /*
- * Housekeeping of the buckets on disk (not while a query reads them):
- * those past the retention go, then the oldest while the file holds more
+ * Housekeeping of the buckets on disk: those past the retention go, then the oldest while the file holds more
  * than max_disk bytes (0: no bound), counting what deletes not yet
  * flushed will free.  Their rows are deleted by the next flush.
  */

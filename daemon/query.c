@@ -974,75 +974,137 @@ query_profile_labels(const struct store *st, struct profile *p,
 	return (0);
 }
 
-/* Builds the profile of a result for the encoders. */
-struct profile *
-query_profile(const struct store *st, const struct query_result *res,
+/* A profile being built from a result, a slice of its cells a step. */
+struct query_profiling {
+	const struct store	*st;
+	struct profile		*p;
+	struct query_map	 fm, fnm, tm;
+	struct query_table	 t;		/* threads merged away */
+	const struct query_cell	*cells;
+	size_t			 ncells, next;
+	int			 labels;
+};
+
+/* Frees a profile being built. */
+void
+query_profile_abort(struct query_profiling *qp)
+{
+	if (qp == NULL)
+		return;
+	free(qp->t.cells);
+	free(qp->fm.idx);
+	free(qp->fnm.idx);
+	free(qp->tm.idx);
+	profile_free(qp->p);
+	free(qp);
+}
+
+/* Starts building the profile of a result for the encoders. */
+struct query_profiling *
+query_profile_begin(const struct store *st, const struct query_result *res,
     int labels)
 {
-	struct profile		*p;
-	struct query_map	 fm = { NULL, 0 }, fnm = { NULL, 0 };
-	struct query_map	 tm = { NULL, 0 };
-	struct query_table	 t = { NULL, 0, 0 };
-	uint32_t		 buf[PROTO_MAX_DEPTH + 1];
-	const uint32_t		*frames;
-	uint32_t		 depth, i, lab;
+	struct query_profiling	*qp;
 	size_t			 c;
-	const struct query_cell	*cells = res->cells;
-	size_t			 ncells = res->ncells;
 
-	if ((p = profile_new()) == NULL)
+	if ((qp = calloc(1, sizeof *qp)) == NULL)
 		return (NULL);
-	p->start_ns = res->from_ns;
-	p->end_ns = res->to_ns;
-	fm.limit = store_id_limit(st, STORE_FRAME);
-	fnm.limit = store_id_limit(st, STORE_FUNC);
-	tm.limit = store_id_limit(st, STORE_THREAD);
-	if ((fm.idx = calloc(fm.limit, sizeof *fm.idx)) == NULL ||
-	    (fnm.idx = calloc(fnm.limit, sizeof *fnm.idx)) == NULL ||
-	    (tm.idx = calloc(tm.limit, sizeof *tm.idx)) == NULL)
+	qp->st = st;
+	qp->labels = labels;
+	qp->cells = res->cells;
+	qp->ncells = res->ncells;
+	if ((qp->p = profile_new()) == NULL)
+		goto fail;
+	qp->p->start_ns = res->from_ns;
+	qp->p->end_ns = res->to_ns;
+	qp->fm.limit = store_id_limit(st, STORE_FRAME);
+	qp->fnm.limit = store_id_limit(st, STORE_FUNC);
+	qp->tm.limit = store_id_limit(st, STORE_THREAD);
+	if ((qp->fm.idx = calloc(qp->fm.limit, sizeof *qp->fm.idx)) == NULL ||
+	    (qp->fnm.idx = calloc(qp->fnm.limit, sizeof *qp->fnm.idx)) ==
+	    NULL || (qp->tm.idx = calloc(qp->tm.limit, sizeof *qp->tm.idx)) ==
+	    NULL)
 		goto fail;
 	if (!labels) {
 		/* Merge threads away: one sample per stack. */
 		for (c = 0; c < res->ncells; c++) {
-			if (query_table_add(&t, res->cells[c].stack, 0,
+			if (query_table_add(&qp->t, res->cells[c].stack, 0,
 			    res->cells[c].count, res->cells[c].weight_us) != 0)
 				goto fail;
 		}
-		cells = t.cells;
-		ncells = t.cap;
+		qp->cells = qp->t.cells;
+		qp->ncells = qp->t.cap;
 	}
-	for (c = 0; c < ncells; c++) {
-		if (cells[c].count == 0)
+	return (qp);
+fail:
+	query_profile_abort(qp);
+	return (NULL);
+}
+
+/*
+ * Adds up to budget cells to the profile: 1 when all are in, 0 when more
+ * steps are needed, -1 when out of memory.  Between steps the result must
+ * keep what it names through sweeps (query_result_mark).
+ */
+int
+query_profile_step(struct query_profiling *qp, size_t budget)
+{
+	const struct store	*st = qp->st;
+	const struct query_cell	*cell;
+	uint32_t		 buf[PROTO_MAX_DEPTH + 1];
+	const uint32_t		*frames;
+	uint32_t		 depth, i, lab;
+
+	for (; qp->next < qp->ncells && budget > 0; qp->next++) {
+		cell = &qp->cells[qp->next];
+		if (cell->count == 0)
 			continue;
-		if ((frames = store_stack_get(st, cells[c].stack, &depth)) ==
+		budget--;
+		if ((frames = store_stack_get(st, cell->stack, &depth)) ==
 		    NULL || depth > PROTO_MAX_DEPTH + 1)
 			continue;
 		for (i = 0; i < depth; i++) {
-			buf[depth - 1 - i] = query_profile_frame(st, p, &fm,
-			    &fnm, frames[i]);
+			buf[depth - 1 - i] = query_profile_frame(st, qp->p,
+			    &qp->fm, &qp->fnm, frames[i]);
 			if (buf[depth - 1 - i] == UINT32_MAX)
-				goto fail;
+				return (-1);
 		}
 		lab = PROFILE_NO_LABELS;
-		if (labels && query_profile_labels(st, p, &tm,
-		    cells[c].thread, &lab) != 0)
-			goto fail;
-		if (profile_add_sample(p, buf, depth, lab, cells[c].count,
-		    cells[c].weight_us) == UINT32_MAX)
-			goto fail;
+		if (qp->labels && query_profile_labels(st, qp->p, &qp->tm,
+		    cell->thread, &lab) != 0)
+			return (-1);
+		if (profile_add_sample(qp->p, buf, depth, lab, cell->count,
+		    cell->weight_us) == UINT32_MAX)
+			return (-1);
 	}
-	free(t.cells);
-	free(fm.idx);
-	free(fnm.idx);
-	free(tm.idx);
+	return (qp->next == qp->ncells);
+}
+
+/* The profile built (after the last step); frees the rest. */
+struct profile *
+query_profile_end(struct query_profiling *qp)
+{
+	struct profile	*p = qp->p;
+
+	qp->p = NULL;
+	query_profile_abort(qp);
 	return (p);
-fail:
-	free(t.cells);
-	free(fm.idx);
-	free(fnm.idx);
-	free(tm.idx);
-	profile_free(p);
-	return (NULL);
+}
+
+/* Builds the profile of a result for the encoders, at once. */
+struct profile *
+query_profile(const struct store *st, const struct query_result *res,
+    int labels)
+{
+	struct query_profiling	*qp;
+
+	if ((qp = query_profile_begin(st, res, labels)) == NULL)
+		return (NULL);
+	if (query_profile_step(qp, SIZE_MAX) != 1) {
+		query_profile_abort(qp);
+		return (NULL);
+	}
+	return (query_profile_end(qp));
 }
 
 static const char *const query_by_names[] = {

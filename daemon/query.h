@@ -162,9 +162,19 @@ int	query_rows(const struct store *, const struct query_result *,
 int	query_tree(const struct store *, const struct query_result *,
 	    uint32_t max_depth, uint32_t min_permille, struct query_node **,
 	    size_t *);
-/* The profile of a result; labels: keep the thread of every sample. */
+/* The profile of a result; labels: keep the thread of every sample.
+ * query_profile() builds it at once; begin, then steps of at most
+ * `budget` cells (1: done, 0: more, -1: out of memory), then end, build
+ * it between the agents' I/O (the result kept through sweeps meanwhile:
+ * query_result_mark). */
 struct profile *query_profile(const struct store *,
 	    const struct query_result *, int labels);
+struct query_profiling;
+struct query_profiling *query_profile_begin(const struct store *,
+	    const struct query_result *, int labels);
+int	query_profile_step(struct query_profiling *, size_t budget);
+struct profile *query_profile_end(struct query_profiling *);
+void	query_profile_abort(struct query_profiling *);
 
 const char *query_by_name(enum query_by);
 int	query_by_parse(const char *);

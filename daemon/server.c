@@ -290,8 +290,8 @@ server_housekeep(uint64_t now, int force_sweep)
 	}
 	if (force_sweep ||
 	    now - server_last_sweep_ns >= server_limits.sweep_s * s ||
-	    ((sc.bytes > store_get_config(server_store)->max_bytes / 100 *
-	    STORE_SWEEP_PCT || sc.refused != refused_seen) &&
+	    ((sc.bytes - sc.retired_bytes > store_get_config(server_store)->
+	    max_bytes / 100 * STORE_SWEEP_PCT || sc.refused != refused_seen) &&
 	    now - server_last_sweep_ns >= STORE_SWEEP_MIN_S * s)) {
 		refused_seen = sc.refused;
 		server_last_sweep_ns = now;

@@ -53,6 +53,9 @@
 					   thread at once; more wait */
 #define CONTROL_SHOW_STEP_ENTRIES 262144	/* store entries a show reads per
 					   loop turn */
+#define CONTROL_SHOW_CELL_COST	64	/* entries' worth of a step that one
+					   stack of a profile being copied out
+					   of the store counts for */
 /* Replies queued for profctl clients and not yet read, as a share of
  * --max-memory, with the show reply being built: one that does not fit is
  * an error (server_control_reply_room). */

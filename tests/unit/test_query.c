@@ -693,3 +693,48 @@ Test(query, a_scan_freed_early_lets_go_of_what_it_held)
 	cr_assert_eq(counts_of(st).retired_buckets, 0);
 	cr_assert_eq(counts_of(st).retired_bytes, 0);
 }
+
+Test(query, a_profile_copied_in_steps_across_a_sweep_is_the_whole_profile)
+{
+	const struct store_config	*cfg = store_get_config(st);
+	struct query_profiling		*qp;
+	struct profile			*p, *whole;
+	size_t				 i, steps = 0;
+	int				 rc;
+
+	samples();
+	q.by_thread = 1;
+	run();
+	cr_assert_not_null(whole = query_profile(st, &res, 1));
+	cr_assert_not_null(qp = query_profile_begin(st, &res, 1));
+	cr_assert_eq(query_profile_step(qp, 1), 0);
+	/* The samples expire and a sweep runs between two steps: the
+	 * result keeps what it names. */
+	store_tick(st, T0 + cfg->retention_ns + 7200 * NS);
+	store_sweep_begin(st);
+	query_result_mark(st, &res);
+	store_sweep_end(st);
+	while ((rc = query_profile_step(qp, 1)) == 0)
+		steps++;
+	cr_assert_eq(rc, 1);
+	cr_assert_eq(steps, 2, "one cell a step: 4 cells, 4 steps");
+	cr_assert_not_null(p = query_profile_end(qp));
+	cr_assert_eq(p->nsamples, whole->nsamples);
+	cr_assert_eq(p->count, whole->count);
+	cr_assert_eq(p->weight_us, whole->weight_us);
+	cr_assert_eq(p->nframes, whole->nframes);
+	cr_assert_eq(p->nlabels, whole->nlabels);
+	for (i = 0; i < p->nsamples; i++) {
+		cr_assert_eq(p->samples[i].count, whole->samples[i].count);
+		cr_assert_eq(p->samples[i].depth, whole->samples[i].depth);
+		cr_assert_str_eq(pname(p, p->samples[i].frames[
+		    p->samples[i].depth - 1]), pname(whole,
+		    whole->samples[i].frames[whole->samples[i].depth - 1]));
+	}
+	profile_free(p);
+	profile_free(whole);
+	/* Abandoned half way: nothing leaks (ASan, valgrind). */
+	cr_assert_not_null(qp = query_profile_begin(st, &res, 0));
+	cr_assert_eq(query_profile_step(qp, 1), 0);
+	query_profile_abort(qp);
+}
