@@ -32,6 +32,25 @@ struct query_table {
 	size_t			 n;
 };
 
+/*
+ * Zeroed memory, written at once.  calloc's fresh pages map the shared zero
+ * page, so an array read before it is written (a probe, a `+=`) faults
+ * twice a page, the second time a copy-on-write that flushes the TLB of
+ * every CPU running a thread of profd: an interrupt of the worker thread
+ * per page, which cost the event loop more than the scans themselves.
+ */
+static void *
+query_zalloc(size_t n, size_t size)
+{
+	void	*p;
+
+	if (size != 0 && n > SIZE_MAX / size)
+		return (NULL);
+	if ((p = malloc(n * size > 0 ? n * size : 1)) != NULL)
+		memset(p, 0, n * size);
+	return (p);
+}
+
 /* Hashes a cell key. */
 static inline size_t
 query_hash(uint32_t stack, uint32_t thread)
@@ -50,7 +69,7 @@ query_table_grow(struct query_table *t)
 	size_t			 cap = t->cap == 0 ? QUERY_CELLS_MIN : t->cap * 2;
 	size_t			 i, j;
 
-	if ((c = calloc(cap, sizeof *c)) == NULL)
+	if ((c = query_zalloc(cap, sizeof *c)) == NULL)
 		return (-1);
 	for (i = 0; i < t->cap; i++) {
 		if (t->cells[i].count == 0)
@@ -305,13 +324,13 @@ query_begin(struct store *st, const struct query *q)
 	sc->until = q->until_ns ? q->until_ns : UINT64_MAX;
 	sc->nthreads = store_id_limit(st, STORE_THREAD);
 	sc->nstacks = store_id_limit(st, STORE_STACK);
-	if ((sc->verdict = calloc(sc->nthreads, 1)) == NULL ||
-	    (sc->thread_count = calloc(sc->nthreads, 8)) == NULL ||
-	    (sc->thread_us = calloc(sc->nthreads, 8)) == NULL)
+	if ((sc->verdict = query_zalloc(sc->nthreads, 1)) == NULL ||
+	    (sc->thread_count = query_zalloc(sc->nthreads, 8)) == NULL ||
+	    (sc->thread_us = query_zalloc(sc->nthreads, 8)) == NULL)
 		goto fail;
 	if (!q->by_thread &&
-	    ((sc->stack_count = calloc(sc->nstacks, 8)) == NULL ||
-	    (sc->stack_us = calloc(sc->nstacks, 8)) == NULL))
+	    ((sc->stack_count = query_zalloc(sc->nstacks, 8)) == NULL ||
+	    (sc->stack_us = query_zalloc(sc->nstacks, 8)) == NULL))
 		goto fail;
 	if (q->cold != NULL && q->cold->list(q->cold->arg, q->since_ns,
 	    sc->until, &sc->cold, &sc->ncold) != 0)
@@ -657,9 +676,9 @@ query_rows(const struct store *st, const struct query_result *res,
 		break;
 	}
 	ninst = store_id_limit(st, STORE_INSTANCE);
-	if ((rows = calloc(limit, sizeof *rows)) == NULL ||
-	    (stamp = calloc(limit, sizeof *stamp)) == NULL ||
-	    (service_of = calloc(ninst, sizeof *service_of)) == NULL)
+	if ((rows = query_zalloc(limit, sizeof *rows)) == NULL ||
+	    (stamp = query_zalloc(limit, sizeof *stamp)) == NULL ||
+	    (service_of = query_zalloc(ninst, sizeof *service_of)) == NULL)
 		goto fail;
 
 	for (c = 0; c < res->nowners && (by == QUERY_BY_THREAD ||
@@ -983,6 +1002,7 @@ struct query_profiling {
 	const struct query_cell	*cells;
 	size_t			 ncells, next;
 	int			 labels;
+	int			 merging;	/* threads away, into t */
 };
 
 /* Frees a profile being built. */
@@ -1005,7 +1025,6 @@ query_profile_begin(const struct store *st, const struct query_result *res,
     int labels)
 {
 	struct query_profiling	*qp;
-	size_t			 c;
 
 	if ((qp = calloc(1, sizeof *qp)) == NULL)
 		return (NULL);
@@ -1020,21 +1039,12 @@ query_profile_begin(const struct store *st, const struct query_result *res,
 	qp->fm.limit = store_id_limit(st, STORE_FRAME);
 	qp->fnm.limit = store_id_limit(st, STORE_FUNC);
 	qp->tm.limit = store_id_limit(st, STORE_THREAD);
-	if ((qp->fm.idx = calloc(qp->fm.limit, sizeof *qp->fm.idx)) == NULL ||
-	    (qp->fnm.idx = calloc(qp->fnm.limit, sizeof *qp->fnm.idx)) ==
-	    NULL || (qp->tm.idx = calloc(qp->tm.limit, sizeof *qp->tm.idx)) ==
-	    NULL)
+	if ((qp->fm.idx = query_zalloc(qp->fm.limit, sizeof *qp->fm.idx)) ==
+	    NULL || (qp->fnm.idx = query_zalloc(qp->fnm.limit,
+	    sizeof *qp->fnm.idx)) == NULL || (qp->tm.idx =
+	    query_zalloc(qp->tm.limit, sizeof *qp->tm.idx)) == NULL)
 		goto fail;
-	if (!labels) {
-		/* Merge threads away: one sample per stack. */
-		for (c = 0; c < res->ncells; c++) {
-			if (query_table_add(&qp->t, res->cells[c].stack, 0,
-			    res->cells[c].count, res->cells[c].weight_us) != 0)
-				goto fail;
-		}
-		qp->cells = qp->t.cells;
-		qp->ncells = qp->t.cap;
-	}
+	qp->merging = !labels;
 	return (qp);
 fail:
 	query_profile_abort(qp);
@@ -1054,7 +1064,26 @@ query_profile_step(struct query_profiling *qp, size_t budget)
 	uint32_t		 buf[PROTO_MAX_DEPTH + 1];
 	const uint32_t		*frames;
 	uint32_t		 depth, i, lab;
+	size_t			 merge;
 
+	/* Without labels, threads are merged away first: one sample per
+	 * stack (a cell merged costs a 16th of one copied). */
+	merge = budget > SIZE_MAX / 16 ? SIZE_MAX : budget * 16;
+	for (; qp->merging && qp->next < qp->ncells && merge > 0;
+	    qp->next++, merge--) {
+		cell = &qp->cells[qp->next];
+		if (query_table_add(&qp->t, cell->stack, 0, cell->count,
+		    cell->weight_us) != 0)
+			return (-1);
+	}
+	if (qp->merging) {
+		if (qp->next < qp->ncells)
+			return (0);
+		qp->merging = 0;
+		qp->cells = qp->t.cells;
+		qp->ncells = qp->t.cap;
+		qp->next = 0;
+	}
 	for (; qp->next < qp->ncells && budget > 0; qp->next++) {
 		cell = &qp->cells[qp->next];
 		if (cell->count == 0)

@@ -1202,15 +1202,29 @@ server_control_step_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct control_conn	*cc = arg;
 	struct proto_sink	 sink;
-	struct timespec		 now;
+	struct timespec		 now, t0;
 	struct timeval		 pause;
-	size_t			 entries;
+	size_t			 entries, slice, done;
 	uint64_t		 us;
 	int			 rc, ra;
 
 	server_control_step_size(&entries, &pause);
-	rc = control_show_step(cc->job, entries);
-	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* Slices of the step until its entries are read or its time is up:
+	 * a slow slice (entries spread over a big table, a table growing)
+	 * ends the turn early. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (done = 0;;) {
+		slice = entries - done < CONTROL_SHOW_SLICE_ENTRIES ?
+		    entries - done : CONTROL_SHOW_SLICE_ENTRIES;
+		rc = control_show_step(cc->job, slice);
+		done += slice;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (rc != 0 || done >= entries ||
+		    (uint64_t)((int64_t)(now.tv_sec - t0.tv_sec) * 1000000 +
+		    ((int64_t)now.tv_nsec - t0.tv_nsec) / 1000) >=
+		    CONTROL_SHOW_STEP_US)
+			break;
+	}
 	/* (Signed: the nanoseconds may go backwards across a second.) */
 	us = (uint64_t)((int64_t)(now.tv_sec - cc->job_start.tv_sec) *
 	    1000000 + ((int64_t)now.tv_nsec - cc->job_start.tv_nsec) / 1000);
