@@ -172,6 +172,10 @@ struct query_scan {
 	uint64_t			 *stack_count, *stack_us;
 	uint64_t			 *thread_count, *thread_us;
 	struct query_table		  t;		/* by_thread cells */
+	/* The table's next size, zeroed and filled a slice a step (so that
+	 * no step rehashes a big table whole); no entry is read meanwhile. */
+	struct query_cell		 *grow;
+	size_t				  grow_cap, grow_zeroed, grow_moved;
 	const struct store_bucket	**sealed;	/* held until read */
 	size_t				  nsealed, next;
 	size_t				  entry;	/* in sealed[next] */
@@ -299,6 +303,7 @@ query_scan_free(struct query_scan *sc)
 	free(sc->thread_count);
 	free(sc->thread_us);
 	free(sc->t.cells);
+	free(sc->grow);
 	for (; sc->next < sc->nsealed; sc->next++)
 		store_bucket_release(sc->st, sc->sealed[sc->next]);
 	free(sc->sealed);
@@ -415,13 +420,73 @@ query_step_cold(struct query_scan *sc, size_t *budget)
 	return (0);
 }
 
+/* Goes on growing the cell table, a slot of budget each slot zeroed or
+ * moved: 1 when the bigger table is in place, 0 when budget ran out. */
+static int
+query_grow_step(struct query_scan *sc, size_t *budget)
+{
+	struct query_cell	*c;
+	size_t			 k, j, mask = sc->grow_cap - 1;
+
+	while (sc->grow_zeroed < sc->grow_cap && *budget > 0) {
+		k = sc->grow_cap - sc->grow_zeroed;
+		if (k > *budget)
+			k = *budget;
+		memset(sc->grow + sc->grow_zeroed, 0, k * sizeof *sc->grow);
+		sc->grow_zeroed += k;
+		*budget -= k;
+	}
+	for (; sc->grow_moved < sc->t.cap && *budget > 0; (*budget)--) {
+		c = &sc->t.cells[sc->grow_moved++];
+		if (c->count == 0)
+			continue;
+		for (j = query_hash(c->stack, c->thread) & mask;
+		    sc->grow[j].count != 0; j = (j + 1) & mask)
+			;
+		sc->grow[j] = *c;
+	}
+	if (sc->grow_zeroed < sc->grow_cap || sc->grow_moved < sc->t.cap)
+		return (0);
+	free(sc->t.cells);
+	sc->t.cells = sc->grow;
+	sc->t.cap = sc->grow_cap;
+	sc->grow = NULL;
+	sc->grow_cap = sc->grow_zeroed = sc->grow_moved = 0;
+	return (1);
+}
+
+/* Whether the cell table has room for `take` more entries' cells: 1, or 0
+ * with its growth started (query_grow_step), -1 out of memory. */
+static int
+query_room(struct query_scan *sc, size_t take)
+{
+	size_t	cap;
+
+	if (!sc->q.by_thread || sc->grow != NULL ||
+	    (sc->t.n + take) * 2 <= sc->t.cap)
+		return (sc->grow == NULL);
+	cap = sc->t.cap != 0 ? sc->t.cap : QUERY_CELLS_MIN;
+	while ((sc->t.n + take) * 2 > cap) {
+		if (cap > SIZE_MAX / 2 / sizeof *sc->grow)
+			return (-1);
+		cap *= 2;
+	}
+	/* Not zeroed here: query_grow_step writes it before any read (a
+	 * read first maps the zero page: query_zalloc). */
+	if ((sc->grow = malloc(cap * sizeof *sc->grow)) == NULL)
+		return (-1);
+	sc->grow_cap = cap;
+	return (0);
+}
+
 /* Reads up to budget entries of the sealed buckets, then of those on
- * disk. */
+ * disk; the cell table grows between them. */
 int
 query_step(struct query_scan *sc, size_t budget)
 {
 	const struct store_bucket	*b;
 	size_t				 take;
+	int				 room;
 
 	if (sc->failed)
 		return (-1);
@@ -430,6 +495,15 @@ query_step(struct query_scan *sc, size_t budget)
 		take = b->n - sc->entry;
 		if (take > budget)
 			take = budget;
+		if ((room = query_room(sc, take)) < 0) {
+			sc->failed = 1;
+			return (-1);
+		}
+		if (room == 0) {
+			if (query_grow_step(sc, &budget) == 0)
+				return (0);
+			continue;
+		}
 		if (query_read(sc, b->entries, sc->entry, sc->entry + take) !=
 		    0) {
 			sc->failed = 1;
@@ -445,6 +519,16 @@ query_step(struct query_scan *sc, size_t budget)
 	}
 	while (sc->next == sc->nsealed && sc->cnext < sc->ncold &&
 	    budget > 0) {
+		take = budget < QUERY_COLD_SLICE ? budget : QUERY_COLD_SLICE;
+		if ((room = query_room(sc, take)) < 0) {
+			sc->failed = 1;
+			return (-1);
+		}
+		if (room == 0) {
+			if (query_grow_step(sc, &budget) == 0)
+				return (0);
+			continue;
+		}
 		if (query_step_cold(sc, &budget) != 0) {
 			sc->failed = 1;
 			return (-1);

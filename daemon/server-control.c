@@ -1204,14 +1204,18 @@ server_control_step_cb(evutil_socket_t fd, short events, void *arg)
 	struct proto_sink	 sink;
 	struct timespec		 now, t0;
 	struct timeval		 pause;
-	size_t			 entries, slice, done;
+	size_t			 entries, slice, done, running;
+	uint64_t		 limit_us;
 	uint64_t		 us;
 	int			 rc, ra;
 
 	server_control_step_size(&entries, &pause);
 	/* Slices of the step until its entries are read or its time is up:
 	 * a slow slice (entries spread over a big table, a table growing)
-	 * ends the turn early. */
+	 * ends the turn early.  The shows running share the time of a turn
+	 * of the loop. */
+	running = server_control_running();
+	limit_us = CONTROL_SHOW_STEP_US / (running > 0 ? running : 1);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (done = 0;;) {
 		slice = entries - done < CONTROL_SHOW_SLICE_ENTRIES ?
@@ -1221,8 +1225,7 @@ server_control_step_cb(evutil_socket_t fd, short events, void *arg)
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (rc != 0 || done >= entries ||
 		    (uint64_t)((int64_t)(now.tv_sec - t0.tv_sec) * 1000000 +
-		    ((int64_t)now.tv_nsec - t0.tv_nsec) / 1000) >=
-		    CONTROL_SHOW_STEP_US)
+		    ((int64_t)now.tv_nsec - t0.tv_nsec) / 1000) >= limit_us)
 			break;
 	}
 	/* (Signed: the nanoseconds may go backwards across a second.) */

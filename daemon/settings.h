@@ -54,8 +54,9 @@
 #define CONTROL_SHOW_STEP_ENTRIES 262144	/* store entries a show reads per
 					   loop turn */
 #define CONTROL_SHOW_SLICE_ENTRIES 16384	/* ... in slices this big */
-#define CONTROL_SHOW_STEP_US	5000	/* ... for this long at most (a
-					   slice started is finished) */
+#define CONTROL_SHOW_STEP_US	5000	/* ... for this long at most, shared
+					   by the shows running (a slice
+					   started is finished) */
 #define CONTROL_SHOW_CELL_COST	64	/* entries' worth of a step that one
 					   stack of a profile being copied out
 					   of the store counts for */

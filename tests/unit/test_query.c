@@ -738,3 +738,58 @@ Test(query, a_profile_copied_in_steps_across_a_sweep_is_the_whole_profile)
 	cr_assert_eq(query_profile_step(qp, 1), 0);
 	query_profile_abort(qp);
 }
+
+Test(query, a_cell_table_grown_a_slice_a_step_sums_as_one_grown_at_once)
+{
+	struct query_result	 whole;
+	struct query_scan	*sc;
+	uint32_t		 f[2], sk[60], th[50];
+	char			 name[16];
+	size_t			 i, j, steps = 0;
+	int			 rc;
+
+	for (i = 0; i < 60; i++) {
+		snprintf(name, sizeof name, "f%zu", i);
+		f[0] = frame(name, "many.py", 1);
+		f[1] = frame("main", "app.py", 10);
+		sk[i] = stack(f, 2);
+	}
+	for (i = 0; i < 50; i++) {
+		snprintf(name, sizeof name, "t%zu", i);
+		th[i] = thread(instance(300, "many"), 1000 + i, name);
+	}
+	/* 3,000 cells in a sealed bucket: the table grows several times. */
+	for (i = 0; i < 60; i++)
+		for (j = 0; j < 50; j++)
+			cr_assert_eq(store_add(st, T0, th[j], sk[i], WALL,
+			    i + 1, j + 1), 0);
+	store_tick(st, T0 + 60 * NS);
+	q.by_thread = 1;
+	memset(&whole, 0, sizeof whole);
+	cr_assert_eq(query_run(st, &q, &whole), 0);
+	cr_assert_eq(whole.ncells, 3000);
+	cr_assert_not_null(sc = query_begin(st, &q));
+	while ((rc = query_step(sc, 7)) == 0)
+		steps++;
+	cr_assert_eq(rc, 1);
+	cr_assert_gt(steps, 3000 / 7, "grown between steps, a slice each");
+	cr_assert_eq(query_end(sc, &res), 0);
+	cr_assert_eq(res.ncells, whole.ncells);
+	cr_assert_eq(res.count, whole.count);
+	cr_assert_eq(res.weight_us, whole.weight_us);
+	for (i = 0; i < res.ncells; i++) {
+		for (j = 0; j < whole.ncells; j++)
+			if (whole.cells[j].stack == res.cells[i].stack &&
+			    whole.cells[j].thread == res.cells[i].thread)
+				break;
+		cr_assert_lt(j, whole.ncells);
+		cr_assert_eq(res.cells[i].count, whole.cells[j].count);
+		cr_assert_eq(res.cells[i].weight_us, whole.cells[j].weight_us);
+	}
+	query_result_free(&whole);
+	/* Freed half way through a growth: nothing leaks. */
+	cr_assert_not_null(sc = query_begin(st, &q));
+	cr_assert_eq(query_step(sc, 1500), 0);
+	cr_assert_eq(query_step(sc, 1500), 0);
+	query_scan_free(sc);
+}
