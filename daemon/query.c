@@ -479,6 +479,25 @@ query_room(struct query_scan *sc, size_t take)
 	return (0);
 }
 
+/* Room for `take` entries' cells: 1 at once, 2 once grown (budget spent
+ * on it), 0 when budget ran out growing, -1 out of memory (failed). */
+static int
+query_make_room(struct query_scan *sc, size_t take, size_t *budget)
+{
+	int	room, grew = 0;
+
+	while ((room = query_room(sc, take)) == 0) {
+		if (query_grow_step(sc, budget) == 0)
+			return (0);
+		grew = 1;
+	}
+	if (room < 0) {
+		sc->failed = 1;
+		return (-1);
+	}
+	return (grew ? 2 : 1);
+}
+
 /* Reads up to budget entries of the sealed buckets, then of those on
  * disk; the cell table grows between them. */
 int
@@ -495,14 +514,10 @@ query_step(struct query_scan *sc, size_t budget)
 		take = b->n - sc->entry;
 		if (take > budget)
 			take = budget;
-		if ((room = query_room(sc, take)) < 0) {
-			sc->failed = 1;
-			return (-1);
-		}
-		if (room == 0) {
-			if (query_grow_step(sc, &budget) == 0)
-				return (0);
-			continue;
+		if ((room = query_make_room(sc, take, &budget)) != 1) {
+			if (room <= 0)
+				return (room);
+			continue;	/* grown: budget changed */
 		}
 		if (query_read(sc, b->entries, sc->entry, sc->entry + take) !=
 		    0) {
@@ -520,14 +535,10 @@ query_step(struct query_scan *sc, size_t budget)
 	while (sc->next == sc->nsealed && sc->cnext < sc->ncold &&
 	    budget > 0) {
 		take = budget < QUERY_COLD_SLICE ? budget : QUERY_COLD_SLICE;
-		if ((room = query_room(sc, take)) < 0) {
-			sc->failed = 1;
-			return (-1);
-		}
-		if (room == 0) {
-			if (query_grow_step(sc, &budget) == 0)
-				return (0);
-			continue;
+		if ((room = query_make_room(sc, take, &budget)) != 1) {
+			if (room <= 0)
+				return (room);
+			continue;	/* grown: budget changed */
 		}
 		if (query_step_cold(sc, &budget) != 0) {
 			sc->failed = 1;

@@ -559,22 +559,32 @@ Test(store, expires_buckets_by_age)
 	cr_assert_eq(counts().entries, 0);
 }
 
+/* A new store capped at max bytes, with 200 stacks f0..f199 in sk: the
+ * thread "Main" of pid 1. */
+static uint32_t
+capped(size_t max, uint32_t *sk)
+{
+	char		name[16];
+	uint64_t	i;
+
+	store_free(st);
+	st = store_with(max);
+	for (i = 0; i < 200; i++) {
+		snprintf(name, sizeof name, "f%llu", (unsigned long long)i);
+		sk[i] = stack2(name);
+	}
+	return (thread(1, "Main"));
+}
+
 Test(store, evicts_the_oldest_buckets_past_max_bytes)
 {
 	const struct store_bucket	*b;
 	struct store_counts		 c;
 	uint32_t			 th, sk[200];
-	char				 name[16];
 	uint64_t			 i, k, stored, prev;
 	size_t				 max = 96u << 10;
 
-	store_free(st);
-	st = store_with(max);
-	th = thread(1, "Main");
-	for (i = 0; i < 200; i++) {
-		snprintf(name, sizeof name, "f%llu", (unsigned long long)i);
-		sk[i] = stack2(name);
-	}
+	th = capped(max, sk);
 	for (k = 0; k < 40; k++) {
 		store_tick(st, T0 + k * 10 * NS);
 		for (i = 0; i < 200; i++)
@@ -1132,17 +1142,10 @@ Test(store, held_buckets_are_evicted_for_the_cap_and_freed_when_released)
 	const struct store_bucket	*b;
 	struct store_counts		 c;
 	uint32_t			 th, sk[200];
-	char				 name[16];
 	uint64_t			 i, k;
 	size_t				 nheld = 0, max = 96u << 10;
 
-	store_free(st);
-	st = store_with(max);
-	th = thread(1, "Main");
-	for (i = 0; i < 200; i++) {
-		snprintf(name, sizeof name, "f%llu", (unsigned long long)i);
-		sk[i] = stack2(name);
-	}
+	th = capped(max, sk);
 	for (k = 0; k < 40; k++) {
 		store_tick(st, T0 + k * 10 * NS);
 		/* A query holds every sealed bucket as it appears. */
