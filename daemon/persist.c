@@ -642,18 +642,19 @@ persist_cold_failed(struct persist *p, int64_t row, const char *what)
 	    p->db != NULL ? sqlite3_errmsg(p->db) : "closed");
 }
 
-/* Whether a row is to be deleted at the next flush: what it names is
- * unpinned already (persist_cold_drop), and a sweep may have given those
- * ids to new definitions, so a query that listed it must not read it. */
+/* Whether a row a query listed was dropped since (persist_cold_drop):
+ * what it names is unpinned at once, and a sweep may have given those ids
+ * to new definitions before the next flush deletes the row, so it must not
+ * be read; nor, once deleted, be reported as damaged. */
 static int
-persist_row_going(const struct persist *p, int64_t row)
+persist_row_gone(const struct persist *p, int64_t row)
 {
 	size_t	i;
 
-	for (i = 0; i < p->ndels; i++)
-		if (p->dels[i] == row)
-			return (1);
-	return (0);
+	for (i = 0; i < p->ncold; i++)
+		if (p->cold[i].row == row)
+			return (0);
+	return (1);
 }
 
 /* Queries: entries [from, from + n) of a bucket on disk, across its
@@ -665,7 +666,7 @@ persist_cold_read(void *arg, const struct query_cold_row *r, uint64_t from,
 	struct persist	*p = arg;
 	size_t		 i;
 
-	if (persist_row_going(p, r->row))
+	if (persist_row_gone(p, r->row))
 		return (-1);	/* gone, not damaged: not counted */
 	if (persist_cold_entries(p, r, from, to, n) == 0) {
 		/* Not checked yet: what names an id past the file's is left
@@ -724,7 +725,7 @@ persist_cold_tallies(void *arg, const struct query_cold_row *r,
 
 	*out = NULL;
 	*nout = 0;
-	if (persist_row_going(p, r->row))
+	if (persist_row_gone(p, r->row))
 		return (-1);	/* gone, not damaged: not counted */
 	if (p->db == NULL || sqlite3_prepare_v2(p->db, "SELECT rows FROM "
 	    "tallies WHERE bucket = ?1", -1, &s, NULL) != SQLITE_OK)

@@ -1120,6 +1120,7 @@ query_profile_begin(const struct store *st, const struct query_result *res,
     int labels)
 {
 	struct query_profiling	*qp;
+	size_t			 c;
 
 	if ((qp = calloc(1, sizeof *qp)) == NULL)
 		return (NULL);
@@ -1139,7 +1140,9 @@ query_profile_begin(const struct store *st, const struct query_result *res,
 	    sizeof *qp->fnm.idx)) == NULL || (qp->tm.idx =
 	    query_zalloc(qp->tm.limit, sizeof *qp->tm.idx)) == NULL)
 		goto fail;
-	qp->merging = !labels;
+	/* Threads to merge away: a result summed per thread. */
+	for (c = 0; !labels && c < res->ncells && !qp->merging; c++)
+		qp->merging = res->cells[c].thread != 0;
 	return (qp);
 fail:
 	query_profile_abort(qp);

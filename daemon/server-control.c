@@ -863,6 +863,20 @@ server_control_running(void)
 	return (n);
 }
 
+/* Shows still reading the store or copying a profile out of it (not
+ * done, or aside to be encoded). */
+static size_t
+server_control_scanning(void)
+{
+	struct control_conn	*cc;
+	size_t			 n = 0;
+
+	DL_FOREACH(server_control_list, cc)
+		n += cc->job != NULL && cc->aside == NULL &&
+		    cc->aside_wait == 0;
+	return (n);
+}
+
 /* Whether a show may start now: under --max-queries, and no reset waits
  * for the running ones to end (it goes first). */
 static int
@@ -1214,7 +1228,7 @@ server_control_step_cb(evutil_socket_t fd, short events, void *arg)
 	 * a slow slice (entries spread over a big table, a table growing)
 	 * ends the turn early.  The shows running share the time of a turn
 	 * of the loop. */
-	running = server_control_running();
+	running = server_control_scanning();
 	limit_us = CONTROL_SHOW_STEP_US / (running > 0 ? running : 1);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (done = 0;;) {

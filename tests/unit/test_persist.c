@@ -1258,6 +1258,7 @@ Test(persist, a_row_a_query_listed_is_not_read_once_expired)
 	struct store_tally	*t;
 	struct store		*st;
 	struct persist		*p;
+	struct persist_counts	 c;
 	size_t			 n, nt;
 
 	store_free(write_filled(20));
@@ -1276,6 +1277,9 @@ Test(persist, a_row_a_query_listed_is_not_read_once_expired)
 	cr_assert_neq(src->tallies(src->arg, &rows[0], &t, &nt), 0);
 	cr_assert_eq(persist_flush(p), 0);
 	cr_assert_neq(src->read(src->arg, &rows[0], 0, e, rows[0].n), 0);
+	cr_assert_neq(src->tallies(src->arg, &rows[0], &t, &nt), 0);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.cold_unreadable, 0, "gone, not damaged");
 	free(rows);
 	persist_close(p);
 	store_free(st);
