@@ -61,24 +61,32 @@ query_hash(uint32_t stack, uint32_t thread)
 	return ((size_t)(h ^ (h >> 29)));
 }
 
+/* Puts a cell into a table of cap slots (a power of 2) without it. */
+static void
+query_table_put(struct query_cell *cells, size_t cap,
+    const struct query_cell *c)
+{
+	size_t	j;
+
+	for (j = query_hash(c->stack, c->thread) & (cap - 1);
+	    cells[j].count != 0; j = (j + 1) & (cap - 1))
+		;
+	cells[j] = *c;
+}
+
 /* Doubles the merge table. */
 static int
 query_table_grow(struct query_table *t)
 {
 	struct query_cell	*c;
 	size_t			 cap = t->cap == 0 ? QUERY_CELLS_MIN : t->cap * 2;
-	size_t			 i, j;
+	size_t			 i;
 
 	if ((c = query_zalloc(cap, sizeof *c)) == NULL)
 		return (-1);
-	for (i = 0; i < t->cap; i++) {
-		if (t->cells[i].count == 0)
-			continue;
-		for (j = query_hash(t->cells[i].stack, t->cells[i].thread) &
-		    (cap - 1); c[j].count != 0; j = (j + 1) & (cap - 1))
-			;
-		c[j] = t->cells[i];
-	}
+	for (i = 0; i < t->cap; i++)
+		if (t->cells[i].count != 0)
+			query_table_put(c, cap, &t->cells[i]);
 	free(t->cells);
 	t->cells = c;
 	t->cap = cap;
@@ -426,7 +434,7 @@ static int
 query_grow_step(struct query_scan *sc, size_t *budget)
 {
 	struct query_cell	*c;
-	size_t			 k, j, mask = sc->grow_cap - 1;
+	size_t			 k;
 
 	while (sc->grow_zeroed < sc->grow_cap && *budget > 0) {
 		k = sc->grow_cap - sc->grow_zeroed;
@@ -438,12 +446,8 @@ query_grow_step(struct query_scan *sc, size_t *budget)
 	}
 	for (; sc->grow_moved < sc->t.cap && *budget > 0; (*budget)--) {
 		c = &sc->t.cells[sc->grow_moved++];
-		if (c->count == 0)
-			continue;
-		for (j = query_hash(c->stack, c->thread) & mask;
-		    sc->grow[j].count != 0; j = (j + 1) & mask)
-			;
-		sc->grow[j] = *c;
+		if (c->count != 0)
+			query_table_put(sc->grow, sc->grow_cap, c);
 	}
 	if (sc->grow_zeroed < sc->grow_cap || sc->grow_moved < sc->t.cap)
 		return (0);

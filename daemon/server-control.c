@@ -851,29 +851,17 @@ server_control_deadline(struct control_conn *cc, enum control_deadline d)
 
 static void	server_control_read_cb(struct bufferevent *, void *);
 
-/* Shows reading the store now. */
+/* Shows running (scanning: only those still reading the store or
+ * copying a profile out of it, not those aside to be encoded). */
 static size_t
-server_control_running(void)
+server_control_running(int scanning)
 {
 	struct control_conn	*cc;
 	size_t			 n = 0;
 
 	DL_FOREACH(server_control_list, cc)
-		n += cc->job != NULL;
-	return (n);
-}
-
-/* Shows still reading the store or copying a profile out of it (not
- * done, or aside to be encoded). */
-static size_t
-server_control_scanning(void)
-{
-	struct control_conn	*cc;
-	size_t			 n = 0;
-
-	DL_FOREACH(server_control_list, cc)
-		n += cc->job != NULL && cc->aside == NULL &&
-		    cc->aside_wait == 0;
+		n += cc->job != NULL && (!scanning || (cc->aside == NULL &&
+		    cc->aside_wait == 0));
 	return (n);
 }
 
@@ -883,7 +871,7 @@ static int
 server_control_may_start(void)
 {
 	return (!server_control_reset_due &&
-	    server_control_running() < server_limits.max_queries);
+	    server_control_running(0) < server_limits.max_queries);
 }
 
 /*
@@ -1228,7 +1216,7 @@ server_control_step_cb(evutil_socket_t fd, short events, void *arg)
 	 * a slow slice (entries spread over a big table, a table growing)
 	 * ends the turn early.  The shows running share the time of a turn
 	 * of the loop. */
-	running = server_control_scanning();
+	running = server_control_running(1);
 	limit_us = CONTROL_SHOW_STEP_US / (running > 0 ? running : 1);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (done = 0;;) {

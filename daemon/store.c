@@ -31,15 +31,21 @@ static const size_t store_item_sizes[STORE_NKINDS] = {
 	sizeof(struct store_thread),
 };
 
+/* The memory counted against the cap: retired buckets go when their
+ * queries have read them, and evicting one could not help. */
+static size_t
+store_live_bytes(const struct store *st)
+{
+	return (st->bytes - st->retired_bytes);
+}
+
 /* Reserves n bytes of the budget; -1 if over the cap.  A definition
  * makes room by evicting the oldest buckets. */
 int
 store_charge(struct store *st, size_t n, int def)
 {
 	n += STORE_MALLOC_OVERHEAD;
-	/* Retired buckets go when their queries have read them: not
-	 * counted against the cap, which evicting one could not help. */
-	while (st->bytes - st->retired_bytes + n > st->cfg.max_bytes) {
+	while (store_live_bytes(st) + n > st->cfg.max_bytes) {
 		if (def != 1 || st->sweeping || st->making_room)
 			return (-1);
 		/* Buckets hold definitions: evicting one frees them only
@@ -52,7 +58,7 @@ store_charge(struct store *st, size_t n, int def)
 		st->making_room = 1;
 		st->need_room(st->need_room_arg);
 		st->making_room = 0;
-		if (st->bytes - st->retired_bytes + n > st->cfg.max_bytes &&
+		if (store_live_bytes(st) + n > st->cfg.max_bytes &&
 		    !store_has_sealed(st))
 			return (-1);
 	}
@@ -856,7 +862,7 @@ store_tick(struct store *st, uint64_t now)
 			;
 	}
 	/* Enforce the cap. */
-	while (st->bytes - st->retired_bytes > st->cfg.max_bytes &&
+	while (store_live_bytes(st) > st->cfg.max_bytes &&
 	    store_evict_one(st, NULL) == 0)
 		;
 }
@@ -919,21 +925,18 @@ store_free(struct store *st)
 	struct store_bucket	*b, *b1;
 	struct store_defs	*d;
 	uint32_t		 id;
-	int			 k;
+	int			 k, i;
 
 	if (st == NULL)
 		return;
-	for (b = st->buckets; b != NULL; b = b1) {
-		b1 = b->next;
-		free(b->entries);
-		free(b->tallies);
-		free(b);
-	}
-	for (b = st->retired; b != NULL; b = b1) {
-		b1 = b->next;
-		free(b->entries);
-		free(b->tallies);
-		free(b);
+	for (i = 0; i < 2; i++) {
+		for (b = i == 0 ? st->buckets : st->retired; b != NULL;
+		    b = b1) {
+			b1 = b->next;
+			free(b->entries);
+			free(b->tallies);
+			free(b);
+		}
 	}
 	for (k = 0; k < STORE_NKINDS; k++) {
 		d = &st->defs[k];
