@@ -1234,13 +1234,16 @@ struct direct_kept {
  * unless CPython's own frame walk would hide it (not started yet; a
  * generator's frame always is) or it is the agent's own; keeps the
  * innermost PROTO_MAX_DEPTH.  0, or -1 if loc is out of the code.  On
- * 3.11 a frame not started yet with a callee (`above`: not the leaf) is a
- * torn read, -1: a frame starts before it calls, and the frame read there
- * is one pushed since in the place of the caller the walk came from (a
- * call that returned, and another of the same size made), whose callers a
- * hidden frame would leave one short.  Later versions keep hiding such a
- * frame: in 3.13 and 3.14 a forked child's stack holds one that reads as
- * not started under a callee (why is not known yet).
+ * 3.11 and 3.12, where a frame is pushed with its last instruction before
+ * its first, a frame not started yet with a callee (`above`: not the leaf)
+ * is a torn read, -1: a frame starts before it calls, and the frame read
+ * there is one pushed since in the place of the caller the walk came from
+ * (a call that returned, and another of the same size made), whose
+ * callers a hidden frame would leave one short.  From 3.13 a frame is
+ * pushed at its first instruction, so one pushed since reads as started
+ * (the stack is one stale leaf under a fresh caller, not a caller short),
+ * and a forked child's stack holds one that reads as not started under a
+ * callee (why is not known yet): such a frame stays hidden.
  */
 static inline int
 direct_keep(struct reader_frame *frames, struct direct_kept *k,
@@ -1253,7 +1256,7 @@ direct_keep(struct reader_frame *frames, struct direct_kept *k,
 	if (loc < -2 || loc > e->loc_max)
 		return -1;
 	if (loc < e->loc_start && !gen && above &&
-	    compat.frame_is_entry != COMPAT_NONE)
+	    compat.instr == COMPAT_PREV_INSTR)
 		return -1;
 	if ((loc < e->loc_start && !gen) || e->hidden)
 		return 0;
