@@ -190,10 +190,11 @@ FUZZ_FLAGS	:= -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 \
 FUZZ_CI_SECONDS	?= 20
 # Every decoder of untrusted bytes: the wire format, an agent's stream, a
 # control request (server-control's argument parsing and the show views),
-# the store file (mk/persist.mk), the sampling settings file agents read.
+# the store file (mk/persist.mk) and a blob of its entries, the sampling
+# settings file agents read.
 FUZZERS		:= build/fuzz/fuzz-proto build/fuzz/fuzz-agent-input \
 		   build/fuzz/fuzz-control build/fuzz/fuzz-persist \
-		   build/fuzz/fuzz-sampling
+		   build/fuzz/fuzz-persist-codec build/fuzz/fuzz-sampling
 
 build/fuzz/fuzz-proto: fuzz/fuzz-proto.c $(PROTO_SRCS)
 	@mkdir -p $(dir $@)
@@ -202,6 +203,11 @@ build/fuzz/fuzz-proto: fuzz/fuzz-proto.c $(PROTO_SRCS)
 build/fuzz/fuzz-sampling: fuzz/fuzz-sampling.c $(PROTO_SRCS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+build/fuzz/fuzz-persist-codec: fuzz/fuzz-persist-codec.c \
+    daemon/persist-codec.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^
 
 build/fuzz/fuzz-agent-input: fuzz/fuzz-agent-input.c \
     $(filter-out daemon/profd.c,$(DAEMON_SRCS)) $(PROTO_SRCS)
@@ -217,13 +223,13 @@ build/fuzz/seeds: fuzz/seeds.c $(PROTO_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE -Iproto $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)
 
-# Each fuzzer for FUZZ_SECONDS from its corpus (seeded by build/fuzz/seeds;
-# the store file's and the sampling file's from fuzz/corpus-persist and
-# fuzz/corpus-sampling); prints executions per target.
+# Each fuzzer for FUZZ_SECONDS from its corpus: fuzz/corpus-NAME where
+# there is one (store files, blobs of entries, sampling files), else what
+# build/fuzz/seeds writes; prints executions per target.
 fuzz: $(FUZZERS) build/fuzz/seeds
 	@for f in $(FUZZERS); do \
 		n=$$(basename $$f); c=build/fuzz/corpus-$$n; mkdir -p $$c; \
-		if [ $$n = fuzz-persist ] || [ $$n = fuzz-sampling ]; then \
+		if [ -d fuzz/corpus-$${n#fuzz-} ]; then \
 			cp fuzz/corpus-$${n#fuzz-}/* $$c/ 2>/dev/null; d=""; \
 		else \
 			build/fuzz/seeds $$c; d=-dict=fuzz/proto.dict; \

@@ -10,8 +10,9 @@
  * address, which stays valid until the store's bucket_del hook.
  *
  * Blobs are memory images on a little-endian host: a stack's frames are
- * uint32 LE, a bucket's entries are struct store_entry (32 bytes: four
- * uint32 then two uint64, LE), sorted as the store sorts them; its tallies,
+ * uint32 LE; a bucket's entries, sorted as the store sorts them, are
+ * coded by persist-codec.c (compact, PERSIST_CODEC_BLOCK a row or part;
+ * rows an older profd wrote hold struct store_entry images); its tallies,
  * a row of their own keyed by the bucket's row id (only for a bucket that
  * has some), are struct store_tally (24 bytes: two uint32 then two uint64,
  * LE), sorted alike.
@@ -39,6 +40,7 @@
 
 #include "log.h"
 #include "persist.h"
+#include "persist-codec.h"
 #include "proto.h"
 #include "query.h"
 #include "store.h"
@@ -49,6 +51,10 @@
 
 #define PERSIST_MAX_ROW		(256 << 20)	/* SQLITE_LIMIT_LENGTH */
 #define PERSIST_PARTS_MAX	65535		/* slices of one bucket */
+/* Entries of one bucket: as many as raw slices of a full row hold. */
+#define PERSIST_ENTRIES_MAX	((uint64_t)PERSIST_MAX_ROW / \
+				    sizeof(struct store_entry) * \
+				    (PERSIST_PARTS_MAX + 1))
 /* Bytes of entries a bucket row holds; the rest goes in bucket_parts.
  * PERSIST_MAX_ROW, or less from PROFD_PERSIST_MAX_ROW (tests). */
 static size_t	persist_max_row = PERSIST_MAX_ROW;
@@ -118,6 +124,7 @@ struct persist_cold {
 struct persist_slot {
 	const struct store_bucket	*b;	/* NULL: empty */
 	int64_t				 row;
+	uint64_t			 bytes;	/* its entries on disk */
 };
 
 enum persist_stmt {
@@ -237,6 +244,10 @@ struct persist {
 	int64_t			 next_row;
 	struct store_entry	*scratch;	/* an open bucket, sorted */
 	size_t			 scratch_cap;
+	unsigned char		*enc;		/* a blob being coded */
+	size_t			 enc_cap;
+	struct store_entry	*dec;		/* a blob of a cold read */
+	size_t			 dec_cap;
 	int			 failing;	/* logged; quiet until ok */
 	int			 incremental;	/* auto_vacuum=INCREMENTAL */
 	char			 why[160];	/* the last failure */
@@ -277,6 +288,7 @@ struct persist {
 	int			 qc_state;	/* atomic: PERSIST_QC_* */
 	char			 qc_why[160];
 	int			 damaged;	/* nothing more is written */
+	int			 schema_old;	/* meta's version to raise */
 	/* Held until the check passes: the retention's deletes at open
 	 * (rows older than cut), the rows a load dropped, and the saved
 	 * profiling state (the newest per pid; clear: pids' rows go). */
@@ -455,9 +467,40 @@ persist_map_put(struct persist *p, const struct store_bucket *b, int64_t row)
 	i = persist_map_find(p, b);
 	if (p->map[i].b == NULL)
 		p->map_used++;
+	if (p->map[i].b != b)
+		p->map[i].bytes = 0;
 	p->map[i].b = b;
 	p->map[i].row = row;
 	return (0);
+}
+
+/* What a mapped bucket's entries take on disk, as last written or loaded
+ * (else as raw images). */
+static uint64_t
+persist_map_bytes_of(const struct persist *p, const struct store_bucket *b)
+{
+	size_t	j;
+
+	if (p->map != NULL) {
+		j = persist_map_find(p, b);
+		if (p->map[j].b == b && p->map[j].bytes != 0)
+			return (p->map[j].bytes);
+	}
+	return (b->n * sizeof *b->entries);
+}
+
+/* Says what a mapped bucket's entries take on disk. */
+static void
+persist_map_bytes(struct persist *p, const struct store_bucket *b,
+    uint64_t bytes)
+{
+	size_t	j;
+
+	if (p->map == NULL)
+		return;
+	j = persist_map_find(p, b);
+	if (p->map[j].b == b)
+		p->map[j].bytes = bytes;
 }
 
 /* Forgets a bucket (backward-shift deletion); its row id, or 0. */
@@ -502,6 +545,7 @@ persist_map_clear(struct persist *p)
 
 static int64_t	persist_pragma(struct persist *, const char *);
 static int	persist_scratch(struct persist *, size_t);
+static int	persist_enc(struct persist *, size_t);
 
 /* Adds a bucket only on disk, in start order: 0, or -1 out of memory. */
 static int
@@ -587,28 +631,52 @@ persist_cold_list(void *arg, uint64_t since, uint64_t until,
 	return (0);
 }
 
-/* Reads [from, from + n) of a blob's entries into to; how many it holds
- * in *have.  0, or -1 (no such row, or damaged). */
+/*
+ * Reads [from, from + n) of a blob's entries into to; how many it holds
+ * in *have.  0, or -1 (no such row, or damaged).  A compact blob is read
+ * and decoded whole (PERSIST_CODEC_BLOCK entries at most); of a raw one
+ * only the entries asked for are read.
+ */
 static int
 persist_cold_blob(struct persist *p, const char *table, int64_t rowid,
     uint64_t from, struct store_entry *to, size_t n, uint64_t *have)
 {
+	unsigned char	 head[PERSIST_CODEC_HEAD];
 	sqlite3_blob	*b;
-	int		 bytes, rc = -1;
+	int		 bytes, rc = -1, compact, k;
 
 	if (sqlite3_blob_open(p->db, "main", table, "entries", rowid, 0,
 	    &b) != SQLITE_OK)
 		return (-1);
 	bytes = sqlite3_blob_bytes(b);
-	if (bytes >= 0 && (size_t)bytes % sizeof *to == 0) {
-		*have = (uint64_t)bytes / sizeof *to;
-		if (n == 0)
+	k = bytes < (int)sizeof head ? bytes : (int)sizeof head;
+	if (bytes < 0 || (k > 0 && sqlite3_blob_read(b, head, k, 0) !=
+	    SQLITE_OK) || persist_codec_count(head, (size_t)bytes, have,
+	    &compact) != 0 || from + n > *have)
+		goto out;
+	if (n == 0)
+		rc = 0;
+	else if (!compact)
+		rc = sqlite3_blob_read(b, to, (int)(n * sizeof *to),
+		    (int)(from * sizeof *to)) == SQLITE_OK ? 0 : -1;
+	else if (*have <= PERSIST_CODEC_BLOCK &&
+	    persist_enc(p, (size_t)bytes) == 0 &&
+	    sqlite3_blob_read(b, p->enc, bytes, 0) == SQLITE_OK) {
+		if (p->dec_cap < *have) {
+			free(p->dec);
+			p->dec_cap = 0;
+			if ((p->dec = malloc(PERSIST_CODEC_BLOCK *
+			    sizeof *p->dec)) == NULL)
+				goto out;
+			p->dec_cap = PERSIST_CODEC_BLOCK;
+		}
+		if (persist_codec_decode(p->enc, (size_t)bytes, p->dec,
+		    *have) == 0) {
+			memcpy(to, p->dec + from, n * sizeof *to);
 			rc = 0;
-		else if (from + n <= *have && sqlite3_blob_read(b, to,
-		    (int)(n * sizeof *to), (int)(from * sizeof *to)) ==
-		    SQLITE_OK)
-			rc = 0;
+		}
 	}
+out:
 	sqlite3_blob_close(b);
 	return (rc);
 }
@@ -1175,7 +1243,7 @@ persist_hook_bucket_keep(void *arg, const struct store_bucket *b)
 
 	if (b->dirty || (row = persist_map_get(p, b)) == 0 ||
 	    persist_cold_add(p, row, b->start_ns, b->width_ns, b->n,
-	    b->samples, b->n * sizeof *b->entries + b->ntallies *
+	    b->samples, persist_map_bytes_of(p, b) + b->ntallies *
 	    sizeof *b->tallies, 1) != 0)
 		return (-1);
 	persist_map_del(p, b);
@@ -1313,11 +1381,13 @@ persist_check(struct persist *p, const char **why)
 		sqlite3_finalize(s);
 		return (PERSIST_BAD);
 	}
-	if (sqlite3_column_int64(s, 1) != PERSIST_SCHEMA) {
+	if (sqlite3_column_int64(s, 1) < PERSIST_SCHEMA_OLDEST ||
+	    sqlite3_column_int64(s, 1) > PERSIST_SCHEMA) {
 		*why = "another schema version";
 		sqlite3_finalize(s);
 		return (PERSIST_BAD);
 	}
+	p->schema_old = sqlite3_column_int64(s, 1) < PERSIST_SCHEMA;
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	return (rc == SQLITE_DONE ? PERSIST_OK : PERSIST_BAD);
@@ -1776,6 +1846,44 @@ persist_scratch(struct persist *p, size_t n)
 	return (0);
 }
 
+/* Makes the coding buffer hold n bytes. */
+static int
+persist_enc(struct persist *p, size_t n)
+{
+	unsigned char	*v;
+
+	if (n <= p->enc_cap)
+		return (0);
+	if ((v = realloc(p->enc, n)) == NULL)
+		return (-1);
+	p->enc = v;
+	p->enc_cap = n;
+	return (0);
+}
+
+/* The count of a blob of entries, from its first bytes: 0, or -1. */
+static int
+persist_blob_count(const void *blob, int bytes, uint64_t *n)
+{
+	int	compact;
+
+	if (bytes < 0 || (bytes > 0 && blob == NULL))
+		return (-1);
+	return (persist_codec_count(blob, (size_t)bytes, n, &compact));
+}
+
+/* The entries a row or part of a bucket holds, per persist_max_row. */
+static size_t
+persist_per_part(void)
+{
+	size_t	per;
+
+	per = (persist_max_row - PERSIST_CODEC_HEAD) / PERSIST_CODEC_ENTRY_MAX;
+	if (per > PERSIST_CODEC_BLOCK)
+		per = PERSIST_CODEC_BLOCK;
+	return (per > 0 ? per : 1);
+}
+
 /* Finds the bucket store_load_bucket just linked (not yet mapped). */
 static const struct store_bucket *
 persist_loaded_bucket(struct persist *p, uint64_t start, uint64_t width)
@@ -1881,17 +1989,18 @@ persist_slice_check(struct persist *p, const struct store_entry *e, size_t n,
  * Reads the slices of bucket row `row` past its first `have` entries, up
  * to n in all: into to[have..n) when to is given, else checked and pinned
  * one slice at a time (*missing set if one names what the store lacks).
- * PERSIST_BAD unless they hold exactly n entries.
+ * PERSIST_BAD unless they hold exactly n entries.  Adds their bytes to
+ * *size.
  */
 static enum persist_rc
 persist_load_parts(struct persist *p, int64_t row, struct store_entry *to,
-    size_t n, size_t have, int *missing)
+    size_t n, size_t have, int *missing, uint64_t *size)
 {
 	sqlite3_stmt		*s = p->stmt[PS_GET_PARTS];
 	struct store_entry	 last, *slice;
 	const void		*blob;
 	enum persist_rc		 r = PERSIST_OK;
-	size_t			 k;
+	uint64_t		 k;
 	int			 bytes, rc, first = 1;
 
 	sqlite3_bind_int64(s, 1, row);
@@ -1899,30 +2008,35 @@ persist_load_parts(struct persist *p, int64_t row, struct store_entry *to,
 	while (r == PERSIST_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		blob = sqlite3_column_blob(s, 0);
 		bytes = sqlite3_column_bytes(s, 0);
-		if (bytes <= 0 || blob == NULL ||
-		    (size_t)bytes % sizeof last != 0 ||
-		    (k = (size_t)bytes / sizeof last) > n - have) {
+		if (bytes <= 0 || persist_blob_count(blob, bytes, &k) != 0 ||
+		    k == 0 || k > n - have) {
 			r = PERSIST_BAD;
 			break;
 		}
+		*size += (uint64_t)bytes;
 		if (to != NULL) {
-			memcpy(to + have, blob, bytes);
-			have += k;
+			if (persist_codec_decode(blob, (size_t)bytes, to + have,
+			    k) != 0)
+				r = PERSIST_BAD;
+			have += (size_t)k;
 			continue;
 		}
-		/* Aligned for the check: the scratch holds one slice. */
-		if (persist_scratch(p, k) != 0) {
+		/* Decoded for the check: the scratch holds one slice. */
+		if (persist_scratch(p, (size_t)k) != 0) {
 			r = PERSIST_NOFIT;
 			break;
 		}
 		slice = p->scratch;
-		memcpy(slice, blob, bytes);
-		if ((r = persist_slice_check(p, slice, k, first ? NULL : &last,
-		    missing)) == PERSIST_OK && !*missing)
-			r = persist_slice_pin(p, slice, k);
+		if (persist_codec_decode(blob, (size_t)bytes, slice, k) != 0) {
+			r = PERSIST_BAD;
+			break;
+		}
+		if ((r = persist_slice_check(p, slice, (size_t)k, first ?
+		    NULL : &last, missing)) == PERSIST_OK && !*missing)
+			r = persist_slice_pin(p, slice, (size_t)k);
 		last = slice[k - 1];
 		first = 0;
-		have += k;
+		have += (size_t)k;
 	}
 	if (r == PERSIST_OK && (rc != SQLITE_DONE || have != n))
 		r = PERSIST_BAD;
@@ -1947,7 +2061,7 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	const struct store_tally	*t;
 	struct store_tally		*tcopy = NULL;
 	const void			*blob;
-	uint64_t			 start, width;
+	uint64_t			 start, width, first, size;
 	int64_t				 row = sqlite3_column_int64(s, 0);
 	int64_t				 n = sqlite3_column_int64(s, 3);
 	size_t				 i, len, nt;
@@ -1967,36 +2081,30 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	blob = sqlite3_column_blob(s, 4);
 	bytes = sqlite3_column_bytes(s, 4);
 	if (row <= 0 || row >= INT64_MAX / 65536 || width == 0 ||
-	    start > UINT64_MAX - width || n < 0 || bytes < 0 ||
-	    (size_t)bytes % sizeof *p->scratch != 0 ||
-	    (uint64_t)n * sizeof *p->scratch < (uint64_t)bytes ||
-	    (uint64_t)n > (uint64_t)PERSIST_MAX_ROW / sizeof *p->scratch *
-	    (PERSIST_PARTS_MAX + 1) || (bytes > 0 && blob == NULL))
+	    start > UINT64_MAX - width || n < 0 ||
+	    persist_blob_count(blob, bytes, &first) != 0 ||
+	    first > (uint64_t)n || (uint64_t)n > PERSIST_ENTRIES_MAX)
 		return (PERSIST_BAD);
 	len = (size_t)n;
+	size = (uint64_t)bytes;
 	/* Past its first slice, a big bucket's entries are in bucket_parts:
 	 * put together if it is to be loaded, else checked slice by slice. */
-	parts = (uint64_t)n * sizeof *p->scratch > (uint64_t)bytes;
+	parts = (uint64_t)n > first;
 	store_get_counts(p->st, &c);
 	fits = !p->pin_only && c.bytes + len * sizeof *p->scratch <=
 	    store_get_config(p->st)->max_bytes;
-	/* SQLite's blob is malloc'd, so aligned; copy it if not. */
-	e = blob;
-	if ((parts && fits) ||
-	    (uintptr_t)blob % _Alignof(struct store_entry) != 0) {
-		if (persist_scratch(p, parts && fits ? len : (size_t)bytes /
-		    sizeof *p->scratch) != 0)
-			return (PERSIST_NOFIT);
-		memcpy(p->scratch, blob, bytes);
-		e = p->scratch;
-	}
+	if (persist_scratch(p, parts && fits ? len : (size_t)first) != 0)
+		return (PERSIST_NOFIT);
+	if (persist_codec_decode(blob, (size_t)bytes, p->scratch, first) != 0)
+		return (PERSIST_BAD);
+	e = p->scratch;
 	if (parts && fits) {
 		if ((r = persist_load_parts(p, row, p->scratch, len,
-		    (size_t)bytes / sizeof *p->scratch, NULL)) != PERSIST_OK)
+		    (size_t)first, NULL, &size)) != PERSIST_OK)
 			return (r);
 		parts = 0;
 	} else
-		len = (size_t)bytes / sizeof *p->scratch;
+		len = (size_t)first;
 	if ((r = persist_slice_check(p, e, len, NULL, &missing)) != PERSIST_OK)
 		return (r);
 	/* Left on disk: the first slice pinned (the scratch is reused for
@@ -2006,7 +2114,7 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 			return (persist_drop_row(p, row));
 		pinned = 1;
 		if ((r = persist_load_parts(p, row, NULL, (size_t)n, len,
-		    &missing)) != PERSIST_OK)
+		    &missing, &size)) != PERSIST_OK)
 			return (r);
 	}
 	if ((r = persist_tallies_of(s, &t, &nt, &tcopy)) != PERSIST_OK)
@@ -2039,6 +2147,7 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 			    store_load_tallies(p->st, b, t, nt) != 0))
 				p->pin_only = 1;
 			else {
+				persist_map_bytes(p, b, size);
 				free(tcopy);
 				return (PERSIST_OK);
 			}
@@ -2055,9 +2164,7 @@ persist_load_bucket(struct persist *p, sqlite3_stmt *s)
 	/* Queries read it from the file (unless it is in memory after all,
 	 * only not mapped: its row is then pinned, never read). */
 	if (r == PERSIST_OK && !in_memory && persist_cold_add(p, row, start,
-	    width,
-	    (uint64_t)n, p->pin_samples, (uint64_t)n * sizeof *p->scratch +
-	    nt * sizeof *t, 1) != 0)
+	    width, (uint64_t)n, p->pin_samples, size + nt * sizeof *t, 1) != 0)
 		r = PERSIST_NOFIT;
 	/* Without every pin it cannot stay: dropped. */
 	return (r == PERSIST_OK ? r : persist_drop_row(p, row));
@@ -2088,16 +2195,13 @@ persist_load_meta(struct persist *p, sqlite3_stmt *s)
 	width = (uint64_t)sqlite3_column_int64(s, 2);
 	if (row <= 0 || row >= INT64_MAX / 65536 || width == 0 ||
 	    start > UINT64_MAX - width || n < 0 || bytes < 0 || tbytes < 0 ||
-	    (uint64_t)bytes % sizeof *p->scratch != 0 ||
 	    (uint64_t)tbytes % sizeof(struct store_tally) != 0 ||
-	    (uint64_t)n * sizeof *p->scratch < (uint64_t)bytes ||
-	    (uint64_t)n > (uint64_t)PERSIST_MAX_ROW / sizeof *p->scratch *
-	    (PERSIST_PARTS_MAX + 1))
+	    (uint64_t)n > PERSIST_ENTRIES_MAX)
 		return (persist_drop_row(p, row));
 	if (row >= p->next_row)
 		p->next_row = row + 1;
 	if (persist_cold_add(p, row, start, width, (uint64_t)n, 0,
-	    (uint64_t)n * sizeof *p->scratch + (uint64_t)tbytes, 0) != 0)
+	    (uint64_t)bytes + (uint64_t)tbytes, 0) != 0)
 		return (persist_drop_row(p, row));
 	p->unchecked++;
 	return (PERSIST_OK);
@@ -2108,11 +2212,13 @@ persist_load_meta(struct persist *p, sqlite3_stmt *s)
 static enum persist_rc
 persist_load_rest(struct persist *p)
 {
-	char	sql[256];
+	char	sql[384];
 
 	/* In the load's order, whatever the types a damaged file holds. */
 	snprintf(sql, sizeof sql, "SELECT b.id, b.start_ns, b.width_ns, b.n, "
-	    "length(b.entries), ifnull(length(t.rows), 0) FROM buckets b LEFT "
+	    "length(b.entries) + ifnull((SELECT sum(length(entries)) FROM "
+	    "bucket_parts WHERE id > b.id * 65536 AND id < (b.id + 1) * "
+	    "65536), 0), ifnull(length(t.rows), 0) FROM buckets b LEFT "
 	    "JOIN tallies t ON t.bucket = b.id WHERE b.start_ns + b.width_ns "
 	    "> %" PRId64 " ORDER BY b.start_ns DESC, b.id DESC",
 	    (int64_t)p->cut);
@@ -2808,7 +2914,8 @@ persist_put_bucket(struct persist *p, const struct store_bucket *b)
 {
 	sqlite3_stmt			*s = p->stmt[PS_PUT_BUCKET];
 	const struct store_entry	*e = b->entries;
-	size_t				 i, n = 0, per, first;
+	size_t				 i, n = 0, per, first, len;
+	uint64_t			 bytes;
 	int64_t				 row, part;
 
 	if ((row = persist_map_get(p, b)) == 0) {
@@ -2830,28 +2937,35 @@ persist_put_bucket(struct persist *p, const struct store_bucket *b)
 		e = p->scratch;
 	}
 	/* The row holds n (all) and the first slice; the other slices go
-	 * in bucket_parts (a bucket never shrinks: nothing to delete). */
-	per = persist_max_row / sizeof *e;
+	 * in bucket_parts (a bucket never shrinks: nothing to delete).  Each
+	 * slice is a compact blob of its own. */
+	per = persist_per_part();
 	first = n < per ? n : per;
-	if (n > per * (PERSIST_PARTS_MAX + 1))
+	if (n > per * (PERSIST_PARTS_MAX + 1) ||
+	    persist_enc(p, persist_codec_bound(per)) != 0)
 		return (-1);
+	len = first > 0 ? persist_codec_encode(e, first, p->enc) : 0;
+	bytes = len;
 	sqlite3_bind_int64(s, 1, row);
 	sqlite3_bind_int64(s, 2, (int64_t)b->start_ns);
 	sqlite3_bind_int64(s, 3, (int64_t)b->width_ns);
 	sqlite3_bind_int64(s, 4, (int64_t)n);
-	sqlite3_bind_blob(s, 5, first > 0 ? (const void *)e : "",
-	    (int)(first * sizeof *e), SQLITE_STATIC);
+	sqlite3_bind_blob(s, 5, first > 0 ? (const void *)p->enc : "",
+	    (int)len, SQLITE_STATIC);
 	if (persist_step(p, PS_PUT_BUCKET) != 0)
 		return (-1);
 	for (i = first, part = 1; i < n; i += per, part++) {
 		s = p->stmt[PS_PUT_PART];
+		len = persist_codec_encode(e + i, n - i < per ? n - i : per,
+		    p->enc);
+		bytes += len;
 		sqlite3_bind_int64(s, 1, row * 65536 + part);
-		sqlite3_bind_blob(s, 2, e + i, (int)((n - i < per ? n - i :
-		    per) * sizeof *e), SQLITE_STATIC);
+		sqlite3_bind_blob(s, 2, p->enc, (int)len, SQLITE_STATIC);
 		if (persist_step(p, PS_PUT_PART) != 0)
 			return (-1);
 		p->counts.parts_written++;
 	}
+	persist_map_bytes(p, b, bytes);
 	/* A bucket never loses tallies, and a deleted bucket's go with it:
 	 * nothing to delete for one that has none. */
 	if (b->ntallies == 0)
@@ -2990,6 +3104,17 @@ persist_undefer(struct persist *p)
 	return (0);
 }
 
+/* Raises meta's version to this profd's, within the flush's transaction. */
+static int
+persist_schema_raise(struct persist *p)
+{
+	char	sql[64];
+
+	snprintf(sql, sizeof sql, "UPDATE meta SET version = %d",
+	    PERSIST_SCHEMA);
+	return (persist_exec(p, sql) == SQLITE_OK ? 0 : -1);
+}
+
 /* Writes what changed since the last flush, in one transaction. */
 int
 persist_flush(struct persist *p)
@@ -3010,7 +3135,9 @@ persist_flush(struct persist *p)
 		return (-1);
 	if (persist_step(p, PS_BEGIN) != 0)
 		goto fail;
-	if (persist_flush_defs(p, &rows) != 0 ||
+	/* An older version's file: what is written now, it cannot read. */
+	if ((p->schema_old && persist_schema_raise(p) != 0) ||
+	    persist_flush_defs(p, &rows) != 0 ||
 	    persist_flush_instances(p, &rows) != 0 ||
 	    persist_flush_buckets(p, &rows) != 0 ||
 	    persist_step(p, PS_COMMIT) != 0) {
@@ -3020,6 +3147,7 @@ persist_flush(struct persist *p)
 		return (-1);
 	}
 	persist_flush_done(p);
+	p->schema_old = 0;
 	p->counts.flushes++;
 	p->counts.rows_written += rows;
 	persist_shrink(p);
@@ -3099,6 +3227,8 @@ persist_close(struct persist *p)
 	free(p->drops);
 	free(p->defer_pf);
 	free(p->scratch);
+	free(p->enc);
+	free(p->dec);
 	free(p->cold);
 	free(p->path);
 	free(p);

@@ -15,7 +15,10 @@
 
 #define PERSIST_FILE	"profd.db"
 #define PERSIST_MAGIC	"profd-store"
-#define PERSIST_SCHEMA	1		/* bump on any change of the tables */
+#define PERSIST_SCHEMA	2		/* bump on any change of the tables
+					   or of what their blobs hold */
+#define PERSIST_SCHEMA_OLDEST 1		/* read, and raised at the first
+					   write: 1 had raw entry blobs */
 
 struct store;
 struct persist;

@@ -4,7 +4,7 @@ PKGS	+= sqlite3
 .PHONY: bench-persist fuzz-persist
 
 # Opening a store of ~100 MB of buckets (timing; never fails on it).
-build/bench/persist-load: bench/persist-load.c daemon/persist.c \
+build/bench/persist-load: bench/persist-load.c daemon/persist.c daemon/persist-codec.c \
     daemon/store.c daemon/store-defs.c daemon/log.c proto/proto.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -iquote daemon -o $@ $^ $(PKG_LIBS) -lm
@@ -12,7 +12,7 @@ build/bench/persist-load: bench/persist-load.c daemon/persist.c \
 bench-persist: build/bench/persist-load
 	build/bench/persist-load
 
-build/fuzz/fuzz-persist: fuzz/fuzz-persist.c daemon/persist.c \
+build/fuzz/fuzz-persist: fuzz/fuzz-persist.c daemon/persist.c daemon/persist-codec.c \
     daemon/store.c daemon/store-defs.c daemon/log.c proto/proto.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS) -lm

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "persist.h"
+#include "persist-codec.h"
 #include "proto.h"
 #include "query.h"
 #include "store.h"
@@ -26,6 +27,8 @@
 static char	 dir[64];
 static char	 db[128];
 static char	 errbuf[256];
+
+static void	rewrite_raw(void);
 
 static void
 setup(void)
@@ -646,8 +649,27 @@ Test(persist, wrong_magic_is_set_aside)
 Test(persist, other_schema_version_is_set_aside)
 {
 	store_free(write_filled(5));
-	run_sql("UPDATE meta SET version = 2");
+	run_sql("UPDATE meta SET version = 3");
 	assert_set_aside();
+}
+
+Test(persist, a_file_of_schema_1_loads_and_is_raised_to_2_at_its_first_write)
+{
+	struct store	*a, *b;
+	struct persist	*p;
+
+	a = write_filled(40);
+	rewrite_raw();
+	run_sql("UPDATE meta SET version = 1");
+	b = new_store(0);
+	p = open_ok(b, NOW);
+	assert_same(a, b);
+	cr_assert_eq(query("SELECT version FROM meta"), 1);
+	cr_assert_eq(persist_flush(p), 0);
+	cr_assert_eq(query("SELECT version FROM meta"), PERSIST_SCHEMA);
+	persist_close(p);
+	store_free(a);
+	store_free(b);
 }
 
 Test(persist, foreign_database_is_set_aside)
@@ -739,12 +761,13 @@ Test(persist, a_bucket_bigger_than_a_row_goes_in_slices_and_comes_back)
 	struct persist		*p;
 	struct persist_counts	 c;
 
-	/* 128 entries a row: each bucket of 200 is two slices. */
+	/* (4096 - 15) / 40 = 102 entries a row: each bucket of 200 is two
+	 * slices. */
 	setenv("PROFD_PERSIST_MAX_ROW", "4096", 1);
 	a = write_filled(200);
+	cr_assert_eq(query("SELECT count(*) FROM bucket_parts"),
+	    query("SELECT count(*) FROM buckets WHERE n > 102"));
 	cr_assert_gt(query("SELECT count(*) FROM bucket_parts"), 0);
-	cr_assert_eq(query("SELECT count(*) FROM buckets WHERE n * 32 != "
-	    "length(entries)"), query("SELECT count(*) FROM bucket_parts"));
 	b = new_store(0);
 	p = open_ok(b, NOW);
 	persist_get_counts(p, &c);
@@ -804,7 +827,7 @@ assert_sweep_keeps_what_disk_names(void)
 
 Test(persist, a_big_bucket_left_on_disk_keeps_what_its_slices_name)
 {
-	/* 128 entries a row: each bucket of 300 own stacks is three slices. */
+	/* 102 entries a row: each bucket of 300 own stacks is three slices. */
 	setenv("PROFD_PERSIST_MAX_ROW", "4096", 1);
 	write_own_stacks(300);
 	cr_assert_gt(query("SELECT count(*) FROM bucket_parts"), 0);
@@ -1181,7 +1204,7 @@ Test(persist, a_big_file_found_damaged_is_written_no_more_and_set_aside_next)
 	long long	 page, trunk;
 	int		 fd;
 
-	store_free(write_filled(200));
+	store_free(write_filled(512));
 	/* Free pages (the rows of half the buckets), then a freelist trunk
 	 * page that claims more leaves than a page holds: only a check of
 	 * the whole file reads it. */
@@ -1283,4 +1306,101 @@ Test(persist, a_row_a_query_listed_is_not_read_once_expired)
 	free(rows);
 	persist_close(p);
 	store_free(st);
+}
+
+/* Rewrites every bucket row and slice as an older profd wrote them: raw
+ * struct store_entry images. */
+static void
+rewrite_raw(void)
+{
+	const char	*tables[] = { "buckets", "bucket_parts" };
+	sqlite3		*d;
+	sqlite3_stmt	*s, *u;
+	struct store_entry *e;
+	uint64_t	 n;
+	char		 sql[128];
+	int		 i, compact, rows = 0;
+
+	cr_assert_eq(sqlite3_open(db, &d), SQLITE_OK);
+	for (i = 0; i < 2; i++) {
+		snprintf(sql, sizeof sql, "SELECT id, entries FROM %s",
+		    tables[i]);
+		cr_assert_eq(sqlite3_prepare_v2(d, sql, -1, &s, NULL),
+		    SQLITE_OK);
+		snprintf(sql, sizeof sql, "UPDATE %s SET entries = ?2 WHERE "
+		    "id = ?1", tables[i]);
+		cr_assert_eq(sqlite3_prepare_v2(d, sql, -1, &u, NULL),
+		    SQLITE_OK);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			cr_assert_eq(persist_codec_count(sqlite3_column_blob(s,
+			    1), (size_t)sqlite3_column_bytes(s, 1), &n,
+			    &compact), 0);
+			if (n == 0)
+				continue;
+			cr_assert(compact);
+			cr_assert_not_null(e = calloc(n, sizeof *e));
+			cr_assert_eq(persist_codec_decode(sqlite3_column_blob(s,
+			    1), (size_t)sqlite3_column_bytes(s, 1), e, n), 0);
+			sqlite3_bind_int64(u, 1, sqlite3_column_int64(s, 0));
+			sqlite3_bind_blob(u, 2, e, (int)(n * sizeof *e),
+			    SQLITE_TRANSIENT);
+			cr_assert_eq(sqlite3_step(u), SQLITE_DONE);
+			sqlite3_reset(u);
+			free(e);
+			rows++;
+		}
+		sqlite3_finalize(s);
+		sqlite3_finalize(u);
+	}
+	cr_assert_gt(rows, 0);
+	sqlite3_close(d);
+}
+
+Test(persist, rows_an_older_profd_wrote_as_raw_images_load_and_read_as_before)
+{
+	struct store		*a, *b;
+	struct persist		*p;
+	struct persist_counts	 c;
+
+	/* Slices too: (4096 - 15) / 40 = 102 entries a row. */
+	setenv("PROFD_PERSIST_MAX_ROW", "4096", 1);
+	a = write_filled(200);
+	unsetenv("PROFD_PERSIST_MAX_ROW");
+	cr_assert_gt(query("SELECT count(*) FROM bucket_parts"), 0);
+	rewrite_raw();
+	cr_assert_eq(query("SELECT count(*) FROM buckets WHERE n * 32 != "
+	    "length(entries)"), query("SELECT count(*) FROM bucket_parts"));
+	/* Loaded whole. */
+	b = new_store(0);
+	p = open_ok(b, NOW);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.buckets_dropped, 0);
+	assert_same(a, b);
+	persist_close(p);
+	store_free(b);
+	/* Left unread, then read on disk a slice at a time. */
+	p = open_late(&b);
+	check_all(p);
+	persist_get_counts(p, &c);
+	cr_assert_eq(c.cold_unchecked, 0);
+	cr_assert_eq(c.buckets_dropped, 0);
+	persist_close(p);
+	store_free(b);
+	b = new_store(0);
+	p = open_ok(b, NOW);
+	assert_same(a, b);
+	persist_close(p);
+	store_free(a);
+	store_free(b);
+}
+
+Test(persist, bucket_rows_are_compact)
+{
+	store_free(write_filled(512));
+	/* fill(): 512 entries a bucket, 1-3 samples each. */
+	cr_assert_lt(query("SELECT sum(length(entries)) FROM buckets"),
+	    query("SELECT sum(n) FROM buckets") * 8,
+	    "%lld bytes for %lld entries",
+	    query("SELECT sum(length(entries)) FROM buckets"),
+	    query("SELECT sum(n) FROM buckets"));
 }
