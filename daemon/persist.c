@@ -51,6 +51,11 @@
 
 #define PERSIST_MAX_ROW		(256 << 20)	/* SQLITE_LIMIT_LENGTH */
 #define PERSIST_PARTS_MAX	65535		/* slices of one bucket */
+/* Buckets on disk are rolled up in pairs of at most this many entries
+ * (what a merge holds in memory: twice that, 32 bytes each); a step that
+ * fails is tried again after PERSIST_ROLLUP_RETRY_MS. */
+#define PERSIST_ROLLUP_ENTRIES	(1u << 20)
+#define PERSIST_ROLLUP_RETRY_MS	60000
 /* Entries of one bucket: as many as raw slices of a full row hold. */
 #define PERSIST_ENTRIES_MAX	((uint64_t)PERSIST_MAX_ROW / \
 				    sizeof(struct store_entry) * \
@@ -139,6 +144,7 @@ enum persist_stmt {
 	PS_PUT_TALLIES, PS_DEL_TALLIES,
 	PS_DEL_BUCKETS_BELOW, PS_DEL_TALLIES_BELOW,
 	PS_PUT_PART, PS_DEL_PARTS, PS_DEL_PARTS_BELOW, PS_GET_PARTS,
+	PS_SET_SPAN,
 	PS_COUNT
 };
 
@@ -178,6 +184,7 @@ static const char *persist_stmt_sql[PS_COUNT] = {
 	"DELETE FROM bucket_parts WHERE id < ?1 * 65536",
 	"SELECT entries FROM bucket_parts WHERE id > ?1 * 65536 AND "
 	    "id < (?1 + 1) * 65536 ORDER BY id",
+	"UPDATE buckets SET start_ns = ?2, width_ns = ?3 WHERE id = ?1",
 };
 
 /* The schema, exactly as sqlite_schema must hold it. */
@@ -289,6 +296,7 @@ struct persist {
 	char			 qc_why[160];
 	int			 damaged;	/* nothing more is written */
 	int			 schema_old;	/* meta's version to raise */
+	uint64_t		 rollup_retry_ms;	/* after a failure */
 	/* Held until the check passes: the retention's deletes at open
 	 * (rows older than cut), the rows a load dropped, and the saved
 	 * profiling state (the newest per pid; clear: pids' rows go). */
@@ -546,6 +554,11 @@ persist_map_clear(struct persist *p)
 static int64_t	persist_pragma(struct persist *, const char *);
 static int	persist_scratch(struct persist *, size_t);
 static int	persist_enc(struct persist *, size_t);
+static int	persist_step(struct persist *, enum persist_stmt);
+static int	persist_put_row(struct persist *, int64_t, uint64_t, uint64_t,
+		    const struct store_entry *, size_t,
+		    const struct store_tally *, size_t, uint64_t *);
+static int	persist_del_row(struct persist *, int64_t);
 
 /* Adds a bucket only on disk, in start order: 0, or -1 out of memory. */
 static int
@@ -973,6 +986,257 @@ persist_expire(struct persist *p, uint64_t now_ns, uint64_t max_disk)
 		p->counts.cold_dropped_samples += samples;
 		p->counts.cold_dropped_buckets += done;
 	}
+}
+
+/* -- rolling up buckets on disk ------------------------------------------ */
+
+/* Pins what n entries and nt tallies name: 0, or -1 with none pinned. */
+static int
+persist_pin_all(struct persist *p, const struct store_entry *e, size_t n,
+    const struct store_tally *t, size_t nt)
+{
+	size_t	i, j;
+
+	for (i = 0; i < n; i++) {
+		if (store_pin(p->st, STORE_THREAD, e[i].thread) != 0)
+			goto undo;
+		if (store_pin(p->st, STORE_STACK, e[i].stack) != 0) {
+			store_unpin(p->st, STORE_THREAD, e[i].thread);
+			goto undo;
+		}
+	}
+	for (j = 0; j < nt; j++) {
+		if (store_pin(p->st, STORE_INSTANCE, t[j].instance) != 0) {
+			while (j-- > 0)
+				store_unpin(p->st, STORE_INSTANCE,
+				    t[j].instance);
+			goto undo;
+		}
+	}
+	return (0);
+undo:
+	while (i-- > 0) {
+		store_unpin(p->st, STORE_THREAD, e[i].thread);
+		store_unpin(p->st, STORE_STACK, e[i].stack);
+	}
+	return (-1);
+}
+
+/* Unpins what n entries and nt tallies name. */
+static void
+persist_unpin_all(struct persist *p, const struct store_entry *e, size_t n,
+    const struct store_tally *t, size_t nt)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		store_unpin(p->st, STORE_THREAD, e[i].thread);
+		store_unpin(p->st, STORE_STACK, e[i].stack);
+	}
+	for (i = 0; i < nt; i++)
+		store_unpin(p->st, STORE_INSTANCE, t[i].instance);
+}
+
+/* A bucket on disk read whole: its entries and tallies (malloc'd). */
+struct persist_whole {
+	struct store_entry	*e;
+	struct store_tally	*t;
+	size_t			 nt;
+};
+
+static int
+persist_whole_read(struct persist *p, const struct persist_cold *c,
+    struct persist_whole *w)
+{
+	struct query_cold_row	r;
+
+	persist_cold_row(c, &r);
+	w->t = NULL;
+	w->nt = 0;
+	if ((w->e = malloc((c->n > 0 ? c->n : 1) * sizeof *w->e)) == NULL)
+		return (-1);
+	if ((c->n > 0 && persist_cold_entries(p, &r, 0, w->e,
+	    (size_t)c->n) != 0) || persist_cold_tallies(p, &r, &w->t,
+	    &w->nt) != 0) {
+		free(w->e);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Finds what to roll up on disk: in a span of its age's tier that holds
+ * more than one bucket, the two smallest (at *a < *b), so that each entry
+ * is rewritten a few times, not once per bucket merged; or a bucket finer
+ * than the tier alone in its span (*a == *b).  0, or -1 if nothing is
+ * due.
+ */
+static int
+persist_rollup_find(const struct persist *p, uint64_t now, size_t *a,
+    size_t *b, uint64_t *start, uint64_t *width)
+{
+	const struct persist_cold	*c, *d;
+	uint64_t			 s, w;
+	size_t				 i, j, first, x, y;
+
+	for (i = 0; i < p->ncold; i++) {
+		c = &p->cold[i];
+		if (now < c->start_ns)
+			break;
+		w = store_tier_width(p->st, now - c->start_ns);
+		s = c->start_ns - c->start_ns % w;
+		if (c->width_ns > w || c->start_ns + c->width_ns > s + w)
+			continue;
+		/* Sorted by start: the span's rows are around i. */
+		for (first = i; first > 0 && p->cold[first - 1].start_ns >= s;
+		    first--)
+			;
+		x = y = SIZE_MAX;
+		for (j = first; j < p->ncold && p->cold[j].start_ns < s + w;
+		    j++) {
+			d = &p->cold[j];
+			if (d->start_ns + d->width_ns > s + w)
+				continue;
+			if (x == SIZE_MAX || d->n < p->cold[x].n) {
+				y = x;
+				x = j;
+			} else if (y == SIZE_MAX || d->n < p->cold[y].n)
+				y = j;
+		}
+		*start = s;
+		*width = w;
+		if (y == SIZE_MAX) {
+			if (c->width_ns == w)
+				continue;
+			*a = *b = i;
+			return (0);
+		}
+		if (p->cold[x].n + p->cold[y].n <= PERSIST_ROLLUP_ENTRIES) {
+			*a = x < y ? x : y;
+			*b = x < y ? y : x;
+			return (0);
+		}
+	}
+	return (-1);
+}
+
+/* Widens the bucket on disk at i, alone in its span, to [start, +width). */
+static int
+persist_rollup_widen(struct persist *p, size_t i, uint64_t start,
+    uint64_t width)
+{
+	sqlite3_stmt	*s = p->stmt[PS_SET_SPAN];
+
+	sqlite3_bind_int64(s, 1, p->cold[i].row);
+	sqlite3_bind_int64(s, 2, (int64_t)start);
+	sqlite3_bind_int64(s, 3, (int64_t)width);
+	if (persist_step(p, PS_SET_SPAN) != 0)
+		return (-1);
+	/* Sorted still: no other row of the span is before it. */
+	p->cold[i].start_ns = start;
+	p->cold[i].width_ns = width;
+	return (0);
+}
+
+/*
+ * Merges the buckets on disk at a < b into one row of [start, +width):
+ * written and the two deleted in one transaction, what it names pinned
+ * before, what they named unpinned after.
+ */
+static int
+persist_rollup_merge(struct persist *p, size_t a, size_t b, uint64_t start,
+    uint64_t width)
+{
+	struct persist_whole	 x, y;
+	struct store_entry	*e = NULL;
+	struct store_tally	*t = NULL;
+	size_t			 n, nt;
+	uint64_t		 samples, bytes, deleted = p->counts.rows_deleted;
+	int64_t			 row = p->next_row;
+	int			 rc = -1;
+
+	if (persist_whole_read(p, &p->cold[a], &x) != 0)
+		return (-1);
+	if (persist_whole_read(p, &p->cold[b], &y) != 0) {
+		free(x.e);
+		free(x.t);
+		return (-1);
+	}
+	n = (size_t)(p->cold[a].n + p->cold[b].n);
+	nt = x.nt + y.nt;
+	if ((e = malloc((n > 0 ? n : 1) * sizeof *e)) == NULL ||
+	    (t = malloc((nt > 0 ? nt : 1) * sizeof *t)) == NULL)
+		goto out;
+	n = store_merge(e, x.e, (size_t)p->cold[a].n, y.e,
+	    (size_t)p->cold[b].n);
+	nt = store_merge_tallies(t, x.t, x.nt, y.t, y.nt);
+	if (persist_pin_all(p, e, n, t, nt) != 0)
+		goto out;
+	if (persist_step(p, PS_BEGIN) != 0)
+		goto unpin;
+	if (persist_put_row(p, row, start, width, e, n, t, nt, &bytes) != 0 ||
+	    persist_del_row(p, p->cold[a].row) != 0 ||
+	    persist_del_row(p, p->cold[b].row) != 0 ||
+	    persist_step(p, PS_COMMIT) != 0) {
+		persist_step(p, PS_ROLLBACK);
+		p->counts.rows_deleted = deleted;
+		goto unpin;
+	}
+	p->next_row++;
+	persist_unpin_all(p, x.e, (size_t)p->cold[a].n, x.t, x.nt);
+	persist_unpin_all(p, y.e, (size_t)p->cold[b].n, y.t, y.nt);
+	samples = p->cold[a].samples + p->cold[b].samples;
+	memmove(&p->cold[b], &p->cold[b + 1], (p->ncold - b - 1) *
+	    sizeof *p->cold);
+	memmove(&p->cold[a], &p->cold[a + 1], (p->ncold - a - 2) *
+	    sizeof *p->cold);
+	p->ncold -= 2;
+	p->counts.cold_samples -= samples;
+	/* Room for it: two rows just left the list. */
+	(void)persist_cold_add(p, row, start, width, n, samples, bytes +
+	    nt * sizeof *t, 1);
+	p->counts.disk_rollups++;
+	rc = 0;
+	goto out;
+unpin:
+	persist_unpin_all(p, e, n, t, nt);
+out:
+	free(x.e);
+	free(x.t);
+	free(y.e);
+	free(y.t);
+	free(e);
+	free(t);
+	return (rc);
+}
+
+int
+persist_rollup(struct persist *p, uint64_t now_ns, uint64_t budget_ms)
+{
+	uint64_t	start, width, t0;
+	size_t		a, b;
+	int		n = 0;
+
+	if (p == NULL || p->db == NULL || p->damaged || p->defer ||
+	    p->qc_running || p->unchecked > 0 || store_busy(p->st))
+		return (0);
+	t0 = persist_ms();
+	if (t0 < p->rollup_retry_ms)
+		return (0);
+	do {
+		if (persist_rollup_find(p, now_ns, &a, &b, &start, &width) !=
+		    0)
+			break;
+		if ((a == b ? persist_rollup_widen(p, a, start, width) :
+		    persist_rollup_merge(p, a, b, start, width)) != 0) {
+			p->rollup_retry_ms = persist_ms() +
+			    PERSIST_ROLLUP_RETRY_MS;
+			p->counts.disk_rollup_failures++;
+			break;
+		}
+		n++;
+	} while (persist_ms() - t0 < budget_ms);
+	return (n);
 }
 
 /* -- checking what a load left on disk ----------------------------------- */
@@ -2908,15 +3172,81 @@ persist_flush_instances(struct persist *p, uint64_t *rows)
 	return (0);
 }
 
+/*
+ * Writes a bucket row: n sorted entries and nt tallies; the bytes its
+ * entries take in *bytes.  The row holds n (all) and the first slice; the
+ * other slices go in bucket_parts (a row is only ever rewritten with more:
+ * nothing to delete).  Each slice is a compact blob of its own.  A bucket
+ * never loses tallies, and a deleted bucket's go with it: nothing to
+ * delete for one that has none.
+ */
+static int
+persist_put_row(struct persist *p, int64_t row, uint64_t start,
+    uint64_t width, const struct store_entry *e, size_t n,
+    const struct store_tally *t, size_t nt, uint64_t *bytes)
+{
+	sqlite3_stmt	*s = p->stmt[PS_PUT_BUCKET];
+	size_t		 i, per, first, len;
+	int64_t		 part;
+
+	per = persist_per_part();
+	first = n < per ? n : per;
+	if (n > per * (PERSIST_PARTS_MAX + 1) ||
+	    nt * sizeof *t > PERSIST_MAX_ROW ||
+	    persist_enc(p, persist_codec_bound(per)) != 0)
+		return (-1);
+	len = first > 0 ? persist_codec_encode(e, first, p->enc) : 0;
+	*bytes = len;
+	sqlite3_bind_int64(s, 1, row);
+	sqlite3_bind_int64(s, 2, (int64_t)start);
+	sqlite3_bind_int64(s, 3, (int64_t)width);
+	sqlite3_bind_int64(s, 4, (int64_t)n);
+	sqlite3_bind_blob(s, 5, first > 0 ? (const void *)p->enc : "",
+	    (int)len, SQLITE_STATIC);
+	if (persist_step(p, PS_PUT_BUCKET) != 0)
+		return (-1);
+	for (i = first, part = 1; i < n; i += per, part++) {
+		s = p->stmt[PS_PUT_PART];
+		len = persist_codec_encode(e + i, n - i < per ? n - i : per,
+		    p->enc);
+		*bytes += len;
+		sqlite3_bind_int64(s, 1, row * 65536 + part);
+		sqlite3_bind_blob(s, 2, p->enc, (int)len, SQLITE_STATIC);
+		if (persist_step(p, PS_PUT_PART) != 0)
+			return (-1);
+		p->counts.parts_written++;
+	}
+	if (nt == 0)
+		return (0);
+	s = p->stmt[PS_PUT_TALLIES];
+	sqlite3_bind_int64(s, 1, row);
+	sqlite3_bind_blob(s, 2, t, (int)(nt * sizeof *t), SQLITE_STATIC);
+	return (persist_step(p, PS_PUT_TALLIES));
+}
+
+/* Deletes a bucket row, its slices and its tallies. */
+static int
+persist_del_row(struct persist *p, int64_t row)
+{
+	sqlite3_bind_int64(p->stmt[PS_DEL_BUCKET], 1, row);
+	sqlite3_bind_int64(p->stmt[PS_DEL_TALLIES], 1, row);
+	sqlite3_bind_int64(p->stmt[PS_DEL_PARTS], 1, row);
+	if (persist_step(p, PS_DEL_BUCKET) != 0 ||
+	    persist_step(p, PS_DEL_TALLIES) != 0 ||
+	    persist_step(p, PS_DEL_PARTS) != 0)
+		return (-1);
+	p->counts.rows_deleted++;
+	return (0);
+}
+
 /* Writes a bucket's row: its used entries, sorted. */
 static int
 persist_put_bucket(struct persist *p, const struct store_bucket *b)
 {
-	sqlite3_stmt			*s = p->stmt[PS_PUT_BUCKET];
 	const struct store_entry	*e = b->entries;
-	size_t				 i, n = 0, per, first, len;
+	size_t				 i, n = 0;
 	uint64_t			 bytes;
-	int64_t				 row, part;
+	int64_t				 row;
 
 	if ((row = persist_map_get(p, b)) == 0) {
 		row = p->next_row;
@@ -2936,47 +3266,11 @@ persist_put_bucket(struct persist *p, const struct store_bucket *b)
 		qsort(p->scratch, n, sizeof *p->scratch, store_cmp_entry);
 		e = p->scratch;
 	}
-	/* The row holds n (all) and the first slice; the other slices go
-	 * in bucket_parts (a bucket never shrinks: nothing to delete).  Each
-	 * slice is a compact blob of its own. */
-	per = persist_per_part();
-	first = n < per ? n : per;
-	if (n > per * (PERSIST_PARTS_MAX + 1) ||
-	    persist_enc(p, persist_codec_bound(per)) != 0)
+	if (persist_put_row(p, row, b->start_ns, b->width_ns, e, n,
+	    b->tallies, b->ntallies, &bytes) != 0)
 		return (-1);
-	len = first > 0 ? persist_codec_encode(e, first, p->enc) : 0;
-	bytes = len;
-	sqlite3_bind_int64(s, 1, row);
-	sqlite3_bind_int64(s, 2, (int64_t)b->start_ns);
-	sqlite3_bind_int64(s, 3, (int64_t)b->width_ns);
-	sqlite3_bind_int64(s, 4, (int64_t)n);
-	sqlite3_bind_blob(s, 5, first > 0 ? (const void *)p->enc : "",
-	    (int)len, SQLITE_STATIC);
-	if (persist_step(p, PS_PUT_BUCKET) != 0)
-		return (-1);
-	for (i = first, part = 1; i < n; i += per, part++) {
-		s = p->stmt[PS_PUT_PART];
-		len = persist_codec_encode(e + i, n - i < per ? n - i : per,
-		    p->enc);
-		bytes += len;
-		sqlite3_bind_int64(s, 1, row * 65536 + part);
-		sqlite3_bind_blob(s, 2, p->enc, (int)len, SQLITE_STATIC);
-		if (persist_step(p, PS_PUT_PART) != 0)
-			return (-1);
-		p->counts.parts_written++;
-	}
 	persist_map_bytes(p, b, bytes);
-	/* A bucket never loses tallies, and a deleted bucket's go with it:
-	 * nothing to delete for one that has none. */
-	if (b->ntallies == 0)
-		return (0);
-	if (b->ntallies * sizeof *b->tallies > PERSIST_MAX_ROW)
-		return (-1);
-	s = p->stmt[PS_PUT_TALLIES];
-	sqlite3_bind_int64(s, 1, row);
-	sqlite3_bind_blob(s, 2, b->tallies,
-	    (int)(b->ntallies * sizeof *b->tallies), SQLITE_STATIC);
-	return (persist_step(p, PS_PUT_TALLIES));
+	return (0);
 }
 
 /* Deletes the dropped buckets' rows and writes the changed ones. */
@@ -3002,14 +3296,8 @@ persist_flush_buckets(struct persist *p, uint64_t *rows)
 			return (-1);
 	}
 	for (i = 0; i < p->ndels; i++) {
-		sqlite3_bind_int64(p->stmt[PS_DEL_BUCKET], 1, p->dels[i]);
-		sqlite3_bind_int64(p->stmt[PS_DEL_TALLIES], 1, p->dels[i]);
-		sqlite3_bind_int64(p->stmt[PS_DEL_PARTS], 1, p->dels[i]);
-		if (persist_step(p, PS_DEL_BUCKET) != 0 ||
-		    persist_step(p, PS_DEL_TALLIES) != 0 ||
-		    persist_step(p, PS_DEL_PARTS) != 0)
+		if (persist_del_row(p, p->dels[i]) != 0)
 			return (-1);
-		p->counts.rows_deleted++;
 	}
 	for (b = store_buckets(p->st); b != NULL; b = b->next) {
 		if (!b->dirty)

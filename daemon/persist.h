@@ -47,6 +47,8 @@ struct persist_counts {
 	uint64_t	cold_unreadable;	/* reads of them that failed */
 	uint64_t	cold_unchecked;		/* of them, left by the load to
 						   check while serving */
+	uint64_t	disk_rollups;		/* pairs of them merged */
+	uint64_t	disk_rollup_failures;
 };
 
 /* What a flush's commit waits for (--sync). */
@@ -94,6 +96,20 @@ void		 persist_expire(struct persist *, uint64_t now_ns,
  * (store_hold_ids) and nothing expires.  1 when all are checked, else 0.
  */
 int		 persist_check_step(struct persist *, size_t budget);
+
+/*
+ * Rolls up buckets only on disk as the store rolls up those in memory
+ * (store_tick), at now_ns: two rows finer than their age's tier inside
+ * one span of it are merged into one row of the tier's width, in a
+ * transaction of their own (a row alone in its span is widened), one
+ * after another
+ * while merges are due, for budget_ms at most (one merge at least); only
+ * while no show reads, and once the load's and the file's checks are
+ * done.  Returns how many merges (and widenings) it made; a failure stops
+ * them for a minute.
+ */
+int		 persist_rollup(struct persist *, uint64_t now_ns,
+		    uint64_t budget_ms);
 
 /*
  * The profiling state (what `profctl start/stop` set), kept in the same

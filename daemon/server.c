@@ -126,6 +126,28 @@ server_conn_share(const struct server_limits *lim)
 	return (lim->max_memory / 100 * CONN_MEMORY_PCT);
 }
 
+/* Tests: PROFD_TEST_TIER_AGES=A0:A1 (seconds) ends the first two tiers at
+ * those ages instead of an hour and a day, so that a test can see buckets
+ * roll up without waiting for them to age. */
+static void
+server_test_tier_ages(struct store_config *c)
+{
+	const char		*env;
+	char			*end;
+	unsigned long long	 a0, a1;
+
+	if ((env = getenv("PROFD_TEST_TIER_AGES")) == NULL)
+		return;
+	a0 = strtoull(env, &end, 10);
+	if (*end != ':')
+		return;
+	a1 = strtoull(end + 1, NULL, 10);
+	if (a0 == 0 || a1 <= a0 || a1 > DEFAULT_TIER1_AGE_S)
+		return;
+	c->tiers[0].until_ns = a0 * 1000000000ull;
+	c->tiers[1].until_ns = a1 * 1000000000ull;
+}
+
 /* The store's configuration from the limits. */
 static void
 server_store_config(const struct server_limits *lim, struct store_config *c)
@@ -141,6 +163,7 @@ server_store_config(const struct server_limits *lim, struct store_config *c)
 	c->tiers[0].until_ns = (uint64_t)DEFAULT_TIER0_AGE_S * s;
 	c->tiers[1].width_ns = w1 * s;
 	c->tiers[1].until_ns = (uint64_t)DEFAULT_TIER1_AGE_S * s;
+	server_test_tier_ages(c);
 	c->tiers[2].width_ns = w2 * s;
 	c->tiers[2].until_ns = UINT64_MAX;
 	c->ntiers = 3;
@@ -221,6 +244,8 @@ server_store_counts(void)
 		daemon_stats.disk_bytes = pc.bytes;
 		daemon_stats.disk_unreadable = pc.cold_unreadable;
 		daemon_stats.disk_unchecked = pc.cold_unchecked;
+		daemon_stats.disk_rollups = pc.disk_rollups;
+		daemon_stats.disk_rollup_failures = pc.disk_rollup_failures;
 	}
 	daemon_stats.rollups = sc.rollups;
 	daemon_stats.sweeps = sc.sweeps;
@@ -300,8 +325,10 @@ server_housekeep(uint64_t now, int force_sweep)
 		server_agent_mark_all();
 		store_sweep_end(server_store);
 	}
-	/* Buckets only on disk: past the retention or --max-disk. */
+	/* Buckets only on disk: past the retention or --max-disk, then
+	 * those finer than their age's tier. */
 	persist_expire(server_persist, now, server_limits.max_disk);
+	persist_rollup(server_persist, now, SERVER_ROLLUP_MS);
 	server_housekeep_persist(now);
 	server_store_counts();
 }

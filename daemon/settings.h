@@ -106,6 +106,9 @@
  * a time (about 1 ms of the loop), every SERVER_CHECK_MS. */
 #define SERVER_CHECK_ENTRIES	16384
 #define SERVER_CHECK_MS		1
+/* Buckets only on disk are rolled up for at most this long a housekeeping
+ * tick (one merge at least, when one is due). */
+#define SERVER_ROLLUP_MS	10
 #define SERVER_TRIM_S		10		/* return freed memory, at most */
 #define SERVER_MMAP_THRESHOLD	(256 << 10)	/* allocations mapped alone */
 /* Shortest WATCHDOG=1 period honoured (half of systemd's WatchdogSec=). */

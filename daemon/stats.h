@@ -58,6 +58,9 @@
 	X(disk_dropped_buckets, "buckets on disk only, dropped for max-disk") \
 	X(disk_bytes, "bytes of the store's file, with its WAL")		\
 	X(disk_unreadable, "reads of buckets only on disk that failed")	\
+	X(disk_rollups, "pairs of buckets only on disk rolled up into one") \
+	X(disk_rollup_failures, "roll-ups on disk that failed (retried a " \
+	    "minute later)")						\
 	X(disk_unchecked, "of those, left unread by the load at start and "	\
 	    "not checked yet")							\
 	X(rollups, "buckets merged into coarser ones")			\

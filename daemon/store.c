@@ -514,6 +514,13 @@ store_tier_for(const struct store *st, uint64_t age_ns)
 	return (&st->cfg.tiers[st->cfg.ntiers - 1]);
 }
 
+/* The width of the tier a bucket of a given age belongs to. */
+uint64_t
+store_tier_width(const struct store *st, uint64_t age_ns)
+{
+	return (store_tier_for(st, age_ns)->width_ns);
+}
+
 /* Finds or creates the open finest-width bucket holding time t. */
 static struct store_bucket *
 store_bucket_for(struct store *st, uint64_t t)
@@ -658,8 +665,9 @@ store_bucket_seal(struct store *st, struct store_bucket *b)
 		st->last = NULL;
 }
 
-/* Merges sorted entries src into sorted dst[0..*n), capacity enough. */
-static size_t
+/* Merges sorted entries a and b into out (room for na + nb), summing
+ * equal keys; returns how many. */
+size_t
 store_merge(struct store_entry *out, const struct store_entry *a, size_t na,
     const struct store_entry *b, size_t nb)
 {
@@ -687,7 +695,7 @@ store_merge(struct store_entry *out, const struct store_entry *a, size_t na,
 }
 
 /* Merges sorted tallies a and b into out, summing equal keys. */
-static size_t
+size_t
 store_merge_tallies(struct store_tally *out, const struct store_tally *a,
     size_t na, const struct store_tally *b, size_t nb)
 {

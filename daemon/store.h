@@ -293,6 +293,13 @@ uint32_t	 store_id_limit(const struct store *, enum store_kind);
 int		 store_cmp_entry(const void *, const void *);
 /* Orders tallies as a bucket keeps them. */
 int		 store_cmp_tally(const void *, const void *);
+size_t		 store_merge(struct store_entry *, const struct store_entry *,
+		    size_t, const struct store_entry *, size_t);
+size_t		 store_merge_tallies(struct store_tally *,
+		    const struct store_tally *, size_t,
+		    const struct store_tally *, size_t);
+/* The bucket width of the tier for an age. */
+uint64_t	 store_tier_width(const struct store *, uint64_t);
 
 /* Buckets, oldest first. */
 struct store_bucket *store_buckets(const struct store *);

@@ -6,7 +6,8 @@
  * reads them all as a query does (the rows, their tallies, their entries
  * a slice at a time).  One input in three is opened with no time to load
  * (every bucket left unread): read before its checks, checked a few
- * entries at a time, swept, and read again.
+ * entries at a time, swept, and read again.  Then what is on disk is
+ * rolled up as if two days had passed, swept and read once more.
  */
 
 #include <glob.h>
@@ -110,6 +111,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		store_sweep_end(st);
 		fuzz_read_cold(p);
 	}
+	while (persist_check_step(p, 1 << 20) == 0)
+		;
+	while (persist_rollup(p, FUZZ_NOW + 2 * 86400 * 1000000000ull,
+	    1000) > 0)
+		;
+	store_sweep_begin(st);
+	store_sweep_end(st);
+	fuzz_read_cold(p);
 	persist_flush(p);
 	persist_close(p);
 	store_free(st);

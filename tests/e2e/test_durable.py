@@ -601,10 +601,72 @@ def test_past_the_memory_cap_old_buckets_stay_on_disk_and_shows_read_them(ctx):
 
 
 @once
+def test_buckets_only_on_disk_roll_up_as_they_age(ctx):
+    """Buckets only on disk roll up as those in memory do: a restart with
+    no time to load leaves 90 one-second buckets on disk; once they are
+    older than the first tier (20 s here instead of an hour,
+    PROFD_TEST_TIER_AGES), profd merges them on disk into rows a minute
+    wide, and every view counts the same samples under the same names,
+    then and after another restart."""
+    state = os.path.join(ctx.tmp, "state")
+    ctx.start_daemon("-s", state, "--bucket", "1s", "--persist-interval",
+                     "1s")
+    a = FakeAgent(ctx.rt, pid=3900, service="aging")
+    threads = [a.thread("w%d" % i) for i in range(4)]
+    stacks = [a.stack(["main", "f%d" % j]) for j in range(30)]
+    now = time.time_ns()
+    want = {}
+    for k in range(90):
+        for j in range(k % 7, 30, 7):
+            a.samples(stacks[j], threads[k % 4], 1 + j % 3,
+                      t_ns=now - (100 - k) * NS)
+            key = "main;f%d" % j
+            want[key] = want.get(key, 0) + 1 + j % 3
+    a.flush()
+    total = sum(want.values())
+    wait_until(lambda: stored(ctx) == total, 20, "%d samples" % total)
+    flushes = ctx.ctl_json("status")["daemon"]["persist_flushes"]
+    wait_until(lambda: ctx.ctl_json("status")["daemon"]["persist_flushes"]
+               > flushes + 1, 10, "two more flushes")
+    a.close()
+    check(ctx.stop_daemon() == 0, "SIGTERM exit")
+    old = ctx.daemon_env
+    ctx.daemon_env = lambda: dict(old(), PROFD_PERSIST_LOAD_MS="0",
+                                  PROFD_TEST_TIER_AGES="20:3600")
+    try:
+        ctx.start_daemon("-s", state, "--bucket", "1s")
+        d = ctx.ctl_json("status")["daemon"]
+        check(d["disk_buckets"] >= 90, "left on disk: %d buckets"
+              % d["disk_buckets"])
+        # 90 s of buckets lie in 2 or 3 minutes.
+        wait_until(lambda: ctx.ctl_json("status")["daemon"]["disk_buckets"]
+                   <= 3, 60, "buckets on disk rolled up into minutes")
+        d = ctx.ctl_json("status")["daemon"]
+        print("  %d rolled up on disk into %d buckets of %d samples, "
+              "%d failures" % (d["disk_rollups"], d["disk_buckets"],
+                               d["disk_samples"], d["disk_rollup_failures"]))
+        check(d["disk_rollups"] > 0 and d["disk_rollup_failures"] == 0 and
+              d["disk_samples"] == total and d["disk_unreadable"] == 0,
+              "status after the roll-ups: %r" % d)
+        got = folded_counts(ctx)
+        check(got == want, "after the roll-ups: %d stacks, wrong: %r" %
+              (len(got), [(k, got.get(k), n) for k, n in want.items()
+                          if got.get(k) != n][:5]))
+        check(ctx.stop_daemon() == 0, "SIGTERM exit")
+    finally:
+        ctx.daemon_env = old
+    ctx.start_daemon("-s", state, "--bucket", "1s")
+    st = ctx.ctl_json("status")
+    check(st["store"]["buckets"] <= 3 and st["daemon"]["disk_buckets"] == 0,
+          "after a restart with room: %r" % st["store"])
+    check(folded_counts(ctx) == want, "after a restart: other stacks")
+
+
+@once
 def test_max_disk_drops_the_oldest_buckets_on_disk_first(ctx):
     state = os.path.join(ctx.tmp, "state")
     ctx.start_daemon("-s", state, "--bucket", "1s", "--max-memory", "16M",
-                     "--max-disk", "6M", "--persist-interval", "1s",
+                     "--max-disk", "2M", "--persist-interval", "1s",
                      "--sweep-interval", "1s")
     a = FakeAgent(ctx.rt, pid=3500, service="disk")
     threads = [a.thread("worker-%d" % i) for i in range(25)]

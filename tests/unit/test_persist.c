@@ -1404,3 +1404,100 @@ Test(persist, bucket_rows_are_compact)
 	    query("SELECT sum(length(entries)) FROM buckets"),
 	    query("SELECT sum(n) FROM buckets"));
 }
+
+/* Opens dir with no time to load, and checks what is left: every bucket
+ * stays on disk, pinned. */
+static struct persist *
+open_all_on_disk(struct store **st)
+{
+	struct store_counts	sa;
+	struct persist		*p;
+
+	p = open_late(st);
+	check_all(p);
+	store_get_counts(*st, &sa);
+	cr_assert_eq(sa.buckets, 0, "%zu buckets loaded", sa.buckets);
+	return (p);
+}
+
+/* Rolls up what is due on disk at now; how many merges it took. */
+static int
+rollup_all(struct persist *p, uint64_t now)
+{
+	int	n, all = 0;
+
+	while ((n = persist_rollup(p, now, 1000)) > 0)
+		all += n;
+	return (all);
+}
+
+Test(persist, buckets_on_disk_roll_up_as_those_in_memory_do)
+{
+	struct store		*a, *b, *c;
+	struct persist		*p;
+	struct persist_counts	 pc, pc2;
+	long long		 rows;
+
+	/* 30 buckets of 10 s over 5 minutes, 40 stacks each. */
+	a = write_filled(40);
+	rows = query("SELECT count(*) FROM buckets");
+	p = open_all_on_disk(&b);
+	persist_get_counts(p, &pc);
+	cr_assert_eq((long long)pc.cold_buckets, rows, "%llu of %lld rows on disk", (unsigned long long)pc.cold_buckets, rows);
+	/* Nothing is due within the hour. */
+	cr_assert_eq(rollup_all(p, NOW + 60 * SEC), 0);
+	/* Two hours on: minutes, as a store in memory rolls them up. */
+	cr_assert_gt(rollup_all(p, NOW + 7200 * SEC), 0);
+	persist_get_counts(p, &pc2);
+	cr_assert_lt(pc2.cold_buckets, pc.cold_buckets);
+	cr_assert_eq(pc2.cold_samples, pc.cold_samples);
+	cr_assert_gt(pc2.disk_rollups, 0);
+	cr_assert_eq(pc2.disk_rollup_failures, 0);
+	/* What the rows name stays pinned through a sweep. */
+	store_sweep_begin(b);
+	store_sweep_end(b);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_close(p);
+	store_free(b);
+	cr_assert_eq(query("SELECT count(*) FROM buckets"),
+	    (long long)pc2.cold_buckets);
+	cr_assert_eq(query("SELECT count(*) FROM buckets WHERE width_ns != "
+	    "60000000000"), 0);
+	store_tick(a, NOW + 7200 * SEC);
+	c = new_store(0);
+	p = open_ok(c, NOW);
+	persist_get_counts(p, &pc);
+	cr_assert_eq(pc.buckets_dropped, 0);
+	assert_same(a, c);
+	persist_close(p);
+	store_free(c);
+	/* Two days on: hours. */
+	p = open_all_on_disk(&b);
+	cr_assert_gt(rollup_all(p, NOW + 2 * 86400 * SEC), 0);
+	persist_close(p);
+	store_free(b);
+	cr_assert_eq(query("SELECT count(*) FROM buckets WHERE width_ns != "
+	    "3600000000000"), 0);
+	store_tick(a, NOW + 2 * 86400 * SEC);
+	c = new_store(0);
+	p = open_ok(c, NOW);
+	assert_same(a, c);
+	persist_close(p);
+	store_free(c);
+	store_free(a);
+}
+
+Test(persist, a_roll_up_on_disk_waits_for_a_show_reading)
+{
+	struct store	*b;
+	struct persist	*p;
+
+	store_free(write_filled(10));
+	p = open_all_on_disk(&b);
+	store_readers(b, 1);
+	cr_assert_eq(rollup_all(p, NOW + 7200 * SEC), 0);
+	store_readers(b, -1);
+	cr_assert_gt(rollup_all(p, NOW + 7200 * SEC), 0);
+	persist_close(p);
+	store_free(b);
+}
