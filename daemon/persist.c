@@ -51,9 +51,10 @@
 
 #define PERSIST_MAX_ROW		(256 << 20)	/* SQLITE_LIMIT_LENGTH */
 #define PERSIST_PARTS_MAX	65535		/* slices of one bucket */
-/* Buckets on disk are rolled up in pairs of at most this many entries
- * (what a merge holds in memory: twice that, 32 bytes each); a step that
- * fails is tried again after PERSIST_ROLLUP_RETRY_MS. */
+/* Buckets on disk are rolled up in pairs of at most this many entries: a
+ * merge runs whole on the event loop (holding four slices of entries
+ * whatever their size); one whose write fails stops them for
+ * PERSIST_ROLLUP_RETRY_MS. */
 #define PERSIST_ROLLUP_ENTRIES	(1u << 20)
 #define PERSIST_ROLLUP_RETRY_MS	60000
 /* Entries of one bucket: as many as raw slices of a full row hold. */
@@ -123,6 +124,7 @@ struct persist_cold {
 	uint64_t	samples;
 	uint64_t	bytes;		/* entries and tallies, about */
 	int		checked;	/* its names checked and pinned */
+	int		stuck;		/* a roll-up could not read it */
 };
 
 /* A bucket's address to its row id. */
@@ -255,6 +257,11 @@ struct persist {
 	size_t			 enc_cap;
 	struct store_entry	*dec;		/* a blob of a cold read */
 	size_t			 dec_cap;
+	struct store_entry	*merge_buf;	/* a roll-up's four slices */
+	int64_t			 at_row, at_part; /* where the last read of */
+	uint64_t		 at_base;	/* a row on disk was */
+	int64_t			 dec_key;	/* the blob dec holds: row id,
+						   or -(part id); 0: none */
 	int			 failing;	/* logged; quiet until ok */
 	int			 incremental;	/* auto_vacuum=INCREMENTAL */
 	char			 why[160];	/* the last failure */
@@ -555,9 +562,14 @@ static int64_t	persist_pragma(struct persist *, const char *);
 static int	persist_scratch(struct persist *, size_t);
 static int	persist_enc(struct persist *, size_t);
 static int	persist_step(struct persist *, enum persist_stmt);
-static int	persist_put_row(struct persist *, int64_t, uint64_t, uint64_t,
-		    const struct store_entry *, size_t,
-		    const struct store_tally *, size_t, uint64_t *);
+static int	persist_put_head(struct persist *, int64_t, uint64_t,
+		    uint64_t, uint64_t, const struct store_entry *, size_t,
+		    uint64_t *);
+static int	persist_put_part(struct persist *, int64_t, int64_t,
+		    const struct store_entry *, size_t, uint64_t *);
+static int	persist_put_tallies(struct persist *, int64_t,
+		    const struct store_tally *, size_t);
+static size_t	persist_per_part(void);
 static int	persist_del_row(struct persist *, int64_t);
 
 /* Adds a bucket only on disk, in start order: 0, or -1 out of memory. */
@@ -591,6 +603,7 @@ persist_cold_add(struct persist *p, int64_t row, uint64_t start,
 	p->cold[at].samples = samples;
 	p->cold[at].bytes = bytes;
 	p->cold[at].checked = checked;
+	p->cold[at].stuck = 0;
 	p->ncold++;
 	/* The row being checked moved up one. */
 	if (p->check.row != 0 && at <= p->check.at)
@@ -656,6 +669,7 @@ persist_cold_blob(struct persist *p, const char *table, int64_t rowid,
 {
 	unsigned char	 head[PERSIST_CODEC_HEAD];
 	sqlite3_blob	*b;
+	int64_t		 key = strcmp(table, "buckets") == 0 ? rowid : -rowid;
 	int		 bytes, rc = -1, compact, k;
 
 	if (sqlite3_blob_open(p->db, "main", table, "entries", rowid, 0,
@@ -672,7 +686,11 @@ persist_cold_blob(struct persist *p, const char *table, int64_t rowid,
 	else if (!compact)
 		rc = sqlite3_blob_read(b, to, (int)(n * sizeof *to),
 		    (int)(from * sizeof *to)) == SQLITE_OK ? 0 : -1;
-	else if (*have <= PERSIST_CODEC_BLOCK &&
+	else if (p->dec_key == key) {
+		/* Decoded by the last read (rows on disk never change). */
+		memcpy(to, p->dec + from, n * sizeof *to);
+		rc = 0;
+	} else if (*have <= PERSIST_CODEC_BLOCK &&
 	    persist_enc(p, (size_t)bytes) == 0 &&
 	    sqlite3_blob_read(b, p->enc, bytes, 0) == SQLITE_OK) {
 		if (p->dec_cap < *have) {
@@ -683,8 +701,10 @@ persist_cold_blob(struct persist *p, const char *table, int64_t rowid,
 				goto out;
 			p->dec_cap = PERSIST_CODEC_BLOCK;
 		}
+		p->dec_key = 0;
 		if (persist_codec_decode(p->enc, (size_t)bytes, p->dec,
 		    *have) == 0) {
+			p->dec_key = key;
 			memcpy(to, p->dec + from, n * sizeof *to);
 			rc = 0;
 		}
@@ -761,23 +781,33 @@ persist_cold_read(void *arg, const struct query_cold_row *r, uint64_t from,
 	return (-1);
 }
 
-/* persist_cold_read, without a word. */
+/* persist_cold_read, without a word.  Slices are read in order: where the
+ * last read of a row ended is remembered, so that reading a row whole
+ * opens each slice once or twice, not once per slice before it. */
 static int
 persist_cold_entries(struct persist *p, const struct query_cold_row *r,
     uint64_t from, struct store_entry *to, size_t n)
 {
 	uint64_t	 base = 0, have, k;
-	int64_t		 part;
+	int64_t		 part = 0;
 
 	if (p->db == NULL || from + n > r->n)
 		return (-1);
-	for (part = 0; n > 0 && part <= PERSIST_PARTS_MAX; part++) {
+	/* Rows on disk never change, and their ids are never given again. */
+	if (p->at_row == r->row && from >= p->at_base) {
+		part = p->at_part;
+		base = p->at_base;
+	}
+	for (; n > 0 && part <= PERSIST_PARTS_MAX; part++) {
 		/* How many this slice holds, first. */
 		if (persist_cold_blob(p, part == 0 ? "buckets" :
 		    "bucket_parts", part == 0 ? r->row : r->row * 65536 + part,
 		    0, NULL, 0, &have) != 0)
 			return (-1);
 		if (from < base + have) {
+			p->at_row = r->row;
+			p->at_part = part;
+			p->at_base = base;
 			k = base + have - from < n ? base + have - from : n;
 			if (persist_cold_blob(p, part == 0 ? "buckets" :
 			    "bucket_parts", part == 0 ? r->row :
@@ -990,80 +1020,6 @@ persist_expire(struct persist *p, uint64_t now_ns, uint64_t max_disk)
 
 /* -- rolling up buckets on disk ------------------------------------------ */
 
-/* Pins what n entries and nt tallies name: 0, or -1 with none pinned. */
-static int
-persist_pin_all(struct persist *p, const struct store_entry *e, size_t n,
-    const struct store_tally *t, size_t nt)
-{
-	size_t	i, j;
-
-	for (i = 0; i < n; i++) {
-		if (store_pin(p->st, STORE_THREAD, e[i].thread) != 0)
-			goto undo;
-		if (store_pin(p->st, STORE_STACK, e[i].stack) != 0) {
-			store_unpin(p->st, STORE_THREAD, e[i].thread);
-			goto undo;
-		}
-	}
-	for (j = 0; j < nt; j++) {
-		if (store_pin(p->st, STORE_INSTANCE, t[j].instance) != 0) {
-			while (j-- > 0)
-				store_unpin(p->st, STORE_INSTANCE,
-				    t[j].instance);
-			goto undo;
-		}
-	}
-	return (0);
-undo:
-	while (i-- > 0) {
-		store_unpin(p->st, STORE_THREAD, e[i].thread);
-		store_unpin(p->st, STORE_STACK, e[i].stack);
-	}
-	return (-1);
-}
-
-/* Unpins what n entries and nt tallies name. */
-static void
-persist_unpin_all(struct persist *p, const struct store_entry *e, size_t n,
-    const struct store_tally *t, size_t nt)
-{
-	size_t	i;
-
-	for (i = 0; i < n; i++) {
-		store_unpin(p->st, STORE_THREAD, e[i].thread);
-		store_unpin(p->st, STORE_STACK, e[i].stack);
-	}
-	for (i = 0; i < nt; i++)
-		store_unpin(p->st, STORE_INSTANCE, t[i].instance);
-}
-
-/* A bucket on disk read whole: its entries and tallies (malloc'd). */
-struct persist_whole {
-	struct store_entry	*e;
-	struct store_tally	*t;
-	size_t			 nt;
-};
-
-static int
-persist_whole_read(struct persist *p, const struct persist_cold *c,
-    struct persist_whole *w)
-{
-	struct query_cold_row	r;
-
-	persist_cold_row(c, &r);
-	w->t = NULL;
-	w->nt = 0;
-	if ((w->e = malloc((c->n > 0 ? c->n : 1) * sizeof *w->e)) == NULL)
-		return (-1);
-	if ((c->n > 0 && persist_cold_entries(p, &r, 0, w->e,
-	    (size_t)c->n) != 0) || persist_cold_tallies(p, &r, &w->t,
-	    &w->nt) != 0) {
-		free(w->e);
-		return (-1);
-	}
-	return (0);
-}
-
 /*
  * Finds what to roll up on disk: in a span of its age's tier that holds
  * more than one bucket, the two smallest (at *a < *b), so that each entry
@@ -1083,6 +1039,8 @@ persist_rollup_find(const struct persist *p, uint64_t now, size_t *a,
 		c = &p->cold[i];
 		if (now < c->start_ns)
 			break;
+		if (c->stuck)
+			continue;
 		w = store_tier_width(p->st, now - c->start_ns);
 		s = c->start_ns - c->start_ns % w;
 		if (c->width_ns > w || c->start_ns + c->width_ns > s + w)
@@ -1095,7 +1053,7 @@ persist_rollup_find(const struct persist *p, uint64_t now, size_t *a,
 		for (j = first; j < p->ncold && p->cold[j].start_ns < s + w;
 		    j++) {
 			d = &p->cold[j];
-			if (d->start_ns + d->width_ns > s + w)
+			if (d->stuck || d->start_ns + d->width_ns > s + w)
 				continue;
 			if (x == SIZE_MAX || d->n < p->cold[x].n) {
 				y = x;
@@ -1106,7 +1064,8 @@ persist_rollup_find(const struct persist *p, uint64_t now, size_t *a,
 		*start = s;
 		*width = w;
 		if (y == SIZE_MAX) {
-			if (c->width_ns == w)
+			/* Widened, it must still sort first of its span. */
+			if (c->width_ns == w || first != i)
 				continue;
 			*a = *b = i;
 			return (0);
@@ -1138,53 +1097,229 @@ persist_rollup_widen(struct persist *p, size_t i, uint64_t start,
 	return (0);
 }
 
+/* A bucket on disk read in order a slice at a time, for a merge. */
+struct persist_cursor {
+	struct query_cold_row	 r;
+	uint64_t		 at;	/* next entry to read */
+	uint64_t		 end;	/* entries to take */
+	struct store_entry	*buf;	/* QUERY_COLD_SLICE of them */
+	size_t			 i, k;	/* buf[i, k) not taken yet */
+};
+
+/* The cursor's next entry: 0 and *e, 1 at its end, or -1 if unreadable. */
+static int
+persist_cursor_head(struct persist *p, struct persist_cursor *c,
+    const struct store_entry **e)
+{
+	uint64_t	k;
+
+	if (c->i == c->k) {
+		if (c->at == c->end)
+			return (1);
+		k = c->end - c->at < QUERY_COLD_SLICE ? c->end - c->at :
+		    QUERY_COLD_SLICE;
+		if (persist_cold_entries(p, &c->r, c->at, c->buf,
+		    (size_t)k) != 0)
+			return (-1);
+		c->at += k;
+		c->i = 0;
+		c->k = (size_t)k;
+	}
+	*e = &c->buf[c->i];
+	return (0);
+}
+
+/* What a merge does with the entries it makes and takes. */
+struct persist_merge {
+	int			 undo;	/* unpin made, pin taken */
+	int64_t			 row;	/* written: this row's slices */
+	size_t			 per;	/* entries a slice */
+	struct store_entry	*out;	/* the slice being made */
+	struct store_entry	*head;	/* the row's own slice, kept */
+	size_t			 nout, nhead;
+	int64_t			 part;
+	uint64_t		 n, bytes;
+	struct store_entry	 last;	/* the last one made */
+	int			 failed;	/* a write failed */
+	int			 bad;		/* the rows are out of order */
+};
+
+/* A merged entry: pinned and written, or (undo) unpinned. */
+static void
+persist_merge_emit(struct persist *p, struct persist_merge *m,
+    const struct store_entry *e)
+{
+	struct store_entry	*t;
+
+	m->n++;
+	if (m->undo) {
+		store_unpin(p->st, STORE_THREAD, e->thread);
+		store_unpin(p->st, STORE_STACK, e->stack);
+		return;
+	}
+	/* Every id a merged entry names is pinned by the entries it came
+	 * from: a pin cannot fail here, short of a bug.  Rows out of order
+	 * (damaged) would merge into one that cannot be read: refused. */
+	if (store_pin(p->st, STORE_THREAD, e->thread) != 0 ||
+	    store_pin(p->st, STORE_STACK, e->stack) != 0)
+		m->failed = 1;
+	if (m->n > 1 && store_cmp_entry(&m->last, e) >= 0)
+		m->bad = 1;
+	m->last = *e;
+	m->out[m->nout++] = *e;
+	if (m->nout < m->per)
+		return;
+	if (m->head != NULL && m->nhead == 0) {
+		/* The first slice goes in the row, written last. */
+		t = m->head;
+		m->head = m->out;
+		m->out = t;
+		m->nhead = m->nout;
+	} else if (persist_put_part(p, m->row, ++m->part, m->out, m->nout,
+	    &m->bytes) != 0)
+		m->failed = 1;
+	m->nout = 0;
+}
+
+/* A taken entry: unpinned, or (undo) pinned again. */
+static void
+persist_merge_take(struct persist *p, const struct persist_merge *m,
+    const struct store_entry *e)
+{
+	if (m->undo) {
+		(void)store_pin(p->st, STORE_THREAD, e->thread);
+		(void)store_pin(p->st, STORE_STACK, e->stack);
+	} else {
+		store_unpin(p->st, STORE_THREAD, e->thread);
+		store_unpin(p->st, STORE_STACK, e->stack);
+	}
+}
+
 /*
- * Merges the buckets on disk at a < b into one row of [start, +width):
- * written and the two deleted in one transaction, what it names pinned
- * before, what they named unpinned after.
+ * Merges two cursors' entries in the store's order, summing equal keys
+ * (as store_merge does): 0, or -1 if one could not be read.
+ */
+static int
+persist_merge_run(struct persist *p, struct persist_cursor *x,
+    struct persist_cursor *y, struct persist_merge *m)
+{
+	const struct store_entry	*a, *b;
+	struct store_entry		 e;
+	int				 ra, rb, c;
+
+	for (;;) {
+		if ((ra = persist_cursor_head(p, x, &a)) < 0 ||
+		    (rb = persist_cursor_head(p, y, &b)) < 0)
+			return (-1);
+		if (ra == 1 && rb == 1)
+			return (0);
+		c = ra == 1 ? 1 : rb == 1 ? -1 : store_cmp_entry(a, b);
+		if (c <= 0) {
+			e = *a;
+			persist_merge_take(p, m, a);
+			x->i++;
+			if (c == 0) {
+				e.count += b->count;
+				e.weight_us += b->weight_us;
+				persist_merge_take(p, m, b);
+				y->i++;
+			}
+		} else {
+			e = *b;
+			persist_merge_take(p, m, b);
+			y->i++;
+		}
+		persist_merge_emit(p, m, &e);
+	}
+}
+
+/* Points a cursor at the first `end` entries of the bucket on disk c. */
+static void
+persist_cursor_set(struct persist_cursor *cur, const struct persist_cold *c,
+    uint64_t end, struct store_entry *buf)
+{
+	persist_cold_row(c, &cur->r);
+	cur->at = 0;
+	cur->end = end;
+	cur->buf = buf;
+	cur->i = cur->k = 0;
+}
+
+/*
+ * Merges the buckets on disk at a < b into one row of [start, +width), a
+ * slice at a time (what it holds: four slices), in one transaction that
+ * writes it and deletes the two.  As entries are merged, what the merged
+ * row names is pinned and what the two named unpinned; a failure rolls
+ * back and merges again what was taken, undoing both.  0; -1 if a write
+ * failed; -2 if the two cannot be merged (unreadable, out of order).
  */
 static int
 persist_rollup_merge(struct persist *p, size_t a, size_t b, uint64_t start,
     uint64_t width)
 {
-	struct persist_whole	 x, y;
-	struct store_entry	*e = NULL;
-	struct store_tally	*t = NULL;
-	size_t			 n, nt;
-	uint64_t		 samples, bytes, deleted = p->counts.rows_deleted;
-	int64_t			 row = p->next_row;
-	int			 rc = -1;
+	struct persist_cursor	 x, y;
+	struct persist_merge	 m;
+	struct query_cold_row	 r;
+	struct store_tally	*tx = NULL, *ty = NULL, *t = NULL;
+	size_t			 ntx = 0, nty = 0, nt = 0, i;
+	uint64_t		 samples, deleted = p->counts.rows_deleted, tb;
+	int			 rc = -1, begun = 0, read;
 
-	if (persist_whole_read(p, &p->cold[a], &x) != 0)
+	if (p->merge_buf == NULL && (p->merge_buf = malloc(4 *
+	    QUERY_COLD_SLICE * sizeof *p->merge_buf)) == NULL)
 		return (-1);
-	if (persist_whole_read(p, &p->cold[b], &y) != 0) {
-		free(x.e);
-		free(x.t);
-		return (-1);
+	persist_cold_row(&p->cold[a], &r);
+	if (persist_cold_tallies(p, &r, &tx, &ntx) != 0)
+		return (-2);
+	persist_cold_row(&p->cold[b], &r);
+	if (persist_cold_tallies(p, &r, &ty, &nty) != 0) {
+		rc = -2;
+		goto out;
 	}
-	n = (size_t)(p->cold[a].n + p->cold[b].n);
-	nt = x.nt + y.nt;
-	if ((e = malloc((n > 0 ? n : 1) * sizeof *e)) == NULL ||
-	    (t = malloc((nt > 0 ? nt : 1) * sizeof *t)) == NULL)
+	if ((t = malloc((ntx + nty + 1) * sizeof *t)) == NULL)
 		goto out;
-	n = store_merge(e, x.e, (size_t)p->cold[a].n, y.e,
-	    (size_t)p->cold[b].n);
-	nt = store_merge_tallies(t, x.t, x.nt, y.t, y.nt);
-	if (persist_pin_all(p, e, n, t, nt) != 0)
-		goto out;
+	nt = store_merge_tallies(t, tx, ntx, ty, nty);
+	memset(&m, 0, sizeof m);
+	m.row = p->next_row;
+	m.per = persist_per_part();
+	if (m.per > QUERY_COLD_SLICE)
+		m.per = QUERY_COLD_SLICE;
+	m.out = p->merge_buf + 2 * QUERY_COLD_SLICE;
+	m.head = p->merge_buf + 3 * QUERY_COLD_SLICE;
+	persist_cursor_set(&x, &p->cold[a], p->cold[a].n, p->merge_buf);
+	persist_cursor_set(&y, &p->cold[b], p->cold[b].n,
+	    p->merge_buf + QUERY_COLD_SLICE);
 	if (persist_step(p, PS_BEGIN) != 0)
-		goto unpin;
-	if (persist_put_row(p, row, start, width, e, n, t, nt, &bytes) != 0 ||
+		goto undo;
+	begun = 1;
+	if ((read = persist_merge_run(p, &x, &y, &m)) != 0 || m.bad ||
+	    m.failed) {
+		if (read != 0 || m.bad)
+			rc = -2;
+		goto undo;
+	}
+	if (m.nhead == 0) {
+		/* One slice in all: it is the row's own. */
+		m.head = m.out;
+		m.nhead = m.nout;
+		m.nout = 0;
+	} else if (m.nout > 0 && persist_put_part(p, m.row, ++m.part, m.out,
+	    m.nout, &m.bytes) != 0)
+		goto undo;
+	if (persist_put_head(p, m.row, start, width, m.n, m.head, m.nhead,
+	    &m.bytes) != 0 || persist_put_tallies(p, m.row, t, nt) != 0 ||
 	    persist_del_row(p, p->cold[a].row) != 0 ||
 	    persist_del_row(p, p->cold[b].row) != 0 ||
-	    persist_step(p, PS_COMMIT) != 0) {
-		persist_step(p, PS_ROLLBACK);
-		p->counts.rows_deleted = deleted;
-		goto unpin;
-	}
+	    persist_step(p, PS_COMMIT) != 0)
+		goto undo;
+	for (i = 0; i < nt; i++)
+		(void)store_pin(p->st, STORE_INSTANCE, t[i].instance);
+	for (i = 0; i < ntx; i++)
+		store_unpin(p->st, STORE_INSTANCE, tx[i].instance);
+	for (i = 0; i < nty; i++)
+		store_unpin(p->st, STORE_INSTANCE, ty[i].instance);
 	p->next_row++;
-	persist_unpin_all(p, x.e, (size_t)p->cold[a].n, x.t, x.nt);
-	persist_unpin_all(p, y.e, (size_t)p->cold[b].n, y.t, y.nt);
+	p->counts.parts_written += (uint64_t)m.part;
 	samples = p->cold[a].samples + p->cold[b].samples;
 	memmove(&p->cold[b], &p->cold[b + 1], (p->ncold - b - 1) *
 	    sizeof *p->cold);
@@ -1192,20 +1327,29 @@ persist_rollup_merge(struct persist *p, size_t a, size_t b, uint64_t start,
 	    sizeof *p->cold);
 	p->ncold -= 2;
 	p->counts.cold_samples -= samples;
+	tb = nt * sizeof *t;
 	/* Room for it: two rows just left the list. */
-	(void)persist_cold_add(p, row, start, width, n, samples, bytes +
-	    nt * sizeof *t, 1);
+	(void)persist_cold_add(p, m.row, start, width, m.n, samples,
+	    m.bytes + tb, 1);
 	p->counts.disk_rollups++;
 	rc = 0;
 	goto out;
-unpin:
-	persist_unpin_all(p, e, n, t, nt);
+undo:
+	if (begun)
+		persist_step(p, PS_ROLLBACK);
+	p->counts.rows_deleted = deleted;
+	/* Merge again what was taken, pinning it back and unpinning what
+	 * was made of it (the rows are as they were). */
+	m.undo = 1;
+	persist_cursor_set(&x, &p->cold[a], x.at - (x.k - x.i), x.buf);
+	persist_cursor_set(&y, &p->cold[b], y.at - (y.k - y.i), y.buf);
+	if (persist_merge_run(p, &x, &y, &m) != 0)
+		log_warn("%s: a roll-up on disk failed and what it read "
+		    "cannot be read again: some definitions stay pinned",
+		    p->path);
 out:
-	free(x.e);
-	free(x.t);
-	free(y.e);
-	free(y.t);
-	free(e);
+	free(tx);
+	free(ty);
 	free(t);
 	return (rc);
 }
@@ -1215,10 +1359,13 @@ persist_rollup(struct persist *p, uint64_t now_ns, uint64_t budget_ms)
 {
 	uint64_t	start, width, t0;
 	size_t		a, b;
-	int		n = 0;
+	int		n = 0, rc;
 
+	/* Not before the file is known sound, its rows all checked, and its
+	 * schema raised (by a flush) to what a merged row is written in. */
 	if (p == NULL || p->db == NULL || p->damaged || p->defer ||
-	    p->qc_running || p->unchecked > 0 || store_busy(p->st))
+	    p->qc_running || p->unchecked > 0 || p->schema_old ||
+	    store_busy(p->st))
 		return (0);
 	t0 = persist_ms();
 	if (t0 < p->rollup_retry_ms)
@@ -1227,8 +1374,15 @@ persist_rollup(struct persist *p, uint64_t now_ns, uint64_t budget_ms)
 		if (persist_rollup_find(p, now_ns, &a, &b, &start, &width) !=
 		    0)
 			break;
-		if ((a == b ? persist_rollup_widen(p, a, start, width) :
-		    persist_rollup_merge(p, a, b, start, width)) != 0) {
+		rc = a == b ? persist_rollup_widen(p, a, start, width) :
+		    persist_rollup_merge(p, a, b, start, width);
+		if (rc == -2) {
+			/* Left as they are, for good: the rest goes on. */
+			p->cold[a].stuck = p->cold[b].stuck = 1;
+			p->counts.disk_rollup_failures++;
+			continue;
+		}
+		if (rc != 0) {
 			p->rollup_retry_ms = persist_ms() +
 			    PERSIST_ROLLUP_RETRY_MS;
 			p->counts.disk_rollup_failures++;
@@ -2131,9 +2285,11 @@ persist_blob_count(const void *blob, int bytes, uint64_t *n)
 {
 	int	compact;
 
-	if (bytes < 0 || (bytes > 0 && blob == NULL))
+	if (bytes < 0 || (bytes > 0 && blob == NULL) ||
+	    persist_codec_count(blob, (size_t)bytes, n, &compact) != 0)
 		return (-1);
-	return (persist_codec_count(blob, (size_t)bytes, n, &compact));
+	/* profd writes no more in a compact blob. */
+	return (compact && *n > PERSIST_CODEC_BLOCK ? -1 : 0);
 }
 
 /* The entries a row or part of a bucket holds, per persist_max_row. */
@@ -3173,55 +3329,92 @@ persist_flush_instances(struct persist *p, uint64_t *rows)
 }
 
 /*
- * Writes a bucket row: n sorted entries and nt tallies; the bytes its
- * entries take in *bytes.  The row holds n (all) and the first slice; the
- * other slices go in bucket_parts (a row is only ever rewritten with more:
- * nothing to delete).  Each slice is a compact blob of its own.  A bucket
- * never loses tallies, and a deleted bucket's go with it: nothing to
- * delete for one that has none.
+ * A bucket row is its head, which holds its count n (all its entries) and
+ * its first slice, then its other slices, each a compact blob of its own,
+ * in bucket_parts (a row is only ever rewritten with more: nothing to
+ * delete), then its tallies.  Each writer adds the bytes it wrote to
+ * *bytes.
  */
+static int
+persist_put_head(struct persist *p, int64_t row, uint64_t start,
+    uint64_t width, uint64_t n, const struct store_entry *e, size_t k,
+    uint64_t *bytes)
+{
+	sqlite3_stmt	*s = p->stmt[PS_PUT_BUCKET];
+	size_t		 len = 0;
+
+	if (k > 0) {
+		if (persist_enc(p, persist_codec_bound(k)) != 0)
+			return (-1);
+		len = persist_codec_encode(e, k, p->enc);
+	}
+	*bytes += len;
+	sqlite3_bind_int64(s, 1, row);
+	sqlite3_bind_int64(s, 2, (int64_t)start);
+	sqlite3_bind_int64(s, 3, (int64_t)width);
+	sqlite3_bind_int64(s, 4, (int64_t)n);
+	sqlite3_bind_blob(s, 5, k > 0 ? (const void *)p->enc : "", (int)len,
+	    SQLITE_STATIC);
+	return (persist_step(p, PS_PUT_BUCKET));
+}
+
+static int
+persist_put_part(struct persist *p, int64_t row, int64_t part,
+    const struct store_entry *e, size_t k, uint64_t *bytes)
+{
+	sqlite3_stmt	*s = p->stmt[PS_PUT_PART];
+	size_t		 len;
+
+	if (part > PERSIST_PARTS_MAX ||
+	    persist_enc(p, persist_codec_bound(k)) != 0)
+		return (-1);
+	len = persist_codec_encode(e, k, p->enc);
+	*bytes += len;
+	sqlite3_bind_int64(s, 1, row * 65536 + part);
+	sqlite3_bind_blob(s, 2, p->enc, (int)len, SQLITE_STATIC);
+	return (persist_step(p, PS_PUT_PART));
+}
+
+/* A bucket never loses tallies, and a deleted bucket's go with it:
+ * nothing to delete for one that has none. */
+static int
+persist_put_tallies(struct persist *p, int64_t row,
+    const struct store_tally *t, size_t nt)
+{
+	sqlite3_stmt	*s = p->stmt[PS_PUT_TALLIES];
+
+	if (nt == 0)
+		return (0);
+	if (nt * sizeof *t > PERSIST_MAX_ROW)
+		return (-1);
+	sqlite3_bind_int64(s, 1, row);
+	sqlite3_bind_blob(s, 2, t, (int)(nt * sizeof *t), SQLITE_STATIC);
+	return (persist_step(p, PS_PUT_TALLIES));
+}
+
+/* Writes a bucket row: n sorted entries and nt tallies; the bytes its
+ * entries take in *bytes. */
 static int
 persist_put_row(struct persist *p, int64_t row, uint64_t start,
     uint64_t width, const struct store_entry *e, size_t n,
     const struct store_tally *t, size_t nt, uint64_t *bytes)
 {
-	sqlite3_stmt	*s = p->stmt[PS_PUT_BUCKET];
-	size_t		 i, per, first, len;
+	size_t		 i, per, first;
 	int64_t		 part;
 
 	per = persist_per_part();
 	first = n < per ? n : per;
+	*bytes = 0;
 	if (n > per * (PERSIST_PARTS_MAX + 1) ||
-	    nt * sizeof *t > PERSIST_MAX_ROW ||
-	    persist_enc(p, persist_codec_bound(per)) != 0)
-		return (-1);
-	len = first > 0 ? persist_codec_encode(e, first, p->enc) : 0;
-	*bytes = len;
-	sqlite3_bind_int64(s, 1, row);
-	sqlite3_bind_int64(s, 2, (int64_t)start);
-	sqlite3_bind_int64(s, 3, (int64_t)width);
-	sqlite3_bind_int64(s, 4, (int64_t)n);
-	sqlite3_bind_blob(s, 5, first > 0 ? (const void *)p->enc : "",
-	    (int)len, SQLITE_STATIC);
-	if (persist_step(p, PS_PUT_BUCKET) != 0)
+	    persist_put_head(p, row, start, width, n, e, first, bytes) != 0)
 		return (-1);
 	for (i = first, part = 1; i < n; i += per, part++) {
-		s = p->stmt[PS_PUT_PART];
-		len = persist_codec_encode(e + i, n - i < per ? n - i : per,
-		    p->enc);
-		*bytes += len;
-		sqlite3_bind_int64(s, 1, row * 65536 + part);
-		sqlite3_bind_blob(s, 2, p->enc, (int)len, SQLITE_STATIC);
-		if (persist_step(p, PS_PUT_PART) != 0)
+		if (persist_put_part(p, row, part, e + i, n - i < per ? n - i :
+		    per, bytes) != 0)
 			return (-1);
 		p->counts.parts_written++;
 	}
-	if (nt == 0)
-		return (0);
-	s = p->stmt[PS_PUT_TALLIES];
-	sqlite3_bind_int64(s, 1, row);
-	sqlite3_bind_blob(s, 2, t, (int)(nt * sizeof *t), SQLITE_STATIC);
-	return (persist_step(p, PS_PUT_TALLIES));
+	return (persist_put_tallies(p, row, t, nt));
 }
 
 /* Deletes a bucket row, its slices and its tallies. */
@@ -3517,6 +3710,7 @@ persist_close(struct persist *p)
 	free(p->scratch);
 	free(p->enc);
 	free(p->dec);
+	free(p->merge_buf);
 	free(p->cold);
 	free(p->path);
 	free(p);

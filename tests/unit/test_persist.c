@@ -1501,3 +1501,52 @@ Test(persist, a_roll_up_on_disk_waits_for_a_show_reading)
 	persist_close(p);
 	store_free(b);
 }
+
+Test(persist, raw_rows_of_a_schema_1_file_roll_up_once_a_flush_raised_it)
+{
+	struct store	*a, *b, *c;
+	struct persist	*p;
+
+	a = write_filled(40);
+	rewrite_raw();
+	run_sql("UPDATE meta SET version = 1");
+	p = open_all_on_disk(&b);
+	/* A merged row is compact: not in a file an older profd reads. */
+	cr_assert_eq(rollup_all(p, NOW + 7200 * SEC), 0);
+	cr_assert_eq(persist_flush(p), 0);
+	cr_assert_eq(query("SELECT version FROM meta"), PERSIST_SCHEMA);
+	cr_assert_gt(rollup_all(p, NOW + 7200 * SEC), 0);
+	persist_close(p);
+	store_free(b);
+	store_tick(a, NOW + 7200 * SEC);
+	c = new_store(0);
+	p = open_ok(c, NOW);
+	assert_same(a, c);
+	persist_close(p);
+	store_free(c);
+	store_free(a);
+}
+
+Test(persist, buckets_in_slices_roll_up_on_disk_a_slice_at_a_time)
+{
+	struct store	*a, *b, *c;
+	struct persist	*p;
+
+	/* 102 entries a slice: each bucket of 200 is two, a minute twelve. */
+	setenv("PROFD_PERSIST_MAX_ROW", "4096", 1);
+	a = write_filled(200);
+	p = open_all_on_disk(&b);
+	cr_assert_gt(rollup_all(p, NOW + 7200 * SEC), 0);
+	persist_close(p);
+	store_free(b);
+	cr_assert_gt(query("SELECT count(*) FROM bucket_parts"),
+	    query("SELECT count(*) FROM buckets"));
+	store_tick(a, NOW + 7200 * SEC);
+	c = new_store(0);
+	p = open_ok(c, NOW);
+	assert_same(a, c);
+	persist_close(p);
+	store_free(c);
+	store_free(a);
+	unsetenv("PROFD_PERSIST_MAX_ROW");
+}
