@@ -127,6 +127,15 @@ struct persist_cold {
 	int		stuck;		/* a roll-up could not read it */
 };
 
+/* Where a read of a row on disk was: the slice, and its first entry's
+ * index.  Rows on disk never change, and their ids are never given
+ * again. */
+struct persist_pos {
+	int64_t		row;		/* 0: none */
+	int64_t		part;
+	uint64_t	base;
+};
+
 /* A bucket's address to its row id. */
 struct persist_slot {
 	const struct store_bucket	*b;	/* NULL: empty */
@@ -258,8 +267,8 @@ struct persist {
 	struct store_entry	*dec;		/* a blob of a cold read */
 	size_t			 dec_cap;
 	struct store_entry	*merge_buf;	/* a roll-up's four slices */
-	int64_t			 at_row, at_part; /* where the last read of */
-	uint64_t		 at_base;	/* a row on disk was */
+	struct persist_pos	 pos;		/* where the last read of a row
+						   on disk was */
 	int64_t			 dec_key;	/* the blob dec holds: row id,
 						   or -(part id); 0: none */
 	int			 failing;	/* logged; quiet until ok */
@@ -726,6 +735,9 @@ persist_past_file(const struct persist *p, const struct store_entry *e)
 static int	persist_cold_entries(struct persist *,
 		    const struct query_cold_row *, uint64_t,
 		    struct store_entry *, size_t);
+static int	persist_cold_entries_at(struct persist *,
+		    const struct query_cold_row *, uint64_t,
+		    struct store_entry *, size_t, struct persist_pos *);
 
 /* A bucket on disk a query could not read: one log line a minute. */
 static void
@@ -781,22 +793,29 @@ persist_cold_read(void *arg, const struct query_cold_row *r, uint64_t from,
 	return (-1);
 }
 
-/* persist_cold_read, without a word.  Slices are read in order: where the
- * last read of a row ended is remembered, so that reading a row whole
- * opens each slice once or twice, not once per slice before it. */
+/* persist_cold_read, without a word. */
 static int
 persist_cold_entries(struct persist *p, const struct query_cold_row *r,
     uint64_t from, struct store_entry *to, size_t n)
+{
+	return (persist_cold_entries_at(p, r, from, to, n, &p->pos));
+}
+
+/* The same, starting at the slice where *pos says the last read of the
+ * row was (and noting where this one ends), so that reading a row whole
+ * opens each slice once or twice, not once per slice before it. */
+static int
+persist_cold_entries_at(struct persist *p, const struct query_cold_row *r,
+    uint64_t from, struct store_entry *to, size_t n, struct persist_pos *pos)
 {
 	uint64_t	 base = 0, have, k;
 	int64_t		 part = 0;
 
 	if (p->db == NULL || from + n > r->n)
 		return (-1);
-	/* Rows on disk never change, and their ids are never given again. */
-	if (p->at_row == r->row && from >= p->at_base) {
-		part = p->at_part;
-		base = p->at_base;
+	if (pos->row == r->row && from >= pos->base) {
+		part = pos->part;
+		base = pos->base;
 	}
 	for (; n > 0 && part <= PERSIST_PARTS_MAX; part++) {
 		/* How many this slice holds, first. */
@@ -805,9 +824,9 @@ persist_cold_entries(struct persist *p, const struct query_cold_row *r,
 		    0, NULL, 0, &have) != 0)
 			return (-1);
 		if (from < base + have) {
-			p->at_row = r->row;
-			p->at_part = part;
-			p->at_base = base;
+			pos->row = r->row;
+			pos->part = part;
+			pos->base = base;
 			k = base + have - from < n ? base + have - from : n;
 			if (persist_cold_blob(p, part == 0 ? "buckets" :
 			    "bucket_parts", part == 0 ? r->row :
@@ -1104,6 +1123,7 @@ struct persist_cursor {
 	uint64_t		 end;	/* entries to take */
 	struct store_entry	*buf;	/* QUERY_COLD_SLICE of them */
 	size_t			 i, k;	/* buf[i, k) not taken yet */
+	struct persist_pos	 pos;
 };
 
 /* The cursor's next entry: 0 and *e, 1 at its end, or -1 if unreadable. */
@@ -1118,8 +1138,8 @@ persist_cursor_head(struct persist *p, struct persist_cursor *c,
 			return (1);
 		k = c->end - c->at < QUERY_COLD_SLICE ? c->end - c->at :
 		    QUERY_COLD_SLICE;
-		if (persist_cold_entries(p, &c->r, c->at, c->buf,
-		    (size_t)k) != 0)
+		if (persist_cold_entries_at(p, &c->r, c->at, c->buf,
+		    (size_t)k, &c->pos) != 0)
 			return (-1);
 		c->at += k;
 		c->i = 0;
@@ -1140,8 +1160,9 @@ struct persist_merge {
 	int64_t			 part;
 	uint64_t		 n, bytes;
 	struct store_entry	 last;	/* the last one made */
-	int			 failed;	/* a write failed */
+	int			 failed;	/* a write or pin failed */
 	int			 bad;		/* the rows are out of order */
+	uint64_t		 unpinned;	/* made, its pins failed: n */
 };
 
 /* A merged entry: pinned and written, or (undo) unpinned. */
@@ -1153,6 +1174,8 @@ persist_merge_emit(struct persist *p, struct persist_merge *m,
 
 	m->n++;
 	if (m->undo) {
+		if (m->n == m->unpinned)
+			return;
 		store_unpin(p->st, STORE_THREAD, e->thread);
 		store_unpin(p->st, STORE_STACK, e->stack);
 		return;
@@ -1160,12 +1183,22 @@ persist_merge_emit(struct persist *p, struct persist_merge *m,
 	/* Every id a merged entry names is pinned by the entries it came
 	 * from: a pin cannot fail here, short of a bug.  Rows out of order
 	 * (damaged) would merge into one that cannot be read: refused. */
-	if (store_pin(p->st, STORE_THREAD, e->thread) != 0 ||
-	    store_pin(p->st, STORE_STACK, e->stack) != 0)
+	if (store_pin(p->st, STORE_THREAD, e->thread) != 0) {
+		m->unpinned = m->n;
 		m->failed = 1;
+		return;
+	}
+	if (store_pin(p->st, STORE_STACK, e->stack) != 0) {
+		store_unpin(p->st, STORE_THREAD, e->thread);
+		m->unpinned = m->n;
+		m->failed = 1;
+		return;
+	}
 	if (m->n > 1 && store_cmp_entry(&m->last, e) >= 0)
 		m->bad = 1;
 	m->last = *e;
+	if (m->bad)
+		return;
 	m->out[m->nout++] = *e;
 	if (m->nout < m->per)
 		return;
@@ -1208,6 +1241,10 @@ persist_merge_run(struct persist *p, struct persist_cursor *x,
 	int				 ra, rb, c;
 
 	for (;;) {
+		/* Nothing more is written once a write failed: SQLite may
+		 * have rolled the transaction back, and would commit each. */
+		if (!m->undo && (m->failed || m->bad))
+			return (0);
 		if ((ra = persist_cursor_head(p, x, &a)) < 0 ||
 		    (rb = persist_cursor_head(p, y, &b)) < 0)
 			return (-1);
@@ -1243,6 +1280,7 @@ persist_cursor_set(struct persist_cursor *cur, const struct persist_cold *c,
 	cur->end = end;
 	cur->buf = buf;
 	cur->i = cur->k = 0;
+	memset(&cur->pos, 0, sizeof cur->pos);
 }
 
 /*
@@ -1335,18 +1373,27 @@ persist_rollup_merge(struct persist *p, size_t a, size_t b, uint64_t start,
 	rc = 0;
 	goto out;
 undo:
-	if (begun)
+	if (begun && !sqlite3_get_autocommit(p->db))
 		persist_step(p, PS_ROLLBACK);
 	p->counts.rows_deleted = deleted;
+	/* Its row id is not given again: a slice SQLite let through after
+	 * rolling back by itself would join another bucket's. */
+	p->next_row++;
 	/* Merge again what was taken, pinning it back and unpinning what
 	 * was made of it (the rows are as they were). */
 	m.undo = 1;
+	m.n = 0;
 	persist_cursor_set(&x, &p->cold[a], x.at - (x.k - x.i), x.buf);
 	persist_cursor_set(&y, &p->cold[b], y.at - (y.k - y.i), y.buf);
-	if (persist_merge_run(p, &x, &y, &m) != 0)
+	if (persist_merge_run(p, &x, &y, &m) != 0) {
+		/* Some ids are now pinned less than their rows name them:
+		 * none is freed or given again from now on (memory, never a
+		 * wrong name). */
+		store_hold_ids(p->st, 1);
 		log_warn("%s: a roll-up on disk failed and what it read "
-		    "cannot be read again: some definitions stay pinned",
-		    p->path);
+		    "cannot be read again: definitions are no longer freed "
+		    "until profd restarts", p->path);
+	}
 out:
 	free(tx);
 	free(ty);
@@ -1674,6 +1721,8 @@ persist_hook_reset(void *arg)
 {
 	struct persist	*p = arg;
 
+	memset(&p->pos, 0, sizeof p->pos);
+	p->dec_key = 0;
 	p->reset_below = p->next_row;
 	p->ncold = 0;
 	p->counts.cold_buckets = p->counts.cold_samples = 0;
@@ -2849,6 +2898,8 @@ persist_unload(struct persist *p, uint64_t now_ns)
 	store_reset(p->st);
 	persist_map_clear(p);
 	p->next_row = 1;
+	memset(&p->pos, 0, sizeof p->pos);
+	p->dec_key = 0;
 	p->counts.buckets_loaded = p->counts.buckets_skipped = 0;
 	p->counts.buckets_dropped = 0;
 	p->pin_only = 0;

@@ -1550,3 +1550,46 @@ Test(persist, buckets_in_slices_roll_up_on_disk_a_slice_at_a_time)
 	store_free(a);
 	unsetenv("PROFD_PERSIST_MAX_ROW");
 }
+
+Test(persist, a_roll_up_whose_write_fails_undoes_its_pins_and_is_tried_again)
+{
+	struct store		*a, *b, *c;
+	struct persist		*p;
+	struct persist_counts	 pc;
+
+	/* 102 entries a slice: a merged minute is written in many. */
+	setenv("PROFD_PERSIST_MAX_ROW", "4096", 1);
+	a = write_filled(200);
+	p = open_all_on_disk(&b);
+	/* Every slice past a row's first fails to be written. */
+	run_sql("CREATE TRIGGER no_parts BEFORE INSERT ON bucket_parts BEGIN "
+	    "SELECT RAISE(ABORT, 'full'); END");
+	cr_assert_eq(rollup_all(p, NOW + 7200 * SEC), 0);
+	persist_get_counts(p, &pc);
+	cr_assert_eq(pc.disk_rollups, 0);
+	cr_assert_eq(pc.disk_rollup_failures, 1);
+	run_sql("DROP TRIGGER no_parts");
+	/* Nothing changed: a sweep frees nothing the rows name. */
+	store_sweep_begin(b);
+	store_sweep_end(b);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_close(p);
+	store_free(b);
+	p = open_all_on_disk(&b);
+	cr_assert_gt(rollup_all(p, NOW + 7200 * SEC), 0);
+	store_sweep_begin(b);
+	store_sweep_end(b);
+	cr_assert_eq(persist_flush(p), 0);
+	persist_close(p);
+	store_free(b);
+	store_tick(a, NOW + 7200 * SEC);
+	c = new_store(0);
+	p = open_ok(c, NOW);
+	persist_get_counts(p, &pc);
+	cr_assert_eq(pc.buckets_dropped, 0);
+	assert_same(a, c);
+	persist_close(p);
+	store_free(c);
+	store_free(a);
+	unsetenv("PROFD_PERSIST_MAX_ROW");
+}
